@@ -1,0 +1,297 @@
+"""Shared HTTP plumbing for every vendor client.
+
+Each vendor client wraps one `VendorHttp`. It owns the `requests.Session` (connection pooling, a
+timeout on every call, no automatic retries: retrying is the run engine's decision) and turns
+every transport failure into one of the five failure classes the run engine relies on to never
+send twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.util import Retry
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+# Bodies kept on an attempt record are capped: a 10 MB Altcraft batch must not be copied into
+# every audit view. The cap is generous enough to show any vendor's error answer whole.
+MAX_RECORDED_BODY_CHARS = 64_000
+
+
+class FailureClass(StrEnum):
+    """Why a vendor call did not succeed, in the terms the run engine acts on."""
+
+    NOT_SENT = "not_sent"  # nothing left this machine: safe to retry
+    REJECTED = "rejected"  # the vendor answered 4xx (or an error envelope): it did not act
+    THROTTLED = "throttled"  # the vendor answered 429: retry after the wait it names
+    SERVER_ERROR = "server_error"  # the vendor answered 5xx
+    OUTCOME_UNKNOWN = "outcome_unknown"  # sent, but no answer: the vendor may have acted
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP request and what came back, with every secret replaced by a placeholder."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str | None
+    status_code: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str | None = None
+    latency_ms: float = 0.0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy, for storing on a run attempt."""
+        return asdict(self)
+
+
+class VendorError(Exception):
+    """A vendor call that did not succeed.
+
+    `code` is a stable machine name for the outcome (e.g. `already_triggered_today`),
+    `vendor_message` is the vendor's own words, `retry_after` the seconds to wait when the vendor
+    names them.
+    """
+
+    failure_class: FailureClass
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status_code: int | None = None,
+        vendor_message: str = "",
+        retry_after: float | None = None,
+        exchange: Exchange | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status_code = status_code
+        self.vendor_message = vendor_message
+        self.retry_after = retry_after
+        self.exchange = exchange
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, status_code={self.status_code!r}, "
+            f"message={self.message!r})"
+        )
+
+
+class NotSent(VendorError):
+    failure_class = FailureClass.NOT_SENT
+
+
+class Rejected(VendorError):
+    failure_class = FailureClass.REJECTED
+
+
+class Throttled(VendorError):
+    failure_class = FailureClass.THROTTLED
+
+
+class ServerError(VendorError):
+    failure_class = FailureClass.SERVER_ERROR
+
+
+class OutcomeUnknown(VendorError):
+    failure_class = FailureClass.OUTCOME_UNKNOWN
+
+
+class ConfigurationError(ValueError):
+    """The call cannot be made as asked (bad base URL, out-of-range parameter). Nothing was sent."""
+
+
+def minified_json(payload: Any) -> bytes:
+    """Compact JSON (no spaces after separators), UTF-8: what every vendor here receives."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+def join_url(base_url: str, route: str) -> str:
+    """Append a documented route to a base URL that may carry a path prefix."""
+    return base_url.rstrip("/") + "/" + route.lstrip("/")
+
+
+def validate_base_url(base_url: str) -> str:
+    """Raise ConfigurationError unless the base URL is an absolute http(s) URL."""
+    parts = urlsplit(base_url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"Base URL must be an absolute http(s) URL, got {base_url!r}.")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("Base URL must not carry a query string or fragment.")
+    return base_url
+
+
+class VendorHttp:
+    """A pooled HTTP session bound to one base URL and one set of secrets.
+
+    `secrets` are the values (API keys, tokens) that must never be recorded: every recorded
+    header and body has them replaced by a placeholder.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secrets: list[str] | tuple[str, ...] = (),
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        session: requests.Session | None = None,
+        pool_maxsize: int = 10,
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        self._secrets = [s for s in secrets if s]
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        if session is None:
+            session = requests.Session()
+            # total=0: urllib3 must not resend on its own; a resend may be a second campaign.
+            adapter = HTTPAdapter(
+                max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0),
+                pool_connections=4,
+                pool_maxsize=pool_maxsize,
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.trust_env = False
+        self.session = session
+
+    def redact(self, text: str | None) -> str | None:
+        """The text with every known secret value replaced by a placeholder."""
+        if text is None:
+            return None
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _redact_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {name: self.redact(str(value)) or "" for name, value in headers.items()}
+
+    def _record_body(self, body: bytes | str | None) -> str | None:
+        if body is None:
+            return None
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        text = self.redact(text)
+        if text is not None and len(text) > MAX_RECORDED_BODY_CHARS:
+            text = text[:MAX_RECORDED_BODY_CHARS] + f"... [{len(text)} characters in all]"
+        return text
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        read_timeout: float | None = None,
+    ) -> tuple[requests.Response, Exchange]:
+        """Send one request and return the response with its redacted record.
+
+        Transport failures raise NotSent (nothing left this machine) or OutcomeUnknown (the
+        request may have reached the vendor). HTTP status codes are left to the caller, which
+        knows what each one means for its vendor.
+        """
+        url = join_url(self.base_url, route)
+        headers = dict(headers or {})
+        timeout = (self.connect_timeout, read_timeout or self.read_timeout)
+        started = time.perf_counter()
+
+        def record(response: requests.Response | None = None, error: str = "") -> Exchange:
+            return Exchange(
+                method=method,
+                url=self.redact(url) or url,
+                request_headers=self._redact_headers(headers),
+                request_body=self._record_body(body),
+                status_code=response.status_code if response is not None else None,
+                response_headers=self._redact_headers(dict(response.headers))
+                if response is not None
+                else {},
+                response_body=self._record_body(response.content) if response is not None else None,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                error=error,
+            )
+
+        try:
+            response = self.session.request(
+                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+            )
+        except requests.RequestException as error:
+            failure = classify_transport_error(error)
+            description = self.redact(describe_transport_error(error)) or ""
+            exchange = record(error=description)
+            logger.warning(
+                "vendor call %s %s failed before an answer: %s (%s)",
+                method,
+                self.redact(url),
+                failure,
+                description,
+            )
+            error_class = NotSent if failure is FailureClass.NOT_SENT else OutcomeUnknown
+            raise error_class(
+                "The request never left this machine."
+                if failure is FailureClass.NOT_SENT
+                else "The request was sent but no answer came back; the vendor may have acted.",
+                code="connection_failed" if failure is FailureClass.NOT_SENT else "no_answer",
+                exchange=exchange,
+            ) from None
+        exchange = record(response)
+        logger.info(
+            "vendor call %s %s -> %s in %.0f ms",
+            method,
+            self.redact(url),
+            response.status_code,
+            exchange.latency_ms,
+        )
+        return response, exchange
+
+
+def classify_transport_error(error: requests.RequestException) -> FailureClass:
+    """NOT_SENT when the failure happened before the request could leave, else OUTCOME_UNKNOWN."""
+    if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return FailureClass.NOT_SENT
+    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return FailureClass.NOT_SENT
+    if isinstance(error, requests.exceptions.InvalidSchema):
+        return FailureClass.NOT_SENT
+    if isinstance(error, requests.exceptions.ProxyError):
+        return FailureClass.NOT_SENT
+    if isinstance(error, requests.exceptions.ConnectionError):
+        reason = error.args[0] if error.args else None
+        inner = getattr(reason, "reason", reason)
+        if isinstance(inner, NewConnectionError):
+            return FailureClass.NOT_SENT
+    # Read timeouts, resets and truncated answers all happen after the request was written.
+    return FailureClass.OUTCOME_UNKNOWN
+
+
+def describe_transport_error(error: requests.RequestException) -> str:
+    """A one-line description of a transport failure, without the URL's query."""
+    return f"{type(error).__name__}: {error}"
