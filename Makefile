@@ -1,0 +1,103 @@
+# TriggerDesk: `make demo` runs everything locally with no server; `make test` runs the whole suite
+# against PostgreSQL and Redis.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR := .demo
+WEB_PORT ?= 8000
+SANDBOX_PORT ?= 8100
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/triggerdesk
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+# A Python >= 3.12 (Django 6 needs it): on PATH first, then under pyenv.
+define find_python
+for candidate in python3.13 python3.12 python3 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -Vr); do \
+  if command -v $$candidate >/dev/null 2>&1 && $$candidate -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then \
+    command -v $$candidate; exit 0; fi; \
+done; exit 1
+endef
+
+.PHONY: help
+help:
+	@echo "make demo   - install into .venv, migrate, load the demo tenant, start web, worker, beat and sandboxes"
+	@echo "make test   - install, make sure PostgreSQL and Redis run, run the whole test suite"
+	@echo "make lint   - ruff check and format check"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	@python=$$($(find_python)) || { echo "ERROR: TriggerDesk needs Python 3.12 or newer (Django 6). None found on PATH or under pyenv; install one (e.g. 'pyenv install 3.12')." >&2; exit 1; }; \
+	if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)'; then rm -rf $(VENV); fi; \
+	[ -x $(PY) ] || { echo "Creating $(VENV) with $$python"; $$python -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP)
+
+.PHONY: services
+services:
+	@if ! command -v pg_isready >/dev/null 2>&1; then echo "ERROR: PostgreSQL is not installed (no pg_isready). Install it (apt-get install postgresql) or set TEST_DATABASE_URL to a reachable server." >&2; exit 1; fi
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "PostgreSQL is stopped; starting it"; \
+	  command -v pg_ctlcluster >/dev/null 2>&1 || { echo "ERROR: PostgreSQL is installed but cannot be started here (no pg_ctlcluster)." >&2; exit 1; }; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -1) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "ERROR: PostgreSQL did not come up." >&2; exit 1; }; fi
+	@if ! command -v redis-server >/dev/null 2>&1; then echo "ERROR: Redis is not installed (no redis-server). Install it (apt-get install redis-server)." >&2; exit 1; fi
+	@if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+	  echo "Redis is stopped; starting it"; \
+	  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true; \
+	  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log; \
+	  for i in $$(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "ERROR: Redis did not come up." >&2; exit 1; }; fi
+
+# The browser tests drive Debian's chromium through Playwright (its own download does not work here).
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then APT=""; else APT="sudo"; fi; \
+	  $$APT apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$APT apt-get install -y -qq chromium >/dev/null \
+	    || { echo "ERROR: could not install chromium (apt-get install chromium)." >&2; exit 1; }; fi
+
+.PHONY: test
+test: install services chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: bench
+bench: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run_all.py
+
+# The demo needs no server: SQLite and kombu's filesystem broker under .demo/.
+.PHONY: demo
+demo: install
+	@mkdir -p $(DEMO_DIR)/broker/out $(DEMO_DIR)/broker/processed
+	@[ -s $(DEMO_DIR)/credentials.key ] || $(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > $(DEMO_DIR)/credentials.key
+	@[ -s $(DEMO_DIR)/secret.key ] || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DEMO_DIR)/secret.key
+	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key
+	@export CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
+	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) DJANGO_SETTINGS_MODULE=dashboard.settings; \
+	  unset DATABASE_URL REDIS_URL; \
+	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 && \
+	  $(PY) manage.py setup_demo && \
+	  trap 'kill 0' INT TERM EXIT; \
+	  $(PY) manage.py run_sandboxes --port $(SANDBOX_PORT) > $(DEMO_DIR)/sandboxes.log 2>&1 & \
+	  $(VENV)/bin/celery -A dashboard worker -Q send,poll -c 2 --loglevel INFO > $(DEMO_DIR)/worker.log 2>&1 & \
+	  $(VENV)/bin/celery -A dashboard beat --schedule $(DEMO_DIR)/celerybeat-schedule --loglevel INFO > $(DEMO_DIR)/beat.log 2>&1 & \
+	  $(VENV)/bin/gunicorn dashboard.wsgi -b 127.0.0.1:$(WEB_PORT) -w 2 --threads 4 --access-logfile - > $(DEMO_DIR)/web.log 2>&1 & \
+	  sleep 2; \
+	  echo ""; echo "TriggerDesk demo is running: http://127.0.0.1:$(WEB_PORT)/"; \
+	  echo "Vendor sandboxes: http://127.0.0.1:$(SANDBOX_PORT)/ (logs in $(DEMO_DIR)/)"; \
+	  $(PY) manage.py setup_demo --print-logins; \
+	  echo "Press Ctrl-C to stop."; \
+	  wait

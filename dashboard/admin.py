@@ -1,0 +1,70 @@
+from django.contrib import admin
+
+from dashboard.models import AuditEvent, ConnectionSecret, Membership, Tenant, VendorConnection
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "approval_required", "require_files_landed"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role"]
+    list_filter = ["tenant", "role"]
+
+    # Role changes go through the audited pages and commands, not the admin.
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(VendorConnection)
+class VendorConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "kind", "base_url", "is_active"]
+    list_filter = ["kind", "tenant"]
+    readonly_fields = [f.name for f in VendorConnection._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ConnectionSecret)
+class ConnectionSecretAdmin(admin.ModelAdmin):
+    list_display = ["connection", "name", "hint", "set_at"]
+    # The ciphertext is not shown either: there is nothing to do with it here.
+    fields = ["connection", "name", "hint", "set_at", "set_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "tenant",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "ip_address",
+    ]
+    list_filter = ["tenant", "action"]
+    search_fields = ["actor_label", "action", "object_id"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DashboardConfig(AppConfig):
+    name = "dashboard"
+    verbose_name = "TriggerDesk"
+
+    def ready(self) -> None:
+        # Refuse to start, with a clear message, rather than store vendor keys unencrypted.
+        if not settings.CREDENTIALS_KEYS and not settings.DEBUG:
+            raise ImproperlyConfigured(
+                "CREDENTIALS_KEYS is not set. TriggerDesk encrypts vendor credentials with Fernet "
+                "keys from this setting and will not start without one. Generate a key with "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"` and set CREDENTIALS_KEYS (comma-separated, '
+                "newest first) or CREDENTIALS_KEYS_FILE."
+            )
+        if not settings.SECRET_KEY:
+            raise ImproperlyConfigured("SECRET_KEY is not set (or set SECRET_KEY_FILE).")
+        from dashboard import signals  # noqa: F401 - connects the login audit receivers

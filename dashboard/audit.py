@@ -1,0 +1,190 @@
+"""The tamper-evident audit trail.
+
+Every row carries the hash of its chain's previous row and a hash over its own content; the
+chain head (AuditChainHead) carries the newest hash and the length. Editing a row breaks its own
+hash, removing one breaks its successor's link (or the head's length and hash when it was the
+last). `verify_audit_chains` walks every chain and names the first row that does not fit.
+
+Each tenant has its own chain ("tenant:<id>"), so tenants do not wait on each other's appends;
+events without a tenant (logins, failed logins) go to the "global" chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.models import AuditChainHead, AuditEvent, Tenant
+
+REDACTED = "[redacted]"
+SECRET_KEY_WORDS = ("password", "secret", "token", "api_key", "apikey", "brand_key", "x-api-key")
+GLOBAL_CHAIN = "global"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and from where: a signed-in user, a command-line operator or the system."""
+
+    user: AbstractBaseUser | None = None
+    ip_address: str | None = None
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        if self.label:
+            return self.label
+        if self.user is not None:
+            return self.user.get_username()
+        return "system"
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(label=label)
+
+
+def scrub(value: Any) -> Any:
+    """A copy of a summary with the values of secret-looking keys replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if any(word in str(key).lower() for word in SECRET_KEY_WORDS)
+            else scrub(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [scrub(item) for item in value]
+    return value
+
+
+def chain_for(tenant: Tenant | None) -> str:
+    return f"tenant:{tenant.pk}" if tenant is not None else GLOBAL_CHAIN
+
+
+def event_hash(event: AuditEvent) -> str:
+    """SHA-256 over the row's content and its predecessor's hash, in a canonical JSON form."""
+    content = {
+        "chain": event.chain,
+        "sequence": event.sequence,
+        "tenant": event.tenant_id,
+        "actor": event.actor_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "summary": event.summary,
+        "ip_address": event.ip_address,
+        "created_at": event.created_at.isoformat(timespec="microseconds"),
+        "previous_hash": event.previous_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def record_audit_event(
+    *,
+    actor: Actor,
+    action: str,
+    tenant: Tenant | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    summary: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to its tenant's chain, in the caller's transaction.
+
+    Call it inside the transaction that makes the change, so the change and its record commit or
+    roll back together.
+    """
+    chain = chain_for(tenant)
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.get_or_create(chain=chain)
+        head = AuditChainHead.objects.select_for_update().get(pk=head.pk)
+        user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+        event = AuditEvent(
+            chain=chain,
+            sequence=head.length + 1,
+            tenant=tenant,
+            actor=user,
+            actor_label=actor.display[:150],
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            summary=json.loads(json.dumps(scrub(summary or {}), default=str)),
+            ip_address=actor.ip_address or None,
+            created_at=timezone.now(),
+            previous_hash=head.last_hash,
+        )
+        event.hash = event_hash(event)
+        event.save()
+        head.last_hash = event.hash
+        head.length = event.sequence
+        head.save(update_fields=["last_hash", "length"])
+    return event
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    chain: str
+    sequence: int | None
+    event_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"row id {self.event_id} (sequence {self.sequence})" if self.event_id else ""
+        return f"chain {self.chain}: {where} {self.reason}".replace("  ", " ")
+
+
+def verify_audit_chains() -> list[AuditProblem]:
+    """Walk every chain; return the first problem of each broken chain (empty when intact)."""
+    problems: list[AuditProblem] = []
+    chains = set(AuditChainHead.objects.values_list("chain", flat=True)) | set(
+        AuditEvent.objects.values_list("chain", flat=True).distinct()
+    )
+    heads = {head.chain: head for head in AuditChainHead.objects.all()}
+    for chain in sorted(chains):
+        problem = _verify_chain(chain, heads.get(chain))
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _verify_chain(chain: str, head: AuditChainHead | None) -> AuditProblem | None:
+    previous_hash = ""
+    expected_sequence = 1
+    last: AuditEvent | None = None
+    for event in AuditEvent.objects.filter(chain=chain).order_by("sequence").iterator(2000):
+        if event.sequence != expected_sequence:
+            return AuditProblem(
+                chain,
+                event.sequence,
+                event.pk,
+                f"follows a gap: sequence {expected_sequence} was removed",
+            )
+        if event.previous_hash != previous_hash:
+            return AuditProblem(
+                chain,
+                event.sequence,
+                event.pk,
+                "does not link to the row before it (a row was removed or altered)",
+            )
+        if event_hash(event) != event.hash:
+            return AuditProblem(chain, event.sequence, event.pk, "was altered after it was written")
+        previous_hash = event.hash
+        expected_sequence += 1
+        last = event
+    if head is None:
+        return AuditProblem(chain, None, None, "has rows but no chain head")
+    if head.length != (last.sequence if last else 0) or head.last_hash != previous_hash:
+        return AuditProblem(
+            chain,
+            head.length,
+            None,
+            f"ends early: the head expects {head.length} rows, found {last.sequence if last else 0} "
+            "(the last rows were removed)",
+        )
+    return None

@@ -1,0 +1,74 @@
+"""Encryption of vendor credentials at rest.
+
+Values are stored as `fernet$v1$<token>`: self-describing, so a later scheme can coexist. The keys
+come from the dedicated `CREDENTIALS_KEYS` setting (not derived from SECRET_KEY), newest first:
+MultiFernet encrypts with the first and decrypts with any, so a new key is put first and
+`manage.py rotate_credentials_key` re-encrypts every row under it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "fernet$v1$"
+
+
+class CredentialDecryptionError(Exception):
+    """A stored credential cannot be decrypted with any configured key."""
+
+
+@cache
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEYS is not set: TriggerDesk needs at least one Fernet key to encrypt "
+            'vendor credentials. Generate one with `python -c "from cryptography.fernet import '
+            'Fernet; print(Fernet.generate_key().decode())"` and set CREDENTIALS_KEYS (or '
+            "CREDENTIALS_KEYS_FILE)."
+        )
+    try:
+        return MultiFernet([Fernet(key) for key in keys])
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)."
+        ) from error
+
+
+def credentials_cipher() -> MultiFernet:
+    """The MultiFernet for the configured keys (first key encrypts)."""
+    return _multi_fernet(tuple(settings.CREDENTIALS_KEYS))
+
+
+def encrypt_secret(plaintext: str) -> str:
+    """Encrypt a secret under the newest key into a self-describing stored value."""
+    token = credentials_cipher().encrypt(plaintext.encode("utf-8"))
+    return PREFIX + token.decode("ascii")
+
+
+def decrypt_secret(stored: str) -> str:
+    """Decrypt a stored value; raises CredentialDecryptionError if no key fits."""
+    if not stored.startswith(PREFIX):
+        raise CredentialDecryptionError("Stored credential has an unknown format.")
+    try:
+        return credentials_cipher().decrypt(stored.removeprefix(PREFIX).encode("ascii")).decode()
+    except InvalidToken:
+        raise CredentialDecryptionError(
+            "Stored credential cannot be decrypted with any key in CREDENTIALS_KEYS."
+        ) from None
+
+
+def reencrypt_secret(stored: str) -> str:
+    """The same secret re-encrypted under the newest key (MultiFernet.rotate)."""
+    if not stored.startswith(PREFIX):
+        raise CredentialDecryptionError("Stored credential has an unknown format.")
+    try:
+        token = credentials_cipher().rotate(stored.removeprefix(PREFIX).encode("ascii"))
+    except InvalidToken:
+        raise CredentialDecryptionError(
+            "Stored credential cannot be decrypted with any key in CREDENTIALS_KEYS."
+        ) from None
+    return PREFIX + token.decode("ascii")

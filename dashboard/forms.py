@@ -1,0 +1,143 @@
+"""Forms: input checking and error display only; the services do the writes."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
+from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
+
+User = get_user_model()
+
+
+def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on its field when the form has one."""
+    if hasattr(error, "error_dict"):
+        for field, messages in error.message_dict.items():
+            target = field if field in form.fields else None
+            for message in messages:
+                form.add_error(target, message)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+class SecretInput(forms.PasswordInput):
+    """A password input that never renders the value back."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs={"autocomplete": "off", **(attrs or {})}, render_value=False)
+
+
+class OptionsField(forms.CharField):
+    """Vendor-specific, non-secret options as a JSON object."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false"})
+
+    def to_python(self, value: str | None) -> dict:
+        value = (value or "").strip()
+        if not value:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as error:
+            raise ValidationError(f"Options must be a JSON object: {error}") from None
+        if not isinstance(parsed, dict):
+            raise ValidationError('Options must be a JSON object, like {"key": "value"}.')
+        return parsed
+
+    def prepare_value(self, value: object) -> str:
+        if isinstance(value, dict):
+            return json.dumps(value, indent=1) if value else ""
+        return super().prepare_value(value)
+
+
+class ConnectionForm(forms.Form):
+    kind = forms.ChoiceField(choices=VendorKind.choices)
+    name = forms.CharField(max_length=120)
+    base_url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text="Regional host, staging or the sandbox; may carry a path prefix.",
+    )
+    key_role = forms.ChoiceField(
+        choices=OptimoveKeyRole.choices,
+        required=False,
+        help_text="Optimove batch only: the role attached to the API key (3rdParty keys are blocked).",
+    )
+    options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
+    api_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
+    brand_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
+    token = forms.CharField(required=False, widget=SecretInput(), strip=True)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind:
+            for field, label in SECRET_FIELDS[kind].items():
+                if not cleaned.get(field):
+                    self.add_error(field, f"{label} is required for this kind of connection.")
+        return cleaned
+
+    def secrets(self) -> dict[str, str]:
+        kind = self.cleaned_data["kind"]
+        return {field: self.cleaned_data[field] for field in SECRET_FIELDS[kind]}
+
+    def connection_options(self) -> dict:
+        options = dict(self.cleaned_data.get("options") or {})
+        if self.cleaned_data.get("kind") == VendorKind.OPTIMOVE_BATCH:
+            options["key_role"] = self.cleaned_data.get("key_role") or OptimoveKeyRole.API_ROLE
+        return options
+
+
+class ConnectionEditForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    base_url = forms.URLField(max_length=500, assume_scheme="https")
+    key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
+    options = OptionsField(required=False)
+    is_active = forms.BooleanField(required=False)
+
+
+class SecretForm(forms.Form):
+    name = forms.ChoiceField(choices=())
+    value = forms.CharField(widget=SecretInput(), strip=True, label="New value")
+
+    def __init__(self, *args, secret_fields: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].choices = list(secret_fields.items())
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def clean_username(self) -> object:
+        username = self.cleaned_data["username"].strip()
+        try:
+            return User.objects.get(username=username)
+        except User.DoesNotExist:
+            raise ValidationError(f"No user named {username!r}.") from None
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class TenantSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = [
+            "approval_required",
+            "require_files_landed",
+            "approval_valid_minutes",
+            "duplicate_window_minutes",
+        ]
+
+    def clean_approval_valid_minutes(self) -> int:
+        value = self.cleaned_data["approval_valid_minutes"]
+        if not 1 <= value <= 24 * 60:
+            raise ValidationError("Between 1 and 1440 minutes.")
+        return value

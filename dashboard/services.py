@@ -1,0 +1,354 @@
+"""Writes for tenants, memberships, connections and credentials. Every write is audited in the
+same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from dashboard.audit import Actor, record_audit_event
+from dashboard.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
+from dashboard.models import (
+    SECRET_FIELDS,
+    ConnectionSecret,
+    Membership,
+    OptimoveKeyRole,
+    Role,
+    Tenant,
+    VendorConnection,
+    VendorKind,
+)
+from dashboard.vendors.http import ConfigurationError, validate_base_url
+
+User = get_user_model()
+
+
+def tenant_create(*, actor: Actor, name: str, slug: str = "", **settings: Any) -> Tenant:
+    """Create a tenant (slug derived from the name when not given)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A tenant needs a name."})
+    slug = slugify(slug or name)
+    if not slug:
+        raise ValidationError({"slug": "The name must contain letters or digits."})
+    if Tenant.objects.filter(slug=slug).exists() or Tenant.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A tenant named {name!r} already exists."})
+    tenant = Tenant(name=name, slug=slug, **settings)
+    tenant.full_clean()
+    with transaction.atomic():
+        tenant.save()
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="tenant.created",
+            object_type="tenant",
+            object_id=tenant.pk,
+            summary={"name": tenant.name, "slug": tenant.slug},
+        )
+    return tenant
+
+
+TENANT_SETTING_FIELDS = (
+    "approval_required",
+    "require_files_landed",
+    "approval_valid_minutes",
+    "duplicate_window_minutes",
+)
+
+
+def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> Tenant:
+    """Change a tenant's settings; records old and new values."""
+    unknown = set(changes) - set(TENANT_SETTING_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown tenant settings: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        diff = {
+            field: {"from": getattr(tenant, field), "to": value}
+            for field, value in changes.items()
+            if getattr(tenant, field) != value
+        }
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.full_clean()
+        tenant.save()
+        if diff:
+            record_audit_event(
+                actor=actor,
+                tenant=tenant,
+                action="tenant.settings_changed",
+                object_type="tenant",
+                object_id=tenant.pk,
+                summary=diff,
+            )
+    return tenant
+
+
+def _validate_role(role: str) -> str:
+    if role not in Role.values:
+        raise ValidationError(
+            {"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."}
+        )
+    return role
+
+
+def membership_add(
+    *, actor: Actor, tenant: Tenant, user: AbstractBaseUser, role: str
+) -> Membership:
+    """Give a user a role in a tenant."""
+    _validate_role(role)
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError({"user": f"{user.get_username()} is already a member of {tenant}."})
+    with transaction.atomic():
+        membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="member.added",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": user.get_username(), "role": role},
+        )
+    return membership
+
+
+def membership_change_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role; the last admin of a tenant cannot be demoted."""
+    _validate_role(role)
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user", "tenant")
+            .get(pk=membership.pk)
+        )
+        old_role = membership.role
+        if old_role == role:
+            return membership
+        if old_role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
+            raise ValidationError({"role": "A tenant must keep at least one admin."})
+        membership.role = role
+        membership.save(update_fields=["role"])
+        record_audit_event(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.role_changed",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": membership.user.get_username(), "from": old_role, "to": role},
+        )
+    return membership
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member; the last admin of a tenant cannot be removed."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user", "tenant")
+            .get(pk=membership.pk)
+        )
+        if membership.role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
+            raise ValidationError("A tenant must keep at least one admin.")
+        record_audit_event(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.removed",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": membership.user.get_username(), "role": membership.role},
+        )
+        membership.delete()
+
+
+def _admin_count(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.ADMIN).count()
+
+
+def validate_connection_fields(*, kind: str, name: str, base_url: str, options: dict) -> None:
+    """Raise ValidationError for an unknown kind, an empty name, a bad base URL or bad options."""
+    errors: dict[str, str] = {}
+    if kind not in VendorKind.values:
+        errors["kind"] = (
+            f"Unknown vendor kind {kind!r}; choose one of {', '.join(VendorKind.values)}."
+        )
+    if not name.strip():
+        errors["name"] = "A connection needs a name."
+    try:
+        validate_base_url(base_url)
+    except ConfigurationError as error:
+        errors["base_url"] = str(error)
+    key_role = options.get("key_role")
+    if key_role is not None and key_role not in OptimoveKeyRole.values:
+        errors["options"] = f"Unknown key role {key_role!r}."
+    if errors:
+        raise ValidationError(errors)
+
+
+def connection_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    kind: str,
+    name: str,
+    base_url: str,
+    secrets: dict[str, str],
+    options: dict | None = None,
+) -> VendorConnection:
+    """Create a connection with all the secrets its kind needs, or nothing at all."""
+    options = options or {}
+    validate_connection_fields(kind=kind, name=name, base_url=base_url, options=options)
+    needed = SECRET_FIELDS[kind]
+    missing = [label for field, label in needed.items() if not (secrets.get(field) or "").strip()]
+    if missing:
+        raise ValidationError({"secrets": f"Missing: {', '.join(missing)}."})
+    if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
+        raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+    with transaction.atomic():
+        connection = VendorConnection.objects.create(
+            tenant=tenant, kind=kind, name=name.strip(), base_url=base_url.strip(), options=options
+        )
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="connection.created",
+            object_type="connection",
+            object_id=connection.pk,
+            summary={
+                "name": connection.name,
+                "kind": kind,
+                "base_url": connection.base_url,
+                "options": options,
+            },
+        )
+        for field in needed:
+            _store_secret(actor=actor, connection=connection, name=field, value=secrets[field])
+    return connection
+
+
+def connection_update(
+    *,
+    actor: Actor,
+    connection: VendorConnection,
+    name: str,
+    base_url: str,
+    options: dict,
+    is_active: bool,
+) -> VendorConnection:
+    """Change a connection's non-secret fields; records what changed."""
+    validate_connection_fields(kind=connection.kind, name=name, base_url=base_url, options=options)
+    with transaction.atomic():
+        connection = VendorConnection.objects.select_for_update().get(pk=connection.pk)
+        if (
+            name.strip() != connection.name
+            and VendorConnection.objects.filter(
+                tenant_id=connection.tenant_id, name=name.strip()
+            ).exists()
+        ):
+            raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+        new_values = {
+            "name": name.strip(),
+            "base_url": base_url.strip(),
+            "options": options,
+            "is_active": is_active,
+        }
+        diff = {
+            field: {"from": getattr(connection, field), "to": value}
+            for field, value in new_values.items()
+            if getattr(connection, field) != value
+        }
+        for field, value in new_values.items():
+            setattr(connection, field, value)
+        connection.save()
+        if diff:
+            record_audit_event(
+                actor=actor,
+                tenant=connection.tenant,
+                action="connection.changed",
+                object_type="connection",
+                object_id=connection.pk,
+                summary=diff,
+            )
+    return connection
+
+
+def connection_secret_set(
+    *, actor: Actor, connection: VendorConnection, name: str, value: str
+) -> ConnectionSecret:
+    """Replace one secret of a connection (the audit row says which, never the value)."""
+    if name not in connection.secret_fields:
+        raise ValidationError(
+            {"name": f"A {connection.get_kind_display()} connection has no secret {name!r}."}
+        )
+    if not value.strip():
+        raise ValidationError({"value": "The secret must not be empty."})
+    with transaction.atomic():
+        return _store_secret(actor=actor, connection=connection, name=name, value=value)
+
+
+def _store_secret(
+    *, actor: Actor, connection: VendorConnection, name: str, value: str
+) -> ConnectionSecret:
+    value = value.strip()
+    secret, created = ConnectionSecret.objects.update_or_create(
+        connection=connection,
+        name=name,
+        defaults={
+            "encrypted_value": encrypt_secret(value),
+            "hint": value[-4:] if len(value) >= 8 else "",
+            "set_at": timezone.now(),
+            "set_by": actor.user
+            if actor.user is not None and actor.user.is_authenticated
+            else None,
+        },
+    )
+    record_audit_event(
+        actor=actor,
+        tenant=connection.tenant,
+        action="connection.secret_set" if created else "connection.secret_replaced",
+        object_type="connection",
+        object_id=connection.pk,
+        summary={"connection": connection.name, "secret": name},
+    )
+    return secret
+
+
+def connection_secrets(connection: VendorConnection) -> dict[str, str]:
+    """The decrypted secrets of a connection, for a vendor client only; never render or log them."""
+    return {
+        secret.name: decrypt_secret(secret.encrypted_value) for secret in connection.secrets.all()
+    }
+
+
+def credentials_rotate_key(*, actor: Actor) -> int:
+    """Re-encrypt every stored secret under the newest key in CREDENTIALS_KEYS; returns the count."""
+    count = 0
+    with transaction.atomic():
+        for secret in ConnectionSecret.objects.select_for_update().order_by("pk"):
+            secret.encrypted_value = reencrypt_secret(secret.encrypted_value)
+            secret.save(update_fields=["encrypted_value"])
+            count += 1
+        record_audit_event(
+            actor=actor,
+            action="credentials.key_rotated",
+            object_type="credentials",
+            summary={"secrets_reencrypted": count},
+        )
+    return count
+
+
+def user_create(*, username: str, password: str | None, email: str = "") -> AbstractBaseUser:
+    """Create a user account (used by the demo and the ops commands)."""
+    user = User(username=username, email=email)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user

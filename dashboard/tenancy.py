@@ -1,0 +1,53 @@
+"""Tenant scoping for views: every tenant URL is /t/<slug>/..., resolved against the user's
+memberships. A tenant the user does not belong to is a 404, a missing permission a 403."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from dashboard.audit import Actor
+from dashboard.models import Permission
+from dashboard.selectors import membership_for
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address; X-Forwarded-For is trusted only behind a configured proxy."""
+    if request is None:
+        return None
+    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_from_request(request: HttpRequest) -> Actor:
+    return Actor(user=request.user, ip_address=client_ip(request))
+
+
+def tenant_view(permission: str = Permission.VIEW) -> Callable:
+    """Resolve `tenant_slug` to the user's membership, set request.tenant and request.membership,
+    and require `permission`."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, tenant_slug: str, *args, **kwargs) -> HttpResponse:
+            membership = membership_for(user=request.user, tenant_slug=tenant_slug)
+            if not membership.can(permission):
+                raise PermissionDenied(
+                    f"Your role ({membership.get_role_display()}) cannot do this."
+                )
+            request.membership = membership
+            request.tenant = membership.tenant
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

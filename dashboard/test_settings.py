@@ -1,0 +1,32 @@
+"""Settings for the test suite: PostgreSQL and Redis as in production, fast hashing."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triggerdesk")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from dashboard.settings import *  # noqa: F403
+from dashboard.settings import database_from_url
+
+DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+REDIS_URL = os.environ["REDIS_URL"]
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+# Two fixed test keys: the first encrypts, both decrypt.
+CREDENTIALS_KEYS = [
+    "uA3G1I6d6JmFWdvq2u8n9Oj6lQmYqGm0JcXJc6tq9yE=",
+    "bG9jYWwtdGVzdC1rZXktbm90LWZvci1wcm9kdWN0aW8=",
+]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AXES_FAILURE_LIMIT = 3
+
+# Serve static files from the app folders; tests do not run collectstatic.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}  # noqa: F405

@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dashboard import views
+
+tenant_patterns = [
+    path("", views.tenant_home, name="tenant_home"),
+    path("connections/", views.connection_list, name="connection_list"),
+    path("connections/new/", views.connection_create, name="connection_create"),
+    path("connections/<int:connection_id>/", views.connection_detail, name="connection_detail"),
+    path("connections/<int:connection_id>/edit/", views.connection_edit, name="connection_edit"),
+    path(
+        "connections/<int:connection_id>/secret/",
+        views.connection_secret_set,
+        name="connection_secret_set",
+    ),
+    path("members/", views.member_list, name="member_list"),
+    path("members/add/", views.member_add, name="member_add"),
+    path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
+    path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("campaigns/", include("campaigns.urls")),
+    path("batch/", include("batchjobs.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("t/<slug:tenant_slug>/", include(tenant_patterns)),
+    path("admin/", admin.site.urls),
+]

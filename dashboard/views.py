@@ -1,0 +1,274 @@
+"""Tenant home, connections, members, settings and the audit trail. Thin: forms check input,
+services write, selectors read."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from dashboard import selectors, services
+from dashboard.forms import (
+    ConnectionEditForm,
+    ConnectionForm,
+    MemberAddForm,
+    MemberRoleForm,
+    SecretForm,
+    TenantSettingsForm,
+    apply_service_errors,
+)
+from dashboard.models import Permission, VendorKind
+from dashboard.tenancy import actor_from_request, tenant_view
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to their first tenant, or explain that they have none."""
+    membership = selectors.membership_list_for_user(request.user).first()
+    if membership is None:
+        return render(request, "dashboard/no_tenant.html")
+    return redirect("tenant_home", tenant_slug=membership.tenant.slug)
+
+
+@tenant_view(Permission.VIEW)
+def tenant_home(request: HttpRequest) -> HttpResponse:
+    connections = selectors.connection_list(tenant=request.tenant)
+    return render(request, "dashboard/tenant_home.html", {"connections": connections})
+
+
+@tenant_view(Permission.VIEW)
+def connection_list(request: HttpRequest) -> HttpResponse:
+    connections = selectors.connection_list(tenant=request.tenant)
+    return render(request, "dashboard/connection_list.html", {"connections": connections})
+
+
+@tenant_view(Permission.MANAGE)
+@require_http_methods(["GET", "POST"])
+def connection_create(request: HttpRequest) -> HttpResponse:
+    form = ConnectionForm(request.POST or None, initial={"kind": request.GET.get("kind")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            connection = services.connection_create(
+                actor=actor_from_request(request),
+                tenant=request.tenant,
+                kind=form.cleaned_data["kind"],
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                secrets=form.secrets(),
+                options=form.connection_options(),
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, f"Connection {connection.name} created.")
+            return redirect(
+                "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
+            )
+    return render(request, "dashboard/connection_form.html", {"form": form, "creating": True})
+
+
+@tenant_view(Permission.VIEW)
+def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
+    secrets = {secret.name: secret for secret in connection.secrets.all()}
+    secret_rows = [
+        {"name": name, "label": label, "secret": secrets.get(name)}
+        for name, label in connection.secret_fields.items()
+    ]
+    history = selectors.audit_event_list(
+        tenant=request.tenant, object_type="connection", object_id=str(connection.pk)
+    )[:20]
+    return render(
+        request,
+        "dashboard/connection_detail.html",
+        {
+            "connection": connection,
+            "secret_rows": secret_rows,
+            "secret_form": SecretForm(secret_fields=connection.secret_fields),
+            "history": history,
+        },
+    )
+
+
+@tenant_view(Permission.MANAGE)
+@require_http_methods(["GET", "POST"])
+def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
+    initial = {
+        "name": connection.name,
+        "base_url": connection.base_url,
+        "key_role": connection.options.get("key_role", ""),
+        "options": {k: v for k, v in connection.options.items() if k != "key_role"},
+        "is_active": connection.is_active,
+    }
+    form = ConnectionEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        options = dict(form.cleaned_data["options"])
+        if connection.kind == VendorKind.OPTIMOVE_BATCH:
+            options["key_role"] = form.cleaned_data["key_role"] or connection.key_role
+        try:
+            services.connection_update(
+                actor=actor_from_request(request),
+                connection=connection,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                options=options,
+                is_active=form.cleaned_data["is_active"],
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, "Connection saved.")
+            return redirect(
+                "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
+            )
+    return render(
+        request,
+        "dashboard/connection_form.html",
+        {"form": form, "connection": connection, "creating": False},
+    )
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
+    form = SecretForm(request.POST, secret_fields=connection.secret_fields)
+    if form.is_valid():
+        try:
+            services.connection_secret_set(
+                actor=actor_from_request(request),
+                connection=connection,
+                name=form.cleaned_data["name"],
+                value=form.cleaned_data["value"],
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(
+                request, f"{connection.secret_fields[form.cleaned_data['name']]} replaced."
+            )
+            return redirect(
+                "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
+            )
+    messages.error(
+        request,
+        "The secret was not changed: "
+        + "; ".join(message for errors in form.errors.values() for message in errors),
+    )
+    return redirect(
+        "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
+    )
+
+
+@tenant_view(Permission.VIEW)
+def member_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/member_list.html",
+        {
+            "members": selectors.member_list(tenant=request.tenant),
+            "add_form": MemberAddForm(),
+            "role_form": MemberRoleForm(),
+        },
+    )
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def member_add(request: HttpRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_add(
+                actor=actor_from_request(request),
+                tenant=request.tenant,
+                user=form.cleaned_data["username"],
+                role=form.cleaned_data["role"],
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, "Member added.")
+            return redirect("member_list", tenant_slug=request.tenant.slug)
+    return render(
+        request,
+        "dashboard/member_list.html",
+        {
+            "members": selectors.member_list(tenant=request.tenant),
+            "add_form": form,
+            "role_form": MemberRoleForm(),
+        },
+        status=400,
+    )
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_change_role(
+                actor=actor_from_request(request),
+                membership=membership,
+                role=form.cleaned_data["role"],
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+            )
+    else:
+        messages.error(request, "Choose one of the listed roles.")
+    return redirect("member_list", tenant_slug=request.tenant.slug)
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
+    try:
+        services.membership_remove(actor=actor_from_request(request), membership=membership)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{membership.user.get_username()} removed.")
+    return redirect("member_list", tenant_slug=request.tenant.slug)
+
+
+@tenant_view(Permission.MANAGE)
+@require_http_methods(["GET", "POST"])
+def tenant_settings(request: HttpRequest) -> HttpResponse:
+    form = TenantSettingsForm(request.POST or None, instance=request.tenant)
+    if request.method == "POST" and form.is_valid():
+        services.tenant_settings_update(
+            actor=actor_from_request(request),
+            tenant=request.tenant,
+            **{field: form.cleaned_data[field] for field in form.Meta.fields},
+        )
+        messages.success(request, "Settings saved.")
+        return redirect("tenant_settings", tenant_slug=request.tenant.slug)
+    return render(request, "dashboard/tenant_settings.html", {"form": form})
+
+
+@tenant_view(Permission.VIEW_AUDIT)
+@vary_on_headers("HX-Request")
+def audit_list(request: HttpRequest) -> HttpResponse:
+    filters = {
+        "action": request.GET.get("action", "").strip(),
+        "actor": request.GET.get("actor", "").strip(),
+        "object_type": request.GET.get("object_type", "").strip(),
+        "object_id": request.GET.get("object_id", "").strip(),
+    }
+    events = selectors.audit_event_list(tenant=request.tenant, **filters)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
+    return render(request, template, {"page": page, "filters": filters})
