@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triggerdesk")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from dashboard.settings import *  # noqa: F403
+from dashboard.settings import *
 from dashboard.settings import database_from_url
 
 DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
@@ -29,4 +29,4 @@ WHITENOISE_USE_FINDERS = True
 STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}  # noqa: F405
+}
