@@ -1,71 +1,76 @@
-"""Shared fixtures: users of each role in one tenant, an outsider tenant, logged-in clients."""
+"""Shared fixtures: users of each role in one tenant, an outsider tenant, logged-in clients.
+
+Django-free vendor tests run this conftest too (with -p no:django), so Django is imported lazily.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from django.test import Client
-
-from dashboard.models import Membership, Role, Tenant
-from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 
 @dataclass
 class Team:
-    tenant: Tenant
-    marketer: Membership
-    operator: Membership
-    second_operator: Membership
-    auditor: Membership
-    admin: Membership
+    tenant: Any
+    marketer: Any
+    operator: Any
+    second_operator: Any
+    auditor: Any
+    admin: Any
 
-    def client_for(self, role: str) -> Client:
-        membership = getattr(self, role)
+    def client_for(self, role: str) -> Any:
+        from django.test import Client
+
         client = Client()
-        client.force_login(membership.user)
+        client.force_login(getattr(self, role).user)
         return client
+
+
+def make_team(name: str, slug: str, usernames: dict[str, str]) -> Team:
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+    tenant = TenantFactory(name=name, slug=slug)
+    roles = {
+        "marketer": Role.MARKETER,
+        "operator": Role.OPERATOR,
+        "second_operator": Role.OPERATOR,
+        "auditor": Role.AUDITOR,
+        "admin": Role.ADMIN,
+    }
+    members = {
+        field: MembershipFactory(
+            tenant=tenant, role=role, user=UserFactory(username=usernames[field])
+        )
+        for field, role in roles.items()
+    }
+    return Team(tenant=tenant, **members)
 
 
 @pytest.fixture
 def team(db) -> Team:
-    tenant = TenantFactory(name="Acme Sports", slug="acme")
-    return Team(
-        tenant=tenant,
-        marketer=MembershipFactory(
-            tenant=tenant, role=Role.MARKETER, user=UserFactory(username="mia")
-        ),
-        operator=MembershipFactory(
-            tenant=tenant, role=Role.OPERATOR, user=UserFactory(username="oscar")
-        ),
-        second_operator=MembershipFactory(
-            tenant=tenant, role=Role.OPERATOR, user=UserFactory(username="olga")
-        ),
-        auditor=MembershipFactory(
-            tenant=tenant, role=Role.AUDITOR, user=UserFactory(username="aude")
-        ),
-        admin=MembershipFactory(tenant=tenant, role=Role.ADMIN, user=UserFactory(username="ada")),
+    return make_team(
+        "Acme Sports",
+        "acme",
+        {
+            "marketer": "mia",
+            "operator": "oscar",
+            "second_operator": "olga",
+            "auditor": "aude",
+            "admin": "ada",
+        },
     )
 
 
 @pytest.fixture
 def other_team(db) -> Team:
-    tenant = TenantFactory(name="Other Brand", slug="other")
-    return Team(
-        tenant=tenant,
-        marketer=MembershipFactory(
-            tenant=tenant, role=Role.MARKETER, user=UserFactory(username="zed-marketer")
-        ),
-        operator=MembershipFactory(
-            tenant=tenant, role=Role.OPERATOR, user=UserFactory(username="zed-operator")
-        ),
-        second_operator=MembershipFactory(
-            tenant=tenant, role=Role.OPERATOR, user=UserFactory(username="zed-operator2")
-        ),
-        auditor=MembershipFactory(
-            tenant=tenant, role=Role.AUDITOR, user=UserFactory(username="zed-auditor")
-        ),
-        admin=MembershipFactory(
-            tenant=tenant, role=Role.ADMIN, user=UserFactory(username="zed-admin")
-        ),
+    return make_team(
+        "Other Brand",
+        "other",
+        {
+            field: f"zed-{field}"
+            for field in ("marketer", "operator", "second_operator", "auditor", "admin")
+        },
     )

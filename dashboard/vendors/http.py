@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -68,7 +68,9 @@ class VendorError(Exception):
     names them.
     """
 
-    failure_class: FailureClass
+    failure_class: ClassVar[FailureClass]
+    # What a person should do about it, in plain words; vendor errors override it.
+    advice: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -121,7 +123,9 @@ class ConfigurationError(ValueError):
 
 def minified_json(payload: Any) -> bytes:
     """Compact JSON (no spaces after separators), UTF-8: what every vendor here receives."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -243,6 +247,14 @@ class VendorHttp:
             response = self.session.request(
                 method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
             )
+        except UnicodeError as error:
+            # requests refuses a header it cannot encode before anything is written.
+            exchange = record(error=f"{type(error).__name__}: a header or URL could not be encoded")
+            raise NotSent(
+                "The request never left this machine: a header or URL could not be encoded.",
+                code="unencodable_request",
+                exchange=exchange,
+            ) from None
         except requests.RequestException as error:
             failure = classify_transport_error(error)
             description = self.redact(describe_transport_error(error)) or ""
@@ -279,7 +291,7 @@ def classify_transport_error(error: requests.RequestException) -> FailureClass:
         return FailureClass.NOT_SENT
     if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return FailureClass.NOT_SENT
-    if isinstance(error, requests.exceptions.InvalidSchema):
+    if isinstance(error, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
         return FailureClass.NOT_SENT
     if isinstance(error, requests.exceptions.ProxyError):
         return FailureClass.NOT_SENT

@@ -17,6 +17,7 @@ exercised.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +37,14 @@ from urllib.parse import parse_qs, urlsplit
 logger = logging.getLogger(__name__)
 
 CONTROL_SEGMENT = "__sandbox__"
+MAX_RECEIVED = 200_000
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error"
 
 
 class SandboxClock:
@@ -203,6 +213,7 @@ class Sandbox:
         self.clock = clock or SandboxClock()
         self.lock = threading.RLock()
         self.received: list[ReceivedRequest] = []
+        self._sequence = itertools.count(1)
         self._faults: dict[str, list[FaultPlan]] = {}
         self._routes: list[tuple[str, re.Pattern, str, Callable]] = []
         for attribute in dir(type(self)):
@@ -288,7 +299,7 @@ class Sandbox:
             request.params = {k: v for k, v in match.groupdict().items() if v is not None}
             with self.lock:
                 record = ReceivedRequest(
-                    sequence=len(self.received) + 1,
+                    sequence=next(self._sequence),
                     at=self.clock.now().isoformat(),
                     route=route_name,
                     method=request.method,
@@ -297,13 +308,16 @@ class Sandbox:
                     body=request.body.decode("utf-8", errors="replace"),
                 )
                 self.received.append(record)
+                if len(self.received) > MAX_RECEIVED:
+                    # Bounded memory under benchmark load; the newest requests are what tests read.
+                    del self.received[: len(self.received) - MAX_RECEIVED]
                 plan = self._take_fault(route_name)
                 record.fault = plan.fault.value if plan else None
                 if plan and plan.fault is Fault.DROP_BEFORE_PROCESSING:
                     return None, plan
                 if plan and plan.fault is Fault.SERVER_ERROR:
                     record.status = plan.status
-                    return SandboxResponse.text(plan.status, "Internal Server Error"), plan
+                    return SandboxResponse.text(plan.status, _reason_phrase(plan.status)), plan
                 response = handler(request)
                 record.processed = True
                 record.effect = response.effect
@@ -365,6 +379,9 @@ class Sandbox:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients' connection pooling is exercised
+    # Headers and body go out as separate writes; with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK on every kept-alive request.
+    disable_nagle_algorithm = True
     server: _SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -496,7 +513,7 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True
         )
         self._thread.start()
         return self
