@@ -249,3 +249,6 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+from dashboard.runs.models import Approval, Operation, Run, RunAttempt, RunState  # noqa: E402, F401

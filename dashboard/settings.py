@@ -219,3 +219,14 @@ LOGGING = {
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
+
+CELERY_TASK_ROUTES = {
+    "runs.send": {"queue": "send"},
+    "runs.reconcile": {"queue": "send"},
+    "runs.poll": {"queue": "poll"},
+    "runs.sweep": {"queue": "poll"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+}
+RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)

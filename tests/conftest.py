@@ -74,3 +74,84 @@ def other_team(db) -> Team:
             for field in ("marketer", "operator", "second_operator", "auditor", "admin")
         },
     )
+
+
+@dataclass
+class SandboxStack:
+    """All vendor sandboxes on one real loopback server (the same server `make demo` runs)."""
+
+    server: Any
+    sandboxes: dict[str, Any]
+    clock: Any
+
+    def url(self, kind: str) -> str:
+        from dashboard.sandboxes import sandbox_base_url
+
+        return sandbox_base_url(self.server.url(), kind)
+
+    def __getitem__(self, kind: str) -> Any:
+        return self.sandboxes[kind]
+
+
+@pytest.fixture(scope="session")
+def sandbox_stack():
+    from dashboard.sandboxes import build_sandboxes, sandbox_server
+    from dashboard.vendors.sandbox import SandboxClock
+
+    clock = SandboxClock()
+    sandboxes = build_sandboxes(clock)
+    server = sandbox_server(sandboxes).start()
+    yield SandboxStack(server=server, sandboxes=sandboxes, clock=clock)
+    server.stop()
+
+
+@pytest.fixture
+def sandboxes(sandbox_stack: SandboxStack) -> SandboxStack:
+    """The sandboxes, reset, on real time."""
+    from datetime import UTC, datetime
+
+    for sandbox in sandbox_stack.sandboxes.values():
+        sandbox.reset()
+    sandbox_stack.clock.set_scale(1.0)
+    sandbox_stack.clock.set(datetime.now(UTC))
+    return sandbox_stack
+
+
+@pytest.fixture
+def clean_redis(settings):
+    """An empty Redis database for rate-limit state (the tests' own database number)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+SANDBOX_SECRETS = {
+    "optimove_batch": {"api_key": "sandbox-optimove-daily-key"},
+    "optimove_campaigns": {
+        "api_key": "sandbox-optimove-api-key",
+        "brand_key": "sandbox-optimove-brand-key",
+    },
+    "altcraft": {"token": "sandbox-altcraft-token"},
+    "talkifai": {"api_key": "sandbox-talkifai-key"},
+}
+
+
+@pytest.fixture
+def sandbox_connection(sandboxes: SandboxStack):
+    """make(tenant, kind, **options): a connection of `tenant` wired to that vendor's sandbox."""
+    from tests.factories import VendorConnectionFactory
+
+    def make(tenant: Any, kind: str, *, secret_values: dict | None = None, **fields: Any) -> Any:
+        return VendorConnectionFactory(
+            tenant=tenant,
+            kind=kind,
+            name=fields.pop("name", f"{kind} sandbox"),
+            base_url=fields.pop("base_url", sandboxes.url(kind)),
+            secret_values=secret_values or SANDBOX_SECRETS[kind],
+            **fields,
+        )
+
+    return make

@@ -889,3 +889,63 @@ def _is_not_int(value: Any) -> bool:
 
 def _is_not_number(value: Any) -> bool:
     return not isinstance(value, (int, float)) or isinstance(value, bool)
+
+
+def _check_body_size(payload: dict[str, Any], body_limit_bytes: int) -> None:
+    size = len(minified_json(payload))
+    if size > body_limit_bytes:
+        raise BodyTooLarge(size, body_limit_bytes)
+
+
+def check_start_batch_parameters(
+    *, body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES, **parameters: Any
+) -> None:
+    """Raise ConfigurationError (or BodyTooLarge) for parameters `start_batch` would refuse.
+
+    Lets a caller check a request when it is made, long before a worker sends it.
+    """
+    _check_start_batch_items(parameters.get("data") or [], parameters.get("matching", "email"))
+    payload = _start_batch_payload(
+        token="x" * 32, **_with_defaults(parameters, START_BATCH_OPTIONS)
+    )
+    _check_body_size(payload, body_limit_bytes)
+
+
+def check_import_parameters(
+    *, body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES, **parameters: Any
+) -> None:
+    """Raise ConfigurationError (or BodyTooLarge) for parameters the import task would refuse."""
+    _check_import_items(
+        parameters.get("data") or [],
+        parameters.get("matching", "email"),
+        parameters.get("field_name"),
+    )
+    payload = _import_payload(token="x" * 32, **_with_defaults(parameters, IMPORT_OPTIONS))
+    _check_body_size(payload, body_limit_bytes)
+
+
+START_BATCH_OPTIONS = ("field_name", "content", "custom_data", "attach", "skip_triggers")
+IMPORT_OPTIONS = (
+    "field_name",
+    "skip_triggers",
+    "skip_invalid_subscriptions",
+    "detect_geo",
+    "resource_id",
+    "timeout",
+    "content",
+    "custom_data",
+    "attach",
+)
+
+
+def _with_defaults(parameters: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    known = {"trigger_id", "data", "matching", *optional}
+    unknown = set(parameters) - known
+    if unknown:
+        raise ConfigurationError(f"Unknown parameters: {', '.join(sorted(unknown))}.")
+    return {
+        "trigger_id": parameters.get("trigger_id"),
+        "data": parameters.get("data") or [],
+        "matching": parameters.get("matching", "email"),
+        **{name: parameters.get(name) for name in optional},
+    }

@@ -1,0 +1,206 @@
+"""Run operations of the batchjobs app: Optimove TriggerDaily and TalkifAI "start now"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from batchjobs.vendors.optimove_daily.client import (
+    AlreadyRunning,
+    AlreadyTriggeredToday,
+    OptimoveDailyClient,
+    check_validation_wait,
+    effective_validation_wait_seconds,
+)
+from batchjobs.vendors.talkifai.client import (
+    TalkifaiApiLayout,
+    TalkifaiClient,
+    validate_batch_job_id,
+)
+from dashboard.clock import utc_now
+from dashboard.models import OptimoveKeyRole, VendorConnection, VendorKind
+from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.operations import (
+    RateRule,
+    ReconcileResult,
+    RunOperation,
+    SendResult,
+    account_key,
+    cached_client,
+    connection_fingerprint,
+    register_operation,
+)
+from dashboard.vendors.http import ConfigurationError
+
+DAILY_RATE_WINDOW_SECONDS = 600
+
+
+def optimove_daily_client(
+    connection: VendorConnection, secrets: dict[str, str]
+) -> OptimoveDailyClient:
+    """The TriggerDaily client for a connection (its options may select the /current/ route)."""
+    options = connection.options
+    return cached_client(
+        ("optimove_daily", *connection_fingerprint(connection, secrets)),
+        lambda: OptimoveDailyClient(
+            connection.base_url,
+            api_key=secrets["api_key"],
+            use_current_route=bool(options.get("use_current_route", False)),
+            real_seconds_per_wait_second=float(options.get("real_seconds_per_wait_second", 1.0)),
+        ),
+    )
+
+
+def daily_rate_rule(connection: VendorConnection, secrets: dict[str, str]) -> RateRule:
+    """Optimove allows one TriggerDaily request per tenant per 10 minutes, across every worker."""
+    return RateRule(
+        key=account_key("optimove_daily", connection.base_url, secrets.get("api_key", "")),
+        limit=1,
+        period_seconds=DAILY_RATE_WINDOW_SECONDS,
+        window=True,
+    )
+
+
+class TriggerDailyOperation(RunOperation):
+    name = Operation.OPTIMOVE_TRIGGER_DAILY
+    vendor_kind = VendorKind.OPTIMOVE_BATCH
+    reconciles_automatically = True
+    # The longest validation wait (30 s) plus the client's margin, and room to spare.
+    max_send_seconds = 120.0
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        raw = parameters.get("wait_time_for_validation_seconds")
+        if raw in ("", None):
+            wait = None
+        else:
+            try:
+                wait = check_validation_wait(
+                    int(raw) if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else raw
+                )
+            except ConfigurationError as error:
+                raise ValidationError({"wait_time_for_validation_seconds": str(error)}) from None
+        return {"wait_time_for_validation_seconds": wait}
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        wait = parameters.get("wait_time_for_validation_seconds")
+        return f"Trigger daily batch (validation wait {effective_validation_wait_seconds(wait)} s)"
+
+    def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
+        return [daily_rate_rule(connection, secrets)]
+
+    def pre_send_problem(self, run: Run) -> str:
+        connection = run.connection
+        if connection.key_role == OptimoveKeyRole.THIRD_PARTY:
+            return "This connection's API key has the 3rdParty role, which TriggerDaily blocks. Use an ApiRole or TransactionalMail key."
+        today = utc_now().date()
+        if run.utc_date is not None and run.utc_date != today:
+            return f"This trigger was for {run.utc_date:%Y-%m-%d} (UTC) and that day has ended. Request today's trigger instead."
+        already = (
+            Run.objects.filter(
+                tenant_id=run.tenant_id,
+                operation=self.name,
+                utc_date=today,
+                state=RunState.SUCCEEDED,
+            )
+            .exclude(pk=run.pk)
+            .exists()
+        )
+        if already:
+            return "Today's daily trigger already succeeded; Optimove allows one per UTC day."
+        return ""
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        wait = run.parameters.get("wait_time_for_validation_seconds")
+        result = optimove_daily_client(connection, secrets).trigger_daily(
+            wait_time_for_validation_seconds=wait
+        )
+        return SendResult(
+            exchange=result.exchange,
+            outcome="Optimove started the daily batch process.",
+            vendor_status="triggered",
+            result={"effective_wait_seconds": result.effective_wait_seconds},
+        )
+
+    def reconcile(
+        self, connection: VendorConnection, secrets: dict[str, str], run: Run
+    ) -> ReconcileResult:
+        """Send the trigger again: Optimove's own answer tells whether the first one went through."""
+        wait = run.parameters.get("wait_time_for_validation_seconds")
+        try:
+            result = optimove_daily_client(connection, secrets).trigger_daily(
+                wait_time_for_validation_seconds=wait
+            )
+        except AlreadyTriggeredToday as error:
+            return ReconcileResult(
+                error.exchange,
+                went_through=True,
+                outcome="Optimove says the batch was already triggered today: the first call went through.",
+            )
+        except AlreadyRunning as error:
+            # Checked before "already triggered today" by Optimove, so right after our trigger
+            # this is the answer that proves it.
+            return ReconcileResult(
+                error.exchange,
+                went_through=True,
+                outcome="Optimove says the batch is already running: the first call went through.",
+            )
+        return ReconcileResult(
+            result.exchange,
+            went_through=False,
+            sent_now=True,
+            outcome="The first call had not gone through; this call triggered today's batch.",
+        )
+
+
+def talkifai_client(connection: VendorConnection, secrets: dict[str, str]) -> TalkifaiClient:
+    """The TalkifAI client for a connection; paths and auth scheme come from its options."""
+    layout = TalkifaiApiLayout.from_overrides(connection.options.get("layout") or {})
+    return cached_client(
+        ("talkifai", *connection_fingerprint(connection, secrets)),
+        lambda: TalkifaiClient(connection.base_url, api_key=secrets["api_key"], layout=layout),
+    )
+
+
+class StartBatchJobOperation(RunOperation):
+    name = Operation.TALKIFAI_START_BATCH_JOB
+    vendor_kind = VendorKind.TALKIFAI
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        try:
+            batch_job_id = validate_batch_job_id(parameters.get("batch_job_id"))
+        except ConfigurationError as error:
+            raise ValidationError({"batch_job_id": str(error)}) from None
+        return {
+            "batch_job_id": batch_job_id,
+            "batch_job_name": str(parameters.get("batch_job_name") or "")[:200],
+        }
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        name = parameters.get("batch_job_name")
+        return f"Start batch job {parameters['batch_job_id']}" + (f" ({name})" if name else "")
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        started = talkifai_client(connection, secrets).start_batch_job(
+            run.parameters["batch_job_id"]
+        )
+        return SendResult(
+            exchange=started.exchange,
+            outcome=started.message or "TalkifAI started the batch job.",
+            vendor_reference=started.batch_job_id,
+            vendor_status=started.status,
+            result={
+                "contacts_enqueued": started.contacts_enqueued,
+                "started_at": started.started_at.isoformat() if started.started_at else None,
+                "scheduled_start_cancelled": started.redis_job_cancelled,
+                "message": started.message,
+            },
+        )
+
+
+register_operation(TriggerDailyOperation())
+register_operation(StartBatchJobOperation())

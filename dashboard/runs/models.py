@@ -1,0 +1,206 @@
+"""Run, its attempts and its approval: the single source of truth for one vendor call."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunState(models.TextChoices):
+    DRAFT = "draft", "Draft"  # prepared, not yet requested
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"  # needs a second person
+    QUEUED = "queued", "Queued"  # approved (or needs no approval); a worker will send it
+    SENDING = "sending", "Sending"  # a worker holds it and may be talking to the vendor
+    ACCEPTED = "accepted", "Accepted"  # the vendor took it; polling its status
+    SUCCEEDED = "succeeded", "Succeeded"  # the vendor did it
+    FAILED = "failed", "Failed"  # the vendor did not do it, and will not
+    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"  # sent, no answer: being reconciled
+    CANCELLED = "cancelled", "Cancelled"  # withdrawn, rejected or expired before sending
+
+
+# A worker may be busy with these; the sweeper watches them.
+ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.SENDING, RunState.ACCEPTED})
+# Nothing more will happen to these.
+TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+# Still open: the daily guardrail counts these as "another trigger in flight".
+IN_FLIGHT_STATES = frozenset(
+    {RunState.QUEUED, RunState.SENDING, RunState.ACCEPTED, RunState.OUTCOME_UNKNOWN}
+)
+CAN_CANCEL = frozenset({RunState.DRAFT, RunState.AWAITING_APPROVAL, RunState.QUEUED})
+
+
+class Operation(models.TextChoices):
+    OPTIMOVE_TRIGGER_DAILY = "optimove_trigger_daily", "Optimove: trigger daily batch"
+    OPTIMOVE_RUN_EVENT_GENERATOR = "optimove_run_event_generator", "Optimove: run event generator"
+    ALTCRAFT_START_BATCH = "altcraft_start_batch", "Altcraft: bulk trigger launch"
+    ALTCRAFT_IMPORT_AND_START = "altcraft_import_and_start", "Altcraft: import profiles + trigger"
+    TALKIFAI_START_BATCH_JOB = "talkifai_start_batch_job", "TalkifAI: start batch job now"
+
+
+class Run(models.Model):
+    tenant = models.ForeignKey("dashboard.Tenant", on_delete=models.PROTECT, related_name="runs")
+    connection = models.ForeignKey(
+        "dashboard.VendorConnection", on_delete=models.PROTECT, related_name="runs"
+    )
+    operation = models.CharField(max_length=60, choices=Operation.choices)
+    # The exact parameters, snapshotted at request time (never secrets) and their hash, which an
+    # approval is bound to and duplicate detection compares.
+    parameters = models.JSONField(default=dict)
+    parameters_hash = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=80)
+    state = models.CharField(max_length=30, choices=RunState.choices, default=RunState.DRAFT)
+    # The UTC day a daily trigger is for; the once-per-day constraint hangs on it.
+    utc_date = models.DateField(null=True, blank=True)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=150, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    approval_required = models.BooleanField(default=False)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    attestation = models.CharField(max_length=300, blank=True)
+    send_anyway = models.BooleanField(
+        default=False, help_text="A person confirmed this probable duplicate should still be sent."
+    )
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # when the accepted send left
+    reconcile_after = models.DateTimeField(null=True, blank=True)
+    needs_person = models.BooleanField(
+        default=False, help_text="Automatic reconciliation cannot decide; a person must."
+    )
+
+    vendor_reference = models.CharField(max_length=120, blank=True)  # execution/task/job id
+    vendor_status = models.CharField(max_length=40, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    audience_size = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    poll_count = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_deadline = models.DateTimeField(null=True, blank=True)
+
+    failure_class = models.CharField(max_length=30, blank=True)
+    failure_code = models.CharField(max_length=60, blank=True)
+    failure_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="run_tenant_idempotency_key_unique"
+            ),
+            # The vendor's own rule, kept in the database: one successful daily trigger per tenant
+            # per UTC day.
+            models.UniqueConstraint(
+                fields=["tenant", "utc_date"],
+                condition=Q(operation="optimove_trigger_daily", state="succeeded"),
+                name="run_one_daily_success_per_utc_day",
+            ),
+            # And never two daily triggers in flight for one tenant.
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(
+                    operation="optimove_trigger_daily",
+                    state__in=["queued", "sending", "accepted", "outcome_unknown"],
+                ),
+                name="run_one_daily_in_flight",
+            ),
+            models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_known"),
+            models.CheckConstraint(
+                condition=Q(progress__isnull=True) | Q(progress__lte=100),
+                name="run_progress_percent",
+            ),
+        ]
+        indexes = [
+            # The run list: one tenant's runs, newest first.
+            models.Index(fields=["tenant", "-created_at"], name="run_tenant_created"),
+            # The sweeper: open runs by state.
+            models.Index(
+                fields=["state", "updated_at"],
+                condition=Q(state__in=["queued", "sending", "accepted", "outcome_unknown"]),
+                name="run_open_by_state",
+            ),
+            # Duplicate detection: same parameters recently.
+            models.Index(fields=["tenant", "parameters_hash", "created_at"], name="run_duplicates"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} {self.operation} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def is_open(self) -> bool:
+        return self.state not in TERMINAL_STATES
+
+
+class Approval(models.Model):
+    """A second person's decision on a run, bound to the exact parameters they saw."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    parameters_hash = models.CharField(max_length=64)
+    comment = models.CharField(max_length=500, blank=True)
+    decided_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One approval per run: fifty concurrent clicks make one.
+            models.UniqueConstraint(
+                fields=["run"], condition=Q(decision="approved"), name="approval_one_per_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} run {self.run_id} by {self.decided_by_id}"
+
+
+class RunAttempt(models.Model):
+    """One conversation with the vendor on behalf of a run: the request, the answer, the verdict."""
+
+    class Purpose(models.TextChoices):
+        SEND = "send", "Send"
+        POLL = "poll", "Status poll"
+        RECONCILE = "reconcile", "Reconciliation"
+        CHECK = "check", "Pre-send check"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    started_at = models.DateTimeField()
+    latency_ms = models.FloatField(null=True)
+    # Redacted request and response (see dashboard.vendors.http.Exchange).
+    exchange = models.JSONField(default=dict)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    failure_class = models.CharField(max_length=30, blank=True)
+    failure_code = models.CharField(max_length=60, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="attempt_run_number_unique")
+        ]
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of run {self.run_id}"

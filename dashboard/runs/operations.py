@@ -1,0 +1,176 @@
+"""What the run engine needs from each kind of vendor call.
+
+Each vendor app registers its operations (batchjobs: TriggerDaily, TalkifAI; campaigns: Optimove
+event generators, Altcraft). The engine stays vendor-agnostic: it validates parameters, asks for
+rate-limit rules, sends, polls and reconciles through this interface, and decides state changes
+from the failure class of what the vendor client raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dashboard.vendors.http import Exchange
+
+if TYPE_CHECKING:
+    from dashboard.models import VendorConnection
+    from dashboard.runs.models import Run
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """At most `limit` requests per `period_seconds` for the vendor account named by `key`.
+
+    `window` rules (TriggerDaily's one request per 10 minutes) hold a key for the whole period;
+    the others are token buckets.
+    """
+
+    key: str
+    limit: int
+    period_seconds: float
+    window: bool = False
+    burst: int | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The vendor took the call. `accepted` means it works on asynchronously: poll it."""
+
+    exchange: Exchange
+    outcome: str
+    accepted: bool = False
+    vendor_reference: str = ""
+    vendor_status: str = ""
+    progress: int | None = None
+    audience_size: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    exchange: Exchange
+    vendor_status: str
+    terminal: bool = False
+    succeeded: bool = False
+    progress: int | None = None
+    audience_size: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What asking the vendor again proved about an earlier send whose outcome was unknown."""
+
+    exchange: Exchange | None
+    went_through: (
+        bool | None
+    )  # True: it did; False: it did not (and nothing was done); None: can't tell
+    outcome: str
+    sent_now: bool = False  # the reconciling call itself was the one that did it
+
+
+class RunOperation:
+    """Base class for one kind of vendor call."""
+
+    name: ClassVar[str]
+    vendor_kind: ClassVar[str]
+    # Asynchronous vendors answer "accepted" and are polled to a terminal status.
+    polls: ClassVar[bool] = False
+    # Retry a 5xx answer (only where the vendor docs say so: a 5xx may hide an action done).
+    retry_server_errors: ClassVar[bool] = False
+    # Reconcile an unknown outcome by asking the vendor again, without a person.
+    reconciles_automatically: ClassVar[bool] = False
+    # How long a send may take before the sweeper presumes its worker died (seconds).
+    max_send_seconds: ClassVar[float] = 120.0
+    # How long to keep polling before a person must look.
+    poll_deadline_seconds: ClassVar[float] = 6 * 3600
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        """Validated, normalised parameters; raise django ValidationError for bad input."""
+        raise NotImplementedError
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        """One line a person reads in lists and approvals."""
+        return ", ".join(f"{key}={value}" for key, value in parameters.items())
+
+    def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
+        return []
+
+    def pre_send_problem(self, run: Run) -> str:
+        """A reason not to send this run now at all (checked by the worker before sending)."""
+        return ""
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        """Make the vendor call; raise a VendorError subclass when it does not succeed."""
+        raise NotImplementedError
+
+    def poll(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> PollResult:
+        raise NotImplementedError
+
+    def reconcile(
+        self, connection: VendorConnection, secrets: dict[str, str], run: Run
+    ) -> ReconcileResult:
+        raise NotImplementedError
+
+
+_registry: dict[str, RunOperation] = {}
+_registry_lock = threading.Lock()
+
+
+def register_operation(operation: RunOperation) -> RunOperation:
+    with _registry_lock:
+        _registry[operation.name] = operation
+    return operation
+
+
+def operation_for(name: str) -> RunOperation:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise LookupError(f"No run operation named {name!r} is registered.") from None
+
+
+def registered_operations() -> dict[str, RunOperation]:
+    return dict(_registry)
+
+
+def account_key(*parts: str) -> str:
+    """A short, stable name for a vendor account, derived from its credentials without revealing
+    them (rate limits belong to the vendor's account, not to our connection row)."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+MAX_CACHED_CLIENTS = 128
+
+
+def cached_client(key: tuple, build: Any) -> Any:
+    """One vendor client per connection configuration per process, so connections are pooled.
+
+    `key` must change whenever anything the client was built from changes (URL, options,
+    secrets); the cache lives in process memory only.
+    """
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= MAX_CACHED_CLIENTS:
+                _clients.pop(next(iter(_clients)))
+            client = _clients[key] = build()
+        return client
+
+
+def connection_fingerprint(connection: VendorConnection, secrets: dict[str, str]) -> tuple:
+    return (
+        connection.pk,
+        connection.base_url,
+        repr(sorted(connection.options.items())),
+        hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest(),
+    )
