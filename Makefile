@@ -92,7 +92,7 @@ demo: install
 	  $(PY) manage.py setup_demo && \
 	  trap 'kill 0' INT TERM EXIT; \
 	  $(PY) manage.py run_sandboxes --port $(SANDBOX_PORT) > $(DEMO_DIR)/sandboxes.log 2>&1 & \
-	  $(VENV)/bin/celery -A dashboard worker -Q send,poll -c 2 --loglevel INFO > $(DEMO_DIR)/worker.log 2>&1 & \
+	  $(VENV)/bin/celery -A dashboard worker -Q send,poll --pool threads -c 4 --loglevel INFO > $(DEMO_DIR)/worker.log 2>&1 & \
 	  $(VENV)/bin/celery -A dashboard beat --schedule $(DEMO_DIR)/celerybeat-schedule --loglevel INFO > $(DEMO_DIR)/beat.log 2>&1 & \
 	  $(VENV)/bin/gunicorn dashboard.wsgi -b 127.0.0.1:$(WEB_PORT) -w 2 --threads 4 --access-logfile - > $(DEMO_DIR)/web.log 2>&1 & \
 	  sleep 2; \
