@@ -12,7 +12,10 @@ DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 REDIS_URL = os.environ["REDIS_URL"]
 CELERY_BROKER_URL = REDIS_URL
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The end-to-end tests shorten it to see a killed worker's unacknowledged task delivered again.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
 
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 # Two fixed test keys: the first encrypts, both decrypt.

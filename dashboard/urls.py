@@ -23,6 +23,7 @@ tenant_patterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("campaigns/", include("campaigns.urls")),
     path("batch/", include("batchjobs.urls")),
+    path("runs/", include("dashboard.runs.urls")),
 ]
 
 urlpatterns = [

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
+from django.db.models import Max
 
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit import REDACTED, Actor, record_audit_event
+from dashboard.clock import utc_now
 from dashboard.crypto import encrypt_secret
 from dashboard.models import (
     SECRET_FIELDS,
@@ -17,6 +21,8 @@ from dashboard.models import (
     VendorConnection,
     VendorKind,
 )
+from dashboard.runs.models import Approval, Operation, Run, RunAttempt, RunState
+from dashboard.runs.services import parameters_hash as run_parameters_hash
 
 PASSWORD = "correct horse battery staple"
 
@@ -123,3 +129,84 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
             object_id=object_id,
             summary=summary,
         )
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    """A TalkifAI "start batch job" run awaiting approval; pass `state` and friends to move it.
+
+    The connection belongs to the run's tenant, and the hash matches the parameters, as the engine
+    would have made them.
+    """
+
+    class Meta:
+        model = Run
+
+    tenant = factory.SubFactory(TenantFactory)
+    connection = factory.SubFactory(
+        VendorConnectionFactory,
+        tenant=factory.SelfAttribute("..tenant"),
+        kind=VendorKind.TALKIFAI,
+    )
+    operation = Operation.TALKIFAI_START_BATCH_JOB
+    parameters = factory.Sequence(
+        lambda n: {"batch_job_id": f"job-{n}", "batch_job_name": f"Winback {n}"}
+    )
+    parameters_hash = factory.LazyAttribute(
+        lambda run: run_parameters_hash(
+            operation=run.operation, connection_id=run.connection.pk, parameters=run.parameters
+        )
+    )
+    idempotency_key = factory.Sequence(lambda n: f"idem-{n}")
+    state = RunState.AWAITING_APPROVAL
+    requested_by = factory.SubFactory(UserFactory)
+    requested_by_label = factory.LazyAttribute(
+        lambda run: run.requested_by.get_username() if run.requested_by else ""
+    )
+    requested_at = factory.LazyFunction(utc_now)
+    approval_required = True
+    approval_expires_at = factory.LazyFunction(lambda: utc_now() + timedelta(hours=2))
+
+
+class ApprovalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Approval
+
+    run = factory.SubFactory(RunFactory)
+    decided_by = factory.SubFactory(UserFactory)
+    decision = Approval.Decision.APPROVED
+    parameters_hash = factory.LazyAttribute(lambda approval: approval.run.parameters_hash)
+    comment = ""
+    decided_at = factory.LazyFunction(utc_now)
+    expires_at = factory.LazyAttribute(lambda approval: approval.run.approval_expires_at)
+
+
+class RunAttemptFactory(factory.django.DjangoModelFactory):
+    """A send attempt with a stored exchange, redacted as the HTTP layer stores it."""
+
+    class Meta:
+        model = RunAttempt
+
+    run = factory.SubFactory(RunFactory)
+    number = factory.LazyAttribute(
+        lambda attempt: (attempt.run.attempts.aggregate(Max("number"))["number__max"] or 0) + 1
+    )
+    purpose = RunAttempt.Purpose.SEND
+    started_at = factory.LazyFunction(utc_now)
+    latency_ms = 120.0
+    status_code = 200
+    exchange = factory.LazyAttribute(
+        lambda attempt: {
+            "method": "POST",
+            "url": "https://vendor.example.com/api/v1/batch-jobs/job-1/start",
+            "request_headers": {"Authorization": REDACTED, "Content-Type": "application/json"},
+            "request_body": "{}",
+            "status_code": attempt.status_code,
+            "response_headers": {"Content-Type": "application/json"},
+            "response_body": '{"status": "running"}' if attempt.status_code else None,
+            "latency_ms": attempt.latency_ms or 0.0,
+            "error": "",
+        }
+    )
+    failure_class = ""
+    failure_code = ""
+    outcome = "TalkifAI started the batch job."

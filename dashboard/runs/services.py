@@ -131,7 +131,11 @@ def _enqueue(task_name: str, run_id: int, countdown: float = 0) -> None:
         task_name
     ]
     countdown = max(0.0, min(countdown, MAX_COUNTDOWN_SECONDS))
-    transaction.on_commit(lambda: task.apply_async(args=[run_id], countdown=countdown or None))
+    # robust: a broker outage must not turn a committed decision into an error page; the sweeper
+    # re-enqueues queued runs whose message never left.
+    transaction.on_commit(
+        lambda: task.apply_async(args=[run_id], countdown=countdown or None), robust=True
+    )
 
 
 def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
@@ -259,7 +263,7 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
     """A second person approves the exact parameters they saw; the run is queued at once."""
     now = utc_now()
     with transaction.atomic():
-        locked = Run.objects.select_for_update().select_related("tenant").get(pk=run.pk)
+        locked = Run.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=run.pk)
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError(
                 f"This run is {locked.get_state_display().lower()}; there is nothing to approve."
@@ -379,7 +383,9 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
 def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any]) -> Run:
     """Change what an unapproved request will send; any approval must then be given anew."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().select_related("connection").get(pk=run.pk)
+        locked = (
+            Run.objects.select_for_update(of=("self",)).select_related("connection").get(pk=run.pk)
+        )
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError("Only a request awaiting approval can be changed.")
         cleaned = operation_for(locked.operation).clean_parameters(parameters, locked.connection)
@@ -473,7 +479,7 @@ def run_send(*, run_id: int) -> str:
     now = utc_now()
     with transaction.atomic():
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
             .filter(pk=run_id)
             .first()
@@ -712,7 +718,7 @@ def run_reconcile(*, run_id: int) -> str:
     now = utc_now()
     with transaction.atomic():
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
             .filter(pk=run_id)
             .first()
@@ -890,7 +896,7 @@ def run_poll(*, run_id: int) -> str:
     now = utc_now()
     with transaction.atomic():
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
             .filter(pk=run_id)
             .first()

@@ -1,0 +1,75 @@
+"""Forms of the run pages: the list's filters and the actions' input. Input checking only; the
+engine's services decide whether an action is allowed."""
+
+from __future__ import annotations
+
+from django import forms
+
+from dashboard.models import Tenant
+from dashboard.runs import selectors
+from dashboard.runs.models import Operation, RunState
+from dashboard.runs.selectors import RunFilters
+
+
+class RunFilterForm(forms.Form):
+    state = forms.ChoiceField(choices=[("", "Any state"), *RunState.choices], required=False)
+    operation = forms.ChoiceField(
+        choices=[("", "Any operation"), *Operation.choices], required=False
+    )
+    connection = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any connection")
+    requester = forms.ModelChoiceField(queryset=None, required=False, empty_label="Anyone")
+
+    def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only this tenant's connections and people: another tenant's id is "not one of the
+        # choices", never a match.
+        self.fields["connection"].queryset = selectors.run_connection_choices(tenant=tenant)
+        self.fields["requester"].queryset = selectors.run_requester_choices(tenant=tenant)
+        self.fields["requester"].label_from_instance = lambda user: user.get_username()
+        self.fields["connection"].label_from_instance = lambda connection: connection.name
+
+    def filters(self) -> RunFilters:
+        """The valid filters; a bad value is shown as an error and ignored, never a 500."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            field: cleaned[field]
+            for field in ("state", "operation", "connection", "requester")
+            if cleaned.get(field) not in (None, "")
+        }
+
+
+class ApproveForm(forms.Form):
+    # The hash of the parameters the approver was shown: the engine refuses the approval when
+    # they changed since, so nobody approves something they did not see.
+    parameters_hash = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    comment = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "Comment (optional)", "size": 50}),
+    )
+
+
+class RejectForm(forms.Form):
+    comment = forms.CharField(
+        max_length=500,
+        label="Why not?",
+        error_messages={"required": "Say why you reject it, so the requester knows what to fix."},
+        widget=forms.TextInput(attrs={"placeholder": "Reason (the requester sees it)", "size": 50}),
+    )
+
+
+class PersonDecisionForm(forms.Form):
+    """Mark as sent / Send again: the evidence in writing, and an explicit confirmation."""
+
+    comment = forms.CharField(
+        max_length=2000,
+        label="Evidence",
+        error_messages={
+            "required": "Write down what you checked in the vendor's system and what it showed."
+        },
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    confirm = forms.BooleanField(
+        error_messages={"required": "Tick the box to confirm you checked with the vendor."},
+    )

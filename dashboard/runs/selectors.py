@@ -1,0 +1,107 @@
+"""Reads of the run engine, always scoped to one tenant."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from dashboard.models import AuditEvent, Tenant, VendorConnection
+from dashboard.runs.models import Approval, Run, RunAttempt
+from dashboard.runs.operations import operation_for
+
+
+class RunFilters(TypedDict, total=False):
+    """What the run list can be narrowed by; a missing or empty value means "any"."""
+
+    state: str
+    operation: str
+    connection: VendorConnection | None
+    requester: AbstractBaseUser | None
+
+
+def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
+    """The tenant's runs, newest first, with what the list shows fetched in a fixed number of
+    queries (connection, requester and every approval decision)."""
+    filters = filters or {}
+    runs = (
+        Run.objects.filter(tenant=tenant)
+        .select_related("connection", "requested_by")
+        .prefetch_related(
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.select_related("decided_by").order_by("decided_at"),
+            )
+        )
+    )
+    if filters.get("state"):
+        runs = runs.filter(state=filters["state"])
+    if filters.get("operation"):
+        runs = runs.filter(operation=filters["operation"])
+    if filters.get("connection") is not None:
+        # Filtering on the pair keeps another tenant's connection from matching anything.
+        runs = runs.filter(connection=filters["connection"], connection__tenant=tenant)
+    if filters.get("requester") is not None:
+        runs = runs.filter(requested_by=filters["requester"])
+    return runs.order_by("-created_at", "-id")
+
+
+def run_get(*, tenant: Tenant, run_id: int) -> Run:
+    """One run of the tenant with its approvals and attempts; 404 for any other tenant's run."""
+    try:
+        return (
+            Run.objects.select_related("tenant", "connection", "requested_by", "duplicate_of")
+            .prefetch_related(
+                Prefetch(
+                    "approvals",
+                    queryset=Approval.objects.select_related("decided_by").order_by(
+                        "decided_at", "id"
+                    ),
+                ),
+                Prefetch("attempts", queryset=RunAttempt.objects.order_by("number")),
+            )
+            .get(tenant=tenant, pk=run_id)
+        )
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+
+
+def run_timeline(*, run: Run) -> QuerySet[AuditEvent]:
+    """The run's audit events in the order they happened: who moved it where, when and why."""
+    return AuditEvent.objects.filter(
+        tenant_id=run.tenant_id, object_type="run", object_id=str(run.pk)
+    ).order_by("created_at", "id")
+
+
+def run_description(run: Run) -> str:
+    """The operation's one-line description of the run's parameters.
+
+    A history page must still render when an operation was renamed or its parameters' shape
+    changed since the run was recorded, so any failure falls back to the operation's label.
+    """
+    try:
+        return operation_for(run.operation).describe(run.parameters)
+    except Exception:
+        return run.get_operation_display() or run.operation
+
+
+def run_requester_choices(*, tenant: Tenant) -> QuerySet[Any]:
+    """Users the run list can be filtered by: members, and anyone who requested one of the
+    tenant's runs (a requester who has since left is still in the history)."""
+    return (
+        get_user_model()
+        .objects.filter(
+            Q(memberships__tenant=tenant)
+            | Q(pk__in=Run.objects.filter(tenant=tenant).values("requested_by"))
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
+    """The tenant's connections, for the run list's filter."""
+    return VendorConnection.objects.filter(tenant=tenant).order_by("name")

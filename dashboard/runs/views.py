@@ -1,0 +1,329 @@
+"""The run history pages: the list, one run's full record, and the people's actions on a run.
+
+Thin: selectors read, the engine's services decide and write (and audit); these views only turn
+input into service calls and service refusals into messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
+
+from dashboard.audit import REDACTED, SECRET_KEY_WORDS
+from dashboard.models import Permission
+from dashboard.runs import selectors, services
+from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
+from dashboard.runs.models import CAN_CANCEL, Run, RunState
+from dashboard.tenancy import actor_from_request, tenant_view
+
+PAGE_SIZE = 50
+# Bodies are shown in full up to this size; Altcraft answers can list thousands of profile ids.
+MAX_BODY_CHARS = 20_000
+# Headers that carry credentials. The HTTP layer already replaced every secret value it knew;
+# this catches a header it did not know to be secret (a vendor adding a session cookie).
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-brand-key"}
+)
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+@tenant_view(Permission.VIEW)
+@require_GET
+@vary_on_headers("HX-Request")
+def run_list(request: HttpRequest) -> HttpResponse:
+    form = RunFilterForm(request.GET or None, tenant=request.tenant)
+    filters = form.filters() if form.is_bound else {}
+    page = Paginator(
+        selectors.run_list(tenant=request.tenant, filters=filters), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for run in page.object_list:
+        run.description = selectors.run_description(run)
+    # The table refreshes itself while anything on it can still change.
+    live = any(run.is_open for run in page.object_list)
+    context = {"page": page, "form": form, "live": live}
+    if not request.htmx:
+        return render(request, "runs/run_list.html", context)
+    content = render_to_string("runs/run_list.html#runs", context, request=request)
+    return HttpResponse(content) if live else HttpResponseStopPolling(content)
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+@tenant_view(Permission.VIEW)
+@require_GET
+@vary_on_headers("HX-Request")
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_get(tenant=request.tenant, run_id=run_id)
+    if request.htmx:
+        return _status_response(request, run)
+    return _render_detail(request, run)
+
+
+def _live_key(run: Run) -> str:
+    """What the page's actions depend on. When it changes under an open page, the whole page is
+    reloaded (actions, attempts, timeline); otherwise only the status block is swapped, so an
+    open <details> or a half-written comment is never thrown away."""
+    return f"{run.state}:{int(run.needs_person)}"
+
+
+def _status_response(request: HttpRequest, run: Run) -> HttpResponse:
+    seen = request.GET.get("seen")
+    if seen and seen != _live_key(run):
+        return HttpResponseClientRefresh()
+    content = render_to_string("runs/run_detail.html#status", _status_context(run), request=request)
+    if run.is_terminal:
+        return HttpResponseStopPolling(content)
+    return HttpResponse(content)
+
+
+def _status_context(run: Run) -> dict[str, Any]:
+    return {
+        "run": run,
+        "live_key": _live_key(run),
+        "result_json": _pretty_json(run.result) if run.result else "",
+    }
+
+
+def _render_detail(
+    request: HttpRequest,
+    run: Run,
+    *,
+    forms: dict[str, Form] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    membership = request.membership
+    attempts = list(run.attempts.all())
+    for attempt in attempts:
+        attempt.display = _display_exchange(attempt.exchange)
+    timeline = list(selectors.run_timeline(run=run))
+    for event in timeline:
+        summary = event.summary if isinstance(event.summary, dict) else {}
+        event.why = summary.get("comment") or summary.get("reason") or ""
+        event.details = _event_details(summary)
+    can_approve = membership.can(Permission.APPROVE)
+    is_requester = run.requested_by_id is not None and run.requested_by_id == request.user.pk
+    context = {
+        **_status_context(run),
+        "description": selectors.run_description(run),
+        "parameters_json": _pretty_json(run.parameters),
+        "approvals": list(run.approvals.all()),
+        "attempts": attempts,
+        "timeline": timeline,
+        "evidence": attempts[-1] if attempts else None,
+        "is_requester": is_requester,
+        "can_approve": can_approve,
+        "can_cancel": (membership.can(Permission.REQUEST) or can_approve)
+        and run.state in CAN_CANCEL,
+        "awaiting_approval": run.state == RunState.AWAITING_APPROVAL,
+        "needs_person": run.state == RunState.OUTCOME_UNKNOWN and run.needs_person,
+        "reconciling": run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person,
+        "approve_form": ApproveForm(
+            initial={"parameters_hash": run.parameters_hash}, auto_id="approve_%s"
+        ),
+        "reject_form": RejectForm(auto_id="reject_%s"),
+        "mark_form": PersonDecisionForm(auto_id="mark_%s"),
+        "again_form": PersonDecisionForm(auto_id="again_%s"),
+        **(forms or {}),
+    }
+    return render(request, "runs/run_detail.html", context, status=status)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def _act(
+    request: HttpRequest,
+    run_id: int,
+    *,
+    perform: Callable[[Run, dict[str, Any]], Any],
+    done: str,
+    form_class: type[Form] | None = None,
+    form_key: str = "",
+) -> HttpResponse:
+    """Check the input, call the service, and say what happened.
+
+    Bad input re-renders the page with the typed text kept (400); a refusal by the engine (wrong
+    state, guardrail, someone else was faster) becomes an error message. Nothing changes in
+    either case: the services only write when they accept.
+    """
+    run = selectors.run_get(tenant=request.tenant, run_id=run_id)
+    cleaned: dict[str, Any] = {}
+    if form_class is not None:
+        form = form_class(request.POST, auto_id=f"{form_key.removesuffix('_form')}_%s")
+        if not form.is_valid():
+            messages.error(request, "Nothing was changed: " + _form_error_text(form))
+            return _render_detail(request, run, forms={form_key: form}, status=400)
+        cleaned = form.cleaned_data
+    try:
+        perform(run, cleaned)
+    except services.RunActionError as error:
+        messages.error(request, str(error))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done)
+    return redirect("run_detail", tenant_slug=request.tenant.slug, run_id=run.pk)
+
+
+def _form_error_text(form: Form) -> str:
+    return " ".join(message for errors in form.errors.values() for message in errors)
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
+    actor = actor_from_request(request)
+    return _act(
+        request,
+        run_id,
+        form_class=ApproveForm,
+        form_key="approve_form",
+        perform=lambda run, data: services.run_approve(
+            actor=actor,
+            run=run,
+            parameters_hash_seen=data["parameters_hash"],
+            comment=data["comment"],
+        ),
+        done="Approved. The run is queued and will be sent shortly.",
+    )
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
+    actor = actor_from_request(request)
+    return _act(
+        request,
+        run_id,
+        form_class=RejectForm,
+        form_key="reject_form",
+        perform=lambda run, data: services.run_reject(
+            actor=actor, run=run, comment=data["comment"]
+        ),
+        done="Rejected. Nothing was sent.",
+    )
+
+
+@tenant_view(Permission.VIEW)
+@require_POST
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    # Requesters withdraw their own requests, approvers stop queued ones: either permission will
+    # do, which tenant_view's single permission cannot say.
+    membership = request.membership
+    if not (membership.can(Permission.REQUEST) or membership.can(Permission.APPROVE)):
+        raise PermissionDenied(f"Your role ({membership.get_role_display()}) cannot cancel runs.")
+    actor = actor_from_request(request)
+    return _act(
+        request,
+        run_id,
+        perform=lambda run, data: services.run_cancel(actor=actor, run=run),
+        done="Cancelled. Nothing was sent.",
+    )
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
+    actor = actor_from_request(request)
+    return _act(
+        request,
+        run_id,
+        form_class=PersonDecisionForm,
+        form_key="mark_form",
+        perform=lambda run, data: services.run_mark_as_sent(
+            actor=actor, run=run, comment=data["comment"]
+        ),
+        done="Marked as sent, with your evidence recorded.",
+    )
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def run_send_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    actor = actor_from_request(request)
+    return _act(
+        request,
+        run_id,
+        form_class=PersonDecisionForm,
+        form_key="again_form",
+        perform=lambda run, data: services.run_send_again(
+            actor=actor, run=run, comment=data["comment"]
+        ),
+        done="Queued to be sent again, with your evidence recorded.",
+    )
+
+
+# -- presentation helpers ---------------------------------------------------------------------
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _pretty_body(body: Any) -> str:
+    if body in (None, ""):
+        return ""
+    text = body if isinstance(body, str) else _pretty_json(body)
+    # Not every body is JSON (HTML error pages, form posts): those are shown as they came.
+    with contextlib.suppress(TypeError, ValueError):
+        text = _pretty_json(json.loads(text))
+    if len(text) > MAX_BODY_CHARS:
+        text = f"{text[:MAX_BODY_CHARS]}\n… ({len(text) - MAX_BODY_CHARS} more characters)"
+    return text
+
+
+def _safe_headers(headers: Any) -> list[tuple[str, str]]:
+    if not isinstance(headers, dict):
+        return []
+    rows = []
+    for name, value in sorted(headers.items()):
+        lowered = str(name).lower()
+        if lowered in CREDENTIAL_HEADERS or any(word in lowered for word in SECRET_KEY_WORDS):
+            value = REDACTED
+        rows.append((str(name), str(value)))
+    return rows
+
+
+def _display_exchange(exchange: Any) -> dict[str, Any] | None:
+    """An attempt's stored (already redacted) exchange, shaped for reading."""
+    if not isinstance(exchange, dict) or not exchange:
+        return None
+    return {
+        "method": exchange.get("method", ""),
+        "url": exchange.get("url", ""),
+        "request_headers": _safe_headers(exchange.get("request_headers")),
+        "request_body": _pretty_body(exchange.get("request_body")),
+        "status_code": exchange.get("status_code"),
+        "response_headers": _safe_headers(exchange.get("response_headers")),
+        "response_body": _pretty_body(exchange.get("response_body")),
+        "error": exchange.get("error", ""),
+    }
+
+
+def _event_details(summary: Any) -> str:
+    """What an audit row says beyond the state change and its reason (shown beside them)."""
+    if not isinstance(summary, dict):
+        return ""
+    rest = {
+        key: value
+        for key, value in summary.items()
+        if key not in ("from", "to", "reason", "comment")
+    }
+    return json.dumps(rest, sort_keys=True, ensure_ascii=False, default=str) if rest else ""
