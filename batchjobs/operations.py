@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from batchjobs.models import FilesLanded
 from batchjobs.vendors.optimove_daily.client import (
     AlreadyRunning,
     AlreadyTriggeredToday,
@@ -110,6 +111,14 @@ class TriggerDailyOperation(RunOperation):
         )
         if already:
             return "Today's daily trigger already succeeded; Optimove allows one per UTC day."
+        # The tenant's files-landed gate holds whichever page or command approved the run.
+        if (
+            run.tenant.require_files_landed
+            and not FilesLanded.objects.filter(
+                tenant_id=run.tenant_id, utc_date=run.utc_date or today
+            ).exists()
+        ):
+            return f"No one has signalled that all files for {run.utc_date or today:%Y-%m-%d} (UTC) have landed, which this tenant requires before the daily trigger."
         return ""
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:

@@ -1,0 +1,589 @@
+"""The daily trigger page and the batch calls page: who may do what, every form with bad input,
+and every documented vendor answer shown in plain words (the sandboxes over HTTP)."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+import requests
+from django.urls import reverse
+
+from batchjobs import selectors
+from batchjobs.models import BatchJob, FilesLanded
+from batchjobs.vendors.optimove_daily.sandbox import DEFAULT_API_KEY, DEFAULT_EXPIRED_API_KEY
+from dashboard.models import ConnectionSecret, Role
+from dashboard.runs.models import Run, RunState
+from dashboard.runs.services import run_send
+from dashboard.vendors.sandbox import Fault
+from tests.factories import ConnectionSecretFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def page(client, name, *args, **extra):
+    response = client.get(reverse(name, args=args), **extra)
+    assert response.status_code == 200, response.status_code
+    return html.unescape(response.content.decode())
+
+
+def request_via_page(daily, role="marketer", **data):
+    client = daily.team.client_for(role)
+    form = {"attest_files_uploaded": "on", "idempotency_key": "form-1", **data}
+    return client.post(reverse("daily_trigger_request", args=["acme"]), form)
+
+
+def approve_via_page(daily, run, role="operator"):
+    run.refresh_from_db()
+    client = daily.team.client_for(role)
+    return client.post(
+        reverse("daily_trigger_approve", args=["acme", run.pk]),
+        {"parameters_hash": run.parameters_hash},
+        follow=True,
+    )
+
+
+# -- access ---------------------------------------------------------------------------------
+
+
+def test_another_tenants_pages_and_objects_are_404(
+    team, other_team, sandbox_connection, clean_redis
+):
+    foreign_connection = sandbox_connection(other_team.tenant, "optimove_batch")
+    foreign_run = RunFactory(
+        tenant=other_team.tenant,
+        connection=foreign_connection,
+        operation="optimove_trigger_daily",
+        parameters={"wait_time_for_validation_seconds": None},
+    )
+    foreign_talkifai = sandbox_connection(other_team.tenant, "talkifai")
+    foreign_job = BatchJob.objects.create(
+        tenant=other_team.tenant,
+        connection=foreign_talkifai,
+        batch_job_id="job-pending-001",
+        name="Theirs",
+        registered_at=foreign_run.created_at,
+    )
+    client = team.client_for("admin")
+    for method, url in [
+        ("get", reverse("daily_trigger", args=["other"])),
+        ("post", reverse("daily_trigger_request", args=["other"])),
+        ("get", reverse("batch_job_list", args=["other"])),
+        ("get", reverse("batch_job_row", args=["other", foreign_job.pk])),
+        ("get", reverse("batch_job_start", args=["other", foreign_job.pk])),
+        # Another tenant's objects under our own slug are not found either.
+        ("post", reverse("daily_trigger_approve", args=["acme", foreign_run.pk])),
+        ("post", reverse("daily_trigger_reject", args=["acme", foreign_run.pk])),
+        ("post", reverse("daily_trigger_withdraw", args=["acme", foreign_run.pk])),
+        ("post", reverse("daily_trigger_change", args=["acme", foreign_run.pk])),
+        ("get", reverse("batch_job_row", args=["acme", foreign_job.pk])),
+        ("get", reverse("batch_job_start", args=["acme", foreign_job.pk])),
+        ("post", reverse("batch_job_start", args=["acme", foreign_job.pk])),
+        ("post", reverse("batch_job_remove", args=["acme", foreign_job.pk])),
+    ]:
+        response = getattr(client, method)(
+            url, {"parameters_hash": foreign_run.parameters_hash} if method == "post" else None
+        )
+        assert response.status_code == 404, url
+    foreign_run.refresh_from_db()
+    assert foreign_run.state == RunState.AWAITING_APPROVAL
+    assert BatchJob.objects.filter(pk=foreign_job.pk).exists()
+
+
+def test_a_run_that_is_not_a_daily_trigger_is_404_on_daily_urls(daily):
+    start = RunFactory(tenant=daily.team.tenant)
+    client = daily.team.client_for("operator")
+    response = client.post(
+        reverse("daily_trigger_approve", args=["acme", start.pk]),
+        {"parameters_hash": start.parameters_hash},
+    )
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (Role.AUDITOR, set()),
+        (Role.MARKETER, {"request", "files_landed", "register"}),
+        (Role.OPERATOR, {"request", "files_landed", "register", "approve", "start"}),
+        (Role.ADMIN, {"request", "files_landed", "register", "approve", "start"}),
+    ],
+)
+def test_role_matrix(daily, talkifai, register_job, role, allowed):
+    job = register_job("job-pending-001")
+    run = RunFactory(
+        tenant=daily.team.tenant,
+        connection=daily.connection,
+        operation="optimove_trigger_daily",
+        parameters={"wait_time_for_validation_seconds": None},
+        requested_by=daily.team.second_operator.user,
+    )
+    client = daily.team.client_for(role)
+    assert client.get(reverse("daily_trigger", args=["acme"])).status_code == 200
+    assert client.get(reverse("batch_job_list", args=["acme"])).status_code == 200
+    checks = {
+        "request": ("post", reverse("daily_trigger_request", args=["acme"])),
+        "files_landed": ("post", reverse("daily_files_landed", args=["acme"])),
+        "register": ("post", reverse("batch_job_register", args=["acme"])),
+        "approve": ("post", reverse("daily_trigger_approve", args=["acme", run.pk])),
+        "start": ("get", reverse("batch_job_start", args=["acme", job.pk])),
+    }
+    for name, (method, url) in checks.items():
+        status = getattr(client, method)(url).status_code
+        assert (status != 403) == (name in allowed), (name, status)
+
+
+# -- the daily page -------------------------------------------------------------------------
+
+
+def test_daily_page_answers_the_question(daily):
+    text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    assert "Can we trigger now?" in text
+    assert "Yes. Request it below; another operator approves" in text
+    assert "Free: no request to Optimove in the last 10 minutes." in text
+    assert "key role ApiRole" in text
+    assert 'data-local-of="' in text  # local time beside the UTC times, filled in the browser
+    assert 'hx-trigger="every 30s"' in text
+    assert "Request trigger (an operator approves)" in text
+    assert DEFAULT_API_KEY not in text
+
+
+def test_htmx_refresh_renders_only_the_status_block(daily):
+    client = daily.team.client_for("auditor")
+    response = client.get(reverse("daily_trigger", args=["acme"]), HTTP_HX_REQUEST="true")
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<div id="daily-status"')
+    assert "<html" not in content and 'id="request"' not in content
+    assert "HX-Request" in response["Vary"]
+
+
+def test_marketer_with_approval_off_is_told_why_there_is_no_button(daily):
+    daily.team.tenant.approval_required = False
+    daily.team.tenant.save()
+    text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    assert "Approval is off for this tenant, so only operators trigger" in text
+    assert 'id="request-submit"' not in text
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "Trigger now" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "field_error"),
+    [
+        ({"wait_time_for_validation_seconds": "31"}, "Optimove allows at most 30 seconds"),
+        ({"wait_time_for_validation_seconds": "-1"}, "The wait cannot be negative"),
+        ({"wait_time_for_validation_seconds": "abc"}, "Enter a whole number of seconds"),
+        ({"wait_time_for_validation_seconds": "2.5"}, "Enter a whole number of seconds"),
+        (
+            {"attest_files_uploaded": ""},
+            "Confirm that all of today's files have finished uploading",
+        ),
+        ({"idempotency_key": ""}, "its one-time key is missing"),
+    ],
+)
+def test_request_form_with_bad_input_shows_errors_and_creates_nothing(daily, data, field_error):
+    response = request_via_page(daily, **data)
+    assert response.status_code == 400
+    assert field_error in html.unescape(response.content.decode())
+    assert not Run.objects.exists()
+    if "wait_time_for_validation_seconds" in data:  # what was typed is kept
+        assert f'value="{data["wait_time_for_validation_seconds"]}"' in response.content.decode()
+
+
+def test_request_refused_by_a_guardrail_keeps_the_form(daily):
+    daily.connection.options = {"key_role": "3rdParty"}
+    daily.connection.save()
+    response = request_via_page(daily, wait_time_for_validation_seconds="12")
+    assert response.status_code == 409
+    text = html.unescape(response.content.decode())
+    assert "3rdParty role, which Optimove blocks" in text
+    assert 'value="12"' in text
+    assert not Run.objects.exists()
+
+
+def test_double_submit_makes_one_request(daily):
+    assert request_via_page(daily).status_code == 302
+    assert request_via_page(daily).status_code == 302
+    assert Run.objects.count() == 1
+
+
+def test_request_approve_and_outcome_through_the_pages(daily):
+    response = request_via_page(daily, wait_time_for_validation_seconds="10")
+    assert response.status_code == 302
+    run = Run.objects.get()
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert f"Request #{run.pk} awaits approval" in text
+    assert f'name="parameters_hash" value="{run.parameters_hash}"' in text
+    assert "Trigger daily batch (validation wait 10 s)" in text
+    requester_view = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    assert "Approve and trigger now" not in requester_view
+    assert "Change the extra validation wait" in requester_view
+
+    followed = approve_via_page(daily, run)
+    assert f"Approved: trigger #{run.pk} is queued" in followed.content.decode()
+    assert run_send(run_id=run.pk) == "succeeded"
+    text = page(daily.team.client_for("auditor"), "daily_trigger", "acme")
+    assert "Done for today: Optimove's batch was triggered at" in text
+    assert "requested by mia" in text and "approved by oscar" in text
+    assert "Today's batch was already triggered" in text
+
+
+def test_an_operator_cannot_approve_their_own_request_on_the_page(daily):
+    request_via_page(daily, role="operator")
+    run = Run.objects.get()
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "You requested it; another operator must approve it." in text
+    followed = approve_via_page(daily, run, role="operator")
+    assert "another operator must approve it" in html.unescape(followed.content.decode())
+    run.refresh_from_db()
+    assert run.state == RunState.AWAITING_APPROVAL
+
+
+def test_approving_stale_parameters_is_refused_on_the_page(daily):
+    request_via_page(daily)
+    run = Run.objects.get()
+    client = daily.team.client_for("marketer")
+    client.post(
+        reverse("daily_trigger_change", args=["acme", run.pk]),
+        {"wait_time_for_validation_seconds": "20"},
+    )
+    response = daily.team.client_for("operator").post(
+        reverse("daily_trigger_approve", args=["acme", run.pk]),
+        {"parameters_hash": run.parameters_hash},  # what the approver's page showed before
+        follow=True,
+    )
+    assert "The parameters changed since you opened this page" in response.content.decode()
+    run.refresh_from_db()
+    assert run.state == RunState.AWAITING_APPROVAL
+    assert run.parameters == {"wait_time_for_validation_seconds": 20}
+
+
+def test_change_reject_and_withdraw_from_the_page(daily):
+    request_via_page(daily)
+    run = Run.objects.get()
+    marketer = daily.team.client_for("marketer")
+    response = marketer.post(
+        reverse("daily_trigger_change", args=["acme", run.pk]),
+        {"wait_time_for_validation_seconds": "99"},
+        follow=True,
+    )
+    assert "Not changed: Optimove allows at most 30 seconds" in response.content.decode()
+    response = daily.team.client_for("operator").post(
+        reverse("daily_trigger_reject", args=["acme", run.pk]),
+        {"comment": "files are late"},
+        follow=True,
+    )
+    assert f"Request #{run.pk} rejected" in response.content.decode()
+    run.refresh_from_db()
+    assert run.state == RunState.CANCELLED
+    text = page(marketer, "daily_trigger", "acme")
+    assert "An operator rejected the request." in text and "files are late" in text
+
+    request_via_page(daily, idempotency_key="form-2")
+    second = Run.objects.get(idempotency_key="form-2")
+    response = marketer.post(
+        reverse("daily_trigger_withdraw", args=["acme", second.pk]), follow=True
+    )
+    assert f"Request #{second.pk} withdrawn" in response.content.decode()
+
+
+def test_files_landed_button(daily):
+    daily.team.tenant.require_files_landed = True
+    daily.team.tenant.save()
+    marketer = daily.team.client_for("marketer")
+    text = page(marketer, "daily_trigger", "acme")
+    assert "not yet" in text and "No one has signalled yet that all files for" in text
+    today = selectors.daily_trigger_status(tenant=daily.team.tenant).utc_date
+    response = marketer.post(
+        reverse("daily_files_landed", args=["acme"]), {"utc_date": today.isoformat()}, follow=True
+    )
+    assert f"Recorded: all files for {today:%Y-%m-%d} (UTC) landed." in response.content.decode()
+    assert FilesLanded.objects.get().given_by == daily.team.marketer.user
+    text = page(marketer, "daily_trigger", "acme")
+    assert "signalled" in text and "by mia" in text
+    bad = marketer.post(
+        reverse("daily_files_landed", args=["acme"]), {"utc_date": "not a date"}, follow=True
+    )
+    assert "nothing was recorded" in bad.content.decode()
+
+
+# -- every documented Optimove answer, in plain words on the page ----------------------------
+
+
+def _direct_trigger(sandboxes):
+    """Trigger the sandbox's tenant "demo" outside TriggerDesk (Optimove's own schedule, say)."""
+    response = requests.post(
+        sandboxes.url("optimove_batch") + "/BatchProcessAPI/TriggerDaily",
+        data=b'{"WaitTimeForValidationSeconds":null}',
+        headers={"X-API-KEY": DEFAULT_API_KEY, "Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+
+
+def _use_key(daily, key):
+    ConnectionSecret.objects.filter(connection=daily.connection).delete()
+    ConnectionSecretFactory(connection=daily.connection, name="api_key", plaintext=key)
+
+
+def _condition(condition):
+    def arrange(daily, sandboxes):
+        daily.optimove.control("set_task_condition", {"tenant": "demo", "condition": condition})
+
+    return arrange
+
+
+def _already_running(daily, sandboxes):
+    _direct_trigger(sandboxes)
+    daily.optimove.control("clear_rate_window", {"tenant": "demo"})
+
+
+def _already_triggered_today(daily, sandboxes):
+    _already_running(daily, sandboxes)
+    daily.optimove.control("finish_task", {"tenant": "demo"})
+
+
+def _rate_limited(daily, sandboxes):
+    _direct_trigger(sandboxes)
+    daily.optimove.control("finish_task", {"tenant": "demo"})
+
+
+def _fault(status):
+    def arrange(daily, sandboxes):
+        daily.optimove.inject_fault("trigger_daily", Fault.SERVER_ERROR, status=status)
+
+    return arrange
+
+
+VENDOR_ANSWERS = {
+    "task_not_found": (_condition("not_found"), RunState.FAILED, "task not found"),
+    "already_running": (_already_running, RunState.FAILED, "already running"),
+    "not_in_correct_state": (
+        _condition("not_triggerable"),
+        RunState.FAILED,
+        "not in correct state",
+    ),
+    "already_triggered_today": (
+        _already_triggered_today,
+        RunState.FAILED,
+        "already triggered today",
+    ),
+    "configured_incorrectly": (
+        _condition("misconfigured"),
+        RunState.FAILED,
+        "configured not correctly",
+    ),
+    "validation_failed": (_condition("fails_validation"), RunState.FAILED, "validation failed"),
+    "unauthorized": (
+        lambda d, s: _use_key(d, "not-a-key-optimove-knows"),
+        RunState.FAILED,
+        "401 Unauthorized",
+    ),
+    "token_expired": (
+        lambda d, s: _use_key(d, DEFAULT_EXPIRED_API_KEY),
+        RunState.FAILED,
+        "403 Forbidden",
+    ),
+    "rate_limited": (_rate_limited, RunState.QUEUED, "429 Too Many Requests"),
+    "server_error": (_fault(500), RunState.OUTCOME_UNKNOWN, "internal error (500)"),
+    "gateway_timeout": (_fault(504), RunState.OUTCOME_UNKNOWN, "504 Gateway Timeout"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(VENDOR_ANSWERS))
+def test_every_documented_answer_is_explained_on_the_page(daily, sandboxes, code):
+    arrange, state, words = VENDOR_ANSWERS[code]
+    arrange(daily, sandboxes)
+    assert request_via_page(daily).status_code == 302
+    run = Run.objects.get()
+    approve_via_page(daily, run)
+    run_send(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.failure_code) == (state, code)
+
+    text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    headline, advice = selectors.DAILY_FAILURES[code]
+    assert words in headline
+    assert headline in text and advice in text
+    assert "Details: Optimove" in text or "Details: The request" in text or code == "unauthorized"
+    assert DEFAULT_API_KEY not in text and DEFAULT_EXPIRED_API_KEY not in text
+    if state == RunState.QUEUED:
+        assert "TriggerDesk tries again at" in text
+    if state == RunState.OUTCOME_UNKNOWN:
+        assert "Outcome unknown." in text and "TriggerDesk asks the vendor again at" in text
+    # Whatever Optimove said, no second request goes out inside its 10-minute window.
+    assert "one request per 10 minutes" in text
+    if code == "token_expired":
+        assert "The API key has expired: Optimove answered 403" in text
+
+
+# -- batch calls ----------------------------------------------------------------------------
+
+
+def test_batch_job_list_loads_each_status_from_talkifai(team, talkifai, register_job):
+    scheduled = register_job("job-scheduled-001")
+    running = register_job("job-running-001")
+    operator = team.client_for("operator")
+    text = page(operator, "batch_job_list", "acme")
+    assert f'hx-get="{reverse("batch_job_row", args=["acme", scheduled.pk])}"' in text
+    assert "Asking TalkifAI" in text
+
+    row = page(operator, "batch_job_row", "acme", scheduled.pk, HTTP_HX_REQUEST="true")
+    assert row.lstrip().startswith(f'<tr id="job-{scheduled.pk}"')
+    assert ">scheduled<" in row and "0 of 120 contacts called" in row
+    assert "Start now…" in row
+    row = page(operator, "batch_job_row", "acme", running.pk, HTTP_HX_REQUEST="true")
+    assert ">running<" in row and "Start now" not in row
+    assert "Only scheduled or pending jobs can be started." in row
+    marketer_row = page(team.client_for("marketer"), "batch_job_row", "acme", scheduled.pk)
+    assert "An operator can start it." in marketer_row
+
+
+def test_status_unavailable_is_shown_not_a_500(team, talkifai, register_job):
+    job = register_job("job-pending-001")
+    talkifai.inject_fault("batch_job_detail", Fault.SERVER_ERROR, times=2)
+    row = page(team.client_for("operator"), "batch_job_row", "acme", job.pk)
+    assert "status unavailable" in row and "TalkifAI had an internal error" in row
+    confirm = page(team.client_for("operator"), "batch_job_start", "acme", job.pk)
+    assert "could not read the job's status" in confirm and "Yes, start calling now" not in confirm
+
+
+def test_start_now_behind_a_confirmation_and_its_result(team, talkifai, register_job):
+    job = register_job("job-scheduled-001")
+    operator = team.client_for("operator")
+    confirm = page(operator, "batch_job_start", "acme", job.pk)
+    assert "Start “Spring renewals (scheduled)” now?" in confirm
+    assert "and cancels its scheduled start" in confirm
+    key = confirm.split('name="idempotency_key" value="')[1].split('"')[0]
+    response = operator.post(
+        reverse("batch_job_start", args=["acme", job.pk]), {"idempotency_key": key}
+    )
+    assert response.status_code == 302
+    again = operator.post(
+        reverse("batch_job_start", args=["acme", job.pk]), {"idempotency_key": key}
+    )
+    assert again.status_code == 302
+    run = Run.objects.get()
+    assert run.parameters == {
+        "batch_job_id": "job-scheduled-001",
+        "batch_job_name": "Spring renewals (scheduled)",
+    }
+
+    live = operator.get(reverse("batch_job_list", args=["acme"]), HTTP_HX_REQUEST="true")
+    assert live.status_code == 200 and 'hx-trigger="every 2s"' in live.content.decode()
+    assert run_send(run_id=run.pk) == "succeeded"
+    settled = operator.get(reverse("batch_job_list", args=["acme"]), HTTP_HX_REQUEST="true")
+    assert settled.status_code == 286  # every start settled: the list stops polling
+    text = html.unescape(settled.content.decode())
+    assert "120 contacts enqueued" in text and "its scheduled start was cancelled" in text
+    assert "started at 20" in text and "Cancelled scheduled job, starting immediately" in text
+
+
+def test_pending_job_start_says_nothing_was_cancelled(team, talkifai, register_job):
+    job = register_job("job-pending-001")
+    operator = team.client_for("operator")
+    operator.post(reverse("batch_job_start", args=["acme", job.pk]), {"idempotency_key": "k"})
+    run_send(run_id=Run.objects.get().pk)
+    row = page(operator, "batch_job_row", "acme", job.pk)
+    assert "80 contacts enqueued" in row and "no scheduled start to cancel" in row
+
+
+@pytest.mark.parametrize(
+    ("arrange", "words"),
+    [
+        ({"set_job_status": "completed"}, "The job has ended (completed, failed or cancelled)"),
+        ({"set_job_status": "running"}, "The job is already calling its contacts"),
+        ({"reset": True}, "TalkifAI has no batch job with this id for this API key"),
+    ],
+)
+def test_start_refusals_are_explained_on_the_page(team, talkifai, register_job, arrange, words):
+    talkifai.control("add_job", {"id": "job-x", "status": "pending", "name": "X"})
+    job = register_job("job-x")
+    team.client_for("operator").post(
+        reverse("batch_job_start", args=["acme", job.pk]), {"idempotency_key": "k"}
+    )
+    if "reset" in arrange:
+        talkifai.reset()
+    else:
+        talkifai.control("set_job_status", {"id": "job-x", "status": arrange["set_job_status"]})
+    run_send(run_id=Run.objects.get().pk)
+    text = page(team.client_for("auditor"), "batch_job_list", "acme")
+    assert words in text
+
+
+def test_start_form_without_its_key_creates_nothing(team, talkifai, register_job):
+    job = register_job("job-pending-001")
+    response = team.client_for("operator").post(
+        reverse("batch_job_start", args=["acme", job.pk]), {}
+    )
+    assert response.status_code == 400
+    assert "its one-time key is missing" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("batch_job_id", "error"),
+    [
+        ("job-does-not-exist", "TalkifAI has no batch job 'job-does-not-exist' for this API key."),
+        ("a/b", "A batch job id cannot contain '/' or '\\'."),
+        (" job-pending-001", "The batch job id has leading or trailing spaces."),
+        ("", "This field is required."),
+    ],
+)
+def test_register_form_with_bad_input(team, talkifai, batch_job_id, error):
+    from dashboard.models import VendorConnection
+
+    connection = VendorConnection.objects.get(tenant=team.tenant, kind="talkifai")
+    response = team.client_for("marketer").post(
+        reverse("batch_job_register", args=["acme"]),
+        {"connection": connection.pk, "batch_job_id": batch_job_id},
+    )
+    assert response.status_code == 400
+    assert error in html.unescape(response.content.decode())
+    assert not BatchJob.objects.exists()
+
+
+def test_register_and_remove_from_the_page(team, talkifai):
+    from dashboard.models import VendorConnection
+
+    connection = VendorConnection.objects.get(tenant=team.tenant, kind="talkifai")
+    marketer = team.client_for("marketer")
+    response = marketer.post(
+        reverse("batch_job_register", args=["acme"]),
+        {"connection": connection.pk, "batch_job_id": "job-pending-001", "name": "Win-back"},
+        follow=True,
+    )
+    assert "Batch job Win-back (job-pending-001) registered." in response.content.decode()
+    job = BatchJob.objects.get()
+    response = marketer.post(reverse("batch_job_remove", args=["acme", job.pk]), follow=True)
+    assert "removed from the list" in response.content.decode()
+    assert not BatchJob.objects.exists()
+
+
+def test_no_secret_reaches_a_page_or_the_audit_trail(daily, talkifai, register_job, capsys):
+    import json
+
+    from dashboard.models import AuditEvent
+    from tests.conftest import SANDBOX_SECRETS
+
+    secrets = [SANDBOX_SECRETS["optimove_batch"]["api_key"], SANDBOX_SECRETS["talkifai"]["api_key"]]
+    request_via_page(daily)
+    run = Run.objects.get()
+    approve_via_page(daily, run)
+    run_send(run_id=run.pk)
+    job = register_job("job-pending-001")
+    operator = daily.team.client_for("operator")
+    operator.post(reverse("batch_job_start", args=["acme", job.pk]), {"idempotency_key": "k"})
+    run_send(run_id=Run.objects.get(operation="talkifai_start_batch_job").pk)
+    pages = [
+        page(operator, "daily_trigger", "acme"),
+        page(operator, "batch_job_list", "acme"),
+        page(operator, "batch_job_row", "acme", job.pk),
+        page(operator, "batch_job_start", "acme", job.pk),
+    ]
+    trail = json.dumps(list(AuditEvent.objects.values("summary", "actor_label")))
+    output = capsys.readouterr()
+    for secret in secrets:
+        for text in (*pages, trail, output.out, output.err):
+            assert secret not in text
