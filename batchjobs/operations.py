@@ -20,7 +20,7 @@ from batchjobs.vendors.talkifai.client import (
     validate_batch_job_id,
 )
 from dashboard.clock import utc_now
-from dashboard.models import OptimoveKeyRole, VendorConnection, VendorKind
+from dashboard.models import Membership, OptimoveKeyRole, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run, RunState
 from dashboard.runs.operations import (
     RateRule,
@@ -120,6 +120,15 @@ class TriggerDailyOperation(RunOperation):
         ):
             return f"No one has signalled that all files for {run.utc_date or today:%Y-%m-%d} (UTC) have landed, which this tenant requires before the daily trigger."
         return ""
+
+    def approval_problem(self, run: Run, membership: Membership) -> str:
+        """Everything the daily page checks (rate window, key, files landed, another open
+        trigger), so the generic run page and the commands refuse for the same reasons."""
+        from batchjobs import selectors
+
+        status = selectors.daily_trigger_status(tenant=run.tenant, membership=membership)
+        blockers = status.approve_blockers(run, membership=membership)
+        return " ".join(blocker.text for blocker in blockers) or self.pre_send_problem(run)
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         wait = run.parameters.get("wait_time_for_validation_seconds")

@@ -34,7 +34,7 @@ from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs import services as runs
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import RunActionError
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
@@ -122,14 +122,10 @@ def daily_trigger_approve(
     blocked or expired key, or while another trigger is open. The engine then re-checks the
     four-eyes rule, the state and the expiry under a row lock, so fifty clicks approve once.
     """
-    membership = _membership(actor, tenant, Permission.APPROVE, "approve the daily trigger")
+    _membership(actor, tenant, Permission.APPROVE, "approve the daily trigger")
     run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
-    if run.state == RunState.AWAITING_APPROVAL:
-        status = selectors.daily_trigger_status(tenant=tenant, membership=membership)
-        blockers = status.approve_blockers(run, membership=membership)
-        if blockers:
-            raise RunActionError(" ".join(blocker.text for blocker in blockers))
-    # Not inside a transaction of ours: the engine commits an expired request's cancellation.
+    # The daily guardrails are checked by the engine, under the run's lock, through
+    # TriggerDailyOperation.approval_problem. Not inside a transaction of ours: the engine commits an expired request's cancellation.
     return runs.run_approve(
         actor=actor, run=run, parameters_hash_seen=parameters_hash_seen, comment=comment
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dashboard.vendors.http import Exchange
 
 if TYPE_CHECKING:
-    from dashboard.models import VendorConnection
+    from dashboard.models import Membership, VendorConnection
     from dashboard.runs.models import Run
 
 
@@ -106,6 +106,13 @@ class RunOperation:
     def pre_send_problem(self, run: Run) -> str:
         """A reason not to send this run now at all (checked by the worker before sending)."""
         return ""
+
+    def approval_problem(self, run: Run, membership: Membership) -> str:
+        """A reason `membership` cannot approve this run now, whichever page or command asks.
+
+        Checked under the run's row lock, after the four-eyes rule, the state and the expiry.
+        """
+        return self.pre_send_problem(run)
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         """Make the vendor call; raise a VendorError subclass when it does not succeed."""

@@ -283,6 +283,9 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
             )
         expired = bool(locked.approval_expires_at and now >= locked.approval_expires_at)
         if not expired:
+            problem = operation_for(locked.operation).approval_problem(locked, membership)
+            if problem:
+                raise RunActionError(problem)
             _approve_locked(actor=actor, run=locked, now=now, comment=comment)
     if expired:
         # Outside the approval's transaction: the expiry is recorded even though we refuse.
@@ -301,9 +304,6 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
 
 def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> None:
     """Record the approval and queue the run; the caller holds the run's row lock."""
-    problem = operation_for(run.operation).pre_send_problem(run)
-    if problem:
-        raise RunActionError(problem)
     Approval.objects.create(
         run=run,
         decided_by=actor.user,

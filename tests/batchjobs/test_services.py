@@ -100,9 +100,9 @@ def test_only_one_open_request_per_tenant(daily):
 
 def test_requester_cannot_approve_their_own_request(daily):
     run = daily.request("operator")
-    with pytest.raises(RunActionError, match="another operator must approve"):
+    with pytest.raises(RunActionError, match="requester cannot approve"):
         daily.approve(run, "operator")
-    # Even straight through the engine, the four-eyes rule holds.
+    # Straight through the engine, the four-eyes rule holds the same way.
     with pytest.raises(RunActionError, match="requester cannot approve"):
         run_approve(
             actor=daily.actor("operator"), run=run, parameters_hash_seen=run.parameters_hash
