@@ -88,10 +88,11 @@ demo: install
 	@export CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
 	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) DJANGO_SETTINGS_MODULE=dashboard.settings; \
 	  unset DATABASE_URL REDIS_URL; \
-	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 && \
-	  $(PY) manage.py setup_demo && \
+	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 || exit 1; \
 	  trap 'kill 0' INT TERM EXIT; \
 	  $(PY) manage.py run_sandboxes --port $(SANDBOX_PORT) > $(DEMO_DIR)/sandboxes.log 2>&1 & \
+	  for i in $$(seq 1 50); do $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(SANDBOX_PORT)/talkifai/__sandbox__/state', timeout=1)" 2>/dev/null && break; sleep 0.2; done; \
+	  $(PY) manage.py setup_demo || exit 1; \
 	  $(VENV)/bin/celery -A dashboard worker -Q send,poll --pool threads -c 4 --loglevel INFO > $(DEMO_DIR)/worker.log 2>&1 & \
 	  $(VENV)/bin/celery -A dashboard beat --schedule $(DEMO_DIR)/celerybeat-schedule --loglevel INFO > $(DEMO_DIR)/beat.log 2>&1 & \
 	  $(VENV)/bin/gunicorn dashboard.wsgi -b 127.0.0.1:$(WEB_PORT) -w 2 --threads 4 --access-logfile - > $(DEMO_DIR)/web.log 2>&1 & \

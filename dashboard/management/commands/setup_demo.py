@@ -6,6 +6,7 @@ printed on purpose and the connections point at the local sandboxes.
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
 from dashboard import services
@@ -20,6 +21,15 @@ DEMO_USERS = [
     ("olga", Role.OPERATOR, "a second operator (four eyes)"),
     ("aude", Role.AUDITOR, "reads history and the audit trail"),
     ("ada", Role.ADMIN, "tenant settings, members, connections; Django admin"),
+]
+# The TalkifAI sandbox's jobs, one in each status.
+DEMO_BATCH_JOBS = [
+    "job-scheduled-001",
+    "job-pending-001",
+    "job-running-001",
+    "job-completed-001",
+    "job-failed-001",
+    "job-cancelled-001",
 ]
 DEMO_CONNECTIONS = [
     (
@@ -82,6 +92,29 @@ class Command(BaseCommand):
                     secrets=secrets,
                     options=connection_options,
                 )
+        self._register_batch_jobs(tenant)
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )
+
+    def _register_batch_jobs(self, tenant: Tenant) -> None:
+        """Register the TalkifAI sandbox's jobs (the vendor has no list endpoint), checking each
+        with the sandbox as a person registering it would; skipped when the sandbox is down."""
+        from batchjobs.models import BatchJob
+        from batchjobs.services import batch_job_register
+
+        connection = VendorConnection.objects.get(tenant=tenant, name="TalkifAI (sandbox)")
+        marketer = Actor(
+            user=get_user_model().objects.get(username="mia"), label="mia (setup_demo)"
+        )
+        for batch_job_id in DEMO_BATCH_JOBS:
+            if BatchJob.objects.filter(tenant=tenant, batch_job_id=batch_job_id).exists():
+                continue
+            try:
+                batch_job_register(
+                    actor=marketer, tenant=tenant, connection=connection, batch_job_id=batch_job_id
+                )
+            except ValidationError as error:
+                self.stdout.write(
+                    f"Batch job {batch_job_id} not registered: {' '.join(error.messages)}"
+                )
