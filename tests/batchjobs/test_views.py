@@ -587,3 +587,32 @@ def test_no_secret_reaches_a_page_or_the_audit_trail(daily, talkifai, register_j
     for secret in secrets:
         for text in (*pages, trail, output.out, output.err):
             assert secret not in text
+
+
+def test_a_job_row_with_a_start_under_way_keeps_refreshing_itself(
+    team, sandbox_connection, sandboxes
+):
+    from django.urls import reverse
+
+    from batchjobs.models import BatchJob
+    from dashboard.clock import utc_now
+    from tests.factories import RunFactory
+
+    connection = sandbox_connection(team.tenant, "talkifai")
+    job = BatchJob.objects.create(
+        tenant=team.tenant,
+        connection=connection,
+        batch_job_id="job-pending-001",
+        name="Win-back",
+        registered_at=utc_now(),
+    )
+    client = team.client_for("operator")
+    row_url = reverse("batch_job_row", args=[team.tenant.slug, job.pk])
+    assert 'hx-trigger="every 3s"' not in client.get(row_url).content.decode()
+    RunFactory(
+        tenant=team.tenant,
+        connection=connection,
+        state="queued",
+        parameters={"batch_job_id": "job-pending-001", "batch_job_name": "Win-back"},
+    )
+    assert 'hx-trigger="every 3s"' in client.get(row_url).content.decode()
