@@ -201,7 +201,7 @@ def test_talkifai_start_command_registers_on_request(team, talkifai):
 def test_an_approval_by_command_still_needs_a_second_person(daily):
     run_command("daily_trigger_request", "acme", "--as", "oscar", "--attest-files-uploaded")
     run = Run.objects.get()
-    with pytest.raises(CommandError, match="another operator must approve|a second person must"):
+    with pytest.raises(CommandError, match=r"another operator must approve|a second person must"):
         run_command(
             "daily_trigger_approve",
             "acme",
