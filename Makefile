@@ -81,7 +81,7 @@ bench: install services
 # The demo needs no server: SQLite and kombu's filesystem broker under .demo/.
 .PHONY: demo
 demo: install
-	@mkdir -p $(DEMO_DIR)/broker/out $(DEMO_DIR)/broker/processed
+	@mkdir -p $(DEMO_DIR)/broker/out $(DEMO_DIR)/broker/processed $(DEMO_DIR)/broker/control
 	@[ -s $(DEMO_DIR)/credentials.key ] || $(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > $(DEMO_DIR)/credentials.key
 	@[ -s $(DEMO_DIR)/secret.key ] || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DEMO_DIR)/secret.key
 	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key

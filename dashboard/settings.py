@@ -187,6 +187,8 @@ else:
         "data_folder_in": str(broker_dir / "out"),
         "data_folder_out": str(broker_dir / "out"),
         "processed_folder": str(broker_dir / "processed"),
+        # Without it kombu writes its control exchange files into the working directory.
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
