@@ -200,6 +200,9 @@ def run_submit(
                 created_at__gte=now - timedelta(minutes=tenant.duplicate_window_minutes),
             )
             .exclude(state__in=[RunState.FAILED, RunState.CANCELLED, RunState.DRAFT])
+            # A concurrent submission of this same form is this request, not a duplicate of it;
+            # the unique key settles which one is saved.
+            .exclude(idempotency_key=idempotency_key)
             .order_by("-created_at")
             .first()
         )

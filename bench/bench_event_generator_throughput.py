@@ -1,0 +1,216 @@
+"""Throughput: a burst of Optimove event-generator runs for one brand through two workers.
+
+Optimove allows 500 requests/s per brand, runs and status reads together. The engine's shared
+Redis token bucket aims a little under that (475/s). This measures, at the sandbox:
+
+- the send rate: run requests over the time from the first to the last one, ÷ 500 (goal >= 0.9);
+- every request to the brand (runs and status polls) per second over the whole burst, ÷ 500;
+- the 429s the sandbox answered (goal 0).
+
+Usage: .venv/bin/python bench/bench_event_generator_throughput.py [--runs 5000]
+       [--pool prefork|threads] [--concurrency N] [--workers 2]
+It prints its figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from stack import bench_stack, cpu_report, cpu_snapshot, sandbox_seconds
+
+LIMIT_PER_SECOND = 500
+MATCH_START = "00000000-abcd-abcd-abcd-000000000000"
+
+
+def create_runs(stack, connection, count: int) -> float:
+    """`count` queued runs, their send tasks enqueued; seconds it took."""
+    from dashboard.runs.models import Operation
+
+    started = time.perf_counter()
+    stack.create_queued_runs(
+        connection,
+        Operation.OPTIMOVE_RUN_EVENT_GENERATOR,
+        [
+            {
+                "event_generator_id": MATCH_START,
+                "topic_key": "event_reminders+NFL",
+                "context": {"bench": number},
+            }
+            for number in range(count)
+        ],
+    )
+    return time.perf_counter() - started
+
+
+def wait_until_settled(stack, count: int, timeout: float) -> dict[str, int]:
+    from django.db.models import Count
+
+    from dashboard.runs.models import Run
+
+    deadline = time.monotonic() + timeout
+    last_print = 0.0
+    while True:
+        states = dict(
+            Run.objects.filter(tenant=stack.tenant)
+            .values_list("state")
+            .annotate(n=Count("id"))
+            .values_list("state", "n")
+        )
+        done = (
+            states.get("succeeded", 0) + states.get("failed", 0) + states.get("outcome_unknown", 0)
+        )
+        if done >= count or time.monotonic() > deadline:
+            return states
+        if stack.dead_workers():
+            print(f"  workers exited before the end: {stack.dead_workers()}; stopping")
+            return states
+        if time.monotonic() - last_print > 5:
+            print(f"  ... {states}", flush=True)
+            last_print = time.monotonic()
+        time.sleep(0.5)
+
+
+def start_profiler(stack, seconds: float):
+    """py-spy sampling every worker process (pool children included) for `seconds`."""
+    if seconds <= 0:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("  (py-spy is not installed: pip install py-spy)")
+        return None
+    outputs = []
+    for worker in stack.workers:
+        output = stack.tmp_dir / f"{worker.name}.profile"
+        process = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--subprocesses",
+                "--nonblocking",
+                "--format=raw",
+                "--rate=200",
+                f"--duration={int(seconds)}",
+                f"--output={output}",
+                f"--pid={worker.process.pid}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        outputs.append((process, output))
+    return outputs
+
+
+def report_profile(outputs, top: int = 25) -> None:
+    """Inclusive share of samples per function of ours (and the database driver's waits)."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for process, output in outputs:
+        process.wait()
+        if not output.exists():
+            continue
+        for line in output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            total += int(count)
+            for frame in set(stack.split(";")):
+                inclusive[frame] += int(count)
+    if not total:
+        print("  (no profile samples)")
+        return
+    print(f"  worker profile ({total} samples; inclusive share, top {top} of ours and psycopg):")
+    shown = 0
+    for frame, count in inclusive.most_common():
+        if any(part in frame for part in ("dashboard/", "campaigns/", "psycopg/connection.py")):
+            print(f"    {count / total:6.1%}  {frame}")
+            shown += 1
+            if shown >= top:
+                break
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5000)
+    # Threads -c 8 gave the best figures on a 2-core machine (see bench/README.md).
+    parser.add_argument("--pool", default="threads", choices=["prefork", "threads"])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--db-reuse-max",
+        type=int,
+        default=0,
+        metavar="N",
+        help="set CELERY_DB_REUSE_MAX=N in the workers (default: production settings, unset)",
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="sample the workers with py-spy for this long and print where their time goes",
+    )
+    args = parser.parse_args()
+
+    if args.db_reuse_max:
+        os.environ["BENCH_DB_REUSE_MAX"] = str(args.db_reuse_max)
+    print(
+        f"event-generator throughput: {args.runs} runs, {args.workers} workers "
+        f"--pool {args.pool} -c {args.concurrency}, CELERY_DB_REUSE_MAX="
+        f"{os.environ.get('BENCH_DB_REUSE_MAX') or 'unset'}",
+        flush=True,
+    )
+    with bench_stack(pool=args.pool, concurrency=args.concurrency, workers=args.workers) as stack:
+        connection = stack.connection("optimove_campaigns")
+        campaigns = stack.sandboxes["optimove_campaigns"]
+        cpu_before = cpu_snapshot(stack)
+        began = time.monotonic()
+        created = create_runs(stack, connection, args.runs)
+        print(f"  created {args.runs} runs in {created:.1f} s", flush=True)
+        profiler = start_profiler(stack, args.profile)
+        states = wait_until_settled(stack, args.runs, args.timeout)
+        elapsed = time.monotonic() - began
+        cpu_after = cpu_snapshot(stack)
+        if profiler:
+            report_profile(profiler)
+
+        received = list(campaigns.received)
+        runs = [r for r in received if r.route == "run" and r.status == 202]
+        stamps = sorted(sandbox_seconds(r.at) for r in runs)
+        all_stamps = sorted(sandbox_seconds(r.at) for r in received)
+        state = campaigns.state()
+        throttled = sum(state["throttled"].values())
+        send_span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+        send_rate = (len(stamps) - 1) / send_span if len(stamps) > 1 else 0.0
+        span = all_stamps[-1] - all_stamps[0] if len(all_stamps) > 1 else float("nan")
+        total_rate = (len(all_stamps) - 1) / span if len(all_stamps) > 1 else 0.0
+        polls = sum(1 for r in received if r.route == "status")
+        # Requests per second while the sends were going out (polls interleave with them).
+        during = [t for t in all_stamps if stamps and stamps[0] <= t <= stamps[-1]]
+        during_rate = len(during) / send_span if len(stamps) > 1 else 0.0
+
+        print(f"  runs by state: {states} (settled in {elapsed:.1f} s)")
+        print(f"  run requests accepted: {len(runs)}; status polls: {polls}")
+        print(f"  send rate: {send_rate:.1f} runs/s over {send_span:.1f} s")
+        print(f"  SEND RATE / LIMIT: {send_rate / LIMIT_PER_SECOND:.3f} (goal >= 0.9)")
+        print(
+            f"  all vendor requests: {total_rate:.1f}/s over {span:.1f} s; "
+            f"{during_rate:.1f}/s while sends went out "
+            f"({during_rate / LIMIT_PER_SECOND:.3f} of the limit)"
+        )
+        print(f"  429s answered by the sandbox: {throttled} (goal 0)")
+        print(cpu_report(cpu_before, cpu_after, args.runs, elapsed))
+        errors = stack.worker_errors()
+        if errors:
+            print(f"  worker log errors: {len(errors)}; first: {errors[0]}")
+
+
+if __name__ == "__main__":
+    main()

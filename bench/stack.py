@@ -1,0 +1,385 @@
+"""The benchmarks' stack: their own database, the sandboxes in-process, two worker processes.
+
+Every benchmark script does the same thing first: create (and at the end drop) the database
+`triggerdesk_bench` on the server named by DATABASE_URL, migrate it, empty the Redis database
+named by REDIS_URL (it must be a scratch database: `make bench` passes the tests' one), serve
+every vendor sandbox on a free loopback port in this process, and start Celery worker processes
+that use the production settings (dashboard.settings, through bench/bench_settings.py, which
+changes nothing unless asked) against all of that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/triggerdesk"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+BENCH_DATABASE = "triggerdesk_bench"
+READY_TIMEOUT_SECONDS = 30.0
+
+# The sandboxes' well-known fake credentials (not secrets: the demo publishes them).
+SANDBOX_SECRETS = {
+    "optimove_batch": {"api_key": "sandbox-optimove-daily-key"},
+    "optimove_campaigns": {
+        "api_key": "sandbox-optimove-api-key",
+        "brand_key": "sandbox-optimove-brand-key",
+    },
+    "altcraft": {"token": "sandbox-altcraft-token"},
+    "talkifai": {"api_key": "sandbox-talkifai-key"},
+}
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _admin_connection(url: str) -> Any:
+    import psycopg
+
+    parts = urlsplit(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def _recreate_database(url: str) -> None:
+    with _admin_connection(url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+
+
+def _drop_database(url: str) -> None:
+    with _admin_connection(url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    """What a benchmark works with once the stack is up."""
+
+    sandboxes: dict[str, Any]
+    server: Any
+    clock: Any
+    tenant: Any
+    user: Any
+    actor: Any
+    workers: list[WorkerProcess] = field(default_factory=list)
+    tmp_dir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="triggerdesk-bench-"))
+    )
+
+    def url(self, kind: str) -> str:
+        from dashboard.sandboxes import sandbox_base_url
+
+        return sandbox_base_url(self.server.url(), kind)
+
+    def connection(self, kind: str, **options: Any) -> Any:
+        """A connection of the bench tenant wired to that vendor's sandbox."""
+        from dashboard.services import connection_create
+
+        return connection_create(
+            actor=self.actor,
+            tenant=self.tenant,
+            kind=kind,
+            name=f"{kind} sandbox {uuid.uuid4().hex[:6]}",
+            base_url=self.url(kind),
+            secrets=SANDBOX_SECRETS[kind],
+            options=options or ({"key_role": "ApiRole"} if kind == "optimove_batch" else {}),
+        )
+
+    def start_workers(self, *, count: int = 2, pool: str = "prefork", concurrency: int = 2) -> None:
+        """Start `count` worker processes (queues send and poll) and wait until all are ready."""
+        for _ in range(count):
+            name = f"bench-{uuid.uuid4().hex[:6]}"
+            log_path = self.tmp_dir / f"{name}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("celery")),
+                        "-A",
+                        "dashboard",
+                        "worker",
+                        "-Q",
+                        "send,poll",
+                        "--pool",
+                        pool,
+                        "-c",
+                        str(concurrency),
+                        "--without-heartbeat",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "-n",
+                        f"{name}@%h",
+                        # Per-task INFO lines would cost the workers more than the tasks do.
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    cwd=REPO,
+                    env={**os.environ, "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.workers.append(WorkerProcess(name, process, log_path))
+        for worker in self.workers:
+            _wait_until_answering(worker)
+
+    def create_queued_runs(
+        self, connection: Any, operation: str, parameters: list[dict]
+    ) -> list[int]:
+        """Queued runs in bulk (one INSERT), their send tasks enqueued after the commit.
+
+        Quicker than run_submit per run (no per-run "requested" audit row): the benchmarks
+        measure sending, not requesting.
+        """
+        from django.db import transaction
+
+        from dashboard.clock import utc_now
+        from dashboard.runs.models import Run, RunState
+        from dashboard.runs.operations import operation_for
+        from dashboard.runs.services import parameters_hash
+        from dashboard.tasks import send_run
+
+        now = utc_now()
+        runner = operation_for(operation)
+        rows = []
+        for number, raw in enumerate(parameters):
+            cleaned = runner.clean_parameters(raw, connection)
+            rows.append(
+                Run(
+                    tenant=self.tenant,
+                    connection=connection,
+                    operation=operation,
+                    parameters=cleaned,
+                    parameters_hash=parameters_hash(
+                        operation=operation, connection_id=connection.pk, parameters=cleaned
+                    ),
+                    idempotency_key=f"bench-{uuid.uuid4().hex[:12]}-{number}",
+                    state=RunState.QUEUED,
+                    requested_by=self.user,
+                    requested_by_label=self.user.get_username(),
+                    requested_at=now,
+                )
+            )
+        with transaction.atomic():
+            ids = [run.pk for run in Run.objects.bulk_create(rows, batch_size=1000)]
+        for run_id in ids:
+            send_run.apply_async(args=[run_id])
+        return ids
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+        self.workers.clear()
+
+    def dead_workers(self) -> list[str]:
+        """Names of worker processes that exited (something else on the machine killed them)."""
+        return [worker.name for worker in self.workers if worker.process.poll() is not None]
+
+    def worker_errors(self) -> list[str]:
+        """Lines of the workers' logs that speak of an error (empty when all went well)."""
+        return [
+            line
+            for worker in self.workers
+            for line in worker.log().splitlines()
+            if "ERROR" in line or "Traceback" in line
+        ]
+
+
+def _wait_until_answering(worker: WorkerProcess) -> None:
+    # With --loglevel WARNING the "ready." line is not logged: ask the worker itself.
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("celery")),
+                "-A",
+                "dashboard",
+                "inspect",
+                "ping",
+                "-d",
+                f"{worker.name}@{os.uname().nodename}",
+                "--timeout",
+                "1",
+            ],
+            cwd=REPO,
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "pong" in result.stdout:
+            return
+        if worker.process.poll() is not None:
+            break
+    raise RuntimeError(f"worker {worker.name} did not start:\n{worker.log()[-4000:]}")
+
+
+@contextlib.contextmanager
+def bench_stack(
+    *, pool: str = "prefork", concurrency: int = 2, workers: int = 2
+) -> Iterator[Stack]:
+    """Bring the whole stack up (see the module docstring); tear everything down afterwards."""
+    base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    from cryptography.fernet import Fernet
+
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench")]),
+            "DATABASE_URL": _with_database(base_url, BENCH_DATABASE),
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2,
+            "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    # A plain `kill` (or a background job's Ctrl-C) must still clean up: exit through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _recreate_database(base_url)
+    server = None
+    stack = None
+    try:
+        import django
+
+        django.setup()
+        import redis
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+        redis.Redis.from_url(redis_url).flushdb()
+
+        from dashboard.audit import Actor
+        from dashboard.sandboxes import build_sandboxes, sandbox_server
+        from dashboard.services import tenant_create, user_create
+        from dashboard.vendors.sandbox import SandboxClock
+
+        clock = SandboxClock()
+        sandboxes = build_sandboxes(clock)
+        server = sandbox_server(sandboxes).start()
+        system = Actor.system("bench")
+        tenant = tenant_create(actor=system, name="Bench Brand", duplicate_window_minutes=0)
+        user = user_create(username="bench-marketer", password=None)
+        stack = Stack(sandboxes, server, clock, tenant, user, Actor(user=user))
+        stack.start_workers(count=workers, pool=pool, concurrency=concurrency)
+        yield stack
+    finally:
+        if stack is not None:
+            stack.stop_workers()
+        if server is not None:
+            server.stop()
+        from django.db import connections
+
+        connections.close_all()
+        _drop_database(base_url)
+        with contextlib.suppress(Exception):
+            import redis
+
+            redis.Redis.from_url(redis_url).flushdb()
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far, by group: the workers, PostgreSQL, Redis, this process (the
+    sandbox server and the benchmark), and everything else on the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    worker_groups = {worker.process.pid for worker in stack.workers}
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pid, pgid = int(entry.name), int(fields[2])
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if comm.startswith("postgres"):
+            # Backends that already exited: the postmaster reaped them (cutime, cstime).
+            seconds += (int(fields[13]) + int(fields[14])) / ticks
+        if pgid in worker_groups:
+            group = "celery workers"
+        elif pid == os.getpid():
+            group = "sandbox server + benchmark process"
+        elif comm.startswith("postgres"):
+            group = "postgresql"
+        elif comm.startswith("redis"):
+            group = "redis"
+        else:
+            group = "other processes"
+        totals[group] = totals.get(group, 0.0) + seconds
+    return totals
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], runs: int, wall: float) -> str:
+    """CPU used between two snapshots: seconds, share of the machine, milliseconds per run."""
+    cores = os.cpu_count() or 1
+    lines = [f"  CPU while running ({cores} cores, {wall:.1f} s wall):"]
+    for group in sorted(after, key=lambda g: -(after[g] - before.get(g, 0.0))):
+        used = after[group] - before.get(group, 0.0)
+        if used <= 0:
+            continue
+        lines.append(
+            f"    {group:<36} {used:7.1f} s  {used / wall / cores:6.1%} of the machine"
+            f"  {used * 1000 / max(runs, 1):6.1f} ms/run"
+        )
+    return "\n".join(lines)
+
+
+def sandbox_seconds(at: str) -> float:
+    """A ReceivedRequest's `at` (sandbox clock, ISO 8601) as a Unix timestamp."""
+    return datetime.fromisoformat(at).timestamp()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The `fraction` percentile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,166 @@
+"""The daily trigger in a real browser: request, approval by another operator, and the outcome
+arriving live, against a live server, a real Celery worker process and the Optimove sandbox.
+
+Headless Debian chromium driven by Playwright; the worker comes from the end-to-end harness
+(tests/e2e/conftest.py: the test database, an emptied Redis, SIGKILL at teardown).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from tests.e2e.conftest import e2e_redis, workers  # noqa: F401 - the e2e harness's fixtures
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path("/tmp")  # noqa: S108 - screenshots to look at, not secrets
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # ORM calls made while Playwright's loop runs get their own connection (asgiref's
+            # context-local storage); close it, or the test database cannot be dropped.
+            connections.close_all()
+
+
+def log_in(browser, live_server, username: str, *, timezone_id: str = "UTC"):
+    context = browser.new_context(
+        timezone_id=timezone_id, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/t/**")
+    return page
+
+
+def test_request_approve_and_watch_the_outcome_live(
+    team,
+    sandboxes,
+    sandbox_connection,
+    workers,  # noqa: F811 - the imported fixture, requested
+    live_server,
+    browser,
+):
+    sandbox_connection(team.tenant, "optimove_batch", name="Optimove EU")
+    workers.start(pool="threads", concurrency=4)
+    daily_url = f"{live_server.url}/t/acme/batch/daily/"
+
+    # Mia, a marketer working from Tokyo, requests today's trigger.
+    mia = log_in(browser, live_server, "mia", timezone_id="Asia/Tokyo")
+    mia.goto(daily_url)
+    mia.get_by_text("Yes. Request it below").wait_for()
+    assert "your time)" in mia.locator("#daily-answer").inner_text()
+    mia.get_by_label("I confirm that all of today's files have finished uploading.").check()
+    mia.get_by_label("Extra validation wait (seconds, optional)").fill("10")
+    mia.get_by_role("button", name="Request trigger (an operator approves)").click()
+    mia.get_by_text("is waiting for another operator's approval").wait_for()
+    mia.locator("#open-run").get_by_text("awaits approval").wait_for()
+    assert mia.locator("#request-submit").is_disabled()
+
+    # Oscar, an operator, approves it; the approval sends it at once.
+    oscar = log_in(browser, live_server, "oscar")
+    oscar.goto(daily_url)
+    assert "Trigger daily batch (validation wait 10 s)" in oscar.locator("#open-run").inner_text()
+    oscar.get_by_role("button", name="Approve and trigger now").click()
+    oscar.get_by_text("is queued and goes to Optimove now").wait_for()
+
+    # The worker sends it; both pages follow it to the outcome without a reload.
+    oscar.get_by_text("Done for today: Optimove's batch was triggered at").wait_for(timeout=30_000)
+    mia.get_by_text("Done for today: Optimove's batch was triggered at").wait_for(timeout=30_000)
+    today = oscar.locator("#today-trigger").inner_text()
+    assert "Succeeded" in today and "requested by mia" in today and "approved by oscar" in today
+    assert "Today's batch was already triggered" in oscar.locator("#daily-reasons").inner_text()
+    assert oscar.locator("#request-submit").is_disabled()
+    oscar.screenshot(path=str(SCREENSHOTS / "triggerdesk-daily-trigger.png"), full_page=True)
+
+    received = sandboxes["optimove_batch"].received_on("trigger_daily")
+    assert len(received) == 1
+    assert received[0].json() == {"WaitTimeForValidationSeconds": 10}
+
+
+def test_a_reader_east_of_utc_is_told_which_day_counts(
+    team, sandbox_connection, browser, live_server, monkeypatch
+):
+    # 23:30 UTC is already tomorrow in Moscow (UTC+3): the page says the trigger is for the UTC
+    # date, and shows the reader's own clock beside the UTC times.
+    late = datetime.now(UTC).replace(hour=23, minute=30, second=0, microsecond=0)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: late)
+    sandbox_connection(team.tenant, "optimove_batch", name="Optimove EU")
+    page = log_in(browser, live_server, "mia", timezone_id="Europe/Moscow")
+    page.goto(f"{live_server.url}/t/acme/batch/daily/")
+    note = page.locator("#local-date-note")
+    note.wait_for()
+    utc_day = late.date().isoformat()
+    assert (
+        f"but Optimove counts days in UTC: today's trigger is for {utc_day} (UTC)"
+        in note.inner_text()
+    )
+    answer = page.locator("#daily-answer").inner_text()
+    assert "Yes. Request it below" in answer
+    assert "a request made now must be approved by 00:00 UTC" in answer
+    assert "in 30 min 00 s" in answer
+    assert "02:30 your time" in answer  # now, on the reader's clock
+    assert "03:00 your time" in answer  # the next UTC midnight, on the reader's clock
+    page.screenshot(path=str(SCREENSHOTS / "triggerdesk-daily-utc-plus-3.png"), full_page=True)
+
+
+def test_start_a_talkifai_job_and_see_what_it_did(
+    team,
+    sandboxes,
+    register_job,
+    workers,  # noqa: F811 - the imported fixture, requested
+    live_server,
+    browser,
+):
+    register_job("job-scheduled-001")
+    register_job("job-completed-001")
+    workers.start(pool="threads", concurrency=2)
+    oscar = log_in(browser, live_server, "oscar")
+    oscar.goto(f"{live_server.url}/t/acme/batch/jobs/")
+    # Each row asks TalkifAI for its job's status once the page is there.
+    oscar.locator("#jobs").get_by_text("0 of 120 contacts called").wait_for()
+    oscar.locator("#jobs").get_by_text("200 of 200 contacts called").wait_for()
+    oscar.get_by_role("link", name="Start now…").click()
+    oscar.get_by_text("and cancels its scheduled start").wait_for()
+    oscar.get_by_role("button", name="Yes, start calling now").click()
+    oscar.get_by_text("a worker sends it to TalkifAI now").wait_for()
+    # The recent starts refresh until the start settles, then stop polling.
+    starts = oscar.locator("#starts")
+    starts.get_by_text("120 contacts enqueued").wait_for(timeout=30_000)
+    assert "its scheduled start was cancelled" in starts.inner_text()
+    oscar.screenshot(path=str(SCREENSHOTS / "triggerdesk-batch-calls.png"), full_page=True)
+    assert sandboxes["talkifai"].state()["jobs"]["job-scheduled-001"]["api_starts"] == 1
