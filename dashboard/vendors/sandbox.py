@@ -341,7 +341,7 @@ class Sandbox:
                         {
                             "name": self.name,
                             "now": self.clock.now().isoformat(),
-                            "received": [asdict(r) for r in self.received],
+                            "received": [_redacted_record(r) for r in self.received],
                             "state": self.state(),
                         },
                     )
@@ -375,6 +375,25 @@ class Sandbox:
         except (KeyError, ValueError, TypeError) as error:
             return SandboxResponse.json(400, {"error": "bad_control_request", "detail": str(error)})
         return SandboxResponse.json(404, {"error": "unknown_control_action", "action": action})
+
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-brand-key", "cookie"})
+BODY_TOKEN = re.compile(r'("token"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def _redacted_record(record: ReceivedRequest) -> dict[str, Any]:
+    """A received request for the control API, without the credentials it carried.
+
+    Tests in the same process read `Sandbox.received` unredacted; over HTTP (a browser, another
+    process's log) the keys stay hidden, even though they are only sandbox keys.
+    """
+    data = asdict(record)
+    data["headers"] = {
+        name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value
+        for name, value in data["headers"].items()
+    }
+    data["body"] = BODY_TOKEN.sub(r'\1"[redacted]"', data["body"])
+    return data
 
 
 class _Handler(BaseHTTPRequestHandler):
