@@ -23,6 +23,7 @@ from dashboard.forms import (
     apply_service_errors,
 )
 from dashboard.models import Permission, VendorKind
+from dashboard.runs import selectors as run_selectors
 from dashboard.tenancy import actor_from_request, tenant_view
 
 
@@ -37,8 +38,20 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(Permission.VIEW)
 def tenant_home(request: HttpRequest) -> HttpResponse:
-    connections = selectors.connection_list(tenant=request.tenant)
-    return render(request, "dashboard/tenant_home.html", {"connections": connections})
+    """What needs a person now, what happened lately, and the vendor connections."""
+    attention = list(run_selectors.runs_needing_attention(tenant=request.tenant)[:20])
+    recent = list(run_selectors.run_list(tenant=request.tenant)[:10])
+    for run in attention + recent:
+        run.description = run_selectors.run_description(run)
+    return render(
+        request,
+        "dashboard/tenant_home.html",
+        {
+            "connections": selectors.connection_list(tenant=request.tenant),
+            "attention": attention,
+            "recent": recent,
+        },
+    )
 
 
 @tenant_view(Permission.VIEW)

@@ -10,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from dashboard.models import AuditEvent, Tenant, VendorConnection
-from dashboard.runs.models import Approval, Run, RunAttempt
+from dashboard.runs.models import Approval, Run, RunAttempt, RunState
 from dashboard.runs.operations import operation_for
 
 
@@ -105,3 +105,17 @@ def run_requester_choices(*, tenant: Tenant) -> QuerySet[Any]:
 def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     """The tenant's connections, for the run list's filter."""
     return VendorConnection.objects.filter(tenant=tenant).order_by("name")
+
+
+def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
+    """Runs a person must act on: requests awaiting approval, and unknown outcomes that
+    automatic reconciliation could not settle."""
+    return (
+        Run.objects.filter(tenant=tenant)
+        .filter(
+            Q(state=RunState.AWAITING_APPROVAL)
+            | Q(state=RunState.OUTCOME_UNKNOWN, needs_person=True)
+        )
+        .select_related("connection", "requested_by")
+        .order_by("created_at")
+    )

@@ -364,3 +364,19 @@ def test_tenant_switcher_lists_only_own_tenants(team, other_team):
         .content.decode()
     )
     assert "Other Brand" not in body
+
+
+def test_overview_lists_what_needs_a_person(team):
+    from tests.factories import RunFactory
+
+    waiting = RunFactory(tenant=team.tenant, state="awaiting_approval")
+    unknown = RunFactory(tenant=team.tenant, state="outcome_unknown", needs_person=True)
+    reconciling = RunFactory(tenant=team.tenant, state="outcome_unknown", needs_person=False)
+    body = (
+        team.client_for("auditor")
+        .get(reverse("tenant_home", args=[team.tenant.slug]))
+        .content.decode()
+    )
+    section = body.split("Needs a person")[1].split("Recent runs")[0]
+    assert f"#{waiting.pk}<" in section and f"#{unknown.pk}<" in section
+    assert f"#{reconciling.pk}<" not in section
