@@ -3,14 +3,29 @@
 Sending and polling use separate queues ("send", "poll") so that polling never delays a send.
 """
 
-from celery import shared_task
+import time
 
-from dashboard.runs import services
+from celery import shared_task, signals
+from django.db import connections
+
+from dashboard.runs import dispatch, services
+
+
+@signals.task_postrun.connect
+def close_broken_database_connections(**kwargs) -> None:
+    """With CELERY_DB_REUSE_MAX the worker keeps its database connection between tasks, and no
+    request cycle runs Django's own check: drop a connection that failed or is past
+    CONN_MAX_AGE here, so the next task opens a fresh one instead of failing on it."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred or (
+            connection.close_at is not None and time.monotonic() >= connection.close_at
+        ):
+            connection.close_if_unusable_or_obsolete()
 
 
 @shared_task(name="runs.send", queue="send", acks_late=True, ignore_result=True)
-def send_run(run_id: int) -> str:
-    return services.run_send(run_id=run_id)
+def send_run(run_id: int, slot: int | None = None) -> str:
+    return services.run_send(run_id=run_id, slot=slot)
 
 
 @shared_task(name="runs.reconcile", queue="send", acks_late=True, ignore_result=True)
@@ -21,6 +36,12 @@ def reconcile_run(run_id: int) -> str:
 @shared_task(name="runs.poll", queue="poll", acks_late=True, ignore_result=True)
 def poll_run(run_id: int) -> str:
     return services.run_poll(run_id=run_id)
+
+
+# Routed to the "poll" queue by CELERY_TASK_ROUTES.
+@shared_task(name="runs.dispatch_polls", acks_late=True, ignore_result=True)
+def dispatch_polls(connection_id: int, operation: str) -> str:
+    return dispatch.dispatch_polls(connection_id=connection_id, operation=operation)
 
 
 @shared_task(name="runs.sweep", queue="poll", ignore_result=True)

@@ -89,6 +89,9 @@ class RunOperation:
     max_send_seconds: ClassVar[float] = 120.0
     # How long to keep polling before a person must look.
     poll_deadline_seconds: ClassVar[float] = 6 * 3600
+    # Above 1, runs of one connection are sent and polled in batches of up to this many
+    # (dashboard.runs.dispatch): for high-volume calls under a token-bucket rate limit only.
+    batch_size: ClassVar[int] = 1
 
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection

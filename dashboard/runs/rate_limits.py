@@ -42,6 +42,29 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return math.ceil((cost - tokens) * 1000 / rate)
 """
 
+# KEYS[1]: bucket. ARGV: rate per second, capacity, tokens wanted, tokens to leave in the bucket.
+# Returns {tokens granted now (0..wanted), milliseconds until one more could be granted}.
+BUCKET_MANY_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local reserve = tonumber(ARGV[4])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1])
+local ts = tonumber(data[2])
+if tokens == nil then tokens = capacity; ts = now end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000)
+local granted = math.floor(math.max(0, tokens - reserve))
+if granted > wanted then granted = wanted end
+tokens = tokens - granted
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+if granted > 0 then return {granted, 0} end
+return {0, math.max(1, math.ceil((reserve + 1 - tokens) * 1000 / rate))}
+"""
+
 # KEYS[1]: window key. ARGV[1]: window length in ms. Returns ms left in the window (0: go).
 WINDOW_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
@@ -58,6 +81,7 @@ class RedisRateLimiter:
         self.redis = redis.Redis.from_url(url)
         self._bucket = self.redis.register_script(BUCKET_SCRIPT)
         self._window = self.redis.register_script(WINDOW_SCRIPT)
+        self._bucket_many = self.redis.register_script(BUCKET_MANY_SCRIPT)
 
     def acquire(self, rule: RateRule) -> float:
         """Take one request from the rule's budget; 0 when it may go now, else seconds to wait."""
@@ -70,6 +94,36 @@ class RedisRateLimiter:
             capacity = rule.burst or max(1, int(rate * 0.02))
             waited = self._bucket(keys=[f"triggerdesk:bucket:{rule.key}"], args=[rate, capacity, 1])
         return int(waited) / 1000.0
+
+    def acquire_many(self, rule: RateRule, wanted: int, *, reserve: int = 0) -> tuple[int, float]:
+        """Take up to `wanted` requests from a bucket rule, leaving `reserve` tokens in it.
+
+        Returns (how many may go now, seconds until one more could); a batch sender calls it
+        until it has all it needs. A positive `reserve` makes the caller yield to callers with
+        none (polls to sends) while the bucket runs dry.
+        """
+        rate = rule.limit / rule.period_seconds
+        capacity = rule.burst or max(1, int(rate * 0.02))
+        granted, waited = self._bucket_many(
+            keys=[f"triggerdesk:bucket:{rule.key}"],
+            args=[rate, capacity, wanted, min(reserve, capacity - 1)],
+        )
+        return int(granted), int(waited) / 1000.0
+
+    def set_flag(self, key: str, ttl_seconds: float) -> bool:
+        """Set a short-lived flag unless it is set; True when this call set it."""
+        return bool(
+            self.redis.set(f"triggerdesk:flag:{key}", "1", nx=True, px=int(ttl_seconds * 1000))
+        )
+
+    def any_flag(self, keys: list[str]) -> bool:
+        return bool(self.redis.exists(*[f"triggerdesk:flag:{key}" for key in keys]))
+
+    def touch_flag(self, key: str, ttl_seconds: float) -> None:
+        self.redis.pexpire(f"triggerdesk:flag:{key}", int(ttl_seconds * 1000))
+
+    def clear_flag(self, key: str) -> None:
+        self.redis.delete(f"triggerdesk:flag:{key}")
 
     def window_remaining(self, rule: RateRule) -> float:
         left = self.redis.pttl(f"triggerdesk:window:{rule.key}")
@@ -87,6 +141,7 @@ class LocalRateLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._windows: dict[str, float] = {}
+        self._flags: dict[str, float] = {}
 
     def acquire(self, rule: RateRule) -> float:
         now = time.monotonic()
@@ -106,6 +161,42 @@ class LocalRateLimiter:
                 return 0.0
             self._buckets[rule.key] = (tokens, now)
             return math.ceil((1 - tokens) / rate * 1000) / 1000.0
+
+    def acquire_many(self, rule: RateRule, wanted: int, *, reserve: int = 0) -> tuple[int, float]:
+        now = time.monotonic()
+        rate = rule.limit / rule.period_seconds
+        capacity = rule.burst or max(1, int(rate * 0.02))
+        reserve = min(reserve, capacity - 1)
+        with self._lock:
+            tokens, stamp = self._buckets.get(rule.key, (capacity, now))
+            tokens = min(capacity, tokens + (now - stamp) * rate)
+            granted = min(wanted, int(max(0.0, tokens - reserve)))
+            self._buckets[rule.key] = (tokens - granted, now)
+        if granted:
+            return granted, 0.0
+        return 0, max(0.001, math.ceil((reserve + 1 - tokens) / rate * 1000) / 1000.0)
+
+    def set_flag(self, key: str, ttl_seconds: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._flags.get(key, 0.0) > now:
+                return False
+            self._flags[key] = now + ttl_seconds
+            return True
+
+    def any_flag(self, keys: list[str]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(self._flags.get(key, 0.0) > now for key in keys)
+
+    def touch_flag(self, key: str, ttl_seconds: float) -> None:
+        with self._lock:
+            if key in self._flags:
+                self._flags[key] = time.monotonic() + ttl_seconds
+
+    def clear_flag(self, key: str) -> None:
+        with self._lock:
+            self._flags.pop(key, None)
 
     def window_remaining(self, rule: RateRule) -> float:
         with self._lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from django.db.models import F, Q
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
-from dashboard.crypto import CredentialDecryptionError
+from dashboard.crypto import CredentialDecryptionError, decrypt_secret
 from dashboard.models import Permission, Tenant, VendorConnection
 from dashboard.runs.models import (
     IN_FLIGHT_STATES,
@@ -37,7 +38,6 @@ from dashboard.runs.models import (
 )
 from dashboard.runs.operations import RunOperation, operation_for
 from dashboard.runs.rate_limits import acquire_all, rate_limiter
-from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, Exchange, FailureClass, VendorError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ SWEEPER = Actor.system("sweeper")
 MAX_COUNTDOWN_SECONDS = 15 * 60
 STALE_QUEUED_SECONDS = 60
 STALE_POLL_SECONDS = 60
+# A success is written to the connection row at most this often: every worker writing the same
+# row on every send made them queue on its lock.
+NOTE_SUCCESS_EVERY_SECONDS = 30
 
 
 def max_send_attempts() -> int:
@@ -83,6 +86,34 @@ def parameters_hash(*, operation: str, connection_id: int, parameters: dict[str,
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# -- secrets ----------------------------------------------------------------------------------
+
+_MAX_DECRYPTED = 256
+_decrypted: dict[tuple[tuple[str, ...], str], str] = {}
+_decrypted_lock = threading.Lock()
+
+
+def connection_secrets(connection: VendorConnection) -> dict[str, str]:
+    """dashboard.services.connection_secrets, each stored value decrypted once per process.
+
+    Keyed by the stored ciphertext and the configured keys, so a changed secret or key is a new
+    entry and an unreadable one still raises CredentialDecryptionError. Process memory only;
+    never logged.
+    """
+    keys = tuple(settings.CREDENTIALS_KEYS)
+    secrets: dict[str, str] = {}
+    for name, stored in connection.secrets.values_list("name", "encrypted_value"):
+        value = _decrypted.get((keys, stored))
+        if value is None:
+            value = decrypt_secret(stored)
+            with _decrypted_lock:
+                if len(_decrypted) >= _MAX_DECRYPTED:
+                    _decrypted.pop(next(iter(_decrypted)))
+                _decrypted[(keys, stored)] = value
+        secrets[name] = value
+    return secrets
+
+
 # -- state changes ----------------------------------------------------------------------------
 
 
@@ -108,7 +139,14 @@ def _transition(
         if changed != 1:
             return False
         previous = run.state
-        run.refresh_from_db()
+        if any(hasattr(value, "resolve_expression") for value in fields.values()):
+            run.refresh_from_db()
+        else:
+            # The UPDATE wrote exactly these values: no need to read the row back.
+            run.state = to_state
+            run.updated_at = now
+            for name, value in fields.items():
+                setattr(run, name, value)
         summary = {"from": previous, "to": to_state}
         if reason:
             summary["reason"] = reason
@@ -124,18 +162,44 @@ def _transition(
     return True
 
 
-def _enqueue(task_name: str, run_id: int, countdown: float = 0) -> None:
+def _batch_of(run: Run) -> tuple[int, str] | None:
+    """(connection id, operation) when the run's operation is sent and polled in batches."""
+    if operation_for(run.operation).batch_size > 1:
+        return (run.connection_id, run.operation)
+    return None
+
+
+def _enqueue(
+    task_name: str, run_id: int, countdown: float = 0, *, batch: tuple[int, str] | None = None
+) -> None:
     from dashboard import tasks
 
+    countdown = max(0.0, min(countdown, MAX_COUNTDOWN_SECONDS))
+    if batch is not None and (task_name == "poll" or (task_name == "send" and not countdown)):
+        # One dispatcher for many runs instead of one task each (see dashboard.runs.dispatch).
+        from dashboard.runs import dispatch
+
+        connection_id, operation = batch
+        if task_name == "send":
+            wake = lambda: dispatch.wake_sends(run_id, connection_id, operation)  # noqa: E731
+        else:
+            wake = lambda: dispatch.wake_polls(connection_id, operation, countdown)  # noqa: E731
+        transaction.on_commit(wake, robust=True)
+        return
     task = {"send": tasks.send_run, "poll": tasks.poll_run, "reconcile": tasks.reconcile_run}[
         task_name
     ]
-    countdown = max(0.0, min(countdown, MAX_COUNTDOWN_SECONDS))
     # robust: a broker outage must not turn a committed decision into an error page; the sweeper
     # re-enqueues queued runs whose message never left.
     transaction.on_commit(
         lambda: task.apply_async(args=[run_id], countdown=countdown or None), robust=True
     )
+
+
+def enqueue_send(run: Run) -> None:
+    """Queue the send of a queued run as run_submit does (after the commit, if in one); for
+    callers that create runs in bulk (the benchmarks, the end-to-end burst)."""
+    _enqueue("send", run.pk, batch=_batch_of(run))
 
 
 def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
@@ -251,7 +315,7 @@ def run_submit(
                 },
             )
             if state == RunState.QUEUED:
-                _enqueue("send", run.pk)
+                _enqueue("send", run.pk, batch=_batch_of(run))
     except IntegrityError:
         existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -332,7 +396,7 @@ def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> N
         ) from None
     if not moved:
         raise RunActionError("Someone else decided on this run first.")
-    _enqueue("send", run.pk)
+    _enqueue("send", run.pk, batch=_batch_of(run))
 
 
 def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
@@ -434,16 +498,9 @@ def _record_attempt(
     error: VendorError | None = None,
     outcome: str = "",
 ) -> RunAttempt:
-    number = (
-        RunAttempt.objects.filter(run=run)
-        .order_by("-number")
-        .values_list("number", flat=True)
-        .first()
-        or 0
-    ) + 1
     return RunAttempt.objects.create(
         run=run,
-        number=number,
+        number=attempt_number(run),
         purpose=purpose,
         started_at=started_at,
         latency_ms=exchange.latency_ms if exchange else None,
@@ -455,16 +512,41 @@ def _record_attempt(
     )
 
 
-def _note_connection(connection_id: int, *, error: str = "", now: datetime | None = None) -> None:
+def attempt_number(run: Run) -> int:
+    """The number of the attempt being recorded now (1, 2, ...), without asking the database.
+
+    Every recorded attempt follows exactly one increment of attempt_count (send, reconcile) or
+    poll_count (poll), so their sum is one more than the previous attempt's number (or more, when
+    a crashed worker's increment left no attempt behind). `run` must hold the counters as of the
+    increment this attempt follows.
+    """
+    return run.attempt_count + run.poll_count
+
+
+def _note_connection(
+    connection: VendorConnection, *, error: str = "", now: datetime | None = None
+) -> None:
     now = now or utc_now()
     if error:
-        VendorConnection.objects.filter(pk=connection_id).update(
+        VendorConnection.objects.filter(pk=connection.pk).update(
             last_error=error[:500], last_error_at=now
         )
-    else:
-        VendorConnection.objects.filter(pk=connection_id).exclude(last_success_at__gt=now).update(
-            last_success_at=now, last_error=""
-        )
+        return
+    fresh = now - timedelta(seconds=NOTE_SUCCESS_EVERY_SECONDS)
+    if (
+        not connection.last_error
+        and connection.last_success_at
+        and connection.last_success_at >= fresh
+    ):
+        return  # as read at the start of this task: the UPDATE would change nothing that matters
+    (
+        VendorConnection.objects.filter(pk=connection.pk)
+        .filter(Q(last_success_at__isnull=True) | Q(last_success_at__lt=fresh) | ~Q(last_error=""))
+        .exclude(last_success_at__gt=now)
+        .update(last_success_at=now, last_error="")
+    )
+    connection.last_success_at = now
+    connection.last_error = ""
 
 
 def _failure_text(error: VendorError) -> str:
@@ -477,8 +559,27 @@ def _failure_text(error: VendorError) -> str:
     return text
 
 
-def run_send(*, run_id: int) -> str:
-    """Send a queued run once. Returns what happened, for logs; never raises for vendor errors."""
+def run_send(*, run_id: int, slot: int | None = None) -> str:
+    """Send a queued run once. Returns what happened, for logs; never raises for vendor errors.
+
+    A run of a batched operation is sent by a dispatcher for its connection, run here: `slot`
+    names the wake-up flag the message was enqueued under (None: a retry or an older message).
+    """
+    head = Run.objects.filter(pk=run_id).values_list("state", "operation", "connection_id").first()
+    if head is None:
+        return "missing"
+    state, operation_name, connection_id = head
+    batched = operation_for(operation_name).batch_size > 1
+    # A woken dispatcher runs even when its run went out meanwhile: it holds a wake-up flag that
+    # only its own last look may clear, or later submissions would wait for the sweeper.
+    if state != RunState.QUEUED and not (batched and slot is not None):
+        return f"skipped: already {state}"
+    if batched:
+        from dashboard.runs import dispatch
+
+        return dispatch.dispatch_sends(
+            connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
+        )
     now = utc_now()
     with transaction.atomic():
         run = (
@@ -532,7 +633,8 @@ def run_send(*, run_id: int) -> str:
             RunState.SENDING,
             from_states={RunState.QUEUED},
             actor=WORKER,
-            attempt_count=F("attempt_count") + 1,
+            # The row is locked since the SELECT above: a plain value needs no read-back.
+            attempt_count=run.attempt_count + 1,
             next_attempt_at=None,
             sent_at=now,
         )
@@ -544,37 +646,8 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
     attempt_number = run.attempt_count
     try:
         result = operation.send(run.connection, secrets, run)
-    except VendorError as error:
-        return _after_send_failure(run, operation, error, started, secrets)
-    except ConfigurationError as error:
-        with transaction.atomic():
-            _record_attempt(
-                run,
-                purpose=RunAttempt.Purpose.SEND,
-                started_at=started,
-                exchange=None,
-                outcome=str(error),
-            )
-            _transition(
-                run,
-                RunState.FAILED,
-                from_states={RunState.SENDING},
-                actor=WORKER,
-                reason=str(error),
-                failure_class=FailureClass.NOT_SENT,
-                failure_code="invalid_parameters",
-                failure_message=f"Not sent: {error}",
-            )
-        return "invalid parameters"
     except Exception as error:
-        # A bug after the request may have left: treat it like a lost answer, never resend blindly.
-        logger.exception("run %s: unexpected error while sending", run.pk)
-        unknown = VendorError(
-            "Unexpected error while sending; the vendor may have acted.", code="internal_error"
-        )
-        unknown.failure_class = FailureClass.OUTCOME_UNKNOWN  # type: ignore[misc]
-        del error
-        return _after_send_failure(run, operation, unknown, started, secrets)
+        return after_send_exception(run, operation, error, started, secrets)
     with transaction.atomic():
         _record_attempt(
             run,
@@ -583,7 +656,7 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
             exchange=result.exchange,
             outcome=result.outcome,
         )
-        _note_connection(run.connection_id)
+        _note_connection(run.connection)
         common = {
             "vendor_reference": result.vendor_reference,
             "vendor_status": result.vendor_status,
@@ -624,6 +697,49 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
     return "succeeded"
 
 
+def after_send_exception(
+    run: Run,
+    operation: RunOperation,
+    error: Exception,
+    started: datetime,
+    secrets: dict[str, str],
+) -> str:
+    """Record a send that raised, and move the run on by the failure's class.
+
+    `run` is in sending (its attempt_count counts this send); the batch dispatcher calls this for
+    each of its rare failures, so both paths decide the same way.
+    """
+    if isinstance(error, VendorError):
+        return _after_send_failure(run, operation, error, started, secrets)
+    if isinstance(error, ConfigurationError):
+        with transaction.atomic():
+            _record_attempt(
+                run,
+                purpose=RunAttempt.Purpose.SEND,
+                started_at=started,
+                exchange=None,
+                outcome=str(error),
+            )
+            _transition(
+                run,
+                RunState.FAILED,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                reason=str(error),
+                failure_class=FailureClass.NOT_SENT,
+                failure_code="invalid_parameters",
+                failure_message=f"Not sent: {error}",
+            )
+        return "invalid parameters"
+    # A bug after the request may have left: treat it like a lost answer, never resend blindly.
+    logger.error("run %s: unexpected error while sending", run.pk, exc_info=error)
+    unknown = VendorError(
+        "Unexpected error while sending; the vendor may have acted.", code="internal_error"
+    )
+    unknown.failure_class = FailureClass.OUTCOME_UNKNOWN  # type: ignore[misc]
+    return _after_send_failure(run, operation, unknown, started, secrets)
+
+
 def _after_send_failure(
     run: Run,
     operation: RunOperation,
@@ -641,7 +757,7 @@ def _after_send_failure(
             exchange=error.exchange,
             error=error,
         )
-        _note_connection(run.connection_id, error=f"{error.code}: {error.message}", now=now)
+        _note_connection(run.connection, error=f"{error.code}: {error.message}", now=now)
         run.refresh_from_db()
         attempts = run.attempt_count
         details = {
@@ -752,7 +868,7 @@ def run_reconcile(*, run_id: int) -> str:
             from_states={RunState.OUTCOME_UNKNOWN},
             actor=WORKER,
             reason="reconciling: asking the vendor again",
-            attempt_count=F("attempt_count") + 1,
+            attempt_count=run.attempt_count + 1,  # the row is locked since the SELECT above
         )
     started = utc_now()
     try:
@@ -887,7 +1003,7 @@ def run_send_again(*, actor: Actor, run: Run, comment: str) -> Run:
         )
         if not moved:
             raise RunActionError("Only a run whose outcome is unknown can be sent again.")
-        _enqueue("send", run.pk)
+        _enqueue("send", run.pk, batch=_batch_of(run))
     return run
 
 
@@ -895,7 +1011,17 @@ def run_send_again(*, actor: Actor, run: Run, comment: str) -> Run:
 
 
 def run_poll(*, run_id: int) -> str:
-    """Ask the vendor for the status of an accepted run; reschedule until terminal or deadline."""
+    """Ask the vendor for the status of an accepted run; reschedule until terminal or deadline.
+
+    A run of a batched operation is polled with the other due runs of its connection.
+    """
+    head = Run.objects.filter(pk=run_id).values_list("state", "operation", "connection_id").first()
+    if head is None or head[0] != RunState.ACCEPTED:
+        return "not accepted"
+    if operation_for(head[1]).batch_size > 1:
+        from dashboard.runs import dispatch
+
+        return dispatch.dispatch_polls(connection_id=head[2], operation=head[1], run_id=run_id)
     now = utc_now()
     with transaction.atomic():
         run = (
@@ -1009,14 +1135,14 @@ def runs_sweep() -> dict[str, int]:
     report = {"requeued": 0, "presumed_lost": 0, "polls": 0, "reconciles": 0, "expired": 0}
 
     stale = now - timedelta(seconds=STALE_QUEUED_SECONDS)
-    for run_id in (
+    for run in (
         Run.objects.filter(state=RunState.QUEUED, updated_at__lt=stale)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now))
-        .values_list("pk", flat=True)[:500]
+        .only("pk", "operation", "connection_id")[:500]
     ):
         with transaction.atomic():
-            if Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(updated_at=now):
-                _enqueue("send", run_id)
+            if Run.objects.filter(pk=run.pk, state=RunState.QUEUED).update(updated_at=now):
+                _enqueue("send", run.pk, batch=_batch_of(run))
                 report["requeued"] += 1
 
     for run in Run.objects.filter(state=RunState.SENDING).select_related("tenant", "connection")[
@@ -1052,16 +1178,16 @@ def runs_sweep() -> dict[str, int]:
                     _enqueue("reconcile", run.pk, max(0.0, (reconcile_after - now).total_seconds()))
 
     stale_poll = now - timedelta(seconds=STALE_POLL_SECONDS)
-    for run_id in (
+    for run in (
         Run.objects.filter(state=RunState.ACCEPTED)
         .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lt=stale_poll))
-        .values_list("pk", flat=True)[:500]
+        .only("pk", "operation", "connection_id")[:500]
     ):
         with transaction.atomic():
-            if Run.objects.filter(pk=run_id, state=RunState.ACCEPTED).update(
+            if Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
                 next_poll_at=now, updated_at=now
             ):
-                _enqueue("poll", run_id)
+                _enqueue("poll", run.pk, batch=_batch_of(run))
                 report["polls"] += 1
 
     for run_id in Run.objects.filter(

@@ -607,3 +607,51 @@ def test_two_workers_share_one_brand_budget_when_it_binds(
     # The budget was used, not merely respected: most full seconds ran close to it.
     busy = sorted(per_second.values())[len(per_second) // 2]
     assert busy >= limit * 0.6, per_second
+
+
+def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
+    team, workers, sandboxes, sandbox_connection
+):
+    """Runs queued as run_submit queues them: a few dispatcher messages, not one per run."""
+    from dashboard.audit import verify_audit_chains
+    from dashboard.runs.services import enqueue_send
+
+    count = 600
+    connection = sandbox_connection(team.tenant, "optimove_campaigns")
+    for _ in range(2):
+        workers.start(pool="threads", concurrency=8, wait=False)
+    for started in workers.started:
+        started.wait_ready()
+    runs = Run.objects.filter(tenant=team.tenant)
+    created = Run.objects.bulk_create(
+        [
+            Run(
+                tenant=connection.tenant,
+                connection=connection,
+                operation=EVENT_GENERATOR,
+                parameters=event_parameters(context={"woken": number}),
+                parameters_hash=f"woken-{number}",
+                idempotency_key=f"woken-{number}",
+                state=RunState.QUEUED,
+                requested_at=utc_now(),
+            )
+            for number in range(count)
+        ]
+    )
+    for run in created:
+        enqueue_send(run)
+
+    def settled() -> bool:
+        return not runs.exclude(state__in=SETTLED).exists()
+
+    wait_for(settled, timeout=120, interval=0.5, message=f"{count} runs to settle")
+    state = sandboxes["optimove_campaigns"].state()
+    assert state["throttled"] == {}
+    assert state["runs_accepted"] == {"demo-brand": count}
+    assert runs.filter(state=RunState.SUCCEEDED).count() == count
+    assert RunAttempt.objects.filter(run__tenant=team.tenant, purpose="send").count() == count
+    assert not RunAttempt.objects.filter(run__tenant=team.tenant).exclude(failure_class="").exists()
+    assert verify_audit_chains() == []
+    logs = "\n".join(w.log() for w in workers.started)
+    assert "ERROR" not in logs
+    assert logs.count("runs.send[") < 100  # received + succeeded lines of a few dispatchers

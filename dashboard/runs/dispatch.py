@@ -1,0 +1,699 @@
+"""Batched sending and polling for high-volume operations (RunOperation.batch_size > 1).
+
+One task per run costs more than the call it makes when thousands of runs of one connection go
+out at once (Optimove event generators: 500 requests/s per brand). A dispatcher for a
+(connection, operation) instead:
+
+1. claims up to `batch_size` due queued runs in one transaction (`FOR UPDATE SKIP LOCKED`, so two
+   dispatchers never claim the same run), moves them to sending with their audit rows, commits;
+2. takes tokens from the shared Redis bucket as they come and sends the claimed runs from a
+   thread pool;
+3. records every answer in one transaction (attempts in one INSERT, a compare-and-set UPDATE per
+   run, audit rows in one append); a failed send goes through the per-run failure handling.
+
+It loops until no due queued run is left. The rules of dashboard.runs.services hold unchanged:
+a run is sending (committed) before its request leaves, each state change is a compare-and-set
+with its audit row in the same transaction, nothing that may have reached the vendor is resent.
+
+Wake-ups: run_submit (and approve, send again, the sweeper) enqueue a dispatcher through a short
+Redis flag per slot, so 5,000 submissions enqueue at most DISPATCH_SLOTS dispatchers. No wake-up
+is lost: a dispatcher clears its flag and then looks once more before it stops, so a submission
+that found the flag set committed before that last look. The sweeper still re-enqueues stale
+queued runs. Polls work the same way, and reschedule themselves for the earliest next_poll_at;
+they leave POLL_RESERVE tokens in the bucket, so sends go first when the brand's budget binds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Min, Q
+
+from dashboard.audit import record_audit_events
+from dashboard.clock import utc_now
+from dashboard.models import VendorConnection
+from dashboard.runs import services
+from dashboard.runs.models import Run, RunAttempt, RunState
+from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
+from dashboard.runs.rate_limits import rate_limiter
+from dashboard.vendors.http import FailureClass, VendorError
+
+logger = logging.getLogger(__name__)
+
+# Dispatchers per (connection, operation) that submissions may wake at once: some record while
+# others send, so the bucket never idles.
+DISPATCH_SLOTS = 4
+# A dispatcher renews its flag while it works; a dead one's flag lapses after this.
+FLAG_SECONDS = 15.0
+# A claimed poll is not claimed again for this long (a dead dispatcher's polls come back then).
+POLL_LEASE_SECONDS = 30.0
+# Polls leave this many tokens in the bucket: while sends keep it empty, polls wait.
+POLL_RESERVE = 5
+# While send dispatchers work, only polls overdue by this long go out (a status read can wait a
+# few seconds; an endless stream of sends must still not starve them).
+POLL_DEFER_SECONDS = 30.0
+# Give up waiting for poll tokens after this long and hand the polls back (a send burst holds
+# the bucket): a worker thread is not held for a burst's length.
+POLL_TOKEN_PATIENCE_SECONDS = 1.0
+SEND_THREADS = 32
+# A dispatcher hands over to a fresh message after this long, so no task outlives the limits
+# the Celery settings assume (README "Workers": no task runs longer than ~2 minutes).
+MAX_DISPATCH_SECONDS = 90.0
+DUE_MARGIN = timedelta(milliseconds=50)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+# A free thread is taken before a token: a granted request must leave at once. Tokens spent on
+# requests that then wait in the pool's queue leave later in a bunch, and a bunch is what a
+# vendor's per-second window counts.
+_free_threads = threading.BoundedSemaphore(SEND_THREADS)
+
+
+def _take_free_threads(wanted: int) -> int:
+    """Block until one pool thread is free, then take up to `wanted` free ones; how many."""
+    _free_threads.acquire()
+    taken = 1
+    while taken < wanted and _free_threads.acquire(blocking=False):
+        taken += 1
+    return taken
+
+
+def _give_back_threads(count: int) -> None:
+    for _ in range(count):
+        _free_threads.release()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="run-send")
+        return _pool
+
+
+def _send_flag(connection_id: int, operation: str, slot: int) -> str:
+    return f"dispatch:send:{connection_id}:{operation}:{slot}"
+
+
+def _poll_flag(connection_id: int, operation: str, due: float) -> str:
+    return f"dispatch:poll:{connection_id}:{operation}:{due:.1f}"
+
+
+# -- wake-ups (called on commit) --------------------------------------------------------------
+
+
+def wake_sends(run_id: int, connection_id: int, operation: str) -> None:
+    """Make sure a dispatcher will look for this connection's queued runs after this commit."""
+    from dashboard.tasks import send_run
+
+    limiter = rate_limiter()
+    for slot in range(DISPATCH_SLOTS):
+        if limiter.set_flag(_send_flag(connection_id, operation, slot), FLAG_SECONDS):
+            # The message names a run, so a redelivered one says what became of that run.
+            send_run.apply_async(args=[run_id], kwargs={"slot": slot})
+            return
+    # Every slot's dispatcher is working: each clears its flag before its last look.
+
+
+def wake_polls(connection_id: int, operation: str, countdown: float) -> None:
+    """Make sure a poll dispatcher runs for this connection about `countdown` seconds from now.
+
+    At most one wake-up per half second of due time: a dispatcher polls every run due by then.
+    """
+    from dashboard.tasks import dispatch_polls as dispatch_polls_task
+
+    countdown = max(0.0, min(countdown, services.MAX_COUNTDOWN_SECONDS))
+    due = (int((time.time() + countdown) * 2) + 1) / 2  # the end of its half second
+    flag = _poll_flag(connection_id, operation, due)
+    if rate_limiter().set_flag(flag, max(0.0, due - time.time()) + FLAG_SECONDS):
+        dispatch_polls_task.apply_async(
+            args=[connection_id, operation], countdown=max(0.0, due - time.time()) or None
+        )
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+def dispatch_sends(
+    *, connection_id: int, operation: str, slot: int | None = None, run_id: int | None = None
+) -> str:
+    """Send every due queued run of one connection and operation, a batch at a time.
+
+    `slot`: the wake-up flag this dispatcher holds (None for a retry's or an older message).
+    Returns what happened to run `run_id` (the run the message named) in run_send's words, or
+    a count when that run was not among the ones sent.
+    """
+    run_operation = operation_for(operation)
+    limiter = rate_limiter()
+    flag = _send_flag(connection_id, operation, slot) if slot is not None else None
+    sent = batches = 0
+    outcomes: dict[int, str] = {}
+    # Pipelined: while the feeder thread spends batch k's tokens (it touches no database), this
+    # thread records batch k-1 and claims batch k+1, so the bucket never waits for PostgreSQL.
+    feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-feed")
+    in_flight: tuple[VendorConnection, dict[str, str], Future] | None = None
+    hand_over_to: int | None = None
+    began = time.monotonic()
+    try:
+        while True:
+            if flag:
+                limiter.touch_flag(flag, FLAG_SECONDS)
+            claimed = claim_sends(connection_id=connection_id, operation=run_operation)
+            if not claimed and flag:
+                # Clear the flag, then look once more: a submission that still found it set has
+                # committed before this look, and one that did not enqueues a dispatcher itself.
+                limiter.clear_flag(flag)
+                flag = None
+                claimed = claim_sends(connection_id=connection_id, operation=run_operation)
+            if not claimed:
+                break
+            connection, secrets, runs, guarded = claimed
+            outcomes.update(guarded)
+            if runs:
+                fed = feeder.submit(_feed_sends, connection, run_operation, secrets, runs)
+                if in_flight is not None:
+                    outcomes.update(_finish_sends(*in_flight, operation=run_operation))
+                in_flight = (connection, secrets, fed)
+            sent += len(runs)
+            batches += 1
+            if runs and time.monotonic() - began > MAX_DISPATCH_SECONDS:
+                hand_over_to = runs[-1].pk
+                break
+    finally:
+        # Also after an error: what went out is recorded (or left in sending for the sweeper).
+        if in_flight is not None:
+            outcomes.update(_finish_sends(*in_flight, operation=run_operation))
+        feeder.shutdown(wait=True)
+    if hand_over_to is not None:
+        # More may be queued: free this slot, then wake a dispatcher (this slot, or any free one).
+        if flag:
+            limiter.clear_flag(flag)
+        wake_sends(hand_over_to, connection_id, operation)
+    if sent:
+        logger.info(
+            "dispatched %s sends of connection %s in %s batches", sent, connection_id, batches
+        )
+    if run_id in outcomes:
+        return outcomes[run_id]
+    if run_id is not None:
+        # A message that came early for its retry must not be lost: wait for it as run_send does.
+        run = Run.objects.filter(pk=run_id, state=RunState.QUEUED).only("next_attempt_at").first()
+        now = utc_now()
+        if run is not None and run.next_attempt_at and run.next_attempt_at > now + DUE_MARGIN:
+            from dashboard.tasks import send_run
+
+            send_run.apply_async(
+                args=[run_id],
+                countdown=min(
+                    services.MAX_COUNTDOWN_SECONDS, (run.next_attempt_at - now).total_seconds()
+                ),
+            )
+            return "not yet due"
+        if run is None and not sent:
+            state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
+            return f"skipped: already {state}"
+    return f"dispatched {sent} sends in {batches} batches"
+
+
+def claim_sends(
+    *, connection_id: int, operation: RunOperation
+) -> tuple[VendorConnection, dict[str, str], list[Run], dict[int, str]] | None:
+    """Claim up to batch_size due queued runs and move them to sending, in one transaction.
+
+    Runs another dispatcher (or a per-run task) holds are skipped, not waited for. Runs that fail
+    a guardrail fail here, as in run_send (their outcomes in the last item). None when nothing
+    was claimed.
+    """
+    now = utc_now()
+    connection = VendorConnection.objects.select_related("tenant").get(pk=connection_id)
+    with transaction.atomic():
+        try:
+            secrets = services.connection_secrets(connection)
+            (rule,) = operation.rate_rules(connection, secrets)
+            # No more than the bucket lets out in a few seconds: a claimed run waits in sending.
+            limit = min(operation.batch_size, max(1, int(rule.limit / rule.period_seconds * 2)))
+        except services.CredentialDecryptionError as error:
+            secrets, unreadable, limit = {}, error, operation.batch_size
+        else:
+            unreadable = None
+        runs = list(
+            Run.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(connection_id=connection_id, operation=operation.name, state=RunState.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + DUE_MARGIN))
+            .order_by("pk")[:limit]
+        )
+        if not runs:
+            return None
+        for run in runs:
+            run.connection = connection
+            run.tenant = connection.tenant
+        if unreadable is not None:
+            error = unreadable
+            for run in runs:
+                services._transition(
+                    run,
+                    RunState.FAILED,
+                    from_states={RunState.QUEUED},
+                    actor=services.WORKER,
+                    reason=str(error),
+                    failure_class=FailureClass.NOT_SENT,
+                    failure_code="credentials_unreadable",
+                    failure_message=str(error),
+                )
+            return None
+        ready = []
+        guarded: dict[int, str] = {}
+        for run in runs:
+            problem = services._approval_problem(run, now) or operation.pre_send_problem(run)
+            if problem:
+                guarded[run.pk] = "guardrail"
+                services._transition(
+                    run,
+                    RunState.FAILED,
+                    from_states={RunState.QUEUED},
+                    actor=services.WORKER,
+                    reason=problem,
+                    failure_class="",
+                    failure_code="guardrail",
+                    failure_message=problem,
+                )
+            else:
+                ready.append(run)
+        if not ready:
+            return connection, secrets, [], guarded
+        # We hold every row's lock: the compare-and-set cannot lose.
+        moved = Run.objects.filter(pk__in=[run.pk for run in ready], state=RunState.QUEUED).update(
+            state=RunState.SENDING,
+            attempt_count=F("attempt_count") + 1,
+            next_attempt_at=None,
+            sent_at=now,
+            updated_at=now,
+        )
+        if moved != len(ready):  # cannot happen while we hold the locks; never send on doubt
+            raise RuntimeError(f"claimed {len(ready)} runs but moved {moved} to sending")
+        events = []
+        for run in ready:
+            run.state = RunState.SENDING
+            run.attempt_count += 1
+            run.next_attempt_at = None
+            run.sent_at = run.updated_at = now
+            events.append(_state_event(run, RunState.QUEUED, RunState.SENDING))
+        record_audit_events(events)
+    return connection, secrets, ready, guarded
+
+
+def _state_event(run: Run, previous: str, to_state: str, reason: str = "") -> dict[str, Any]:
+    """The audit event services._transition writes for the same change."""
+    summary = {"from": previous, "to": to_state}
+    if reason:
+        summary["reason"] = reason
+    return {
+        "actor": services.WORKER,
+        "tenant": run.tenant,
+        "action": "run.state_changed",
+        "object_type": "run",
+        "object_id": run.pk,
+        "summary": summary,
+    }
+
+
+def _start_with_tokens(
+    items: list[Any],
+    call: Any,
+    rule: Any,
+    *,
+    reserve: int = 0,
+    patience: float | None = None,
+) -> tuple[list[tuple[Any, Future]], list[Any]]:
+    """Start `call(item)` in the thread pool for each item as the bucket grants tokens.
+
+    Returns ([(item, future of (started_at, result or exception))], items never started for
+    lack of tokens within `patience` seconds).
+    """
+    pool = _executor()
+    futures = []
+    pending = list(items)
+    limiter = rate_limiter()
+    give_up = time.monotonic() + patience if patience is not None else None
+
+    def timed(item: Any) -> tuple[Any, Any]:
+        started = utc_now()
+        try:
+            return started, call(item)
+        except Exception as error:  # handed to the failure handling, by class
+            return started, error
+        finally:
+            _give_back_threads(1)
+
+    try:
+        while pending:
+            free = _take_free_threads(len(pending))
+            try:
+                granted, wait = limiter.acquire_many(rule, free, reserve=reserve)
+            except Exception:
+                _give_back_threads(free)
+                raise
+            _give_back_threads(free - granted)
+            for item in pending[:granted]:
+                futures.append((item, pool.submit(timed, item)))
+            pending = pending[granted:]
+            if pending and granted < free:
+                if give_up is not None and time.monotonic() + wait > give_up:
+                    break
+                time.sleep(wait)
+    except Exception:
+        # Redis unreachable: what has not started provably did not leave; the caller hands it back.
+        logger.exception("rate limiter failed; %s calls not started", len(pending))
+    return futures, pending
+
+
+def _collect(futures: list[tuple[Any, Future]]) -> list[tuple[Any, Any, Any]]:
+    """[(item, started_at, result or exception)] once every call has returned."""
+    outcomes = []
+    for item, future in futures:
+        started, result = future.result()
+        outcomes.append((item, started, result))
+    return outcomes
+
+
+def _feed_sends(
+    connection: VendorConnection,
+    operation: RunOperation,
+    secrets: dict[str, str],
+    runs: list[Run],
+) -> tuple[list[tuple[Run, Future]], list[Run]]:
+    """Start each claimed run's send as the bucket grants a token (no database work here).
+
+    Returns the started sends and the runs that could not start (the limiter failed).
+    """
+    (rule,) = operation.rate_rules(connection, secrets)
+    return _start_with_tokens(runs, lambda run: operation.send(connection, secrets, run), rule)
+
+
+def _finish_sends(
+    connection: VendorConnection,
+    secrets: dict[str, str],
+    fed: Future,
+    *,
+    operation: RunOperation,
+) -> dict[int, str]:
+    """Wait for a fed batch's answers and record them; each run's outcome."""
+    started, unsent = fed.result()
+    outcomes = _collect(started)
+    said: dict[int, str] = {}
+    for run in unsent:
+        # Never sent: back to queued, for a later try (its attempt_count counts this claim).
+        wait = 5.0
+        if services._transition(
+            run,
+            RunState.QUEUED,
+            from_states={RunState.SENDING},
+            actor=services.WORKER,
+            reason="not sent: the rate limiter was unavailable",
+            next_attempt_at=utc_now() + timedelta(seconds=wait),
+        ):
+            services._enqueue("send", run.pk, wait)
+        said[run.pk] = "rate limiter unavailable"
+    successes = [o for o in outcomes if isinstance(o[2], SendResult)]
+    if successes:
+        said.update(_record_sends(connection, operation, successes))
+    for run, started, error in outcomes:
+        if not isinstance(error, SendResult):
+            said[run.pk] = services.after_send_exception(run, operation, error, started, secrets)
+    return said
+
+
+def _record_sends(
+    connection: VendorConnection,
+    operation: RunOperation,
+    successes: list[tuple[Run, Any, SendResult]],
+) -> dict[int, str]:
+    now = utc_now()
+    said: dict[int, str] = {}
+    accepted_any = False
+    with transaction.atomic():
+        RunAttempt.objects.bulk_create(
+            [
+                _attempt(run, RunAttempt.Purpose.SEND, started, result.exchange, result.outcome)
+                for run, started, result in successes
+            ]
+        )
+        events = []
+        for run, _started, result in successes:
+            fields: dict[str, Any] = {
+                "vendor_reference": result.vendor_reference,
+                "vendor_status": result.vendor_status,
+                "progress": result.progress,
+                "audience_size": result.audience_size,
+                "result": result.result,
+                "failure_class": "",
+                "failure_code": "",
+                "failure_message": "",
+                "needs_person": False,
+                "updated_at": now,
+            }
+            if result.accepted and operation.polls:
+                to_state = RunState.ACCEPTED
+                fields["next_poll_at"] = now + timedelta(seconds=1)
+                fields["poll_deadline"] = now + timedelta(seconds=operation.poll_deadline_seconds)
+            else:
+                to_state = RunState.SUCCEEDED
+                fields["finished_at"] = now
+            # A sweeper may have presumed this dispatcher dead meanwhile; the answer still counts.
+            if Run.objects.filter(
+                pk=run.pk, state__in=[RunState.SENDING, RunState.OUTCOME_UNKNOWN]
+            ).update(state=to_state, **fields):
+                previous = run.state
+                run.state = to_state
+                for name, value in fields.items():
+                    setattr(run, name, value)
+                events.append(_state_event(run, previous, to_state, result.outcome))
+            said[run.pk] = "accepted" if to_state == RunState.ACCEPTED else "succeeded"
+            if to_state == RunState.ACCEPTED:
+                accepted_any = accepted_any or to_state == RunState.ACCEPTED
+        # The connection row before the chain head, in the order the per-run path locks them.
+        services._note_connection(connection, now=now)
+        record_audit_events(events)
+        if accepted_any:
+            transaction.on_commit(
+                lambda: wake_polls(connection.pk, operation.name, 1.0), robust=True
+            )
+    return said
+
+
+def _attempt(
+    run: Run,
+    purpose: str,
+    started: Any,
+    exchange: Any,
+    outcome: str = "",
+    error: VendorError | None = None,
+) -> RunAttempt:
+    return RunAttempt(
+        run=run,
+        number=services.attempt_number(run),
+        purpose=purpose,
+        started_at=started,
+        latency_ms=exchange.latency_ms if exchange else None,
+        exchange=exchange.as_dict() if exchange else {},
+        status_code=exchange.status_code if exchange else None,
+        failure_class=error.failure_class.value if error else "",
+        failure_code=error.code if error else "",
+        outcome=(outcome or (error.message if error else ""))[:300],
+    )
+
+
+# -- polling ----------------------------------------------------------------------------------
+
+
+def dispatch_polls(*, connection_id: int, operation: str, run_id: int | None = None) -> str:
+    """Poll every due accepted run of one connection and operation, a batch at a time; then
+    schedule the next look for the earliest next_poll_at.
+
+    Returns what run_poll would say of run `run_id` when it was polled, else a count.
+    """
+    run_operation = operation_for(operation)
+    limiter = rate_limiter()
+    send_flags = [_send_flag(connection_id, operation, slot) for slot in range(DISPATCH_SLOTS)]
+    polled = 0
+    outcomes: dict[int, str] = {}
+    while True:
+        sends_first = limiter.any_flag(send_flags)
+        claimed = claim_polls(
+            connection_id=connection_id,
+            operation=run_operation,
+            defer=timedelta(seconds=POLL_DEFER_SECONDS) if sends_first else timedelta(0),
+        )
+        if not claimed:
+            break
+        connection, secrets, runs, deadlined = claimed
+        outcomes.update(deadlined)
+        said = poll_batch(connection, run_operation, secrets, runs)
+        outcomes.update(said)
+        polled += len(said)
+    following = (
+        Run.objects.filter(
+            connection_id=connection_id, operation=operation, state=RunState.ACCEPTED
+        )
+        .aggregate(first=Min("next_poll_at"))
+        .get("first")
+    )
+    if following is not None:
+        countdown = (following - utc_now()).total_seconds()
+        wake_polls(connection_id, operation, max(countdown, 1.0) if sends_first else countdown)
+    if run_id in outcomes:
+        return outcomes[run_id]
+    return f"polled {polled}"
+
+
+def claim_polls(
+    *, connection_id: int, operation: RunOperation, defer: timedelta = timedelta(0)
+) -> tuple[VendorConnection, dict[str, str], list[Run], dict[int, str]] | None:
+    """Claim up to batch_size due accepted runs: count the poll and lease them for a while.
+
+    `defer`: only runs overdue by that long (sends go first).
+    """
+    now = utc_now()
+    with transaction.atomic():
+        runs = list(
+            Run.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(connection_id=connection_id, operation=operation.name, state=RunState.ACCEPTED)
+            .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + DUE_MARGIN - defer))
+            .order_by("next_poll_at", "pk")[: operation.batch_size]
+        )
+        if not runs:
+            return None
+        connection = VendorConnection.objects.select_related("tenant").get(pk=connection_id)
+        ready = []
+        deadlined: dict[int, str] = {}
+        for run in runs:
+            run.connection = connection
+            run.tenant = connection.tenant
+            if run.poll_deadline and now >= run.poll_deadline:
+                deadlined[run.pk] = "deadline"
+                services._transition(
+                    run,
+                    RunState.OUTCOME_UNKNOWN,
+                    from_states={RunState.ACCEPTED},
+                    actor=services.WORKER,
+                    reason="the vendor did not report a final status before the deadline",
+                    needs_person=True,
+                    failure_code="poll_deadline",
+                    failure_message="The vendor accepted the run but never reported a final status. Check in the vendor's UI.",
+                )
+            else:
+                ready.append(run)
+        lease = now + timedelta(seconds=POLL_LEASE_SECONDS)
+        Run.objects.filter(pk__in=[run.pk for run in ready]).update(
+            poll_count=F("poll_count") + 1, next_poll_at=lease
+        )
+        for run in ready:
+            run.poll_count += 1
+            run.next_poll_at = lease
+        secrets = services.connection_secrets(connection)
+    return connection, secrets, ready, deadlined
+
+
+def poll_batch(
+    connection: VendorConnection,
+    operation: RunOperation,
+    secrets: dict[str, str],
+    runs: list[Run],
+) -> dict[int, str]:
+    """Poll claimed runs as the bucket allows (after sends), then record every answer; what
+    each poll found (run_poll's words)."""
+    if not runs:
+        return {}
+    (rule,) = operation.rate_rules(connection, secrets)
+    started, unpolled = _start_with_tokens(
+        runs,
+        lambda run: operation.poll(connection, secrets, run),
+        rule,
+        reserve=POLL_RESERVE,
+        patience=POLL_TOKEN_PATIENCE_SECONDS,
+    )
+    outcomes = _collect(started)
+    now = utc_now()
+    with transaction.atomic():
+        if unpolled:
+            # No budget for them yet: due again at once, for the next dispatcher.
+            Run.objects.filter(pk__in=[run.pk for run in unpolled], state=RunState.ACCEPTED).update(
+                next_poll_at=now
+            )
+        RunAttempt.objects.bulk_create(
+            [
+                _attempt(
+                    run, RunAttempt.Purpose.POLL, started, result.exchange, result.vendor_status
+                )
+                if isinstance(result, PollResult)
+                else _attempt(
+                    run,
+                    RunAttempt.Purpose.POLL,
+                    started,
+                    getattr(result, "exchange", None),
+                    error=result if isinstance(result, VendorError) else None,
+                    outcome="" if isinstance(result, VendorError) else "unexpected error",
+                )
+                for run, started, result in outcomes
+            ]
+        )
+        events = []
+        said: dict[int, str] = {}
+        for run, _started, status in outcomes:
+            said[run.pk] = (
+                status.vendor_status
+                if isinstance(status, PollResult)
+                else f"poll failed: {getattr(status, 'code', 'internal_error')}"
+            )
+            if not isinstance(status, PollResult):
+                if not isinstance(status, VendorError):
+                    logger.error("run %s: unexpected error while polling", run.pk, exc_info=status)
+                retry = getattr(status, "retry_after", None)
+                wait = retry or services.poll_backoff(run.poll_count)
+                Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
+                    next_poll_at=now + timedelta(seconds=wait), updated_at=now
+                )
+                continue
+            fields: dict[str, Any] = {
+                "vendor_status": status.vendor_status,
+                "progress": status.progress if status.progress is not None else run.progress,
+                "audience_size": status.audience_size
+                if status.audience_size is not None
+                else run.audience_size,
+                "result": {**run.result, **status.result},
+                "updated_at": now,
+            }
+            if not status.terminal:
+                fields["next_poll_at"] = now + timedelta(
+                    seconds=services.poll_backoff(run.poll_count + 1)
+                )
+                Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(**fields)
+                continue
+            fields["finished_at"] = now
+            if status.succeeded:
+                to_state = RunState.SUCCEEDED
+            else:
+                to_state = RunState.FAILED
+                fields.update(
+                    failure_class=FailureClass.REJECTED,
+                    failure_code=status.failure_code or "vendor_failed",
+                    failure_message=status.failure_message
+                    or f"The vendor reports {status.vendor_status}.",
+                )
+            if Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
+                state=to_state, **fields
+            ):
+                events.append(
+                    _state_event(
+                        run, RunState.ACCEPTED, to_state, f"vendor status {status.vendor_status}"
+                    )
+                )
+                run.state = to_state
+        record_audit_events(events)
+    return said
