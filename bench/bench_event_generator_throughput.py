@@ -144,9 +144,10 @@ def main() -> None:
     parser.add_argument(
         "--db-reuse-max",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="set CELERY_DB_REUSE_MAX=N in the workers (default: production settings, unset)",
+        help="set CELERY_DB_REUSE_MAX=N in the workers (default: production settings, 1000; "
+        "0: close the connection around every task)",
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -159,12 +160,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    if args.db_reuse_max:
+    if args.db_reuse_max is not None:
         os.environ["BENCH_DB_REUSE_MAX"] = str(args.db_reuse_max)
     print(
         f"event-generator throughput: {args.runs} runs, {args.workers} workers "
         f"--pool {args.pool} -c {args.concurrency}, CELERY_DB_REUSE_MAX="
-        f"{os.environ.get('BENCH_DB_REUSE_MAX') or 'unset'}",
+        f"{os.environ.get('BENCH_DB_REUSE_MAX') or 'production (1000)'}",
         flush=True,
     )
     with bench_stack(pool=args.pool, concurrency=args.concurrency, workers=args.workers) as stack:

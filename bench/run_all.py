@@ -10,8 +10,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_event_generator_throughput.py"],
-    # The same with the workers keeping their database connections between tasks.
-    ["bench_event_generator_throughput.py", "--db-reuse-max", "1000"],
     ["bench_click_to_vendor_latency.py"],
 ]
 
