@@ -13,6 +13,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 PREFIX = "fernet$v1$"
 
@@ -43,12 +44,14 @@ def credentials_cipher() -> MultiFernet:
     return _multi_fernet(tuple(settings.CREDENTIALS_KEYS))
 
 
+@sensitive_variables()
 def encrypt_secret(plaintext: str) -> str:
     """Encrypt a secret under the newest key into a self-describing stored value."""
     token = credentials_cipher().encrypt(plaintext.encode("utf-8"))
     return PREFIX + token.decode("ascii")
 
 
+@sensitive_variables()
 def decrypt_secret(stored: str) -> str:
     """Decrypt a stored value; raises CredentialDecryptionError if no key fits."""
     if not stored.startswith(PREFIX):

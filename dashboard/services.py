@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.views.decorators.debug import sensitive_variables
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
@@ -190,6 +191,7 @@ def validate_connection_fields(*, kind: str, name: str, base_url: str, options: 
         raise ValidationError(errors)
 
 
+@sensitive_variables()
 def connection_create(
     *,
     actor: Actor,
@@ -277,6 +279,7 @@ def connection_update(
     return connection
 
 
+@sensitive_variables()
 def connection_secret_set(
     *, actor: Actor, connection: VendorConnection, name: str, value: str
 ) -> ConnectionSecret:
@@ -291,6 +294,7 @@ def connection_secret_set(
         return _store_secret(actor=actor, connection=connection, name=name, value=value)
 
 
+@sensitive_variables()
 def _store_secret(
     *, actor: Actor, connection: VendorConnection, name: str, value: str
 ) -> ConnectionSecret:
@@ -318,6 +322,7 @@ def _store_secret(
     return secret
 
 
+@sensitive_variables()
 def connection_secrets(connection: VendorConnection) -> dict[str, str]:
     """The decrypted secrets of a connection, for a vendor client only; never render or log them."""
     return {

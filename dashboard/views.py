@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -25,6 +26,9 @@ from dashboard.forms import (
 from dashboard.models import Permission, VendorKind
 from dashboard.runs import selectors as run_selectors
 from dashboard.tenancy import actor_from_request, tenant_view
+
+# Posted secret values: hidden from Django's error reports.
+SECRET_POST_FIELDS = ("api_key", "brand_key", "token", "value")
 
 
 @login_required
@@ -61,6 +65,7 @@ def connection_list(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
+@sensitive_post_parameters(*SECRET_POST_FIELDS)
 @require_http_methods(["GET", "POST"])
 def connection_create(request: HttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None, initial={"kind": request.GET.get("kind")})
@@ -148,6 +153,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
+@sensitive_post_parameters(*SECRET_POST_FIELDS)
 @require_POST
 def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)

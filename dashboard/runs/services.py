@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.views.decorators.debug import sensitive_variables
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
@@ -93,6 +94,7 @@ _decrypted: dict[tuple[tuple[str, ...], str], str] = {}
 _decrypted_lock = threading.Lock()
 
 
+@sensitive_variables()
 def connection_secrets(connection: VendorConnection) -> dict[str, str]:
     """dashboard.services.connection_secrets, each stored value decrypted once per process.
 

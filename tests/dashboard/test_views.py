@@ -380,3 +380,32 @@ def test_overview_lists_what_needs_a_person(team):
     section = body.split("Needs a person")[1].split("Recent runs")[0]
     assert f"#{waiting.pk}<" in section and f"#{unknown.pk}<" in section
     assert f"#{reconciling.pk}<" not in section
+
+
+def test_error_reports_never_show_a_posted_secret(team, monkeypatch, rf):
+    """If saving a connection blew up, Django's error report (500 page, admin mail) would list the
+    POST data and every frame's variables: the secret must not be among them."""
+    from django.views.debug import ExceptionReporter
+
+    from dashboard import services as dashboard_services
+    from dashboard import views
+
+    real_encrypt = dashboard_services.encrypt_secret
+
+    def broken_encrypt(plaintext):
+        real_encrypt(plaintext)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(dashboard_services, "encrypt_secret", broken_encrypt)
+    request = rf.post(
+        reverse("connection_create", args=[team.tenant.slug]),
+        {"kind": "optimove_batch", "name": "Boom", "base_url": "https://x.example.com", "api_key": SECRET},
+    )
+    request.user = team.admin.user
+    request.session = {}
+    request.htmx = False
+    with pytest.raises(RuntimeError) as raised:
+        views.connection_create(request, tenant_slug=team.tenant.slug)
+    report = ExceptionReporter(request, raised.type, raised.value, raised.tb).get_traceback_text()
+    assert "disk full" in report
+    assert SECRET not in report

@@ -107,18 +107,19 @@ def test_failure_classes_are_decided_per_run(team, campaigns, sandboxes):
 
     dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
 
-    rejected.refresh_from_db()
-    assert rejected.state == RunState.FAILED and rejected.failure_class == "rejected"
-    assert transitions(rejected) == [("queued", "sending"), ("sending", "failed")]
-    states = {}
-    for run in good:
+    runs = [*good, rejected]
+    for run in runs:
         run.refresh_from_db()
-        states.setdefault(run.state, []).append(run)
-    # One of the three met the injected 500: retried later, as the vendor's docs say.
-    (retried,) = states[RunState.QUEUED]
+    # The sends go out concurrently: whichever reached the sandbox first met the injected 500
+    # and is queued for a retry later, as the vendor's docs say.
+    (retried,) = [run for run in runs if run.state == RunState.QUEUED]
     assert retried.failure_class == "server_error" and retried.next_attempt_at > utc_now()
     assert [a.failure_class for a in retried.attempts.all()] == ["server_error"]
-    assert len(states[RunState.ACCEPTED]) == 2
+    if retried.pk != rejected.pk:
+        assert rejected.state == RunState.FAILED and rejected.failure_class == "rejected"
+        assert transitions(rejected) == [("queued", "sending"), ("sending", "failed")]
+    accepted = [run for run in good if run.state == RunState.ACCEPTED]
+    assert len(accepted) == len([run for run in good if run.pk != retried.pk])
     assert verify_audit_chains() == []
 
 
