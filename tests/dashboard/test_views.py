@@ -399,7 +399,12 @@ def test_error_reports_never_show_a_posted_secret(team, monkeypatch, rf):
     monkeypatch.setattr(dashboard_services, "encrypt_secret", broken_encrypt)
     request = rf.post(
         reverse("connection_create", args=[team.tenant.slug]),
-        {"kind": "optimove_batch", "name": "Boom", "base_url": "https://x.example.com", "api_key": SECRET},
+        {
+            "kind": "optimove_batch",
+            "name": "Boom",
+            "base_url": "https://x.example.com",
+            "api_key": SECRET,
+        },
     )
     request.user = team.admin.user
     request.session = {}
