@@ -1,6 +1,7 @@
 """Celery tasks of the run engine: thin callers of dashboard.runs.services.
 
-Sending and polling use separate queues ("send", "poll") so that polling never delays a send.
+Sending and polling use separate queues ("send", "poll") so that polling never delays a send;
+CELERY_TASK_ROUTES in settings says which task goes where.
 """
 
 import time
@@ -23,27 +24,26 @@ def close_broken_database_connections(**kwargs) -> None:
             connection.close_if_unusable_or_obsolete()
 
 
-@shared_task(name="runs.send", queue="send", acks_late=True, ignore_result=True)
+@shared_task(name="runs.send", acks_late=True, ignore_result=True)
 def send_run(run_id: int, slot: int | None = None) -> str:
     return services.run_send(run_id=run_id, slot=slot)
 
 
-@shared_task(name="runs.reconcile", queue="send", acks_late=True, ignore_result=True)
+@shared_task(name="runs.reconcile", acks_late=True, ignore_result=True)
 def reconcile_run(run_id: int) -> str:
     return services.run_reconcile(run_id=run_id)
 
 
-@shared_task(name="runs.poll", queue="poll", acks_late=True, ignore_result=True)
+@shared_task(name="runs.poll", acks_late=True, ignore_result=True)
 def poll_run(run_id: int) -> str:
     return services.run_poll(run_id=run_id)
 
 
-# Routed to the "poll" queue by CELERY_TASK_ROUTES.
 @shared_task(name="runs.dispatch_polls", acks_late=True, ignore_result=True)
 def dispatch_polls(connection_id: int, operation: str) -> str:
     return dispatch.dispatch_polls(connection_id=connection_id, operation=operation)
 
 
-@shared_task(name="runs.sweep", queue="poll", ignore_result=True)
+@shared_task(name="runs.sweep", ignore_result=True)
 def sweep_runs() -> dict[str, int]:
     return services.runs_sweep()

@@ -1,0 +1,26 @@
+"""Sending and polling go to separate queues, so polling never delays a send."""
+
+import pytest
+
+from dashboard.celery import app
+
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        ("runs.send", "send"),
+        ("runs.reconcile", "send"),
+        ("runs.poll", "poll"),
+        ("runs.dispatch_polls", "poll"),
+        ("runs.sweep", "poll"),
+    ],
+)
+def test_task_routes(task, queue):
+    assert app.amqp.router.route({}, task)["queue"].name == queue
+
+
+def test_acknowledgement_settings_are_deliberate():
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.worker_cancel_long_running_tasks_on_connection_loss is True
