@@ -256,15 +256,13 @@ def claim_sends(
         if unreadable is not None:
             error = unreadable
             for run in runs:
-                services._transition(
+                services.fail_run(
                     run,
-                    RunState.FAILED,
                     from_states={RunState.QUEUED},
                     actor=services.WORKER,
-                    reason=str(error),
+                    code="credentials_unreadable",
+                    message=str(error),
                     failure_class=FailureClass.NOT_SENT,
-                    failure_code="credentials_unreadable",
-                    failure_message=str(error),
                 )
             return None
         ready = []
@@ -273,15 +271,12 @@ def claim_sends(
             problem = services._approval_problem(run, now) or operation.pre_send_problem(run)
             if problem:
                 guarded[run.pk] = "guardrail"
-                services._transition(
+                services.fail_run(
                     run,
-                    RunState.FAILED,
                     from_states={RunState.QUEUED},
                     actor=services.WORKER,
-                    reason=problem,
-                    failure_class="",
-                    failure_code="guardrail",
-                    failure_message=problem,
+                    code="guardrail",
+                    message=problem,
                 )
             else:
                 ready.append(run)

@@ -31,7 +31,6 @@ from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.crypto import CredentialDecryptionError, decrypt_secret
 from dashboard.models import Permission, Tenant, VendorConnection
 from dashboard.runs.models import (
-    IN_FLIGHT_STATES,
     Approval,
     Run,
     RunAttempt,
@@ -169,6 +168,29 @@ def _batch_of(run: Run) -> tuple[int, str] | None:
     if operation_for(run.operation).batch_size > 1:
         return (run.connection_id, run.operation)
     return None
+
+
+def fail_run(
+    run: Run,
+    *,
+    from_states: set[str] | frozenset[str],
+    actor: Actor,
+    code: str,
+    message: str,
+    reason: str = "",
+    failure_class: str = "",
+) -> bool:
+    """Move a run to failed (compare-and-set, audited), with the message a person reads."""
+    return _transition(
+        run,
+        RunState.FAILED,
+        from_states=from_states,
+        actor=actor,
+        reason=reason or message,
+        failure_class=failure_class,
+        failure_code=code,
+        failure_message=message,
+    )
 
 
 def _enqueue(
@@ -600,29 +622,24 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         operation = operation_for(run.operation)
         problem = _approval_problem(run, now) or operation.pre_send_problem(run)
         if problem:
-            _transition(
+            fail_run(
                 run,
-                RunState.FAILED,
                 from_states={RunState.QUEUED},
                 actor=WORKER,
-                reason=problem,
-                failure_class="",
-                failure_code="guardrail",
-                failure_message=problem,
+                code="guardrail",
+                message=problem,
             )
             return "guardrail"
         try:
             secrets = connection_secrets(run.connection)
         except CredentialDecryptionError as error:
-            _transition(
+            fail_run(
                 run,
-                RunState.FAILED,
                 from_states={RunState.QUEUED},
                 actor=WORKER,
-                reason=str(error),
+                code="credentials_unreadable",
+                message=str(error),
                 failure_class=FailureClass.NOT_SENT,
-                failure_code="credentials_unreadable",
-                failure_message=str(error),
             )
             return "credentials"
         wait = acquire_all(operation.rate_rules(run.connection, secrets))
@@ -722,15 +739,14 @@ def after_send_exception(
                 exchange=None,
                 outcome=str(error),
             )
-            _transition(
+            fail_run(
                 run,
-                RunState.FAILED,
                 from_states={RunState.SENDING},
                 actor=WORKER,
+                code="invalid_parameters",
+                message=f"Not sent: {error}",
                 reason=str(error),
                 failure_class=FailureClass.NOT_SENT,
-                failure_code="invalid_parameters",
-                failure_message=f"Not sent: {error}",
             )
         return "invalid parameters"
     # A bug after the request may have left: treat it like a lost answer, never resend blindly.
@@ -1218,7 +1234,3 @@ def runs_sweep() -> dict[str, int]:
         ):
             report["expired"] += 1
     return report
-
-
-def open_daily_states() -> frozenset[str]:
-    return IN_FLIGHT_STATES
