@@ -441,24 +441,9 @@ def _record_sends(
         )
         events = []
         for run, _started, result in successes:
-            fields: dict[str, Any] = {
-                "vendor_reference": result.vendor_reference,
-                "vendor_status": result.vendor_status,
-                "progress": result.progress,
-                "audience_size": result.audience_size,
-                "result": result.result,
-                "failure_class": "",
-                "failure_code": "",
-                "failure_message": "",
-                "needs_person": False,
-                "updated_at": now,
-            }
-            if result.accepted and operation.polls:
-                to_state = RunState.ACCEPTED
-                fields["next_poll_at"] = now + timedelta(seconds=1)
-                fields["poll_deadline"] = now + timedelta(seconds=operation.poll_deadline_seconds)
-            else:
-                to_state = RunState.SUCCEEDED
+            to_state, fields = services.send_outcome(operation, result, now)
+            fields["updated_at"] = now
+            if to_state == RunState.SUCCEEDED:
                 fields["finished_at"] = now
             # A sweeper may have presumed this dispatcher dead meanwhile; the answer still counts.
             if Run.objects.filter(
@@ -470,8 +455,7 @@ def _record_sends(
                     setattr(run, name, value)
                 events.append(_state_event(run, previous, to_state, result.outcome))
             said[run.pk] = "accepted" if to_state == RunState.ACCEPTED else "succeeded"
-            if to_state == RunState.ACCEPTED:
-                accepted_any = accepted_any or to_state == RunState.ACCEPTED
+            accepted_any = accepted_any or to_state == RunState.ACCEPTED
         # The connection row before the chain head, in the order the per-run path locks them.
         services._note_connection(connection, now=now)
         record_audit_events(events)
@@ -572,16 +556,7 @@ def claim_polls(
             run.tenant = connection.tenant
             if run.poll_deadline and now >= run.poll_deadline:
                 deadlined[run.pk] = "deadline"
-                services._transition(
-                    run,
-                    RunState.OUTCOME_UNKNOWN,
-                    from_states={RunState.ACCEPTED},
-                    actor=services.WORKER,
-                    reason="the vendor did not report a final status before the deadline",
-                    needs_person=True,
-                    failure_code="poll_deadline",
-                    failure_message="The vendor accepted the run but never reported a final status. Check in the vendor's UI.",
-                )
+                services.expire_polling(run)
             else:
                 ready.append(run)
         lease = now + timedelta(seconds=POLL_LEASE_SECONDS)
@@ -655,32 +630,12 @@ def poll_batch(
                     next_poll_at=now + timedelta(seconds=wait), updated_at=now
                 )
                 continue
-            fields: dict[str, Any] = {
-                "vendor_status": status.vendor_status,
-                "progress": status.progress if status.progress is not None else run.progress,
-                "audience_size": status.audience_size
-                if status.audience_size is not None
-                else run.audience_size,
-                "result": {**run.result, **status.result},
-                "updated_at": now,
-            }
-            if not status.terminal:
-                fields["next_poll_at"] = now + timedelta(
-                    seconds=services.poll_backoff(run.poll_count + 1)
-                )
+            to_state, fields = services.poll_outcome(run, status, now)
+            fields["updated_at"] = now
+            if to_state is None:
                 Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(**fields)
                 continue
             fields["finished_at"] = now
-            if status.succeeded:
-                to_state = RunState.SUCCEEDED
-            else:
-                to_state = RunState.FAILED
-                fields.update(
-                    failure_class=FailureClass.REJECTED,
-                    failure_code=status.failure_code or "vendor_failed",
-                    failure_message=status.failure_message
-                    or f"The vendor reports {status.vendor_status}.",
-                )
             if Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
                 state=to_state, **fields
             ):

@@ -36,7 +36,7 @@ from dashboard.runs.models import (
     RunAttempt,
     RunState,
 )
-from dashboard.runs.operations import RunOperation, operation_for
+from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import acquire_all, rate_limiter
 from dashboard.vendors.http import ConfigurationError, Exchange, FailureClass, VendorError
 
@@ -660,6 +660,71 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
     return _perform_send(run, operation, secrets)
 
 
+POLL_DEADLINE_MESSAGE = (
+    "The vendor accepted the run but never reported a final status. Check in the vendor's UI."
+)
+
+
+def send_outcome(
+    operation: RunOperation, result: SendResult, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """What a successful send makes of a run: its next state and the fields to store."""
+    fields: dict[str, Any] = {
+        "vendor_reference": result.vendor_reference,
+        "vendor_status": result.vendor_status,
+        "progress": result.progress,
+        "audience_size": result.audience_size,
+        "result": result.result,
+        "failure_class": "",
+        "failure_code": "",
+        "failure_message": "",
+        "needs_person": False,
+    }
+    if result.accepted and operation.polls:
+        fields["next_poll_at"] = now + timedelta(seconds=1)
+        fields["poll_deadline"] = now + timedelta(seconds=operation.poll_deadline_seconds)
+        return RunState.ACCEPTED, fields
+    return RunState.SUCCEEDED, fields
+
+
+def poll_outcome(run: Run, status: PollResult, now: datetime) -> tuple[str | None, dict[str, Any]]:
+    """What a status answer makes of an accepted run: its final state (None while the vendor
+    is still working, with the next poll's time among the fields) and the fields to store."""
+    fields: dict[str, Any] = {
+        "vendor_status": status.vendor_status,
+        "progress": status.progress if status.progress is not None else run.progress,
+        "audience_size": status.audience_size
+        if status.audience_size is not None
+        else run.audience_size,
+        "result": {**run.result, **status.result},
+    }
+    if not status.terminal:
+        fields["next_poll_at"] = now + timedelta(seconds=poll_backoff(run.poll_count + 1))
+        return None, fields
+    if status.succeeded:
+        return RunState.SUCCEEDED, fields
+    fields.update(
+        failure_class=FailureClass.REJECTED,
+        failure_code=status.failure_code or "vendor_failed",
+        failure_message=status.failure_message or f"The vendor reports {status.vendor_status}.",
+    )
+    return RunState.FAILED, fields
+
+
+def expire_polling(run: Run) -> bool:
+    """The poll deadline passed: a person must check in the vendor's UI."""
+    return _transition(
+        run,
+        RunState.OUTCOME_UNKNOWN,
+        from_states={RunState.ACCEPTED},
+        actor=WORKER,
+        reason="the vendor did not report a final status before the deadline",
+        needs_person=True,
+        failure_code="poll_deadline",
+        failure_message=POLL_DEADLINE_MESSAGE,
+    )
+
+
 def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) -> str:
     started = utc_now()
     attempt_number = run.attempt_count
@@ -676,42 +741,20 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
             outcome=result.outcome,
         )
         _note_connection(run.connection)
-        common = {
-            "vendor_reference": result.vendor_reference,
-            "vendor_status": result.vendor_status,
-            "progress": result.progress,
-            "audience_size": result.audience_size,
-            "result": result.result,
-            "failure_class": "",
-            "failure_code": "",
-            "failure_message": "",
-            "needs_person": False,
-        }
+        to_state, fields = send_outcome(operation, result, utc_now())
         # A sweeper may have presumed this worker dead meanwhile; the answer still counts.
-        from_states = {RunState.SENDING, RunState.OUTCOME_UNKNOWN}
-        if result.accepted and operation.polls:
-            now = utc_now()
-            moved = _transition(
-                run,
-                RunState.ACCEPTED,
-                from_states=from_states,
-                actor=WORKER,
-                reason=result.outcome,
-                next_poll_at=now + timedelta(seconds=1),
-                poll_deadline=now + timedelta(seconds=operation.poll_deadline_seconds),
-                **common,
-            )
+        moved = _transition(
+            run,
+            to_state,
+            from_states={RunState.SENDING, RunState.OUTCOME_UNKNOWN},
+            actor=WORKER,
+            reason=result.outcome,
+            **fields,
+        )
+        if to_state == RunState.ACCEPTED:
             if moved:
                 _enqueue("poll", run.pk, 1.0)
             return "accepted"
-        _transition(
-            run,
-            RunState.SUCCEEDED,
-            from_states=from_states,
-            actor=WORKER,
-            reason=result.outcome,
-            **common,
-        )
     logger.info("run %s attempt %s succeeded", run.pk, attempt_number)
     return "succeeded"
 
@@ -1055,16 +1098,7 @@ def run_poll(*, run_id: int) -> str:
             _enqueue("poll", run.pk, (run.next_poll_at - now).total_seconds())
             return "not yet due"
         if run.poll_deadline and now >= run.poll_deadline:
-            _transition(
-                run,
-                RunState.OUTCOME_UNKNOWN,
-                from_states={RunState.ACCEPTED},
-                actor=WORKER,
-                reason="the vendor did not report a final status before the deadline",
-                needs_person=True,
-                failure_code="poll_deadline",
-                failure_message="The vendor accepted the run but never reported a final status. Check in the vendor's UI.",
-            )
+            expire_polling(run)
             return "deadline"
         secrets = connection_secrets(run.connection)
         wait = acquire_all(operation.rate_rules(run.connection, secrets))
@@ -1100,43 +1134,21 @@ def run_poll(*, run_id: int) -> str:
             exchange=status.exchange,
             outcome=status.vendor_status,
         )
-        fields = {
-            "vendor_status": status.vendor_status,
-            "progress": status.progress if status.progress is not None else run.progress,
-            "audience_size": status.audience_size
-            if status.audience_size is not None
-            else run.audience_size,
-            "result": {**run.result, **status.result},
-        }
-        if status.terminal:
-            if status.succeeded:
-                _transition(
-                    run,
-                    RunState.SUCCEEDED,
-                    from_states={RunState.ACCEPTED},
-                    actor=WORKER,
-                    reason=f"vendor status {status.vendor_status}",
-                    **fields,
-                )
-            else:
-                _transition(
-                    run,
-                    RunState.FAILED,
-                    from_states={RunState.ACCEPTED},
-                    actor=WORKER,
-                    reason=f"vendor status {status.vendor_status}",
-                    failure_class=FailureClass.REJECTED,
-                    failure_code=status.failure_code or "vendor_failed",
-                    failure_message=status.failure_message
-                    or f"The vendor reports {status.vendor_status}.",
-                    **fields,
-                )
+        to_state, fields = poll_outcome(run, status, utc_now())
+        if to_state is not None:
+            _transition(
+                run,
+                to_state,
+                from_states={RunState.ACCEPTED},
+                actor=WORKER,
+                reason=f"vendor status {status.vendor_status}",
+                **fields,
+            )
             return status.vendor_status
-        wait = poll_backoff(run.poll_count + 1)
         Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
-            next_poll_at=utc_now() + timedelta(seconds=wait), updated_at=utc_now(), **fields
+            updated_at=utc_now(), **fields
         )
-        _enqueue("poll", run.pk, wait)
+        _enqueue("poll", run.pk, (fields["next_poll_at"] - utc_now()).total_seconds())
     return status.vendor_status
 
 
