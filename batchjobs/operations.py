@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -74,15 +75,14 @@ class TriggerDailyOperation(RunOperation):
         self, parameters: dict[str, Any], connection: VendorConnection
     ) -> dict[str, Any]:
         raw = parameters.get("wait_time_for_validation_seconds")
-        if raw in ("", None):
-            wait = None
-        else:
-            try:
-                wait = check_validation_wait(
-                    int(raw) if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else raw
-                )
-            except ConfigurationError as error:
-                raise ValidationError({"wait_time_for_validation_seconds": str(error)}) from None
+        if isinstance(raw, str):
+            # Form and command-line input arrive as text; the client checks the number itself.
+            raw = raw.strip()
+            raw = None if raw == "" else int(raw) if re.fullmatch(r"-?\d+", raw) else raw
+        try:
+            wait = check_validation_wait(raw)
+        except ConfigurationError as error:
+            raise ValidationError({"wait_time_for_validation_seconds": str(error)}) from None
         return {"wait_time_for_validation_seconds": wait}
 
     def describe(self, parameters: dict[str, Any]) -> str:

@@ -6,6 +6,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from campaigns.vendors.altcraft.client import (
+    DEFAULT_BODY_LIMIT_BYTES,
+    AltcraftClient,
+    check_import_parameters,
+    check_start_batch_parameters,
+)
 from campaigns.vendors.optimove_campaigns.client import (
     OptimoveCampaignsClient,
     check_context,
@@ -133,13 +139,6 @@ register_operation(RunEventGeneratorOperation())
 
 
 # -- Altcraft ---------------------------------------------------------------------------------
-
-from campaigns.vendors.altcraft.client import (  # noqa: E402
-    DEFAULT_BODY_LIMIT_BYTES,
-    AltcraftClient,
-    check_import_parameters,
-    check_start_batch_parameters,
-)
 
 
 def altcraft_client(connection: VendorConnection, secrets: dict[str, str]) -> AltcraftClient:
