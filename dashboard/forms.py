@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
+from dashboard.vendors.http import ConfigurationError, validate_base_url
 
 User = get_user_model()
 
@@ -30,6 +32,27 @@ class SecretInput(forms.PasswordInput):
 
     def __init__(self, attrs: dict | None = None) -> None:
         super().__init__(attrs={"autocomplete": "off", **(attrs or {})}, render_value=False)
+
+
+def validate_vendor_base_url(value: str) -> None:
+    """The same rule as the service and the HTTP layer: https to a public host, unless the host
+    is on VENDOR_HOST_ALLOWLIST (the sandboxes)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # URLValidator already says what is wrong with it
+    try:
+        validate_base_url(value)
+    except ConfigurationError as error:
+        raise ValidationError(str(error)) from None
+
+
+class BaseUrlField(forms.URLField):
+    default_validators = [*forms.URLField.default_validators, validate_vendor_base_url]
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 500)
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
 
 
 class OptionsField(forms.CharField):
@@ -58,10 +81,9 @@ class OptionsField(forms.CharField):
 class ConnectionForm(forms.Form):
     kind = forms.ChoiceField(choices=VendorKind.choices)
     name = forms.CharField(max_length=120)
-    base_url = forms.URLField(
-        max_length=500,
-        assume_scheme="https",
-        help_text="Regional host, staging or the sandbox; may carry a path prefix.",
+    base_url = BaseUrlField(
+        help_text="The vendor's https address (regional host or staging); may carry a path "
+        "prefix. Private, loopback and link-local hosts are refused.",
     )
     key_role = forms.ChoiceField(
         choices=OptimoveKeyRole.choices,
@@ -95,7 +117,7 @@ class ConnectionForm(forms.Form):
 
 class ConnectionEditForm(forms.Form):
     name = forms.CharField(max_length=120)
-    base_url = forms.URLField(max_length=500, assume_scheme="https")
+    base_url = BaseUrlField()
     key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
     options = OptionsField(required=False)
     is_active = forms.BooleanField(required=False)

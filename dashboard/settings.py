@@ -227,6 +227,10 @@ LOGGING = {
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
+# Hosts a vendor connection may call although they are not public, or over plain http: only the
+# sandboxes (`make demo` sets 127.0.0.1:<SANDBOX_PORT>). Empty in production. See
+# dashboard/vendors/destinations.py.
+VENDOR_HOST_ALLOWLIST = env_list("VENDOR_HOST_ALLOWLIST")
 
 CELERY_TASK_ROUTES = {
     "runs.send": {"queue": "send"},
