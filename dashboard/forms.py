@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from dashboard.input_checks import check_storable
 from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
 from dashboard.vendors.http import ConfigurationError, validate_base_url
 
@@ -60,17 +61,26 @@ class OptionsField(forms.CharField):
 
     widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false"})
 
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 10_000)
+        super().__init__(**kwargs)
+
     def to_python(self, value: str | None) -> dict:
         value = (value or "").strip()
         if not value:
             return {}
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationError(
+                f"Options may be at most {self.max_length:,} characters (this is {len(value):,})."
+            )
         try:
             parsed = json.loads(value)
         except ValueError as error:
             raise ValidationError(f"Options must be a JSON object: {error}") from None
         if not isinstance(parsed, dict):
             raise ValidationError('Options must be a JSON object, like {"key": "value"}.')
-        return parsed
+        # JSON escapes can carry what the form value could not (\u0000, a lone \ud800).
+        return check_storable(parsed)
 
     def prepare_value(self, value: object) -> str:
         if isinstance(value, dict):
@@ -163,3 +173,17 @@ class TenantSettingsForm(forms.ModelForm):
         if not 1 <= value <= 24 * 60:
             raise ValidationError("Between 1 and 1440 minutes.")
         return value
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters. Bad values (too long, a NUL) are shown as errors and ignored."""
+
+    action = forms.CharField(max_length=60, required=False)
+    actor = forms.CharField(max_length=150, required=False)
+    object_type = forms.CharField(max_length=60, required=False)
+    object_id = forms.CharField(max_length=64, required=False)
+
+    def filters(self) -> dict[str, str]:
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: cleaned.get(name) or "" for name in self.fields}

@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
+from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
@@ -184,6 +185,9 @@ def validate_connection_fields(*, kind: str, name: str, base_url: str, options: 
         validate_base_url(base_url)
     except ConfigurationError as error:
         errors["base_url"] = str(error)
+    reason = nested_unstorable_reason(options)
+    if reason:
+        errors["options"] = f"The options contain {reason}, which cannot be stored."
     key_role = options.get("key_role")
     if key_role is not None and key_role not in OptimoveKeyRole.values:
         errors["options"] = f"Unknown key role {key_role!r}."

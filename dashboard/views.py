@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard import selectors, services
 from dashboard.forms import (
+    AuditFilterForm,
     ConnectionEditForm,
     ConnectionForm,
     MemberAddForm,
@@ -281,12 +282,7 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
 @tenant_view(Permission.VIEW_AUDIT)
 @vary_on_headers("HX-Request")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    filters = {
-        "action": request.GET.get("action", "").strip(),
-        "actor": request.GET.get("actor", "").strip(),
-        "object_type": request.GET.get("object_type", "").strip(),
-        "object_id": request.GET.get("object_id", "").strip(),
-    }
+    filters = AuditFilterForm(request.GET).filters()
     events = selectors.audit_event_list(tenant=request.tenant, **filters)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
