@@ -163,13 +163,21 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 
-# Lock an account after repeated failed logins (django-axes).
+# Lock log-ins after repeated failures (django-axes), per user name at one address (5), and per
+# user name from anywhere with a higher limit (20); never a whole address, which behind a NAT or
+# proxy is everyone. See dashboard/login_lockout.py.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+LOGIN_USERNAME_FAILURE_LIMIT = env_int("LOGIN_USERNAME_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-# Lock the account after repeated failures, and separately an address that sprays many accounts.
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "dashboard.login_lockout.LoginLockoutHandler"
+AXES_LOCKOUT_CALLABLE = "dashboard.login_lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address: REMOTE_ADDR, or behind a reverse proxy the header that proxy sets (e.g.
+# X-Forwarded-For, whose last entry is the one the proxy added, or X-Real-IP). Set it only when
+# the app can be reached through that proxy alone: anyone else can write the header.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "REMOTE_ADDR")
+AXES_CLIENT_IP_CALLABLE = "dashboard.tenancy.client_ip"
 AXES_VERBOSE = False
 # The password is never logged, whatever axes would otherwise record.
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "brand_key", "token", "secret"]

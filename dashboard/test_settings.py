@@ -25,6 +25,7 @@ CREDENTIALS_KEYS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_FAILURE_LIMIT = 3
+LOGIN_USERNAME_FAILURE_LIMIT = 6
 # The sandboxes listen on loopback over http; every other test host must pass the public rule.
 VENDOR_HOST_ALLOWLIST = ["127.0.0.1", "localhost", "::1"]
 
