@@ -181,6 +181,8 @@ def validate_connection_fields(*, kind: str, name: str, base_url: str, options: 
         )
     if not name.strip():
         errors["name"] = "A connection needs a name."
+    elif len(name.strip()) > 120:
+        errors["name"] = "A connection's name may be at most 120 characters."
     try:
         validate_base_url(base_url)
     except ConfigurationError as error:
@@ -351,13 +353,25 @@ def credentials_rotate_key(*, actor: Actor) -> int:
     return count
 
 
-def user_create(*, username: str, password: str | None, email: str = "") -> AbstractBaseUser:
-    """Create a user account (used by the demo and the ops commands)."""
+def user_create(
+    *, username: str, password: str | None, email: str = "", actor: Actor | None = None
+) -> AbstractBaseUser:
+    """Create a user account (used by the demo, the ops commands and invitations); audited on
+    the global chain when an actor is given."""
     user = User(username=username, email=email)
     if password:
         user.set_password(password)
     else:
         user.set_unusable_password()
     user.full_clean(exclude=["password"])
-    user.save()
+    with transaction.atomic():
+        user.save()
+        if actor is not None:
+            record_audit_event(
+                actor=actor,
+                action="user.created",
+                object_type="user",
+                object_id=user.pk,
+                summary={"username": username, "email": email, "can_log_in": bool(password)},
+            )
     return user
