@@ -6,6 +6,7 @@ import json
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
@@ -152,6 +153,20 @@ class MemberAddForm(forms.Form):
             return User.objects.get(username=username)
         except User.DoesNotExist:
             raise ValidationError(f"No user named {username!r}.") from None
+
+
+class MemberInviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices)
+    username = forms.CharField(
+        max_length=150,
+        required=False,
+        help_text="Optional, for a new account; the email address otherwise.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.valid_hours = settings.INVITE_VALID_HOURS
 
 
 class MemberRoleForm(forms.Form):

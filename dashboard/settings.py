@@ -182,6 +182,23 @@ AXES_VERBOSE = False
 # The password is never logged, whatever axes would otherwise record.
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "brand_key", "token", "secret"]
 
+# Email (invitations): SMTP in production, configured from the environment; `make demo` prints
+# emails to its web log (EMAIL_BACKEND=console backend), the tests keep them in memory (locmem).
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+MAILERS = {"default": {"BACKEND": _email_backend}}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_str("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": env_int("EMAIL_TIMEOUT_SECONDS", 10),
+    }
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
+# An invitation's set-password link works once, for this long.
+INVITE_VALID_HOURS = env_int("INVITE_VALID_HOURS", 72)
+
 # Celery. Without REDIS_URL the demo uses kombu's filesystem transport: no server at all.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
