@@ -15,6 +15,8 @@ from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, Vendo
 from dashboard.vendors.http import ConfigurationError, validate_base_url
 
 User = get_user_model()
+# Longer than any vendor key or token (JWTs included); a secret is never a document.
+MAX_SECRET_CHARS = 4096
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -102,9 +104,15 @@ class ConnectionForm(forms.Form):
         help_text="Optimove batch only: the role attached to the API key (3rdParty keys are blocked).",
     )
     options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
-    api_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    brand_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    token = forms.CharField(required=False, widget=SecretInput(), strip=True)
+    api_key = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
+    brand_key = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
+    token = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -136,7 +144,9 @@ class ConnectionEditForm(forms.Form):
 
 class SecretForm(forms.Form):
     name = forms.ChoiceField(choices=())
-    value = forms.CharField(widget=SecretInput(), strip=True, label="New value")
+    value = forms.CharField(
+        max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True, label="New value"
+    )
 
     def __init__(self, *args, secret_fields: dict[str, str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
