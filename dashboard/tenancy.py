@@ -28,7 +28,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
     if key != "REMOTE_ADDR" and not key.startswith("HTTP_"):
         key = f"HTTP_{key}"
     value = request.META.get(key) or request.META.get("REMOTE_ADDR") or ""
-    candidate = value.split(",")[-1].strip()
+    candidate = value.split(",")[-1].strip().split("%")[0]
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
