@@ -64,7 +64,9 @@ class LoginLockoutHandler(AxesDatabaseHandler):
                 if limit == settings.AXES_FAILURE_LIMIT
                 else (settings.AXES_FAILURE_LIMIT if failures >= limit else 0)
             )
-            if failures >= limit and not locked_by:
+            # When both rules lock, name the user-name rule: its unlock command also clears the
+            # address's count, while the other one would leave the name locked.
+            if failures >= limit and (rule == USERNAME or not locked_by):
                 locked_by = rule
             worst = max(worst, scaled)
         request.axes_lockout_rule = locked_by

@@ -126,3 +126,17 @@ def test_behind_a_trusted_proxy_the_configured_header_names_the_client(settings)
     other = {"REMOTE_ADDR": "10.9.9.9", "HTTP_X_FORWARDED_FOR": "198.51.100.8"}
     response = Client(**other).post(reverse("login"), {"username": "lena", "password": PASSWORD})
     assert response.status_code == 302
+
+
+def test_when_both_rules_lock_the_page_names_the_wider_one(settings):
+    from django.core.management import call_command
+
+    settings.LOGIN_USERNAME_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT + 1
+    UserFactory(username="lena")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login("lena", "wrong", address="10.0.0.1")
+    login("lena", "wrong", address="10.0.0.2")
+    page = login("lena", PASSWORD, address="10.0.0.1").content.decode()
+    assert "manage.py axes_reset_username lena" in page
+    call_command("axes_reset_username", "lena")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
