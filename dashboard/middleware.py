@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.utils.datastructures import MultiValueDict
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.input_checks import unstorable_reason
 
@@ -46,6 +47,18 @@ def _check_values(items: list[tuple[str, list[str]]], where: str, *, max_chars: 
                     f"The {where} “{_printable_name(name)}” is {len(value):,} characters long; "
                     f"at most {max_chars:,} are accepted."
                 )
+
+
+def _back_url(request: HttpRequest) -> str:
+    """Where "back" goes: the page itself for a GET, the page the form was on for a POST."""
+    if request.method == "GET":
+        return request.path
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer
+    return "/"
 
 
 class RejectUnstorableInputMiddleware:
@@ -96,6 +109,6 @@ class RejectUnstorableInputMiddleware:
         return render(
             request,
             "dashboard/bad_input.html",
-            {"message": message, "back": request.path},
+            {"message": message, "back": _back_url(request)},
             status=400,
         )

@@ -18,6 +18,7 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from dashboard.forms import AuditFilterForm, ConnectionForm, OptionsField
 from dashboard.input_checks import nested_unstorable_reason
+from dashboard.models import Membership
 from tests.factories import RunFactory, VendorConnectionFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -264,3 +265,16 @@ def test_audit_filters_ignore_what_they_cannot_use(value):
     filters = form.filters()
     assert filters == {"action": "", "actor": "", "object_type": "", "object_id": ""}
     assert not nested_unstorable_reason(filters)
+
+
+def test_the_refusal_of_a_form_links_back_to_the_page_of_the_form(team):
+    members = f"http://testserver/t/{team.tenant.slug}/members/"
+    response = team.client_for("admin").post(
+        f"/t/{team.tenant.slug}/members/add/",
+        "username=a%00b&role=marketer",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Referer": members},
+    )
+    assert response.status_code == 400
+    assert f'href="{members}"' in response.content.decode()
+    assert Membership.objects.filter(tenant=team.tenant).count() == 5
