@@ -65,6 +65,7 @@ invite_token_generator = InviteTokenGenerator()
 
 
 def invite_valid_for() -> timedelta:
+    """How long an invitation link works (INVITE_VALID_HOURS)."""
     return timedelta(hours=getattr(settings, "INVITE_VALID_HOURS", 72))
 
 

@@ -154,6 +154,7 @@ def resolve(host: str, port: int | None) -> list[IPAddress]:
 
 
 def host_is_allowed(host: str, port: int | None, entries: list[AllowEntry] | None = None) -> bool:
+    """True when the URL's host (and port) is named by an allow-list entry."""
     entries = allow_list() if entries is None else entries
     return any(entry.matches_host(host, port) for entry in entries)
 
