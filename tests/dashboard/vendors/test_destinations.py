@@ -280,3 +280,93 @@ def test_a_run_on_a_connection_row_pointing_inside_fails_without_sending(
     assert "Not sent" in run.failure_message
     assert "not a public internet address" in run.failure_message
     assert sandboxes["optimove_batch"].received == []
+
+
+def _self_signed(tmp_path, hostname: str) -> tuple[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_https_through_the_checked_address_still_verifies_the_host_name(
+    settings, monkeypatch, tmp_path
+):
+    """The connection goes to the checked address, but TLS is verified against the host name:
+    a certificate for vendor.test is accepted, and the same server under another name is not."""
+    import http.server
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "vendor.test")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.RequestHandlerClass = type(
+        "Ok",
+        (http.server.BaseHTTPRequestHandler,),
+        {
+            "do_GET": lambda self: (
+                self.send_response(200),
+                self.send_header("Content-Length", "2"),
+                self.end_headers(),
+                self.wfile.write(b"ok"),
+            ),
+            "log_message": lambda self, *args: None,
+        },
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+
+    def fake(host, port_, *args, **kwargs):
+        if host in ("vendor.test", "other.test"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_))]
+        return real(host, port_, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    settings.VENDOR_HOST_ALLOWLIST = ["vendor.test", "other.test"]
+    try:
+        http_client = VendorHttp(f"https://vendor.test:{port}/api")
+        http_client.session.verify = cert
+        response, _ = http_client.request("GET", "/status")
+        assert response.status_code == 200 and response.content == b"ok"
+
+        other = VendorHttp(f"https://other.test:{port}/api")
+        other.session.verify = cert
+        from dashboard.vendors.http import NotSent
+
+        with pytest.raises(NotSent):  # the certificate does not name other.test
+            other.request("GET", "/status")
+    finally:
+        server.shutdown()
+        server.server_close()
