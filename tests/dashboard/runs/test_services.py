@@ -397,3 +397,32 @@ def test_only_one_daily_trigger_in_flight_per_tenant(team, daily):
     with pytest.raises(services.RunActionError, match="already in flight"):
         submit_daily(team, daily, key="b", approval_required=False)
     assert Run.objects.get().pk == first.pk
+
+
+# -- who may cancel -----------------------------------------------------------------------------
+
+
+def test_only_the_requester_or_an_operator_or_admin_may_cancel(team, daily):
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory
+
+    other_marketer = MembershipFactory(tenant=team.tenant, role=Role.MARKETER)
+    refused = [
+        actor(other_marketer),
+        actor(team.auditor),
+        Actor.system("sweeper"),
+    ]
+    allowed = [team.marketer, team.operator, team.admin]
+    for number, person in enumerate(allowed):
+        run = submit_daily(team, daily, key=f"cancel-{number}")
+        for someone in refused:
+            with pytest.raises(services.RunActionError):
+                services.run_cancel(actor=someone, run=run)
+            run.refresh_from_db()
+            assert run.state == RunState.AWAITING_APPROVAL
+        services.run_cancel(actor=actor(person), run=run)
+        run.refresh_from_db()
+        assert run.state == RunState.CANCELLED
+        assert not AuditEvent.objects.filter(
+            object_id=str(run.pk), action="run.cancelled", actor=other_marketer.user
+        ).exists()

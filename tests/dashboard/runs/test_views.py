@@ -14,8 +14,10 @@ from dashboard.runs.models import Approval, Run, RunAttempt, RunState
 from tests.factories import (
     ApprovalFactory,
     AuditEventFactory,
+    MembershipFactory,
     RunAttemptFactory,
     RunFactory,
+    UserFactory,
     VendorConnectionFactory,
 )
 
@@ -653,6 +655,44 @@ def test_cancel_button_only_in_cancellable_states_and_for_allowed_roles(team):
     assert action_url("run_cancel", sending) not in text(
         team.client_for("operator").get(detail_url(sending))
     )
+
+
+def another_marketer(team):
+    """A second marketer of the team's tenant, logged in."""
+    from django.test import Client
+
+    membership = MembershipFactory(
+        tenant=team.tenant, role=Role.MARKETER, user=UserFactory(username="max")
+    )
+    client = Client()
+    client.force_login(membership.user)
+    return client
+
+
+def test_a_marketer_cannot_cancel_another_marketers_run(team):
+    run = awaiting(team)  # requested by team.marketer
+    queued = RunFactory(tenant=team.tenant, state=RunState.QUEUED, requested_by=team.marketer.user)
+    client = another_marketer(team)
+    for target in (run, queued):
+        before = snapshot(target)
+
+        page = client.get(detail_url(target))
+        response = client.post(action_url("run_cancel", target), follow=True)
+
+        assert action_url("run_cancel", target) not in text(page)
+        assert "Only the requester or an operator can cancel this run." in text(response)
+        assert "Cancelled. Nothing was sent." not in text(response)
+        assert snapshot(target) == before
+
+
+def test_requester_operator_and_admin_may_cancel_and_see_the_button(team):
+    for role in ("marketer", "operator", "admin"):
+        run = awaiting(team)
+        client = team.client_for(role)
+        assert action_url("run_cancel", run) in text(client.get(detail_url(run))), role
+        client.post(action_url("run_cancel", run))
+        run.refresh_from_db()
+        assert run.state == RunState.CANCELLED, role
 
 
 def test_cancel_after_sending_started_is_refused(team):
