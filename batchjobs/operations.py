@@ -142,6 +142,22 @@ class TriggerDailyOperation(RunOperation):
             result={"effective_wait_seconds": result.effective_wait_seconds},
         )
 
+    reconcile_plan = (
+        "At {when}, once Optimove's 10-minute window has passed, TriggerDesk asks Optimove "
+        "again: “already triggered today” proves the first call went through and the run is "
+        "marked succeeded; any other answer means it had not, and that call triggers today's "
+        "batch. No one needs to act meanwhile."
+    )
+
+    def duplicate_refusal(self, error: Exception) -> str:
+        if isinstance(error, AlreadyTriggeredToday):
+            return (
+                "Optimove says the batch was already triggered today: the first call went through."
+            )
+        if isinstance(error, AlreadyRunning):
+            return "Optimove says the batch is already running: the first call went through."
+        return ""
+
     def reconcile(
         self, connection: VendorConnection, secrets: dict[str, str], run: Run
     ) -> ReconcileResult:

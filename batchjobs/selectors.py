@@ -41,6 +41,7 @@ from dashboard.runs.models import (
     RunAttempt,
     RunState,
 )
+from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
@@ -289,9 +290,14 @@ def run_explanation(run: Run) -> Explanation | None:
                 "through, or send it again."
             )
         elif run.reconcile_after:
-            next_step = (
-                f"TriggerDesk asks the vendor again at {_utc(run.reconcile_after)} (after the "
-                "10-minute window); “already triggered today” then proves it went through."
+            # One message: what happened (the headline) and what TriggerDesk does, when. The
+            # advice meant for a person ("re-send after the window") would contradict it.
+            return Explanation(
+                headline=f"Outcome unknown. {base.headline}",
+                advice=operation_for(run.operation).reconcile_plan.format(
+                    when=_utc(run.reconcile_after)
+                ),
+                tone="warn",
             )
         else:
             next_step = "TriggerDesk is checking with the vendor."

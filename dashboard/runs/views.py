@@ -96,6 +96,7 @@ def _status_response(request: HttpRequest, run: Run) -> HttpResponse:
 def _status_context(run: Run) -> dict[str, Any]:
     return {
         "run": run,
+        "wait": selectors.run_wait(run),
         "live_key": _live_key(run),
         "result_json": _pretty_json(run.result) if run.result else "",
     }

@@ -410,7 +410,39 @@ def test_reconciling_run_says_so_and_when_the_next_check_is(team):
 
     assert "being checked automatically" in page
     assert check_at.strftime("%Y-%m-%d %H:%M:%S") in page
-    assert "Mark as sent" not in page and "Send again" not in page
+    # Only "mark as sent" with evidence: a second send now could act twice.
+    assert "Mark as sent" in page and "Send again" not in page
+    assert action_url("run_send_again", run) not in page
+
+
+def test_the_page_says_what_the_run_waits_for_and_until_when(team):
+    check_at = utc_now().replace(microsecond=0) + timedelta(minutes=10)
+    run = unknown_outcome(team, needs_person=False, reconcile_after=check_at)
+    client = team.client_for("operator")
+
+    page = text(client.get(detail_url(run)))
+    fragment = text(client.get(detail_url(run), **HTMX))
+
+    for shown in (page, fragment):
+        assert "Waiting for the automatic re-check until " + check_at.strftime("%H:%M:%S") in shown
+        assert "<strong>in 9 min" in shown or "<strong>in 10 min" in shown
+        assert "TriggerDesk asks the vendor" in shown
+
+
+def test_send_again_while_reconciling_is_refused_by_the_engine(team):
+    run = unknown_outcome(
+        team, needs_person=False, reconcile_after=utc_now() + timedelta(minutes=5)
+    )
+    before = snapshot(run)
+
+    response = team.client_for("operator").post(
+        action_url("run_send_again", run),
+        {"comment": "Nothing there", "confirm": "on"},
+        follow=True,
+    )
+
+    assert "checks with the vendor itself" in text(response)
+    assert snapshot(run) == before
 
 
 def test_needs_person_shows_the_evidence_above_the_buttons(team):
