@@ -250,13 +250,27 @@ def test_worker_killed_while_sending_an_event_generator_never_sends_twice(
     assert run.state == RunState.SENDING
     assert len(campaigns.received_on("run")) == 1
 
-    # The sweeper presumes the worker dead once the send outlived max_send_seconds.
-    age_run(run, seconds=200)
-    assert sweep()["presumed_lost"] == 1
+    # The call that reached the vendor is on record, with the worker that made it, although
+    # that worker died before any answer.
+    (call,) = attempts(run)
+    assert (call.number, call.purpose, call.finished_at) == (1, "send", None)
+    assert call.worker and call.request["parameters_hash"] == run.parameters_hash
+
+    # The dead worker's heartbeat lapses: the sweeper presumes it lost without waiting for
+    # max_send_seconds (120 s). Polled until then, on a generous deadline.
+    wait_for(
+        lambda: sweep()["presumed_lost"] == 1,
+        timeout=60,
+        interval=0.5,
+        message="the sweeper to notice the dead worker's heartbeat",
+    )
     run.refresh_from_db()
     assert run.state == RunState.OUTCOME_UNKNOWN
     assert run.needs_person  # Optimove does not deduplicate: only a person can tell
     assert run.failure_code == "worker_lost"
+    assert call.worker in run.failure_message
+    (call,) = attempts(run)
+    assert call.failure_code == "worker_lost" and call.finished_at is not None
     time.sleep(1)
     assert len(campaigns.received_on("run")) == 1
     assert campaigns.state()["runs_accepted"] == {"demo-brand": 1}
@@ -281,6 +295,10 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
     )
 
     kill_while_sending(workers, kill_worker, daily, "trigger_daily", run)
+    # The call that triggered the batch has its attempt, recorded before it left.
+    (first,) = attempts(run)
+    assert (first.number, first.purpose, first.finished_at) == (1, "send", None)
+    assert first.worker
     time.sleep(2.5)
     replacement = workers.start(pool="prefork", concurrency=1, env=REDELIVERY)
     assert_redelivered_and_skipped(replacement)
@@ -303,6 +321,11 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
     assert len(daily.received_on("trigger_daily")) == 2
     (reconcile,) = attempts(run, "reconcile")
     assert reconcile.status_code == 400  # "it is already running": the first call went through
+    # Both calls on record, numbered without a gap: the one that triggered, then the re-check.
+    assert [(a.number, a.purpose, a.failure_code) for a in attempts(run)] == [
+        (1, "send", "worker_lost"),
+        (2, "reconcile", ""),  # its answer settled it: no failure
+    ]
     assert [t[1:] for t in transitions(run) if t[0] == "run.state_changed"] == [
         ("queued", "sending"),
         ("sending", "outcome_unknown"),
