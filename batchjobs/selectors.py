@@ -704,6 +704,16 @@ def batch_job_start_runs(*, tenant: Tenant, batch_job: BatchJob | None = None) -
     return runs.order_by("-created_at", "-id")
 
 
+def last_start_run(*, batch_job: BatchJob) -> Run | None:
+    """The job's latest start that says something about it ("Last start here"): a start that
+    TalkifAI refused because the job was already running (a stale second tab) is left out."""
+    return (
+        batch_job_start_runs(tenant=batch_job.tenant, batch_job=batch_job)
+        .exclude(state=RunState.FAILED, failure_code=talkifai.AlreadyRunning.error_code)
+        .first()
+    )
+
+
 def open_start_run(*, batch_job: BatchJob) -> Run | None:
     """A start of this job that is still under way (queued, sending or unknown)."""
     return (

@@ -297,9 +297,7 @@ def batch_job_row(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     """One job's row with its status read from TalkifAI now (loaded by the list page)."""
     job = selectors.batch_job_get(tenant=request.tenant, batch_job_pk=batch_job_pk)
     job.vendor = selectors.batch_job_vendor_status(batch_job=job)
-    job.last_start = _annotate(
-        selectors.batch_job_start_runs(tenant=request.tenant, batch_job=job).first()
-    )
+    job.last_start = _annotate(selectors.last_start_run(batch_job=job))
     return render(request, f"{JOBS_TEMPLATE}#job_row", {"job": job})
 
 

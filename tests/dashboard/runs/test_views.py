@@ -426,7 +426,7 @@ def test_the_page_says_what_the_run_waits_for_and_until_when(team):
     for shown in (page, fragment):
         assert "Waiting for the automatic re-check until " + check_at.strftime("%H:%M:%S") in shown
         assert "<strong>in 9 min" in shown or "<strong>in 10 min" in shown
-        assert "TriggerDesk asks the vendor" in shown
+        assert "TriggerDesk reads the job's status in TalkifAI" in shown
 
 
 def test_send_again_while_reconciling_is_refused_by_the_engine(team):
