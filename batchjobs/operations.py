@@ -148,10 +148,10 @@ class TriggerDailyOperation(RunOperation):
         )
 
     reconcile_plan = (
-        "At {when}, once Optimove's 10-minute window has passed, TriggerDesk asks Optimove "
-        "again: “already triggered today” proves the first call went through and the run is "
-        "marked succeeded; any other answer means it had not, and that call triggers today's "
-        "batch. No one needs to act meanwhile."
+        "TriggerDesk asks Optimove again (its 10-minute window has passed by then): “already "
+        "triggered today” proves the first call went through and the run is marked succeeded; "
+        "any other answer means it had not, and that call triggers today's batch. No one needs "
+        "to act meanwhile."
     )
 
     def duplicate_refusal(self, error: Exception) -> str:
@@ -209,10 +209,9 @@ class StartBatchJobOperation(RunOperation):
     # An unknown outcome is settled by reading the job's status, which changes nothing.
     reconciles_automatically = True
     reconcile_plan = (
-        "At {when} TriggerDesk reads the job's status in TalkifAI: running or completed proves "
-        "the start went through (the run is then marked succeeded); still scheduled or pending "
-        "means it did not, and a person decides whether to start it again. No one needs to act "
-        "meanwhile."
+        "TriggerDesk reads the job's status in TalkifAI: running or completed proves the start "
+        "went through (the run is then marked succeeded); still scheduled or pending means it "
+        "did not, and a person decides whether to start it again. No one needs to act meanwhile."
     )
 
     def duplicate_refusal(self, error: Exception) -> str:

@@ -294,9 +294,8 @@ def run_explanation(run: Run) -> Explanation | None:
             # advice meant for a person ("re-send after the window") would contradict it.
             return Explanation(
                 headline=f"Outcome unknown. {base.headline}",
-                advice=operation_for(run.operation).reconcile_plan.format(
-                    when=_utc(run.reconcile_after)
-                ),
+                advice=f"At {_utc(run.reconcile_after)}: "
+                + operation_for(run.operation).reconcile_plan,
                 tone="warn",
             )
         else:

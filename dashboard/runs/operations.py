@@ -129,9 +129,9 @@ class RunOperation:
     ) -> ReconcileResult:
         raise NotImplementedError
 
-    # What the automatic re-check of an unknown outcome will do, in plain words ("{when}": the
-    # time of the check), for the run page, the daily page and the commands.
-    reconcile_plan: ClassVar[str] = "At {when} TriggerDesk asks the vendor whether it went through."
+    # What the automatic re-check of an unknown outcome will do, in plain words, for the run
+    # page, the daily page and the commands (which say when).
+    reconcile_plan: ClassVar[str] = "TriggerDesk asks the vendor whether it went through."
 
     def duplicate_refusal(self, error: Exception) -> str:
         """When the vendor refused a send because the same thing is already done or under way

@@ -212,7 +212,7 @@ def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
         return RunWait(
             "the automatic re-check",
             run.reconcile_after,
-            operation.reconcile_plan.format(when=f"{run.reconcile_after:%H:%M:%S} UTC"),
+            operation.reconcile_plan,
             now,
         )
     return None

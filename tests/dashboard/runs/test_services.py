@@ -498,6 +498,8 @@ def _watch_send(monkeypatch, operation_name):
     original = operation.send
 
     def send(connection, secrets, run):
+        import threading
+
         seen.append(
             list(
                 RunAttempt.objects.filter(run_id=run.pk).values_list(
@@ -505,6 +507,8 @@ def _watch_send(monkeypatch, operation_name):
                 )
             )
         )
+        if threading.current_thread() is not threading.main_thread():
+            db_connection.close()  # a send thread's own connection must not outlive the test
         return original(connection, secrets, run)
 
     monkeypatch.setattr(operation, "send", send)

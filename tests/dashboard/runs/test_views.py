@@ -424,7 +424,10 @@ def test_the_page_says_what_the_run_waits_for_and_until_when(team):
     fragment = text(client.get(detail_url(run), **HTMX))
 
     for shown in (page, fragment):
-        assert "Waiting for the automatic re-check until " + check_at.strftime("%H:%M:%S") in shown
+        assert (
+            "Waiting for the automatic re-check until " + check_at.strftime("%Y-%m-%d %H:%M:%S")
+            in shown
+        )
         assert "<strong>in 9 min" in shown or "<strong>in 10 min" in shown
         assert "TriggerDesk reads the job's status in TalkifAI" in shown
 
