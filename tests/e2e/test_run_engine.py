@@ -335,6 +335,39 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
     assert_no_secrets(run)
 
 
+def test_a_recheck_that_waited_in_a_killed_worker_is_picked_up_within_seconds(
+    team, workers, kill_worker, sandboxes, sandbox_connection, submit, same_utc_day
+):
+    daily = sandboxes["optimove_batch"]
+    daily.inject_fault("trigger_daily", Fault.DROP_AFTER_PROCESSING)
+    connection = sandbox_connection(team.tenant, "optimove_batch")
+    first = workers.start(pool="prefork", concurrency=1)
+    run = settle(
+        submit(
+            connection,
+            TRIGGER_DAILY,
+            {"wait_time_for_validation_seconds": None},
+            utc_date=utc_today(),
+        )
+    )
+    assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person
+    # The re-check's countdown message waits in this worker's memory; the worker dies.
+    wait_for(lambda: "runs.reconcile[" in first.log(), timeout=20, message="the re-check message")
+    kill_worker(first)
+
+    # The re-check comes due (the 10-minute window passes) only a few seconds ago.
+    daily.clock.advance(601)
+    release_windows(run)
+    Run.objects.filter(pk=run.pk).update(reconcile_after=utc_now() - timedelta(seconds=5))
+    workers.start(pool="prefork", concurrency=1)
+    assert sweep()["reconciles"] == 1
+
+    run = settle(run, {RunState.SUCCEEDED, RunState.FAILED}, timeout=30)
+    assert run.state == RunState.SUCCEEDED
+    assert trigger_daily_state(sandboxes)["successful_triggers"] == 1
+    assert [(a.number, a.purpose) for a in attempts(run)] == [(1, "send"), (2, "reconcile")]
+
+
 # -- each failure class -----------------------------------------------------------------------
 
 
