@@ -277,7 +277,8 @@ def _after_send_failure(
                 transition(
                     run,
                     RunState.SUCCEEDED,
-                    from_states={RunState.SENDING},
+                    # A sweeper may have presumed this worker dead meanwhile; the answer counts.
+                    from_states={RunState.SENDING, RunState.OUTCOME_UNKNOWN},
                     actor=WORKER,
                     reason=duplicate,
                     failure_class="",
