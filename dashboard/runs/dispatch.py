@@ -8,8 +8,8 @@ out at once (Optimove event generators: 500 requests/s per brand). A dispatcher 
    dispatchers never claim the same run), moves them to sending with their audit rows, commits;
 2. takes tokens from the shared Redis bucket as they come and sends the claimed runs from a
    thread pool;
-3. records every answer in one transaction (attempts in one INSERT, a compare-and-set UPDATE per
-   run, audit rows in one append); a failed send goes through the per-run failure handling.
+3. records every answer in one transaction (attempts completed in one UPDATE, one set-based
+   compare-and-set UPDATE for the runs, audit rows in one append); a failed send goes through the per-run failure handling.
 
 It loops until no due queued run is left. The rules of dashboard.runs.services hold unchanged:
 a run is sending (committed) before its request leaves, each state change is a compare-and-set
@@ -505,18 +505,25 @@ def _record_sends(
                 for run, started, result in successes
             ]
         )
-        events = []
+        outcomes = []
         for run, _started, result in successes:
             to_state, fields = services.send_outcome(operation, result, now)
+            fields["state"] = to_state
             fields["updated_at"] = now
             if to_state == RunState.SUCCEEDED:
                 fields["finished_at"] = now
-            # A sweeper may have presumed this dispatcher dead meanwhile; the answer still counts.
-            if Run.objects.filter(
-                pk=run.pk, state__in=[RunState.SENDING, RunState.OUTCOME_UNKNOWN]
-            ).update(state=to_state, **fields):
+            outcomes.append((run, result, to_state, fields))
+        # One compare-and-set for the batch. A sweeper may have presumed this dispatcher dead
+        # meanwhile; the answer still counts.
+        changed = services.update_rows(
+            Run,
+            [(run.pk, fields) for run, _result, _to_state, fields in outcomes],
+            expected={"state": [RunState.SENDING, RunState.OUTCOME_UNKNOWN]},
+        )
+        events = []
+        for run, result, to_state, fields in outcomes:
+            if run.pk in changed:
                 previous = run.state
-                run.state = to_state
                 for name, value in fields.items():
                     setattr(run, name, value)
                 events.append(_state_event(run, previous, to_state, result.outcome))
@@ -555,7 +562,13 @@ def _finish_attempts(attempts: list[RunAttempt]) -> None:
     any that were not. Whatever the sweeper concluded meanwhile, the real answer wins."""
     opened = [attempt for attempt in attempts if attempt.pk is not None]
     if opened:
-        RunAttempt.objects.bulk_update(opened, FINISHED_FIELDS)
+        services.update_rows(
+            RunAttempt,
+            [
+                (attempt.pk, {name: getattr(attempt, name) for name in FINISHED_FIELDS})
+                for attempt in opened
+            ],
+        )
     unopened = [attempt for attempt in attempts if attempt.pk is None]
     if unopened:
         RunAttempt.objects.bulk_create(unopened)
@@ -693,8 +706,9 @@ def poll_batch(
                 for run, started, result in outcomes
             ]
         )
-        events = []
         said: dict[int, str] = {}
+        writes: list[tuple[int, dict[str, Any]]] = []
+        finished: list[tuple[Run, str, PollResult]] = []
         for run, _started, status in outcomes:
             said[run.pk] = (
                 status.vendor_status
@@ -706,19 +720,22 @@ def poll_batch(
                     logger.error("run %s: unexpected error while polling", run.pk, exc_info=status)
                 retry = getattr(status, "retry_after", None)
                 wait = retry or services.poll_backoff(run.poll_count)
-                Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
-                    next_poll_at=now + timedelta(seconds=wait), updated_at=now
+                writes.append(
+                    (run.pk, {"next_poll_at": now + timedelta(seconds=wait), "updated_at": now})
                 )
                 continue
             to_state, fields = services.poll_outcome(run, status, now)
             fields["updated_at"] = now
-            if to_state is None:
-                Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(**fields)
-                continue
-            fields["finished_at"] = now
-            if Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
-                state=to_state, **fields
-            ):
+            if to_state is not None:
+                fields["state"] = to_state
+                fields["finished_at"] = now
+                finished.append((run, to_state, status))
+            writes.append((run.pk, fields))
+        # One compare-and-set per shape of answer: a run someone else moved on is left alone.
+        changed = services.update_rows(Run, writes, expected={"state": [RunState.ACCEPTED]})
+        events = []
+        for run, to_state, status in finished:
+            if run.pk in changed:
                 events.append(
                     _state_event(
                         run, RunState.ACCEPTED, to_state, f"vendor status {status.vendor_status}"

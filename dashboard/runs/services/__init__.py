@@ -9,7 +9,7 @@ Rules that make a run safe to send exactly once:
   the same UTC day) or put before a person (sending);
 - tasks are enqueued on commit, so no task sees a row that is not there yet (transitions).
 
-Modules: transitions (state changes, enqueueing), credentials, attempts (the record of each
+Modules: transitions (state changes, enqueueing), bulk (set-based compare-and-set), credentials, attempts (the record of each
 vendor call), submit (request, approve, reject, cancel, change), sending (send, outcomes,
 reconcile, mark as sent, send again), polling, sweep. Import from this package.
 """
@@ -26,6 +26,7 @@ from dashboard.runs.services.attempts import (
     open_attempt,
     record_attempt,
 )
+from dashboard.runs.services.bulk import update_rows
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.polling import (
     POLL_DEADLINE_MESSAGE,
@@ -116,4 +117,5 @@ __all__ = [
     "send_backoff",
     "send_outcome",
     "transition",
+    "update_rows",
 ]

@@ -92,6 +92,64 @@ def test_claims_only_due_queued_runs_and_records_them_like_the_per_run_path(
 
 
 @pytest.mark.django_db
+def test_answers_are_recorded_by_compare_and_set_per_run(team, campaigns, sandboxes, monkeypatch):
+    runs = [submit(team, campaigns, number) for number in range(3)]
+    presumed_lost, moved_on, untouched = runs
+    record = dispatch._record_sends
+
+    def meanwhile(*args, **kwargs):
+        # While the calls were out, the sweeper presumed one run lost (its answer still counts)
+        # and another was moved on by someone else (it must not be overwritten).
+        Run.objects.filter(pk=presumed_lost.pk).update(state=RunState.OUTCOME_UNKNOWN)
+        Run.objects.filter(pk=moved_on.pk).update(state=RunState.FAILED, failure_code="elsewhere")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "_record_sends", meanwhile)
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+
+    assert sent_numbers(sandboxes) == [0, 1, 2]
+    for run in runs:
+        run.refresh_from_db()
+        (attempt,) = run.attempts.all()  # every call on record, whatever became of its run
+        assert attempt.status_code == 202 and attempt.finished_at is not None
+    assert presumed_lost.state == RunState.ACCEPTED
+    assert presumed_lost.vendor_reference.startswith("exec-")
+    assert untouched.state == RunState.ACCEPTED and transitions(untouched)[-1] == (
+        "sending",
+        "accepted",
+    )
+    assert moved_on.state == RunState.FAILED and moved_on.failure_code == "elsewhere"
+    assert moved_on.vendor_reference == "" and moved_on.next_poll_at is None
+    assert transitions(moved_on) == [("queued", "sending")]
+    assert verify_audit_chains() == []
+
+    # Polls alike: a run moved on while its status read was out keeps what it was given.
+    Run.objects.filter(pk__in=[presumed_lost.pk, untouched.pk]).update(next_poll_at=None)
+    sandboxes.clock.advance(5)
+    collect = dispatch._collect
+
+    def polled_meanwhile(futures):
+        outcomes = collect(futures)
+        Run.objects.filter(pk=presumed_lost.pk).update(
+            state=RunState.OUTCOME_UNKNOWN, failure_code="poll_deadline"
+        )
+        return outcomes
+
+    monkeypatch.setattr(dispatch, "_collect", polled_meanwhile)
+    dispatch.dispatch_polls(connection_id=campaigns.pk, operation=OPERATION)
+
+    presumed_lost.refresh_from_db()
+    untouched.refresh_from_db()
+    assert untouched.state == RunState.SUCCEEDED and untouched.audience_size == 127450
+    assert transitions(untouched)[-1] == ("accepted", "succeeded")
+    assert presumed_lost.state == RunState.OUTCOME_UNKNOWN
+    assert presumed_lost.failure_code == "poll_deadline" and presumed_lost.audience_size is None
+    assert transitions(presumed_lost)[-1] == ("sending", "accepted")
+    assert [a.purpose for a in presumed_lost.attempts.all()] == ["send", "poll"]
+    assert verify_audit_chains() == []
+
+
+@pytest.mark.django_db
 def test_a_message_for_one_run_still_reports_that_run(team, campaigns, sandboxes):
     run = submit(team, campaigns, 0)
     assert services.run_send(run_id=run.pk) == "accepted"
