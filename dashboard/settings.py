@@ -234,8 +234,15 @@ CELERY_TASK_ROUTES = {
     "runs.poll": {"queue": "poll"},
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
+    "campaigns.fire_due_schedules": {"queue": "send"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Scheduled campaigns fire within seconds of their time; the claim in the database (not
+    # beat) makes each fire once, whatever restarts.
+    "fire-campaign-schedules": {
+        "task": "campaigns.fire_due_schedules",
+        "schedule": env_int("CAMPAIGN_SCHEDULE_INTERVAL_SECONDS", 5),
+    },
 }
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
