@@ -23,7 +23,10 @@ class SchemaField(forms.CharField):
         value = (value or "").strip()
         if not value:
             return None
-        return schemas.parse_schema_text(value)
+        try:
+            return schemas.parse_schema_text(value)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
 
     def prepare_value(self, value: object) -> str:
         if isinstance(value, dict):
@@ -35,7 +38,10 @@ class TopicsField(forms.CharField):
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "code"})
 
     def to_python(self, value: str | None) -> list[tuple[str, str]]:
-        return parse_topics(value or "")
+        try:
+            return parse_topics(value or "")
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
 
     def prepare_value(self, value: object) -> str:
         if isinstance(value, list):

@@ -89,6 +89,9 @@ class SchemaVersion(models.Model):
     )
     number = models.PositiveIntegerField()
     schema = models.JSONField()
+    # The schema as JSON text in its author's key order (jsonb sorts keys; the form follows the
+    # order the properties were written in).
+    source = models.TextField(default="")
     diff = models.TextField(blank=True)
     comment = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
@@ -107,6 +110,13 @@ class SchemaVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.generator.name} schema v{self.number}"
+
+    @property
+    def document(self) -> dict:
+        """The schema with its properties in the order they were written."""
+        import json
+
+        return json.loads(self.source) if self.source else self.schema
 
 
 class TriggerGroup(models.Model):

@@ -216,6 +216,7 @@ def _new_version(
         generator=generator,
         number=(previous.number + 1) if previous else 1,
         schema=schema,
+        source=json.dumps(schema, ensure_ascii=False, indent=2),
         diff=schemas.schema_diff(previous.schema if previous else None, schema),
         comment=comment[:300],
         created_by=_user(actor),
@@ -283,7 +284,7 @@ def generator_export(*, generator: EventGenerator) -> dict[str, Any]:
         "description": generator.description,
         "topics": [{"key": topic.key, "name": topic.name} for topic in generator.topics.all()],
         "schema_version": current.number if current else None,
-        "schema": current.schema if current else None,
+        "schema": current.document if current else None,
     }
 
 

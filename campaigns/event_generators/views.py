@@ -143,7 +143,7 @@ def generator_edit(request: HttpRequest, generator_id: int) -> HttpResponse:
         "name": generator.name,
         "description": generator.description,
         "topics": [(topic.key, topic.name) for topic in generator.topics.all()],
-        "schema": current.schema if current else None,
+        "schema": current.document if current else None,
     }
     form = GeneratorForm(request.POST or None, request.FILES or None, initial=initial, editing=True)
     if request.method == "POST" and form.is_valid():
@@ -242,7 +242,7 @@ def _trigger_page(
     status: int = 200,
 ) -> HttpResponse:
     current = generator.current_schema
-    fields = schemas.form_fields(current.schema) if current else []
+    fields = schemas.form_fields(current.document) if current else []
     schemas.bind(fields, values, field_errors or {})
     context = {
         "generator": generator,
@@ -268,8 +268,8 @@ def _preview(
     current = generator.current_schema
     if current is None:
         return {"preview_body": "", "preview_errors": {}}
-    context, errors = schemas.parse_form(current.schema, values)
-    for name, messages_ in schemas.context_errors(current.schema, context).items():
+    context, errors = schemas.parse_form(current.document, values)
+    for name, messages_ in schemas.context_errors(current.document, context).items():
         errors.setdefault(name, []).extend(messages_)
     topics = form["topics"].value() or []
     all_topics = form["all_topics"].value() in (True, "on", "true", "1")
@@ -307,7 +307,7 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
                     f"Relaunching run #{link.run_id}: check the values, then send. This is a new "
                     "request; an identical one sent recently is flagged before it goes out.",
                 )
-        values = schemas.form_initial(current.schema, context_initial) if current else {}
+        values = schemas.form_initial(current.document, context_initial) if current else {}
         form = TriggerForm(initial=initial, topics=topics)
         return _trigger_page(request, generator, form=form, values=values)
 
@@ -316,7 +316,7 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
     if current is None:
         messages.error(request, "This event generator has no schema yet.")
         return _trigger_page(request, generator, form=form, values=values, status=400)
-    context, parse_errors = schemas.parse_form(current.schema, values)
+    context, parse_errors = schemas.parse_form(current.document, values)
     if not form.is_valid() or parse_errors:
         return _trigger_page(
             request, generator, form=form, values=values, field_errors=parse_errors, status=400
@@ -500,11 +500,11 @@ def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
             },
             topics=topics,
         )
-        values = schemas.form_initial(current.schema, schedule.context)
+        values = schemas.form_initial(current.document, schedule.context)
         return _trigger_page(request, generator, form=form, values=values, schedule=schedule)
     form = TriggerForm(request.POST, topics=topics)
     values = _context_values(request)
-    context, parse_errors = schemas.parse_form(current.schema, values)
+    context, parse_errors = schemas.parse_form(current.document, values)
     if not form.is_valid() or parse_errors:
         return _trigger_page(
             request,
