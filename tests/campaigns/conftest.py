@@ -7,6 +7,13 @@ from typing import Any
 
 import pytest
 
+# The end-to-end harness (real Celery workers) for the slow tests of this folder.
+from tests.e2e.conftest import (  # noqa: F401
+    e2e_redis,
+    pytest_runtest_makereport,
+    workers,
+)
+
 MATCH_START = "00000000-abcd-abcd-abcd-000000000000"
 NEWSLETTER = "22222222-abcd-abcd-abcd-222222222222"  # the sandbox's non-API-triggered one
 ARSENAL = "6f1c2e0a-1b2c-4d3e-8f40-000000000001"
