@@ -393,9 +393,10 @@ def trigger_preview(request: HttpRequest, generator_id: int) -> HttpResponse:
 # -- runs and groups ---------------------------------------------------------------------------
 
 
-def _run_context(link) -> dict[str, Any]:
+def _run_context(request: HttpRequest, link) -> dict[str, Any]:
     run = link.run
     return {
+        "can_request": request.membership.can(Permission.REQUEST),
         "link": link,
         "run": run,
         "explanation": explain_run(run),
@@ -409,7 +410,7 @@ def _run_context(link) -> dict[str, Any]:
 @vary_on_headers("HX-Request")
 def campaign_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     link = selectors.campaign_run_get(tenant=request.tenant, run_id=run_id)
-    context = _run_context(link)
+    context = _run_context(request, link)
     if request.htmx:
         content = render_to_string(T + "run_detail.html#status", context, request=request)
         return HttpResponse(content) if context["live"] else HttpResponseStopPolling(content)
@@ -421,7 +422,6 @@ def campaign_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 topic_key=run.parameters.get("topic_key", ""),
                 context=run.parameters.get("context") or {},
             ),
-            "can_request": request.membership.can(Permission.REQUEST),
         }
     )
     return render(request, T + "run_detail.html", context)
