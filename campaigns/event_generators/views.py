@@ -402,6 +402,7 @@ def _run_context(request: HttpRequest, link) -> dict[str, Any]:
         "explanation": explain_run(run),
         "live": run.is_open and not (run.state == RunState.OUTCOME_UNKNOWN and run.needs_person),
         "attempts": list(run.attempts.order_by("number")),
+        "timeline": list(run_selectors.run_timeline(run=run)),
     }
 
 
@@ -417,7 +418,6 @@ def campaign_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = link.run
     context.update(
         {
-            "timeline": list(run_selectors.run_timeline(run=run)),
             "body": schemas.request_body(
                 topic_key=run.parameters.get("topic_key", ""),
                 context=run.parameters.get("context") or {},
