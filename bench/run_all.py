@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_event_generator_throughput.py"],
     ["bench_click_to_vendor_latency.py"],
+    ["bench_campaign_trigger.py"],
 ]
 
 
