@@ -355,11 +355,14 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
         field_errors: dict[str, list[str]] = {}
         if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
             for name, messages_ in error.message_dict.items():
-                if name in form.fields or name == "fire_at":
+                if name in form.fields:
                     for message in messages_:
-                        form.add_error(name if name in form.fields else None, message)
-                else:
+                        form.add_error(name, message)
+                elif name.startswith(schemas.FIELD_PREFIX) or name in ("topics", schemas.NON_FIELD):
                     field_errors[name] = messages_
+                else:  # the connection, say: not an input of this form
+                    for message in messages_:
+                        form.add_error(None, message)
         else:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         return _trigger_page(

@@ -293,3 +293,26 @@ def test_campaign_approval_setting_is_for_admins(team):
     )
     assert response.status_code == 302
     assert services.campaign_settings(tenant=team.tenant).approval_required
+
+
+def test_an_inactive_connection_is_said_plainly_and_nothing_is_sent(team, generator):
+    generator.connection.is_active = False
+    generator.connection.save()
+    response = team.client_for("marketer").post(
+        url("event_generator_trigger", team, generator_id=generator.pk), trigger_data()
+    )
+    assert response.status_code == 400
+    assert b"is inactive" in response.content
+    assert not Run.objects.exists()
+
+
+def test_a_run_awaiting_approval_says_who_must_act(team, generator):
+    services.campaign_settings_update(
+        actor=Actor(user=team.admin.user), tenant=team.tenant, approval_required=True
+    )
+    response = team.client_for("marketer").post(
+        url("event_generator_trigger", team, generator_id=generator.pk), trigger_data()
+    )
+    page = team.client_for("marketer").get(response["Location"]).content.decode()
+    assert 'id="awaiting-approval"' in page
+    assert Run.objects.get().state == RunState.AWAITING_APPROVAL
