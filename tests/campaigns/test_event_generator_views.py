@@ -316,3 +316,55 @@ def test_a_run_awaiting_approval_says_who_must_act(team, generator):
     page = team.client_for("marketer").get(response["Location"]).content.decode()
     assert 'id="awaiting-approval"' in page
     assert Run.objects.get().state == RunState.AWAITING_APPROVAL
+
+
+def test_a_schedule_is_edited_and_cancelled_from_its_pages(team, generator):
+    planned = services.schedule_create(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context=GOOD_CONTEXT,
+        fire_at=utc_now() + timedelta(hours=1),
+    )
+    client = team.client_for("marketer")
+    edit_url = url("campaign_schedule_edit", team, schedule_id=planned.pk)
+    form = client.get(edit_url).content.decode()
+    assert 'value="nfl-2025-001"' in " ".join(form.split()) and "Save schedule" in form
+    later = (utc_now() + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    response = client.post(
+        edit_url, trigger_data(when="later", fire_at=later, topics=[CHELSEA], **{"ctx/minute": "7"})
+    )
+    assert response.status_code == 302
+    planned.refresh_from_db()
+    assert planned.topic_keys == [CHELSEA] and planned.context["minute"] == 7
+    assert planned.fire_at.strftime("%Y-%m-%dT%H:%M:%S") == later
+    client.post(url("campaign_schedule_cancel", team, schedule_id=planned.pk))
+    planned.refresh_from_db()
+    assert planned.state == "cancelled"
+    assert client.get(edit_url).status_code == 302  # no longer editable
+    assert not Run.objects.exists()
+
+
+def test_retry_of_failed_topics_from_the_group_page(team, generator):
+    group = services.campaign_trigger(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL, CHELSEA],
+        context=GOOD_CONTEXT,
+        idempotency_key="g",
+    )
+    Run.objects.filter(parameters__topic_key=CHELSEA).update(
+        state=RunState.FAILED, failure_code="audience_resolution_failed"
+    )
+    client = team.client_for("marketer")
+    page = client.get(url("trigger_group_detail", team, group_id=group.pk)).content.decode()
+    assert 'id="retry-failed"' in page and "resolve the topic" in page
+    client.post(url("trigger_group_retry", team, group_id=group.pk))
+    assert Run.objects.filter(parameters__topic_key=CHELSEA).count() == 2
+    assert Run.objects.filter(parameters__topic_key=ARSENAL).count() == 1
+    assert (
+        team.client_for("auditor")
+        .post(url("trigger_group_retry", team, group_id=group.pk))
+        .status_code
+        == 403
+    )
