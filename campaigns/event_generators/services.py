@@ -33,7 +33,7 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run, RunState
-from dashboard.runs.services import ProbableDuplicate, run_submit
+from dashboard.runs.services import ProbableDuplicate, run_submit_many
 from dashboard.vendors.http import ConfigurationError
 
 OPERATION = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
@@ -433,35 +433,37 @@ def _submit_runs(
 ) -> list[Run]:
     generator = group.generator
     approval_required = campaign_settings(tenant=group.tenant).approval_required
-    runs = []
-    links = []
-    for index, topic in enumerate(topics):
-        run = run_submit(
-            actor=actor,
-            tenant=group.tenant,
-            connection=generator.connection,
-            operation=OPERATION,
-            parameters={
-                "event_generator_id": generator.external_id,
-                "topic_key": topic.key,
-                "context": group.context,
-            },
-            # Unique per group and topic (a group key is at most 40 characters).
-            idempotency_key=f"{group.idempotency_key}:{prefix}{index}",
-            approval_required=approval_required,
-            send_anyway=send_anyway,
-        )
-        runs.append(run)
-        links.append(
-            CampaignRun(
-                run=run,
-                generator=generator,
-                schema_version=group.schema_version,
-                group=group,
-                topic_key=topic.key,
-                topic_name=topic.name,
+    runs = run_submit_many(
+        actor=actor,
+        tenant=group.tenant,
+        connection=generator.connection,
+        operation=OPERATION,
+        requests=[
+            (
+                # Unique per group and topic (a group key is at most 40 characters).
+                f"{group.idempotency_key}:{prefix}{index}",
+                {
+                    "event_generator_id": generator.external_id,
+                    "topic_key": topic.key,
+                    "context": group.context,
+                },
             )
+            for index, topic in enumerate(topics)
+        ],
+        approval_required=approval_required,
+        send_anyway=send_anyway,
+    )
+    links = [
+        CampaignRun(
+            run=run,
+            generator=generator,
+            schema_version=group.schema_version,
+            group=group,
+            topic_key=topic.key,
+            topic_name=topic.name,
         )
+        for run, topic in zip(runs, topics, strict=True)
+    ]
     CampaignRun.objects.bulk_create(links)
     return runs
 
