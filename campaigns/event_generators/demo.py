@@ -87,8 +87,10 @@ DEMO_GENERATORS: list[dict[str, Any]] = [
 
 def register_demo_event_generators(tenant: Tenant, connection: VendorConnection) -> int:
     """Register the demo generators that are not there yet; how many were added."""
+    from dashboard.management.commands._common import command_label
+
     marketer = get_user_model().objects.filter(username="mia").first()
-    actor = Actor(user=marketer, label="mia (setup_demo)")
+    actor = Actor(user=marketer, label=command_label("setup_demo", acting_as="mia"))
     added = 0
     for spec in DEMO_GENERATORS:
         if EventGenerator.objects.filter(tenant=tenant, name=spec["name"]).exists():
