@@ -134,7 +134,9 @@ class TriggerForm(forms.Form):
             "%Y-%m-%d %H:%M",
             "%Y-%m-%d %H:%M:%S",
         ],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"
+        ),
         help_text="In UTC; your local time is shown beside it.",
     )
     send_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)

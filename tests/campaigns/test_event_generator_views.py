@@ -330,6 +330,7 @@ def test_a_schedule_is_edited_and_cancelled_from_its_pages(team, generator):
     edit_url = url("campaign_schedule_edit", team, schedule_id=planned.pk)
     form = client.get(edit_url).content.decode()
     assert 'value="nfl-2025-001"' in " ".join(form.split()) and "Save schedule" in form
+    assert f'value="{planned.fire_at:%Y-%m-%dT%H:%M:%S}"' in form  # what datetime-local reads
     later = (utc_now() + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S")
     response = client.post(
         edit_url, trigger_data(when="later", fire_at=later, topics=[CHELSEA], **{"ctx/minute": "7"})
