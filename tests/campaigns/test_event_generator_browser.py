@@ -75,6 +75,7 @@ def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
         '"match_name":"Arsenal vs Chelsea","start_time":"2026-02-05T20:00:00Z"}}'
     )
     assert "sandbox-optimove" not in mia.content()  # no secret on the page
+    mia.screenshot(path=str(SCREENSHOTS / "triggerdesk-campaign-trigger-form.png"), full_page=True)
 
     mia.get_by_role("button", name="Send").click()
     # The run page follows the execution live: queued → processing → published.
