@@ -18,7 +18,7 @@ import argparse
 import time
 import uuid
 
-from stack import bench_stack, percentile, sandbox_seconds
+from stack import bench_stack, percentile, print_figure, sandbox_seconds
 
 LIMIT_PER_SECOND = 500
 MATCH_START = "00000000-abcd-abcd-abcd-000000000000"
@@ -118,13 +118,15 @@ def bench_form(stack, connection, iterations: int) -> None:
     for function in (render, validate_and_preview, parse_and_validate):
         function()  # warm up
     print(f"form of a {fields}-input schema, {iterations} iterations each:")
-    for label, function in (
-        ("trigger page render (GET)", render),
-        ("live preview: parse + validate + render (POST)", validate_and_preview),
-        ("parse + jsonschema validation alone", parse_and_validate),
+    for label, name, function in (
+        ("trigger page render (GET)", "form_render", render),
+        ("live preview: parse + validate + render (POST)", "form_preview", validate_and_preview),
+        ("parse + jsonschema validation alone", "form_validate", parse_and_validate),
     ):
         p50, p95 = timed(function, iterations)
         print(f"  {label}: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
+        print_figure(f"{name}_p50_ms", p50)
+        print_figure(f"{name}_p95_ms", p95)
 
 
 def bench_fan_out(stack, connection, topics: int, timeout: float) -> None:
@@ -172,6 +174,9 @@ def bench_fan_out(stack, connection, topics: int, timeout: float) -> None:
     print(f"  executions accepted: {len(sends)} over {span:.2f} s = {rate:.1f}/s")
     print(f"  EXECUTIONS/S / LIMIT: {rate / LIMIT_PER_SECOND:.3f} (limit 500/s)")
     print(f"  429s answered by the sandbox: {throttled} (goal 0)")
+    print_figure("fan_out_create_seconds", created)
+    print_figure("fan_out_executions_per_limit", rate / LIMIT_PER_SECOND)
+    print_figure("fan_out_429s", throttled)
 
 
 def main() -> None:
