@@ -268,7 +268,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.fire_due_schedules": {"queue": "send"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
+    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 10)},
     # Scheduled campaigns fire within seconds of their time; the claim in the database (not
     # beat) makes each fire once, whatever restarts.
     "fire-campaign-schedules": {
