@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from celery.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -234,8 +236,14 @@ CELERY_TASK_ROUTES = {
     "runs.poll": {"queue": "poll"},
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
+    "audit.verify": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Nightly: verify the audit trail appended since the last checkpoint (see dashboard.audit).
+    "verify-audit": {
+        "task": "audit.verify",
+        "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=15),
+    },
 }
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
