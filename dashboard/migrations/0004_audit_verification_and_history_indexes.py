@@ -6,86 +6,136 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboard', '0003_runs'),
+        ("dashboard", "0003_runs"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditVerification',
+            name="AuditVerification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain', models.CharField(max_length=40)),
-                ('verified_at', models.DateTimeField()),
-                ('ok', models.BooleanField()),
-                ('full', models.BooleanField(default=False)),
-                ('events_checked', models.PositiveBigIntegerField(default=0)),
-                ('through_sequence', models.PositiveBigIntegerField(default=0)),
-                ('through_hash', models.CharField(blank=True, max_length=64)),
-                ('findings', models.JSONField(blank=True, default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain", models.CharField(max_length=40)),
+                ("verified_at", models.DateTimeField()),
+                ("ok", models.BooleanField()),
+                ("full", models.BooleanField(default=False)),
+                ("events_checked", models.PositiveBigIntegerField(default=0)),
+                ("through_sequence", models.PositiveBigIntegerField(default=0)),
+                ("through_hash", models.CharField(blank=True, max_length=64)),
+                ("findings", models.JSONField(blank=True, default=list)),
             ],
         ),
         migrations.RemoveIndex(
-            model_name='auditevent',
-            name='audit_tenant_created',
+            model_name="auditevent",
+            name="audit_tenant_created",
         ),
         migrations.RemoveIndex(
-            model_name='run',
-            name='run_tenant_created',
+            model_name="run",
+            name="run_tenant_created",
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['tenant', '-created_at', '-id'], name='audit_tenant_created_id'),
+            model_name="auditevent",
+            index=models.Index(
+                fields=["tenant", "-created_at", "-id"], name="audit_tenant_created_id"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['tenant', 'action', '-created_at', '-id'], name='audit_tenant_action'),
+            model_name="auditevent",
+            index=models.Index(
+                fields=["tenant", "action", "-created_at", "-id"], name="audit_tenant_action"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['tenant', 'actor_label', '-created_at', '-id'], name='audit_tenant_actor'),
+            model_name="auditevent",
+            index=models.Index(
+                fields=["tenant", "actor_label", "-created_at", "-id"], name="audit_tenant_actor"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', '-created_at', '-id'], name='run_tenant_created_id'),
+            model_name="run",
+            index=models.Index(
+                fields=["tenant", "-created_at", "-id"], name="run_tenant_created_id"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', 'state', '-created_at', '-id'], name='run_tenant_state'),
+            model_name="run",
+            index=models.Index(
+                fields=["tenant", "state", "-created_at", "-id"], name="run_tenant_state"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', 'operation', '-created_at', '-id'], name='run_tenant_operation'),
+            model_name="run",
+            index=models.Index(
+                fields=["tenant", "operation", "-created_at", "-id"], name="run_tenant_operation"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', 'connection', '-created_at', '-id'], name='run_tenant_connection'),
+            model_name="run",
+            index=models.Index(
+                fields=["tenant", "connection", "-created_at", "-id"], name="run_tenant_connection"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', 'requested_by', '-created_at', '-id'], name='run_tenant_requester'),
+            model_name="run",
+            index=models.Index(
+                fields=["tenant", "requested_by", "-created_at", "-id"], name="run_tenant_requester"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(condition=models.Q(('vendor_reference', ''), _negated=True), fields=['tenant', 'vendor_reference'], name='run_tenant_vendor_reference'),
+            model_name="run",
+            index=models.Index(
+                condition=models.Q(("vendor_reference", ""), _negated=True),
+                fields=["tenant", "vendor_reference"],
+                name="run_tenant_vendor_reference",
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(condition=models.Q(('operation', 'optimove_trigger_daily')), fields=['tenant', 'utc_date', '-created_at'], name='run_daily_by_utc_date'),
+            model_name="run",
+            index=models.Index(
+                condition=models.Q(("operation", "optimove_trigger_daily")),
+                fields=["tenant", "utc_date", "-created_at"],
+                name="run_daily_by_utc_date",
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(condition=models.Q(('state__in', ['draft', 'awaiting_approval', 'queued', 'sending', 'accepted', 'outcome_unknown'])), fields=['tenant', 'operation', '-created_at'], name='run_tenant_unfinished'),
+            model_name="run",
+            index=models.Index(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "draft",
+                            "awaiting_approval",
+                            "queued",
+                            "sending",
+                            "accepted",
+                            "outcome_unknown",
+                        ],
+                    )
+                ),
+                fields=["tenant", "operation", "-created_at"],
+                name="run_tenant_unfinished",
+            ),
         ),
         migrations.AddField(
-            model_name='auditverification',
-            name='tenant',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='audit_verifications', to='dashboard.tenant'),
+            model_name="auditverification",
+            name="tenant",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="audit_verifications",
+                to="dashboard.tenant",
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditverification',
-            index=models.Index(fields=['chain', '-verified_at'], name='auditverification_chain'),
+            model_name="auditverification",
+            index=models.Index(fields=["chain", "-verified_at"], name="auditverification_chain"),
         ),
     ]
