@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404
 
 from dashboard.models import AuditEvent, Tenant, VendorConnection
@@ -21,22 +23,35 @@ class RunFilters(TypedDict, total=False):
     operation: str
     connection: VendorConnection | None
     requester: AbstractBaseUser | None
+    approver: AbstractBaseUser | None
+    created_from: date  # inclusive, UTC
+    created_to: date  # inclusive, UTC
+    vendor_reference: str  # an execution / task / batch job id, or a run number
 
 
 def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
     """The tenant's runs, newest first, with what the list shows fetched in a fixed number of
-    queries (connection, requester and every approval decision)."""
-    filters = filters or {}
-    runs = (
-        Run.objects.filter(tenant=tenant)
-        .select_related("connection", "requested_by")
-        .prefetch_related(
-            Prefetch(
-                "approvals",
-                queryset=Approval.objects.select_related("decided_by").order_by("decided_at"),
-            )
+    queries (connection, requester and every approval decision).
+
+    Every filter is served by an index on (tenant, filter, created_at, id) (see Run.Meta), so a
+    page of it, however deep, reads a page of index entries: paginate with dashboard.history.
+    """
+    runs = run_filter(tenant=tenant, filters=filters).select_related(
+        "connection", "requested_by"
+    ).prefetch_related(
+        Prefetch(
+            "approvals",
+            queryset=Approval.objects.select_related("decided_by").order_by("decided_at"),
         )
     )
+    return runs.order_by("-created_at", "-id")
+
+
+def run_filter(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
+    """The tenant's runs narrowed by `filters` (no ordering, no related rows): the shared core of
+    the list, its estimated total and its CSV export."""
+    filters = filters or {}
+    runs = Run.objects.filter(tenant=tenant)
     if filters.get("state"):
         runs = runs.filter(state=filters["state"])
     if filters.get("operation"):
@@ -46,7 +61,29 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
         runs = runs.filter(connection=filters["connection"], connection__tenant=tenant)
     if filters.get("requester") is not None:
         runs = runs.filter(requested_by=filters["requester"])
-    return runs.order_by("-created_at", "-id")
+    if filters.get("approver") is not None:
+        runs = runs.filter(
+            Exists(
+                Approval.objects.filter(run=OuterRef("pk"), decided_by=filters["approver"])
+            )
+        )
+    if filters.get("created_from"):
+        runs = runs.filter(created_at__gte=_utc_midnight(filters["created_from"]))
+    if filters.get("created_to"):
+        runs = runs.filter(
+            created_at__lt=_utc_midnight(filters["created_to"] + timedelta(days=1))
+        )
+    if filters.get("vendor_reference"):
+        reference = filters["vendor_reference"]
+        match = Q(vendor_reference=reference)
+        if reference.lstrip("#").isdigit() and len(reference) < 18:
+            match |= Q(pk=int(reference.lstrip("#")))
+        runs = runs.filter(match)
+    return runs
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def run_get(*, tenant: Tenant, run_id: int) -> Run:
@@ -89,14 +126,21 @@ def run_description(run: Run) -> str:
 
 
 def run_requester_choices(*, tenant: Tenant) -> QuerySet[Any]:
-    """Users the run list can be filtered by: members, and anyone who requested one of the
-    tenant's runs (a requester who has since left is still in the history)."""
+    """Users the run list can be filtered by (requester or approver): the tenant's members, and
+    former members (a requester who has since left is still in the history).
+
+    From the memberships and the audit trail's "member.removed" rows (index
+    audit_tenant_action), never from the runs table: a "who ever requested a run" subquery reads
+    every run of the tenant on every page view.
+    """
+    former = (
+        AuditEvent.objects.filter(tenant=tenant, action="member.removed")
+        .annotate(username=KeyTextTransform("user", "summary"))
+        .values("username")
+    )
     return (
         get_user_model()
-        .objects.filter(
-            Q(memberships__tenant=tenant)
-            | Q(pk__in=Run.objects.filter(tenant=tenant).values("requested_by"))
-        )
+        .objects.filter(Q(memberships__tenant=tenant) | Q(username__in=former))
         .distinct()
         .order_by("username")
     )
