@@ -85,9 +85,7 @@ def keyset_page[Row: Model](
     next page exists)."""
     fetched = list(after(rows, cursor)[: size + 1])
     page = fetched[:size]
-    next_cursor = (
-        Cursor(page[-1].created_at, page[-1].pk) if len(fetched) > size and page else None
-    )
+    next_cursor = Cursor(page[-1].created_at, page[-1].pk) if len(fetched) > size and page else None
     return KeysetPage(page, next_cursor, cursor is None)
 
 

@@ -69,9 +69,7 @@ class RunFilterForm(forms.Form):
         self.is_valid()
         cleaned = getattr(self, "cleaned_data", {})
         return {
-            field: cleaned[field]
-            for field in self.FIELDS
-            if cleaned.get(field) not in (None, "")
+            field: cleaned[field] for field in self.FIELDS if cleaned.get(field) not in (None, "")
         }
 
 

@@ -36,12 +36,14 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
     Every filter is served by an index on (tenant, filter, created_at, id) (see Run.Meta), so a
     page of it, however deep, reads a page of index entries: paginate with dashboard.history.
     """
-    runs = run_filter(tenant=tenant, filters=filters).select_related(
-        "connection", "requested_by"
-    ).prefetch_related(
-        Prefetch(
-            "approvals",
-            queryset=Approval.objects.select_related("decided_by").order_by("decided_at"),
+    runs = (
+        run_filter(tenant=tenant, filters=filters)
+        .select_related("connection", "requested_by")
+        .prefetch_related(
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.select_related("decided_by").order_by("decided_at"),
+            )
         )
     )
     return runs.order_by("-created_at", "-id")
@@ -63,16 +65,12 @@ def run_filter(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet
         runs = runs.filter(requested_by=filters["requester"])
     if filters.get("approver") is not None:
         runs = runs.filter(
-            Exists(
-                Approval.objects.filter(run=OuterRef("pk"), decided_by=filters["approver"])
-            )
+            Exists(Approval.objects.filter(run=OuterRef("pk"), decided_by=filters["approver"]))
         )
     if filters.get("created_from"):
         runs = runs.filter(created_at__gte=_utc_midnight(filters["created_from"]))
     if filters.get("created_to"):
-        runs = runs.filter(
-            created_at__lt=_utc_midnight(filters["created_to"] + timedelta(days=1))
-        )
+        runs = runs.filter(created_at__lt=_utc_midnight(filters["created_to"] + timedelta(days=1)))
     if filters.get("vendor_reference"):
         reference = filters["vendor_reference"]
         match = Q(vendor_reference=reference)

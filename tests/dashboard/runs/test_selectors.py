@@ -13,8 +13,8 @@ from dashboard.runs.models import Operation, Run, RunState
 from dashboard.services import membership_remove
 from tests.factories import (
     ApprovalFactory,
-    MembershipFactory,
     AuditEventFactory,
+    MembershipFactory,
     RunFactory,
     UserFactory,
     VendorConnectionFactory,
