@@ -141,3 +141,47 @@ class TenantSettingsForm(forms.ModelForm):
         if not 1 <= value <= 24 * 60:
             raise ValidationError("Between 1 and 1440 minutes.")
         return value
+
+
+def _printable(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and no actor, action or id contains control characters.
+    return "".join(char for char in value if char.isprintable())
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters; a bad value is shown as an error and ignored, never a 500."""
+
+    actor = forms.CharField(required=False, max_length=150, label="Who")
+    action = forms.CharField(required=False, max_length=60, label="Action")
+    object_type = forms.CharField(required=False, max_length=60, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    created_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    FIELDS = ("actor", "action", "object_type", "object_id", "created_from", "created_to")
+
+    def __init__(self, *args, actors: list[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actors = actors or []
+        self.fields["actor"].widget.attrs.update(
+            {"list": "audit-actors", "placeholder": "exact name, e.g. mia or cli:root"}
+        )
+        self.fields["action"].widget.attrs.update({"placeholder": "run.approved, or run. for all"})
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("actor", "action", "object_type", "object_id"):
+            if isinstance(cleaned.get(name), str):
+                cleaned[name] = _printable(cleaned[name]).strip()
+        return cleaned
+
+    def filters(self) -> dict:
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: cleaned[name] for name in self.FIELDS if cleaned.get(name) not in (None, "")}

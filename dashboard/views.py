@@ -6,15 +6,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard import selectors, services
+from dashboard import history, selectors, services
+from dashboard.audit import latest_audit_verification, record_audit_event
 from dashboard.forms import (
+    AuditFilterForm,
     ConnectionEditForm,
     ConnectionForm,
     MemberAddForm,
@@ -279,15 +281,86 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.VIEW_AUDIT)
+@require_GET
 @vary_on_headers("HX-Request")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    filters = {
-        "action": request.GET.get("action", "").strip(),
-        "actor": request.GET.get("actor", "").strip(),
-        "object_type": request.GET.get("object_type", "").strip(),
-        "object_id": request.GET.get("object_id", "").strip(),
+    actors = selectors.audit_actor_choices(tenant=request.tenant)
+    form = AuditFilterForm(request.GET or None, actors=actors)
+    filters = form.filters()
+    cursor = history.Cursor.decode(request.GET.get("after"))
+    page = history.keyset_page(
+        selectors.audit_event_list(tenant=request.tenant, **filters), cursor=cursor
+    )
+    for event in page:
+        event.changes = selectors.audit_changes(action=event.action, summary=event.summary)
+    context = {
+        "page": page,
+        "form": form,
+        "actors": actors,
+        "filters": filters,
+        "export_query": _without(request, "after"),
+        "verification": latest_audit_verification(tenant=request.tenant),
     }
-    events = selectors.audit_event_list(tenant=request.tenant, **filters)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
     template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
-    return render(request, template, {"page": page, "filters": filters})
+    return render(request, template, context)
+
+
+@tenant_view(Permission.VIEW_AUDIT)
+@require_GET
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered audit view as CSV, streamed in keyset batches (constant memory); audited."""
+    filters = AuditFilterForm(request.GET or None).filters()
+    record_audit_event(
+        actor=actor_from_request(request),
+        tenant=request.tenant,
+        action="audit.exported",
+        object_type="audit",
+        summary={"filters": {key: str(value) for key, value in filters.items()}},
+    )
+    lines = history.stream_csv(
+        header=[
+            "event",
+            "created_at_utc",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "ip_address",
+            "summary",
+            "chain",
+            "sequence",
+            "hash",
+        ],  # fmt: skip
+        rows=selectors.audit_event_list(tenant=request.tenant, **filters),
+        fields=[
+            "id",
+            "created_at",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "ip_address",
+            "summary",
+            "chain",
+            "sequence",
+            "hash",
+        ],  # fmt: skip
+    )
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-{request.tenant.slug}-{stamp}.csv"'
+    )
+    return response
+
+
+AUDIT_EXPORT_FIELDS = ["id", "created_at", "actor_label", "action", "object_type", "object_id"]
+AUDIT_EXPORT_FIELDS += ["ip_address", "summary", "chain", "sequence", "hash"]
+AUDIT_EXPORT_HEADER = ["event", "created_at_utc", *AUDIT_EXPORT_FIELDS[2:]]
+
+
+def _without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
