@@ -318,33 +318,9 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
         summary={"filters": {key: str(value) for key, value in filters.items()}},
     )
     lines = history.stream_csv(
-        header=[
-            "event",
-            "created_at_utc",
-            "actor",
-            "action",
-            "object_type",
-            "object_id",
-            "ip_address",
-            "summary",
-            "chain",
-            "sequence",
-            "hash",
-        ],  # fmt: skip
+        header=AUDIT_EXPORT_HEADER,
         rows=selectors.audit_event_list(tenant=request.tenant, **filters),
-        fields=[
-            "id",
-            "created_at",
-            "actor_label",
-            "action",
-            "object_type",
-            "object_id",
-            "ip_address",
-            "summary",
-            "chain",
-            "sequence",
-            "hash",
-        ],  # fmt: skip
+        fields=AUDIT_EXPORT_FIELDS,
     )
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
@@ -352,6 +328,11 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
         f'attachment; filename="audit-{request.tenant.slug}-{stamp}.csv"'
     )
     return response
+
+
+AUDIT_EXPORT_FIELDS = ["id", "created_at", "actor_label", "action", "object_type", "object_id"]
+AUDIT_EXPORT_FIELDS += ["ip_address", "summary", "chain", "sequence", "hash"]
+AUDIT_EXPORT_HEADER = ["event", "created_at_utc", *AUDIT_EXPORT_FIELDS[2:]]
 
 
 AUDIT_EXPORT_FIELDS = ["id", "created_at", "actor_label", "action", "object_type", "object_id"]
