@@ -238,3 +238,22 @@ def test_failed_verification_emails_the_tenant_admins(mailoutbox):
     assert "failed verification" in mailoutbox[0].subject
     verification = latest_audit_verification(tenant=events[0].tenant)
     assert verification.ok is False and verification.findings[0]["event_id"] == events[3].pk
+
+
+def test_fast_row_hash_matches_event_hash():
+    tenant = TenantFactory()
+    odd = {"zé": ["ü", 1.5, None, {"b": True, "a": "\u2028"}], "quote": 'a"b\\c'}
+    events = [
+        record_audit_event(
+            actor=Actor(label="cli:rø\u00f6t", ip_address="10.0.0.1"),
+            tenant=tenant,
+            action="run.approved",
+            object_type="run",
+            object_id=7,
+            summary=odd,
+        ),
+        record_audit_event(actor=Actor.system(), action="login.failed"),
+    ]
+    for event in events:
+        row = AuditEvent.objects.filter(pk=event.pk).values_list(*audit_module._VERIFY_FIELDS).get()
+        assert audit_module._row_hash(event.chain, row) == event.hash
