@@ -13,7 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard import history, invitations, selectors, services
+from dashboard import charts, history, invitations, selectors, services
 from dashboard.audit import latest_audit_verification, record_audit_event
 from dashboard.forms import (
     AuditFilterForm,
@@ -45,18 +45,33 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(Permission.VIEW)
 def tenant_home(request: HttpRequest) -> HttpResponse:
-    """What needs a person now, what happened lately, and the vendor connections."""
-    attention = list(run_selectors.runs_needing_attention(tenant=request.tenant)[:20])
-    recent = list(run_selectors.run_list(tenant=request.tenant)[:10])
-    for run in attention + recent:
+    """What needs a person now, what is under way, what failed lately, and 30 days in charts."""
+    tenant = request.tenant
+    attention = list(run_selectors.runs_needing_attention(tenant=tenant)[:20])
+    recent = list(run_selectors.run_list(tenant=tenant)[:10])
+    in_progress = list(run_selectors.runs_in_progress(tenant=tenant)[:10])
+    failures = list(run_selectors.recent_failures(tenant=tenant)[:5])
+    waiting_for_me = (
+        list(run_selectors.approvals_waiting_for(tenant=tenant, user=request.user)[:10])
+        if request.membership.can(Permission.APPROVE)
+        else []
+    )
+    for run in attention + recent + in_progress + failures + waiting_for_me:
         run.description = run_selectors.run_description(run)
+    activity = run_selectors.run_activity_by_day(tenant=tenant)
     return render(
         request,
         "dashboard/tenant_home.html",
         {
-            "connections": selectors.connection_list(tenant=request.tenant),
+            "connections": selectors.connection_list(tenant=tenant),
             "attention": attention,
             "recent": recent,
+            "in_progress": in_progress,
+            "failures": failures,
+            "waiting_for_me": waiting_for_me,
+            "runs_chart": charts.runs_per_day_svg(activity),
+            "vendor_chart": charts.vendor_health_svg(run_selectors.vendor_health(tenant=tenant)),
+            "chart_days": activity["days"],
         },
     )
 

@@ -7,12 +7,15 @@ from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import TruncDate
 from django.http import Http404
 
+from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
-from dashboard.runs.models import Approval, Run, RunAttempt, RunState
+from dashboard.runs.models import ACTIVE_STATES, Approval, Run, RunAttempt, RunState
 from dashboard.runs.operations import operation_for
 
 
@@ -161,3 +164,92 @@ def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
         .select_related("connection", "requested_by")
         .order_by("created_at")
     )
+
+
+# -- the home dashboard -------------------------------------------------------------------------
+
+CHART_DAYS = 30
+# The charts are 30-day aggregates: five minutes old is fresh enough, and it keeps a busy tenant's
+# overview from aggregating tens of thousands of rows on every visit.
+CHART_CACHE_SECONDS = 300
+
+
+def runs_in_progress(*, tenant: Tenant) -> QuerySet[Run]:
+    """Runs a worker is busy with (queued, sending, accepted): few, from the partial index
+    run_tenant_unfinished."""
+    return (
+        Run.objects.filter(tenant=tenant, state__in=sorted(ACTIVE_STATES))
+        .select_related("connection")
+        .order_by("-created_at", "-id")
+    )
+
+
+def approvals_waiting_for(*, tenant: Tenant, user: AbstractBaseUser) -> QuerySet[Run]:
+    """Requests this person could approve: awaiting approval and not their own (four eyes)."""
+    return (
+        Run.objects.filter(tenant=tenant, state=RunState.AWAITING_APPROVAL)
+        .exclude(requested_by=user)
+        .select_related("connection")
+        .order_by("created_at", "id")
+    )
+
+
+def recent_failures(*, tenant: Tenant, days: int = 7) -> QuerySet[Run]:
+    """Failed runs of the last `days` days, newest first (index run_tenant_state)."""
+    since = utc_now() - timedelta(days=days)
+    return (
+        Run.objects.filter(tenant=tenant, state=RunState.FAILED, created_at__gte=since)
+        .select_related("connection")
+        .order_by("-created_at", "-id")
+    )
+
+
+def run_activity_by_day(*, tenant: Tenant, days: int = CHART_DAYS) -> dict[str, Any]:
+    """Runs per UTC day and state over the last `days` days, per vendor connection kind too.
+
+    One GROUP BY over the index range (tenant, created_at) of those days; cached for a few
+    minutes per tenant.
+    """
+    key = f"run_activity:{tenant.pk}:{days}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    since = datetime.combine(utc_now().date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    rows = (
+        Run.objects.filter(tenant=tenant, created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day", "state", "connection__kind")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    result = {"since": since.date(), "days": days, "rows": list(rows)}
+    cache.set(key, result, CHART_CACHE_SECONDS)
+    return result
+
+
+def vendor_health(*, tenant: Tenant, days: int = CHART_DAYS) -> list[dict[str, Any]]:
+    """Per vendor connection over the last `days` days: send attempts, median-ish (average)
+    latency, and the share that failed (the vendor refused, errored or did not answer)."""
+    key = f"vendor_health:{tenant.pk}:{days}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    since = utc_now() - timedelta(days=days)
+    rows = list(
+        RunAttempt.objects.filter(
+            run__tenant=tenant,
+            run__created_at__gte=since,
+            purpose=RunAttempt.Purpose.SEND,
+        )
+        .values("run__connection__name", "run__connection__kind")
+        .annotate(
+            attempts=Count("id"),
+            failures=Count("id", filter=~Q(failure_class="")),
+            latency_ms=Avg("latency_ms"),
+        )
+        .order_by("run__connection__name")
+    )
+    for row in rows:
+        row["error_rate"] = row["failures"] / row["attempts"] if row["attempts"] else 0.0
+    cache.set(key, rows, CHART_CACHE_SECONDS)
+    return rows

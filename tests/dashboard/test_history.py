@@ -13,7 +13,7 @@ from dashboard.history import Cursor, csv_safe, keyset_page
 from dashboard.models import AuditEvent
 from dashboard.runs import selectors
 from dashboard.runs.models import Run, RunState
-from tests.factories import ApprovalFactory, AuditEventFactory, RunFactory
+from tests.factories import ApprovalFactory, AuditEventFactory, RunAttemptFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +223,32 @@ def test_other_tenants_cannot_export(team, other_team):
     assert client.get(reverse("audit_export", args=["acme"])).status_code == 404
     marketer = team.client_for("marketer")
     assert marketer.get(reverse("audit_export", args=["acme"])).status_code == 403
+
+
+def test_home_dashboard_shows_this_tenants_work_and_charts_only(
+    team, other_team, django_assert_max_num_queries
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    waiting = RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    own = RunFactory(tenant=team.tenant, requested_by=team.operator.user)
+    failed = RunFactory(tenant=team.tenant, state=RunState.FAILED, failure_message="refused")
+    running = RunFactory(tenant=team.tenant, state=RunState.ACCEPTED, progress=42)
+    RunAttemptFactory(run=failed, failure_class="vendor_rejected", latency_ms=300.0)
+    foreign = RunFactory(tenant=other_team.tenant, state=RunState.FAILED)
+    RunAttemptFactory(run=foreign, latency_ms=9999.0)
+    client = team.client_for("operator")
+    with django_assert_max_num_queries(16):
+        response = client.get(reverse("tenant_home", args=["acme"]))
+    context = response.context
+    assert [run.pk for run in context["waiting_for_me"]] == [waiting.pk]  # not their own
+    assert own.pk not in [run.pk for run in context["waiting_for_me"]]
+    assert [run.pk for run in context["in_progress"]] == [running.pk]
+    assert [run.pk for run in context["failures"]] == [failed.pk]
+    body = response.content.decode()
+    assert '<svg class="chart"' in body and "<script" not in body.split("<main", 1)[-1]
+    assert "9999 ms" not in body  # the other tenant's vendor latency
+    assert "300 ms" in body
+    marketer = team.client_for("marketer").get(reverse("tenant_home", args=["acme"]))
+    assert marketer.context["waiting_for_me"] == []
