@@ -250,8 +250,11 @@ def main() -> int:
     admin_times = timed(
         admin_client, f"/admin/dashboard/run/?tenant__id__exact={tenant.pk}", repeat=5
     )
+    admin_page = max(1, min(100, tenant_runs // 100 - 1))  # 100 rows a page: 10,000 deep
     admin_deep = timed(
-        admin_client, f"/admin/dashboard/run/?tenant__id__exact={tenant.pk}&p=200", repeat=5
+        admin_client,
+        f"/admin/dashboard/run/?tenant__id__exact={tenant.pk}&p={admin_page}",
+        repeat=5,
     )
     ours = percentile(results["run history, first page"], 0.5)
     ours_deep = percentile(results["run history, 10,000 rows deep"], 0.5)
@@ -260,7 +263,7 @@ def main() -> int:
         f"{ours:.1f} ms; ratio {percentile(admin_times, 0.5) / ours:.1f}x (goal >= 10x)"
     )
     print(
-        f"admin changelist page 200:   median {percentile(admin_deep, 0.5):.1f} ms; run history "
+        f"admin changelist page {admin_page}: median {percentile(admin_deep, 0.5):.1f} ms; run history "
         f"10,000 deep {ours_deep:.1f} ms; ratio {percentile(admin_deep, 0.5) / ours_deep:.1f}x"
     )
 

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.utils.text import slugify
 
 from dashboard.models import AuditChainHead, Membership, Role, Tenant, VendorConnection, VendorKind
-from dashboard.runs.models import Operation
+from dashboard.runs.models import Operation, Run
 
 KIND_OPERATIONS = {
     VendorKind.OPTIMOVE_CAMPAIGNS: [Operation.OPTIMOVE_RUN_EVENT_GENERATOR],
@@ -205,9 +205,16 @@ class Command(BaseCommand):
         )
         for i in range(1, len(moments), 10):
             moments[i] = moments[i - 1]
+        # One daily trigger per UTC day, on days that do not have one yet (a second run of this
+        # command adds to the history).
+        taken = set(
+            Run.objects.filter(
+                tenant=tenant, operation=Operation.OPTIMOVE_TRIGGER_DAILY
+            ).values_list("utc_date", flat=True)
+        )
         self.daily_days = {
             (self.now - timedelta(days=day)).date() for day in range(1, min(self.days, runs) + 1)
-        }
+        } - taken
         # Audit rows beyond one per run and membership: spread evenly over the runs.
         chain.per_run_extra = max(0, audit - runs - len(users)) / max(1, runs)
         approvals = 0
