@@ -10,17 +10,20 @@ estimate is shown instead ("about 12,000").
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
 
 PAGE_SIZE = 50
 EXPORT_BATCH_SIZE = 2000
+ESTIMATE_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,20 @@ def estimated_count(rows: QuerySet[Any]) -> int | None:
     if connection.vendor != "postgresql":
         return None
     sql, params = rows.order_by().values("pk").query.sql_with_params()
+    # Planning a query over a table with many indexes costs a few milliseconds: an estimate is
+    # remembered for a minute per query (a live list asks again every few seconds).
+    key = "estimate:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
+    estimate = cache.get(key)
+    if estimate is not None:
+        return estimate
     with connection.cursor() as db_cursor:
         db_cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = db_cursor.fetchone()[0]
     if isinstance(plan, str):
         plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    cache.set(key, estimate, ESTIMATE_CACHE_SECONDS)
+    return estimate
 
 
 # -- CSV -----------------------------------------------------------------------------------------
