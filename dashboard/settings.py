@@ -270,7 +270,8 @@ CELERY_TASK_ROUTES = {
     "audit.verify": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
+    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 10)},
     # Nightly: verify the audit trail appended since the last checkpoint (see dashboard.audit).
     "verify-audit": {
         "task": "audit.verify",

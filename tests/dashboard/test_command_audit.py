@@ -31,6 +31,8 @@ READ_ONLY = {
     "flush": "Django's flush for the test runner; refused on the audit tables unless superuser",
     "generate_history": "bench data: writes a synthetic history with its own valid audit chain",
     "run_sandboxes": "serves the vendor sandboxes; writes no rows",
+    "run_demo": "starts the demo's processes; writes no rows itself (setup_demo, which it "
+    "runs in a child process, has its own case)",
 }
 
 
