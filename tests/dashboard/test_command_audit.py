@@ -26,7 +26,10 @@ APPS = ("dashboard", "batchjobs", "campaigns")
 # Commands that write nothing (they read, print or serve).
 READ_ONLY = {
     "daily_trigger_status": "prints the daily trigger's status",
-    "verify_audit": "reads the audit chains",
+    "verify_audit": "reads the audit chains (and records its result, not an audit row)",
+    # Not read-only, but not an action of a person on a tenant: no audit row of their own.
+    "flush": "Django's flush for the test runner; refused on the audit tables unless superuser",
+    "generate_history": "bench data: writes a synthetic history with its own valid audit chain",
     "run_sandboxes": "serves the vendor sandboxes; writes no rows",
     "run_demo": "starts the demo's processes; writes no rows itself (setup_demo, which it "
     "runs in a child process, has its own case)",
