@@ -379,8 +379,9 @@ class AltcraftClient:
     ) -> ImportTaskAccepted:
         """Start a task that imports (adds or updates) profiles, then launches `trigger_id`.
 
-        Each data item is `{"data": {...profile fields, "subscriptions": [...]}}`; the matching
-        value may sit in the profile fields (as in the vendor's examples) or beside `data`.
+        Each data item is exactly `{"data": {...profile fields, "subscriptions": [...]}}`, with
+        the matching value among the profile fields (or subscriptions), as the vendor's batch
+        examples put it; an item with a key beside `data` is refused before sending.
         `timeout` is `{"days", "hours", "minutes"}` (any subset).
         """
         _check_import_items(data, matching, field_name)
@@ -790,6 +791,12 @@ def _check_import_items(
     for index, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise ConfigurationError(f"data item {index} must be an object with a 'data' object.")
+        beside = sorted(key for key in item if key != "data")
+        if beside:
+            raise ConfigurationError(
+                f"data item {index} has {beside[0]!r} beside 'data'; the matching value and "
+                "every profile field belong inside 'data'."
+            )
         if not import_item_has_matching_value(item, matching, field_name):
             raise ConfigurationError(
                 f"data item {index} carries no value to match profiles by ({matching!r})."
@@ -802,32 +809,30 @@ def import_item_has_matching_value(
 ) -> bool:
     """Whether an import item carries the value its matching mode looks profiles up by.
 
-    The value may be beside `data` (as the single-profile import takes it) or among the profile
-    fields (as the vendor's batch examples put it); `email` matching also accepts an email
-    subscription, `phone` matching a `phones` field or a phone subscription.
+    The value is among the profile fields inside `data` (as the vendor's batch examples put
+    it); `email` matching also accepts an email subscription, `phone` matching a `phones` field
+    or a phone subscription.
     """
     fields = item.get("data") or {}
     subscriptions = fields.get("subscriptions") or []
     if not isinstance(subscriptions, list):
         subscriptions = []
     if matching in ("email", "email_profile"):
-        if _present(item.get("email")) or _present(fields.get("email")):
+        if _present(fields.get("email")):
             return True
         return matching == "email" and any(
             isinstance(s, dict) and _present(s.get("email")) for s in subscriptions
         )
     if matching == "phone":
-        if any(_present(value) for value in (item.get("phone"), fields.get("phone"))):
+        if _present(fields.get("phone")):
             return True
         if _present(fields.get("phones")) or _non_empty_list(fields.get("phones")):
             return True
         return any(isinstance(s, dict) and _present(s.get("phone")) for s in subscriptions)
     if matching == "profile_id":
-        return _present(item.get("profile_id")) or _present(fields.get("profile_id"))
+        return _present(fields.get("profile_id"))
     if matching == "custom":
-        return _present(item.get("field_value"), allow_int=True) or _present(
-            fields.get(field_name or ""), allow_int=True
-        )
+        return _present(fields.get(field_name or ""), allow_int=True)
     return False
 
 
