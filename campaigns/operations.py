@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from campaigns.altcraft_launches import chunks as altcraft_chunks
 from campaigns.vendors.altcraft.client import (
     DEFAULT_BODY_LIMIT_BYTES,
     AltcraftClient,
@@ -167,6 +168,13 @@ def _clean_altcraft(
     return cleaned
 
 
+def _altcraft_arguments(run: Run) -> dict[str, Any]:
+    # A launch's chunk run names its rows instead of carrying them (campaigns.altcraft_launches).
+    if altcraft_chunks.is_chunk_run(run.parameters):
+        return altcraft_chunks.send_arguments(run.parameters)
+    return run.parameters
+
+
 class AltcraftStartBatchOperation(RunOperation):
     name = Operation.ALTCRAFT_START_BATCH
     vendor_kind = VendorKind.ALTCRAFT
@@ -174,13 +182,17 @@ class AltcraftStartBatchOperation(RunOperation):
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection
     ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
         return _clean_altcraft(check_start_batch_parameters, parameters, connection)
 
     def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Launch")
         return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        result = altcraft_client(connection, secrets).start_batch(**run.parameters)
+        result = altcraft_client(connection, secrets).start_batch(**_altcraft_arguments(run))
         return SendResult(
             exchange=result.exchange,
             outcome=f"Altcraft launched the trigger for {len(result.profile_ids)} profiles.",
@@ -202,14 +214,18 @@ class AltcraftImportAndStartOperation(RunOperation):
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection
     ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
         return _clean_altcraft(check_import_parameters, parameters, connection)
 
     def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Import + launch")
         return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         accepted = altcraft_client(connection, secrets).import_and_start_batch_task(
-            **run.parameters
+            **_altcraft_arguments(run)
         )
         return SendResult(
             exchange=accepted.exchange,

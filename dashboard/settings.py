@@ -234,8 +234,14 @@ CELERY_TASK_ROUTES = {
     "runs.poll": {"queue": "poll"},
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
+    "altcraft.expire_uploads": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    "altcraft-expire-uploads": {"task": "altcraft.expire_uploads", "schedule": 600},
 }
+# Altcraft launches: uploaded lists, encrypted at rest (campaigns/altcraft_launches/storage.py);
+# the web process and the workers must share this directory.
+ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".uploads"))
+ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)

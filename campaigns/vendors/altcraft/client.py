@@ -359,6 +359,22 @@ class AltcraftClient:
             limit_bytes=self.body_limit_bytes,
         )
 
+    def start_batch_overhead_bytes(self, **parameters: Any) -> int:
+        """The exact size of a `start_batch` body whose `data` is empty.
+
+        A body with items is this plus each item's minified size plus a comma between items: what
+        a caller that streams its items into chunks needs. Takes `start_batch`'s other parameters.
+        """
+        options = _with_defaults({**parameters, "data": []}, START_BATCH_OPTIONS)
+        payload = _start_batch_payload(token=self._token, **options)
+        return len(minified_json(payload))
+
+    def import_overhead_bytes(self, **parameters: Any) -> int:
+        """The exact size of an import task body whose `data` is empty (see above)."""
+        options = _with_defaults({**parameters, "data": []}, IMPORT_OPTIONS)
+        payload = _import_payload(token=self._token, **options)
+        return len(minified_json(payload))
+
     # -- bulk import + trigger task --------------------------------------------------------
 
     def import_and_start_batch_task(
