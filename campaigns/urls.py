@@ -1,1 +1,5 @@
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns: list = [
+    path("altcraft/", include("campaigns.altcraft_launches.urls")),
+]
