@@ -8,6 +8,8 @@ rows are stored encrypted, so a retry sends exactly the rows the preview counted
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -180,8 +182,10 @@ class AltcraftLaunch(models.Model):
         return f"Altcraft launch {self.pk} ({self.kind}, {self.state})"
 
     @property
-    def rows_to_send(self) -> int:
-        return self.rows_valid
+    def content_text(self) -> str:
+        """The content object as the JSON that is sent, for pages and commands."""
+        content = self.parameters.get("content")
+        return json.dumps(content, ensure_ascii=False) if content is not None else ""
 
     @property
     def request_count(self) -> int:
