@@ -93,6 +93,7 @@ class Command(BaseCommand):
                     options=connection_options,
                 )
         self._register_batch_jobs(tenant)
+        self._register_altcraft_triggers(tenant)
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )
@@ -118,3 +119,26 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Batch job {batch_job_id} not registered: {' '.join(error.messages)}"
                 )
+
+    def _register_altcraft_triggers(self, tenant: Tenant) -> None:
+        """The Altcraft sandbox's active trigger campaigns, for bulk launches and imports."""
+        from campaigns.altcraft_launches.models import AltcraftTrigger
+        from campaigns.altcraft_launches.services import trigger_register
+
+        connection = VendorConnection.objects.get(tenant=tenant, name="Altcraft (sandbox)")
+        admin = Actor(user=get_user_model().objects.get(username="ada"), label="ada (setup_demo)")
+        for trigger_id, name, content_fields, resource_id in (
+            (8, "Abandoned cart", ["page"], None),
+            (96, "Registration form", ["page"], 21),
+        ):
+            if AltcraftTrigger.objects.filter(tenant=tenant, trigger_id=trigger_id).exists():
+                continue
+            trigger_register(
+                actor=admin,
+                tenant=tenant,
+                connection=connection,
+                trigger_id=trigger_id,
+                name=name,
+                resource_id=resource_id,
+                content_fields=content_fields,
+            )
