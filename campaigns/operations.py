@@ -168,13 +168,6 @@ def _clean_altcraft(
     return cleaned
 
 
-def _altcraft_arguments(run: Run) -> dict[str, Any]:
-    # A launch's chunk run names its rows instead of carrying them (campaigns.altcraft_launches).
-    if altcraft_chunks.is_chunk_run(run.parameters):
-        return altcraft_chunks.send_arguments(run.parameters)
-    return run.parameters
-
-
 class AltcraftStartBatchOperation(RunOperation):
     name = Operation.ALTCRAFT_START_BATCH
     vendor_kind = VendorKind.ALTCRAFT
@@ -192,7 +185,11 @@ class AltcraftStartBatchOperation(RunOperation):
         return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        result = altcraft_client(connection, secrets).start_batch(**_altcraft_arguments(run))
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            result = client.start_batch_encoded(**altcraft_chunks.send_arguments(run.parameters))
+        else:
+            result = client.start_batch(**run.parameters)
         return SendResult(
             exchange=result.exchange,
             outcome=f"Altcraft launched the trigger for {len(result.profile_ids)} profiles.",
@@ -224,9 +221,12 @@ class AltcraftImportAndStartOperation(RunOperation):
         return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        accepted = altcraft_client(connection, secrets).import_and_start_batch_task(
-            **_altcraft_arguments(run)
-        )
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            arguments = altcraft_chunks.send_arguments(run.parameters)
+            accepted = client.import_and_start_batch_task_encoded(**arguments)
+        else:
+            accepted = client.import_and_start_batch_task(**run.parameters)
         return SendResult(
             exchange=accepted.exchange,
             outcome=f"Altcraft accepted import task {accepted.task_id}.",

@@ -230,7 +230,11 @@ def _looks_like_value(cell: str) -> bool:
 
 
 class ChunkWriter:
-    """Appends items to the current chunk; writes it (encrypted) before it would overflow."""
+    """Appends items to the current chunk; writes it (encrypted) before it would overflow.
+
+    The chunk is kept as the exact bytes of its `data` array (`[item,item,...]`), in one
+    buffer: at most one request body's worth of rows is in memory at a time.
+    """
 
     def __init__(
         self, writer: storage.EncryptedWriter, *, overhead_bytes: int, limit_bytes: int
@@ -239,44 +243,92 @@ class ChunkWriter:
         self.overhead_bytes = overhead_bytes
         self.limit_bytes = limit_bytes
         self.chunks: list[dict[str, Any]] = []
-        self._items: list[bytes] = []
-        self._size = overhead_bytes
+        self._buffer = bytearray(b"[")
+        self._count = 0
         self._first_row = 0
         self._last_row = 0
 
     def fits_alone(self, item: bytes) -> int:
         return self.overhead_bytes + len(item)
 
+    def _body_bytes(self) -> int:
+        # The body with an empty array is the overhead; the array's items and commas add to it.
+        return self.overhead_bytes + len(self._buffer) - 1
+
     def add(self, item: bytes, row: int) -> None:
-        added = len(item) + (1 if self._items else 0)
-        if self._items and self._size + added > self.limit_bytes:
+        added = len(item) + (1 if self._count else 0)
+        if self._count and self._body_bytes() + added > self.limit_bytes:
             self.flush()
-            added = len(item)
-        if not self._items:
+        if self._count:
+            self._buffer += b","
+        else:
             self._first_row = row
-        self._items.append(item)
-        self._size += added
+        self._buffer += item
+        self._count += 1
         self._last_row = row
 
     def flush(self) -> None:
-        if not self._items:
+        if not self._count:
             return
-        data = b"[" + b",".join(self._items) + b"]"
-        offset, length = self.writer.write_segment(data)
+        body_bytes = self._body_bytes()
+        self._buffer += b"]"
+        offset, length = self.writer.write_record(self._buffer)
         self.chunks.append(
             {
                 "number": len(self.chunks) + 1,
                 "first_row": self._first_row,
                 "last_row": self._last_row,
-                "item_count": len(self._items),
-                "body_bytes": self._size,
+                "item_count": self._count,
+                "body_bytes": body_bytes,
                 "offset": offset,
                 "length": length,
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256": hashlib.sha256(self._buffer).hexdigest(),
             }
         )
-        self._items = []
-        self._size = self.overhead_bytes
+        self._buffer = bytearray(b"[")
+        self._count = 0
+
+
+class SeenValues:
+    """The duplicate check's memory: 8-byte hashes of the values seen, in an open-addressing
+    table of 8-byte slots (about 16 bytes a row at most, where a Python set of ints takes ~60)."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._slots = memoryview(bytearray(capacity * 8)).cast("Q")
+        self._mask = capacity - 1
+        self._count = 0
+
+    def add(self, key: str) -> bool:
+        """Record `key`; False when it was seen before."""
+        value = _duplicate_hash(key) | 1  # 0 marks an empty slot
+        slots, mask = self._slots, self._mask
+        slot = value & mask
+        while True:
+            current = slots[slot]
+            if current == 0:
+                break
+            if current == value:
+                return False
+            slot = (slot + 1) & mask
+        slots[slot] = value
+        self._count += 1
+        if self._count * 5 > len(slots) * 3:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old = self._slots
+        capacity = len(old) * 2
+        self._slots = memoryview(bytearray(capacity * 8)).cast("Q")
+        self._mask = capacity - 1
+        slots, mask = self._slots, self._mask
+        for value in old:
+            if value:
+                slot = value & mask
+                while slots[slot]:
+                    slot = (slot + 1) & mask
+                slots[slot] = value
+        old.release()
 
 
 def _item_bytes(item: dict[str, Any]) -> bytes:
@@ -326,7 +378,7 @@ def prepare_launch_rows(
         )
     index = wanted[0]
     key = ITEM_KEYS[matching]
-    seen: set[int] = set()
+    seen = SeenValues()
     for number, cells in rows:
         if not any(cells):
             continue
@@ -339,11 +391,9 @@ def prepare_launch_rows(
         if reason:
             preparation.invalid(number, reason)
             continue
-        digest = _duplicate_hash(duplicate_key)
-        if digest in seen:
+        if not seen.add(duplicate_key):
             preparation.rows_duplicate += 1
             continue
-        seen.add(digest)
         _add_item(chunks, preparation, _item_bytes({key: value}), number)
     if preparation.rows_read == 0:
         raise FileRejected("The file has a header but no rows.")
@@ -448,7 +498,7 @@ def prepare_import_rows(
 ) -> None:
     """Check an import file's rows and write its chunks of `{"data": {...}}` items."""
     columns = mapping["columns"]
-    seen: set[int] = set()
+    seen = SeenValues()
     for number, cells in rows:
         if not any(cells):
             continue
@@ -464,11 +514,9 @@ def prepare_import_rows(
         if key is None:
             preparation.invalid(number, f"no value to match the profile by ({matching})")
             continue
-        digest = _duplicate_hash(key)
-        if digest in seen:
+        if not seen.add(key):
             preparation.rows_duplicate += 1
             continue
-        seen.add(digest)
         _add_item(chunks, preparation, _item_bytes({"data": data}), number)
     if preparation.rows_read == 0:
         raise FileRejected("The file has a header but no rows.")

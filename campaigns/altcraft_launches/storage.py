@@ -81,11 +81,16 @@ class EncryptedWriter:
             self._write_segment(bytes(self._buffer[: self.segment_bytes]))
             del self._buffer[: self.segment_bytes]
 
-    def write_segment(self, data: bytes) -> tuple[int, int]:
-        """Write `data` as one segment of its own; return its (offset, length) in the file."""
+    def write_record(self, data: bytes | bytearray) -> tuple[int, int]:
+        """Write `data` as segments of its own (none shared with other data); return their
+        (offset, length) in the file, for `read_record`."""
         self.size += len(data)
         self._sha256.update(data)
-        return self._write_segment(data)
+        view = memoryview(data)
+        offset, length = self._offset, 0
+        for start in range(0, len(data), self.segment_bytes):
+            length += self._write_segment(bytes(view[start : start + self.segment_bytes]))[1]
+        return offset, length
 
     def _write_segment(self, data: bytes) -> tuple[int, int]:
         token = self._cipher.encrypt(data)
@@ -132,25 +137,36 @@ def iter_plaintext(relative: str) -> Iterator[bytes]:
                 ) from None
 
 
-def read_segment(relative: str, *, offset: int, length: int) -> bytes:
-    """One segment's plaintext, by the offset and length `write_segment` returned."""
+def read_record(relative: str, *, offset: int, length: int) -> bytes:
+    """The plaintext `write_record` stored at (offset, length)."""
     try:
         with open(absolute(relative), "rb") as file:
             file.seek(offset)
             record = file.read(length)
     except FileNotFoundError:
         raise StoredFileError("The stored file is gone (it expired or was deleted).") from None
-    if len(record) != length or length < _LENGTH.size:
+    if len(record) != length:
         raise StoredFileError("The stored file is truncated.")
-    (token_length,) = _LENGTH.unpack(record[: _LENGTH.size])
-    if token_length != length - _LENGTH.size:
-        raise StoredFileError("The stored file is damaged.")
-    try:
-        return credentials_cipher().decrypt(record[_LENGTH.size :])
-    except InvalidToken:
-        raise StoredFileError(
-            "The stored file cannot be decrypted with the configured keys."
-        ) from None
+    cipher = credentials_cipher()
+    parts = []
+    position = 0
+    while position < length:
+        if position + _LENGTH.size > length:
+            raise StoredFileError("The stored file is damaged.")
+        (token_length,) = _LENGTH.unpack_from(record, position)
+        position += _LENGTH.size
+        token = record[position : position + token_length]
+        position += token_length
+        if len(token) != token_length:
+            raise StoredFileError("The stored file is damaged.")
+        try:
+            parts.append(cipher.decrypt(token))
+        except InvalidToken:
+            raise StoredFileError(
+                "The stored file cannot be decrypted with the configured keys."
+            ) from None
+    del record
+    return b"".join(parts)
 
 
 class PlaintextStream:
