@@ -159,3 +159,23 @@ def test_other_tenants_launches_are_404_and_approving_needs_an_operator(
     launch.refresh_from_db()
     assert launch.state == LaunchState.SENDING
     assert launch.approved_by == team.operator.user
+
+
+def test_a_2_gb_upload_is_refused_before_its_body_is_read(team, trigger) -> None:
+    from django.test import RequestFactory
+
+    from campaigns.altcraft_launches.views import launch_new
+
+    request = RequestFactory().post(
+        url("altcraft_launch_new"), data=b"", content_type="multipart/form-data; boundary=x"
+    )
+    request.META["CONTENT_LENGTH"] = str(2 * 1024**3)
+    request.user = team.marketer.user
+    request.session = {}
+    request.htmx = False
+
+    response = launch_new(request, tenant_slug="acme")
+
+    assert response.status_code == 413
+    assert "The file is too large (2,147.5 MB)" in response.content.decode()
+    assert AltcraftLaunch.objects.count() == 0
