@@ -239,3 +239,27 @@ def test_the_same_idempotency_key_makes_one_launch(team, trigger) -> None:
         idempotency_key=key,
     )
     assert first.pk == second.pk
+
+
+def test_attachments_go_as_data_uris_and_runs_record_only_their_names(
+    team, trigger, altcraft
+) -> None:
+    attach = [services.attachment(name="terms.txt", content=b"hello", content_type="text/plain")]
+    launch = prepare(
+        team.marketer,
+        trigger,
+        csv_bytes("email", ["a@example.com"]),
+        attach=attach,
+        custom_data={"crm": 1},
+        skip_triggers=True,
+    )
+    launch = confirm(team.marketer, launch)
+    [chunk] = launch.chunks.select_related("run")
+    assert chunk.run.parameters["attach_files"] == [{"name": "terms.txt", "bytes": 31}]
+    assert "attach" not in chunk.run.parameters
+
+    send_all(launch)
+
+    body = json.loads(altcraft.received_on("start_batch")[0].body)
+    assert body["attach"] == [{"data": "data:text/plain;base64,aGVsbG8=", "name": "terms.txt"}]
+    assert body["custom_data"] == {"crm": 1} and body["skip_triggers"] is True
