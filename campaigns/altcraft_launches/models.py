@@ -187,10 +187,6 @@ class AltcraftLaunch(models.Model):
         content = self.parameters.get("content")
         return json.dumps(content, ensure_ascii=False) if content is not None else ""
 
-    @property
-    def request_count(self) -> int:
-        return self.chunks.count()
-
 
 class AltcraftChunk(models.Model):
     """One request's worth of rows: sent by exactly one engine run at a time.

@@ -11,7 +11,6 @@ outcome is unknown stays with the engine, which puts it before a person with its
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -672,11 +671,3 @@ def launches_expire() -> int:
             storage.delete(path)
         count += 1
     return count
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -4,7 +4,6 @@ member and the operating-system user (batchjobs' `acting_as`)."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -220,7 +219,3 @@ def follow(command: BaseCommand, launch: AltcraftLaunch, *, timeout: float) -> N
 
 def new_key() -> str:
     return uuid.uuid4().hex
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
