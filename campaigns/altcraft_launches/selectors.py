@@ -139,7 +139,7 @@ def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
                 profile_count=profile_count,
                 needs_person=needs_person,
                 can_retry=run is not None
-                and run.state == RunState.FAILED
+                and run.state in (RunState.FAILED, RunState.CANCELLED)
                 and launch.files_deleted_at is None,
             )
         )

@@ -42,6 +42,8 @@ from dashboard.vendors.http import ConfigurationError
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
 ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
 SYSTEM = Actor.system("altcraft-expiry")
+# A chunk may be sent again only when its run ended without Altcraft acting on it.
+RETRYABLE_STATES = (RunState.FAILED, RunState.CANCELLED)
 
 
 def upload_max_bytes() -> int:
@@ -588,7 +590,8 @@ def _submit_chunks(actor: Actor, launch: AltcraftLaunch) -> None:
 
 
 def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
-    """Send a chunk again whose run failed (the vendor did not act on it); never any other.
+    """Send a chunk again whose run failed or was cancelled (Altcraft did not act on it); never
+    any other.
 
     Chunks that succeeded are not touched; a chunk whose outcome is unknown is for a person on
     its run's page.
@@ -599,7 +602,7 @@ def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
             .select_related("launch", "launch__trigger__connection", "launch__tenant", "run")
             .get(pk=chunk.pk)
         )
-        if locked.run is None or locked.run.state != RunState.FAILED:
+        if locked.run is None or locked.run.state not in RETRYABLE_STATES:
             state = locked.run.get_state_display().lower() if locked.run else "not sent yet"
             raise RunActionError(
                 f"Chunk {locked.number} is {state}: only a failed chunk can be sent again."
@@ -624,7 +627,7 @@ def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
 
 def launch_retry_failed(*, actor: Actor, launch: AltcraftLaunch) -> int:
     """Retry every failed chunk of a launch; the number retried."""
-    failed = launch.chunks.filter(run__state=RunState.FAILED)
+    failed = launch.chunks.filter(run__state__in=RETRYABLE_STATES)
     count = 0
     for chunk in failed:
         chunk_retry(actor=actor, chunk=chunk)

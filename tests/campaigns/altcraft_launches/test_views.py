@@ -179,3 +179,27 @@ def test_a_2_gb_upload_is_refused_before_its_body_is_read(team, trigger) -> None
     assert response.status_code == 413
     assert "The file is too large (2,147.5 MB)" in response.content.decode()
     assert AltcraftLaunch.objects.count() == 0
+
+
+def test_an_import_shows_each_tasks_progress_live(team, trigger) -> None:
+    from campaigns.altcraft_launches import services
+    from dashboard.runs.models import Run
+
+    client = team.client_for("marketer")
+    upload(client, trigger, b"Email\nann@example.com\n", kind="import")
+    launch = AltcraftLaunch.objects.get()
+    launch = services.launch_prepare(
+        actor=services.Actor(user=team.marketer.user),
+        launch=launch,
+        mapping={"columns": {"Email": {"to": "field", "name": "email"}}},
+    )
+    client.post(url("altcraft_launch_confirm", launch.pk), {"sha256": launch.source_sha256})
+    [chunk] = launch.chunks.all()
+    Run.objects.filter(pk=chunk.run_id).update(state="accepted", progress=40)
+
+    fragment = client.get(url("altcraft_launch_detail", launch.pk), HTTP_HX_REQUEST="true")
+
+    assert fragment.status_code == 200  # still polling
+    html = fragment.content.decode()
+    assert 'id="overall-percent">40%' in html
+    assert '<progress max="100" value="40">' in html
