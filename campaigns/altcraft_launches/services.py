@@ -673,4 +673,24 @@ def launches_expire() -> int:
         for path in (locked.upload_path, locked.chunks_path):
             storage.delete(path)
         count += 1
+    return count + _orphans_delete()
+
+
+ORPHAN_AGE = timedelta(days=1)
+
+
+def _orphans_delete() -> int:
+    """Delete stored files no launch refers to (an upload whose request died half-way) once they
+    are a day old: no launch can be created from them any more."""
+    referenced = set()
+    for upload_path, chunks_path in AltcraftLaunch.objects.filter(
+        files_deleted_at__isnull=True
+    ).values_list("upload_path", "chunks_path"):
+        referenced.update((upload_path, chunks_path))
+    cutoff = (utc_now() - ORPHAN_AGE).timestamp()
+    count = 0
+    for path in storage.upload_dir().iterdir():
+        if path.name not in referenced and path.is_file() and path.stat().st_mtime < cutoff:
+            storage.delete(path.name)
+            count += 1
     return count

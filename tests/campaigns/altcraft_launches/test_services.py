@@ -263,3 +263,20 @@ def test_attachments_go_as_data_uris_and_runs_record_only_their_names(
     body = json.loads(altcraft.received_on("start_batch")[0].body)
     assert body["attach"] == [{"data": "data:text/plain;base64,aGVsbG8=", "name": "terms.txt"}]
     assert body["custom_data"] == {"crm": 1} and body["skip_triggers"] is True
+
+
+def test_files_no_launch_refers_to_are_deleted_after_a_day(team, trigger, upload_dir) -> None:
+    import os
+    import time
+
+    kept = prepare(team.marketer, trigger, csv_bytes("email", ["a@example.com"]))
+    orphan = services.upload_store(pieces=[b"email\nb@example.com\n"])
+    fresh_orphan = services.upload_store(pieces=[b"email\nc@example.com\n"])
+    two_days_ago = time.time() - 2 * 86400
+    for path in (orphan.path, kept.upload_path):
+        os.utime(storage.absolute(path), (two_days_ago, two_days_ago))
+
+    assert services.launches_expire() == 1
+
+    remaining = {path.name for path in upload_dir.iterdir()}
+    assert remaining == {kept.upload_path, kept.chunks_path, fresh_orphan.path}
