@@ -6,9 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    ValidationError,
+)
 from django.core.files.uploadhandler import MemoryFileUploadHandler, TemporaryFileUploadHandler
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -27,6 +34,7 @@ from campaigns.altcraft_launches.forms import (
 from campaigns.altcraft_launches.models import LaunchKind, LaunchState
 from campaigns.altcraft_launches.uploads import EncryptingUploadHandler, StoredUploadFile
 from dashboard.forms import apply_service_errors
+from dashboard.input_checks import unstorable_reason
 from dashboard.models import Permission
 from dashboard.runs.services import RunActionError
 from dashboard.tenancy import actor_from_request, tenant_view
@@ -138,7 +146,46 @@ def launch_new(request: HttpRequest) -> HttpResponse:
         form = form_class(tenant=request.tenant)
         refusal = services.too_large_message(content_length)
         return _render_new(request, form, kind, status=413, refusal=refusal)
+    if request.method == "POST":
+        # Before the CSRF check reads the form: a form too large to read, or a field the
+        # database cannot store, gets the app's bad-input page (the middleware left it to us).
+        unstorable = _unstorable_field(request)
+        if unstorable:
+            return _bad_input(request, unstorable)
     return _launch_new(request)
+
+
+# dashboard.middleware leaves this view's body unread: it sets its own upload handlers above
+# and checks its own fields for unstorable characters (`_unstorable_field`).
+launch_new.streams_upload = True
+
+
+def _unstorable_field(request: HttpRequest) -> str:
+    """What dashboard.middleware would refuse in this form, read through our handlers."""
+    try:
+        items = list(request.POST.lists())
+    except (RequestDataTooBig, TooManyFieldsSent):
+        return "The form sent is too large to read. Shorten the long fields and retry."
+    except (SuspiciousOperation, MultiPartParserError):
+        return "The form sent could not be read."
+    for name, values in items:
+        for value in [name, *values]:
+            reason = unstorable_reason(value)
+            if reason:
+                return f"A form field contains {reason}."
+    return ""
+
+
+def _bad_input(request: HttpRequest, message: str) -> HttpResponse:
+    # The same page the middleware answers bad input with on every other form.
+    uploaded = request.FILES.get("file") if hasattr(request, "_files") else None
+    _forget(uploaded.stored if isinstance(uploaded, StoredUploadFile) else None)
+    return render(
+        request,
+        "dashboard/bad_input.html",
+        {"message": message, "back": request.path},
+        status=400,
+    )
 
 
 @csrf_protect

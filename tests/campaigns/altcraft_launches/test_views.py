@@ -203,3 +203,17 @@ def test_an_import_shows_each_tasks_progress_live(team, trigger) -> None:
     html = fragment.content.decode()
     assert 'id="overall-percent">40%' in html
     assert '<progress max="100" value="40">' in html
+
+
+def test_a_nul_in_a_field_of_the_upload_form_is_refused_and_nothing_kept(
+    team, trigger, upload_dir
+) -> None:
+    response = upload(
+        team.client_for("marketer"), trigger, b"email\na@example.com\n", field_name="x\x00y"
+    )
+
+    assert response.status_code == 400
+    assert "This input cannot be used" in response.content.decode()
+    assert "A form field contains" in response.content.decode()
+    assert AltcraftLaunch.objects.count() == 0
+    assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
