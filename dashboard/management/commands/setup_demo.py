@@ -131,7 +131,10 @@ class Command(BaseCommand):
         from campaigns.altcraft_launches.services import trigger_register
 
         connection = VendorConnection.objects.get(tenant=tenant, name="Altcraft (sandbox)")
-        admin = Actor(user=get_user_model().objects.get(username="ada"), label="ada (setup_demo)")
+        admin = Actor(
+            user=get_user_model().objects.get(username="ada"),
+            label=command_label("setup_demo", acting_as="ada"),
+        )
         for trigger_id, name, content_fields, resource_id in (
             (8, "Abandoned cart", ["page"], None),
             (96, "Registration form", ["page"], 21),
