@@ -259,6 +259,13 @@ def main() -> int:
             f"send: {send_seconds:.1f} s, {rate:.1f} MB/s; the sandbox alone receives "
             f"{sandbox_mb_s:.1f} MB/s ({rate / sandbox_mb_s:.2f} of it)"
         )
+        bench.print_figure("requests_over_minimum", len(received) / minimum)
+        bench.print_figure("largest_request_over_limit", max(sizes) / arguments.limit)
+        bench.print_figure("web_peak_rss_mb", web_peak)
+        bench.print_figure("worker_peak_rss_mb", worker_peak)
+        bench.print_figure("upload_preview_seconds", upload_seconds)
+        bench.print_figure("send_mb_per_s", rate)
+        bench.print_figure("send_over_sandbox_rate", rate / sandbox_mb_s)
     if web is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(web.pid, signal.SIGKILL)

@@ -268,7 +268,8 @@ CELERY_TASK_ROUTES = {
     "altcraft.expire_uploads": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
+    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 10)},
     "altcraft-expire-uploads": {"task": "altcraft.expire_uploads", "schedule": 600},
 }
 # Altcraft launches: uploaded lists, encrypted at rest (campaigns/altcraft_launches/storage.py);
