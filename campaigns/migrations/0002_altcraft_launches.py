@@ -6,9 +6,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    initial = True
-
     dependencies = [
+        ("campaigns", "0001_optimove_event_generators"),
         ("dashboard", "0003_runs"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
