@@ -1,6 +1,7 @@
 from django.http import HttpRequest
 
 from dashboard.models import Permission
+from dashboard.runs import selectors as run_selectors
 from dashboard.selectors import membership_list_for_user
 
 
@@ -14,4 +15,17 @@ def tenancy(request: HttpRequest) -> dict:
         "current_tenant": getattr(request, "tenant", None),
         "current_membership": membership,
         "can": {p: membership.can(p) for p in Permission.values} if membership else {},
+    }
+
+
+def approvals_waiting(request: HttpRequest) -> dict:
+    """How many requests of the current tenant wait for this user's approval (the navigation's
+    badge on every page): one count over the partial index run_awaiting_approval."""
+    membership = getattr(request, "membership", None)
+    if membership is None or not membership.can(Permission.APPROVE):
+        return {}
+    return {
+        "approvals_waiting": run_selectors.approvals_waiting_count(
+            tenant=membership.tenant, user=request.user
+        )
     }

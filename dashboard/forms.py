@@ -73,6 +73,15 @@ class ConnectionForm(forms.Form):
     brand_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
     token = forms.CharField(required=False, widget=SecretInput(), strip=True)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Each vendor-specific field names the kinds it belongs to; static/js/app.js shows it
+        # only while one of those kinds is chosen (without script every field stays visible).
+        self.fields["key_role"].widget.attrs["data-kinds"] = VendorKind.OPTIMOVE_BATCH
+        for field in ("api_key", "brand_key", "token"):
+            kinds = [kind for kind, fields in SECRET_FIELDS.items() if field in fields]
+            self.fields[field].widget.attrs["data-kinds"] = " ".join(kinds)
+
     def clean(self) -> dict:
         cleaned = super().clean()
         kind = cleaned.get("kind")
@@ -99,6 +108,12 @@ class ConnectionEditForm(forms.Form):
     key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
     options = OptionsField(required=False)
     is_active = forms.BooleanField(required=False)
+
+    def __init__(self, *args, kind: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if kind != VendorKind.OPTIMOVE_BATCH:
+            # Only Optimove's batch API has key roles; other vendors' forms do not ask.
+            del self.fields["key_role"]
 
 
 class SecretForm(forms.Form):

@@ -10,10 +10,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard import selectors, services
+from dashboard.errors import form_post
 from dashboard.forms import (
     ConnectionEditForm,
     ConnectionForm,
@@ -40,10 +41,23 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("tenant_home", tenant_slug=membership.tenant.slug)
 
 
+# The overview's "Needs a person" list refreshes itself this often (anything can join it).
+ATTENTION_POLL_SECONDS = 10
+
+
 @tenant_view(Permission.VIEW)
+@vary_on_headers("HX-Request")
 def tenant_home(request: HttpRequest) -> HttpResponse:
     """What needs a person now, what happened lately, and the vendor connections."""
     attention = list(run_selectors.runs_needing_attention(tenant=request.tenant)[:20])
+    if request.htmx and not request.htmx.history_restore_request:
+        for run in attention:
+            run.description = run_selectors.run_description(run)
+        return render(
+            request,
+            "dashboard/tenant_home.html#attention",
+            {"attention": attention, "attention_poll_seconds": ATTENTION_POLL_SECONDS},
+        )
     recent = list(run_selectors.run_list(tenant=request.tenant)[:10])
     for run in attention + recent:
         run.description = run_selectors.run_description(run)
@@ -53,6 +67,7 @@ def tenant_home(request: HttpRequest) -> HttpResponse:
         {
             "connections": selectors.connection_list(tenant=request.tenant),
             "attention": attention,
+            "attention_poll_seconds": ATTENTION_POLL_SECONDS,
             "recent": recent,
         },
     )
@@ -124,7 +139,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         "options": {k: v for k, v in connection.options.items() if k != "key_role"},
         "is_active": connection.is_active,
     }
-    form = ConnectionEditForm(request.POST or None, initial=initial)
+    form = ConnectionEditForm(request.POST or None, initial=initial, kind=connection.kind)
     if request.method == "POST" and form.is_valid():
         options = dict(form.cleaned_data["options"])
         if connection.kind == VendorKind.OPTIMOVE_BATCH:
@@ -154,7 +169,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 @tenant_view(Permission.MANAGE)
 @sensitive_post_parameters(*SECRET_POST_FIELDS)
-@require_POST
+@form_post("connection_detail", "connection_id")
 def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
     form = SecretForm(request.POST, secret_fields=connection.secret_fields)
@@ -199,7 +214,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_add(request: HttpRequest) -> HttpResponse:
     form = MemberAddForm(request.POST)
     if form.is_valid():
@@ -228,7 +243,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     form = MemberRoleForm(request.POST)
@@ -251,7 +266,7 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     try:
@@ -289,5 +304,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     }
     events = selectors.audit_event_list(tenant=request.tenant, **filters)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
+    fragment = request.htmx and not request.htmx.history_restore_request
+    template = "dashboard/audit_list.html#events" if fragment else "dashboard/audit_list.html"
     return render(request, template, {"page": page, "filters": filters})

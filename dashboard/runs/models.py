@@ -131,6 +131,12 @@ class Run(models.Model):
             ),
             # Duplicate detection: same parameters recently.
             models.Index(fields=["tenant", "parameters_hash", "created_at"], name="run_duplicates"),
+            # The navigation's "waiting for your approval" count, on every page.
+            models.Index(
+                fields=["tenant"],
+                condition=Q(state="awaiting_approval"),
+                name="run_awaiting_approval",
+            ),
         ]
         ordering = ["-created_at", "-id"]
 

@@ -119,3 +119,20 @@ def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
         .select_related("connection", "requested_by")
         .order_by("created_at")
     )
+
+
+def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
+    """Requests of the tenant awaiting approval that `user` may approve (not their own)."""
+    return (
+        Run.objects.filter(tenant=tenant, state=RunState.AWAITING_APPROVAL)
+        .exclude(requested_by=user)
+        .count()
+    )
+
+
+def run_rejection(run: Run) -> Approval | None:
+    """The rejection that cancelled a request, if one did (uses prefetched approvals)."""
+    for approval in run.approvals.all():
+        if approval.decision == Approval.Decision.REJECTED:
+            return approval
+    return None

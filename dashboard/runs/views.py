@@ -18,15 +18,16 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from dashboard.audit import REDACTED, SECRET_KEY_WORDS
+from dashboard.errors import form_post
 from dashboard.models import Permission
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
-from dashboard.runs.models import CAN_CANCEL, Run, RunState
+from dashboard.runs.models import CAN_CANCEL, Approval, Run, RunState
 from dashboard.tenancy import actor_from_request, tenant_view
 
 PAGE_SIZE = 50
@@ -57,7 +58,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
     # The table refreshes itself while anything on it can still change.
     live = any(run.is_open for run in page.object_list)
     context = {"page": page, "form": form, "live": live}
-    if not request.htmx:
+    # A history restore that missed htmx's cache asks for the whole page, not the fragment.
+    if not request.htmx or request.htmx.history_restore_request:
         return render(request, "runs/run_list.html", context)
     content = render_to_string("runs/run_list.html#runs", context, request=request)
     return HttpResponse(content) if live else HttpResponseStopPolling(content)
@@ -124,6 +126,10 @@ def _render_detail(
         "description": selectors.run_description(run),
         "parameters_json": _pretty_json(run.parameters),
         "approvals": list(run.approvals.all()),
+        "approval": next(
+            (a for a in run.approvals.all() if a.decision == Approval.Decision.APPROVED), None
+        ),
+        "rejection": selectors.run_rejection(run),
         "attempts": attempts,
         "timeline": timeline,
         "evidence": attempts[-1] if attempts else None,
@@ -187,7 +193,7 @@ def _form_error_text(form: Form) -> str:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -206,7 +212,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -222,7 +228,7 @@ def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.VIEW)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     # Requesters withdraw their own requests, approvers stop queued ones: either permission will
     # do, which tenant_view's single permission cannot say.
@@ -239,7 +245,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -255,7 +261,7 @@ def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_send_again(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(

@@ -167,11 +167,26 @@ def test_role_matrix(team, role):
         assert snapshot(run) == before, name
 
 
-def test_actions_refuse_get(team):
+def test_a_get_of_an_action_changes_nothing_and_goes_back_to_the_run(team):
+    # A reload after a failed post, or the address opened from the history, is a GET: it lands
+    # on the run's page instead of an empty 405, and never acts.
+    run = awaiting(team)
+    client = team.client_for("operator")
+    before = snapshot(run)
+    for name in ACTIONS:
+        response = client.get(action_url(name, run))
+        assert response.status_code == 302, name
+        assert response["Location"] == detail_url(run), name
+    assert snapshot(run) == before
+
+
+def test_other_methods_get_a_styled_405(team):
     run = awaiting(team)
     client = team.client_for("operator")
     for name in ACTIONS:
-        assert client.get(action_url(name, run)).status_code == 405, name
+        response = client.put(action_url(name, run))
+        assert response.status_code == 405, name
+        assert "This address does not answer that way" in response.content.decode(), name
 
 
 def test_anonymous_is_sent_to_login(team, client):
