@@ -59,6 +59,7 @@ class ConnectionForm(forms.Form):
     kind = forms.ChoiceField(choices=VendorKind.choices)
     name = forms.CharField(max_length=120)
     base_url = forms.URLField(
+        label="Base URL",
         max_length=500,
         assume_scheme="https",
         help_text="Regional host, staging or the sandbox; may carry a path prefix.",
@@ -69,9 +70,9 @@ class ConnectionForm(forms.Form):
         help_text="Optimove batch only: the role attached to the API key (3rdParty keys are blocked).",
     )
     options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
-    api_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    brand_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    token = forms.CharField(required=False, widget=SecretInput(), strip=True)
+    api_key = forms.CharField(label="API key", required=False, widget=SecretInput(), strip=True)
+    brand_key = forms.CharField(label="Brand key", required=False, widget=SecretInput(), strip=True)
+    token = forms.CharField(label="API token", required=False, widget=SecretInput(), strip=True)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -104,10 +105,10 @@ class ConnectionForm(forms.Form):
 
 class ConnectionEditForm(forms.Form):
     name = forms.CharField(max_length=120)
-    base_url = forms.URLField(max_length=500, assume_scheme="https")
+    base_url = forms.URLField(label="Base URL", max_length=500, assume_scheme="https")
     key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
     options = OptionsField(required=False)
-    is_active = forms.BooleanField(required=False)
+    is_active = forms.BooleanField(label="Active", required=False)
 
     def __init__(self, *args, kind: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -22,7 +22,7 @@ class Change(TypedDict):
 
 def _plain(value: Any) -> str:
     """One value as a person reads it: no Python reprs, no quotes around plain strings."""
-    if value is None or value == "":
+    if value is None or value in ("", {}, []):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
