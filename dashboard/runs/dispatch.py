@@ -37,6 +37,7 @@ from django.db.models import F, Min, Q
 
 from dashboard.audit import record_audit_events
 from dashboard.clock import utc_now
+from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
 from dashboard.runs import services
 from dashboard.runs.models import Run, RunAttempt, RunState
@@ -238,7 +239,7 @@ def claim_sends(
             (rule,) = operation.rate_rules(connection, secrets)
             # No more than the bucket lets out in a few seconds: a claimed run waits in sending.
             limit = min(operation.batch_size, max(1, int(rule.limit / rule.period_seconds * 2)))
-        except services.CredentialDecryptionError as error:
+        except CredentialDecryptionError as error:
             secrets, unreadable, limit = {}, error, operation.batch_size
         else:
             unreadable = None
@@ -268,7 +269,7 @@ def claim_sends(
         ready = []
         guarded: dict[int, str] = {}
         for run in runs:
-            problem = services._approval_problem(run, now) or operation.pre_send_problem(run)
+            problem = services.approval_problem(run, now) or operation.pre_send_problem(run)
             if problem:
                 guarded[run.pk] = "guardrail"
                 services.fail_run(
@@ -304,7 +305,7 @@ def claim_sends(
 
 
 def _state_event(run: Run, previous: str, to_state: str, reason: str = "") -> dict[str, Any]:
-    """The audit event services._transition writes for the same change."""
+    """The audit event services.transition writes for the same change."""
     summary = {"from": previous, "to": to_state}
     if reason:
         summary["reason"] = reason
@@ -405,7 +406,7 @@ def _finish_sends(
     for run in unsent:
         # Never sent: back to queued, for a later try (its attempt_count counts this claim).
         wait = 5.0
-        if services._transition(
+        if services.transition(
             run,
             RunState.QUEUED,
             from_states={RunState.SENDING},
@@ -413,7 +414,7 @@ def _finish_sends(
             reason="not sent: the rate limiter was unavailable",
             next_attempt_at=utc_now() + timedelta(seconds=wait),
         ):
-            services._enqueue("send", run.pk, wait)
+            services.enqueue("send", run.pk, wait)
         said[run.pk] = "rate limiter unavailable"
     successes = [o for o in outcomes if isinstance(o[2], SendResult)]
     if successes:
@@ -457,7 +458,7 @@ def _record_sends(
             said[run.pk] = "accepted" if to_state == RunState.ACCEPTED else "succeeded"
             accepted_any = accepted_any or to_state == RunState.ACCEPTED
         # The connection row before the chain head, in the order the per-run path locks them.
-        services._note_connection(connection, now=now)
+        services.note_connection(connection, now=now)
         record_audit_events(events)
         if accepted_any:
             transaction.on_commit(

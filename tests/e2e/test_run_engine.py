@@ -333,7 +333,7 @@ def test_not_sent_is_retried_with_backoff_then_fails(
     sends = attempts(run, "send")
     assert [a.failure_class for a in sends] == ["not_sent"] * 3
     assert all(a.status_code is None for a in sends)
-    # Backoff of 2 s, then 4 s (dashboard.runs.services._backoff); a loaded machine may start
+    # Backoff of 2 s, then 4 s (dashboard.runs.services.send_backoff); a loaded machine may start
     # the retry a little late, never early.
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(sends)]
     assert 2.0 <= gaps[0] < 3.5, gaps
