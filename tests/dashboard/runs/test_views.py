@@ -581,7 +581,10 @@ def test_approve_in_the_wrong_state_is_refused(team):
         action_url("run_approve", run), {"parameters_hash": run.parameters_hash}, follow=True
     )
 
-    assert "This run is queued; there is nothing to approve." in text(response)
+    assert (
+        "There is nothing to approve: this run was already approved and is waiting to be sent."
+        in text(response)
+    )
     assert snapshot(run) == before
 
 
@@ -676,7 +679,7 @@ def test_cancel_after_sending_started_is_refused(team):
 
     response = team.client_for("operator").post(action_url("run_cancel", run), follow=True)
 
-    assert "This run is sending and can no longer be cancelled." in text(response)
+    assert "This run is being sent right now and can no longer be cancelled." in text(response)
     assert snapshot(run) == before
 
 
