@@ -173,6 +173,20 @@
       showOffline("TriggerDesk answered with an error (HTTP " + status + ").");
     }
   });
+  // A session that ended (logged out elsewhere, expired) answers a poll with the login page:
+  // go there instead of showing a login form inside a fragment of the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var loginPath = document.body.getAttribute("data-login-url");
+    var xhr = event.detail && event.detail.xhr;
+    if (!loginPath || !xhr || !xhr.responseURL) { return; }
+    var answered = new URL(xhr.responseURL);
+    if (answered.pathname === loginPath) {
+      event.detail.shouldSwap = false;
+      answered.searchParams.set("next", window.location.pathname + window.location.search);
+      window.location.assign(answered.toString());
+    }
+  });
+
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail && event.detail.successful) { showOnline(); }
   });

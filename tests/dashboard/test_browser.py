@@ -234,3 +234,26 @@ def test_back_after_filtering_shows_the_filter_of_the_list_shown(
     page.go_back()
     page.wait_for_url(f"{live_server.url}/t/acme/runs/")
     page.wait_for_function("document.querySelector('select[name=state]').value === ''")
+
+
+def test_the_tenant_switcher_and_a_session_that_ended_under_a_live_page(
+    team,
+    other_team,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+):
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(tenant=other_team.tenant, user=team.admin.user, role=Role.AUDITOR)
+    run = RunFactory(tenant=team.tenant, requested_by=team.marketer.user)  # open: polls every 2 s
+    page = log_in(browser, live_server, "ada")
+    page.goto(f"{live_server.url}/t/acme/")
+    page.get_by_label("Switch tenant").select_option(label="Other Brand (Auditor)")
+    page.wait_for_url(f"{live_server.url}/t/other/")
+
+    page.goto(f"{live_server.url}/t/acme/runs/{run.pk}/")
+    page.context.clear_cookies()  # logged out elsewhere, or the session expired
+    # The next poll is answered by the login page: the browser goes there (and back after).
+    page.wait_for_url(re.compile(rf".*/login/\?next=%2Ft%2Facme%2Fruns%2F{run.pk}%2F$"))
+    assert page.locator("#run-status").count() == 0

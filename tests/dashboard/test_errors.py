@@ -107,3 +107,14 @@ def test_a_failed_post_re_renders_and_its_address_survives_a_reload(team):
     reload = client.get(url, follow=True)
     assert reload.status_code == 200
     assert reload.redirect_chain == [(reverse("member_list", args=["acme"]), 302)]
+
+
+def test_an_expired_form_gets_a_styled_page(team):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(team.admin.user)
+    response = client.post(reverse("member_add", args=["acme"]), {"username": "x"})
+    assert response.status_code == 403
+    assert "This form expired" in text(response)
+    assert "Nothing was changed." in text(response)
