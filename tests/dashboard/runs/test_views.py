@@ -792,3 +792,16 @@ def test_queryset_of_runs_untouched_by_reads(team):
     client.get(reverse("run_list", args=["acme"]), **HTMX)
     assert snapshot(run) == before
     assert Run.objects.count() == 1
+
+
+def test_a_rejected_run_says_who_rejected_it_when_and_why(team):
+    from dashboard.audit import Actor
+    from dashboard.runs.services import run_reject
+
+    run = awaiting(team)
+    run_reject(actor=Actor(user=team.operator.user), run=run, comment="Wrong audience")
+    detail = text(team.client_for("auditor").get(detail_url(run)))
+    assert "rejected by oscar at" in detail and "“Wrong audience”" in detail
+    listing = text(team.client_for("auditor").get(reverse("run_list", args=["acme"])))
+    assert '<span class="badge bad">rejected</span>' in listing
+    assert "Rejected by oscar" in listing
