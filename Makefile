@@ -86,7 +86,8 @@ demo: install
 	@[ -s $(DEMO_DIR)/secret.key ] || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DEMO_DIR)/secret.key
 	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key
 	@export CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
-	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) DJANGO_SETTINGS_MODULE=dashboard.settings; \
+	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) VENDOR_HOST_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT) \
+	  EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend DJANGO_SETTINGS_MODULE=dashboard.settings; \
 	  unset DATABASE_URL REDIS_URL; \
 	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 || exit 1; \
 	  trap 'kill 0' INT TERM EXIT; \

@@ -274,6 +274,8 @@ def bench_stack(
             "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2,
             "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
             "LOG_LEVEL": "WARNING",
+            # The sandboxes listen on loopback over http (see dashboard/vendors/destinations.py).
+            "VENDOR_HOST_ALLOWLIST": "127.0.0.1",
         }
     )
     # A plain `kill` (or a background job's Ctrl-C) must still clean up: exit through `finally`.
