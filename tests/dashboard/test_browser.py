@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.urls import reverse
 
 from batchjobs.models import BatchJob
 from dashboard.audit import Actor
@@ -131,6 +132,7 @@ def every_page(data) -> list[str]:
         f"{slug}/settings/",
         f"{slug}/audit/",
         f"{slug}/no-such-page/",  # the 404 page
+        reverse("password_change"),
     ]
 
 
