@@ -107,20 +107,6 @@ def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     return VendorConnection.objects.filter(tenant=tenant).order_by("name")
 
 
-def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
-    """Runs a person must act on: requests awaiting approval, and unknown outcomes that
-    automatic reconciliation could not settle."""
-    return (
-        Run.objects.filter(tenant=tenant)
-        .filter(
-            Q(state=RunState.AWAITING_APPROVAL)
-            | Q(state=RunState.OUTCOME_UNKNOWN, needs_person=True)
-        )
-        .select_related("connection", "requested_by")
-        .order_by("created_at")
-    )
-
-
 def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
     """Requests of the tenant awaiting approval that `user` may approve (not their own)."""
     return (
@@ -136,3 +122,17 @@ def run_rejection(run: Run) -> Approval | None:
         if approval.decision == Approval.Decision.REJECTED:
             return approval
     return None
+
+
+def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
+    """Runs a person must act on: requests awaiting approval, and unknown outcomes that
+    automatic reconciliation could not settle."""
+    return (
+        Run.objects.filter(tenant=tenant)
+        .filter(
+            Q(state=RunState.AWAITING_APPROVAL)
+            | Q(state=RunState.OUTCOME_UNKNOWN, needs_person=True)
+        )
+        .select_related("connection", "requested_by")
+        .order_by("created_at")
+    )
