@@ -248,11 +248,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "filters": {"quiet_permission_denied": {"()": "dashboard.errors.QuietPermissionDenied"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        # A 403 is one line with the reason, not a traceback.
-        "django.request": {"filters": ["quiet_permission_denied"]},
         "django.db.backends": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
@@ -260,6 +257,9 @@ LOGGING = {
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
+# The address links in mails start with (dashboard/notifications.py: no request to derive it
+# from in a worker). Mails themselves go through MAILERS (EMAIL_BACKEND, below).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Hosts a vendor connection may call although they are not public, or over plain http: only the
 # sandboxes (`make demo` sets 127.0.0.1:<SANDBOX_PORT>). Empty in production. See
 # dashboard/vendors/destinations.py.
@@ -276,7 +276,3 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
 }
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
-
-# Mails (dashboard/notifications.py) go through the MAILERS setting (EMAIL_BACKEND etc.).
-# The address links in emails start with (no request to derive it from in a worker).
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
