@@ -1,4 +1,5 @@
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
@@ -24,8 +25,11 @@ def approvals_waiting(request: HttpRequest) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None or not membership.can(Permission.APPROVE):
         return {}
+    # Lazy: counted only when a template shows it (the full pages), not on every htmx poll.
     return {
-        "approvals_waiting": run_selectors.approvals_waiting_count(
-            tenant=membership.tenant, user=request.user
+        "approvals_waiting": SimpleLazyObject(
+            lambda: run_selectors.approvals_waiting_count(
+                tenant=membership.tenant, user=request.user
+            )
         )
     }

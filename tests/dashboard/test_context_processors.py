@@ -55,3 +55,13 @@ def test_the_count_is_one_query(team):
     counts = [q["sql"] for q in queries.captured_queries if "awaiting_approval" in q["sql"]]
     assert len(counts) == 1
     assert "COUNT(" in counts[0]
+
+
+def test_a_live_fragment_does_not_count(team):
+    run = RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    client = team.client_for("operator")
+    url = reverse("run_detail", args=["acme", run.pk])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
