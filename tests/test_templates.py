@@ -33,7 +33,7 @@ def test_no_inline_script_handler_or_style(path):
 
 def test_confirmations_are_data_attributes():
     sources = {p.name: p.read_text() for p in ALL_TEMPLATES}
-    assert sources["run_detail.html"].count("data-confirm=") == 3
+    assert sources["run_detail.html"].count("data-confirm=") == 4
     assert "data-confirm=" in sources["member_list.html"]
     assert "data-confirm=" in sources["batch_job_list.html"]
 

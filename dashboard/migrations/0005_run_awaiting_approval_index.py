@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0003_runs"),
+        ("dashboard", "0004_run_attempt_recorded_before_the_call"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
