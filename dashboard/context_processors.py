@@ -21,7 +21,7 @@ def tenancy(request: HttpRequest) -> dict:
 
 def approvals_waiting(request: HttpRequest) -> dict:
     """How many requests of the current tenant wait for this user's approval (the navigation's
-    badge on every page): one count over the partial index run_awaiting_approval."""
+    badge on every page): one count over the partial index run_tenant_unfinished."""
     membership = getattr(request, "membership", None)
     if membership is None or not membership.can(Permission.APPROVE):
         return {}
