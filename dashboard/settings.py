@@ -88,6 +88,9 @@ INSTALLED_APPS = [
     "dashboard",
     "campaigns",
     "batchjobs",
+    # The automation API (django-ninja serves its docs page from its own static folder).
+    "ninja",
+    "dashboard.api",
 ]
 
 MIDDLEWARE = [
@@ -270,3 +273,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
 }
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
+
+# The automation API (dashboard/api): requests per minute per token (a token bucket in Redis,
+# with a burst), and the longest a `?wait=` long poll holds a request.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+API_RATE_LIMIT_BURST = env_int("API_RATE_LIMIT_BURST", 120)
+API_WAIT_MAX_SECONDS = env_int("API_WAIT_MAX_SECONDS", 30)

@@ -1,0 +1,10 @@
+"""The API tokens page, under /t/<tenant_slug>/api-tokens/ (included by dashboard.urls)."""
+
+from django.urls import path
+
+from dashboard.api import views
+
+urlpatterns = [
+    path("", views.api_token_list, name="api_token_list"),
+    path("<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+]
