@@ -161,14 +161,19 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
     )
 
 
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem_response(
+        request, 413, "body_too_large", f"The body is larger than {limit:,} bytes."
+    )
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     cause = exc.__cause__
     if isinstance(cause, RequestDataTooBig):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return problem_response(
-            request, 413, "body_too_large", f"The body is larger than {limit:,} bytes."
-        )
+        return _too_big(request, cause)
     if isinstance(cause, UnstorableText):
         return problem_response(request, 400, "unstorable_text", str(cause))
     if exc.status_code == 400:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StrictBool, StrictInt
 
 from dashboard.runs.models import Operation, RunState
 
@@ -45,12 +45,15 @@ class FilesLandedOut(Schema):
 
 
 class DailyTriggerIn(Strict):
-    files_uploaded_attested: bool = Field(
+    files_uploaded_attested: StrictBool = Field(
         description="The pipeline attests that all of today's files have finished uploading "
         "(Optimove does not check it). Must be true."
     )
-    wait_time_for_validation_seconds: int | None = Field(
-        None, description="Optimove's validation wait; empty for the vendor's default."
+    wait_time_for_validation_seconds: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=30,
+        description="Optimove's validation wait in seconds; null for the vendor's default.",
     )
 
 

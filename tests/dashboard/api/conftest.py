@@ -36,6 +36,11 @@ class ApiClient:
         from django.test import Client
 
         data = raw if raw is not None else json.dumps(body if body is not None else {})
+        # HTTP_IDEMPOTENCY_KEY="k" (the test client's spelling) -> "Idempotency-Key: k"
+        headers = {
+            name.removeprefix("HTTP_").replace("_", "-").title(): value
+            for name, value in headers.items()
+        }
         return Client().post(
             self.url(path), data, content_type="application/json", headers=self.headers(headers)
         )
