@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Query, Router, Status
+from ninja import NinjaAPI, Path, Query, Router, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
@@ -49,6 +49,8 @@ from dashboard.tenancy import client_ip
 logger = logging.getLogger(__name__)
 
 REPLAYED_HEADER = "Idempotency-Replayed"
+# A path id: a positive 64-bit integer (anything else is a 422 problem, not a page's 404).
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 IDEMPOTENCY_KEY_MAX_CHARS = 64
 WAIT_STEP_SECONDS = 0.5
 PROBLEM_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429)
@@ -560,13 +562,13 @@ def batch_job_list(request: HttpRequest, tenant_slug: str):
 
 
 @router.post(
-    "/t/{tenant_slug}/batch-jobs/{int:batch_job_pk}/start",
+    "/t/{tenant_slug}/batch-jobs/{batch_job_pk}/start",
     response={200: schemas.RunOut, 201: schemas.RunOut, **ERRORS},
     operation_id="batch_job_start",
     summary="Start a registered TalkifAI batch job now (operators)",
 )
 @acting("batch_job_start")
-def batch_job_start(request: HttpRequest, tenant_slug: str, batch_job_pk: int):
+def batch_job_start(request: HttpRequest, tenant_slug: str, batch_job_pk: RecordId):
     _require(request, Permission.APPROVE, "start batch jobs")
     use = _use(request)
     job = batch_selectors.batch_job_get(tenant=use.token.tenant, batch_job_pk=batch_job_pk)
@@ -630,12 +632,12 @@ def run_list(
 
 
 @router.get(
-    "/t/{tenant_slug}/runs/{int:run_id}",
+    "/t/{tenant_slug}/runs/{run_id}",
     response={200: schemas.RunDetailOut, **ERRORS},
     operation_id="run_get",
     summary="One run with its approvals and timeline; `wait` long-polls for its outcome",
 )
-def run_get(request: HttpRequest, tenant_slug: str, run_id: int, wait: Query[int] = 0):
+def run_get(request: HttpRequest, tenant_slug: str, run_id: RecordId, wait: Query[int] = 0):
     """With `wait=N` (at most 30), answers when the run has ended or needs a person (awaiting
     approval, an outcome a person must settle), or after N seconds, whichever comes first."""
     _require(request, Permission.VIEW, "see runs")
@@ -651,13 +653,13 @@ def run_get(request: HttpRequest, tenant_slug: str, run_id: int, wait: Query[int
 
 
 @router.post(
-    "/t/{tenant_slug}/runs/{int:run_id}/approve",
+    "/t/{tenant_slug}/runs/{run_id}/approve",
     response={200: schemas.RunOut, **ERRORS},
     operation_id="run_approve",
     summary="Approve a run awaiting approval (an operator; never the requester)",
 )
 @acting("run_approve")
-def run_approve(request: HttpRequest, tenant_slug: str, run_id: int, payload: schemas.ApproveIn):
+def run_approve(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.ApproveIn):
     _require(request, Permission.APPROVE, "approve runs")
     use = _use(request)
     run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)
@@ -678,13 +680,13 @@ def run_approve(request: HttpRequest, tenant_slug: str, run_id: int, payload: sc
 
 
 @router.post(
-    "/t/{tenant_slug}/runs/{int:run_id}/reject",
+    "/t/{tenant_slug}/runs/{run_id}/reject",
     response={200: schemas.RunOut, **ERRORS},
     operation_id="run_reject",
     summary="Reject a run awaiting approval (an operator); nothing is sent",
 )
 @acting("run_reject")
-def run_reject(request: HttpRequest, tenant_slug: str, run_id: int, payload: schemas.RejectIn):
+def run_reject(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.RejectIn):
     _require(request, Permission.APPROVE, "reject runs")
     use = _use(request)
     run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)
