@@ -279,3 +279,11 @@ RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
 API_RATE_LIMIT_BURST = env_int("API_RATE_LIMIT_BURST", 120)
 API_WAIT_MAX_SECONDS = env_int("API_WAIT_MAX_SECONDS", 30)
+# The per-tenant webhook when a run ends (dashboard/api/webhooks.py).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+CELERY_TASK_ROUTES["api.webhooks_dispatch"] = {"queue": "poll"}
+CELERY_TASK_ROUTES["api.webhook_deliver"] = {"queue": "poll"}
+CELERY_BEAT_SCHEDULE["dispatch-webhooks"] = {
+    "task": "api.webhooks_dispatch",
+    "schedule": env_int("WEBHOOK_DISPATCH_SECONDS", 10),
+}

@@ -659,7 +659,9 @@ def run_get(request: HttpRequest, tenant_slug: str, run_id: RecordId, wait: Quer
     summary="Approve a run awaiting approval (an operator; never the requester)",
 )
 @acting("run_approve")
-def run_approve(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.ApproveIn):
+def run_approve(
+    request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.ApproveIn
+):
     _require(request, Permission.APPROVE, "approve runs")
     use = _use(request)
     run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)

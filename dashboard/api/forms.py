@@ -18,3 +18,11 @@ class ApiTokenForm(forms.Form):
     def expires_at(self) -> datetime | None:
         day = self.cleaned_data.get("expires_on")
         return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text="TriggerDesk POSTs here, signed, whenever a run ends.",
+    )

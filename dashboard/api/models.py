@@ -69,3 +69,72 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → run {self.run_id}"
+
+
+class Webhook(models.Model):
+    """Where TriggerDesk tells a tenant's pipelines that a run ended (one per tenant).
+
+    Each notification is a POST signed with HMAC-SHA256 under `encrypted_secret` (shown once
+    when set); see dashboard/api/webhooks.py for the signature and the retries.
+    """
+
+    tenant = models.OneToOneField(
+        "dashboard.Tenant", on_delete=models.CASCADE, related_name="api_webhook"
+    )
+    url = models.URLField(max_length=500)
+    encrypted_secret = models.TextField()
+    is_active = models.BooleanField(default=True)
+    # Only runs that end after this moment are notified (not the whole history at once).
+    active_since = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Webhook of {self.tenant_id} → {self.url}"
+
+
+class WebhookNotification(models.Model):
+    """That one run's end must be told to the webhook; its attempts are WebhookDelivery rows."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"  # not yet delivered; retried with backoff
+        DELIVERED = "delivered", "Delivered"  # the receiver answered 2xx
+        FAILED = "failed", "Failed"  # every attempt failed; nothing more will be tried
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="notifications")
+    run = models.ForeignKey("dashboard.Run", on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # A run's end is notified once, however many dispatchers find it.
+            models.UniqueConstraint(fields=["webhook", "run"], name="webhook_notification_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.run_id} → webhook {self.webhook_id} ({self.state})"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver a notification: what the receiver answered, or why it failed."""
+
+    notification = models.ForeignKey(
+        WebhookNotification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    attempt = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "attempt"], name="webhook_delivery_attempt_unique"
+            )
+        ]
+        ordering = ["attempt"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.attempt} of {self.notification_id}: {self.status_code or self.error}"

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import Http404
 
-from dashboard.api.models import ApiToken
+from dashboard.api.models import ApiToken, WebhookDelivery
 from dashboard.models import Tenant
 
 
@@ -21,3 +21,12 @@ def api_token_get(*, user: AbstractBaseUser, tenant: Tenant, token_id: int) -> A
         return api_token_list(user=user, tenant=tenant).select_related("tenant").get(pk=token_id)
     except ApiToken.DoesNotExist:
         raise Http404("No such token.") from None
+
+
+def webhook_recent_deliveries(*, tenant: Tenant, limit: int = 20) -> list[WebhookDelivery]:
+    """The tenant's latest webhook delivery attempts, newest first."""
+    return list(
+        WebhookDelivery.objects.filter(notification__webhook__tenant=tenant)
+        .select_related("notification")
+        .order_by("-attempted_at", "-id")[:limit]
+    )

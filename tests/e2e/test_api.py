@@ -4,15 +4,29 @@ the pipeline's long poll sees it succeed."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
+from dashboard.api import webhooks
+from dashboard.api.models import WebhookDelivery
 from dashboard.api.services import api_token_create
+from dashboard.api.tasks import webhooks_dispatch
 from dashboard.audit import Actor
 from dashboard.clock import next_utc_midnight, utc_now
+from tests.dashboard.api.test_webhooks import Receiver
 from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def webhook_receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
 
 
 def bearer(team, role: str) -> dict[str, str]:
@@ -21,12 +35,17 @@ def bearer(team, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def test_pipeline_files_landed_request_approve_wait(team, worker, sandboxes, sandbox_connection):
+def test_pipeline_files_landed_request_approve_wait(
+    team, worker, sandboxes, sandbox_connection, webhook_receiver
+):
     if (next_utc_midnight(utc_now()) - utc_now()).total_seconds() < 15 * 60:
         pytest.skip("too close to UTC midnight for a TriggerDaily run to stay in its day")
     team.tenant.require_files_landed = True
     team.tenant.save()
     sandbox_connection(team.tenant, "optimove_batch")
+    secret = webhooks.webhook_set(
+        actor=Actor(user=team.admin.user), tenant=team.tenant, url=webhook_receiver.url
+    )
     pipeline, operator = bearer(team, "marketer"), bearer(team, "operator")
     api = Client()
     base = "/api/v1/t/acme"
@@ -72,3 +91,16 @@ def test_pipeline_files_landed_request_approve_wait(team, worker, sandboxes, san
         headers={**pipeline, "Idempotency-Key": "e2e-daily"},
     )
     assert replay.status_code == 200 and replay.json()["state"] == "succeeded"
+
+    # The beat's dispatcher, run by the worker: the webhook hears of the run's end, signed.
+    webhooks_dispatch.delay()
+    wait_for(
+        lambda: WebhookDelivery.objects.filter(status_code=200).exists(),
+        timeout=60,
+        message="the webhook delivery, recorded",
+    )
+    headers, body = webhook_receiver.received[0]
+    assert json.loads(body)["run"]["id"] == run["id"]
+    timestamp = int(headers["TriggerDesk-Signature"].split(",")[0].removeprefix("t="))
+    assert headers["TriggerDesk-Signature"] == webhooks.signature(secret, timestamp, body)
+    assert len(webhook_receiver.received) == 1
