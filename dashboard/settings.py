@@ -270,7 +270,8 @@ CELERY_TASK_ROUTES = {
     "runs.sweep": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30)},
+    # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
+    "sweep-runs": {"task": "runs.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 10)},
 }
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
 

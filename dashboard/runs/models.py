@@ -195,6 +195,12 @@ class RunAttempt(models.Model):
     failure_class = models.CharField(max_length=30, blank=True)
     failure_code = models.CharField(max_length=60, blank=True)
     outcome = models.CharField(max_length=300, blank=True)
+    # Recorded (and committed) before the call leaves, so a worker killed mid-call still leaves
+    # the call an auditor must see: which worker (host:pid), what it was about to ask. Null
+    # finished_at: no answer was recorded (in flight, or the worker died).
+    worker = models.CharField(max_length=200, blank=True)
+    request = models.JSONField(default=dict, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

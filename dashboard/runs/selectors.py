@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
@@ -9,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
+from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
 from dashboard.runs.models import Approval, Run, RunAttempt, RunState
 from dashboard.runs.operations import operation_for
@@ -119,3 +123,96 @@ def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
         .select_related("connection", "requested_by")
         .order_by("created_at")
     )
+
+
+# -- what a run is waiting for ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunWait:
+    """What an open run is waiting for, until when, and what happens then (the run page's
+    countdown: rendered on the server with the deadline, refreshed by the live fragment)."""
+
+    what: str
+    until: datetime
+    then: str
+    now: datetime
+
+    @property
+    def seconds_left(self) -> float:
+        return (self.until - self.now).total_seconds()
+
+    @property
+    def countdown(self) -> str:
+        left = self.seconds_left
+        if left >= 0:
+            return f"in {format_duration(left)}"
+        return f"{format_duration(-left)} overdue"
+
+
+def format_duration(seconds: float) -> str:
+    """'2 h 05 min', '7 min 12 s', '40 s': how long, for people."""
+    seconds = max(0, math.ceil(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
+    """What `run` is waiting for now, or None when nothing (a terminal run, or a person)."""
+    from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
+    from dashboard.runs.services import STALE_QUEUED_SECONDS
+
+    now = now or utc_now()
+    operation = operation_for(run.operation)
+    if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:
+        return RunWait(
+            "an operator's approval",
+            run.approval_expires_at,
+            "Then the request expires and nothing is sent.",
+            now,
+        )
+    if run.state == RunState.QUEUED:
+        if run.next_attempt_at and run.next_attempt_at > now:
+            return RunWait(
+                "the next send attempt", run.next_attempt_at, "Then a worker sends it.", now
+            )
+        return RunWait(
+            "a worker to send it",
+            run.updated_at + timedelta(seconds=STALE_QUEUED_SECONDS),
+            "If none has by then, the sweeper queues it again (it has not been sent).",
+            now,
+        )
+    if run.state == RunState.SENDING:
+        return RunWait(
+            "the vendor's answer",
+            run.updated_at + timedelta(seconds=operation.max_send_seconds),
+            "If no answer is recorded by then, or about "
+            f"{format_duration(HEARTBEAT_TTL_SECONDS)} after its worker stops, the outcome becomes "
+            "unknown: TriggerDesk never sends it blindly again.",
+            now,
+        )
+    if run.state == RunState.ACCEPTED and run.next_poll_at:
+        deadline = (
+            f" TriggerDesk keeps asking until {run.poll_deadline:%Y-%m-%d %H:%M:%S} UTC."
+            if run.poll_deadline
+            else ""
+        )
+        return RunWait(
+            "the vendor to finish",
+            run.next_poll_at,
+            "Then TriggerDesk reads its status." + deadline,
+            now,
+        )
+    if run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person and run.reconcile_after:
+        return RunWait(
+            "the automatic re-check",
+            run.reconcile_after,
+            operation.reconcile_plan,
+            now,
+        )
+    return None

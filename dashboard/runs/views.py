@@ -96,6 +96,7 @@ def _status_response(request: HttpRequest, run: Run) -> HttpResponse:
 def _status_context(run: Run) -> dict[str, Any]:
     return {
         "run": run,
+        "wait": selectors.run_wait(run),
         "live_key": _live_key(run),
         "result_json": _pretty_json(run.result) if run.result else "",
     }
@@ -129,8 +130,10 @@ def _render_detail(
         "evidence": attempts[-1] if attempts else None,
         "is_requester": is_requester,
         "can_approve": can_approve,
-        "can_cancel": (membership.can(Permission.REQUEST) or can_approve)
-        and run.state in CAN_CANCEL,
+        "can_cancel": run.state in CAN_CANCEL
+        and not services.run_cancel_refusal(
+            actor=actor_from_request(request), run=run, membership=membership
+        ),
         "awaiting_approval": run.state == RunState.AWAITING_APPROVAL,
         "needs_person": run.state == RunState.OUTCOME_UNKNOWN and run.needs_person,
         "reconciling": run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person,
@@ -224,8 +227,8 @@ def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view(Permission.VIEW)
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    # Requesters withdraw their own requests, approvers stop queued ones: either permission will
-    # do, which tenant_view's single permission cannot say.
+    # Who may cancel which run is the engine's rule (run_cancel_refusal): the requester, or an
+    # operator or admin. A role that can never cancel is refused here already.
     membership = request.membership
     if not (membership.can(Permission.REQUEST) or membership.can(Permission.APPROVE)):
         raise PermissionDenied(f"Your role ({membership.get_role_display()}) cannot cancel runs.")

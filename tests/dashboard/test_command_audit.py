@@ -28,6 +28,8 @@ READ_ONLY = {
     "daily_trigger_status": "prints the daily trigger's status",
     "verify_audit": "reads the audit chains",
     "run_sandboxes": "serves the vendor sandboxes; writes no rows",
+    "run_demo": "starts the demo's processes; writes no rows itself (setup_demo, which it "
+    "runs in a child process, has its own case)",
 }
 
 
