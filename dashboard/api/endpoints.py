@@ -165,6 +165,7 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 
 @api.exception_handler(RequestDataTooBig)
 def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    _audit_refused_before_the_endpoint(request, 413)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return problem_response(
         request, 413, "body_too_large", f"The body is larger than {limit:,} bytes."
@@ -177,8 +178,10 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(cause, RequestDataTooBig):
         return _too_big(request, cause)
     if isinstance(cause, UnstorableText):
+        _audit_refused_before_the_endpoint(request, 400)
         return problem_response(request, 400, "unstorable_text", str(cause))
     if exc.status_code == 400:
+        _audit_refused_before_the_endpoint(request, 400)
         return problem_response(
             request, 400, "malformed_json", "The body is not valid JSON (UTF-8)."
         )
@@ -199,6 +202,7 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
             message = str(error.get("msg", "Invalid value."))
         errors.append({"field": field, "in": location[0] if location else "", "message": message})
     first = errors[0] if errors else {"field": "", "message": "Invalid request."}
+    _audit_refused_before_the_endpoint(request, 422)
     return problem_response(
         request,
         422,
@@ -258,6 +262,47 @@ def _require(request: HttpRequest, permission: str, doing: str) -> None:
         )
 
 
+def _audit_call(
+    request: HttpRequest, *, endpoint: str, status: int, run_id: int | None, replayed: bool
+) -> None:
+    use = _use(request)
+    request._api_audited = True  # type: ignore[attr-defined]
+    record_audit_event(
+        actor=use.actor(client_ip(request)),
+        tenant=use.token.tenant,
+        action="api.called",
+        object_type="api_token",
+        object_id=use.token.pk,
+        summary={
+            # Not "token": the audit trail redacts values under secret-like keys.
+            "client": use.token.name,
+            "endpoint": endpoint,
+            "path": request.path[:200],
+            "status": status,
+            "run": run_id,
+            "replayed": replayed,
+        },
+    )
+
+
+def _audit_refused_before_the_endpoint(request: HttpRequest, status: int) -> None:
+    """A call refused while its input was read (schema, JSON, size) is still a use of the token."""
+    if (
+        request.method == "POST"
+        and isinstance(getattr(request, "auth", None), TokenUse)
+        and not getattr(request, "_api_audited", False)
+    ):
+        match = request.resolver_match
+        _audit_call(
+            request,
+            # GET and POST of one path share a URL name: the method and route say which.
+            endpoint=f"{request.method} {match.route if match else request.path}"[:120],
+            status=status,
+            run_id=None,
+            replayed=False,
+        )
+
+
 def acting(action: str) -> Callable:
     """Audit every use of an acting endpoint with the token's name (never its value), whatever
     the outcome: the service's own audit rows say what changed, this row says who called."""
@@ -289,22 +334,8 @@ def acting(action: str) -> Callable:
                 status = 404
                 raise
             finally:
-                use = _use(request)
-                record_audit_event(
-                    actor=use.actor(client_ip(request)),
-                    tenant=use.token.tenant,
-                    action="api.called",
-                    object_type="api_token",
-                    object_id=use.token.pk,
-                    summary={
-                        # Not "token": the audit trail redacts values under secret-like keys.
-                        "client": use.token.name,
-                        "endpoint": action,
-                        "path": request.path[:200],
-                        "status": status,
-                        "run": run_id,
-                        "replayed": replayed,
-                    },
+                _audit_call(
+                    request, endpoint=action, status=status, run_id=run_id, replayed=replayed
                 )
 
         return wrapper
@@ -594,6 +625,8 @@ def run_list(
     tenant_slug: str,
     state: Query[RunState | None] = None,
     operation: Query[Operation | None] = None,
+    connection: Query[str | None] = None,
+    requester: Query[str | None] = None,
     before: Query[int | None] = None,
     limit: Query[int] = 50,
 ):
@@ -608,6 +641,18 @@ def run_list(
         filters["state"] = state
     if operation:
         filters["operation"] = operation
+    nothing = Status(200, {"items": [], "next_cursor": None})
+    if connection:
+        # By name, within the tenant: an unknown name matches nothing rather than everything.
+        found = run_selectors.run_connection_choices(tenant=tenant).filter(name=connection).first()
+        if found is None:
+            return nothing
+        filters["connection"] = found
+    if requester:
+        person = run_selectors.run_requester_choices(tenant=tenant).filter(username=requester)
+        if not person.exists():
+            return nothing
+        filters["requester"] = person.first()
     runs = run_selectors.run_list(tenant=tenant, filters=filters)
     if before is not None:
         cursor = Run.objects.filter(tenant=tenant, pk=before).values("created_at").first()

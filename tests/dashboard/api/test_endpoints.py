@@ -278,6 +278,14 @@ def test_run_list_filters_and_keyset_pages(make_token, team):
     assert third["next_cursor"] is None
     only_failed = client.get("runs", state="failed").json()["items"]
     assert [run["id"] for run in only_failed] == [failed.pk]
+    other = RunFactory(
+        tenant=team.tenant, connection__tenant=team.tenant, requested_by=team.admin.user
+    )
+    by_connection = client.get("runs", connection=connection.name).json()["items"]
+    assert other.pk not in [run["id"] for run in by_connection] and len(by_connection) == 6
+    assert [r["id"] for r in client.get("runs", requester="ada").json()["items"]] == [other.pk]
+    assert client.get("runs", requester="nobody").json()["items"] == []
+    assert client.get("runs", connection="nothing").json()["items"] == []
     problem(client.get("runs", state="exploded"), 422, "invalid_request")
     problem(client.get("runs", limit=0), 422, "invalid_request")
     problem(client.get("runs", before="abc"), 422, "invalid_request")

@@ -109,8 +109,12 @@ def test_every_acting_call_is_audited_with_the_token_name_never_its_value(
     assert response.status_code == 201
     refused = client.post("daily-trigger", {"files_uploaded_attested": False})
     assert refused.status_code == 422
+    assert client.post("daily-trigger", {"colour": "red"}).status_code == 422
+    assert client.post("daily-trigger", raw="{oops").status_code == 400
     calls = AuditEvent.objects.filter(action="api.called").order_by("id")
-    assert [event.summary["status"] for event in calls] == [201, 422]
+    assert [event.summary["status"] for event in calls] == [201, 422, 422, 400]
+    assert calls[0].summary["endpoint"] == "daily_trigger_request"
+    assert calls[2].summary["endpoint"] == "POST api/v1/t/<tenant_slug>/daily-trigger"
     assert all(event.summary["client"] == "airflow-daily" for event in calls)
     requested = AuditEvent.objects.get(action="run.requested")
     assert "airflow-daily" in requested.actor_label
