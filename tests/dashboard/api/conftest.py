@@ -28,7 +28,7 @@ class ApiClient:
     def get(self, path: str, **params: Any) -> Any:
         from django.test import Client
 
-        return Client().get(self.url(path), params, headers=self.headers())
+        return Client(enforce_csrf_checks=True).get(self.url(path), params, headers=self.headers())
 
     def post(
         self, path: str, body: Any = None, *, raw: bytes | str | None = None, **headers: str
@@ -41,7 +41,7 @@ class ApiClient:
             name.removeprefix("HTTP_").replace("_", "-").title(): value
             for name, value in headers.items()
         }
-        return Client().post(
+        return Client(enforce_csrf_checks=True).post(
             self.url(path), data, content_type="application/json", headers=self.headers(headers)
         )
 
