@@ -381,6 +381,10 @@ class DailyTriggerStatus:
         """How often the page refreshes: every few seconds while a run moves, slower otherwise."""
         if self.open_run is not None and self.open_run.state in IN_FLIGHT_STATES:
             return 2
+        if self.triggered_today is not None and self.open_run is None:
+            # Done for the day: nothing on the page can change before the UTC day does (a
+            # request is refused until then), so the next refresh is at midnight.
+            return max(5, self.seconds_to_midnight + 1)
         candidates = [30]
         if self.open_run is not None:
             candidates.append(5)

@@ -47,3 +47,12 @@ def dispatch_polls(connection_id: int, operation: str) -> str:
 @shared_task(name="runs.sweep", ignore_result=True)
 def sweep_runs() -> dict[str, int]:
     return services.runs_sweep()
+
+
+@shared_task(name="audit.verify", ignore_result=True)
+def verify_audit_trail(full: bool = False) -> dict[str, int]:
+    """Nightly (beat): verify what was appended since the last checkpoint; alerts on failure."""
+    from dashboard.audit import audit_verify
+
+    report = audit_verify(full=full)
+    return {"events_checked": report.events_checked, "problems": len(report.problems)}

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import date
 from functools import wraps
 from typing import Annotated, Any
 
@@ -627,6 +628,10 @@ def run_list(
     operation: Query[Operation | None] = None,
     connection: Query[str | None] = None,
     requester: Query[str | None] = None,
+    approver: Query[str | None] = None,
+    created_from: Query[date | None] = None,
+    created_to: Query[date | None] = None,
+    vendor_reference: Query[str | None] = None,
     before: Query[int | None] = None,
     limit: Query[int] = 50,
 ):
@@ -653,6 +658,17 @@ def run_list(
         if not person.exists():
             return nothing
         filters["requester"] = person.first()
+    if approver:
+        person = run_selectors.run_requester_choices(tenant=tenant).filter(username=approver)
+        if not person.exists():
+            return nothing
+        filters["approver"] = person.first()
+    if created_from:
+        filters["created_from"] = created_from
+    if created_to:
+        filters["created_to"] = created_to
+    if vendor_reference:
+        filters["vendor_reference"] = vendor_reference[:120]
     runs = run_selectors.run_list(tenant=tenant, filters=filters)
     if before is not None:
         cursor = Run.objects.filter(tenant=tenant, pk=before).values("created_at").first()

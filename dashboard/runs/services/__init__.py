@@ -56,6 +56,7 @@ from dashboard.runs.services.submit import (
     run_reject,
     run_submit,
 )
+from dashboard.runs.services.submit_many import run_submit_many
 from dashboard.runs.services.sweep import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, runs_sweep
 from dashboard.runs.services.transitions import (
     MAX_COUNTDOWN_SECONDS,
@@ -112,6 +113,7 @@ __all__ = [
     "run_send",
     "run_send_again",
     "run_submit",
+    "run_submit_many",
     "runs_sweep",
     "send_backoff",
     "send_outcome",

@@ -286,6 +286,14 @@ def test_run_list_filters_and_keyset_pages(make_token, team):
     assert [r["id"] for r in client.get("runs", requester="ada").json()["items"]] == [other.pk]
     assert client.get("runs", requester="nobody").json()["items"] == []
     assert client.get("runs", connection="nothing").json()["items"] == []
+    today = utc_now().date()
+    assert len(client.get("runs", created_from=today, created_to=today).json()["items"]) == 7
+    assert client.get("runs", created_to=today - timedelta(days=1)).json()["items"] == []
+    assert client.get("runs", approver="nobody").json()["items"] == []
+    assert [
+        r["id"] for r in client.get("runs", vendor_reference=f"#{other.pk}").json()["items"]
+    ] == [other.pk]
+    problem(client.get("runs", created_from="last week"), 422, "invalid_request")
     problem(client.get("runs", state="exploded"), 422, "invalid_request")
     problem(client.get("runs", limit=0), 422, "invalid_request")
     problem(client.get("runs", before="abc"), 422, "invalid_request")
