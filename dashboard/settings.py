@@ -272,6 +272,7 @@ CELERY_TASK_ROUTES = {
     "runs.sweep": {"queue": "poll"},
     "campaigns.fire_due_schedules": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
+    "altcraft.expire_uploads": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
@@ -287,7 +288,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.verify",
         "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=15),
     },
+    "altcraft-expire-uploads": {"task": "altcraft.expire_uploads", "schedule": 600},
 }
+# Altcraft launches: uploaded lists, encrypted at rest (campaigns/altcraft_launches/storage.py);
+# the web process and the workers must share this directory.
+ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".uploads"))
+ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
 
 # The automation API (dashboard/api): requests per minute per token (a token bucket in Redis,

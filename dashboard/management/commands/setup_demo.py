@@ -102,6 +102,7 @@ class Command(BaseCommand):
         register_demo_event_generators(
             tenant, VendorConnection.objects.get(tenant=tenant, name="Optimove campaigns (sandbox)")
         )
+        self._register_altcraft_triggers(tenant)
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )
@@ -128,3 +129,29 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Batch job {batch_job_id} not registered: {' '.join(error.messages)}"
                 )
+
+    def _register_altcraft_triggers(self, tenant: Tenant) -> None:
+        """The Altcraft sandbox's active trigger campaigns, for bulk launches and imports."""
+        from campaigns.altcraft_launches.models import AltcraftTrigger
+        from campaigns.altcraft_launches.services import trigger_register
+
+        connection = VendorConnection.objects.get(tenant=tenant, name="Altcraft (sandbox)")
+        admin = Actor(
+            user=get_user_model().objects.get(username="ada"),
+            label=command_label("setup_demo", acting_as="ada"),
+        )
+        for trigger_id, name, content_fields, resource_id in (
+            (8, "Abandoned cart", ["page"], None),
+            (96, "Registration form", ["page"], 21),
+        ):
+            if AltcraftTrigger.objects.filter(tenant=tenant, trigger_id=trigger_id).exists():
+                continue
+            trigger_register(
+                actor=admin,
+                tenant=tenant,
+                connection=connection,
+                trigger_id=trigger_id,
+                name=name,
+                resource_id=resource_id,
+                content_fields=content_fields,
+            )
