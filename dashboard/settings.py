@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "dashboard",
     "campaigns",
     "batchjobs",
+    # The automation API (django-ninja serves its docs page from its own static folder).
+    "ninja",
+    "dashboard.api",
 ]
 
 MIDDLEWARE = [
@@ -298,3 +301,17 @@ CELERY_BEAT_SCHEDULE = {
 ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".uploads"))
 ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
+
+# The automation API (dashboard/api): requests per minute per token (a token bucket in Redis,
+# with a burst), and the longest a `?wait=` long poll holds a request.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+API_RATE_LIMIT_BURST = env_int("API_RATE_LIMIT_BURST", 120)
+API_WAIT_MAX_SECONDS = env_int("API_WAIT_MAX_SECONDS", 30)
+# The per-tenant webhook when a run ends (dashboard/api/webhooks.py).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+CELERY_TASK_ROUTES["api.webhooks_dispatch"] = {"queue": "poll"}
+CELERY_TASK_ROUTES["api.webhook_deliver"] = {"queue": "poll"}
+CELERY_BEAT_SCHEDULE["dispatch-webhooks"] = {
+    "task": "api.webhooks_dispatch",
+    "schedule": env_int("WEBHOOK_DISPATCH_SECONDS", 10),
+}
