@@ -118,6 +118,11 @@ class RejectUnstorableInputMiddleware:
         request.GET = QueryDict()
         request.POST = QueryDict()
         request._files = MultiValueDict()
+        if request.path.startswith("/api/"):
+            # API clients read problem+json (RFC 9457), not a page.
+            from dashboard.api.problems import problem_response
+
+            return problem_response(request, 400, "bad_input", message)
         return render(
             request,
             "dashboard/bad_input.html",

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import account_views, views
+from dashboard.api.endpoints import api
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -26,6 +27,7 @@ tenant_patterns = [
     path("campaigns/", include("campaigns.urls")),
     path("batch/", include("batchjobs.urls")),
     path("runs/", include("dashboard.runs.urls")),
+    path("api-tokens/", include("dashboard.api.urls")),
 ]
 
 urlpatterns = [
@@ -38,4 +40,5 @@ urlpatterns = [
     ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
 ]

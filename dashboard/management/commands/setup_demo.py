@@ -23,14 +23,15 @@ DEMO_USERS = [
     ("aude", Role.AUDITOR, "reads history and the audit trail"),
     ("ada", Role.ADMIN, "tenant settings, members, connections; Django admin"),
 ]
-# The TalkifAI sandbox's jobs, one in each status.
+# The TalkifAI sandbox's jobs, one in each status. Registered under names without that status:
+# the sandbox's own names ("Appointment reminders (running)") go stale as the jobs move on.
 DEMO_BATCH_JOBS = [
-    "job-scheduled-001",
-    "job-pending-001",
-    "job-running-001",
-    "job-completed-001",
-    "job-failed-001",
-    "job-cancelled-001",
+    ("job-scheduled-001", "Spring renewals"),
+    ("job-pending-001", "Win-back calls"),
+    ("job-running-001", "Appointment reminders"),
+    ("job-completed-001", "January survey"),
+    ("job-failed-001", "Payment follow-up"),
+    ("job-cancelled-001", "Holiday promo"),
 ]
 DEMO_CONNECTIONS = [
     (
@@ -118,12 +119,16 @@ class Command(BaseCommand):
             user=get_user_model().objects.get(username="mia"),
             label=command_label("setup_demo", acting_as="mia"),
         )
-        for batch_job_id in DEMO_BATCH_JOBS:
+        for batch_job_id, name in DEMO_BATCH_JOBS:
             if BatchJob.objects.filter(tenant=tenant, batch_job_id=batch_job_id).exists():
                 continue
             try:
                 batch_job_register(
-                    actor=marketer, tenant=tenant, connection=connection, batch_job_id=batch_job_id
+                    actor=marketer,
+                    tenant=tenant,
+                    connection=connection,
+                    batch_job_id=batch_job_id,
+                    name=name,
                 )
             except ValidationError as error:
                 self.stdout.write(
