@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import views
+from dashboard.observability import views as observability_views
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -32,4 +33,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
+    path("healthz", observability_views.healthz, name="healthz"),
+    path("readyz", observability_views.readyz, name="readyz"),
+    path("metrics", observability_views.metrics, name="metrics"),
 ]

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.audit import verify_audit_chains
 from dashboard.models import AuditEvent
+from dashboard.observability.metrics import record_audit_verification
 
 
 class Command(BaseCommand):
@@ -9,6 +10,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         problems = verify_audit_chains()
+        record_audit_verification(
+            ok=not problems, events=AuditEvent.objects.count(), problems=len(problems)
+        )
         if problems:
             for problem in problems:
                 self.stderr.write(f"TAMPERED: {problem}")
