@@ -279,18 +279,24 @@ MIDDLEWARE.insert(
     "dashboard.observability.logs.RequestContextMiddleware",
 )
 
-# Email (approval notices): SMTP in production, the console elsewhere.
-EMAIL_BACKEND = os.environ.get(
+# Email (approval notices), in Django 6.1's MAILERS form: SMTP in production, the console
+# elsewhere; EMAIL_BACKEND overrides (e.g. the locmem backend).
+_mail_backend = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
     else "django.core.mail.backends.console.EmailBackend",
 )
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 587)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+MAILERS = {"default": {"BACKEND": _mail_backend}}
+if _mail_backend.endswith("smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": os.environ.get("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 587),
+        "username": os.environ.get("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", True),
+        "timeout": 10,
+    }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
