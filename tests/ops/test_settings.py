@@ -32,7 +32,7 @@ def documented_environment() -> dict[str, str]:
 
 
 def run_manage(*args: str, environ: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **environ}
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(REPO)), **environ}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,
