@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -23,6 +25,7 @@ from dashboard.observability.logs import bind, unbind
 from dashboard.runs.models import Operation, Run, RunState
 from dashboard.tasks import sweep_runs
 from tests.conftest import SANDBOX_SECRETS
+from tests.e2e import netns
 from tests.e2e.conftest import age_run, sweep, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -92,17 +95,71 @@ def recover_orphans(runs: Any, killed_at: Any) -> bool:
     return False
 
 
+@pytest.fixture(params=["hostnames", "network-namespaces"])
+def placement(request, sandboxes, settings) -> Iterator[dict[str, Any]]:
+    """Where the two workers run: two host names on this machine, or two network namespaces
+    (own network stacks, reaching PostgreSQL, Redis and the vendor over a bridge)."""
+    if request.param == "hostnames":
+        yield {"starts": [{}, {}], "base_url": None}
+        return
+    reason = netns.available()
+    if reason:
+        pytest.skip(f"network namespaces unavailable here: {reason}")
+    from django.db import connection as db
+
+    from tests.e2e.conftest import database_url
+
+    sandbox_port = urlsplit(sandboxes.url("optimove_campaigns")).port
+    redis_parts = urlsplit(settings.REDIS_URL)
+    db_port = int(db.settings_dict["PORT"] or 5432)
+    ports = [db_port, redis_parts.port or 6379, sandbox_port]
+    with netns.two_machines(ports) as machines:
+        address = netns.BRIDGE_ADDRESS
+        env = {
+            "DATABASE_URL": database_url().replace(
+                f"@{db.settings_dict['HOST'] or '127.0.0.1'}:{db_port}/",
+                f"@{address}:{machines.port(db_port)}/",
+            ),
+            "REDIS_URL": f"redis://{address}:{machines.port(ports[1])}{redis_parts.path}",
+        }
+        yield {
+            "starts": [
+                {"prefix": machines.prefix(0), "env": env},
+                {"prefix": machines.prefix(1), "env": env},
+            ],
+            "base_url": sandboxes.url("optimove_campaigns").replace(
+                f"127.0.0.1:{sandbox_port}", f"{address}:{machines.port(sandbox_port)}"
+            ),
+        }
+
+
 def test_two_hosts_share_the_brand_limit_and_a_killed_host_loses_nothing(
-    team, workers, kill_worker, sandboxes, sandbox_connection, settings
+    team, workers, kill_worker, sandboxes, sandbox_connection, settings, placement
 ):
     settings.METRICS_TOKEN = METRICS_TOKEN
     campaigns = sandboxes["optimove_campaigns"]
     campaigns.control("set_rate_limit", {"per_second": LIMIT_PER_SECOND})
+    extra = {"base_url": placement["base_url"]} if placement["base_url"] else {}
     connection = sandbox_connection(
-        team.tenant, "optimove_campaigns", options={"rate_limit_per_second": LIMIT_PER_SECOND}
+        team.tenant,
+        "optimove_campaigns",
+        options={"rate_limit_per_second": LIMIT_PER_SECOND},
+        **extra,
     )
-    host_a = workers.start(pool="threads", concurrency=4, hostname="host-a", env=WORKER_ENV)
-    host_b = workers.start(pool="threads", concurrency=4, hostname="host-b", env=WORKER_ENV)
+    host_a, host_b = (
+        workers.start(
+            pool="threads",
+            concurrency=4,
+            hostname=hostname,
+            env={**WORKER_ENV, **start.get("env", {})},
+            prefix=start.get("prefix"),
+        )
+        for hostname, start in zip(["host-a", "host-b"], placement["starts"], strict=True)
+    )
+    if placement["base_url"]:
+        # Each worker really is on its own network stack, reaching Redis over the bridge.
+        for host in (host_a, host_b):
+            assert f"@{netns.BRIDGE_ADDRESS}:" in host.log(), host.tail()
     client = Client()
     wait_for(
         lambda: client.get("/readyz").json()["checks"]["worker:send"]["detail"].startswith("2 "),
