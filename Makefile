@@ -78,7 +78,9 @@ lint: install
 bench: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run_all.py
 
-# The demo needs no server: SQLite and kombu's filesystem broker under .demo/.
+# The demo needs no server: SQLite and kombu's filesystem broker under .demo/. `run_demo` starts
+# sandboxes, demo data, worker, beat and web, and stops every one of them on Ctrl-C or SIGTERM
+# (`exec`, so that a SIGTERM make forwards to its recipe reaches the launcher itself).
 .PHONY: demo
 demo: install
 	@mkdir -p $(DEMO_DIR)/broker/out $(DEMO_DIR)/broker/processed $(DEMO_DIR)/broker/control
@@ -86,19 +88,8 @@ demo: install
 	@[ -s $(DEMO_DIR)/secret.key ] || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DEMO_DIR)/secret.key
 	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key
 	@export CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
-	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) DJANGO_SETTINGS_MODULE=dashboard.settings; \
+	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) VENDOR_HOST_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT) \
+	  EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend DJANGO_SETTINGS_MODULE=dashboard.settings; \
 	  unset DATABASE_URL REDIS_URL; \
 	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 || exit 1; \
-	  trap 'kill 0' INT TERM EXIT; \
-	  $(PY) manage.py run_sandboxes --port $(SANDBOX_PORT) > $(DEMO_DIR)/sandboxes.log 2>&1 & \
-	  for i in $$(seq 1 50); do $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(SANDBOX_PORT)/talkifai/__sandbox__/state', timeout=1)" 2>/dev/null && break; sleep 0.2; done; \
-	  $(PY) manage.py setup_demo || exit 1; \
-	  $(VENV)/bin/celery -A dashboard worker -Q send,poll --pool threads -c 4 --loglevel INFO > $(DEMO_DIR)/worker.log 2>&1 & \
-	  $(VENV)/bin/celery -A dashboard beat --schedule $(DEMO_DIR)/celerybeat-schedule --loglevel INFO > $(DEMO_DIR)/beat.log 2>&1 & \
-	  $(VENV)/bin/gunicorn dashboard.wsgi -b 127.0.0.1:$(WEB_PORT) -w 2 --threads 4 --access-logfile - > $(DEMO_DIR)/web.log 2>&1 & \
-	  sleep 2; \
-	  echo ""; echo "TriggerDesk demo is running: http://127.0.0.1:$(WEB_PORT)/"; \
-	  echo "Vendor sandboxes: http://127.0.0.1:$(SANDBOX_PORT)/ (logs in $(DEMO_DIR)/)"; \
-	  $(PY) manage.py setup_demo --print-logins; \
-	  echo "Press Ctrl-C to stop."; \
-	  wait
+	  exec $(PY) manage.py run_demo --web-port $(WEB_PORT) --sandbox-port $(SANDBOX_PORT) --demo-dir $(DEMO_DIR)

@@ -17,7 +17,7 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from stack import bench_stack, median, percentile, sandbox_seconds
+from stack import bench_stack, median, percentile, print_figure, sandbox_seconds
 
 GOAL_P95_MS = 300.0
 
@@ -101,6 +101,10 @@ def main() -> None:
         print(
             f"  P95 / GOAL: {p95 / GOAL_P95_MS:.3f} (goal p95 <= {GOAL_P95_MS:.0f} ms, ratio <= 1)"
         )
+        print_figure("p50_ms", p50)
+        print_figure("p95_ms", p95)
+        print_figure("max_ms", max(latencies))
+        print_figure("p95_ratio", p95 / GOAL_P95_MS)
         errors = stack.worker_errors()
         if errors:
             print(f"  worker log errors: {len(errors)}; first: {errors[0]}")

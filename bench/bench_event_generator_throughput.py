@@ -23,18 +23,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from stack import bench_stack, cpu_report, cpu_snapshot, sandbox_seconds
+from stack import bench_stack, cpu_report, cpu_snapshot, print_figure, sandbox_seconds
 
 LIMIT_PER_SECOND = 500
 MATCH_START = "00000000-abcd-abcd-abcd-000000000000"
 
 
-def create_runs(stack, connection, count: int) -> float:
-    """`count` queued runs, their send tasks enqueued; seconds it took."""
+def create_runs(stack, connection, count: int) -> list:
+    """`count` queued runs, committed, nothing enqueued yet."""
     from dashboard.runs.models import Operation
 
-    started = time.perf_counter()
-    stack.create_queued_runs(
+    return stack.create_queued_runs(
         connection,
         Operation.OPTIMOVE_RUN_EVENT_GENERATOR,
         [
@@ -46,7 +45,6 @@ def create_runs(stack, connection, count: int) -> float:
             for number in range(count)
         ],
     )
-    return time.perf_counter() - started
 
 
 def wait_until_settled(stack, count: int, timeout: float) -> dict[str, int]:
@@ -95,7 +93,10 @@ def start_profiler(stack, seconds: float):
                 "--subprocesses",
                 "--nonblocking",
                 "--format=raw",
-                "--rate=200",
+                "--rate=100",
+                # Only threads holding the GIL: where the workers' Python CPU goes, not where
+                # their threads sit waiting for a socket.
+                "--gil",
                 f"--duration={int(seconds)}",
                 f"--output={output}",
                 f"--pid={worker.process.pid}",
@@ -108,8 +109,9 @@ def start_profiler(stack, seconds: float):
 
 
 def report_profile(outputs, top: int = 25) -> None:
-    """Inclusive share of samples per function of ours (and the database driver's waits)."""
+    """Inclusive share of GIL-holding samples per function of ours; self share per library."""
     inclusive: Counter[str] = Counter()
+    by_library: Counter[str] = Counter()
     total = 0
     for process, output in outputs:
         process.wait()
@@ -120,12 +122,17 @@ def report_profile(outputs, top: int = 25) -> None:
             if not stack or not count.isdigit():
                 continue
             total += int(count)
-            for frame in set(stack.split(";")):
+            frames = stack.split(";")
+            for frame in set(frames):
                 inclusive[frame] += int(count)
+            by_library[_library_of(frames[-1])] += int(count)
     if not total:
         print("  (no profile samples)")
         return
-    print(f"  worker profile ({total} samples; inclusive share, top {top} of ours and psycopg):")
+    print(f"  worker CPU profile ({total} GIL samples), self share by library:")
+    for library, count in by_library.most_common(12):
+        print(f"    {count / total:6.1%}  {library}")
+    print(f"  inclusive share, top {top} of ours and psycopg:")
     shown = 0
     for frame, count in inclusive.most_common():
         if any(part in frame for part in ("dashboard/", "campaigns/", "psycopg/connection.py")):
@@ -133,6 +140,16 @@ def report_profile(outputs, top: int = 25) -> None:
             shown += 1
             if shown >= top:
                 break
+
+
+def _library_of(frame: str) -> str:
+    """`psycopg`, `django`, `dashboard`... for a py-spy frame `function (path:line)`."""
+    # py-spy names a library's file from its package (`django/db/models/query.py`) and a
+    # standard-library module by its file alone (`threading.py`).
+    path = frame.rpartition(" (")[2].rpartition(":")[0]
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    return path.split("/", 1)[0] if "/" in path else f"stdlib {path}"
 
 
 def main() -> None:
@@ -171,10 +188,14 @@ def main() -> None:
     with bench_stack(pool=args.pool, concurrency=args.concurrency, workers=args.workers) as stack:
         connection = stack.connection("optimove_campaigns")
         campaigns = stack.sandboxes["optimove_campaigns"]
+        # The runs exist before the first send: creating them is not what is measured, and
+        # must not compete with the workers (or the sandbox) while the sends go out.
+        started = time.perf_counter()
+        runs = create_runs(stack, connection, args.runs)
+        print(f"  created {args.runs} queued runs in {time.perf_counter() - started:.1f} s")
         cpu_before = cpu_snapshot(stack)
         began = time.monotonic()
-        created = create_runs(stack, connection, args.runs)
-        print(f"  created {args.runs} runs in {created:.1f} s", flush=True)
+        stack.wake_sends(runs)
         profiler = start_profiler(stack, args.profile)
         states = wait_until_settled(stack, args.runs, args.timeout)
         elapsed = time.monotonic() - began
@@ -207,7 +228,14 @@ def main() -> None:
             f"({during_rate / LIMIT_PER_SECOND:.3f} of the limit)"
         )
         print(f"  429s answered by the sandbox: {throttled} (goal 0)")
-        print(cpu_report(cpu_before, cpu_after, args.runs, elapsed))
+        cpu = cpu_report(cpu_before, cpu_after, args.runs, elapsed)
+        print(cpu.text)
+        # Read by bench/run_all.py, which summarises repeated runs.
+        print_figure("send_rate_ratio", send_rate / LIMIT_PER_SECOND)
+        print_figure("sends_per_second", send_rate)
+        print_figure("throttled_429", throttled)
+        print_figure("worker_cpu_ms_per_run", cpu.ms_per_run.get("celery workers", 0.0))
+        print_figure("postgresql_cpu_ms_per_run", cpu.ms_per_run.get("postgresql", 0.0))
         errors = stack.worker_errors()
         if errors:
             print(f"  worker log errors: {len(errors)}; first: {errors[0]}")

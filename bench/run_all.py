@@ -1,30 +1,93 @@
-"""Run every benchmark, one after another (`make bench`). Each prints its own figures."""
+"""Run every benchmark `--repeat` times (3 by default; `make bench`) and summarise each figure.
+
+Each run prints its own figures as it goes; at the end, every figure a script printed on a
+`FIGURE <name> <value>` line is summarised as min / median / max over the runs, with the
+machine's load average around each run (a shared machine makes single runs noisy).
+
+Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency]
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = [
-    ["bench_event_generator_throughput.py"],
-    ["bench_click_to_vendor_latency.py"],
-]
+BENCHMARKS = {
+    "throughput": ["bench_event_generator_throughput.py"],
+    "latency": ["bench_click_to_vendor_latency.py"],
+}
+FIGURE_PREFIX = "FIGURE"
+
+
+def run_once(script: str, arguments: list[str]) -> tuple[int, dict[str, float]]:
+    """Run one benchmark, echoing its output; its exit status and the figures it printed."""
+    figures: dict[str, float] = {}
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / script), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        words = line.split()
+        if len(words) == 3 and words[0] == FIGURE_PREFIX:
+            with contextlib.suppress(ValueError):
+                figures[words[1]] = float(words[2])
+    return process.wait(), figures
 
 
 def main() -> int:
-    failed = []
-    for script, *arguments in BENCHMARKS:
-        print(f"\n### {script} {' '.join(arguments)}".rstrip(), flush=True)
-        started = time.monotonic()
-        result = subprocess.run([sys.executable, str(HERE / script), *arguments], check=False)
-        print(f"### {script}: exit {result.returncode} in {time.monotonic() - started:.0f} s")
-        if result.returncode:
-            failed.append(script)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), default=None)
+    args = parser.parse_args()
+
+    chosen = {args.only: BENCHMARKS[args.only]} if args.only else BENCHMARKS
+    failed: list[str] = []
+    summary: dict[str, dict[str, list[float]]] = {}
+    for script, *arguments in chosen.values():
+        collected: dict[str, list[float]] = defaultdict(list)
+        for attempt in range(1, args.repeat + 1):
+            load_before = os.getloadavg()[0]
+            print(f"\n### {script} {' '.join(arguments)} (run {attempt} of {args.repeat})")
+            print(f"### load average (1 min) before: {load_before:.2f}", flush=True)
+            started = time.monotonic()
+            status, figures = run_once(script, arguments)
+            load_after = os.getloadavg()[0]
+            print(
+                f"### {script}: exit {status} in {time.monotonic() - started:.0f} s; "
+                f"load average after: {load_after:.2f}",
+                flush=True,
+            )
+            if status or not figures:
+                failed.append(f"{script} (run {attempt})")
+                continue
+            for name, value in figures.items():
+                collected[name].append(value)
+            collected["load_average_1min"].append((load_before + load_after) / 2)
+        summary[script] = collected
+
+    print(f"\n### Summary over {args.repeat} run(s) each: min / median / max")
+    for script, collected in summary.items():
+        print(f"{script}:")
+        for name, values in collected.items():
+            print(
+                f"  {name:<28} {min(values):9.3f} {statistics.median(values):9.3f} "
+                f"{max(values):9.3f}   (n={len(values)})"
+            )
     if failed:
-        print(f"\nbenchmarks that could not run: {', '.join(failed)}")
+        print(f"\nbenchmark runs that did not finish: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -1,7 +1,8 @@
 """The benchmarks' stack: their own database, the sandboxes in-process, two worker processes.
 
 Every benchmark script does the same thing first: create (and at the end drop) the database
-`triggerdesk_bench` on the server named by DATABASE_URL, migrate it, empty the Redis database
+`<name>_bench` on the server named by DATABASE_URL, where `<name>` is DATABASE_URL's own
+database (`triggerdesk` -> `triggerdesk_bench`, `td_dx` -> `td_dx_bench`), migrate it, empty the Redis database
 named by REDIS_URL (it must be a scratch database: `make bench` passes the tests' one), serve
 every vendor sandbox on a free loopback port in this process, and start Celery worker processes
 that use the production settings (dashboard.settings, through bench/bench_settings.py, which
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/triggerdesk"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-BENCH_DATABASE = "triggerdesk_bench"
+BENCH_SUFFIX = "_bench"
 READY_TIMEOUT_SECONDS = 30.0
 
 # The sandboxes' well-known fake credentials (not secrets: the demo publishes them).
@@ -66,15 +67,31 @@ def _admin_connection(url: str) -> Any:
     )
 
 
-def _recreate_database(url: str) -> None:
-    with _admin_connection(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+def bench_database_name(url: str) -> str:
+    """The benchmark's own database: DATABASE_URL's database name plus `_bench`.
+
+    Never DATABASE_URL's database itself (the benchmark drops its database WITH (FORCE)), and
+    never another helper's or suite's: each base database gets its own bench database.
+    """
+    name = urlsplit(url).path.lstrip("/")
+    if not name or "/" in name:
+        raise SystemExit(f"DATABASE_URL must name a database (postgres://host/name), got {url!r}")
+    return f"{name}{BENCH_SUFFIX}"
 
 
-def _drop_database(url: str) -> None:
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _recreate_database(url: str, name: str) -> None:
     with _admin_connection(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        admin.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {_quoted(name)}")
+
+
+def _drop_database(url: str, name: str) -> None:
+    with _admin_connection(url) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
 
 
 @dataclass
@@ -167,9 +184,8 @@ class Stack:
 
     def create_queued_runs(
         self, connection: Any, operation: str, parameters: list[dict]
-    ) -> list[int]:
-        """Queued runs in bulk (one INSERT), their sends enqueued after the commit as run_submit
-        enqueues them (for a batched operation: a wake-up of its connection's dispatchers).
+    ) -> list[Any]:
+        """Queued runs in bulk (one INSERT, committed), nothing enqueued yet: see `wake_sends`.
 
         Quicker than run_submit per run (no per-run "requested" audit row): the benchmarks
         measure sending, not requesting.
@@ -179,7 +195,7 @@ class Stack:
         from dashboard.clock import utc_now
         from dashboard.runs.models import Run, RunState
         from dashboard.runs.operations import operation_for
-        from dashboard.runs.services import enqueue_send, parameters_hash
+        from dashboard.runs.services import parameters_hash
 
         now = utc_now()
         runner = operation_for(operation)
@@ -203,10 +219,25 @@ class Stack:
                 )
             )
         with transaction.atomic():
-            created = Run.objects.bulk_create(rows, batch_size=1000)
-        for run in created:
+            return Run.objects.bulk_create(rows, batch_size=1000)
+
+    def wake_sends(self, runs: list[Any]) -> None:
+        """Enqueue the runs' sends as run_submit does, once every run is committed.
+
+        For a batched operation each submission's wake-up takes a free dispatcher slot
+        (`dispatch.DISPATCH_SLOTS` of them) or, when every slot is taken, does nothing: the
+        dispatchers find every committed run. So waking the first DISPATCH_SLOTS runs sends the
+        very messages that waking all of them would, without 4 Redis round trips per run in
+        this process while the sends go out (18 s for 5,000, competing with the workers).
+        A per-run operation gets one message per run.
+        """
+        from dashboard.runs.dispatch import DISPATCH_SLOTS
+        from dashboard.runs.operations import operation_for
+        from dashboard.runs.services import enqueue_send
+
+        batched = bool(runs) and operation_for(runs[0].operation).batch_size > 1
+        for run in runs[:DISPATCH_SLOTS] if batched else runs:
             enqueue_send(run)
-        return [run.pk for run in created]
 
     def stop_workers(self) -> None:
         for worker in self.workers:
@@ -263,22 +294,26 @@ def bench_stack(
     """Bring the whole stack up (see the module docstring); tear everything down afterwards."""
     base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    database = bench_database_name(base_url)
     from cryptography.fernet import Fernet
 
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "bench_settings",
             "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench")]),
-            "DATABASE_URL": _with_database(base_url, BENCH_DATABASE),
+            "DATABASE_URL": _with_database(base_url, database),
             "REDIS_URL": redis_url,
             "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2,
             "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
             "LOG_LEVEL": "WARNING",
+            # The sandboxes listen on loopback over http (see dashboard/vendors/destinations.py).
+            "VENDOR_HOST_ALLOWLIST": "127.0.0.1",
         }
     )
     # A plain `kill` (or a background job's Ctrl-C) must still clean up: exit through `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    _recreate_database(base_url)
+    print(f"  bench database: {database} (dropped at the end)", flush=True)
+    _recreate_database(base_url, database)
     server = None
     stack = None
     try:
@@ -313,7 +348,7 @@ def bench_stack(
         from django.db import connections
 
         connections.close_all()
-        _drop_database(base_url)
+        _drop_database(base_url, database)
         with contextlib.suppress(Exception):
             import redis
 
@@ -354,19 +389,39 @@ def cpu_snapshot(stack: Stack) -> dict[str, float]:
     return totals
 
 
-def cpu_report(before: dict[str, float], after: dict[str, float], runs: int, wall: float) -> str:
+@dataclass
+class CpuReport:
+    """CPU used between two snapshots: the printable lines and milliseconds per run by group."""
+
+    text: str
+    ms_per_run: dict[str, float]
+
+
+def cpu_report(
+    before: dict[str, float], after: dict[str, float], runs: int, wall: float
+) -> CpuReport:
     """CPU used between two snapshots: seconds, share of the machine, milliseconds per run."""
     cores = os.cpu_count() or 1
     lines = [f"  CPU while running ({cores} cores, {wall:.1f} s wall):"]
+    per_run: dict[str, float] = {}
     for group in sorted(after, key=lambda g: -(after[g] - before.get(g, 0.0))):
         used = after[group] - before.get(group, 0.0)
         if used <= 0:
             continue
+        per_run[group] = used * 1000 / max(runs, 1)
         lines.append(
             f"    {group:<36} {used:7.1f} s  {used / wall / cores:6.1%} of the machine"
-            f"  {used * 1000 / max(runs, 1):6.1f} ms/run"
+            f"  {per_run[group]:6.1f} ms/run"
         )
-    return "\n".join(lines)
+    return CpuReport("\n".join(lines), per_run)
+
+
+FIGURE_PREFIX = "FIGURE"
+
+
+def print_figure(name: str, value: float) -> None:
+    """One figure on a line of its own (`FIGURE name value`), which bench/run_all.py reads."""
+    print(f"  {FIGURE_PREFIX} {name} {value:.3f}", flush=True)
 
 
 def sandbox_seconds(at: str) -> float:

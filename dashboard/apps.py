@@ -19,4 +19,10 @@ class DashboardConfig(AppConfig):
             )
         if not settings.SECRET_KEY:
             raise ImproperlyConfigured("SECRET_KEY is not set (or set SECRET_KEY_FILE).")
+        from dashboard.vendors.destinations import allow_list
+
+        try:
+            allow_list()  # a typo in it must stop the start, not the first vendor call
+        except ValueError as error:
+            raise ImproperlyConfigured(str(error)) from None
         from dashboard import signals  # noqa: F401 - connects the login audit receivers

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from dashboard.input_checks import check_storable
 from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
+from dashboard.vendors.http import ConfigurationError, validate_base_url
 
 User = get_user_model()
+# Longer than any vendor key or token (JWTs included); a secret is never a document.
+MAX_SECRET_CHARS = 4096
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -32,22 +38,52 @@ class SecretInput(forms.PasswordInput):
         super().__init__(attrs={"autocomplete": "off", **(attrs or {})}, render_value=False)
 
 
+def validate_vendor_base_url(value: str) -> None:
+    """The same rule as the service and the HTTP layer: https to a public host, unless the host
+    is on VENDOR_HOST_ALLOWLIST (the sandboxes)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # URLValidator already says what is wrong with it
+    try:
+        validate_base_url(value)
+    except ConfigurationError as error:
+        raise ValidationError(str(error)) from None
+
+
+class BaseUrlField(forms.URLField):
+    default_validators = [*forms.URLField.default_validators, validate_vendor_base_url]
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 500)
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
 class OptionsField(forms.CharField):
     """Vendor-specific, non-secret options as a JSON object."""
 
     widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false"})
 
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 10_000)
+        super().__init__(**kwargs)
+
     def to_python(self, value: str | None) -> dict:
         value = (value or "").strip()
         if not value:
             return {}
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationError(
+                f"Options may be at most {self.max_length:,} characters (this is {len(value):,})."
+            )
         try:
             parsed = json.loads(value)
         except ValueError as error:
             raise ValidationError(f"Options must be a JSON object: {error}") from None
         if not isinstance(parsed, dict):
             raise ValidationError('Options must be a JSON object, like {"key": "value"}.')
-        return parsed
+        # JSON escapes can carry what the form value could not (\u0000, a lone \ud800).
+        return check_storable(parsed)
 
     def prepare_value(self, value: object) -> str:
         if isinstance(value, dict):
@@ -58,10 +94,9 @@ class OptionsField(forms.CharField):
 class ConnectionForm(forms.Form):
     kind = forms.ChoiceField(choices=VendorKind.choices)
     name = forms.CharField(max_length=120)
-    base_url = forms.URLField(
-        max_length=500,
-        assume_scheme="https",
-        help_text="Regional host, staging or the sandbox; may carry a path prefix.",
+    base_url = BaseUrlField(
+        help_text="The vendor's https address (regional host or staging); may carry a path "
+        "prefix. Private, loopback and link-local hosts are refused.",
     )
     key_role = forms.ChoiceField(
         choices=OptimoveKeyRole.choices,
@@ -69,9 +104,15 @@ class ConnectionForm(forms.Form):
         help_text="Optimove batch only: the role attached to the API key (3rdParty keys are blocked).",
     )
     options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
-    api_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    brand_key = forms.CharField(required=False, widget=SecretInput(), strip=True)
-    token = forms.CharField(required=False, widget=SecretInput(), strip=True)
+    api_key = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
+    brand_key = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
+    token = forms.CharField(
+        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+    )
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -95,7 +136,7 @@ class ConnectionForm(forms.Form):
 
 class ConnectionEditForm(forms.Form):
     name = forms.CharField(max_length=120)
-    base_url = forms.URLField(max_length=500, assume_scheme="https")
+    base_url = BaseUrlField()
     key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
     options = OptionsField(required=False)
     is_active = forms.BooleanField(required=False)
@@ -103,7 +144,9 @@ class ConnectionEditForm(forms.Form):
 
 class SecretForm(forms.Form):
     name = forms.ChoiceField(choices=())
-    value = forms.CharField(widget=SecretInput(), strip=True, label="New value")
+    value = forms.CharField(
+        max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True, label="New value"
+    )
 
     def __init__(self, *args, secret_fields: dict[str, str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -120,6 +163,20 @@ class MemberAddForm(forms.Form):
             return User.objects.get(username=username)
         except User.DoesNotExist:
             raise ValidationError(f"No user named {username!r}.") from None
+
+
+class MemberInviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices)
+    username = forms.CharField(
+        max_length=150,
+        required=False,
+        help_text="Optional, for a new account; the email address otherwise.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.valid_hours = settings.INVITE_VALID_HOURS
 
 
 class MemberRoleForm(forms.Form):
@@ -141,3 +198,17 @@ class TenantSettingsForm(forms.ModelForm):
         if not 1 <= value <= 24 * 60:
             raise ValidationError("Between 1 and 1440 minutes.")
         return value
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters. Bad values (too long, a NUL) are shown as errors and ignored."""
+
+    action = forms.CharField(max_length=60, required=False)
+    actor = forms.CharField(max_length=150, required=False)
+    object_type = forms.CharField(max_length=60, required=False)
+    object_id = forms.CharField(max_length=64, required=False)
+
+    def filters(self) -> dict[str, str]:
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: cleaned.get(name) or "" for name in self.fields}

@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
+from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
@@ -180,10 +181,15 @@ def validate_connection_fields(*, kind: str, name: str, base_url: str, options: 
         )
     if not name.strip():
         errors["name"] = "A connection needs a name."
+    elif len(name.strip()) > 120:
+        errors["name"] = "A connection's name may be at most 120 characters."
     try:
         validate_base_url(base_url)
     except ConfigurationError as error:
         errors["base_url"] = str(error)
+    reason = nested_unstorable_reason(options)
+    if reason:
+        errors["options"] = f"The options contain {reason}, which cannot be stored."
     key_role = options.get("key_role")
     if key_role is not None and key_role not in OptimoveKeyRole.values:
         errors["options"] = f"Unknown key role {key_role!r}."
@@ -347,13 +353,25 @@ def credentials_rotate_key(*, actor: Actor) -> int:
     return count
 
 
-def user_create(*, username: str, password: str | None, email: str = "") -> AbstractBaseUser:
-    """Create a user account (used by the demo and the ops commands)."""
+def user_create(
+    *, username: str, password: str | None, email: str = "", actor: Actor | None = None
+) -> AbstractBaseUser:
+    """Create a user account (used by the demo, the ops commands and invitations); audited on
+    the global chain when an actor is given."""
     user = User(username=username, email=email)
     if password:
         user.set_password(password)
     else:
         user.set_unusable_password()
     user.full_clean(exclude=["password"])
-    user.save()
+    with transaction.atomic():
+        user.save()
+        if actor is not None:
+            record_audit_event(
+                actor=actor,
+                action="user.created",
+                object_type="user",
+                object_id=user.pk,
+                summary={"username": username, "email": email, "can_log_in": bool(password)},
+            )
     return user

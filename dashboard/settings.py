@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a cookie, a query or a form: refuses NUL and lone surrogates with a 400.
+    "dashboard.middleware.RejectUnstorableInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,16 +163,41 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 
-# Lock an account after repeated failed logins (django-axes).
+# Lock log-ins after repeated failures (django-axes), per user name at one address (5), and per
+# user name from anywhere with a higher limit (20); never a whole address, which behind a NAT or
+# proxy is everyone. See dashboard/login_lockout.py.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+LOGIN_USERNAME_FAILURE_LIMIT = env_int("LOGIN_USERNAME_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-# Lock the account after repeated failures, and separately an address that sprays many accounts.
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "dashboard.login_lockout.LoginLockoutHandler"
+AXES_LOCKOUT_CALLABLE = "dashboard.login_lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address: REMOTE_ADDR, or behind a reverse proxy the header that proxy sets (e.g.
+# X-Forwarded-For, whose last entry is the one the proxy added, or X-Real-IP). Set it only when
+# the app can be reached through that proxy alone: anyone else can write the header.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "REMOTE_ADDR")
+AXES_CLIENT_IP_CALLABLE = "dashboard.tenancy.client_ip"
 AXES_VERBOSE = False
 # The password is never logged, whatever axes would otherwise record.
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "brand_key", "token", "secret"]
+
+# Email (invitations): SMTP in production, configured from the environment; `make demo` prints
+# emails to its web log (EMAIL_BACKEND=console backend), the tests keep them in memory (locmem).
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+MAILERS = {"default": {"BACKEND": _email_backend}}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_str("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": env_int("EMAIL_TIMEOUT_SECONDS", 10),
+    }
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
+# An invitation's set-password link works once, for this long.
+INVITE_VALID_HOURS = env_int("INVITE_VALID_HOURS", 72)
 
 # Celery. Without REDIS_URL the demo uses kombu's filesystem transport: no server at all.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -217,6 +244,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
+# Hosts a vendor connection may call although they are not public, or over plain http: only the
+# sandboxes (`make demo` sets 127.0.0.1:<SANDBOX_PORT>). Empty in production. See
+# dashboard/vendors/destinations.py.
+VENDOR_HOST_ALLOWLIST = env_list("VENDOR_HOST_ALLOWLIST")
 
 CELERY_TASK_ROUTES = {
     "runs.send": {"queue": "send"},
@@ -279,26 +310,6 @@ MIDDLEWARE.insert(
     "dashboard.observability.logs.RequestContextMiddleware",
 )
 
-# Email (approval notices), in Django 6.1's MAILERS form: SMTP in production, the console
-# elsewhere; EMAIL_BACKEND overrides (e.g. the locmem backend).
-_mail_backend = os.environ.get(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if PRODUCTION
-    else "django.core.mail.backends.console.EmailBackend",
-)
-MAILERS = {"default": {"BACKEND": _mail_backend}}
-if _mail_backend.endswith("smtp.EmailBackend"):
-    MAILERS["default"]["OPTIONS"] = {
-        "host": os.environ.get("EMAIL_HOST", "localhost"),
-        "port": env_int("EMAIL_PORT", 587),
-        "username": os.environ.get("EMAIL_HOST_USER", ""),
-        "password": env_str("EMAIL_HOST_PASSWORD"),
-        "use_tls": env_bool("EMAIL_USE_TLS", True),
-        "timeout": 10,
-    }
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Logs: one JSON object per line in production (LOG_FORMAT=json), with request id, tenant, user
 # and run id; Celery keeps this configuration instead of installing its own handlers.

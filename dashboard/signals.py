@@ -7,6 +7,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from dashboard.audit import Actor, record_audit_event
+from dashboard.login_lockout import USERNAME, USERNAME_AND_ADDRESS
 from dashboard.tenancy import client_ip
 
 
@@ -47,9 +48,15 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
 
 @receiver(user_locked_out)
 def audit_lockout(sender, request, username=None, ip_address=None, **kwargs) -> None:
+    rule = getattr(request, "axes_lockout_rule", "") or USERNAME_AND_ADDRESS
     record_audit_event(
         actor=Actor(label=str(username or "unknown")[:150], ip_address=ip_address),
         action="auth.locked_out",
         object_type="user",
-        summary={"username": username},
+        summary={
+            "username": username,
+            "locked": "this user name from anywhere"
+            if rule == USERNAME
+            else "this user name from this address",
+        },
     )

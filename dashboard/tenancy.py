@@ -3,6 +3,7 @@ memberships. A tenant the user does not belong to is a 404, a missing permission
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import wraps
 
@@ -17,14 +18,21 @@ from dashboard.selectors import membership_for
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The client's address; X-Forwarded-For is trusted only behind a configured proxy."""
+    """The client's address: REMOTE_ADDR, or the header named by CLIENT_IP_HEADER when the app
+    runs behind a trusted reverse proxy (X-Forwarded-For: the last entry, the one that proxy
+    added). Anything that is not an IP address counts as unknown."""
     if request is None:
         return None
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR") or None
+    header = getattr(settings, "CLIENT_IP_HEADER", "REMOTE_ADDR") or "REMOTE_ADDR"
+    key = header.upper().replace("-", "_")
+    if key != "REMOTE_ADDR" and not key.startswith("HTTP_"):
+        key = f"HTTP_{key}"
+    value = request.META.get(key) or request.META.get("REMOTE_ADDR") or ""
+    candidate = value.split(",")[-1].strip().split("%")[0]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 def actor_from_request(request: HttpRequest) -> Actor:

@@ -24,7 +24,11 @@ CREDENTIALS_KEYS = [
     "bG9jYWwtdGVzdC1rZXktbm90LWZvci1wcm9kdWN0aW8=",
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 AXES_FAILURE_LIMIT = 3
+LOGIN_USERNAME_FAILURE_LIMIT = 6
+# The sandboxes listen on loopback over http; every other test host must pass the public rule.
+VENDOR_HOST_ALLOWLIST = ["127.0.0.1", "localhost", "::1"]
 
 # Serve static files from the app folders; tests do not run collectstatic.
 STATIC_ROOT = None

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import views
+from dashboard import account_views, views
 from dashboard.observability import views as observability_views
 
 tenant_patterns = [
@@ -18,6 +18,7 @@ tenant_patterns = [
     ),
     path("members/", views.member_list, name="member_list"),
     path("members/add/", views.member_add, name="member_add"),
+    path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
@@ -31,6 +32,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "invite/<uidb64>/<token>/", account_views.InviteAcceptView.as_view(), name="invite_accept"
+    ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
     path("healthz", observability_views.healthz, name="healthz"),

@@ -13,11 +13,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard import selectors, services
+from dashboard import invitations, selectors, services
 from dashboard.forms import (
+    AuditFilterForm,
     ConnectionEditForm,
     ConnectionForm,
     MemberAddForm,
+    MemberInviteForm,
     MemberRoleForm,
     SecretForm,
     TenantSettingsForm,
@@ -193,6 +195,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
         {
             "members": selectors.member_list(tenant=request.tenant),
             "add_form": MemberAddForm(),
+            "invite_form": MemberInviteForm(),
             "role_form": MemberRoleForm(),
         },
     )
@@ -221,6 +224,48 @@ def member_add(request: HttpRequest) -> HttpResponse:
         {
             "members": selectors.member_list(tenant=request.tenant),
             "add_form": form,
+            "invite_form": MemberInviteForm(),
+            "role_form": MemberRoleForm(),
+        },
+        status=400,
+    )
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def member_invite(request: HttpRequest) -> HttpResponse:
+    """Invite someone by email (admins): a new account gets a one-time set-password link."""
+    form = MemberInviteForm(request.POST)
+    if form.is_valid():
+        try:
+            result = invitations.member_invite(
+                actor=actor_from_request(request),
+                tenant=request.tenant,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                username=form.cleaned_data["username"],
+                site_url=request.build_absolute_uri("/"),
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            who = result.user.get_username()
+            if result.email_sent:
+                messages.success(request, f"Invitation sent to {result.user.email} ({who}).")
+            else:
+                messages.error(
+                    request,
+                    f"{who} was added, but the email could not be sent ({result.email_error}). "
+                    "Invite the same address again to resend it.",
+                )
+            return redirect("member_list", tenant_slug=request.tenant.slug)
+    return render(
+        request,
+        "dashboard/member_list.html",
+        {
+            "members": selectors.member_list(tenant=request.tenant),
+            "add_form": MemberAddForm(),
+            "invite_form": form,
             "role_form": MemberRoleForm(),
         },
         status=400,
@@ -281,12 +326,7 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
 @tenant_view(Permission.VIEW_AUDIT)
 @vary_on_headers("HX-Request")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    filters = {
-        "action": request.GET.get("action", "").strip(),
-        "actor": request.GET.get("actor", "").strip(),
-        "object_type": request.GET.get("object_type", "").strip(),
-        "object_id": request.GET.get("object_id", "").strip(),
-    }
+    filters = AuditFilterForm(request.GET).filters()
     events = selectors.audit_event_list(tenant=request.tenant, **filters)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -18,8 +19,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import Retry
+
+from dashboard.vendors import destinations
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +126,10 @@ class ConfigurationError(ValueError):
     """The call cannot be made as asked (bad base URL, out-of-range parameter). Nothing was sent."""
 
 
+class DestinationRefused(ConfigurationError):
+    """The vendor URL points somewhere the server must not call (see destinations.py)."""
+
+
 def minified_json(payload: Any) -> bytes:
     """Compact JSON (no spaces after separators), UTF-8: what every vendor here receives."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
@@ -145,20 +154,83 @@ def join_url(base_url: str, route: str) -> str:
 
 
 def validate_base_url(base_url: str) -> str:
-    """Raise ConfigurationError unless the base URL is an absolute http(s) URL."""
+    """Raise ConfigurationError unless the base URL is an absolute https URL of a public host
+    (or a host on VENDOR_HOST_ALLOWLIST, which may also use http): see destinations.py."""
     parts = urlsplit(base_url or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"Base URL must be an absolute http(s) URL, got {base_url!r}.")
     if parts.query or parts.fragment:
         raise ConfigurationError("Base URL must not carry a query string or fragment.")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "Base URL must not carry a user name or password; secrets go in the connection's "
+            "secret fields."
+        )
+    try:
+        destinations.check_base_url(base_url)
+    except destinations.DestinationNotAllowed as error:
+        raise DestinationRefused(str(error)) from None
     return base_url
+
+
+class _CheckedDestinationMixin:
+    """Resolve the host, check every address (destinations.checked_addresses), then connect to
+    exactly those addresses: what was checked is what is called, so a name that resolves
+    differently a moment later (DNS rebinding) cannot slip through. TLS still verifies the
+    certificate against the host name."""
+
+    def _new_conn(self) -> socket.socket:
+        name = self._dns_host
+        try:
+            addresses = destinations.checked_addresses(name, self.port)
+        except OSError as error:
+            raise NameResolutionError(self.host, self, error) from error
+        last_error: Exception | None = None
+        for address in addresses:
+            self._dns_host = address
+            try:
+                return super()._new_conn()
+            except NewConnectionError as error:
+                last_error = error
+            finally:
+                self._dns_host = name
+        raise last_error or NewConnectionError(self, f"{self.host} has no address")
+
+
+class CheckedHTTPConnection(_CheckedDestinationMixin, HTTPConnection):
+    pass
+
+
+class CheckedHTTPSConnection(_CheckedDestinationMixin, HTTPSConnection):
+    pass
+
+
+class CheckedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = CheckedHTTPConnection
+
+
+class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = CheckedHTTPSConnection
+
+
+class CheckedDestinationAdapter(HTTPAdapter):
+    """requests' adapter whose connections only go to addresses the destination rule allows."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": CheckedHTTPConnectionPool,
+            "https": CheckedHTTPSConnectionPool,
+        }
 
 
 class VendorHttp:
     """A pooled HTTP session bound to one base URL and one set of secrets.
 
     `secrets` are the values (API keys, tokens) that must never be recorded: every recorded
-    header and body has them replaced by a placeholder.
+    header and body has them replaced by a placeholder. Every connection goes through
+    CheckedDestinationAdapter (a session passed in gets it too), so no call reaches a host the
+    destination rule forbids.
     """
 
     def __init__(
@@ -178,7 +250,7 @@ class VendorHttp:
         if session is None:
             session = requests.Session()
             # total=0: urllib3 must not resend on its own; a resend may be a second campaign.
-            adapter = HTTPAdapter(
+            adapter = CheckedDestinationAdapter(
                 max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0),
                 pool_connections=4,
                 pool_maxsize=pool_maxsize,
@@ -186,6 +258,9 @@ class VendorHttp:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = False
+        for prefix in ("http://", "https://"):
+            if not isinstance(session.get_adapter(prefix), CheckedDestinationAdapter):
+                session.mount(prefix, CheckedDestinationAdapter(max_retries=Retry(total=0)))
         self.session = session
 
     def redact(self, text: str | None) -> str | None:
@@ -247,6 +322,9 @@ class VendorHttp:
             response = self.session.request(
                 method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
             )
+        except destinations.DestinationNotAllowed as error:
+            logger.warning("vendor call %s %s refused: %s", method, self.redact(url), error)
+            raise DestinationRefused(f"Not sent: {error}") from None
         except UnicodeError as error:
             # requests refuses a header it cannot encode before anything is written.
             exchange = record(error=f"{type(error).__name__}: a header or URL could not be encoded")

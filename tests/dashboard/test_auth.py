@@ -37,3 +37,106 @@ def test_repeated_failed_logins_lock_the_account(settings):
     assert "temporarily locked" in response.content.decode()
     assert not response.wsgi_request.user.is_authenticated
     assert AuditEvent.objects.filter(action="auth.locked_out").exists()
+
+
+# -- lockout rules: a user name at one address, and a user name from anywhere (higher) ---------
+
+
+def login(username, password, *, address):
+    return Client(REMOTE_ADDR=address).post(
+        reverse("login"), {"username": username, "password": password}
+    )
+
+
+def test_made_up_user_names_from_one_address_do_not_lock_anyone_else(settings):
+    UserFactory(username="lena")
+    for number in range(settings.AXES_FAILURE_LIMIT * 4):
+        login(f"made-up-{number % 5}", "wrong", address="10.0.0.1")
+    response = login("lena", PASSWORD, address="10.0.0.1")
+    assert response.status_code == 302
+    assert response.wsgi_request.user.username == "lena"
+
+
+def test_failures_for_one_name_at_one_address_lock_only_that_pair(settings):
+    UserFactory(username="lena")
+    UserFactory(username="omar")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login("lena", "wrong", address="10.0.0.1")
+    locked = login("lena", PASSWORD, address="10.0.0.1")
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert "from this address (10.0.0.1)" in page
+    assert "manage.py axes_reset_ip_username 10.0.0.1 lena" in page
+    # The same person elsewhere, and someone else at the same address, are not locked.
+    assert login("lena", PASSWORD, address="10.0.0.2").status_code == 302
+    assert login("omar", PASSWORD, address="10.0.0.1").status_code == 302
+    event = AuditEvent.objects.filter(action="auth.locked_out").latest("id")
+    assert event.summary["locked"] == "this user name from this address"
+    assert event.ip_address == "10.0.0.1"
+
+
+def test_failures_for_one_name_from_many_addresses_lock_the_name(settings):
+    UserFactory(username="lena")
+    per_address = settings.AXES_FAILURE_LIMIT - 1  # never enough to lock one address
+    addresses = [f"10.0.1.{n}" for n in range(1, 100)]
+    sent = 0
+    for address in addresses:
+        for _ in range(per_address):
+            if sent < settings.LOGIN_USERNAME_FAILURE_LIMIT:
+                login("lena", "wrong", address=address)
+                sent += 1
+    locked = login("lena", PASSWORD, address="10.0.2.1")
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert "Account temporarily locked" in page
+    assert "manage.py axes_reset_username lena" in page
+    event = AuditEvent.objects.filter(action="auth.locked_out").latest("id")
+    assert event.summary["locked"] == "this user name from anywhere"
+
+
+def test_the_suggested_unlock_command_unlocks(settings):
+    from django.core.management import call_command
+
+    UserFactory(username="lena")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login("lena", "wrong", address="10.0.0.1")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 429
+    call_command("axes_reset_ip_username", "10.0.0.1", "lena")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
+
+
+def test_forwarded_for_is_ignored_unless_configured(settings):
+    UserFactory(username="lena")
+    client = Client(REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    client.post(reverse("login"), {"username": "lena", "password": PASSWORD})
+    assert AuditEvent.objects.get(action="auth.login").ip_address == "10.9.9.9"
+
+
+def test_behind_a_trusted_proxy_the_configured_header_names_the_client(settings):
+    settings.CLIENT_IP_HEADER = "X-Forwarded-For"
+    UserFactory(username="lena")
+    # The proxy appends the address it saw; whatever the client wrote before it is not trusted.
+    proxied = {"REMOTE_ADDR": "10.9.9.9", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 203.0.113.7"}
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client(**proxied).post(reverse("login"), {"username": "lena", "password": "wrong"})
+    assert set(
+        AuditEvent.objects.filter(action="auth.login_failed").values_list("ip_address", flat=True)
+    ) == {"203.0.113.7"}
+    # Another client behind the same proxy is not locked out.
+    other = {"REMOTE_ADDR": "10.9.9.9", "HTTP_X_FORWARDED_FOR": "198.51.100.8"}
+    response = Client(**other).post(reverse("login"), {"username": "lena", "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_when_both_rules_lock_the_page_names_the_wider_one(settings):
+    from django.core.management import call_command
+
+    settings.LOGIN_USERNAME_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT + 1
+    UserFactory(username="lena")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login("lena", "wrong", address="10.0.0.1")
+    login("lena", "wrong", address="10.0.0.2")
+    page = login("lena", PASSWORD, address="10.0.0.1").content.decode()
+    assert "manage.py axes_reset_username lena" in page
+    call_command("axes_reset_username", "lena")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302

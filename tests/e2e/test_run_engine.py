@@ -333,7 +333,7 @@ def test_not_sent_is_retried_with_backoff_then_fails(
     sends = attempts(run, "send")
     assert [a.failure_class for a in sends] == ["not_sent"] * 3
     assert all(a.status_code is None for a in sends)
-    # Backoff of 2 s, then 4 s (dashboard.runs.services._backoff); a loaded machine may start
+    # Backoff of 2 s, then 4 s (dashboard.runs.services.send_backoff); a loaded machine may start
     # the retry a little late, never early.
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(sends)]
     assert 2.0 <= gaps[0] < 3.5, gaps
@@ -569,19 +569,65 @@ def run_burst(team, workers, sandboxes, connection, count: int, timeout: float) 
     return sandboxes["optimove_campaigns"].state()
 
 
-def test_burst_of_2000_runs_through_two_workers_gets_no_429(
+def test_burst_of_2000_runs_through_two_workers_is_accepted_once_each(
     team, workers, sandboxes, sandbox_connection
 ):
+    """At 93 % of the brand's 500/s, every run reaches the vendor once and is accepted once.
+
+    The sandbox counts a sliding second at arrival, as the vendor would. The engine's bucket
+    keeps its departures under the limit, but on a starved CI machine a worker or the sandbox
+    can stall long enough to bunch arrivals, so whether a 429 ever happens is a matter of
+    timing: `make bench` measures it (goal 0). What must hold whatever the timing: a 429 is
+    only ever a refusal the engine waits out and resends (the vendor did nothing), and no run
+    is accepted twice or lost.
+    """
     connection = sandbox_connection(team.tenant, "optimove_campaigns")
 
     state = run_burst(team, workers, sandboxes, connection, BURST, timeout=240)
 
-    assert state["throttled"] == {}
+    throttled = state["throttled"].get("demo-brand", 0)
     assert state["runs_accepted"] == {"demo-brand": BURST}
     assert Run.objects.filter(tenant=team.tenant, state=RunState.SUCCEEDED).count() == BURST
-    assert not RunAttempt.objects.filter(run__tenant=team.tenant).exclude(failure_class="").exists()
-    # Every run was sent once and read until published.
-    assert RunAttempt.objects.filter(run__tenant=team.tenant, purpose="send").count() == BURST
+    failed_attempts = RunAttempt.objects.filter(run__tenant=team.tenant).exclude(failure_class="")
+    assert set(failed_attempts.values_list("failure_class", flat=True)) <= {"throttled"}
+    assert failed_attempts.count() == throttled
+    # Every run was sent once (plus one resend per 429) and read until published.
+    assert RunAttempt.objects.filter(run__tenant=team.tenant, purpose="send").count() == (
+        BURST + throttled
+    )
+
+
+def test_a_vendor_stricter_than_the_bucket_gets_every_429_waited_out_never_a_double_send(
+    team, workers, sandboxes, sandbox_connection
+):
+    """The engine believes 500/s; the vendor enforces 20/s (a sliding second): many 429s.
+
+    Each 429 is a refusal (the vendor did nothing): the run waits the Retry-After and goes
+    again, until it is accepted once or gives up after RUN_MAX_SEND_ATTEMPTS, saying why.
+    """
+    sandboxes["optimove_campaigns"].control("set_rate_limit", {"per_second": 20})
+    connection = sandbox_connection(team.tenant, "optimove_campaigns")
+
+    state = run_burst(team, workers, sandboxes, connection, 100, timeout=180)
+
+    throttled = state["throttled"].get("demo-brand", 0)
+    assert throttled > 0
+    runs = Run.objects.filter(tenant=team.tenant)
+    succeeded = runs.filter(state=RunState.SUCCEEDED).count()
+    gave_up = runs.filter(state=RunState.FAILED)
+    assert succeeded + gave_up.count() == 100
+    assert state["runs_accepted"] == {"demo-brand": succeeded}
+    for run in gave_up:
+        assert run.failure_class == "throttled"
+        assert run.failure_message.startswith("Gave up after")
+    # Status reads are throttled too; every refused send or poll is an attempt that says so.
+    failed_attempts = RunAttempt.objects.filter(run__tenant=team.tenant).exclude(failure_class="")
+    assert set(failed_attempts.values_list("failure_class", flat=True)) == {"throttled"}
+    assert failed_attempts.count() == throttled
+    accepted_sends = RunAttempt.objects.filter(
+        run__tenant=team.tenant, purpose="send", failure_class=""
+    )
+    assert accepted_sends.count() == succeeded
 
 
 def test_two_workers_share_one_brand_budget_when_it_binds(

@@ -7,7 +7,6 @@ as in the browser; the audit row names that member and the operating-system user
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 import time
@@ -19,16 +18,10 @@ from django.core.management.base import CommandError
 
 from batchjobs import selectors
 from dashboard.audit import Actor
+from dashboard.management.commands._common import command_label
 from dashboard.models import Membership, Tenant
 from dashboard.runs.models import Run, RunState
 from dashboard.runs.operations import operation_for
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def tenant_by_slug(slug: str) -> Tenant:
@@ -46,7 +39,7 @@ def acting_as(username: str, tenant: Tenant, command_name: str) -> tuple[Actor, 
     membership = selectors.user_membership(user=user, tenant=tenant)
     if membership is None:
         raise CommandError(f"{username} is not a member of {tenant.name}.")
-    label = f"{user.get_username()} (cli:{os_user()}:{command_name})"
+    label = command_label(command_name, acting_as=user.get_username())
     return Actor(user=user, label=label), membership
 
 

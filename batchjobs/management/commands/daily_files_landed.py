@@ -4,10 +4,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import services
-from batchjobs.management.commands._cli import acting_as, error_text, os_user, tenant_by_slug
+from batchjobs.management.commands._cli import acting_as, error_text, tenant_by_slug
 from batchjobs.models import FilesLanded
 from dashboard.audit import Actor
 from dashboard.clock import utc_today
+from dashboard.management.commands._common import command_label
 from dashboard.runs.services import RunActionError
 
 
@@ -35,7 +36,9 @@ class Command(BaseCommand):
             actor, _ = acting_as(options["username"], tenant, "daily_files_landed")
             source = FilesLanded.Source.PERSON
         else:
-            actor = Actor.system(f"pipeline:{options['pipeline']} (cli:{os_user()})")
+            actor = Actor.system(
+                command_label("daily_files_landed", acting_as=f"pipeline:{options['pipeline']}")
+            )
             source = FilesLanded.Source.PIPELINE
         try:
             signal = services.files_landed_give(

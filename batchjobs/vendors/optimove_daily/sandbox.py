@@ -24,9 +24,12 @@ Checks, in this order (the first that fails answers):
 1. API key: missing or unknown -> 401; expired -> 403; role 3rdParty -> 401. All with an empty
    body (the doc gives no body; ASP.NET's authentication handlers send none).
 2. Per-tenant rate limit: one request per tenant per 600 s window of the sandbox clock, else 429.
-3. Content-Type must be JSON (`application/json`, parameters allowed) -> else 415.
-4. Body: UTF-8 JSON object, minified, `WaitTimeForValidationSeconds` an integer or null -> else
-   400 with one of the plain-text messages below. A value above 30 -> 504 after holding for the
+3. Content-Type must be the doc's `application/json` (the media type compared without regard to
+   letter case, as HTTP defines media types; the only parameter allowed is `charset=utf-8`)
+   -> else 415. `application/*+json` and other JSON-ish types are refused: the doc names one.
+4. Body: UTF-8 JSON object, minified, whose only property is the doc's `WaitTimeForValidationSeconds`
+   spelled exactly (any other name, including another letter case, is refused), an integer or
+   null -> else 400 with one of the plain-text messages below. A value above 30 -> 504 after holding for the
    30-second maximum (scaled, see "Validation wait").
 5. The doc's precondition table, in its order: task not found, already running, not in correct
    state, already triggered today (UTC date of the sandbox clock), configured not correctly.
@@ -39,8 +42,9 @@ Checks, in this order (the first that fails answers):
 Choices made where the doc is silent:
 
 - Rate limit: the window is fixed, opened by the first counted request, and is not extended by
-  the 429s inside it; 429 carries `Retry-After` = whole seconds left in the window (the doc does
-  not promise that header, so the client falls back to the full 600 s). Requests refused with
+  the 429s inside it. The 429 carries no `Retry-After` and an empty body: the doc promises
+  neither, only "wait for the current 10-minute window to expire", so a client must fall back to
+  the full 600 s (the state's `rate_window_ends_at` tells a test when the window ends). Requests refused with
   401/403 do not count and are never limited: the limit is partitioned by the tenant of an
   accepted key, which a bad or expired key does not yield, and a 3rdParty key is refused by
   authorization before the limiter runs (ASP.NET middleware order: authentication,
@@ -59,7 +63,10 @@ Choices made where the doc is silent:
 - "fails_validation": the task never started, so no trigger is recorded and the UTC day stays
   free; the next call (after the window) fails the same way until the condition changes.
 - 500 only happens through fault injection (`Fault.SERVER_ERROR`).
-- Paths match case-insensitively, as ASP.NET routing does.
+- Paths match exactly as the doc writes them (`/BatchProcessAPI/TriggerDaily`,
+  `/current/BatchProcessAPI/TriggerDaily`); any other letter case, or a trailing slash, is a 404.
+  The doc is silent on case; ASP.NET would be lenient, but a sandbox that accepts what the doc
+  does not write would never catch a client that misspells the route.
 
 Validation wait: the endpoint holds the connection until the task starts. A healthy task starts
 after `start_latency_seconds` of real time (default 0.05 s). A "fails_validation" task holds for
@@ -123,6 +130,7 @@ MESSAGE_NOT_MINIFIED = "Request body must be minified (compact) JSON"
 MESSAGE_NOT_JSON = "Request body is not valid JSON"
 MESSAGE_NOT_OBJECT = "Request body must be a JSON object"
 MESSAGE_WAIT_NOT_INTEGER = "WaitTimeForValidationSeconds must be an integer or null"
+MESSAGE_UNKNOWN_PROPERTY = "Unknown property: {name}"
 
 WAIT_PROPERTY = "WaitTimeForValidationSeconds"
 DEFAULT_VALIDATION_WAIT_SECONDS = 5
@@ -248,6 +256,14 @@ def is_minified(text: str) -> bool:
     return True
 
 
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A property given twice has no single value to bind.
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("a property is given twice")
+    return dict(pairs)
+
+
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; Python's parser would accept them.
     raise ValueError(f"{name} is not JSON")
@@ -270,23 +286,24 @@ def parse_wait_seconds(body: bytes) -> int | None:
     """
     try:
         text = body.decode("utf-8")
-        payload = json.loads(text, parse_constant=_reject_constant)
+        payload = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicates
+        )
     except ValueError:
         raise _BodyError(MESSAGE_NOT_JSON, "invalid_json") from None
     if not is_minified(text):
         raise _BodyError(MESSAGE_NOT_MINIFIED, "not_minified")
     if not isinstance(payload, dict):
         raise _BodyError(MESSAGE_NOT_OBJECT, "not_an_object")
-    wanted = WAIT_PROPERTY.casefold()
-    for name, value in payload.items():
-        if name.casefold() != wanted:
-            continue
-        if value is None:
-            return None
-        if type(value) is not int or not INT32_MIN <= value <= INT32_MAX:
-            raise _BodyError(MESSAGE_WAIT_NOT_INTEGER, "wait_not_integer")
-        return value
-    return None
+    for name in payload:
+        if name != WAIT_PROPERTY:
+            raise _BodyError(MESSAGE_UNKNOWN_PROPERTY.format(name=name), "unknown_property")
+    value = payload.get(WAIT_PROPERTY)
+    if value is None:
+        return None
+    if type(value) is not int or not INT32_MIN <= value <= INT32_MAX:
+        raise _BodyError(MESSAGE_WAIT_NOT_INTEGER, "wait_not_integer")
+    return value
 
 
 def effective_wait_seconds(value: int | None) -> int:
@@ -297,10 +314,15 @@ def effective_wait_seconds(value: int | None) -> int:
 
 
 def _is_json_media_type(content_type: str | None) -> bool:
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
+    """Whether a Content-Type is the doc's `application/json` (optionally `; charset=utf-8`)."""
+    media_type, *parameters = (content_type or "").split(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in parameters:
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
 
 
 class OptimoveDailySandbox(Sandbox):
@@ -438,7 +460,7 @@ class OptimoveDailySandbox(Sandbox):
 
     # -- the endpoint -----------------------------------------------------------------------
 
-    @route("POST", r"(?i:(?P<alias>/current)?/BatchProcessAPI/TriggerDaily)", "trigger_daily")
+    @route("POST", r"(?P<alias>/current)?/BatchProcessAPI/TriggerDaily", "trigger_daily")
     def trigger_daily(self, request: SandboxRequest) -> SandboxResponse:
         """POST [/current]/BatchProcessAPI/TriggerDaily."""
         key = self.keys.get(request.header("x-api-key") or "")
@@ -453,13 +475,9 @@ class OptimoveDailySandbox(Sandbox):
         task = self.tasks.setdefault(key.tenant, BatchTask())
         if task.rate_window_ends_at is not None and now < task.rate_window_ends_at:
             seconds_left = math.ceil((task.rate_window_ends_at - now).total_seconds())
+            # The effect (never sent to the caller) tells tests how long the window still runs.
             return self._refuse(
-                429,
-                "",
-                "rate_limited",
-                key.tenant,
-                headers={"Retry-After": str(max(1, seconds_left))},
-                retry_after=max(1, seconds_left),
+                429, "", "rate_limited", key.tenant, window_seconds_left=max(1, seconds_left)
             )
         task.rate_window_ends_at = now + timedelta(seconds=RATE_WINDOW_SECONDS)
         task.counted_requests += 1
@@ -523,16 +541,15 @@ class OptimoveDailySandbox(Sandbox):
         reason: str,
         tenant: str | None,
         *,
-        headers: dict[str, str] | None = None,
-        retry_after: int | None = None,
+        window_seconds_left: int | None = None,
     ) -> SandboxResponse:
         if tenant is not None:
             task = self.tasks.setdefault(tenant, BatchTask())
             task.rejections[reason] = task.rejections.get(reason, 0) + 1
         effect: dict[str, Any] = {"triggered": False, "reason": reason, "tenant": tenant}
-        if retry_after is not None:
-            effect["retry_after"] = retry_after
-        return SandboxResponse.text(status, text, headers=headers, effect=effect)
+        if window_seconds_left is not None:
+            effect["window_seconds_left"] = window_seconds_left
+        return SandboxResponse.text(status, text, effect=effect)
 
     def _hold_for(self, seconds: float) -> None:
         self._hold.seconds = max(0.0, seconds)

@@ -17,8 +17,12 @@ Defaults (the demo uses them):
   `job-cancelled-001` (30).
 - A running job completes `run_duration_seconds` (default 600) of sandbox time after it started.
 - No rate limit unless `rate_limit_per_minute` is given (the benchmark drives ~500 requests/s).
-- Layout: `TalkifaiApiLayout()` (`POST /batch/jobs/{id}/start`, `GET /batch/jobs/{id}`,
-  `Authorization: Bearer <key>`); any other layout can be passed to the constructor.
+- Routes and auth, stated here and nowhere else (the sandbox never reads the client's layout,
+  so a client that builds another path or header is refused, not silently served):
+  `POST /batch/jobs/{batch_job_id}/start`, `GET /batch/jobs/{batch_job_id}`, and the key as
+  `Authorization: Bearer <key>` (TalkifAI's public API reference; the doc only says "Your
+  TalkifAI API key"). Another deployment's shape can be served by passing the literal
+  `start_path`, `detail_path`, `auth_header` and `auth_prefix` to the constructor.
 
 Control actions (`control(action, payload)` or `POST {prefix}/__sandbox__/control/<action>`):
 
@@ -30,7 +34,7 @@ Control actions (`control(action, payload)` or `POST {prefix}/__sandbox__/contro
 
 `state()` shows every job (status, timestamps, `api_starts`, `scheduled_starts`,
 `contacts_enqueued`, `redis_jobs_cancelled`), the totals of those, `starts` per job id, the keys
-(last four characters only), the limits and the layout.
+(last four characters only), the limits and the routes and auth the sandbox serves.
 
 Where the doc is silent, this sandbox chooses:
 
@@ -56,7 +60,7 @@ Where the doc is silent, this sandbox chooses:
   50, out-of-range values are clamped). Progress is linear over the run duration; every
   processed contact counts as a successful call.
 - Fault injection applies per route name (`start_batch_job`, `batch_job_detail`); both routes
-  match any path of their method, and the handler then applies the layout.
+  match any path of their method, and the handler then matches the sandbox's own paths.
 """
 
 from __future__ import annotations
@@ -66,15 +70,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
-from batchjobs.vendors.talkifai.client import (
-    BATCH_JOB_ID_PLACEHOLDER,
-    FINISHED_STATUSES,
-    BatchJobStatus,
-    TalkifaiApiLayout,
-)
 from dashboard.vendors.sandbox import (
     Sandbox,
     SandboxClock,
@@ -90,7 +89,32 @@ DEFAULT_RUN_DURATION_SECONDS = 600.0
 RATE_LIMIT_WINDOW_SECONDS = 60.0
 DEFAULT_CONTACTS_PAGE_SIZE = 50
 MAX_CONTACTS_PAGE_SIZE = 500
+
+# The vendor's routes and auth scheme, written out here on purpose: they are the sandbox's own
+# statement of the API, independent of the client's defaults, so the client's contract tests
+# check its assumptions against something it did not write.
+START_PATH = "/batch/jobs/{batch_job_id}/start"
+DETAIL_PATH = "/batch/jobs/{batch_job_id}"
+AUTH_HEADER = "Authorization"
+AUTH_PREFIX = "Bearer "
+JOB_ID_PLACEHOLDER = "{batch_job_id}"
+
+
+class BatchJobStatus(StrEnum):
+    """The doc's "Behavior by Status" table."""
+
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 STATUSES = frozenset(status.value for status in BatchJobStatus)
+FINISHED_STATUSES = frozenset(
+    {BatchJobStatus.COMPLETED, BatchJobStatus.FAILED, BatchJobStatus.CANCELLED}
+)
 
 DEFAULT_API_KEYS: dict[str, dict[str, Any]] = {
     DEFAULT_API_KEY: {"organization_id": DEFAULT_ORGANIZATION_ID, "can_start": True},
@@ -198,14 +222,22 @@ class TalkifaiSandbox(Sandbox):
         *,
         api_keys: Mapping[str, Mapping[str, Any] | str] | None = None,
         jobs: Iterable[Mapping[str, Any]] | None = None,
-        layout: TalkifaiApiLayout | None = None,
+        start_path: str = START_PATH,
+        detail_path: str = DETAIL_PATH,
+        auth_header: str = AUTH_HEADER,
+        auth_prefix: str = AUTH_PREFIX,
         run_duration_seconds: float = DEFAULT_RUN_DURATION_SECONDS,
         rate_limit_per_minute: int | None = None,
     ) -> None:
         super().__init__(clock)
-        self.layout = layout or TalkifaiApiLayout()
-        self._start_pattern = path_pattern(self.layout.start_path)
-        self._detail_pattern = path_pattern(self.layout.detail_path)
+        self.routes = {
+            "start_path": start_path,
+            "detail_path": detail_path,
+            "auth_header": auth_header,
+            "auth_prefix": auth_prefix,
+        }
+        self._start_pattern = path_pattern(start_path)
+        self._detail_pattern = path_pattern(detail_path)
         self._configured_keys = dict(DEFAULT_API_KEYS if api_keys is None else api_keys)
         self._configured_jobs = [dict(job) for job in (DEFAULT_JOBS if jobs is None else jobs)]
         self._configured_run_duration = float(run_duration_seconds)
@@ -257,7 +289,7 @@ class TalkifaiSandbox(Sandbox):
                 "run_duration_seconds": self.run_duration_seconds,
                 "rate_limit_per_minute": self.rate_limit_per_minute,
                 "throttled_requests": self._throttled_requests,
-                "layout": self.layout.as_dict(),
+                "routes": dict(self.routes),
             }
 
     def _job_state(self, job: BatchJob) -> dict[str, Any]:
@@ -468,8 +500,8 @@ class TalkifaiSandbox(Sandbox):
         return job, None
 
     def _api_key(self, request: SandboxRequest) -> str | None:
-        value = request.header(self.layout.auth_header)
-        prefix = self.layout.auth_prefix
+        value = request.header(self.routes["auth_header"])
+        prefix = self.routes["auth_prefix"]
         if value is None or value[: len(prefix)].lower() != prefix.lower():
             return None
         key = value[len(prefix) :].strip()
@@ -564,9 +596,11 @@ class TalkifaiSandbox(Sandbox):
 
 
 def path_pattern(template: str) -> re.Pattern[str]:
-    """A regex matching a layout path (without its query), capturing the raw job id segment."""
+    """A regex matching a route template (without its query), capturing the raw job id segment."""
     path = template.split("?", 1)[0]
-    before, after = path.split(BATCH_JOB_ID_PLACEHOLDER)
+    if path.count(JOB_ID_PLACEHOLDER) != 1:
+        raise ValueError(f"a route needs {JOB_ID_PLACEHOLDER} exactly once, got {template!r}")
+    before, after = path.split(JOB_ID_PLACEHOLDER)
     return re.compile(f"^{re.escape(before)}(?P<batch_job_id>[^/]+){re.escape(after)}$")
 
 

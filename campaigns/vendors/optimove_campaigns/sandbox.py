@@ -30,10 +30,17 @@ Rules, in the order they are checked (the doc names the codes, not the order):
 1. 401 when x-api-key is missing or unknown.
 2. 403 when x-brand-key is missing or is not the brand key of the API key's brand.
 3. 429 when the brand is over its limit: 500 requests per second per brand, counted across both
-   endpoints in fixed one-second windows of the sandbox clock (a fixed window is O(1) per request;
-   like any fixed window it lets up to twice the limit through across a window boundary). The
-   answer carries `Retry-After: <whole seconds until the window ends, at least 1>`. Requests
-   answered 401/403 are not counted (they cannot be attributed to a brand); 429s are not counted.
+   endpoints over a sliding one-second window of the sandbox clock: a request is admitted only
+   if fewer than 500 of the brand's admitted requests arrived in the second before it (a request
+   admitted at t counts until t + 1 s). That is the strictest reading of "500 requests/second":
+   no interval of one second ever holds more than 500 admitted requests, wherever it starts.
+   (A fixed window lets up to twice the limit through across its boundary, and so does a token
+   bucket whose capacity is a whole second's worth; the doc does not say which algorithm the
+   vendor runs, so the sandbox enforces the rate itself.) The answer carries the doc's
+   `Retry-After`: whole seconds until the oldest counted request leaves the window, at least 1
+   (always 1 for a one-second window). Requests answered 401/403 are not counted (they cannot be
+   attributed to a brand); 429s are not counted. Memory: one timestamp per admitted request in
+   the last second, at most the limit per brand.
 4. Run: 400 when Content-Type is not application/json, the body is not UTF-8 JSON (NaN and
    Infinity included, as a JSON-strict vendor would), not an object, `topic_key` is missing or not
    a non-empty string, or `context` is missing or not an object. Body checks come before the
@@ -82,7 +89,7 @@ import json
 import math
 import uuid
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,6 +111,7 @@ PUBLISHED = "published"
 FAILED = "failed"
 
 DEFAULT_RATE_LIMIT_PER_SECOND = 500
+RATE_WINDOW_MICROSECONDS = 1_000_000  # the "per second" of the limit
 DEFAULT_PROCESSING_AFTER_SECONDS = 1.0
 DEFAULT_COMPLETE_AFTER_SECONDS = 3.0
 
@@ -310,7 +318,8 @@ class OptimoveCampaignsSandbox(Sandbox):
             self._register(brand)
         self.processing_after_seconds, self.complete_after_seconds = self._initial_durations
         self.executions: dict[str, Execution] = {}
-        self._windows: dict[str, tuple[int, int]] = {}  # brand -> (window second, requests)
+        # brand -> sandbox-clock times (microseconds) of its admitted requests in the last second.
+        self._admitted: dict[str, deque[int]] = {}
         self.runs_accepted: Counter[str] = Counter()
         self.status_reads: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
@@ -358,21 +367,33 @@ class OptimoveCampaignsSandbox(Sandbox):
             return self._error(401, UNAUTHORIZED_MESSAGE)
         if request.header("x-brand-key") != brand.brand_key:
             return self._error(403, forbidden_message)
-        now = self.clock.now().timestamp()
-        window = math.floor(now)
-        window_start, count = self._windows.get(brand.name, (window, 0))
-        if window_start != window:
-            count = 0
-        if count >= brand.rate_limit_per_second:
+        retry_after = self._take_rate_slot(brand)
+        if retry_after is not None:
             self.throttled[brand.name] += 1
-            retry_after = max(1, math.ceil(window + 1 - now))
             return self._error(
                 429,
                 rate_limit_message(brand.rate_limit_per_second),
                 headers={"Retry-After": str(retry_after)},
             )
-        self._windows[brand.name] = (window, count + 1)
         return brand
+
+    def _take_rate_slot(self, brand: Brand) -> int | None:
+        """Admit one request in the brand's sliding window: None, or whole seconds to wait."""
+        # Whole microseconds, so that "exactly one second later" is exact.
+        now = round(self.clock.now().timestamp() * 1_000_000)
+        admitted = self._admitted.setdefault(brand.name, deque())
+        if admitted and admitted[-1] > now:
+            # The sandbox clock was set back: what was admitted "later" no longer says anything.
+            admitted.clear()
+        while admitted and admitted[0] <= now - RATE_WINDOW_MICROSECONDS:
+            admitted.popleft()
+        if len(admitted) >= brand.rate_limit_per_second:
+            # A limit lowered by `set_rate_limit` may leave more than it allows; the oldest that
+            # must leave before one more fits decides the wait.
+            oldest_to_leave = admitted[len(admitted) - brand.rate_limit_per_second]
+            return max(1, math.ceil((oldest_to_leave + RATE_WINDOW_MICROSECONDS - now) / 1_000_000))
+        admitted.append(now)
+        return None
 
     @staticmethod
     def _run_body(request: SandboxRequest) -> dict[str, Any] | str:

@@ -12,13 +12,28 @@ from dashboard.audit import Actor
 from dashboard.models import Tenant
 
 
+def os_user() -> str:
+    """The operating-system user running the command (what shell access proves)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def command_label(command_name: str, *, acting_as: str = "") -> str:
+    """The audit label of a command: `cli:<os-user>:<command>`, after the member named by --as
+    when there is one. The command-line part is always kept whole (audit labels are at most 150
+    characters): it is the only proof of who ran it, since --as proves nothing by itself."""
+    cli = f"cli:{os_user()}:{command_name}"[:140]
+    if not acting_as:
+        return cli
+    room = 150 - len(cli) - 3
+    return f"{acting_as[:room]} ({cli})"
+
+
 def command_actor(command_name: str) -> Actor:
     """Commands act as the operating-system user who ran them, labelled as such in the audit."""
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    return Actor(label=f"cli:{who}:{command_name}")
+    return Actor(label=command_label(command_name))
 
 
 def tenant_by_slug(slug: str) -> Tenant:

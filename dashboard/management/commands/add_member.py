@@ -34,7 +34,9 @@ class Command(BaseCommand):
             if not options["create"]:
                 raise CommandError(f"No user {options['username']!r}; pass --create to create it.")
             user = services.user_create(
-                username=options["username"], password=os.environ.get("DJANGO_PASSWORD")
+                username=options["username"],
+                password=os.environ.get("DJANGO_PASSWORD"),
+                actor=command_actor("add_member"),
             )
         try:
             services.membership_add(

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 
 from dashboard import services
 from dashboard.audit import Actor
+from dashboard.management.commands._common import command_actor, command_label
 from dashboard.models import Membership, Role, Tenant, VendorConnection
 from dashboard.sandboxes import sandbox_base_url
 
@@ -65,7 +66,7 @@ class Command(BaseCommand):
             for username, role, what in DEMO_USERS:
                 self.stdout.write(f"  {username:<6} {role:<9} {what}")
             return
-        actor = Actor.system("setup_demo")
+        actor = command_actor("setup_demo")
         tenant = Tenant.objects.filter(slug="demo").first() or services.tenant_create(
             actor=actor, name="Demo Brand", slug="demo"
         )
@@ -74,7 +75,10 @@ class Command(BaseCommand):
             user = User.objects.filter(username=username).first()
             if user is None:
                 user = services.user_create(
-                    username=username, password=DEMO_PASSWORD, email=f"{username}@example.com"
+                    username=username,
+                    password=DEMO_PASSWORD,
+                    email=f"{username}@example.com",
+                    actor=actor,
                 )
                 if role == Role.ADMIN:
                     user.is_staff = user.is_superuser = True
@@ -105,7 +109,8 @@ class Command(BaseCommand):
 
         connection = VendorConnection.objects.get(tenant=tenant, name="TalkifAI (sandbox)")
         marketer = Actor(
-            user=get_user_model().objects.get(username="mia"), label="mia (setup_demo)"
+            user=get_user_model().objects.get(username="mia"),
+            label=command_label("setup_demo", acting_as="mia"),
         )
         for batch_job_id in DEMO_BATCH_JOBS:
             if BatchJob.objects.filter(tenant=tenant, batch_job_id=batch_job_id).exists():

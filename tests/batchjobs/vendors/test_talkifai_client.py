@@ -105,7 +105,14 @@ class ScriptedVendor(Sandbox):
 
 
 DEFAULT_SANDBOX = TalkifaiSandbox(SandboxClock(T0, scale=0))
-ALTERNATIVE_SANDBOX = TalkifaiSandbox(SandboxClock(T0, scale=0), layout=ALTERNATIVE_LAYOUT)
+# The sandbox is told its other shape in its own words, not through the client's layout class.
+ALTERNATIVE_SANDBOX = TalkifaiSandbox(
+    SandboxClock(T0, scale=0),
+    start_path="/v2/batch-calling/jobs/{batch_job_id}/start",
+    detail_path="/v2/batch-calling/jobs/{batch_job_id}",
+    auth_header="X-API-Key",
+    auth_prefix="",
+)
 SCRIPTED = ScriptedVendor()
 
 

@@ -6,14 +6,16 @@ over real HTTP, as `make demo` or a worker in another process would.
 
 from __future__ import annotations
 
+import ast
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from batchjobs.vendors.talkifai.client import TalkifaiApiLayout
+from batchjobs.vendors.talkifai import sandbox as sandbox_module
 from batchjobs.vendors.talkifai.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_JOBS,
@@ -361,14 +363,50 @@ def test_unknown_paths_and_wrong_methods_answer_as_the_web_framework(
     assert sandbox.state()["total_api_starts"] == 0
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/Batch/Jobs/job-pending-001/start",
+        "/batch/jobs/job-pending-001/Start",
+        "/batch/job/job-pending-001/start",
+        "/batch/jobs/job-pending-001/start/",
+        "/v1/batch/jobs/job-pending-001/start",
+    ],
+)
+def test_only_the_sandboxs_own_start_path_is_routed(sandbox: TalkifaiSandbox, path: str) -> None:
+    answer = call(sandbox, "POST", path)
+
+    assert answer is not None and answer.status == 404
+    assert answer.body == {"detail": "Not Found"}
+    assert sandbox.state()["total_api_starts"] == 0
+
+
+def test_the_sandbox_states_its_routes_without_the_client_module() -> None:
+    # The sandbox is the client's independent counterpart: if it read the client's layout, a
+    # wrong default path or header in the client would be served instead of refused.
+    source = Path(sandbox_module.__file__).read_text()
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not any(module.startswith("batchjobs") for module in imported)
+    assert TalkifaiSandbox(SandboxClock(T0, scale=0)).state()["routes"] == {
+        "start_path": "/batch/jobs/{batch_job_id}/start",
+        "detail_path": "/batch/jobs/{batch_job_id}",
+        "auth_header": "Authorization",
+        "auth_prefix": "Bearer ",
+    }
+
+
 def test_another_layout_moves_the_routes_and_the_key_header() -> None:
-    layout = TalkifaiApiLayout(
+    sandbox = TalkifaiSandbox(
+        SandboxClock(T0, scale=0),
         start_path="/v2/jobs/{batch_job_id}:start",
         detail_path="/v2/jobs/{batch_job_id}?contactsPageSize=1",
         auth_header="X-API-Key",
         auth_prefix="",
     )
-    sandbox = TalkifaiSandbox(SandboxClock(T0, scale=0), layout=layout)
     api_key = {"X-API-Key": DEFAULT_API_KEY}
 
     started = call(sandbox, "POST", "/v2/jobs/job-pending-001:start", headers=api_key)

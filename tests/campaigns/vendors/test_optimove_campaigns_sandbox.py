@@ -391,16 +391,69 @@ def test_the_rate_limit_is_per_brand_per_second_across_both_endpoints(
     assert other[0] == 202
     assert run(sandbox, headers={})[0] == 401
 
-    sandbox.clock.advance(0.74)
+    # A sliding window: the first request (at .250) leaves it one second later, not at the
+    # next whole second.
+    sandbox.clock.advance(0.75)
     assert run(sandbox)[0] == 429
-    sandbox.clock.advance(0.01)
-    assert run(sandbox)[0] == 202
+    sandbox.clock.advance(0.249999)
+    assert run(sandbox)[0] == 429
+    sandbox.clock.advance(0.000001)
+    assert [run(sandbox)[0] for _ in range(4)] == [202, 202, 202, 429]
 
     state = sandbox.state()
-    assert state["throttled"] == {"demo-brand": 3}
-    assert state["runs_accepted"] == {"demo-brand": 3, "other-brand": 1}
+    assert state["throttled"] == {"demo-brand": 5}
+    assert state["runs_accepted"] == {"demo-brand": 5, "other-brand": 1}
     assert state["brands"]["demo-brand"]["rate_limit_per_second"] == 3
     assert state["brands"]["other-brand"]["rate_limit_per_second"] == 500
+
+
+def test_a_burst_across_a_whole_second_never_gets_twice_the_limit_through(
+    sandbox: OptimoveCampaignsSandbox,
+) -> None:
+    # A fixed window would admit 3 at .900 and 3 more at 1.100: 6 within 0.2 s.
+    sandbox.control("set_rate_limit", {"per_second": 3, "brand": "demo-brand"})
+    sandbox.clock.set(START + timedelta(milliseconds=900))
+    assert [run(sandbox)[0] for _ in range(3)] == [202, 202, 202]
+
+    sandbox.clock.set(START + timedelta(milliseconds=1100))
+    status, _, headers = run(sandbox)
+    assert status == 429
+    assert headers["Retry-After"] == "1"
+
+    sandbox.clock.set(START + timedelta(milliseconds=1900))
+    assert [run(sandbox)[0] for _ in range(4)] == [202, 202, 202, 429]
+    assert sandbox.state()["runs_accepted"] == {"demo-brand": 6}
+
+
+def test_no_one_second_interval_holds_more_than_the_limit(
+    sandbox: OptimoveCampaignsSandbox,
+) -> None:
+    sandbox.control("set_rate_limit", {"per_second": 10, "brand": "demo-brand"})
+    admitted: list[float] = []
+    # 40 requests every 37 ms (27/s offered), over several whole-second boundaries.
+    for step in range(40):
+        at = step * 0.037
+        sandbox.clock.set(START + timedelta(seconds=at))
+        if run(sandbox)[0] == 202:
+            admitted.append(at)
+
+    for start in admitted:
+        inside = [moment for moment in admitted if start <= moment < start + 1.0]
+        assert len(inside) <= 10
+    # The window slides: the sandbox keeps admitting at the limit, not in bursts per second.
+    assert len(admitted) >= 14
+
+
+def test_a_lowered_limit_waits_for_enough_requests_to_leave(
+    sandbox: OptimoveCampaignsSandbox,
+) -> None:
+    sandbox.clock.set(START)
+    for _ in range(5):
+        assert run(sandbox)[0] == 202
+    sandbox.control("set_rate_limit", {"per_second": 2, "brand": "demo-brand"})
+    assert run(sandbox)[0] == 429
+    sandbox.clock.advance(1)
+    assert run(sandbox)[0] == 202
 
 
 def test_a_burst_over_500_per_second_over_http_gets_429_with_retry_after() -> None:

@@ -331,7 +331,7 @@ def test_daily_reconciliation_after_the_utc_day_goes_to_a_person(
     services.run_send(run_id=run.pk)
     run.refresh_from_db()
     tomorrow = run.sent_at + timedelta(days=1)
-    monkeypatch.setattr(services, "utc_now", lambda: tomorrow)
+    monkeypatch.setattr(services.sending, "utc_now", lambda: tomorrow)
     assert services.run_reconcile(run_id=run.pk) == "day ended"
     run.refresh_from_db()
     assert run.state == RunState.OUTCOME_UNKNOWN and run.needs_person

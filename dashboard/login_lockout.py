@@ -1,0 +1,100 @@
+"""Who is locked out after failed logins, and what the lockout page says (django-axes).
+
+Two rules, so that one person cannot lock a whole office (everyone behind one NAT or proxy
+shares an address) by typing made-up user names:
+
+- a user name from one address: AXES_FAILURE_LIMIT failures (5) lock that name at that address
+  only; the same person elsewhere, and everyone else at that address, can still log in;
+- a user name from anywhere: LOGIN_USERNAME_FAILURE_LIMIT failures (20, higher) lock the name
+  everywhere, against guessing spread over many addresses.
+
+django-axes counts per rule (AXES_LOCKOUT_PARAMETERS) but compares every count with one limit;
+this handler gives each rule its own limit and remembers which one locked, so the page and the
+audit row name the right thing and the right unlock command.
+"""
+
+from __future__ import annotations
+
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username, get_lockout_parameters
+from django.conf import settings
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+USERNAME_AND_ADDRESS = "username_and_address"
+USERNAME = "username"
+
+
+def _rule_name(parameter: str | list[str]) -> str:
+    if isinstance(parameter, str):
+        return parameter
+    return (
+        USERNAME_AND_ADDRESS
+        if set(parameter) == {"username", "ip_address"}
+        else "+".join(parameter)
+    )
+
+
+def rule_limit(rule: str) -> int:
+    """The failures that lock under `rule`."""
+    if rule == USERNAME:
+        return settings.LOGIN_USERNAME_FAILURE_LIMIT
+    return settings.AXES_FAILURE_LIMIT
+
+
+class LoginLockoutHandler(AxesDatabaseHandler):
+    """axes' database handler with one limit per lockout rule (see the module docstring)."""
+
+    def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
+        username = get_client_username(request, credentials)
+        parameters = get_lockout_parameters(request, credentials)
+        attempts_list = self.get_user_attempts(request, credentials)
+        worst = 0
+        locked_by = ""
+        for parameter, attempts in zip(parameters, attempts_list, strict=True):
+            rule = _rule_name(parameter)
+            if rule == USERNAME and not username:
+                continue  # a name-less attempt must not count against every name-less attempt
+            failures = attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+            limit = rule_limit(rule)
+            # Scaled to AXES_FAILURE_LIMIT, the one limit axes compares with.
+            scaled = (
+                failures
+                if limit == settings.AXES_FAILURE_LIMIT
+                else (settings.AXES_FAILURE_LIMIT if failures >= limit else 0)
+            )
+            # When both rules lock, name the user-name rule: its unlock command also clears the
+            # address's count, while the other one would leave the name locked.
+            if failures >= limit and (rule == USERNAME or not locked_by):
+                locked_by = rule
+            worst = max(worst, scaled)
+        request.axes_lockout_rule = locked_by
+        return worst
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+) -> HttpResponse:
+    """The lockout page: which rule locked, for how long, and the command that unlocks it."""
+    username = get_client_username(request, credentials) or ""
+    address = getattr(request, "axes_ip_address", None) or ""
+    rule = getattr(request, "axes_lockout_rule", "") or USERNAME_AND_ADDRESS
+    if rule == USERNAME:
+        unlock = f"manage.py axes_reset_username {username}"
+    else:
+        unlock = f"manage.py axes_reset_ip_username {address} {username}"
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return render(
+        request,
+        "registration/locked_out.html",
+        {
+            "rule": rule,
+            "locked_username": username,
+            "locked_address": address,
+            "failure_limit": rule_limit(rule),
+            "cooloff_minutes": minutes,
+            "unlock_command": unlock,
+        },
+        status=settings.AXES_HTTP_RESPONSE_CODE,
+    )

@@ -1,0 +1,114 @@
+"""Refuse input the app cannot store, once, for every page and form (see input_checks.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import render
+from django.utils.datastructures import MultiValueDict
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from dashboard.input_checks import unstorable_reason
+
+logger = logging.getLogger(__name__)
+
+# No filter or link of the app comes near this; a longer query value is an error, not a search.
+MAX_QUERY_VALUE_CHARS = 4096
+
+
+class BadInput(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _printable_name(name: str) -> str:
+    shown = "".join(
+        ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "?" for ch in name
+    )
+    return shown[:60] + ("…" if len(shown) > 60 else "")
+
+
+def _check_values(items: list[tuple[str, list[str]]], where: str, *, max_chars: int | None) -> None:
+    for name, values in items:
+        reason = unstorable_reason(name)
+        if reason:
+            raise BadInput(f"A {where} name contains {reason}.")
+        for value in values:
+            reason = unstorable_reason(value)
+            if reason:
+                raise BadInput(f"The {where} “{_printable_name(name)}” contains {reason}.")
+            if max_chars is not None and len(value) > max_chars:
+                raise BadInput(
+                    f"The {where} “{_printable_name(name)}” is {len(value):,} characters long; "
+                    f"at most {max_chars:,} are accepted."
+                )
+
+
+def _back_url(request: HttpRequest) -> str:
+    """Where "back" goes: the page itself for a GET, the page the form was on for a POST."""
+    if request.method == "GET":
+        return request.path
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer
+    return "/"
+
+
+class RejectUnstorableInputMiddleware:
+    """Answer 400 with a plain, styled page when a query string, form value, cookie or header
+    carries a NUL character or a lone surrogate, when a query value is absurdly long, or when a
+    form is too large to read. Every page and form, present and future, is covered: none of them
+    can turn such input into a 500.
+
+    Placed before the session middleware: a cookie carrying such a character is treated as
+    absent (a NUL in a session cookie would otherwise break the session lookup)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name in [
+            name for name, value in request.COOKIES.items() if unstorable_reason(name + value)
+        ]:
+            del request.COOKIES[name]
+        try:
+            self._check(request)
+        except BadInput as error:
+            return self._refuse(request, error.message)
+        except (RequestDataTooBig, TooManyFieldsSent):
+            return self._refuse(
+                request, "The form sent is too large to read. Shorten the long fields and retry."
+            )
+        except (SuspiciousOperation, MultiPartParserError):
+            return self._refuse(request, "The form sent could not be read.")
+        return self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> None:
+        for key, value in request.META.items():
+            if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                raise BadInput(f"The request header {key[5:].replace('_', '-')} contains a NUL.")
+        _check_values(
+            list(request.GET.lists()), "address parameter", max_chars=MAX_QUERY_VALUE_CHARS
+        )
+        if request.method == "POST":
+            _check_values(list(request.POST.lists()), "form field", max_chars=None)
+
+    def _refuse(self, request: HttpRequest, message: str) -> HttpResponse:
+        logger.info("refused bad input on %s %s: %s", request.method, request.path, message)
+        # The page must not read the request's data again (it is what was refused).
+        request.GET = QueryDict()
+        request.POST = QueryDict()
+        request._files = MultiValueDict()
+        return render(
+            request,
+            "dashboard/bad_input.html",
+            {"message": message, "back": _back_url(request)},
+            status=400,
+        )

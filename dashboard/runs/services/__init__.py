@@ -1,0 +1,105 @@
+"""The run engine's writes: request, approve, send, poll, reconcile, sweep.
+
+Rules that make a run safe to send exactly once:
+- every state change is a compare-and-set (`UPDATE ... WHERE state IN (...)`) with its audit row
+  in the same transaction (transitions);
+- a worker moves a run from queued to sending under a row lock before it talks to the vendor,
+  and a worker that finds a run past queued does not send it (sending);
+- an unknown outcome is never retried blindly: it is reconciled (TriggerDaily asks again within
+  the same UTC day) or put before a person (sending);
+- tasks are enqueued on commit, so no task sees a row that is not there yet (transitions).
+
+Modules: transitions (state changes, enqueueing), credentials, attempts (the record of each
+vendor call), submit (request, approve, reject, cancel, change), sending (send, outcomes,
+reconcile, mark as sent, send again), polling, sweep. Import from this package.
+"""
+
+from dashboard.runs.services.attempts import (
+    NOTE_SUCCESS_EVERY_SECONDS,
+    attempt_number,
+    failure_text,
+    note_connection,
+    record_attempt,
+)
+from dashboard.runs.services.credentials import connection_secrets
+from dashboard.runs.services.polling import (
+    POLL_DEADLINE_MESSAGE,
+    expire_polling,
+    poll_backoff,
+    poll_outcome,
+    run_poll,
+)
+from dashboard.runs.services.sending import (
+    after_send_exception,
+    approval_problem,
+    max_send_attempts,
+    run_mark_as_sent,
+    run_reconcile,
+    run_send,
+    run_send_again,
+    send_backoff,
+    send_outcome,
+)
+from dashboard.runs.services.submit import (
+    ProbableDuplicate,
+    parameters_hash,
+    run_approve,
+    run_cancel,
+    run_change_parameters,
+    run_reject,
+    run_submit,
+)
+from dashboard.runs.services.sweep import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, runs_sweep
+from dashboard.runs.services.transitions import (
+    MAX_COUNTDOWN_SECONDS,
+    SWEEPER,
+    WORKER,
+    RunActionError,
+    batch_of,
+    enqueue,
+    enqueue_send,
+    fail_run,
+    transition,
+)
+
+__all__ = [
+    "MAX_COUNTDOWN_SECONDS",
+    "NOTE_SUCCESS_EVERY_SECONDS",
+    "POLL_DEADLINE_MESSAGE",
+    "STALE_POLL_SECONDS",
+    "STALE_QUEUED_SECONDS",
+    "SWEEPER",
+    "WORKER",
+    "ProbableDuplicate",
+    "RunActionError",
+    "after_send_exception",
+    "approval_problem",
+    "attempt_number",
+    "batch_of",
+    "connection_secrets",
+    "enqueue",
+    "enqueue_send",
+    "expire_polling",
+    "fail_run",
+    "failure_text",
+    "max_send_attempts",
+    "note_connection",
+    "parameters_hash",
+    "poll_backoff",
+    "poll_outcome",
+    "record_attempt",
+    "run_approve",
+    "run_cancel",
+    "run_change_parameters",
+    "run_mark_as_sent",
+    "run_poll",
+    "run_reconcile",
+    "run_reject",
+    "run_send",
+    "run_send_again",
+    "run_submit",
+    "runs_sweep",
+    "send_backoff",
+    "send_outcome",
+    "transition",
+]

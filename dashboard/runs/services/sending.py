@@ -1,0 +1,508 @@
+"""Sending a queued run once, reading its outcome, and settling an unknown outcome: by asking
+the vendor again (reconciliation) or by a person (mark as sent, send again).
+
+A worker moves a run from queued to sending under a row lock before it talks to the vendor, and
+a worker that finds a run past queued does not send it. An unknown outcome is never retried
+blindly: it is reconciled (TriggerDaily asks again within the same UTC day) or put before a
+person.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from dashboard.audit import Actor, record_audit_event
+from dashboard.clock import utc_now
+from dashboard.crypto import CredentialDecryptionError
+from dashboard.runs.models import (
+    Approval,
+    Run,
+    RunAttempt,
+    RunState,
+)
+from dashboard.runs.operations import RunOperation, SendResult, operation_for
+from dashboard.runs.rate_limits import acquire_all, rate_limiter
+from dashboard.runs.services.attempts import failure_text, note_connection, record_attempt
+from dashboard.runs.services.credentials import connection_secrets
+from dashboard.runs.services.transitions import (
+    WORKER,
+    RunActionError,
+    batch_of,
+    enqueue,
+    fail_run,
+    transition,
+)
+from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
+
+logger = logging.getLogger(__name__)
+
+
+def max_send_attempts() -> int:
+    """How many times a send that provably did not go through is tried before the run fails."""
+    return getattr(settings, "RUN_MAX_SEND_ATTEMPTS", 5)
+
+
+def send_backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
+    """Seconds before retry number `attempt` of a send that did not go through: 2, 4, 8... to 120."""
+    return min(cap, base ** max(0, attempt - 1) * base)
+
+
+def approval_problem(run: Run, now: datetime) -> str:
+    """Why the run's approval does not allow sending it now ("" when it does)."""
+    if not run.approval_required:
+        return ""
+    approval = run.approvals.filter(decision=Approval.Decision.APPROVED).first()
+    if approval is None:
+        return "The run has no approval."
+    if approval.parameters_hash != run.parameters_hash:
+        return "The parameters changed after approval; a new approval is needed."
+    if approval.expires_at and now >= approval.expires_at:
+        return "The approval expired before the run could be sent; request it again."
+    return ""
+
+
+def run_send(*, run_id: int, slot: int | None = None) -> str:
+    """Send a queued run once. Returns what happened, for logs; never raises for vendor errors.
+
+    A run of a batched operation is sent by a dispatcher for its connection, run here: `slot`
+    names the wake-up flag the message was enqueued under (None: a retry or an older message).
+    """
+    head = Run.objects.filter(pk=run_id).values_list("state", "operation", "connection_id").first()
+    if head is None:
+        return "missing"
+    state, operation_name, connection_id = head
+    batched = operation_for(operation_name).batch_size > 1
+    # A woken dispatcher runs even when its run went out meanwhile: it holds a wake-up flag that
+    # only its own last look may clear, or later submissions would wait for the sweeper.
+    if state != RunState.QUEUED and not (batched and slot is not None):
+        return f"skipped: already {state}"
+    if batched:
+        from dashboard.runs import dispatch
+
+        return dispatch.dispatch_sends(
+            connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
+        )
+    now = utc_now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("connection", "tenant")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None:
+            return "missing"
+        if run.state != RunState.QUEUED:
+            return f"skipped: already {run.state}"
+        if run.next_attempt_at and run.next_attempt_at > now + timedelta(milliseconds=50):
+            enqueue("send", run.pk, (run.next_attempt_at - now).total_seconds())
+            return "not yet due"
+        operation = operation_for(run.operation)
+        problem = approval_problem(run, now) or operation.pre_send_problem(run)
+        if problem:
+            fail_run(
+                run,
+                from_states={RunState.QUEUED},
+                actor=WORKER,
+                code="guardrail",
+                message=problem,
+            )
+            return "guardrail"
+        try:
+            secrets = connection_secrets(run.connection)
+        except CredentialDecryptionError as error:
+            fail_run(
+                run,
+                from_states={RunState.QUEUED},
+                actor=WORKER,
+                code="credentials_unreadable",
+                message=str(error),
+                failure_class=FailureClass.NOT_SENT,
+            )
+            return "credentials"
+        wait = acquire_all(operation.rate_rules(run.connection, secrets))
+        if wait > 0:
+            Run.objects.filter(pk=run.pk).update(next_attempt_at=now + timedelta(seconds=wait))
+            enqueue("send", run.pk, wait)
+            return f"rate limited for {wait:.3f}s"
+        transition(
+            run,
+            RunState.SENDING,
+            from_states={RunState.QUEUED},
+            actor=WORKER,
+            # The row is locked since the SELECT above: a plain value needs no read-back.
+            attempt_count=run.attempt_count + 1,
+            next_attempt_at=None,
+            sent_at=now,
+        )
+    return _perform_send(run, operation, secrets)
+
+
+def send_outcome(
+    operation: RunOperation, result: SendResult, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """What a successful send makes of a run: its next state and the fields to store."""
+    fields: dict[str, Any] = {
+        "vendor_reference": result.vendor_reference,
+        "vendor_status": result.vendor_status,
+        "progress": result.progress,
+        "audience_size": result.audience_size,
+        "result": result.result,
+        "failure_class": "",
+        "failure_code": "",
+        "failure_message": "",
+        "needs_person": False,
+    }
+    if result.accepted and operation.polls:
+        fields["next_poll_at"] = now + timedelta(seconds=1)
+        fields["poll_deadline"] = now + timedelta(seconds=operation.poll_deadline_seconds)
+        return RunState.ACCEPTED, fields
+    return RunState.SUCCEEDED, fields
+
+
+def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) -> str:
+    started = utc_now()
+    attempt_number = run.attempt_count
+    try:
+        result = operation.send(run.connection, secrets, run)
+    except Exception as error:
+        return after_send_exception(run, operation, error, started, secrets)
+    with transaction.atomic():
+        record_attempt(
+            run,
+            purpose=RunAttempt.Purpose.SEND,
+            started_at=started,
+            exchange=result.exchange,
+            outcome=result.outcome,
+        )
+        note_connection(run.connection)
+        to_state, fields = send_outcome(operation, result, utc_now())
+        # A sweeper may have presumed this worker dead meanwhile; the answer still counts.
+        moved = transition(
+            run,
+            to_state,
+            from_states={RunState.SENDING, RunState.OUTCOME_UNKNOWN},
+            actor=WORKER,
+            reason=result.outcome,
+            **fields,
+        )
+        if to_state == RunState.ACCEPTED:
+            if moved:
+                enqueue("poll", run.pk, 1.0)
+            return "accepted"
+    logger.info("run %s attempt %s succeeded", run.pk, attempt_number)
+    return "succeeded"
+
+
+def after_send_exception(
+    run: Run,
+    operation: RunOperation,
+    error: Exception,
+    started: datetime,
+    secrets: dict[str, str],
+) -> str:
+    """Record a send that raised, and move the run on by the failure's class.
+
+    `run` is in sending (its attempt_count counts this send); the batch dispatcher calls this for
+    each of its rare failures, so both paths decide the same way.
+    """
+    if isinstance(error, VendorError):
+        return _after_send_failure(run, operation, error, started, secrets)
+    if isinstance(error, ConfigurationError):
+        with transaction.atomic():
+            record_attempt(
+                run,
+                purpose=RunAttempt.Purpose.SEND,
+                started_at=started,
+                exchange=None,
+                outcome=str(error),
+            )
+            fail_run(
+                run,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                code="invalid_parameters",
+                message=f"Not sent: {error}",
+                reason=str(error),
+                failure_class=FailureClass.NOT_SENT,
+            )
+        return "invalid parameters"
+    # A bug after the request may have left: treat it like a lost answer, never resend blindly.
+    logger.error("run %s: unexpected error while sending", run.pk, exc_info=error)
+    unknown = VendorError(
+        "Unexpected error while sending; the vendor may have acted.", code="internal_error"
+    )
+    unknown.failure_class = FailureClass.OUTCOME_UNKNOWN  # type: ignore[misc]
+    return _after_send_failure(run, operation, unknown, started, secrets)
+
+
+def _after_send_failure(
+    run: Run,
+    operation: RunOperation,
+    error: VendorError,
+    started: datetime,
+    secrets: dict[str, str],
+) -> str:
+    failure = error.failure_class
+    now = utc_now()
+    with transaction.atomic():
+        record_attempt(
+            run,
+            purpose=RunAttempt.Purpose.SEND,
+            started_at=started,
+            exchange=error.exchange,
+            error=error,
+        )
+        note_connection(run.connection, error=f"{error.code}: {error.message}", now=now)
+        run.refresh_from_db()
+        attempts = run.attempt_count
+        details = {
+            "failure_class": failure.value,
+            "failure_code": error.code,
+            "failure_message": failure_text(error),
+        }
+        retryable = failure in (FailureClass.NOT_SENT, FailureClass.THROTTLED) or (
+            failure is FailureClass.SERVER_ERROR and operation.retry_server_errors
+        )
+        if failure is FailureClass.NOT_SENT:
+            # Nothing reached the vendor: give back a window we took for it.
+            limiter = rate_limiter()
+            for rule in operation.rate_rules(run.connection, secrets):
+                if rule.window:
+                    limiter.release_window(rule)
+        if retryable and attempts < max_send_attempts():
+            wait = (
+                error.retry_after
+                if failure is FailureClass.THROTTLED and error.retry_after
+                else send_backoff(attempts)
+            )
+            moved = transition(
+                run,
+                RunState.QUEUED,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                reason=f"{failure.value}: retry in {wait:.0f}s",
+                next_attempt_at=now + timedelta(seconds=wait),
+                **details,
+            )
+            if moved:
+                enqueue("send", run.pk, wait)
+            return f"retry after {failure.value}"
+        if failure is FailureClass.REJECTED or (retryable and attempts >= max_send_attempts()):
+            if retryable:
+                details["failure_message"] = (
+                    f"Gave up after {attempts} attempts. {details['failure_message']}"
+                )
+            transition(
+                run,
+                RunState.FAILED,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                reason=error.code,
+                **details,
+            )
+            return f"failed: {error.code}"
+        # Outcome unknown, or a server error where a retry could send twice.
+        automatic = operation.reconciles_automatically
+        reconcile_after = None
+        if automatic:
+            windows = [
+                r.period_seconds for r in operation.rate_rules(run.connection, secrets) if r.window
+            ]
+            reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
+        moved = transition(
+            run,
+            RunState.OUTCOME_UNKNOWN,
+            from_states={RunState.SENDING},
+            actor=WORKER,
+            reason=error.code,
+            needs_person=not automatic,
+            reconcile_after=reconcile_after,
+            **details,
+        )
+        if moved and automatic and reconcile_after is not None:
+            enqueue("reconcile", run.pk, (reconcile_after - now).total_seconds())
+    return f"outcome unknown: {error.code}"
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+def run_reconcile(*, run_id: int) -> str:
+    """Ask the vendor again whether an unknown outcome went through (automatic operations only)."""
+    now = utc_now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("connection", "tenant")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.state != RunState.OUTCOME_UNKNOWN or run.needs_person:
+            return "nothing to reconcile"
+        operation = operation_for(run.operation)
+        if not operation.reconciles_automatically:
+            return "needs a person"
+        if run.reconcile_after and run.reconcile_after > now + timedelta(milliseconds=50):
+            enqueue("reconcile", run.pk, (run.reconcile_after - now).total_seconds())
+            return "not yet due"
+        if run.utc_date is not None and now.date() != run.utc_date:
+            _give_to_person(
+                run,
+                "The UTC day ended before the outcome could be checked. Check in the vendor's UI, then mark the run as sent or send it again.",
+            )
+            return "day ended"
+        secrets = connection_secrets(run.connection)
+        wait = acquire_all(operation.rate_rules(run.connection, secrets))
+        if wait > 0:
+            Run.objects.filter(pk=run.pk).update(reconcile_after=now + timedelta(seconds=wait))
+            enqueue("reconcile", run.pk, wait)
+            return "rate window still open"
+        transition(
+            run,
+            RunState.SENDING,
+            from_states={RunState.OUTCOME_UNKNOWN},
+            actor=WORKER,
+            reason="reconciling: asking the vendor again",
+            attempt_count=run.attempt_count + 1,  # the row is locked since the SELECT above
+        )
+    started = utc_now()
+    try:
+        verdict = operation.reconcile(run.connection, secrets, run)
+    except VendorError as error:
+        with transaction.atomic():
+            record_attempt(
+                run,
+                purpose=RunAttempt.Purpose.RECONCILE,
+                started_at=started,
+                exchange=error.exchange,
+                error=error,
+            )
+            if error.failure_class in (
+                FailureClass.THROTTLED,
+                FailureClass.NOT_SENT,
+                FailureClass.OUTCOME_UNKNOWN,
+            ):
+                if error.failure_class is FailureClass.NOT_SENT:
+                    for rule in operation.rate_rules(run.connection, secrets):
+                        if rule.window:
+                            rate_limiter().release_window(rule)
+                windows = [
+                    r.period_seconds
+                    for r in operation.rate_rules(run.connection, secrets)
+                    if r.window
+                ]
+                wait = error.retry_after or (max(windows, default=60) + 5)
+                later = utc_now() + timedelta(seconds=wait)
+                if transition(
+                    run,
+                    RunState.OUTCOME_UNKNOWN,
+                    from_states={RunState.SENDING},
+                    actor=WORKER,
+                    reason=f"reconciliation inconclusive ({error.code}); asking again later",
+                    reconcile_after=later,
+                ):
+                    enqueue("reconcile", run.pk, wait)
+                return "inconclusive"
+            transition(
+                run,
+                RunState.OUTCOME_UNKNOWN,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                reason=error.code,
+            )
+            _give_to_person(
+                run, f"Reconciliation got an answer that proves nothing: {failure_text(error)}"
+            )
+        return "needs a person"
+    with transaction.atomic():
+        record_attempt(
+            run,
+            purpose=RunAttempt.Purpose.RECONCILE,
+            started_at=started,
+            exchange=verdict.exchange,
+            outcome=verdict.outcome,
+        )
+        if verdict.went_through or verdict.sent_now:
+            transition(
+                run,
+                RunState.SUCCEEDED,
+                from_states={RunState.SENDING},
+                actor=WORKER,
+                reason=verdict.outcome,
+                failure_class="",
+                failure_code="",
+                failure_message="",
+                needs_person=False,
+                result={**run.result, "reconciliation": verdict.outcome},
+            )
+            return "reconciled: succeeded"
+        transition(
+            run,
+            RunState.OUTCOME_UNKNOWN,
+            from_states={RunState.SENDING},
+            actor=WORKER,
+            reason=verdict.outcome,
+        )
+        _give_to_person(run, verdict.outcome)
+    return "needs a person"
+
+
+def _give_to_person(run: Run, message: str) -> None:
+    Run.objects.filter(pk=run.pk).update(
+        needs_person=True, failure_message=message, updated_at=utc_now()
+    )
+    record_audit_event(
+        actor=WORKER,
+        tenant=run.tenant,
+        action="run.needs_person",
+        object_type="run",
+        object_id=run.pk,
+        summary={"reason": message},
+    )
+
+
+def run_mark_as_sent(*, actor: Actor, run: Run, comment: str) -> Run:
+    """A person who checked with the vendor records that an unknown outcome did go through."""
+    if not comment.strip():
+        raise RunActionError("Say how you know it went through (e.g. what the vendor's UI shows).")
+    moved = transition(
+        run,
+        RunState.SUCCEEDED,
+        from_states={RunState.OUTCOME_UNKNOWN},
+        actor=actor,
+        action="run.marked_as_sent",
+        reason=comment,
+        needs_person=False,
+        result={**run.result, "marked_as_sent_by": actor.display, "evidence": comment},
+    )
+    if not moved:
+        raise RunActionError("Only a run whose outcome is unknown can be marked as sent.")
+    return run
+
+
+def run_send_again(*, actor: Actor, run: Run, comment: str) -> Run:
+    """A person who checked with the vendor decides the call did not go through: send it again."""
+    if not comment.strip():
+        raise RunActionError("Say how you know it did not go through.")
+    now = utc_now()
+    with transaction.atomic():
+        moved = transition(
+            run,
+            RunState.QUEUED,
+            from_states={RunState.OUTCOME_UNKNOWN},
+            actor=actor,
+            action="run.send_again",
+            reason=comment,
+            needs_person=False,
+            next_attempt_at=now,
+        )
+        if not moved:
+            raise RunActionError("Only a run whose outcome is unknown can be sent again.")
+        enqueue("send", run.pk, batch=batch_of(run))
+    return run

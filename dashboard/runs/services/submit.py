@@ -1,0 +1,312 @@
+"""Requesting a run: submit, approve, reject, cancel, change its parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from dashboard.audit import Actor, record_audit_event
+from dashboard.clock import next_utc_midnight, utc_now
+from dashboard.models import Permission, Tenant, VendorConnection
+from dashboard.runs.models import (
+    Approval,
+    Run,
+    RunState,
+)
+from dashboard.runs.operations import operation_for
+from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue, transition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbableDuplicate(Exception):
+    """An identical run was sent recently; the vendor does not deduplicate."""
+
+    existing: Run
+
+    def __str__(self) -> str:
+        return (
+            f"An identical run (#{self.existing.pk}, {self.existing.get_state_display().lower()}) was "
+            f"requested at {self.existing.created_at:%Y-%m-%d %H:%M UTC}. Send anyway?"
+        )
+
+
+def parameters_hash(*, operation: str, connection_id: int, parameters: dict[str, Any]) -> str:
+    """A stable fingerprint of what would be sent, for approvals and duplicate detection."""
+    canonical = json.dumps(
+        {"operation": operation, "connection": connection_id, "parameters": parameters},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# -- requesting -------------------------------------------------------------------------------
+
+
+def run_submit(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    connection: VendorConnection,
+    operation: str,
+    parameters: dict[str, Any],
+    idempotency_key: str,
+    approval_required: bool,
+    send_anyway: bool = False,
+    attestation: str = "",
+    utc_date: Any = None,
+    check_duplicates: bool = True,
+) -> Run:
+    """Record a requested vendor call; queue it now, or hold it for approval.
+
+    The same idempotency key always yields the same run (a double click, a resubmitted form).
+    A run identical to a recent one raises ProbableDuplicate unless `send_anyway`.
+    """
+    if connection.tenant_id != tenant.pk:
+        raise ValidationError("That connection belongs to another tenant.")
+    if not connection.is_active:
+        raise ValidationError({"connection": f"Connection {connection.name} is inactive."})
+    idempotency_key = (idempotency_key or "").strip()
+    if not idempotency_key or len(idempotency_key) > 80:
+        raise ValidationError("A request needs an idempotency key of 1 to 80 characters.")
+    run_operation = operation_for(operation)
+    if connection.kind != run_operation.vendor_kind:
+        raise ValidationError(
+            {"connection": f"{connection.name} is not a {run_operation.vendor_kind} connection."}
+        )
+
+    existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+
+    cleaned = run_operation.clean_parameters(parameters, connection)
+    fingerprint = parameters_hash(
+        operation=operation, connection_id=connection.pk, parameters=cleaned
+    )
+    now = utc_now()
+    duplicate = None
+    if check_duplicates and tenant.duplicate_window_minutes:
+        duplicate = (
+            Run.objects.filter(
+                tenant=tenant,
+                parameters_hash=fingerprint,
+                created_at__gte=now - timedelta(minutes=tenant.duplicate_window_minutes),
+            )
+            .exclude(state__in=[RunState.FAILED, RunState.CANCELLED, RunState.DRAFT])
+            # A concurrent submission of this same form is this request, not a duplicate of it;
+            # the unique key settles which one is saved.
+            .exclude(idempotency_key=idempotency_key)
+            .order_by("-created_at")
+            .first()
+        )
+        if duplicate is not None and not send_anyway:
+            raise ProbableDuplicate(duplicate)
+
+    expires = now + timedelta(minutes=tenant.approval_valid_minutes)
+    if utc_date is not None:
+        expires = min(expires, next_utc_midnight(now))
+    state = RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED
+    run = Run(
+        tenant=tenant,
+        connection=connection,
+        operation=operation,
+        parameters=cleaned,
+        parameters_hash=fingerprint,
+        idempotency_key=idempotency_key,
+        state=state,
+        utc_date=utc_date,
+        requested_by=actor.user if actor.user is not None and actor.user.is_authenticated else None,
+        requested_by_label=actor.display,
+        requested_at=now,
+        approval_required=approval_required,
+        approval_expires_at=expires if approval_required else None,
+        attestation=attestation,
+        send_anyway=bool(send_anyway and duplicate is not None),
+        duplicate_of=duplicate if send_anyway else None,
+    )
+    try:
+        with transaction.atomic():
+            run.save()
+            record_audit_event(
+                actor=actor,
+                tenant=tenant,
+                action="run.requested",
+                object_type="run",
+                object_id=run.pk,
+                summary={
+                    "operation": operation,
+                    "connection": connection.name,
+                    "parameters": cleaned,
+                    "state": state,
+                    "attestation": attestation,
+                    "send_anyway": run.send_anyway,
+                    "duplicate_of": duplicate.pk if duplicate and send_anyway else None,
+                },
+            )
+            if state == RunState.QUEUED:
+                enqueue("send", run.pk, batch=batch_of(run))
+    except IntegrityError:
+        existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        raise RunActionError(
+            "Another daily trigger for this tenant is already in flight or succeeded today."
+        ) from None
+    return run
+
+
+def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: str = "") -> Run:
+    """A second person approves the exact parameters they saw; the run is queued at once."""
+    now = utc_now()
+    with transaction.atomic():
+        locked = Run.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=run.pk)
+        if locked.state != RunState.AWAITING_APPROVAL:
+            raise RunActionError(
+                f"This run is {locked.get_state_display().lower()}; there is nothing to approve."
+            )
+        if actor.user is None or (
+            locked.requested_by_id is not None and locked.requested_by_id == actor.user.pk
+        ):
+            raise RunActionError(
+                "The requester cannot approve their own request: a second person must."
+            )
+        membership = actor.user.memberships.filter(tenant=locked.tenant).first()
+        if membership is None or not membership.can(Permission.APPROVE):
+            raise RunActionError("Only an operator of this tenant can approve.")
+        if parameters_hash_seen != locked.parameters_hash:
+            raise RunActionError(
+                "The parameters changed since you opened this page. Review them again."
+            )
+        expired = bool(locked.approval_expires_at and now >= locked.approval_expires_at)
+        if not expired:
+            problem = operation_for(locked.operation).approval_problem(locked, membership)
+            if problem:
+                raise RunActionError(problem)
+            _approve_locked(actor=actor, run=locked, now=now, comment=comment)
+    if expired:
+        # Outside the approval's transaction: the expiry is recorded even though we refuse.
+        transition(
+            locked,
+            RunState.CANCELLED,
+            from_states={RunState.AWAITING_APPROVAL},
+            actor=actor,
+            reason="the request expired before approval",
+            failure_code="approval_expired",
+            failure_message="The request expired before anyone approved it. Request it again.",
+        )
+        raise RunActionError("This request has expired. Ask for a new one.")
+    return locked
+
+
+def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> None:
+    """Record the approval and queue the run; the caller holds the run's row lock."""
+    Approval.objects.create(
+        run=run,
+        decided_by=actor.user,
+        decision=Approval.Decision.APPROVED,
+        parameters_hash=run.parameters_hash,
+        comment=comment,
+        decided_at=now,
+        expires_at=run.approval_expires_at,
+    )
+    try:
+        with transaction.atomic():
+            moved = transition(
+                run,
+                RunState.QUEUED,
+                from_states={RunState.AWAITING_APPROVAL},
+                actor=actor,
+                action="run.approved",
+                extra_summary={"comment": comment, "parameters_hash": run.parameters_hash},
+            )
+    except IntegrityError:
+        raise RunActionError(
+            "Another daily trigger for this tenant is already in flight or succeeded today."
+        ) from None
+    if not moved:
+        raise RunActionError("Someone else decided on this run first.")
+    enqueue("send", run.pk, batch=batch_of(run))
+
+
+def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
+    """A second person declines the request; nothing is sent."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.state != RunState.AWAITING_APPROVAL:
+            raise RunActionError("Only a request awaiting approval can be rejected.")
+        if actor.user is None:
+            raise RunActionError("A person must reject.")
+        Approval.objects.create(
+            run=locked,
+            decided_by=actor.user,
+            decision=Approval.Decision.REJECTED,
+            parameters_hash=locked.parameters_hash,
+            comment=comment,
+            decided_at=utc_now(),
+        )
+        transition(
+            locked,
+            RunState.CANCELLED,
+            from_states={RunState.AWAITING_APPROVAL},
+            actor=actor,
+            action="run.rejected",
+            reason=comment or "rejected",
+            failure_code="rejected_by_approver",
+            failure_message=f"Rejected by {actor.display}" + (f": {comment}" if comment else "."),
+        )
+    return locked
+
+
+def run_cancel(*, actor: Actor, run: Run) -> Run:
+    """Withdraw a run that has not been sent."""
+    moved = transition(
+        run,
+        RunState.CANCELLED,
+        from_states={RunState.DRAFT, RunState.AWAITING_APPROVAL, RunState.QUEUED},
+        actor=actor,
+        action="run.cancelled",
+        failure_code="cancelled",
+        failure_message=f"Cancelled by {actor.display}.",
+    )
+    if not moved:
+        run.refresh_from_db()
+        raise RunActionError(
+            f"This run is {run.get_state_display().lower()} and can no longer be cancelled."
+        )
+    return run
+
+
+def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any]) -> Run:
+    """Change what an unapproved request will send; any approval must then be given anew."""
+    with transaction.atomic():
+        locked = (
+            Run.objects.select_for_update(of=("self",)).select_related("connection").get(pk=run.pk)
+        )
+        if locked.state != RunState.AWAITING_APPROVAL:
+            raise RunActionError("Only a request awaiting approval can be changed.")
+        cleaned = operation_for(locked.operation).clean_parameters(parameters, locked.connection)
+        old = locked.parameters
+        locked.parameters = cleaned
+        locked.parameters_hash = parameters_hash(
+            operation=locked.operation, connection_id=locked.connection_id, parameters=cleaned
+        )
+        locked.save(update_fields=["parameters", "parameters_hash", "updated_at"])
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action="run.parameters_changed",
+            object_type="run",
+            object_id=locked.pk,
+            summary={"from": old, "to": cleaned},
+        )
+    return locked

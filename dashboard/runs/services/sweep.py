@@ -1,0 +1,120 @@
+"""The sweeper: moves on runs a crashed worker or a lost message left behind."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from dashboard.clock import utc_now
+from dashboard.runs.models import (
+    Run,
+    RunState,
+)
+from dashboard.runs.operations import operation_for
+from dashboard.runs.services.credentials import connection_secrets
+from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
+from dashboard.vendors.http import FailureClass
+
+logger = logging.getLogger(__name__)
+
+STALE_QUEUED_SECONDS = 60
+STALE_POLL_SECONDS = 60
+
+
+# -- the sweeper ------------------------------------------------------------------------------
+
+
+def runs_sweep() -> dict[str, int]:
+    """Find runs a crashed worker or a lost message left behind and move them on.
+
+    Safe to run as often as wanted, on any number of machines: every action is a CAS or an
+    idempotent enqueue.
+    """
+    now = utc_now()
+    report = {"requeued": 0, "presumed_lost": 0, "polls": 0, "reconciles": 0, "expired": 0}
+
+    stale = now - timedelta(seconds=STALE_QUEUED_SECONDS)
+    for run in (
+        Run.objects.filter(state=RunState.QUEUED, updated_at__lt=stale)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now))
+        .only("pk", "operation", "connection_id")[:500]
+    ):
+        with transaction.atomic():
+            if Run.objects.filter(pk=run.pk, state=RunState.QUEUED).update(updated_at=now):
+                enqueue("send", run.pk, batch=batch_of(run))
+                report["requeued"] += 1
+
+    for run in Run.objects.filter(state=RunState.SENDING).select_related("tenant", "connection")[
+        :500
+    ]:
+        operation = operation_for(run.operation)
+        if run.updated_at > now - timedelta(seconds=operation.max_send_seconds):
+            continue
+        reconcile_after = None
+        if operation.reconciles_automatically:
+            windows = [
+                r.period_seconds
+                for r in operation.rate_rules(run.connection, connection_secrets(run.connection))
+                if r.window
+            ]
+            reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
+        with transaction.atomic():
+            moved = transition(
+                run,
+                RunState.OUTCOME_UNKNOWN,
+                from_states={RunState.SENDING},
+                actor=SWEEPER,
+                reason="the worker stopped while sending; the vendor may have received it",
+                failure_class=FailureClass.OUTCOME_UNKNOWN,
+                failure_code="worker_lost",
+                failure_message="The worker stopped while sending; the vendor may have received the request.",
+                needs_person=not operation.reconciles_automatically,
+                reconcile_after=reconcile_after,
+            )
+            if moved:
+                report["presumed_lost"] += 1
+                if reconcile_after is not None:
+                    enqueue("reconcile", run.pk, max(0.0, (reconcile_after - now).total_seconds()))
+
+    stale_poll = now - timedelta(seconds=STALE_POLL_SECONDS)
+    for run in (
+        Run.objects.filter(state=RunState.ACCEPTED)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lt=stale_poll))
+        .only("pk", "operation", "connection_id")[:500]
+    ):
+        with transaction.atomic():
+            if Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
+                next_poll_at=now, updated_at=now
+            ):
+                enqueue("poll", run.pk, batch=batch_of(run))
+                report["polls"] += 1
+
+    for run_id in Run.objects.filter(
+        state=RunState.OUTCOME_UNKNOWN,
+        needs_person=False,
+        reconcile_after__lt=now - timedelta(seconds=30),
+    ).values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            if Run.objects.filter(pk=run_id, state=RunState.OUTCOME_UNKNOWN).update(
+                reconcile_after=now, updated_at=now
+            ):
+                enqueue("reconcile", run_id)
+                report["reconciles"] += 1
+
+    for run in Run.objects.filter(
+        state=RunState.AWAITING_APPROVAL, approval_expires_at__lte=now
+    ).select_related("tenant")[:500]:
+        if transition(
+            run,
+            RunState.CANCELLED,
+            from_states={RunState.AWAITING_APPROVAL},
+            actor=SWEEPER,
+            reason="expired before approval",
+            failure_code="approval_expired",
+            failure_message="The request expired before anyone approved it. Request it again.",
+        ):
+            report["expired"] += 1
+    return report

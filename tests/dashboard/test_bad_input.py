@@ -1,0 +1,280 @@
+"""Bad input on every page, filter and form of the app: a NUL, a lone surrogate (raw and as a
+JSON escape) and a 10 MB value each get a clear answer, never a 500.
+
+The pages and their forms are discovered, not listed: every named URL of the app is visited as an
+admin, every <form> (and hx-post button) on it is collected, and each payload goes into every
+field of every one of them. A page or form added later is covered without touching this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import quote, urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import URLResolver, get_resolver, reverse
+
+from dashboard.forms import AuditFilterForm, ConnectionForm, OptionsField
+from dashboard.input_checks import nested_unstorable_reason
+from dashboard.models import Membership
+from tests.factories import RunFactory, VendorConnectionFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
+
+TEN_MB = 10 * 1024 * 1024
+
+# (name, percent-encoded value, the status a request carrying it must get: an exact code, or
+# None for "anything but a server error").
+PAYLOADS = [
+    ("nul", "%00", 400),
+    ("nul-inside-text", "abc%00def", 400),
+    # What a lone surrogate looks like on the wire (its UTF-8-style bytes); Django decodes it to
+    # U+FFFD, which the pages must handle like any other text.
+    ("lone-surrogate", "%ED%A0%80", None),
+    # JSON escapes reach fields that parse JSON (connection options) as the real characters.
+    ("json-nul", quote('{"k": "\\u0000"}'), None),
+    ("json-surrogate", quote('{"k": "\\ud800x"}'), None),
+    ("ten-megabytes", "x" * TEN_MB, 400),
+]
+
+
+@dataclass
+class FormTarget:
+    method: str
+    url: str
+    fields: list[str] = field(default_factory=list)
+
+
+class FormCollector(HTMLParser):
+    """Every form of a page (action, method, field names), and every hx-get/hx-post element."""
+
+    def __init__(self, page_url: str) -> None:
+        super().__init__()
+        self.page_url = page_url
+        self.targets: list[FormTarget] = []
+        self._form: FormTarget | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            if attributes.get("hx-post"):
+                method, url = "post", attributes["hx-post"]
+            elif attributes.get("hx-get"):
+                method, url = "get", attributes["hx-get"]
+            else:
+                method = (attributes.get("method") or "get").lower()
+                url = attributes.get("action") or self.page_url
+            self._form = FormTarget(method=method, url=url or self.page_url)
+            self.targets.append(self._form)
+            return
+        if tag in ("input", "select", "textarea") and self._form is not None:
+            name = attributes.get("name")
+            if name and name != "csrfmiddlewaretoken" and name not in self._form.fields:
+                self._form.fields.append(name)
+            return
+        for attribute, method in (("hx-post", "post"), ("hx-get", "get")):
+            if attributes.get(attribute):
+                self.targets.append(FormTarget(method=method, url=attributes[attribute] or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+
+
+def app_url_patterns(patterns=None, outer: frozenset = frozenset()) -> list[tuple[str, set]]:
+    """(name, the names of its URL arguments) of every named URL of the app, admin excluded."""
+    found = []
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        arguments = outer | set(pattern.pattern.converters)
+        if isinstance(pattern, URLResolver):
+            if str(pattern.pattern) == "admin/":
+                continue
+            found += app_url_patterns(pattern.url_patterns, frozenset(arguments))
+        elif pattern.name:
+            found.append((pattern.name, arguments))
+    return found
+
+
+@pytest.fixture
+def site(team, sandbox_connection):
+    """A tenant with something on every page: connections, a registered job, open runs."""
+    from batchjobs.services import batch_job_register
+    from dashboard.audit import Actor
+
+    daily = sandbox_connection(team.tenant, "optimove_batch", name="Optimove")
+    talkifai = sandbox_connection(team.tenant, "talkifai", name="TalkifAI")
+    job = batch_job_register(
+        actor=Actor(user=team.operator.user),
+        tenant=team.tenant,
+        connection=talkifai,
+        batch_job_id="job-scheduled-001",
+    )
+    run = RunFactory(tenant=team.tenant, connection=talkifai, requested_by=team.marketer.user)
+    daily_run = RunFactory(
+        tenant=team.tenant,
+        connection=daily,
+        operation="optimove_trigger_daily",
+        parameters={"wait_time_for_validation_seconds": None},
+        requested_by=team.marketer.user,
+    )
+    VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+    kwargs = {
+        "tenant_slug": team.tenant.slug,
+        "connection_id": daily.pk,
+        "membership_id": team.marketer.pk,
+        "run_id": run.pk,
+        "batch_job_pk": job.pk,
+    }
+    return team, kwargs, daily_run
+
+
+def discover_targets(client: Client, kwargs: dict) -> list[FormTarget]:
+    """Every page of the app (GET) and every form found on those pages."""
+    targets: list[FormTarget] = []
+    for name, arguments in app_url_patterns():
+        try:
+            url = reverse(name, kwargs={key: kwargs.get(key, 1) for key in arguments})
+        except Exception:  # noqa: S112 - a route whose arguments we cannot build is skipped
+            continue
+        targets.append(FormTarget(method="get", url=url, fields=["page", "seen", "kind"]))
+        response = client.get(url)
+        if response.status_code != 200 or "html" not in response.get("Content-Type", ""):
+            continue
+        collector = FormCollector(url)
+        collector.feed(response.content.decode())
+        targets += collector.targets
+    unique: dict[tuple, FormTarget] = {}
+    for target in targets:
+        target.url = urlsplit(target.url).path or target.url
+        key = (target.method, target.url)
+        if key in unique:
+            unique[key].fields += [f for f in target.fields if f not in unique[key].fields]
+        else:
+            unique[key] = target
+    return list(unique.values())
+
+
+def test_the_crawl_finds_the_apps_forms(site):
+    team, kwargs, _ = site
+    targets = discover_targets(team.client_for("admin"), kwargs)
+    posts = {target.url for target in targets if target.method == "post"}
+    # A sample of what must be there; the crawl finds every other one the same way.
+    assert f"/t/{team.tenant.slug}/connections/new/" in posts
+    assert f"/t/{team.tenant.slug}/members/add/" in posts
+    assert any(url.endswith("/approve/") for url in posts)
+    assert any(target.url.endswith("/audit/") and "actor" in target.fields for target in targets)
+    assert len(targets) > 25
+
+
+@pytest.mark.parametrize(
+    ("payload_name", "encoded", "expected"), PAYLOADS, ids=[p[0] for p in PAYLOADS]
+)
+def test_every_page_filter_and_form_answers_bad_input_without_a_500(
+    site, payload_name, encoded, expected
+):
+    team, kwargs, _ = site
+    client = team.client_for("admin")
+    targets = discover_targets(client, kwargs)
+    wrong = []
+    for target in targets:
+        fields = target.fields or ["q"]
+        if len(encoded) > 1000:
+            # One huge value per request is enough (and keeps the test quick): the limit is the
+            # same for every field.
+            query = "&".join(
+                f"{quote(name)}={encoded if index == 0 else 'x'}"
+                for index, name in enumerate(fields)
+            )
+        else:
+            query = "&".join(f"{quote(name)}={encoded}" for name in fields)
+        if target.method == "get":
+            response = client.get(f"{target.url}?{query}")
+        else:
+            response = client.post(
+                target.url, query, content_type="application/x-www-form-urlencoded"
+            )
+        ok = response.status_code < 500 if expected is None else response.status_code == expected
+        if not ok:
+            wrong.append(f"{target.method.upper()} {target.url} {fields}: {response.status_code}")
+        elif response.status_code == 400 and "html" in response.get("Content-Type", ""):
+            assert "This input cannot be used" in response.content.decode()
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_audit_filters_with_a_nul_say_why(team):
+    response = team.client_for("auditor").get(f"/t/{team.tenant.slug}/audit/?actor=%00")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "“actor” contains a NUL character" in page
+    assert 'class="topbar"' in page  # the app's layout, not a bare error
+
+
+def test_a_session_cookie_with_a_nul_is_treated_as_absent(team):
+    client = team.client_for("admin")
+    client.cookies["sessionid"] = "abcdefgh\x00ijkl"
+    response = client.get(f"/t/{team.tenant.slug}/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_header_with_a_nul_is_refused(team):
+    response = team.client_for("admin").get(
+        f"/t/{team.tenant.slug}/", headers={"User-Agent": "x\x00y"}
+    )
+    assert response.status_code == 400
+
+
+def test_the_login_form_refuses_a_nul_in_the_username():
+    response = Client().post("/login/", {"username": "ada\x00", "password": "x"})
+    assert response.status_code == 400
+
+
+# -- the forms themselves, for callers other than the pages (JSON escapes) ----------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"k": "\\u0000"}', '{"k\\u0000": 1}', '{"k": ["\\ud800"]}', '{"k": {"n": "a\\udfffb"}}'],
+)
+def test_json_options_with_unstorable_text_are_a_form_error(text):
+    form = ConnectionForm(
+        {
+            "kind": "altcraft",
+            "name": "A",
+            "base_url": "https://api.example.com",
+            "token": "t-1234567890",
+            "options": text,
+        }
+    )
+    assert not form.is_valid()
+    assert "cannot be stored" in str(form.errors["options"])
+
+
+def test_options_have_a_length_limit():
+    field = OptionsField()
+    with pytest.raises(Exception, match="at most"):
+        field.clean('{"k": "' + "x" * TEN_MB + '"}')
+
+
+@pytest.mark.parametrize("value", ["\x00", "a\x00b", "x" * TEN_MB])
+def test_audit_filters_ignore_what_they_cannot_use(value):
+    form = AuditFilterForm(
+        {"action": value, "actor": value, "object_type": value, "object_id": value}
+    )
+    filters = form.filters()
+    assert filters == {"action": "", "actor": "", "object_type": "", "object_id": ""}
+    assert not nested_unstorable_reason(filters)
+
+
+def test_the_refusal_of_a_form_links_back_to_the_page_of_the_form(team):
+    members = f"http://testserver/t/{team.tenant.slug}/members/"
+    response = team.client_for("admin").post(
+        f"/t/{team.tenant.slug}/members/add/",
+        "username=a%00b&role=marketer",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Referer": members},
+    )
+    assert response.status_code == 400
+    assert f'href="{members}"' in response.content.decode()
+    assert Membership.objects.filter(tenant=team.tenant).count() == 5
