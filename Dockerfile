@@ -55,4 +55,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # gunicorn logs errors through Django's JSON logging; each request is logged by the app with its
 # request id, so gunicorn's plain-text access log stays off.
 CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
-     "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "30", "--forwarded-allow-ips", "*"]
+     "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "30"]
