@@ -16,6 +16,11 @@ from batchjobs.vendors.optimove_daily.client import (
     effective_validation_wait_seconds,
 )
 from batchjobs.vendors.talkifai.client import (
+    AlreadyRunning as TalkifaiAlreadyRunning,
+)
+from batchjobs.vendors.talkifai.client import (
+    BatchJobStatus,
+    InvalidStatus,
     TalkifaiApiLayout,
     TalkifaiClient,
     validate_batch_job_id,
@@ -142,6 +147,22 @@ class TriggerDailyOperation(RunOperation):
             result={"effective_wait_seconds": result.effective_wait_seconds},
         )
 
+    reconcile_plan = (
+        "TriggerDesk asks Optimove again (its 10-minute window has passed by then): “already "
+        "triggered today” proves the first call went through and the run is marked succeeded; "
+        "any other answer means it had not, and that call triggers today's batch. No one needs "
+        "to act meanwhile."
+    )
+
+    def duplicate_refusal(self, error: Exception) -> str:
+        if isinstance(error, AlreadyTriggeredToday):
+            return (
+                "Optimove says the batch was already triggered today: the first call went through."
+            )
+        if isinstance(error, AlreadyRunning):
+            return "Optimove says the batch is already running: the first call went through."
+        return ""
+
     def reconcile(
         self, connection: VendorConnection, secrets: dict[str, str], run: Run
     ) -> ReconcileResult:
@@ -185,6 +206,51 @@ def talkifai_client(connection: VendorConnection, secrets: dict[str, str]) -> Ta
 class StartBatchJobOperation(RunOperation):
     name = Operation.TALKIFAI_START_BATCH_JOB
     vendor_kind = VendorKind.TALKIFAI
+    # An unknown outcome is settled by reading the job's status, which changes nothing.
+    reconciles_automatically = True
+    reconcile_plan = (
+        "TriggerDesk reads the job's status in TalkifAI: running or completed proves the start "
+        "went through (the run is then marked succeeded); still scheduled or pending means it "
+        "did not, and a person decides whether to start it again. No one needs to act meanwhile."
+    )
+
+    def duplicate_refusal(self, error: Exception) -> str:
+        if isinstance(error, TalkifaiAlreadyRunning):
+            return "TalkifAI says the job is already running: the first start went through."
+        if isinstance(error, InvalidStatus) and error.job_status == BatchJobStatus.COMPLETED:
+            return "TalkifAI says the job already completed: the first start went through."
+        return ""
+
+    def reconcile(
+        self, connection: VendorConnection, secrets: dict[str, str], run: Run
+    ) -> ReconcileResult:
+        """Read the job's status: only a start makes a scheduled or pending job run."""
+        detail = talkifai_client(connection, secrets).batch_job_detail(
+            run.parameters["batch_job_id"]
+        )
+        if detail.is_running or detail.status == BatchJobStatus.COMPLETED:
+            return ReconcileResult(
+                detail.exchange,
+                went_through=True,
+                outcome=f"TalkifAI shows the job {detail.status}: the start went through.",
+            )
+        if detail.can_start_now:
+            return ReconcileResult(
+                detail.exchange,
+                went_through=False,
+                outcome=(
+                    f"TalkifAI shows the job still {detail.status}: the start did not take effect. "
+                    "Start it again if it is still wanted."
+                ),
+            )
+        return ReconcileResult(
+            detail.exchange,
+            went_through=None,
+            outcome=(
+                f"TalkifAI shows the job {detail.status}, which does not tell whether this start "
+                "went through. Check in TalkifAI Studio, then mark the run as sent or not."
+            ),
+        )
 
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection

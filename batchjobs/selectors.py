@@ -41,6 +41,7 @@ from dashboard.runs.models import (
     RunAttempt,
     RunState,
 )
+from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
@@ -289,9 +290,13 @@ def run_explanation(run: Run) -> Explanation | None:
                 "through, or send it again."
             )
         elif run.reconcile_after:
-            next_step = (
-                f"TriggerDesk asks the vendor again at {_utc(run.reconcile_after)} (after the "
-                "10-minute window); “already triggered today” then proves it went through."
+            # One message: what happened (the headline) and what TriggerDesk does, when. The
+            # advice meant for a person ("re-send after the window") would contradict it.
+            return Explanation(
+                headline=f"Outcome unknown. {base.headline}",
+                advice=f"At {_utc(run.reconcile_after)}: "
+                + operation_for(run.operation).reconcile_plan,
+                tone="warn",
             )
         else:
             next_step = "TriggerDesk is checking with the vendor."
@@ -376,6 +381,10 @@ class DailyTriggerStatus:
         """How often the page refreshes: every few seconds while a run moves, slower otherwise."""
         if self.open_run is not None and self.open_run.state in IN_FLIGHT_STATES:
             return 2
+        if self.triggered_today is not None and self.open_run is None:
+            # Done for the day: nothing on the page can change before the UTC day does (a
+            # request is refused until then), so the next refresh is at midnight.
+            return max(5, self.seconds_to_midnight + 1)
         candidates = [30]
         if self.open_run is not None:
             candidates.append(5)
@@ -696,6 +705,16 @@ def batch_job_start_runs(*, tenant: Tenant, batch_job: BatchJob | None = None) -
             connection=batch_job.connection, parameters__batch_job_id=batch_job.batch_job_id
         )
     return runs.order_by("-created_at", "-id")
+
+
+def last_start_run(*, batch_job: BatchJob) -> Run | None:
+    """The job's latest start that says something about it ("Last start here"): a start that
+    TalkifAI refused because the job was already running (a stale second tab) is left out."""
+    return (
+        batch_job_start_runs(tenant=batch_job.tenant, batch_job=batch_job)
+        .exclude(state=RunState.FAILED, failure_code=talkifai.AlreadyRunning.error_code)
+        .first()
+    )
 
 
 def open_start_run(*, batch_job: BatchJob) -> Run | None:

@@ -34,7 +34,7 @@ from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs import services as runs
-from dashboard.runs.models import Run
+from dashboard.runs.models import Run, RunState
 from dashboard.runs.services import RunActionError
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
@@ -140,10 +140,9 @@ def daily_trigger_reject(*, actor: Actor, tenant: Tenant, run: Run, comment: str
 
 def daily_trigger_withdraw(*, actor: Actor, tenant: Tenant, run: Run) -> Run:
     """The requester (or an operator) withdraws a request that has not been sent."""
-    membership = _membership(actor, tenant, Permission.REQUEST, "withdraw a daily trigger")
+    _membership(actor, tenant, Permission.REQUEST, "withdraw a daily trigger")
     run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
-    if run.requested_by_id != membership.user_id and not membership.can(Permission.APPROVE):
-        raise RunActionError("Only the requester or an operator can withdraw this request.")
+    # Who may withdraw is the engine's one rule for every page and command (run_cancel_refusal).
     return runs.run_cancel(actor=actor, run=run)
 
 
@@ -328,6 +327,21 @@ def batch_job_start(*, actor: Actor, batch_job: BatchJob, idempotency_key: str) 
         if existing.operation != START_JOB:
             raise ValidationError("This form was already used for something else; reload it.")
         return existing
+    # A page opened earlier (a second tab) may offer a start the job no longer needs: read its
+    # status first. When it cannot be read, the start goes ahead: TalkifAI refuses a second
+    # start itself, and the engine reads that refusal as a duplicate, not a fault.
+    vendor = selectors.batch_job_vendor_status(batch_job=batch_job)
+    if vendor.detail is not None and not vendor.detail.can_start_now:
+        latest = selectors.batch_job_start_runs(tenant=tenant, batch_job=batch_job).first()
+        by = (
+            f" (run #{latest.pk} started it here)"
+            if latest is not None and latest.state == RunState.SUCCEEDED
+            else ""
+        )
+        raise RunActionError(
+            f"TalkifAI shows this job {vendor.detail.status}{by}: only a scheduled or pending "
+            "job can be started, so nothing was sent. Reload the page to see its status."
+        )
     with transaction.atomic():
         # Serialise starts of this job: lock its registration row.
         BatchJob.objects.select_for_update().get(pk=batch_job.pk)

@@ -31,7 +31,7 @@ from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
 from dashboard.runs.models import Run, RunState
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services import RunActionError
+from dashboard.runs.services import RunActionError, run_cancel_refusal
 from dashboard.tenancy import actor_from_request, tenant_view
 
 DAILY_TEMPLATE = "batchjobs/daily_trigger.html"
@@ -73,7 +73,9 @@ def _status_context(request: HttpRequest, status: selectors.DailyTriggerStatus) 
                     initial={"parameters_hash": open_run.parameters_hash},
                     auto_id=f"approve-{open_run.pk}-%s",
                 ),
-                "can_withdraw": is_requester or membership.can(Permission.APPROVE),
+                "can_withdraw": not run_cancel_refusal(
+                    actor=actor_from_request(request), run=open_run, membership=membership
+                ),
             }
         )
     return context
@@ -295,9 +297,7 @@ def batch_job_row(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     """One job's row with its status read from TalkifAI now (loaded by the list page)."""
     job = selectors.batch_job_get(tenant=request.tenant, batch_job_pk=batch_job_pk)
     job.vendor = selectors.batch_job_vendor_status(batch_job=job)
-    job.last_start = _annotate(
-        selectors.batch_job_start_runs(tenant=request.tenant, batch_job=job).first()
-    )
+    job.last_start = _annotate(selectors.last_start_run(batch_job=job))
     return render(request, f"{JOBS_TEMPLATE}#job_row", {"job": job})
 
 

@@ -4,7 +4,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 `FIGURE <name> <value>` line is summarised as min / median / max over the runs, with the
 machine's load average around each run (a shared machine makes single runs noisy).
 
-Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency]
+Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency|campaigns]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "throughput": ["bench_event_generator_throughput.py"],
     "latency": ["bench_click_to_vendor_latency.py"],
+    "campaigns": ["bench_campaign_trigger.py"],
 }
 FIGURE_PREFIX = "FIGURE"
 

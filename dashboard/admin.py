@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from dashboard.models import AuditEvent, ConnectionSecret, Membership, Tenant, VendorConnection
+from dashboard.runs.models import Run
 
 
 @admin.register(Tenant)
@@ -59,6 +60,28 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["tenant", "action"]
     search_fields = ["actor_label", "action", "object_id"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Read-only: runs change only through the engine's services (and their audit rows). Kept
+    for support staff, and as the baseline bench/bench_history.py compares the run history to."""
+
+    list_display = ["id", "created_at", "tenant", "operation", "connection", "state"]
+    list_filter = ["tenant", "state", "operation"]
+    list_select_related = ["tenant", "connection"]
+    search_fields = ["vendor_reference", "idempotency_key"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Run._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -200,15 +200,49 @@ class TenantSettingsForm(forms.ModelForm):
         return value
 
 
+def _printable(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and no actor, action or id contains control characters.
+    return "".join(char for char in value if char.isprintable())
+
+
 class AuditFilterForm(forms.Form):
     """The audit page's filters. Bad values (too long, a NUL) are shown as errors and ignored."""
 
-    action = forms.CharField(max_length=60, required=False)
-    actor = forms.CharField(max_length=150, required=False)
-    object_type = forms.CharField(max_length=60, required=False)
-    object_id = forms.CharField(max_length=64, required=False)
+    actor = forms.CharField(required=False, max_length=150, label="Who")
+    action = forms.CharField(required=False, max_length=60, label="Action")
+    object_type = forms.CharField(required=False, max_length=60, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    created_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
-    def filters(self) -> dict[str, str]:
+    FIELDS = ("actor", "action", "object_type", "object_id", "created_from", "created_to")
+
+    def __init__(self, *args, actors: list[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actors = actors or []
+        self.fields["actor"].widget.attrs.update(
+            {"list": "audit-actors", "placeholder": "exact name, e.g. mia or cli:root"}
+        )
+        self.fields["action"].widget.attrs.update({"placeholder": "run.approved, or run. for all"})
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("actor", "action", "object_type", "object_id"):
+            if isinstance(cleaned.get(name), str):
+                cleaned[name] = _printable(cleaned[name]).strip()
+        return cleaned
+
+    def filters(self) -> dict:
+        """Every text filter ("" for none or an invalid one: a NUL, too long), and the dates
+        that were given."""
+        if not self.is_bound:
+            return {}
         self.is_valid()
         cleaned = getattr(self, "cleaned_data", {})
-        return {name: cleaned.get(name) or "" for name in self.fields}
+        filters = {name: cleaned.get(name) or "" for name in self.FIELDS[:4]}
+        filters.update({name: cleaned[name] for name in self.FIELDS[4:] if cleaned.get(name)})
+        return filters

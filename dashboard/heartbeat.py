@@ -12,6 +12,11 @@ A worker beats from a daemon thread of its main process every WORKER_HEARTBEAT_I
 seconds, started on Celery's `worker_ready` and stopped on `worker_shutdown`. Without REDIS_URL
 (the demo's filesystem broker) nothing is written and the checks say so.
 
+The run engine keeps a second, different heartbeat (dashboard/runs/heartbeat.py,
+`triggerdesk:worker:<host>:<pid>`): one per process that calls a vendor, so the sweeper can tell
+a dead worker's runs from slow ones. This one is per worker and queue, for readiness; the key
+prefixes do not overlap.
+
 `python -m dashboard.heartbeat worker` exits 0 when this machine's worker beat recently: the
 worker containers' HEALTHCHECK (it needs only REDIS_URL, not Django).
 """

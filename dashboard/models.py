@@ -185,7 +185,9 @@ class AuditChainHead(models.Model):
     """The newest hash and length of one audit chain; locked while a row is appended.
 
     Keeping the head outside the chain lets `verify_audit` notice a removed last row, and the row
-    lock serialises appends so two transactions never chain onto the same predecessor.
+    lock serialises appends so two transactions never chain onto the same predecessor. In
+    PostgreSQL a trigger lets a head only move forward (never shrink, be deleted or truncated), so
+    a trail emptied behind the app's back still leaves a head that says how long it was.
     """
 
     chain = models.CharField(max_length=40, unique=True)
@@ -232,9 +234,18 @@ class AuditEvent(models.Model):
             )
         ]
         indexes = [
-            # The audit page: one tenant's events, newest first.
-            models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created"),
-            # A run's or connection's history.
+            # The audit page (selectors.audit_event_list): one tenant's events, newest first,
+            # keyset-paginated on (created_at, id).
+            models.Index(fields=["tenant", "-created_at", "-id"], name="audit_tenant_created_id"),
+            # The audit page filtered by action prefix, and the CSV export of that view.
+            models.Index(
+                fields=["tenant", "action", "-created_at", "-id"], name="audit_tenant_action"
+            ),
+            # The audit page filtered by who (actor_label, exact match), newest first.
+            models.Index(
+                fields=["tenant", "actor_label", "-created_at", "-id"], name="audit_tenant_actor"
+            ),
+            # A run's timeline (runs.selectors.run_timeline) and the object filter.
             models.Index(fields=["object_type", "object_id"], name="audit_object"),
         ]
         ordering = ["-created_at", "-id"]
@@ -249,6 +260,37 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class AuditVerification(models.Model):
+    """One run of `verify_audit` over one chain: what it found and how far it got.
+
+    The newest ok row of a chain is the checkpoint the next (nightly) run resumes from; the audit
+    page and the metrics show the newest row. Append-only in PostgreSQL like the trail itself.
+    """
+
+    chain = models.CharField(max_length=40)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_verifications"
+    )
+    verified_at = models.DateTimeField()
+    ok = models.BooleanField()
+    # The chain was walked from row 1 (a full run) or from the previous checkpoint.
+    full = models.BooleanField(default=False)
+    events_checked = models.PositiveBigIntegerField(default=0)
+    # Checkpoint: every row up to this sequence was verified, and the last one hashes to this.
+    through_sequence = models.PositiveBigIntegerField(default=0)
+    through_hash = models.CharField(max_length=64, blank=True)
+    findings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            # The checkpoint lookup and the audit page: a chain's newest verification.
+            models.Index(fields=["chain", "-verified_at"], name="auditverification_chain"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain} {'ok' if self.ok else 'FAILED'} at {self.verified_at:%Y-%m-%d %H:%M}"
 
 
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt, RunState  # noqa: E402, F401

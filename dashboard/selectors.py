@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime, time, timedelta
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import Http404
@@ -60,15 +63,72 @@ def audit_event_list(
     actor: str = "",
     object_type: str = "",
     object_id: str = "",
+    created_from: date | None = None,
+    created_to: date | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The tenant's audit events, newest first, optionally filtered."""
+    """The tenant's audit events, newest first, optionally filtered.
+
+    Each filter matches an index on (tenant, filter, created_at, id) (see AuditEvent.Meta), so a
+    keyset page of it reads a page of rows: `actor` is the exact name (as the actor list offers
+    it), `action` is exact, or a prefix when it ends with "." ("run." for every run action).
+    """
     events = AuditEvent.objects.filter(tenant=tenant)
     if action:
-        events = events.filter(action__startswith=action)
+        if action.endswith("."):
+            events = events.filter(action__startswith=action)
+        else:
+            events = events.filter(action=action)
     if actor:
-        events = events.filter(actor_label__icontains=actor)
+        events = events.filter(actor_label=actor)
     if object_type:
         events = events.filter(object_type=object_type)
     if object_id:
         events = events.filter(object_id=object_id)
+    if created_from:
+        events = events.filter(created_at__gte=datetime.combine(created_from, time.min, UTC))
+    if created_to:
+        events = events.filter(
+            created_at__lt=datetime.combine(created_to + timedelta(days=1), time.min, UTC)
+        )
     return events.order_by("-created_at", "-id")
+
+
+def audit_actor_choices(*, tenant: Tenant) -> list[str]:
+    """Names the audit page's "who" filter offers: the members (from the memberships, not a
+    scan of the trail); any other name (cli:…, system) can be typed."""
+    return list(
+        Membership.objects.filter(tenant=tenant)
+        .order_by("user__username")
+        .values_list("user__username", flat=True)
+    )
+
+
+# What a summary's top-level "from"/"to" pair is a change of; a run's state otherwise.
+TOP_LEVEL_CHANGE = {"member.role_changed": "role", "run.parameters_changed": "parameters"}
+
+
+def audit_changes(*, action: str, summary: object) -> list[tuple[str, str, str | None]]:
+    """What an audit row's summary says changed, for people: (field, old, new) for a change
+    ("state: queued → sending", "base_url: a → b"), (field, value, None) for a plain fact."""
+    if not isinstance(summary, dict):
+        return [("", _plain(summary), None)] if summary not in (None, "") else []
+    rows: list[tuple[str, str, str | None]] = []
+    if "from" in summary and "to" in summary:
+        field = TOP_LEVEL_CHANGE.get(action, "state")
+        rows.append((field, _plain(summary["from"]), _plain(summary["to"])))
+    for key, value in summary.items():
+        if key in ("from", "to"):
+            continue
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            rows.append((str(key), _plain(value["from"]), _plain(value["to"])))
+        else:
+            rows.append((str(key), _plain(value), None))
+    return rows
+
+
+def _plain(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return str(value)

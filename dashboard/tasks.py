@@ -50,3 +50,12 @@ def sweep_runs() -> dict[str, int]:
     report = services.runs_sweep()
     record_sweep()  # for /readyz: beat scheduled it and a poll worker ran it
     return report
+
+
+@shared_task(name="audit.verify", ignore_result=True)
+def verify_audit_trail(full: bool = False) -> dict[str, int]:
+    """Nightly (beat): verify what was appended since the last checkpoint; alerts on failure."""
+    from dashboard.audit import audit_verify
+
+    report = audit_verify(full=full)
+    return {"events_checked": report.events_checked, "problems": len(report.problems)}

@@ -23,6 +23,7 @@ tenant_patterns = [
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("audit/", views.audit_list, name="audit_list"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
     path("campaigns/", include("campaigns.urls")),
     path("batch/", include("batchjobs.urls")),
     path("runs/", include("dashboard.runs.urls")),

@@ -6,14 +6,15 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard import invitations, selectors, services
+from dashboard import charts, history, invitations, selectors, services
+from dashboard.audit import latest_audit_verification, record_audit_event
 from dashboard.forms import (
     AuditFilterForm,
     ConnectionEditForm,
@@ -44,18 +45,33 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(Permission.VIEW)
 def tenant_home(request: HttpRequest) -> HttpResponse:
-    """What needs a person now, what happened lately, and the vendor connections."""
-    attention = list(run_selectors.runs_needing_attention(tenant=request.tenant)[:20])
-    recent = list(run_selectors.run_list(tenant=request.tenant)[:10])
-    for run in attention + recent:
+    """What needs a person now, what is under way, what failed lately, and 30 days in charts."""
+    tenant = request.tenant
+    attention = list(run_selectors.runs_needing_attention(tenant=tenant)[:20])
+    recent = list(run_selectors.run_list(tenant=tenant)[:10])
+    in_progress = list(run_selectors.runs_in_progress(tenant=tenant)[:10])
+    failures = list(run_selectors.recent_failures(tenant=tenant)[:5])
+    waiting_for_me = (
+        list(run_selectors.approvals_waiting_for(tenant=tenant, user=request.user)[:10])
+        if request.membership.can(Permission.APPROVE)
+        else []
+    )
+    for run in attention + recent + in_progress + failures + waiting_for_me:
         run.description = run_selectors.run_description(run)
+    activity = run_selectors.run_activity_by_day(tenant=tenant)
     return render(
         request,
         "dashboard/tenant_home.html",
         {
-            "connections": selectors.connection_list(tenant=request.tenant),
+            "connections": selectors.connection_list(tenant=tenant),
             "attention": attention,
             "recent": recent,
+            "in_progress": in_progress,
+            "failures": failures,
+            "waiting_for_me": waiting_for_me,
+            "runs_chart": charts.runs_per_day_svg(activity),
+            "vendor_chart": charts.vendor_health_svg(run_selectors.vendor_health(tenant=tenant)),
+            "chart_days": activity["days"],
         },
     )
 
@@ -324,10 +340,62 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.VIEW_AUDIT)
+@require_GET
 @vary_on_headers("HX-Request")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    filters = AuditFilterForm(request.GET).filters()
-    events = selectors.audit_event_list(tenant=request.tenant, **filters)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    actors = selectors.audit_actor_choices(tenant=request.tenant)
+    form = AuditFilterForm(request.GET or None, actors=actors)
+    filters = form.filters()
+    cursor = history.Cursor.decode(request.GET.get("after"))
+    page = history.keyset_page(
+        selectors.audit_event_list(tenant=request.tenant, **filters), cursor=cursor
+    )
+    for event in page:
+        event.changes = selectors.audit_changes(action=event.action, summary=event.summary)
+    context = {
+        "page": page,
+        "form": form,
+        "actors": actors,
+        "filters": filters,
+        "export_query": _without(request, "after"),
+        "verification": latest_audit_verification(tenant=request.tenant),
+    }
     template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
-    return render(request, template, {"page": page, "filters": filters})
+    return render(request, template, context)
+
+
+@tenant_view(Permission.VIEW_AUDIT)
+@require_GET
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered audit view as CSV, streamed in keyset batches (constant memory); audited."""
+    filters = AuditFilterForm(request.GET or None).filters()
+    record_audit_event(
+        actor=actor_from_request(request),
+        tenant=request.tenant,
+        action="audit.exported",
+        object_type="audit",
+        summary={"filters": {key: str(value) for key, value in filters.items()}},
+    )
+    lines = history.stream_csv(
+        header=AUDIT_EXPORT_HEADER,
+        rows=selectors.audit_event_list(tenant=request.tenant, **filters),
+        fields=AUDIT_EXPORT_FIELDS,
+    )
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-{request.tenant.slug}-{stamp}.csv"'
+    )
+    return response
+
+
+AUDIT_EXPORT_FIELDS = ["id", "created_at", "actor_label", "action", "object_type", "object_id"]
+AUDIT_EXPORT_FIELDS += ["ip_address", "summary", "chain", "sequence", "hash"]
+AUDIT_EXPORT_HEADER = ["event", "created_at_utc", *AUDIT_EXPORT_FIELDS[2:]]
+
+
+def _without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()

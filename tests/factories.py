@@ -192,6 +192,7 @@ class RunAttemptFactory(factory.django.DjangoModelFactory):
     )
     purpose = RunAttempt.Purpose.SEND
     started_at = factory.LazyFunction(utc_now)
+    finished_at = factory.LazyAttribute(lambda attempt: attempt.started_at)
     latency_ms = 120.0
     status_code = 200
     exchange = factory.LazyAttribute(

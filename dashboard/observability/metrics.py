@@ -6,12 +6,12 @@ of any web process therefore gives the whole deployment's figures. The queries u
 columns or small aggregates; scrape every 30-60 s.
 
 Rate-limiter waits are counted in Redis by dashboard.runs.rate_limits when a caller is told to
-wait (the hash below); the audit verification result is written by `manage.py verify_audit`.
+wait (the hash below); the audit verification result is the newest AuditVerification row of
+each chain, written by `manage.py verify_audit` and beat's nightly `audit.verify`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +28,6 @@ from dashboard import heartbeat
 from dashboard.observability.health import QUEUES
 
 RATE_LIMIT_WAITS_KEY = "triggerdesk:metrics:rate_limiter_waits"
-AUDIT_VERIFICATION_KEY = "triggerdesk:metrics:audit_verification"
 LATENCY_BUCKETS_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # kombu's Redis transport keeps a queue's messages of priority p>0 in "<queue>\x06\x16<p>".
 KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -42,17 +41,6 @@ def record_rate_limit_wait(client: Any, *, rule_key: str, seconds: float) -> Non
     pipe.execute()
 
 
-def record_audit_verification(*, ok: bool, events: int, problems: int) -> None:
-    """Kept for /metrics by `manage.py verify_audit` (schedule it, e.g. hourly)."""
-    client = heartbeat.redis_client()
-    if client is None:
-        return
-    client.set(
-        AUDIT_VERIFICATION_KEY,
-        json.dumps({"ok": ok, "events": events, "problems": problems, "at": time.time()}),
-    )
-
-
 def _rule_family(rule_key: str) -> str:
     # "optimove_campaigns:<brand>" -> keep the whole key: one series per vendor account.
     return rule_key
@@ -64,6 +52,7 @@ class TriggerDeskCollector:
     def collect(self) -> Iterator[Any]:
         yield from self._runs()
         yield from self._attempts()
+        yield from self._audit()
         yield from self._redis()
 
     def _runs(self) -> Iterator[Any]:
@@ -224,24 +213,35 @@ class TriggerDeskCollector:
         yield waits
         yield wait_seconds
 
-        verification = client.get(AUDIT_VERIFICATION_KEY)
+    def _audit(self) -> Iterator[Any]:
+        from dashboard.models import AuditVerification
+
         audit_ok = GaugeMetricFamily(
             "triggerdesk_audit_verification_ok",
-            "1 when the last `verify_audit` found the trail intact, 0 when not, -1: never run.",
+            "1 when the newest verification of the chain found it intact, 0 when not.",
+            labels=["chain"],
         )
         audit_age = GaugeMetricFamily(
-            "triggerdesk_audit_verification_age_seconds", "Seconds since the last verify_audit."
+            "triggerdesk_audit_verification_age_seconds",
+            "Seconds since the chain was last verified.",
+            labels=["chain"],
         )
         audit_events = GaugeMetricFamily(
-            "triggerdesk_audit_verification_events", "Audit events the last verify_audit checked."
+            "triggerdesk_audit_verification_events",
+            "Audit events the newest verification of the chain checked.",
+            labels=["chain"],
         )
-        if verification is None:
-            audit_ok.add_metric([], -1)
-        else:
-            result = json.loads(verification)
-            audit_ok.add_metric([], 1 if result["ok"] else 0)
-            audit_age.add_metric([], max(0.0, time.time() - result["at"]))
-            audit_events.add_metric([], result["events"])
+        newest: dict[str, dict[str, Any]] = {}
+        # Newest first, bounded: chains are tenants (plus the global one), verified nightly.
+        for row in AuditVerification.objects.order_by("-verified_at").values(
+            "chain", "ok", "verified_at", "events_checked"
+        )[:2000]:
+            newest.setdefault(row["chain"], row)
+        now = time.time()
+        for chain, row in sorted(newest.items()):
+            audit_ok.add_metric([chain], 1 if row["ok"] else 0)
+            audit_age.add_metric([chain], max(0.0, now - row["verified_at"].timestamp()))
+            audit_events.add_metric([chain], row["events_checked"])
         yield audit_ok
         yield audit_age
         yield audit_events

@@ -43,7 +43,7 @@ from dashboard.runs import services
 from dashboard.runs.models import Run, RunAttempt, RunState
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
-from dashboard.vendors.http import FailureClass, VendorError
+from dashboard.vendors.http import FailureClass, NotSent, VendorError
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,34 @@ def claim_sends(
             run.sent_at = run.updated_at = now
             events.append(_state_event(run, RunState.QUEUED, RunState.SENDING))
         record_audit_events(events)
+        # Each call is on record (what, when, which worker) before it leaves, as in run_send.
+        _open_attempts(ready, RunAttempt.Purpose.SEND, now)
     return connection, secrets, ready, guarded
+
+
+def _open_attempts(runs: list[Run], purpose: str, now: Any) -> None:
+    """services.open_attempt for many runs in one INSERT; each run keeps its open attempt."""
+    opened = [services.new_attempt(run, purpose=purpose, started_at=now) for run in runs]
+    RunAttempt.objects.bulk_create(opened)
+    for run, attempt in zip(runs, opened, strict=True):
+        run.open_attempt = attempt
+
+
+def _complete(attempt: RunAttempt, **fields: Any) -> RunAttempt:
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    return attempt
+
+
+FINISHED_FIELDS = [
+    "latency_ms",
+    "exchange",
+    "status_code",
+    "failure_class",
+    "failure_code",
+    "outcome",
+    "finished_at",
+]
 
 
 def _state_event(run: Run, previous: str, to_state: str, reason: str = "") -> dict[str, Any]:
@@ -434,15 +461,25 @@ def _finish_sends(
     for run in unsent:
         # Never sent: back to queued, for a later try (its attempt_count counts this claim).
         wait = 5.0
-        if services.transition(
-            run,
-            RunState.QUEUED,
-            from_states={RunState.SENDING},
-            actor=services.WORKER,
-            reason="not sent: the rate limiter was unavailable",
-            next_attempt_at=utc_now() + timedelta(seconds=wait),
-        ):
-            services.enqueue("send", run.pk, wait)
+        with transaction.atomic():
+            services.record_attempt(
+                run,
+                purpose=RunAttempt.Purpose.SEND,
+                started_at=utc_now(),
+                exchange=None,
+                error=NotSent(
+                    "Not sent: the rate limiter was unavailable.", code="rate_limiter_unavailable"
+                ),
+            )
+            if services.transition(
+                run,
+                RunState.QUEUED,
+                from_states={RunState.SENDING},
+                actor=services.WORKER,
+                reason="not sent: the rate limiter was unavailable",
+                next_attempt_at=utc_now() + timedelta(seconds=wait),
+            ):
+                services.enqueue("send", run.pk, wait)
         said[run.pk] = "rate limiter unavailable"
     successes = [o for o in outcomes if isinstance(o[2], SendResult)]
     if successes:
@@ -462,7 +499,7 @@ def _record_sends(
     said: dict[int, str] = {}
     accepted_any = False
     with transaction.atomic():
-        RunAttempt.objects.bulk_create(
+        _finish_attempts(
             [
                 _attempt(run, RunAttempt.Purpose.SEND, started, result.exchange, result.outcome)
                 for run, started, result in successes
@@ -503,18 +540,25 @@ def _attempt(
     outcome: str = "",
     error: VendorError | None = None,
 ) -> RunAttempt:
-    return RunAttempt(
-        run=run,
-        number=services.attempt_number(run),
-        purpose=purpose,
-        started_at=started,
-        latency_ms=exchange.latency_ms if exchange else None,
-        exchange=exchange.as_dict() if exchange else {},
-        status_code=exchange.status_code if exchange else None,
-        failure_class=error.failure_class.value if error else "",
-        failure_code=error.code if error else "",
-        outcome=(outcome or (error.message if error else ""))[:300],
-    )
+    """The run's open attempt completed with this answer (a new one if none was opened)."""
+    fields = services.finished_fields(exchange=exchange, error=error, outcome=outcome)
+    attempt = getattr(run, "open_attempt", None)
+    if attempt is None:
+        attempt = RunAttempt(
+            run=run, number=services.attempt_number(run), purpose=purpose, started_at=started
+        )
+    return _complete(attempt, **fields)
+
+
+def _finish_attempts(attempts: list[RunAttempt]) -> None:
+    """Write completed attempts: one UPDATE for those opened before the call, an INSERT for
+    any that were not. Whatever the sweeper concluded meanwhile, the real answer wins."""
+    opened = [attempt for attempt in attempts if attempt.pk is not None]
+    if opened:
+        RunAttempt.objects.bulk_update(opened, FINISHED_FIELDS)
+    unopened = [attempt for attempt in attempts if attempt.pk is None]
+    if unopened:
+        RunAttempt.objects.bulk_create(unopened)
 
 
 # -- polling ----------------------------------------------------------------------------------
@@ -595,6 +639,7 @@ def claim_polls(
         for run in ready:
             run.poll_count += 1
             run.next_poll_at = lease
+        _open_attempts(ready, RunAttempt.Purpose.POLL, now)
         secrets = services.connection_secrets(connection)
     return connection, secrets, ready, deadlined
 
@@ -621,11 +666,17 @@ def poll_batch(
     now = utc_now()
     with transaction.atomic():
         if unpolled:
-            # No budget for them yet: due again at once, for the next dispatcher.
+            # No budget for them yet: due again at once, for the next dispatcher. Their polls
+            # never left: uncount them and drop their open attempts, so numbers stay gapless.
             Run.objects.filter(pk__in=[run.pk for run in unpolled], state=RunState.ACCEPTED).update(
-                next_poll_at=now
+                next_poll_at=now, poll_count=F("poll_count") - 1
             )
-        RunAttempt.objects.bulk_create(
+            RunAttempt.objects.filter(
+                pk__in=[
+                    run.open_attempt.pk for run in unpolled if getattr(run, "open_attempt", None)
+                ]
+            ).delete()
+        _finish_attempts(
             [
                 _attempt(
                     run, RunAttempt.Purpose.POLL, started, result.exchange, result.vendor_status

@@ -18,24 +18,58 @@ class RunFilterForm(forms.Form):
     )
     connection = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any connection")
     requester = forms.ModelChoiceField(queryset=None, required=False, empty_label="Anyone")
+    approver = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Anyone", label="Decided by"
+    )
+    created_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    vendor_reference = forms.CharField(
+        required=False,
+        max_length=120,
+        label="Vendor id",
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"placeholder": "execution / task / job id or run #", "type": "search"}
+        ),
+    )
+
+    FIELDS = (
+        "state",
+        "operation",
+        "connection",
+        "requester",
+        "approver",
+        "created_from",
+        "created_to",
+        "vendor_reference",
+    )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Only this tenant's connections and people: another tenant's id is "not one of the
         # choices", never a match.
         self.fields["connection"].queryset = selectors.run_connection_choices(tenant=tenant)
-        self.fields["requester"].queryset = selectors.run_requester_choices(tenant=tenant)
-        self.fields["requester"].label_from_instance = lambda user: user.get_username()
+        people = selectors.run_requester_choices(tenant=tenant)
+        for name in ("requester", "approver"):
+            self.fields[name].queryset = people
+            self.fields[name].label_from_instance = lambda user: user.get_username()
         self.fields["connection"].label_from_instance = lambda connection: connection.name
+
+    def clean_vendor_reference(self) -> str:
+        value = self.cleaned_data.get("vendor_reference", "")
+        # PostgreSQL refuses NUL in text: strip it (and other control characters) cleanly.
+        return "".join(char for char in value if char.isprintable())
 
     def filters(self) -> RunFilters:
         """The valid filters; a bad value is shown as an error and ignored, never a 500."""
         self.is_valid()
         cleaned = getattr(self, "cleaned_data", {})
         return {
-            field: cleaned[field]
-            for field in ("state", "operation", "connection", "requester")
-            if cleaned.get(field) not in (None, "")
+            field: cleaned[field] for field in self.FIELDS if cleaned.get(field) not in (None, "")
         }
 
 

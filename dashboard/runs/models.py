@@ -121,8 +121,52 @@ class Run(models.Model):
             ),
         ]
         indexes = [
-            # The run list: one tenant's runs, newest first.
-            models.Index(fields=["tenant", "-created_at"], name="run_tenant_created"),
+            # The run history (runs.selectors.run_list) unfiltered and its keyset pages: one
+            # tenant's runs, newest first, ties broken by id.
+            models.Index(fields=["tenant", "-created_at", "-id"], name="run_tenant_created_id"),
+            # The run history filtered by state (and the home page's failures / in progress).
+            models.Index(fields=["tenant", "state", "-created_at", "-id"], name="run_tenant_state"),
+            # The run history filtered by operation (vendor kind), and the daily page's
+            # "latest daily run today" (batchjobs.selectors.daily_trigger_status).
+            models.Index(
+                fields=["tenant", "operation", "-created_at", "-id"], name="run_tenant_operation"
+            ),
+            # The run history filtered by connection (vendor).
+            models.Index(
+                fields=["tenant", "connection", "-created_at", "-id"], name="run_tenant_connection"
+            ),
+            # The run history filtered by requester, and "my requests".
+            models.Index(
+                fields=["tenant", "requested_by", "-created_at", "-id"], name="run_tenant_requester"
+            ),
+            # The run history's text search on vendor ids (execution/task/job id): exact match.
+            models.Index(
+                fields=["tenant", "vendor_reference"],
+                condition=~Q(vendor_reference=""),
+                name="run_tenant_vendor_reference",
+            ),
+            # The daily page's "today's runs" (batchjobs.selectors.daily_trigger_status).
+            models.Index(
+                fields=["tenant", "utc_date", "-created_at"],
+                condition=Q(operation="optimove_trigger_daily"),
+                name="run_daily_by_utc_date",
+            ),
+            # The daily page's open run and the home page's "needs a person / waiting for
+            # approval": the few runs that are not finished, whatever the history's size.
+            models.Index(
+                fields=["tenant", "operation", "-created_at"],
+                condition=Q(
+                    state__in=[
+                        "draft",
+                        "awaiting_approval",
+                        "queued",
+                        "sending",
+                        "accepted",
+                        "outcome_unknown",
+                    ]
+                ),
+                name="run_tenant_unfinished",
+            ),
             # The sweeper: open runs by state.
             models.Index(
                 fields=["state", "updated_at"],
@@ -195,6 +239,12 @@ class RunAttempt(models.Model):
     failure_class = models.CharField(max_length=30, blank=True)
     failure_code = models.CharField(max_length=60, blank=True)
     outcome = models.CharField(max_length=300, blank=True)
+    # Recorded (and committed) before the call leaves, so a worker killed mid-call still leaves
+    # the call an auditor must see: which worker (host:pid), what it was about to ask. Null
+    # finished_at: no answer was recorded (in flight, or the worker died).
+    worker = models.CharField(max_length=200, blank=True)
+    request = models.JSONField(default=dict, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

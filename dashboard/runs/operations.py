@@ -129,6 +129,17 @@ class RunOperation:
     ) -> ReconcileResult:
         raise NotImplementedError
 
+    # What the automatic re-check of an unknown outcome will do, in plain words, for the run
+    # page, the daily page and the commands (which say when).
+    reconcile_plan: ClassVar[str] = "TriggerDesk asks the vendor whether it went through."
+
+    def duplicate_refusal(self, error: Exception) -> str:
+        """When the vendor refused a send because the same thing is already done or under way
+        ("already triggered today", "already running"): the outcome that proves, after an
+        earlier call that may have reached the vendor, that the earlier call went through.
+        "" for every other refusal. Such a refusal is never a fault of the connection."""
+        return ""
+
 
 _registry: dict[str, RunOperation] = {}
 _registry_lock = threading.Lock()

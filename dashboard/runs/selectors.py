@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import TruncDate
 from django.http import Http404
 
+from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
-from dashboard.runs.models import Approval, Run, RunAttempt, RunState
+from dashboard.runs.models import ACTIVE_STATES, Approval, Run, RunAttempt, RunState
 from dashboard.runs.operations import operation_for
 
 
@@ -21,14 +28,21 @@ class RunFilters(TypedDict, total=False):
     operation: str
     connection: VendorConnection | None
     requester: AbstractBaseUser | None
+    approver: AbstractBaseUser | None
+    created_from: date  # inclusive, UTC
+    created_to: date  # inclusive, UTC
+    vendor_reference: str  # an execution / task / batch job id, or a run number
 
 
 def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
     """The tenant's runs, newest first, with what the list shows fetched in a fixed number of
-    queries (connection, requester and every approval decision)."""
-    filters = filters or {}
+    queries (connection, requester and every approval decision).
+
+    Every filter is served by an index on (tenant, filter, created_at, id) (see Run.Meta), so a
+    page of it, however deep, reads a page of index entries: paginate with dashboard.history.
+    """
     runs = (
-        Run.objects.filter(tenant=tenant)
+        run_filter(tenant=tenant, filters=filters)
         .select_related("connection", "requested_by")
         .prefetch_related(
             Prefetch(
@@ -37,6 +51,14 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
             )
         )
     )
+    return runs.order_by("-created_at", "-id")
+
+
+def run_filter(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
+    """The tenant's runs narrowed by `filters` (no ordering, no related rows): the shared core of
+    the list, its estimated total and its CSV export."""
+    filters = filters or {}
+    runs = Run.objects.filter(tenant=tenant)
     if filters.get("state"):
         runs = runs.filter(state=filters["state"])
     if filters.get("operation"):
@@ -46,7 +68,25 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
         runs = runs.filter(connection=filters["connection"], connection__tenant=tenant)
     if filters.get("requester") is not None:
         runs = runs.filter(requested_by=filters["requester"])
-    return runs.order_by("-created_at", "-id")
+    if filters.get("approver") is not None:
+        runs = runs.filter(
+            Exists(Approval.objects.filter(run=OuterRef("pk"), decided_by=filters["approver"]))
+        )
+    if filters.get("created_from"):
+        runs = runs.filter(created_at__gte=_utc_midnight(filters["created_from"]))
+    if filters.get("created_to"):
+        runs = runs.filter(created_at__lt=_utc_midnight(filters["created_to"] + timedelta(days=1)))
+    if filters.get("vendor_reference"):
+        reference = filters["vendor_reference"]
+        match = Q(vendor_reference=reference)
+        if reference.lstrip("#").isdigit() and len(reference) < 18:
+            match |= Q(pk=int(reference.lstrip("#")))
+        runs = runs.filter(match)
+    return runs
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def run_get(*, tenant: Tenant, run_id: int) -> Run:
@@ -89,14 +129,21 @@ def run_description(run: Run) -> str:
 
 
 def run_requester_choices(*, tenant: Tenant) -> QuerySet[Any]:
-    """Users the run list can be filtered by: members, and anyone who requested one of the
-    tenant's runs (a requester who has since left is still in the history)."""
+    """Users the run list can be filtered by (requester or approver): the tenant's members, and
+    former members (a requester who has since left is still in the history).
+
+    From the memberships and the audit trail's "member.removed" rows (index
+    audit_tenant_action), never from the runs table: a "who ever requested a run" subquery reads
+    every run of the tenant on every page view.
+    """
+    former = (
+        AuditEvent.objects.filter(tenant=tenant, action="member.removed")
+        .annotate(username=KeyTextTransform("user", "summary"))
+        .values("username")
+    )
     return (
         get_user_model()
-        .objects.filter(
-            Q(memberships__tenant=tenant)
-            | Q(pk__in=Run.objects.filter(tenant=tenant).values("requested_by"))
-        )
+        .objects.filter(Q(memberships__tenant=tenant) | Q(username__in=former))
         .distinct()
         .order_by("username")
     )
@@ -119,3 +166,185 @@ def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
         .select_related("connection", "requested_by")
         .order_by("created_at")
     )
+
+
+# -- what a run is waiting for ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunWait:
+    """What an open run is waiting for, until when, and what happens then (the run page's
+    countdown: rendered on the server with the deadline, refreshed by the live fragment)."""
+
+    what: str
+    until: datetime
+    then: str
+    now: datetime
+
+    @property
+    def seconds_left(self) -> float:
+        return (self.until - self.now).total_seconds()
+
+    @property
+    def countdown(self) -> str:
+        left = self.seconds_left
+        if left >= 0:
+            return f"in {format_duration(left)}"
+        return f"{format_duration(-left)} overdue"
+
+
+def format_duration(seconds: float) -> str:
+    """'2 h 05 min', '7 min 12 s', '40 s': how long, for people."""
+    seconds = max(0, math.ceil(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
+    """What `run` is waiting for now, or None when nothing (a terminal run, or a person)."""
+    from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
+    from dashboard.runs.services import STALE_QUEUED_SECONDS
+
+    now = now or utc_now()
+    operation = operation_for(run.operation)
+    if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:
+        return RunWait(
+            "an operator's approval",
+            run.approval_expires_at,
+            "Then the request expires and nothing is sent.",
+            now,
+        )
+    if run.state == RunState.QUEUED:
+        if run.next_attempt_at and run.next_attempt_at > now:
+            return RunWait(
+                "the next send attempt", run.next_attempt_at, "Then a worker sends it.", now
+            )
+        return RunWait(
+            "a worker to send it",
+            run.updated_at + timedelta(seconds=STALE_QUEUED_SECONDS),
+            "If none has by then, the sweeper queues it again (it has not been sent).",
+            now,
+        )
+    if run.state == RunState.SENDING:
+        return RunWait(
+            "the vendor's answer",
+            run.updated_at + timedelta(seconds=operation.max_send_seconds),
+            "If no answer is recorded by then, or about "
+            f"{format_duration(HEARTBEAT_TTL_SECONDS)} after its worker stops, the outcome becomes "
+            "unknown: TriggerDesk never sends it blindly again.",
+            now,
+        )
+    if run.state == RunState.ACCEPTED and run.next_poll_at:
+        deadline = (
+            f" TriggerDesk keeps asking until {run.poll_deadline:%Y-%m-%d %H:%M:%S} UTC."
+            if run.poll_deadline
+            else ""
+        )
+        return RunWait(
+            "the vendor to finish",
+            run.next_poll_at,
+            "Then TriggerDesk reads its status." + deadline,
+            now,
+        )
+    if run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person and run.reconcile_after:
+        return RunWait(
+            "the automatic re-check",
+            run.reconcile_after,
+            operation.reconcile_plan,
+            now,
+        )
+    return None
+
+
+# -- the home dashboard -------------------------------------------------------------------------
+
+CHART_DAYS = 30
+# The charts are 30-day aggregates: five minutes old is fresh enough, and it keeps a busy tenant's
+# overview from aggregating tens of thousands of rows on every visit.
+CHART_CACHE_SECONDS = 300
+
+
+def runs_in_progress(*, tenant: Tenant) -> QuerySet[Run]:
+    """Runs a worker is busy with (queued, sending, accepted): few, from the partial index
+    run_tenant_unfinished."""
+    return (
+        Run.objects.filter(tenant=tenant, state__in=sorted(ACTIVE_STATES))
+        .select_related("connection")
+        .order_by("-created_at", "-id")
+    )
+
+
+def approvals_waiting_for(*, tenant: Tenant, user: AbstractBaseUser) -> QuerySet[Run]:
+    """Requests this person could approve: awaiting approval and not their own (four eyes)."""
+    return (
+        Run.objects.filter(tenant=tenant, state=RunState.AWAITING_APPROVAL)
+        .exclude(requested_by=user)
+        .select_related("connection")
+        .order_by("created_at", "id")
+    )
+
+
+def recent_failures(*, tenant: Tenant, days: int = 7) -> QuerySet[Run]:
+    """Failed runs of the last `days` days, newest first (index run_tenant_state)."""
+    since = utc_now() - timedelta(days=days)
+    return (
+        Run.objects.filter(tenant=tenant, state=RunState.FAILED, created_at__gte=since)
+        .select_related("connection")
+        .order_by("-created_at", "-id")
+    )
+
+
+def run_activity_by_day(*, tenant: Tenant, days: int = CHART_DAYS) -> dict[str, Any]:
+    """Runs per UTC day and state over the last `days` days, per vendor connection kind too.
+
+    One GROUP BY over the index range (tenant, created_at) of those days; cached for a few
+    minutes per tenant.
+    """
+    key = f"run_activity:{tenant.pk}:{days}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    since = datetime.combine(utc_now().date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    rows = (
+        Run.objects.filter(tenant=tenant, created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day", "state", "connection__kind")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    result = {"since": since.date(), "days": days, "rows": list(rows)}
+    cache.set(key, result, CHART_CACHE_SECONDS)
+    return result
+
+
+def vendor_health(*, tenant: Tenant, days: int = CHART_DAYS) -> list[dict[str, Any]]:
+    """Per vendor connection over the last `days` days: send attempts, median-ish (average)
+    latency, and the share that failed (the vendor refused, errored or did not answer)."""
+    key = f"vendor_health:{tenant.pk}:{days}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    since = utc_now() - timedelta(days=days)
+    rows = list(
+        RunAttempt.objects.filter(
+            run__tenant=tenant,
+            run__created_at__gte=since,
+            purpose=RunAttempt.Purpose.SEND,
+        )
+        .values("run__connection__name", "run__connection__kind")
+        .annotate(
+            attempts=Count("id"),
+            failures=Count("id", filter=~Q(failure_class="")),
+            latency_ms=Avg("latency_ms"),
+        )
+        .order_by("run__connection__name")
+    )
+    for row in rows:
+        row["error_rate"] = row["failures"] / row["attempts"] if row["attempts"] else 0.0
+    cache.set(key, rows, CHART_CACHE_SECONDS)
+    return rows

@@ -6,6 +6,7 @@ from dashboard.runs import views
 
 urlpatterns = [
     path("", views.run_list, name="run_list"),
+    path("export.csv", views.run_export, name="run_export"),
     path("<int:run_id>/", views.run_detail, name="run_detail"),
     path("<int:run_id>/approve/", views.run_approve, name="run_approve"),
     path("<int:run_id>/reject/", views.run_reject, name="run_reject"),

@@ -13,16 +13,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from dashboard.audit import REDACTED, SECRET_KEY_WORDS
+from dashboard import history
+from dashboard.audit import REDACTED, SECRET_KEY_WORDS, record_audit_event
 from dashboard.models import Permission
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
@@ -48,19 +49,103 @@ CREDENTIAL_HEADERS = frozenset(
 def run_list(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET or None, tenant=request.tenant)
     filters = form.filters() if form.is_bound else {}
-    page = Paginator(
-        selectors.run_list(tenant=request.tenant, filters=filters), PAGE_SIZE
-    ).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
-    for run in page.object_list:
+    cursor = history.Cursor.decode(request.GET.get("after"))
+    page = history.keyset_page(
+        selectors.run_list(tenant=request.tenant, filters=filters), cursor=cursor, size=PAGE_SIZE
+    )
+    for run in page:
         run.description = selectors.run_description(run)
-    # The table refreshes itself while anything on it can still change.
-    live = any(run.is_open for run in page.object_list)
-    context = {"page": page, "form": form, "live": live}
+    # Only the first page refreshes itself, and only while something on it can still change.
+    live = page.is_first and any(run.is_open for run in page)
+    context = {
+        "page": page,
+        "form": form,
+        "live": live,
+        "estimated_total": (
+            history.estimated_count(selectors.run_filter(tenant=request.tenant, filters=filters))
+            if page.is_first
+            else None
+        ),
+        "export_query": _without(request, "after"),
+    }
     if not request.htmx:
         return render(request, "runs/run_list.html", context)
     content = render_to_string("runs/run_list.html#runs", context, request=request)
     return HttpResponse(content) if live else HttpResponseStopPolling(content)
+
+
+@tenant_view(Permission.VIEW)
+@require_GET
+def run_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered run history as CSV, streamed in keyset batches (constant memory at any size);
+    the export itself is audited, with its filters."""
+    form = RunFilterForm(request.GET or None, tenant=request.tenant)
+    filters = form.filters() if form.is_bound else {}
+    record_audit_event(
+        actor=actor_from_request(request),
+        tenant=request.tenant,
+        action="runs.exported",
+        object_type="run",
+        summary={"filters": {key: str(value) for key, value in filters.items()}},
+    )
+    lines = history.stream_csv(
+        header=RUN_EXPORT_HEADER,
+        rows=selectors.run_filter(tenant=request.tenant, filters=filters),
+        fields=RUN_EXPORT_FIELDS,
+    )
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = (
+        f'attachment; filename="runs-{request.tenant.slug}-{stamp}.csv"'
+    )
+    return response
+
+
+RUN_EXPORT_FIELDS = [
+    "id",
+    "created_at",
+    "operation",
+    "connection__name",
+    "state",
+    "requested_by_label",
+    "requested_at",
+    "vendor_reference",
+    "vendor_status",
+    "progress",
+    "audience_size",
+    "sent_at",
+    "finished_at",
+    "failure_class",
+    "failure_code",
+    "failure_message",
+    "parameters",
+]
+RUN_EXPORT_HEADER = [
+    "run",
+    "created_at_utc",
+    "operation",
+    "connection",
+    "state",
+    "requested_by",
+    "requested_at_utc",
+    "vendor_reference",
+    "vendor_status",
+    "progress_percent",
+    "audience_size",
+    "sent_at_utc",
+    "finished_at_utc",
+    "failure_class",
+    "failure_code",
+    "failure_message",
+    "parameters",
+]
+
+
+def _without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -96,6 +181,7 @@ def _status_response(request: HttpRequest, run: Run) -> HttpResponse:
 def _status_context(run: Run) -> dict[str, Any]:
     return {
         "run": run,
+        "wait": selectors.run_wait(run),
         "live_key": _live_key(run),
         "result_json": _pretty_json(run.result) if run.result else "",
     }
@@ -129,8 +215,10 @@ def _render_detail(
         "evidence": attempts[-1] if attempts else None,
         "is_requester": is_requester,
         "can_approve": can_approve,
-        "can_cancel": (membership.can(Permission.REQUEST) or can_approve)
-        and run.state in CAN_CANCEL,
+        "can_cancel": run.state in CAN_CANCEL
+        and not services.run_cancel_refusal(
+            actor=actor_from_request(request), run=run, membership=membership
+        ),
         "awaiting_approval": run.state == RunState.AWAITING_APPROVAL,
         "needs_person": run.state == RunState.OUTCOME_UNKNOWN and run.needs_person,
         "reconciling": run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person,
@@ -224,8 +312,8 @@ def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view(Permission.VIEW)
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    # Requesters withdraw their own requests, approvers stop queued ones: either permission will
-    # do, which tenant_view's single permission cannot say.
+    # Who may cancel which run is the engine's rule (run_cancel_refusal): the requester, or an
+    # operator or admin. A role that can never cancel is refused here already.
     membership = request.membership
     if not (membership.can(Permission.REQUEST) or membership.can(Permission.APPROVE)):
         raise PermissionDenied(f"Your role ({membership.get_role_display()}) cannot cancel runs.")

@@ -192,7 +192,10 @@ def test_explanations_by_state(daily, clock):
     )
     explanation = selectors.run_explanation(unknown)
     assert explanation.headline.startswith("Outcome unknown. Optimove's gateway gave up")
-    assert "asks the vendor again at 08:10:05 UTC" in explanation.advice
+    # One message: what happened, what TriggerDesk will do and when; no advice to re-send.
+    assert explanation.advice.startswith("At 08:10:05 UTC")
+    assert "TriggerDesk asks Optimove again" in explanation.advice
+    assert "Try again" not in explanation.advice and not explanation.detail
     assert selectors.run_explanation(daily_run(daily, state=RunState.SUCCEEDED)) is None
 
 

@@ -17,7 +17,7 @@ from dashboard.audit import Actor
 from dashboard.models import AuditEvent, ConnectionSecret
 from dashboard.runs.models import Approval, Run, RunState
 from dashboard.runs.rate_limits import rate_limiter
-from dashboard.runs.services import RunActionError, run_approve, run_send
+from dashboard.runs.services import RunActionError, run_approve, run_send, run_submit
 from dashboard.services import connection_secret_set, connection_secrets, tenant_settings_update
 from dashboard.vendors.sandbox import Fault
 from tests.factories import ConnectionSecretFactory
@@ -616,15 +616,98 @@ def test_start_refusals_are_explained(team, talkifai, register_job, job_id, stat
     if job_id == "job-gone":
         talkifai.control("add_job", {"id": "job-gone", "status": "pending"})
     job = register_job(job_id)
-    if status:
-        talkifai.control("set_job_status", {"id": job_id, "status": status})
-    else:
+    if not status:
         talkifai.reset()  # the job disappears at TalkifAI after it was registered
     run = services.batch_job_start(
         actor=Actor(user=team.operator.user), batch_job=job, idempotency_key="x"
     )
+    if status:
+        # Changed at TalkifAI between the status read and the send.
+        talkifai.control("set_job_status", {"id": job_id, "status": status})
     run_send(run_id=run.pk)
     run.refresh_from_db()
     assert run.state == RunState.FAILED
     assert run.failure_code == code
     assert words in selectors.run_explanation(run).headline
+
+
+# -- a stale second tab -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["running", "completed"])
+def test_a_start_of_a_job_no_longer_startable_is_refused_before_anything_is_sent(
+    team, talkifai, register_job, status
+):
+    job = register_job("job-pending-001")
+    talkifai.control("set_job_status", {"id": "job-pending-001", "status": status})
+
+    with pytest.raises(RunActionError, match=f"TalkifAI shows this job {status}"):
+        services.batch_job_start(
+            actor=Actor(user=team.operator.user), batch_job=job, idempotency_key="stale-tab"
+        )
+
+    assert not Run.objects.exists()
+    assert not talkifai.received_on("start_batch_job")
+
+
+def test_a_refused_duplicate_start_does_not_blame_the_connection_or_hide_the_last_start(
+    team, talkifai, register_job
+):
+    job = register_job("job-pending-001")
+    first = services.batch_job_start(
+        actor=Actor(user=team.operator.user), batch_job=job, idempotency_key="first"
+    )
+    assert run_send(run_id=first.pk) == "succeeded"
+    # A second start that passed its status read before the first one went out (the race the
+    # read cannot close) reaches TalkifAI after it.
+    second = run_submit(
+        actor=Actor(user=team.second_operator.user),
+        tenant=team.tenant,
+        connection=job.connection,
+        operation=selectors.START_JOB,
+        parameters={"batch_job_id": job.batch_job_id, "batch_job_name": job.name},
+        idempotency_key="second",
+        approval_required=False,
+        check_duplicates=False,
+    )
+    run_send(run_id=second.pk)
+
+    second.refresh_from_db()
+    assert (second.state, second.failure_code) == (RunState.FAILED, "already_running")
+    job.connection.refresh_from_db()
+    assert job.connection.last_error == ""
+    assert selectors.last_start_run(batch_job=job) == first
+
+
+# -- an unknown-outcome TalkifAI start is reconciled by reading the job ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "state", "needs_person", "words"),
+    [
+        (Fault.DROP_AFTER_PROCESSING, RunState.SUCCEEDED, False, "the start went through"),
+        (Fault.DROP_BEFORE_PROCESSING, RunState.OUTCOME_UNKNOWN, True, "did not take effect"),
+    ],
+)
+def test_an_unknown_start_is_reconciled_by_reading_the_jobs_status(
+    team, talkifai, register_job, fault, state, needs_person, words
+):
+    from dashboard.runs.services import run_reconcile
+
+    job = register_job("job-pending-001")
+    talkifai.inject_fault("start_batch_job", fault)
+    run = services.batch_job_start(
+        actor=Actor(user=team.operator.user), batch_job=job, idempotency_key="x"
+    )
+    assert run_send(run_id=run.pk).startswith("outcome unknown")
+    run.refresh_from_db()
+    assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person  # no person yet
+    assert "TriggerDesk reads the job's status" in selectors.run_explanation(run).advice
+    Run.objects.filter(pk=run.pk).update(reconcile_after=run.sent_at)
+
+    run_reconcile(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.state, run.needs_person) == (state, needs_person)
+    assert words in (run.result.get("reconciliation") or run.failure_message)
+    assert len(talkifai.received_on("start_batch_job")) == 1  # read, never started again

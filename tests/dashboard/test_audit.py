@@ -5,9 +5,17 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.db.utils import DatabaseError
 
-from dashboard.audit import Actor, record_audit_event, scrub, verify_audit_chains
-from dashboard.models import AuditEvent
-from tests.factories import AuditEventFactory, TenantFactory
+from dashboard import audit as audit_module
+from dashboard.audit import (
+    Actor,
+    audit_verify,
+    latest_audit_verification,
+    record_audit_event,
+    scrub,
+    verify_audit_chains,
+)
+from dashboard.models import AuditChainHead, AuditEvent, Role
+from tests.factories import AuditEventFactory, MembershipFactory, RunFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -16,6 +24,7 @@ def _tamper(sql: str, params: list) -> None:
     """Change the audit table behind the app's back, as an attacker with database access would."""
     with db_connection.cursor() as cursor:
         # A superuser can switch triggers off for the session; the chain must still tell.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("SET session_replication_role = replica")
         cursor.execute(sql, params)
         cursor.execute("SET session_replication_role = origin")
@@ -110,3 +119,141 @@ def test_tenants_have_separate_chains():
     b = AuditEventFactory(tenant=second)
     assert a.chain != b.chain
     assert a.sequence == b.sequence == 1
+
+
+# -- issue 9, item 1: the trail cannot be emptied or shortened unnoticed -----------------------
+
+
+def _refused(sql: str, params: list | None = None) -> None:
+    with (
+        pytest.raises(DatabaseError, match=r"append-only|only moves forward"),
+        transaction.atomic(),
+        db_connection.cursor() as cursor,
+    ):
+        # The test's own inserts left deferred foreign-key checks pending, which TRUNCATE
+        # refuses for its own reasons: fire them first, so the refusal seen is the trigger's.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(sql, params or [])
+
+
+def test_database_refuses_truncating_the_trail_and_its_heads():
+    _five_events()
+    _refused("TRUNCATE dashboard_auditevent")
+    _refused("TRUNCATE dashboard_auditchainhead")
+    _refused("TRUNCATE dashboard_auditverification")
+    assert AuditEvent.objects.count() == 5
+
+
+def test_chain_heads_only_move_forward():
+    events = _five_events()
+    chain = events[0].chain
+    _refused("DELETE FROM dashboard_auditchainhead WHERE chain = %s", [chain])
+    _refused(
+        "UPDATE dashboard_auditchainhead SET length = 0, last_hash = '' WHERE chain = %s", [chain]
+    )
+    _refused("UPDATE dashboard_auditchainhead SET last_hash = 'x' WHERE chain = %s", [chain])
+    assert AuditChainHead.objects.get(chain=chain).length == 5
+    AuditEventFactory(tenant=events[0].tenant)  # appending still moves it on
+    assert AuditChainHead.objects.get(chain=chain).length == 6
+
+
+def test_an_erased_trail_is_a_finding_when_the_tenant_has_members_and_runs():
+    """The reproduction of issue 9: truncate the events, delete the heads, then verify."""
+    run = RunFactory()
+    MembershipFactory(tenant=run.tenant)
+    record_audit_event(actor=Actor.system(), tenant=run.tenant, action="run.requested")
+    with db_connection.cursor() as cursor:
+        # Even past the triggers (a superuser switching them off), verify_audit must not say
+        # "intact: 0 events".
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("TRUNCATE dashboard_auditevent")
+        cursor.execute("DELETE FROM dashboard_auditchainhead")
+        cursor.execute("SET session_replication_role = origin")
+    report = audit_verify()
+    assert not report.ok
+    assert any("erased" in problem.reason for problem in report.problems)
+    with pytest.raises(CommandError, match="finding"):
+        call_command("verify_audit")
+
+
+def test_a_trail_shorter_than_the_runs_is_a_finding():
+    tenant = TenantFactory()
+    RunFactory.create_batch(3, tenant=tenant)
+    record_audit_event(actor=Actor.system(), tenant=tenant, action="run.requested")
+    report = audit_verify()
+    assert [problem.reason for problem in report.problems] == [
+        "holds 1 rows for 3 runs, each of which was recorded: rows were removed"
+    ]
+
+
+def test_truncated_trail_behind_the_triggers_is_caught_by_the_head():
+    events = _five_events()
+    _tamper("TRUNCATE dashboard_auditevent", [])
+    problems = verify_audit_chains()
+    assert len(problems) == 1
+    assert problems[0].chain == events[0].chain
+    assert "ends early" in problems[0].reason
+
+
+# -- verify_audit: checkpoints, batches, the recorded result -----------------------------------
+
+
+def test_verification_resumes_from_its_checkpoint(monkeypatch):
+    monkeypatch.setattr(audit_module, "VERIFY_BATCH_SIZE", 2)  # several batches per chain
+    events = _five_events()
+    first = audit_verify()
+    assert first.ok and first.events_checked == 5
+    for _ in range(3):
+        AuditEventFactory(tenant=events[0].tenant)
+    second = audit_verify()
+    assert second.ok and second.events_checked == 3  # only what is new
+    verification = latest_audit_verification(tenant=events[0].tenant)
+    assert verification.ok and verification.through_sequence == 8 and not verification.full
+
+
+def test_incremental_run_notices_a_rewritten_checkpoint_row_and_full_run_any_row():
+    events = _five_events()
+    audit_verify()
+    _tamper(
+        "UPDATE dashboard_auditevent SET summary = %s WHERE id = %s", ['{"n": 7}', events[1].pk]
+    )
+    assert audit_verify().ok  # row 2 is before the checkpoint: only a full run re-reads it
+    full = audit_verify(full=True)
+    assert not full.ok and full.problems[0].event_id == events[1].pk
+    _tamper(
+        "UPDATE dashboard_auditevent SET summary = %s WHERE id = %s", ['{"n": 7}', events[4].pk]
+    )
+    assert "checkpoint" in audit_verify().problems[0].reason
+
+
+def test_failed_verification_emails_the_tenant_admins(mailoutbox):
+    events = _five_events()
+    admin = MembershipFactory(tenant=events[0].tenant, role=Role.ADMIN, user__email="a@example.com")
+    MembershipFactory(tenant=events[0].tenant, role=Role.MARKETER, user__email="m@example.com")
+    _tamper("UPDATE dashboard_auditevent SET action = 'x' WHERE id = %s", [events[3].pk])
+    report = audit_verify()
+    assert not report.ok
+    assert [mail.to for mail in mailoutbox] == [[admin.user.email]]
+    assert "failed verification" in mailoutbox[0].subject
+    verification = latest_audit_verification(tenant=events[0].tenant)
+    assert verification.ok is False and verification.findings[0]["event_id"] == events[3].pk
+
+
+def test_fast_row_hash_matches_event_hash():
+    tenant = TenantFactory()
+    odd = {"zé": ["ü", 1.5, None, {"b": True, "a": "\u2028"}], "quote": 'a"b\\c'}
+    events = [
+        record_audit_event(
+            actor=Actor(label="cli:rø\u00f6t", ip_address="10.0.0.1"),
+            tenant=tenant,
+            action="run.approved",
+            object_type="run",
+            object_id=7,
+            summary=odd,
+        ),
+        record_audit_event(actor=Actor.system(), action="login.failed"),
+    ]
+    for event in events:
+        row = AuditEvent.objects.filter(pk=event.pk).values_list(*audit_module._VERIFY_FIELDS).get()
+        assert audit_module._row_hash(event.chain, row) == event.hash

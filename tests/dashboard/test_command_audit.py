@@ -26,7 +26,10 @@ APPS = ("dashboard", "batchjobs", "campaigns")
 # Commands that write nothing (they read, print or serve).
 READ_ONLY = {
     "daily_trigger_status": "prints the daily trigger's status",
-    "verify_audit": "reads the audit chains",
+    "verify_audit": "reads the audit chains (and records its result, not an audit row)",
+    # Not read-only, but not an action of a person on a tenant: no audit row of their own.
+    "flush": "Django's flush for the test runner; refused on the audit tables unless superuser",
+    "generate_history": "bench data: writes a synthetic history with its own valid audit chain",
     "run_sandboxes": "serves the vendor sandboxes; writes no rows",
     "run_demo": "starts the demo's processes; writes no rows itself (setup_demo, which it "
     "runs in a child process, has its own case)",
@@ -74,6 +77,39 @@ def _daily_approve(world):
     )
 
 
+def _campaign_trigger(world):
+    from campaigns.event_generators.services import generator_create
+    from dashboard.audit import Actor
+    from tests.factories import VendorConnectionFactory
+
+    team = world["team"]
+    topic = "6f1c2e0a-1b2c-4d3e-8f40-000000000001"
+    generator_create(
+        actor=Actor(user=team.marketer.user),
+        tenant=team.tenant,
+        connection=VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns"),
+        external_id="00000000-abcd-abcd-abcd-000000000000",
+        name="Match start",
+        topics=[(topic, "Arsenal")],
+        schema={"type": "object", "properties": {"match": {"type": "string"}}},
+    )
+    path = world["tmp_path"] / "ctx.json"
+    path.write_text('{"match": "Arsenal vs Chelsea"}')
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    call_command(
+        "campaign_trigger",
+        "--generator",
+        "Match start",
+        "--topic",
+        "Arsenal",
+        "--context-file",
+        str(path),
+        "--as",
+        "mia",
+        stdout=io.StringIO(),
+    )
+
+
 CASES: dict[str, Case] = {
     "create_tenant": Case(lambda world: call_command("create_tenant", "Beta Brand")),
     "add_member": Case(
@@ -93,6 +129,7 @@ CASES: dict[str, Case] = {
         lambda world: call_command("daily_files_landed", "acme", "--as", "oscar"),
         acting_as="oscar",
     ),
+    "campaign_trigger": Case(lambda world: _campaign_trigger(world), acting_as="mia"),
     "talkifai_start_job": Case(
         lambda world: call_command(
             "talkifai_start_job",
@@ -126,13 +163,13 @@ def test_every_command_is_classified():
 
 
 @pytest.fixture
-def world(team, sandbox_connection, sandboxes, settings, monkeypatch):
+def world(team, sandbox_connection, sandboxes, settings, monkeypatch, tmp_path):
     monkeypatch.setattr("getpass.getuser", lambda: OS_USER)
     settings.SANDBOX_BASE_URL = sandboxes.server.url()
     sandboxes["optimove_batch"].control("set_timing", {"real_seconds_per_wait_second": 0.01})
     sandbox_connection(team.tenant, "optimove_batch", name="Optimove")
     sandbox_connection(team.tenant, "talkifai", name="TalkifAI")
-    return {"team": team, "monkeypatch": monkeypatch, "since": None}
+    return {"team": team, "monkeypatch": monkeypatch, "since": None, "tmp_path": tmp_path}
 
 
 @pytest.mark.parametrize("command", sorted(CASES))

@@ -250,13 +250,27 @@ def test_worker_killed_while_sending_an_event_generator_never_sends_twice(
     assert run.state == RunState.SENDING
     assert len(campaigns.received_on("run")) == 1
 
-    # The sweeper presumes the worker dead once the send outlived max_send_seconds.
-    age_run(run, seconds=200)
-    assert sweep()["presumed_lost"] == 1
+    # The call that reached the vendor is on record, with the worker that made it, although
+    # that worker died before any answer.
+    (call,) = attempts(run)
+    assert (call.number, call.purpose, call.finished_at) == (1, "send", None)
+    assert call.worker and call.request["parameters_hash"] == run.parameters_hash
+
+    # The dead worker's heartbeat lapses: the sweeper presumes it lost without waiting for
+    # max_send_seconds (120 s). Polled until then, on a generous deadline.
+    wait_for(
+        lambda: sweep()["presumed_lost"] == 1,
+        timeout=60,
+        interval=0.5,
+        message="the sweeper to notice the dead worker's heartbeat",
+    )
     run.refresh_from_db()
     assert run.state == RunState.OUTCOME_UNKNOWN
     assert run.needs_person  # Optimove does not deduplicate: only a person can tell
     assert run.failure_code == "worker_lost"
+    assert call.worker in run.failure_message
+    (call,) = attempts(run)
+    assert call.failure_code == "worker_lost" and call.finished_at is not None
     time.sleep(1)
     assert len(campaigns.received_on("run")) == 1
     assert campaigns.state()["runs_accepted"] == {"demo-brand": 1}
@@ -281,6 +295,10 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
     )
 
     kill_while_sending(workers, kill_worker, daily, "trigger_daily", run)
+    # The call that triggered the batch has its attempt, recorded before it left.
+    (first,) = attempts(run)
+    assert (first.number, first.purpose, first.finished_at) == (1, "send", None)
+    assert first.worker
     time.sleep(2.5)
     replacement = workers.start(pool="prefork", concurrency=1, env=REDELIVERY)
     assert_redelivered_and_skipped(replacement)
@@ -303,6 +321,11 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
     assert len(daily.received_on("trigger_daily")) == 2
     (reconcile,) = attempts(run, "reconcile")
     assert reconcile.status_code == 400  # "it is already running": the first call went through
+    # Both calls on record, numbered without a gap: the one that triggered, then the re-check.
+    assert [(a.number, a.purpose, a.failure_code) for a in attempts(run)] == [
+        (1, "send", "worker_lost"),
+        (2, "reconcile", ""),  # its answer settled it: no failure
+    ]
     assert [t[1:] for t in transitions(run) if t[0] == "run.state_changed"] == [
         ("queued", "sending"),
         ("sending", "outcome_unknown"),
@@ -310,6 +333,39 @@ def test_worker_killed_while_sending_trigger_daily_is_reconciled_to_one_trigger(
         ("sending", "succeeded"),
     ]
     assert_no_secrets(run)
+
+
+def test_a_recheck_that_waited_in_a_killed_worker_is_picked_up_within_seconds(
+    team, workers, kill_worker, sandboxes, sandbox_connection, submit, same_utc_day
+):
+    daily = sandboxes["optimove_batch"]
+    daily.inject_fault("trigger_daily", Fault.DROP_AFTER_PROCESSING)
+    connection = sandbox_connection(team.tenant, "optimove_batch")
+    first = workers.start(pool="prefork", concurrency=1)
+    run = settle(
+        submit(
+            connection,
+            TRIGGER_DAILY,
+            {"wait_time_for_validation_seconds": None},
+            utc_date=utc_today(),
+        )
+    )
+    assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person
+    # The re-check's countdown message waits in this worker's memory; the worker dies.
+    wait_for(lambda: "runs.reconcile[" in first.log(), timeout=20, message="the re-check message")
+    kill_worker(first)
+
+    # The re-check comes due (the 10-minute window passes) only a few seconds ago.
+    daily.clock.advance(601)
+    release_windows(run)
+    Run.objects.filter(pk=run.pk).update(reconcile_after=utc_now() - timedelta(seconds=5))
+    workers.start(pool="prefork", concurrency=1)
+    assert sweep()["reconciles"] == 1
+
+    run = settle(run, {RunState.SUCCEEDED, RunState.FAILED}, timeout=30)
+    assert run.state == RunState.SUCCEEDED
+    assert trigger_daily_state(sandboxes)["successful_triggers"] == 1
+    assert [(a.number, a.purpose) for a in attempts(run)] == [(1, "send"), (2, "reconcile")]
 
 
 # -- each failure class -----------------------------------------------------------------------
@@ -656,18 +712,22 @@ def test_two_workers_share_one_brand_budget_when_it_binds(
 
 
 def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
-    team, workers, sandboxes, sandbox_connection
+    team, workers, sandboxes, sandbox_connection, e2e_redis, monkeypatch
 ):
-    """Runs queued as run_submit queues them: a few dispatcher messages, not one per run."""
+    """Runs queued as run_submit queues them: a few dispatcher messages, not one per run.
+
+    The wake-ups are all made before any worker consumes, so how many messages they make does
+    not depend on how fast the workers drain the queue (with workers draining while the test
+    still enqueues, a slow test process could find every slot free again after each run went
+    out: one message per run, and the count was a race). The flags outlive any slow loop here.
+    """
     from dashboard.audit import verify_audit_chains
+    from dashboard.runs import dispatch
     from dashboard.runs.services import enqueue_send
 
+    monkeypatch.setattr(dispatch, "FLAG_SECONDS", 3600.0)
     count = 600
     connection = sandbox_connection(team.tenant, "optimove_campaigns")
-    for _ in range(2):
-        workers.start(pool="threads", concurrency=8, wait=False)
-    for started in workers.started:
-        started.wait_ready()
     runs = Run.objects.filter(tenant=team.tenant)
     created = Run.objects.bulk_create(
         [
@@ -686,6 +746,12 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     )
     for run in created:
         enqueue_send(run)
+    # One message per dispatch slot, whatever the number of runs.
+    assert e2e_redis.llen("send") == dispatch.DISPATCH_SLOTS
+    for _ in range(2):
+        workers.start(pool="threads", concurrency=8, wait=False)
+    for started in workers.started:
+        started.wait_ready()
 
     def settled() -> bool:
         return not runs.exclude(state__in=SETTLED).exists()
@@ -700,4 +766,6 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     assert verify_audit_chains() == []
     logs = "\n".join(w.log() for w in workers.started)
     assert "ERROR" not in logs
-    assert logs.count("runs.send[") < 100  # received + succeeded lines of a few dispatchers
+    # Received + succeeded lines of the slots' dispatchers (and of any hand-over after
+    # MAX_DISPATCH_SECONDS, which would take far longer than this test waits).
+    assert logs.count("runs.send[") < 100

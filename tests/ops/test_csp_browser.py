@@ -40,6 +40,7 @@ def test_htmx_filters_and_swaps_without_a_csp_violation(team, live_server, brows
 
     with page.expect_response(lambda r: "/audit/?" in r.url and "action=run.approved" in r.url):
         page.fill("input[name=action]", "run.approved")
+        page.press("input[name=action]", "Enter")
     page.wait_for_url("**/audit/?*action=run.approved*")
     page.wait_for_function(
         "!document.querySelector('#events').textContent.includes('run.requested')"

@@ -97,6 +97,11 @@ class Command(BaseCommand):
                     options=connection_options,
                 )
         self._register_batch_jobs(tenant)
+        from campaigns.event_generators.demo import register_demo_event_generators
+
+        register_demo_event_generators(
+            tenant, VendorConnection.objects.get(tenant=tenant, name="Optimove campaigns (sandbox)")
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )

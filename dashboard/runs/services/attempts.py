@@ -4,22 +4,73 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q
 
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
+from dashboard.runs.heartbeat import ensure_heartbeat
 from dashboard.runs.models import (
     Run,
     RunAttempt,
 )
-from dashboard.vendors.http import Exchange, VendorError
+from dashboard.runs.operations import operation_for
+from dashboard.vendors.http import Exchange, FailureClass, VendorError
 
 logger = logging.getLogger(__name__)
 
 # A success is written to the connection row at most this often: every worker writing the same
 # row on every send made them queue on its lock.
 NOTE_SUCCESS_EVERY_SECONDS = 30
+
+
+def new_attempt(run: Run, *, purpose: str, started_at: datetime | None = None) -> RunAttempt:
+    """The unsaved record of a call about to leave for the vendor (see open_attempt)."""
+    return RunAttempt(
+        run=run,
+        number=attempt_number(run),
+        purpose=purpose,
+        started_at=started_at or utc_now(),
+        # Its heartbeat is alive before the row commits (dashboard.runs.heartbeat).
+        worker=ensure_heartbeat(),
+        request={
+            "operation": run.operation,
+            "description": operation_for(run.operation).describe(run.parameters),
+            "parameters_hash": run.parameters_hash,
+        },
+    )
+
+
+def open_attempt(run: Run, *, purpose: str, started_at: datetime | None = None) -> RunAttempt:
+    """Record a call before it leaves: what, when, from which worker; record_attempt completes it.
+
+    Call it in the transaction that counts the call (attempt_count or poll_count, under the
+    run's row lock), so the row commits with the count, before any byte goes out: a worker
+    killed mid-call still leaves the call an auditor must see, and numbers have no gaps.
+    """
+    attempt = new_attempt(run, purpose=purpose, started_at=started_at)
+    attempt.save(force_insert=True)
+    return attempt
+
+
+def finished_fields(
+    *,
+    exchange: Exchange | None,
+    error: VendorError | None = None,
+    outcome: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The fields that complete an attempt once the call's answer (or failure) is known."""
+    return {
+        "latency_ms": exchange.latency_ms if exchange else None,
+        "exchange": exchange.as_dict() if exchange else {},
+        "status_code": exchange.status_code if exchange else None,
+        "failure_class": error.failure_class.value if error else "",
+        "failure_code": error.code if error else "",
+        "outcome": (outcome or (error.message if error else ""))[:300],
+        "finished_at": now or utc_now(),
+    }
 
 
 def record_attempt(
@@ -30,29 +81,60 @@ def record_attempt(
     exchange: Exchange | None,
     error: VendorError | None = None,
     outcome: str = "",
-) -> RunAttempt:
-    """Record one call to the vendor (send, poll or reconcile) as the run's next attempt."""
-    return RunAttempt.objects.create(
-        run=run,
-        number=attempt_number(run),
-        purpose=purpose,
-        started_at=started_at,
-        latency_ms=exchange.latency_ms if exchange else None,
-        exchange=exchange.as_dict() if exchange else {},
-        status_code=exchange.status_code if exchange else None,
-        failure_class=error.failure_class.value if error else "",
-        failure_code=error.code if error else "",
-        outcome=(outcome or (error.message if error else ""))[:300],
+) -> None:
+    """Complete the run's current attempt (opened before the call) with what came back.
+
+    An attempt nobody opened (a caller that records after the fact) is created here whole.
+    `run` must hold the counters as of the call (see attempt_number).
+    """
+    fields = finished_fields(exchange=exchange, error=error, outcome=outcome)
+    number = attempt_number(run)
+    # Whatever the sweeper concluded about this attempt meanwhile, the real answer wins.
+    if not RunAttempt.objects.filter(run=run, number=number).update(**fields):
+        RunAttempt.objects.create(
+            run=run, number=number, purpose=purpose, started_at=started_at, **fields
+        )
+
+
+def close_lost_attempt(run: Run, *, outcome: str) -> int:
+    """Mark the run's unanswered attempts as lost with their worker (the sweeper's verdict):
+    the vendor may have received them. How many were closed."""
+    return RunAttempt.objects.filter(run=run, finished_at__isnull=True).update(
+        failure_class=FailureClass.OUTCOME_UNKNOWN.value,
+        failure_code="worker_lost",
+        outcome=outcome[:300],
+        finished_at=utc_now(),
+    )
+
+
+def earlier_call_may_have_reached_vendor(run: Run) -> bool:
+    """Whether a send or reconciliation before the current attempt may have reached the vendor
+    (its answer was lost, it hit a server error, or its worker died mid-call)."""
+    return (
+        RunAttempt.objects.filter(
+            run=run,
+            number__lt=attempt_number(run),
+            purpose__in=[RunAttempt.Purpose.SEND, RunAttempt.Purpose.RECONCILE],
+        )
+        .filter(
+            Q(finished_at__isnull=True)
+            | Q(
+                failure_class__in=[
+                    FailureClass.OUTCOME_UNKNOWN.value,
+                    FailureClass.SERVER_ERROR.value,
+                ]
+            )
+        )
+        .exists()
     )
 
 
 def attempt_number(run: Run) -> int:
     """The number of the attempt being recorded now (1, 2, ...), without asking the database.
 
-    Every recorded attempt follows exactly one increment of attempt_count (send, reconcile) or
-    poll_count (poll), so their sum is one more than the previous attempt's number (or more, when
-    a crashed worker's increment left no attempt behind). `run` must hold the counters as of the
-    increment this attempt follows.
+    Every attempt is opened in the transaction of exactly one increment of attempt_count (send,
+    reconcile) or poll_count (poll), so their sum is one more than the previous attempt's number.
+    `run` must hold the counters as of the increment this attempt follows.
     """
     return run.attempt_count + run.poll_count
 
@@ -85,12 +167,13 @@ def note_connection(
     connection.last_error = ""
 
 
-def failure_text(error: VendorError) -> str:
-    """The message a person reads for a vendor error: ours, the vendor's words, the advice."""
+def failure_text(error: VendorError, *, with_advice: bool = True) -> str:
+    """The message a person reads for a vendor error: ours, the vendor's words, the advice
+    (left out where TriggerDesk acts on its own and the advice would tell a person to act)."""
     text = error.message
     if error.vendor_message and error.vendor_message not in text:
         text = f"{text} (vendor said: {error.vendor_message})"
-    advice = getattr(error, "advice", "")
+    advice = getattr(error, "advice", "") if with_advice else ""
     if advice:
         text = f"{text} {advice}"
     return text

@@ -17,7 +17,7 @@ from dashboard.runs.models import (
 )
 from dashboard.runs.operations import PollResult, operation_for
 from dashboard.runs.rate_limits import acquire_all
-from dashboard.runs.services.attempts import record_attempt
+from dashboard.runs.services.attempts import open_attempt, record_attempt
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import WORKER, enqueue, transition
 from dashboard.vendors.http import FailureClass, VendorError
@@ -113,6 +113,7 @@ def run_poll(*, run_id: int) -> str:
             return "rate limited"
         Run.objects.filter(pk=run.pk).update(poll_count=F("poll_count") + 1)
         run.poll_count += 1
+        open_attempt(run, purpose=RunAttempt.Purpose.POLL)
     started = utc_now()
     try:
         status = operation.poll(run.connection, secrets, run)

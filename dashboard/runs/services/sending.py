@@ -27,7 +27,13 @@ from dashboard.runs.models import (
 )
 from dashboard.runs.operations import RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import acquire_all, rate_limiter
-from dashboard.runs.services.attempts import failure_text, note_connection, record_attempt
+from dashboard.runs.services.attempts import (
+    earlier_call_may_have_reached_vendor,
+    failure_text,
+    note_connection,
+    open_attempt,
+    record_attempt,
+)
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import (
     WORKER,
@@ -140,6 +146,7 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             next_attempt_at=None,
             sent_at=now,
         )
+        open_attempt(run, purpose=RunAttempt.Purpose.SEND, started_at=now)
     return _perform_send(run, operation, secrets)
 
 
@@ -258,9 +265,31 @@ def _after_send_failure(
             exchange=error.exchange,
             error=error,
         )
-        note_connection(run.connection, error=f"{error.code}: {error.message}", now=now)
         run.refresh_from_db()
         attempts = run.attempt_count
+        duplicate = operation.duplicate_refusal(error) if failure is FailureClass.REJECTED else ""
+        if duplicate:
+            # The vendor refused because the thing is already done or under way: the connection
+            # works (it is not "last call failed"), and after an earlier call that may have
+            # reached the vendor, the refusal proves that call went through.
+            note_connection(run.connection, now=now)
+            if earlier_call_may_have_reached_vendor(run):
+                transition(
+                    run,
+                    RunState.SUCCEEDED,
+                    # A sweeper may have presumed this worker dead meanwhile; the answer counts.
+                    from_states={RunState.SENDING, RunState.OUTCOME_UNKNOWN},
+                    actor=WORKER,
+                    reason=duplicate,
+                    failure_class="",
+                    failure_code="",
+                    failure_message="",
+                    needs_person=False,
+                    result={**run.result, "reconciliation": duplicate},
+                )
+                return "succeeded: an earlier call went through"
+        else:
+            note_connection(run.connection, error=f"{error.code}: {error.message}", now=now)
         details = {
             "failure_class": failure.value,
             "failure_code": error.code,
@@ -315,6 +344,9 @@ def _after_send_failure(
                 r.period_seconds for r in operation.rate_rules(run.connection, secrets) if r.window
             ]
             reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
+        if automatic:
+            # The engine itself asks again: advice meant for a person would contradict it.
+            details["failure_message"] = failure_text(error, with_advice=False)
         moved = transition(
             run,
             RunState.OUTCOME_UNKNOWN,
@@ -371,6 +403,7 @@ def run_reconcile(*, run_id: int) -> str:
             reason="reconciling: asking the vendor again",
             attempt_count=run.attempt_count + 1,  # the row is locked since the SELECT above
         )
+        open_attempt(run, purpose=RunAttempt.Purpose.RECONCILE)
     started = utc_now()
     try:
         verdict = operation.reconcile(run.connection, secrets, run)
@@ -487,11 +520,20 @@ def run_mark_as_sent(*, actor: Actor, run: Run, comment: str) -> Run:
 
 
 def run_send_again(*, actor: Actor, run: Run, comment: str) -> Run:
-    """A person who checked with the vendor decides the call did not go through: send it again."""
+    """A person who checked with the vendor decides the call did not go through: send it again.
+
+    Refused while TriggerDesk reconciles the run itself (an automatic re-check is scheduled):
+    a second call then could act twice. Marking it as sent, with evidence, stays possible.
+    """
     if not comment.strip():
         raise RunActionError("Say how you know it did not go through.")
     now = utc_now()
     with transaction.atomic():
+        locked = Run.objects.select_for_update(of=("self",)).filter(pk=run.pk).first()
+        if locked is None or locked.state != RunState.OUTCOME_UNKNOWN:
+            raise RunActionError("Only a run whose outcome is unknown can be sent again.")
+        if not locked.needs_person:
+            raise RunActionError(reconciling_refusal(locked))
         moved = transition(
             run,
             RunState.QUEUED,
@@ -506,3 +548,12 @@ def run_send_again(*, actor: Actor, run: Run, comment: str) -> Run:
             raise RunActionError("Only a run whose outcome is unknown can be sent again.")
         enqueue("send", run.pk, batch=batch_of(run))
     return run
+
+
+def reconciling_refusal(run: Run) -> str:
+    """Why a person may not send again a run TriggerDesk is reconciling itself."""
+    when = f" at {run.reconcile_after:%Y-%m-%d %H:%M:%S} UTC" if run.reconcile_after else " shortly"
+    return (
+        f"TriggerDesk checks with the vendor itself{when}; sending again now could act twice. "
+        "If the vendor's system already shows that it went through, mark it as sent instead."
+    )

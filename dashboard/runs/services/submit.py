@@ -14,8 +14,9 @@ from django.db import IntegrityError, transaction
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
-from dashboard.models import Permission, Tenant, VendorConnection
+from dashboard.models import Membership, Permission, Tenant, VendorConnection
 from dashboard.runs.models import (
+    CAN_CANCEL,
     Approval,
     Run,
     RunState,
@@ -267,12 +268,36 @@ def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
     return locked
 
 
+def run_cancel_refusal(*, actor: Actor, run: Run, membership: Membership | None = None) -> str:
+    """Why `actor` may not cancel (withdraw) `run`, or "" when they may.
+
+    The one rule for every page and command: the person who requested the run, or an operator
+    or admin of the run's tenant. `membership`: the actor's membership in the run's tenant, when
+    the caller has it already. The run's state is not judged here (run_cancel does that).
+    """
+    user = actor.user
+    if user is None or not user.is_authenticated:
+        return "Only a signed-in member of the tenant can cancel a run."
+    if membership is None or membership.tenant_id != run.tenant_id or membership.user_id != user.pk:
+        membership = Membership.objects.filter(user=user, tenant_id=run.tenant_id).first()
+    if membership is None:
+        return f"{user.get_username()} is not a member of this run's tenant."
+    if membership.can(Permission.APPROVE):
+        return ""
+    if membership.can(Permission.REQUEST) and run.requested_by_id == user.pk:
+        return ""
+    return "Only the requester or an operator can cancel this run."
+
+
 def run_cancel(*, actor: Actor, run: Run) -> Run:
-    """Withdraw a run that has not been sent."""
+    """Withdraw a run that has not been sent: its requester, or an operator or admin."""
+    refusal = run_cancel_refusal(actor=actor, run=run)
+    if refusal:
+        raise RunActionError(refusal)
     moved = transition(
         run,
         RunState.CANCELLED,
-        from_states={RunState.DRAFT, RunState.AWAITING_APPROVAL, RunState.QUEUED},
+        from_states=CAN_CANCEL,
         actor=actor,
         action="run.cancelled",
         failure_code="cancelled",

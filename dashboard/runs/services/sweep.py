@@ -9,11 +9,14 @@ from django.db import transaction
 from django.db.models import Q
 
 from dashboard.clock import utc_now
+from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
 from dashboard.runs.models import (
     Run,
+    RunAttempt,
     RunState,
 )
 from dashboard.runs.operations import operation_for
+from dashboard.runs.services.attempts import close_lost_attempt
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
 from dashboard.vendors.http import FailureClass
@@ -22,6 +25,12 @@ logger = logging.getLogger(__name__)
 
 STALE_QUEUED_SECONDS = 60
 STALE_POLL_SECONDS = 60
+# A re-check this overdue is presumed lost with a dead worker (its countdown message lived in
+# that worker's memory) and is enqueued again. A duplicate is harmless: run_reconcile acts only
+# on a run still in outcome unknown, under its row lock.
+OVERDUE_RECONCILE_SECONDS = 3
+# Calls that can make the vendor act (a poll only reads).
+CALL_PURPOSES = [RunAttempt.Purpose.SEND, RunAttempt.Purpose.RECONCILE]
 
 
 # -- the sweeper ------------------------------------------------------------------------------
@@ -47,11 +56,29 @@ def runs_sweep() -> dict[str, int]:
                 enqueue("send", run.pk, batch=batch_of(run))
                 report["requeued"] += 1
 
-    for run in Run.objects.filter(state=RunState.SENDING).select_related("tenant", "connection")[
-        :500
-    ]:
+    sending = list(
+        Run.objects.filter(state=RunState.SENDING).select_related("tenant", "connection")[:500]
+    )
+    # Which process made each run's unanswered call, and which of those processes still live.
+    callers = dict(
+        RunAttempt.objects.filter(
+            run__in=sending, finished_at__isnull=True, purpose__in=CALL_PURPOSES
+        )
+        .exclude(worker="")
+        .values_list("run_id", "worker")
+    )
+    alive = workers_alive(set(callers.values()))
+    for run in sending:
         operation = operation_for(run.operation)
-        if run.updated_at > now - timedelta(seconds=operation.max_send_seconds):
+        caller = callers.get(run.pk)
+        worker_gone = (
+            alive is not None
+            and caller is not None
+            and alive.get(caller) is False
+            # Its key outlived the process by HEARTBEAT_TTL_SECONDS: the run is older than that.
+            and run.updated_at <= now - timedelta(seconds=HEARTBEAT_TTL_SECONDS)
+        )
+        if not worker_gone and run.updated_at > now - timedelta(seconds=operation.max_send_seconds):
             continue
         reconcile_after = None
         if operation.reconciles_automatically:
@@ -61,6 +88,11 @@ def runs_sweep() -> dict[str, int]:
                 if r.window
             ]
             reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
+        stopped = (
+            f"The worker ({caller}) stopped while sending"
+            if caller
+            else "The worker stopped while sending"
+        )
         with transaction.atomic():
             moved = transition(
                 run,
@@ -70,11 +102,16 @@ def runs_sweep() -> dict[str, int]:
                 reason="the worker stopped while sending; the vendor may have received it",
                 failure_class=FailureClass.OUTCOME_UNKNOWN,
                 failure_code="worker_lost",
-                failure_message="The worker stopped while sending; the vendor may have received the request.",
+                failure_message=f"{stopped}; the vendor may have received the request.",
                 needs_person=not operation.reconciles_automatically,
                 reconcile_after=reconcile_after,
             )
             if moved:
+                close_lost_attempt(
+                    run,
+                    outcome=f"No answer recorded: {stopped[0].lower()}{stopped[1:]} during this "
+                    "call; the vendor may have received it.",
+                )
                 report["presumed_lost"] += 1
                 if reconcile_after is not None:
                     enqueue("reconcile", run.pk, max(0.0, (reconcile_after - now).total_seconds()))
@@ -95,7 +132,7 @@ def runs_sweep() -> dict[str, int]:
     for run_id in Run.objects.filter(
         state=RunState.OUTCOME_UNKNOWN,
         needs_person=False,
-        reconcile_after__lt=now - timedelta(seconds=30),
+        reconcile_after__lt=now - timedelta(seconds=OVERDUE_RECONCILE_SECONDS),
     ).values_list("pk", flat=True)[:500]:
         with transaction.atomic():
             if Run.objects.filter(pk=run_id, state=RunState.OUTCOME_UNKNOWN).update(

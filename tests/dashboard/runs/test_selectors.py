@@ -10,9 +10,11 @@ from dashboard.clock import utc_now
 from dashboard.models import VendorKind
 from dashboard.runs import selectors
 from dashboard.runs.models import Operation, Run, RunState
+from dashboard.services import membership_remove
 from tests.factories import (
     ApprovalFactory,
     AuditEventFactory,
+    MembershipFactory,
     RunFactory,
     UserFactory,
     VendorConnectionFactory,
@@ -124,9 +126,11 @@ def test_run_description_falls_back_when_parameters_do_not_fit(team):
     assert selectors.run_description(run) == "TalkifAI: start batch job now"
 
 
-def test_requester_choices_are_members_and_past_requesters_of_this_tenant(team, other_team):
+def test_requester_choices_are_members_and_former_members_of_this_tenant(team, other_team):
     departed = UserFactory(username="departed")
     RunFactory(tenant=team.tenant, requested_by=departed)
+    membership = MembershipFactory(tenant=team.tenant, user=departed)
+    membership_remove(actor=Actor.system(), membership=membership)
     RunFactory(tenant=other_team.tenant, requested_by=other_team.marketer.user)
 
     names = {user.username for user in selectors.run_requester_choices(tenant=team.tenant)}

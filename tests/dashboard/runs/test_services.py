@@ -397,3 +397,195 @@ def test_only_one_daily_trigger_in_flight_per_tenant(team, daily):
     with pytest.raises(services.RunActionError, match="already in flight"):
         submit_daily(team, daily, key="b", approval_required=False)
     assert Run.objects.get().pk == first.pk
+
+
+# -- who may cancel -----------------------------------------------------------------------------
+
+
+def test_only_the_requester_or_an_operator_or_admin_may_cancel(team, daily):
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory
+
+    other_marketer = MembershipFactory(tenant=team.tenant, role=Role.MARKETER)
+    refused = [
+        actor(other_marketer),
+        actor(team.auditor),
+        Actor.system("sweeper"),
+    ]
+    allowed = [team.marketer, team.operator, team.admin]
+    for number, person in enumerate(allowed):
+        run = submit_daily(team, daily, key=f"cancel-{number}")
+        for someone in refused:
+            with pytest.raises(services.RunActionError):
+                services.run_cancel(actor=someone, run=run)
+            run.refresh_from_db()
+            assert run.state == RunState.AWAITING_APPROVAL
+        services.run_cancel(actor=actor(person), run=run)
+        run.refresh_from_db()
+        assert run.state == RunState.CANCELLED
+        assert not AuditEvent.objects.filter(
+            object_id=str(run.pk), action="run.cancelled", actor=other_marketer.user
+        ).exists()
+
+
+# -- send again while TriggerDesk reconciles ----------------------------------------------------
+
+
+def test_send_again_is_refused_while_a_reconciliation_is_scheduled(team, daily, sandboxes):
+    sandbox = sandboxes["optimove_batch"]
+    sandbox.inject_fault("trigger_daily", Fault.DROP_AFTER_PROCESSING)
+    run = submit_daily(team, daily, approval_required=False)
+    services.run_send(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person
+    # The stored message says what happened, not the advice to re-send meant for a person.
+    assert "Re-send" not in run.failure_message and "window" not in run.failure_message
+
+    with pytest.raises(services.RunActionError, match="checks with the vendor itself"):
+        services.run_send_again(
+            actor=actor(team.operator), run=run, comment="Nothing in Optimove's UI"
+        )
+
+    run.refresh_from_db()
+    assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person
+    assert not AuditEvent.objects.filter(action="run.send_again").exists()
+    assert len(sandbox.received_on("trigger_daily")) == 1
+    # Marking it as sent, with evidence, stays possible.
+    services.run_mark_as_sent(
+        actor=actor(team.operator), run=run, comment="Optimove shows today's batch running"
+    )
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED
+
+
+def test_send_again_answered_already_triggered_today_proves_the_first_call(team, daily, sandboxes):
+    sandbox = sandboxes["optimove_batch"]
+    sandbox.inject_fault("trigger_daily", Fault.DROP_AFTER_PROCESSING)
+    run = submit_daily(team, daily, approval_required=False)
+    services.run_send(run_id=run.pk)
+    # The automatic re-check could not settle it: a person decides.
+    Run.objects.filter(pk=run.pk).update(needs_person=True)
+    run.refresh_from_db()
+    sandbox.clock.advance(601)
+    release_daily_window(daily)
+
+    services.run_send_again(
+        actor=actor(team.operator), run=run, comment="Optimove's UI shows no batch yet"
+    )
+    assert services.run_send(run_id=run.pk) == "succeeded: an earlier call went through"
+
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.failure_message
+    assert "the first call went through" in run.result["reconciliation"]
+    assert sandbox.state()["tenants"]["demo"]["successful_triggers"] == 1
+    assert len(sandbox.received_on("trigger_daily")) == 2
+    daily.refresh_from_db()
+    assert daily.last_error == ""  # a refusal of a duplicate is not a connection fault
+    assert list(run.attempts.values_list("number", "purpose")) == [(1, "send"), (2, "send")]
+
+
+# -- the attempt is on record before the call leaves --------------------------------------------
+
+
+def _watch_send(monkeypatch, operation_name):
+    """Wrap the operation's send: what the database holds (committed, as the tests using it
+    are transactional) for the run when the call leaves."""
+    import os
+    import socket
+
+    seen = []
+    operation = operation_for(operation_name)
+    original = operation.send
+
+    def send(connection, secrets, run):
+        import threading
+
+        seen.append(
+            list(
+                RunAttempt.objects.filter(run_id=run.pk).values_list(
+                    "number", "purpose", "finished_at", "worker"
+                )
+            )
+        )
+        if threading.current_thread() is not threading.main_thread():
+            db_connection.close()  # a send thread's own connection must not outlive the test
+        return original(connection, secrets, run)
+
+    monkeypatch.setattr(operation, "send", send)
+    return seen, f"{socket.gethostname()}:{os.getpid()}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempt_is_recorded_before_the_call_leaves(team, daily, sandboxes, monkeypatch):
+    seen, me = _watch_send(monkeypatch, "optimove_trigger_daily")
+    run = submit_daily(team, daily, approval_required=False)
+
+    assert services.run_send(run_id=run.pk) == "succeeded"
+
+    assert seen == [[(1, "send", None, me)]]
+    (attempt,) = RunAttempt.objects.filter(run=run)
+    assert attempt.finished_at is not None and attempt.status_code == 200
+    assert attempt.worker == me
+    assert attempt.request["parameters_hash"] == run.parameters_hash
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batched_send_is_on_record_before_it_leaves(team, campaigns, sandboxes, monkeypatch):
+    """Committed, too: the dispatcher's send thread reads through its own connection."""
+    seen, me = _watch_send(monkeypatch, "optimove_run_event_generator")
+    run = submit_campaign(team, campaigns)
+
+    assert services.run_send(run_id=run.pk) == "accepted"
+
+    assert seen == [[(1, "send", None, me)]]
+    (attempt,) = RunAttempt.objects.filter(run=run)
+    assert attempt.finished_at is not None and attempt.status_code == 202
+    assert attempt.worker == me
+
+
+# -- the sweeper and worker heartbeats ----------------------------------------------------------
+
+
+def _sending_since(team, seconds, *, worker):
+    from dashboard.clock import utc_now
+    from tests.factories import RunAttemptFactory, RunFactory
+
+    run = RunFactory(
+        tenant=team.tenant, state=RunState.SENDING, attempt_count=1, approval_required=False
+    )
+    RunAttemptFactory(
+        run=run, number=1, exchange={}, status_code=None, finished_at=None, worker=worker
+    )
+    Run.objects.filter(pk=run.pk).update(updated_at=utc_now() - timedelta(seconds=seconds))
+    return run
+
+
+def test_sweeper_presumes_lost_a_send_whose_worker_heartbeat_is_gone(team):
+    from dashboard.runs.heartbeat import beat_now
+
+    me = beat_now()
+    dead = _sending_since(team, 20, worker="gone-host:4242")
+    alive = _sending_since(team, 20, worker=me)
+    fresh = _sending_since(team, 1, worker="gone-host:4343")
+
+    assert services.runs_sweep()["presumed_lost"] == 1
+
+    dead.refresh_from_db()
+    assert dead.state == RunState.OUTCOME_UNKNOWN and dead.failure_code == "worker_lost"
+    assert "gone-host:4242" in dead.failure_message
+    (attempt,) = dead.attempts.all()
+    assert attempt.finished_at is not None and attempt.failure_code == "worker_lost"
+    for run in (alive, fresh):
+        run.refresh_from_db()
+        assert run.state == RunState.SENDING
+
+
+def test_sweeper_picks_up_an_overdue_reconciliation_within_seconds(team, daily, sandboxes):
+    from dashboard.clock import utc_now
+
+    sandboxes["optimove_batch"].inject_fault("trigger_daily", Fault.DROP_AFTER_PROCESSING)
+    run = submit_daily(team, daily, approval_required=False)
+    services.run_send(run_id=run.pk)
+    Run.objects.filter(pk=run.pk).update(reconcile_after=utc_now() - timedelta(seconds=5))
+
+    assert services.runs_sweep()["reconciles"] == 1

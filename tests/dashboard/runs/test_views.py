@@ -14,8 +14,10 @@ from dashboard.runs.models import Approval, Run, RunAttempt, RunState
 from tests.factories import (
     ApprovalFactory,
     AuditEventFactory,
+    MembershipFactory,
     RunAttemptFactory,
     RunFactory,
+    UserFactory,
     VendorConnectionFactory,
 )
 
@@ -263,14 +265,17 @@ def test_list_paginates_and_keeps_filters(team):
         )
     client = team.client_for("operator")
 
-    first = text(client.get(reverse("run_list", args=["acme"]), {"state": "succeeded"}))
+    first_response = client.get(reverse("run_list", args=["acme"]), {"state": "succeeded"})
+    first = text(first_response)
+    cursor = first_response.context["page"].next_cursor.encode()
     second = text(
-        client.get(reverse("run_list", args=["acme"]), {"state": "succeeded", "page": "2"})
+        client.get(reverse("run_list", args=["acme"]), {"state": "succeeded", "after": cursor})
     )
 
-    assert "Page 1 of 2" in first
-    assert "?state=succeeded&page=2" in first
+    assert first.count('<tr id="run-') == 50
+    assert "?state=succeeded&after=" in first
     assert second.count('<tr id="run-') == 1
+    assert "Older" not in second
 
 
 def test_list_htmx_returns_only_the_fragment_polling_while_open(team):
@@ -408,7 +413,42 @@ def test_reconciling_run_says_so_and_when_the_next_check_is(team):
 
     assert "being checked automatically" in page
     assert check_at.strftime("%Y-%m-%d %H:%M:%S") in page
-    assert "Mark as sent" not in page and "Send again" not in page
+    # Only "mark as sent" with evidence: a second send now could act twice.
+    assert "Mark as sent" in page and "Send again" not in page
+    assert action_url("run_send_again", run) not in page
+
+
+def test_the_page_says_what_the_run_waits_for_and_until_when(team):
+    check_at = utc_now().replace(microsecond=0) + timedelta(minutes=10)
+    run = unknown_outcome(team, needs_person=False, reconcile_after=check_at)
+    client = team.client_for("operator")
+
+    page = text(client.get(detail_url(run)))
+    fragment = text(client.get(detail_url(run), **HTMX))
+
+    for shown in (page, fragment):
+        assert (
+            "Waiting for the automatic re-check until " + check_at.strftime("%Y-%m-%d %H:%M:%S")
+            in shown
+        )
+        assert "<strong>in 9 min" in shown or "<strong>in 10 min" in shown
+        assert "TriggerDesk reads the job's status in TalkifAI" in shown
+
+
+def test_send_again_while_reconciling_is_refused_by_the_engine(team):
+    run = unknown_outcome(
+        team, needs_person=False, reconcile_after=utc_now() + timedelta(minutes=5)
+    )
+    before = snapshot(run)
+
+    response = team.client_for("operator").post(
+        action_url("run_send_again", run),
+        {"comment": "Nothing there", "confirm": "on"},
+        follow=True,
+    )
+
+    assert "checks with the vendor itself" in text(response)
+    assert snapshot(run) == before
 
 
 def test_needs_person_shows_the_evidence_above_the_buttons(team):
@@ -653,6 +693,44 @@ def test_cancel_button_only_in_cancellable_states_and_for_allowed_roles(team):
     assert action_url("run_cancel", sending) not in text(
         team.client_for("operator").get(detail_url(sending))
     )
+
+
+def another_marketer(team):
+    """A second marketer of the team's tenant, logged in."""
+    from django.test import Client
+
+    membership = MembershipFactory(
+        tenant=team.tenant, role=Role.MARKETER, user=UserFactory(username="max")
+    )
+    client = Client()
+    client.force_login(membership.user)
+    return client
+
+
+def test_a_marketer_cannot_cancel_another_marketers_run(team):
+    run = awaiting(team)  # requested by team.marketer
+    queued = RunFactory(tenant=team.tenant, state=RunState.QUEUED, requested_by=team.marketer.user)
+    client = another_marketer(team)
+    for target in (run, queued):
+        before = snapshot(target)
+
+        page = client.get(detail_url(target))
+        response = client.post(action_url("run_cancel", target), follow=True)
+
+        assert action_url("run_cancel", target) not in text(page)
+        assert "Only the requester or an operator can cancel this run." in text(response)
+        assert "Cancelled. Nothing was sent." not in text(response)
+        assert snapshot(target) == before
+
+
+def test_requester_operator_and_admin_may_cancel_and_see_the_button(team):
+    for role in ("marketer", "operator", "admin"):
+        run = awaiting(team)
+        client = team.client_for(role)
+        assert action_url("run_cancel", run) in text(client.get(detail_url(run))), role
+        client.post(action_url("run_cancel", run))
+        run.refresh_from_db()
+        assert run.state == RunState.CANCELLED, role
 
 
 def test_cancel_after_sending_started_is_refused(team):

@@ -1,0 +1,298 @@
+"""History pages at scale: server time of the run history, audit list, daily page and live
+fragments on a generated history, side by side with the Django admin's Run changelist; the CSV
+export's and verify_audit's time and peak memory.
+
+Usage: .venv/bin/python bench/bench_history.py [--runs 1000000] [--audit 1000000] [--repeat 20]
+       [--database-url postgres://postgres@127.0.0.1:5432/td_bench_history] [--regenerate]
+
+The database (default: DATABASE_URL's database with "_bench_history" appended) is created,
+migrated and filled with `generate_history` when it holds fewer runs than --runs. Server time
+is measured in-process through Django's test client (URL routing, middleware, queries,
+template rendering), as the issue measured it. It prints its figures; it asserts nothing.
+Goals: p95 <= 50 ms per page and fragment; run history >= 10x faster than the admin changelist;
+export and verify_audit peak RSS <= 100 MB; verify_audit of 1M events <= 20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_P95_MS = 50.0
+GOAL_ADMIN_RATIO = 10.0
+GOAL_RSS_MB = 100.0
+GOAL_VERIFY_SECONDS_PER_MILLION = 20.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def bench_database_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/td")
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench_history"))
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+MANAGE_CHILD = """
+import resource, runpy, sys
+sys.argv = ["manage.py", *sys.argv[1:]]
+try:
+    runpy.run_path("manage.py", run_name="__main__")
+finally:
+    print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def manage(env: dict, *arguments: str) -> tuple[float, float, str]:
+    """Run manage.py in a child; (seconds, that child's peak RSS in MB, its output)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", MANAGE_CHILD, *arguments],
+        env=env, capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    if result.returncode:
+        print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
+    peak = 0.0
+    lines = []
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith("PEAK_RSS_KB"):
+            peak = int(line.split()[1]) / 1024
+        else:
+            lines.append(line)
+    return seconds, peak, "\n".join(lines)
+
+
+EXPORT_CHILD = """
+import os, resource, sys, time
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+django.setup()
+from django.test import Client
+from django.contrib.auth import get_user_model
+client = Client()
+client.force_login(get_user_model().objects.get(username=sys.argv[2]))
+started = time.monotonic()
+response = client.get(f"/t/{sys.argv[1]}/runs/export.csv")
+first = None
+lines = 0
+size = 0
+for chunk in response.streaming_content:
+    if first is None:
+        first = time.monotonic() - started
+    lines += 1
+    size += len(chunk)
+total = time.monotonic() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{lines - 1} {size} {first:.3f} {total:.1f} {peak:.1f}")
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--audit", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--tenant", default="bench")
+    parser.add_argument("--database-url")
+    parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--skip-verify", action="store_true")
+    args = parser.parse_args()
+
+    url = bench_database_url(args.database_url)
+    ensure_database(url)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "ALLOWED_HOSTS": "testserver,localhost",
+        "DJANGO_DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-history-not-secret"),
+    }
+    if not env.get("CREDENTIALS_KEYS"):
+        from cryptography.fernet import Fernet
+
+        env["CREDENTIALS_KEYS"] = Fernet.generate_key().decode()
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+
+    seconds, _, _ = manage(env, "migrate", "--noinput")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from dashboard.history import Cursor
+    from dashboard.models import Membership, Role, Tenant
+    from dashboard.runs.models import Run
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'dashboard_run'")
+        present = max(0, cursor.fetchone()[0])
+    if present < args.runs * 0.95:
+        seconds, peak, output = manage(
+            env, "generate_history", "--runs", str(args.runs - present), "--audit",
+            str(args.audit), "--tenant", args.tenant,
+        )  # fmt: skip
+        print(output.strip())
+        print(f"generate_history: {args.runs - present} runs in {seconds:.0f} s")
+    tenant = Tenant.objects.get(slug=args.tenant)
+    total_runs = Run.objects.count()
+    tenant_runs = Run.objects.filter(tenant=tenant).count()
+    print(f"\ndatabase: {total_runs} runs in all, {tenant_runs} in tenant {tenant.slug}")
+
+    admin_membership = Membership.objects.filter(tenant=tenant, role=Role.ADMIN).first()
+    user = admin_membership.user
+    superuser, _ = get_user_model().objects.get_or_create(
+        username="bench-superuser", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client, admin_client = Client(), Client()
+    client.force_login(user)
+    admin_client.force_login(superuser)
+
+    def timed(client_, path, repeat=args.repeat, **headers) -> list[float]:
+        client_.get(path, **headers)  # warm the caches once
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client_.get(path, **headers)
+            if hasattr(response, "streaming_content"):
+                b"".join(response.streaming_content)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code in (200, 286), (path, response.status_code)
+        return times
+
+    base = f"/t/{tenant.slug}"
+    deep = Run.objects.filter(tenant=tenant).order_by("-created_at", "-id")[10_000]
+    deep_cursor = Cursor(deep.created_at, deep.pk).encode()
+    sample = Run.objects.filter(tenant=tenant).exclude(vendor_reference="").first()
+    requester = Membership.objects.filter(tenant=tenant, role=Role.MARKETER).first().user
+    approver = Membership.objects.filter(tenant=tenant, role=Role.OPERATOR).first().user
+    connection_id = sample.connection_id
+    from dashboard.models import AuditEvent
+
+    deep_event = AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[10_000]
+    deep_audit = Cursor(deep_event.created_at, deep_event.pk).encode()
+    open_run = Run.objects.filter(tenant=tenant, state="accepted").first() or sample
+    pages = [
+        ("run history, first page", f"{base}/runs/", {}),
+        ("run history, 10,000 rows deep", f"{base}/runs/?after={deep_cursor}", {}),
+        ("run history, state=failed", f"{base}/runs/?state=failed", {}),
+        ("run history, operation", f"{base}/runs/?operation={sample.operation}", {}),
+        ("run history, connection", f"{base}/runs/?connection={connection_id}", {}),
+        ("run history, requester", f"{base}/runs/?requester={requester.pk}", {}),
+        ("run history, approver", f"{base}/runs/?approver={approver.pk}", {}),
+        (
+            "run history, date range",
+            f"{base}/runs/?created_from=2000-01-01&created_to=2100-01-01",
+            {},
+        ),
+        ("run history, vendor id", f"{base}/runs/?vendor_reference={sample.vendor_reference}", {}),
+        ("run history, matches nothing", f"{base}/runs/?state=draft", {}),
+        ("run history, live fragment", f"{base}/runs/", {"HTTP_HX_REQUEST": "true"}),
+        ("audit list, first page", f"{base}/audit/", {}),
+        ("audit list, 10,000 rows deep", f"{base}/audit/?after={deep_audit}", {}),
+        ("audit list, actor", f"{base}/audit/?actor={requester.username}", {}),
+        ("audit list, action prefix run.", f"{base}/audit/?action=run.", {}),
+        ("audit list, action exact", f"{base}/audit/?action=run.approved", {}),
+        ("audit list, object", f"{base}/audit/?object_type=run&object_id={sample.pk}", {}),
+        (
+            "audit list, date range",
+            f"{base}/audit/?created_from=2000-01-01&created_to=2100-01-01",
+            {},
+        ),
+        ("daily page", f"{base}/batch/daily/", {}),
+        ("daily page, live fragment", f"{base}/batch/daily/", {"HTTP_HX_REQUEST": "true"}),
+        ("run page", f"{base}/runs/{open_run.pk}/", {}),
+        ("run page, live fragment", f"{base}/runs/{open_run.pk}/", {"HTTP_HX_REQUEST": "true"}),
+        ("overview", f"{base}/", {}),
+    ]
+    print(f"\nserver time per request, ms ({args.repeat} requests each; goal p95 <= 50 ms)")
+    print(f"{'page':40} {'median':>8} {'p95':>8} {'max':>8} {'p95/goal':>9}")
+    results = {}
+    for name, path, headers in pages:
+        times = timed(client, path, **headers)
+        results[name] = times
+        p95 = percentile(times, 0.95)
+        print(
+            f"{name:40} {percentile(times, 0.5):8.1f} {p95:8.1f} {max(times):8.1f} "
+            f"{p95 / GOAL_P95_MS:9.2f}"
+        )
+
+    print("\nside by side with the Django admin changelist of Run (same tenant)")
+    admin_times = timed(
+        admin_client, f"/admin/dashboard/run/?tenant__id__exact={tenant.pk}", repeat=5
+    )
+    admin_page = max(1, min(100, tenant_runs // 100 - 1))  # 100 rows a page: 10,000 deep
+    admin_deep = timed(
+        admin_client,
+        f"/admin/dashboard/run/?tenant__id__exact={tenant.pk}&p={admin_page}",
+        repeat=5,
+    )
+    ours = percentile(results["run history, first page"], 0.5)
+    ours_deep = percentile(results["run history, 10,000 rows deep"], 0.5)
+    print(
+        f"admin changelist first page: median {percentile(admin_times, 0.5):.1f} ms; run history "
+        f"{ours:.1f} ms; ratio {percentile(admin_times, 0.5) / ours:.1f}x (goal >= 10x)"
+    )
+    print(
+        f"admin changelist page {admin_page}: median {percentile(admin_deep, 0.5):.1f} ms; run history "
+        f"10,000 deep {ours_deep:.1f} ms; ratio {percentile(admin_deep, 0.5) / ours_deep:.1f}x"
+    )
+
+    if not args.skip_export:
+        result = subprocess.run(
+            [sys.executable, "-c", EXPORT_CHILD, tenant.slug, user.username],
+            env=env, capture_output=True, text=True, check=False, cwd=ROOT,
+        )  # fmt: skip
+        if result.returncode:
+            print(result.stderr[-2000:])
+        else:
+            rows, size, first, total, peak = result.stdout.split()[-5:]
+            print(
+                f"\nCSV export: {rows} runs, {int(size) / 1e6:.0f} MB, first byte {first} s, "
+                f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 100 MB)"
+            )
+
+    if not args.skip_verify:
+        events = AuditEvent.objects.count()
+        seconds, peak, output = manage(env, "verify_audit", "--full")
+        print(
+            f"\nverify_audit --full: {events} events in {seconds:.1f} s "
+            f"({seconds / events * 1e6:.1f} s per million, goal {GOAL_VERIFY_SECONDS_PER_MILLION}); "
+            f"peak RSS {peak:.0f} MB; {output.strip().splitlines()[-1]}"
+        )
+        seconds, _, output = manage(env, "verify_audit")
+        print(f"verify_audit (incremental, nothing new): {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

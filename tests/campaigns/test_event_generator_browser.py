@@ -1,0 +1,90 @@
+"""A marketer in a real browser (Debian chromium, Playwright) builds an event generator's schema,
+sees the form it produces, triggers it, and watches the execution reach published live: a live
+server, a real Celery worker process and the Optimove campaigns sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from campaigns.event_generators.models import EventGenerator
+from dashboard.runs.models import Run, RunState
+from tests.batchjobs.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401
+from tests.campaigns.conftest import ARSENAL, CHELSEA, MATCH_START
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "match_name": {"type": "string", "title": "Match", "description": "As fans know it"},
+        "start_time": {"type": "string", "format": "date-time"},
+        "minute": {"type": "integer", "minimum": 0},
+        "url": {"type": "string", "format": "uri"},
+    },
+    "required": ["match_name", "start_time", "url"],
+}
+
+
+def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
+    team,
+    sandboxes,
+    campaigns_connection,
+    workers,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture, requested
+):
+    workers.start(pool="threads", concurrency=4)
+    mia = log_in(browser, live_server, "mia", timezone_id="Europe/Paris")
+    mia.goto(f"{live_server.url}/t/acme/")
+    mia.get_by_role("link", name="Campaigns", exact=True).first.click()
+    mia.get_by_role("link", name="Register an event generator").click()
+
+    mia.get_by_label("Event Generator ID").fill(MATCH_START)
+    mia.get_by_label("Name").fill("Match Start Notifications")
+    mia.get_by_label("Connection").select_option(label=str(campaigns_connection))
+    mia.get_by_label("Topics").fill(f"{ARSENAL} Arsenal\n{CHELSEA} Chelsea")
+    # The editor's preview follows the schema as it is typed, and says when it is not valid.
+    mia.locator("textarea[name=schema]").fill(
+        '{"type": "object", "properties": {"a": {"type": 5}}}'
+    )
+    mia.locator("#schema-preview-error").wait_for()
+    mia.locator("textarea[name=schema]").fill(json.dumps(SCHEMA, indent=2))
+    mia.locator('#schema-preview input[name="ctx/start_time"][type=datetime-local]').wait_for()
+    assert "As fans know it" in mia.locator("#schema-preview").inner_text()
+    mia.get_by_role("button", name="Register").click()
+    mia.get_by_text("Event generator Match Start Notifications registered.").wait_for()
+    assert EventGenerator.objects.get().current_schema.schema == SCHEMA
+
+    mia.get_by_role("link", name="Trigger", exact=True).click()
+
+    mia.get_by_label("Arsenal").check()
+    mia.get_by_label("Match").fill("Arsenal vs Chelsea")
+    mia.locator('input[name="ctx/start_time"]').fill("2026-02-05T20:00:00")
+    # The reader's own time beside the UTC input (Paris is UTC+1 in February).
+    mia.get_by_text("21:00:00").first.wait_for()
+    mia.locator('input[name="ctx/url"]').fill("not a url")
+    mia.locator("#preview-errors").get_by_text("Not an absolute URL").wait_for()
+    mia.locator('input[name="ctx/url"]').fill("https://example.com/match/1")
+    mia.locator("#preview-ok").wait_for()
+    body = mia.locator("#preview-body").inner_text()
+    assert body == (
+        '{"topic_key":"' + ARSENAL + '","context":{"url":"https://example.com/match/1",'
+        '"match_name":"Arsenal vs Chelsea","start_time":"2026-02-05T20:00:00Z"}}'
+    )
+    assert "sandbox-optimove" not in mia.content()  # no secret on the page
+    mia.screenshot(path=str(SCREENSHOTS / "triggerdesk-campaign-trigger-form.png"), full_page=True)
+
+    mia.get_by_role("button", name="Send").click()
+    # The run page follows the execution live: queued → processing → published.
+    mia.locator("#vendor-status").get_by_text("published").wait_for(timeout=60_000)
+    run = Run.objects.get()
+    assert run.state == RunState.SUCCEEDED
+    assert mia.locator("#execution-id").inner_text() == run.vendor_reference
+    assert mia.locator("#audience-size").inner_text() == str(run.audience_size)
+    mia.get_by_role("link", name="Relaunch").wait_for()
+    mia.screenshot(path=str(SCREENSHOTS / "triggerdesk-campaign-published.png"), full_page=True)
+    sent = sandboxes["optimove_campaigns"].state()["executions"]
+    assert len(sent) == 1 and sent[0]["context"]["match_name"] == "Arsenal vs Chelsea"
