@@ -121,7 +121,9 @@ def placement(request, sandboxes, settings) -> Iterator[dict[str, Any]]:
                 f"@{address}:{machines.port(db_port)}/",
             ),
             "REDIS_URL": f"redis://{address}:{machines.port(ports[1])}{redis_parts.path}",
+            "VENDOR_HOST_ALLOWLIST": address,
         }
+        settings.VENDOR_HOST_ALLOWLIST = [*settings.VENDOR_HOST_ALLOWLIST, address]
         yield {
             "starts": [
                 {"prefix": machines.prefix(0), "env": env},
