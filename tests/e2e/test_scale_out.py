@@ -205,7 +205,7 @@ def test_two_hosts_share_the_brand_limit_and_a_killed_host_loses_nothing(
     assert by_state[RunState.FAILED] == set()
     assert by_state[RunState.CANCELLED] == set()
     assert runs.filter(state=RunState.OUTCOME_UNKNOWN, needs_person=False).count() == 0
-    assert by_state[RunState.SUCCEEDED], "host A sent nothing"
+    # (How many host A sent depends on which dispatcher claimed which batch first: not asserted.)
     # The dead host's claimed batch is presumed lost (it cannot be told which had left).
     assert set(
         runs.filter(state=RunState.OUTCOME_UNKNOWN).values_list("failure_code", flat=True)
