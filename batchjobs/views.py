@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
@@ -26,9 +26,11 @@ from batchjobs.forms import (
     FilesLandedForm,
     RejectForm,
 )
-from batchjobs.vendors.talkifai.client import parse_timestamp
+from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
+from dashboard.errors import form_post
 from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
+from dashboard.runs import selectors as run_selectors
 from dashboard.runs.models import Run, RunState
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services import RunActionError, run_cancel_refusal
@@ -44,6 +46,10 @@ def _annotate(run: Run | None) -> Run | None:
     if run is not None and not hasattr(run, "explanation"):
         run.description = operation_for(run.operation).describe(run.parameters)
         run.approval = selectors.approved_by(run) if run.operation == selectors.DAILY else None
+        # Who rejected it, and why (one query, only for the few runs that were rejected).
+        run.rejection = (
+            run_selectors.run_rejection(run) if run.state == RunState.CANCELLED else None
+        )
         run.explanation = selectors.run_explanation(run)
         run.vendor_started_at = parse_timestamp((run.result or {}).get("started_at"))
     return run
@@ -119,7 +125,7 @@ def _back_to_daily(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("daily_trigger")
 def daily_trigger_request(request: HttpRequest) -> HttpResponse:
     form = DailyTriggerRequestForm(request.POST)
     http_status = 400
@@ -157,7 +163,7 @@ def daily_trigger_request(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("daily_trigger")
 def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = ApproveForm(request.POST)
@@ -182,7 +188,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("daily_trigger")
 def daily_trigger_reject(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = RejectForm(request.POST)
@@ -199,7 +205,7 @@ def daily_trigger_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("daily_trigger")
 def daily_trigger_withdraw(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
     try:
@@ -214,7 +220,7 @@ def daily_trigger_withdraw(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("daily_trigger")
 def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = DailyTriggerChangeForm(request.POST)
@@ -240,7 +246,7 @@ def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("daily_trigger")
 def daily_files_landed(request: HttpRequest) -> HttpResponse:
     form = FilesLandedForm(request.POST)
     if not form.is_valid():
@@ -298,11 +304,31 @@ def batch_job_row(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     job = selectors.batch_job_get(tenant=request.tenant, batch_job_pk=batch_job_pk)
     job.vendor = selectors.batch_job_vendor_status(batch_job=job)
     job.last_start = _annotate(selectors.last_start_run(batch_job=job))
-    return render(request, f"{JOBS_TEMPLATE}#job_row", {"job": job})
+    job.poll_seconds = _job_poll_seconds(job)
+    content = render_to_string(f"{JOBS_TEMPLATE}#job_row", {"job": job}, request=request)
+    if job.poll_seconds is None:
+        return HttpResponseStopPolling(content)
+    return HttpResponse(content)
+
+
+# How often a job's row asks TalkifAI again: fast while calls are being made or our start is
+# under way, slower while it waits for its schedule or the status cannot be read, never once the
+# job ended (nothing can change any more).
+JOB_POLL_BUSY_SECONDS = 3
+JOB_POLL_WAITING_SECONDS = 15
+
+
+def _job_poll_seconds(job: Any) -> int | None:
+    detail = job.vendor.detail
+    if (job.last_start and job.last_start.is_open) or (detail and detail.is_running):
+        return JOB_POLL_BUSY_SECONDS
+    if detail is None or detail.status not in FINISHED_STATUSES:
+        return JOB_POLL_WAITING_SECONDS
+    return None
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("batch_job_list")
 def batch_job_register(request: HttpRequest) -> HttpResponse:
     form = BatchJobRegisterForm(request.POST, tenant=request.tenant)
     if form.is_valid():
@@ -325,7 +351,7 @@ def batch_job_register(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.REQUEST)
-@require_POST
+@form_post("batch_job_list")
 def batch_job_remove(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     job = selectors.batch_job_get(tenant=request.tenant, batch_job_pk=batch_job_pk)
     try:

@@ -7,3 +7,4 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from campaigns import operations  # noqa: F401 - registers the run operations
+        from campaigns.altcraft_launches import tasks  # noqa: F401 - registers the tasks

@@ -4,6 +4,12 @@ Optimove event generators live in campaigns.event_generators.models (imported he
 registers them under this app).
 """
 
+from campaigns.altcraft_launches.models import (  # noqa: F401 - Django finds them here
+    AltcraftChunk,
+    AltcraftLaunch,
+    AltcraftSettings,
+    AltcraftTrigger,
+)
 from campaigns.event_generators.models import (  # noqa: F401
     CampaignRun,
     CampaignSettings,

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from campaigns.altcraft_launches import chunks as altcraft_chunks
 from campaigns.vendors.altcraft.client import (
     DEFAULT_BODY_LIMIT_BYTES,
     AltcraftClient,
@@ -174,13 +175,21 @@ class AltcraftStartBatchOperation(RunOperation):
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection
     ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
         return _clean_altcraft(check_start_batch_parameters, parameters, connection)
 
     def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Launch")
         return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        result = altcraft_client(connection, secrets).start_batch(**run.parameters)
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            result = client.start_batch_encoded(**altcraft_chunks.send_arguments(run.parameters))
+        else:
+            result = client.start_batch(**run.parameters)
         return SendResult(
             exchange=result.exchange,
             outcome=f"Altcraft launched the trigger for {len(result.profile_ids)} profiles.",
@@ -202,15 +211,22 @@ class AltcraftImportAndStartOperation(RunOperation):
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection
     ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
         return _clean_altcraft(check_import_parameters, parameters, connection)
 
     def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Import + launch")
         return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        accepted = altcraft_client(connection, secrets).import_and_start_batch_task(
-            **run.parameters
-        )
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            arguments = altcraft_chunks.send_arguments(run.parameters)
+            accepted = client.import_and_start_batch_task_encoded(**arguments)
+        else:
+            accepted = client.import_and_start_batch_task(**run.parameters)
         return SendResult(
             exchange=accepted.exchange,
             outcome=f"Altcraft accepted import task {accepted.task_id}.",

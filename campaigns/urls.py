@@ -1,10 +1,11 @@
 """The campaigns pages, under /t/<tenant_slug>/campaigns/ (included by dashboard.urls)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from campaigns.event_generators import views as event_generators
 
 urlpatterns = [
+    path("altcraft/", include("campaigns.altcraft_launches.urls")),
     path("", event_generators.campaign_home, name="campaign_home"),
     path("settings/", event_generators.campaign_settings, name="campaign_settings"),
     path("generators/new/", event_generators.generator_create, name="event_generator_create"),

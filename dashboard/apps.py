@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -26,3 +28,7 @@ class DashboardConfig(AppConfig):
         except ValueError as error:
             raise ImproperlyConfigured(str(error)) from None
         from dashboard import signals  # noqa: F401 - connects the login audit receivers
+        from dashboard.errors import QuietPermissionDenied
+
+        # Here rather than in LOGGING, so it holds whatever LOGGING the deployment configures.
+        logging.getLogger("django.request").addFilter(QuietPermissionDenied())

@@ -95,6 +95,7 @@ class ConnectionForm(forms.Form):
     kind = forms.ChoiceField(choices=VendorKind.choices)
     name = forms.CharField(max_length=120)
     base_url = BaseUrlField(
+        label="Base URL",
         help_text="The vendor's https address (regional host or staging); may carry a path "
         "prefix. Private, loopback and link-local hosts are refused.",
     )
@@ -105,14 +106,35 @@ class ConnectionForm(forms.Form):
     )
     options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
     api_key = forms.CharField(
-        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+        label="API key",
+        required=False,
+        max_length=MAX_SECRET_CHARS,
+        widget=SecretInput(),
+        strip=True,
     )
     brand_key = forms.CharField(
-        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+        label="Brand key",
+        required=False,
+        max_length=MAX_SECRET_CHARS,
+        widget=SecretInput(),
+        strip=True,
     )
     token = forms.CharField(
-        required=False, max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True
+        label="API token",
+        required=False,
+        max_length=MAX_SECRET_CHARS,
+        widget=SecretInput(),
+        strip=True,
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Each vendor-specific field names the kinds it belongs to; static/js/app.js shows it
+        # only while one of those kinds is chosen (without script every field stays visible).
+        self.fields["key_role"].widget.attrs["data-kinds"] = VendorKind.OPTIMOVE_BATCH
+        for field in ("api_key", "brand_key", "token"):
+            kinds = [kind for kind, fields in SECRET_FIELDS.items() if field in fields]
+            self.fields[field].widget.attrs["data-kinds"] = " ".join(kinds)
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -136,10 +158,16 @@ class ConnectionForm(forms.Form):
 
 class ConnectionEditForm(forms.Form):
     name = forms.CharField(max_length=120)
-    base_url = BaseUrlField()
+    base_url = BaseUrlField(label="Base URL")
     key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
     options = OptionsField(required=False)
-    is_active = forms.BooleanField(required=False)
+    is_active = forms.BooleanField(label="Active", required=False)
+
+    def __init__(self, *args, kind: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if kind != VendorKind.OPTIMOVE_BATCH:
+            # Only Optimove's batch API has key roles; other vendors' forms do not ask.
+            del self.fields["key_role"]
 
 
 class SecretForm(forms.Form):

@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "dashboard",
     "campaigns",
     "batchjobs",
+    # The automation API (django-ninja serves its docs page from its own static folder).
+    "ninja",
+    "dashboard.api",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Django's empty 405 becomes a page with a way back (dashboard/errors.py).
+    "dashboard.errors.MethodNotAllowedPageMiddleware",
     # Last, as django-axes asks: it turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -127,6 +132,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.tenancy",
+                "dashboard.context_processors.approvals_waiting",
             ],
         },
     },
@@ -246,6 +252,9 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
+# The address links in mails start with (dashboard/notifications.py: no request to derive it
+# from in a worker). Mails themselves go through MAILERS (EMAIL_BACKEND, below).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Hosts a vendor connection may call although they are not public, or over plain http: only the
 # sandboxes (`make demo` sets 127.0.0.1:<SANDBOX_PORT>). Empty in production. See
 # dashboard/vendors/destinations.py.
@@ -259,6 +268,7 @@ CELERY_TASK_ROUTES = {
     "runs.sweep": {"queue": "poll"},
     "campaigns.fire_due_schedules": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
+    "altcraft.expire_uploads": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.
@@ -274,7 +284,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.verify",
         "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=15),
     },
+    "altcraft-expire-uploads": {"task": "altcraft.expire_uploads", "schedule": 600},
 }
+# Altcraft launches: uploaded lists, encrypted at rest (campaigns/altcraft_launches/storage.py);
+# the web process and the workers must share this directory.
+ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".uploads"))
+ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
 
 # --- Deployment: production checks, security headers, logs, metrics (README "Production
@@ -337,3 +352,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# The automation API (dashboard/api): requests per minute per token (a token bucket in Redis,
+# with a burst), and the longest a `?wait=` long poll holds a request.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+API_RATE_LIMIT_BURST = env_int("API_RATE_LIMIT_BURST", 120)
+API_WAIT_MAX_SECONDS = env_int("API_WAIT_MAX_SECONDS", 30)
+# The per-tenant webhook when a run ends (dashboard/api/webhooks.py).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+CELERY_TASK_ROUTES["api.webhooks_dispatch"] = {"queue": "poll"}
+CELERY_TASK_ROUTES["api.webhook_deliver"] = {"queue": "poll"}
+CELERY_BEAT_SCHEDULE["dispatch-webhooks"] = {
+    "task": "api.webhooks_dispatch",
+    "schedule": env_int("WEBHOOK_DISPATCH_SECONDS", 10),
+}

@@ -48,12 +48,14 @@ def tenant_view(permission: str = Permission.VIEW) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, tenant_slug: str, *args, **kwargs) -> HttpResponse:
             membership = membership_for(user=request.user, tenant_slug=tenant_slug)
+            # Set before the permission check, so that a 403 page still has the tenant's
+            # navigation and names the role.
+            request.membership = membership
+            request.tenant = membership.tenant
             if not membership.can(permission):
                 raise PermissionDenied(
                     f"Your role ({membership.get_role_display()}) cannot do this."
                 )
-            request.membership = membership
-            request.tenant = membership.tenant
             return view(request, *args, **kwargs)
 
         return wrapper

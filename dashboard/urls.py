@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import account_views, views
+from dashboard.api.endpoints import api
 from dashboard.observability import views as observability_views
 
 tenant_patterns = [
@@ -27,6 +28,7 @@ tenant_patterns = [
     path("campaigns/", include("campaigns.urls")),
     path("batch/", include("batchjobs.urls")),
     path("runs/", include("dashboard.runs.urls")),
+    path("api-tokens/", include("dashboard.api.urls")),
 ]
 
 urlpatterns = [
@@ -42,4 +44,5 @@ urlpatterns = [
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),
+    path("api/v1/", api.urls),
 ]

@@ -10,11 +10,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard import charts, history, invitations, selectors, services
 from dashboard.audit import latest_audit_verification, record_audit_event
+from dashboard.errors import form_post
 from dashboard.forms import (
     AuditFilterForm,
     ConnectionEditForm,
@@ -43,11 +44,25 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("tenant_home", tenant_slug=membership.tenant.slug)
 
 
+# The overview's "Needs a person" list refreshes itself this often (anything can join it).
+ATTENTION_POLL_SECONDS = 10
+
+
 @tenant_view(Permission.VIEW)
+@vary_on_headers("HX-Request")
 def tenant_home(request: HttpRequest) -> HttpResponse:
     """What needs a person now, what is under way, what failed lately, and 30 days in charts."""
     tenant = request.tenant
     attention = list(run_selectors.runs_needing_attention(tenant=tenant)[:20])
+    if request.htmx and not request.htmx.history_restore_request:
+        # The live "Needs a person" list alone.
+        for run in attention:
+            run.description = run_selectors.run_description(run)
+        return render(
+            request,
+            "dashboard/tenant_home.html#attention",
+            {"attention": attention, "attention_poll_seconds": ATTENTION_POLL_SECONDS},
+        )
     recent = list(run_selectors.run_list(tenant=tenant)[:10])
     in_progress = list(run_selectors.runs_in_progress(tenant=tenant)[:10])
     failures = list(run_selectors.recent_failures(tenant=tenant)[:5])
@@ -65,6 +80,7 @@ def tenant_home(request: HttpRequest) -> HttpResponse:
         {
             "connections": selectors.connection_list(tenant=tenant),
             "attention": attention,
+            "attention_poll_seconds": ATTENTION_POLL_SECONDS,
             "recent": recent,
             "in_progress": in_progress,
             "failures": failures,
@@ -142,7 +158,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         "options": {k: v for k, v in connection.options.items() if k != "key_role"},
         "is_active": connection.is_active,
     }
-    form = ConnectionEditForm(request.POST or None, initial=initial)
+    form = ConnectionEditForm(request.POST or None, initial=initial, kind=connection.kind)
     if request.method == "POST" and form.is_valid():
         options = dict(form.cleaned_data["options"])
         if connection.kind == VendorKind.OPTIMOVE_BATCH:
@@ -172,7 +188,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 @tenant_view(Permission.MANAGE)
 @sensitive_post_parameters(*SECRET_POST_FIELDS)
-@require_POST
+@form_post("connection_detail", "connection_id")
 def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
     form = SecretForm(request.POST, secret_fields=connection.secret_fields)
@@ -218,7 +234,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_add(request: HttpRequest) -> HttpResponse:
     form = MemberAddForm(request.POST)
     if form.is_valid():
@@ -248,7 +264,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_invite(request: HttpRequest) -> HttpResponse:
     """Invite someone by email (admins): a new account gets a one-time set-password link."""
     form = MemberInviteForm(request.POST)
@@ -289,7 +305,7 @@ def member_invite(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     form = MemberRoleForm(request.POST)
@@ -312,7 +328,7 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 
 
 @tenant_view(Permission.MANAGE)
-@require_POST
+@form_post("member_list")
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     try:
@@ -360,7 +376,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "export_query": _without(request, "after"),
         "verification": latest_audit_verification(tenant=request.tenant),
     }
-    template = "dashboard/audit_list.html#events" if request.htmx else "dashboard/audit_list.html"
+    # A history restore that missed htmx's cache asks for the whole page, not the fragment.
+    fragment = request.htmx and not request.htmx.history_restore_request
+    template = "dashboard/audit_list.html#events" if fragment else "dashboard/audit_list.html"
     return render(request, template, context)
 
 

@@ -189,6 +189,25 @@ class Run(models.Model):
     def is_open(self) -> bool:
         return self.state not in TERMINAL_STATES
 
+    def state_in_words(self) -> str:
+        """Where the run stands, as the end of a sentence starting "This run …" (a refusal
+        shown to a person whose page is out of date)."""
+        if self.state == RunState.CANCELLED:
+            return {
+                "rejected_by_approver": "was rejected",
+                "approval_expired": "expired before anyone approved it",
+            }.get(self.failure_code, "was cancelled")
+        return {
+            RunState.DRAFT: "is still a draft",
+            RunState.AWAITING_APPROVAL: "is waiting for approval",
+            RunState.QUEUED: "was already approved and is waiting to be sent",
+            RunState.SENDING: "is being sent right now",
+            RunState.ACCEPTED: "was sent and the vendor is working on it",
+            RunState.SUCCEEDED: "was already sent and went through",
+            RunState.FAILED: "has failed",
+            RunState.OUTCOME_UNKNOWN: "was sent and its outcome is not known yet",
+        }.get(self.state, f"is {self.get_state_display().lower()}")
+
 
 class Approval(models.Model):
     """A second person's decision on a run, bound to the exact parameters they saw."""

@@ -154,6 +154,20 @@ def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     return VendorConnection.objects.filter(tenant=tenant).order_by("name")
 
 
+def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
+    """How many of the tenant's requests `user` could approve (the navigation's badge): one
+    COUNT over the partial index of unfinished runs (run_tenant_unfinished)."""
+    return approvals_waiting_for(tenant=tenant, user=user).order_by().count()
+
+
+def run_rejection(run: Run) -> Approval | None:
+    """The rejection that cancelled a request, if one did (uses prefetched approvals)."""
+    for approval in run.approvals.all():
+        if approval.decision == Approval.Decision.REJECTED:
+            return approval
+    return None
+
+
 def runs_needing_attention(*, tenant: Tenant) -> QuerySet[Run]:
     """Runs a person must act on: requests awaiting approval, and unknown outcomes that
     automatic reconciliation could not settle."""

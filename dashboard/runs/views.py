@@ -18,16 +18,17 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from dashboard import history
 from dashboard.audit import REDACTED, SECRET_KEY_WORDS, record_audit_event
+from dashboard.errors import form_post
 from dashboard.models import Permission
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
-from dashboard.runs.models import CAN_CANCEL, Run, RunState
+from dashboard.runs.models import CAN_CANCEL, Approval, Run, RunState
 from dashboard.tenancy import actor_from_request, tenant_view
 
 PAGE_SIZE = 50
@@ -68,7 +69,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         ),
         "export_query": _without(request, "after"),
     }
-    if not request.htmx:
+    # A history restore that missed htmx's cache asks for the whole page, not the fragment.
+    if not request.htmx or request.htmx.history_restore_request:
         return render(request, "runs/run_list.html", context)
     content = render_to_string("runs/run_list.html#runs", context, request=request)
     return HttpResponse(content) if live else HttpResponseStopPolling(content)
@@ -210,6 +212,10 @@ def _render_detail(
         "description": selectors.run_description(run),
         "parameters_json": _pretty_json(run.parameters),
         "approvals": list(run.approvals.all()),
+        "approval": next(
+            (a for a in run.approvals.all() if a.decision == Approval.Decision.APPROVED), None
+        ),
+        "rejection": selectors.run_rejection(run),
         "attempts": attempts,
         "timeline": timeline,
         "evidence": attempts[-1] if attempts else None,
@@ -275,7 +281,7 @@ def _form_error_text(form: Form) -> str:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -294,7 +300,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -310,7 +316,7 @@ def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.VIEW)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     # Who may cancel which run is the engine's rule (run_cancel_refusal): the requester, or an
     # operator or admin. A role that can never cancel is refused here already.
@@ -327,7 +333,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(
@@ -343,7 +349,7 @@ def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view(Permission.APPROVE)
-@require_POST
+@form_post("run_detail", "run_id")
 def run_send_again(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(

@@ -277,6 +277,13 @@ class VendorHttp:
     def _record_body(self, body: bytes | str | None) -> str | None:
         if body is None:
             return None
+        total = len(body)
+        if isinstance(body, bytes) and total > 4 * MAX_RECORDED_BODY_CHARS + 4096:
+            # A large body (a 10 MB Altcraft batch) is cut before it is decoded and redacted, not
+            # copied whole three times; the margin keeps a secret across the cut whole.
+            text = body[: 4 * MAX_RECORDED_BODY_CHARS + 4096].decode("utf-8", errors="replace")
+            text = self.redact(text) or ""
+            return text[:MAX_RECORDED_BODY_CHARS] + f"... [{total} bytes in all]"
         text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         text = self.redact(text)
         if text is not None and len(text) > MAX_RECORDED_BODY_CHARS:

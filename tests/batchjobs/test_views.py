@@ -4,6 +4,7 @@ and every documented vendor answer shown in plain words (the sandboxes over HTTP
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 import pytest
 import requests
@@ -624,6 +625,98 @@ def test_a_job_row_with_a_start_under_way_keeps_refreshing_itself(
         parameters={"batch_job_id": "job-pending-001", "batch_job_name": "Win-back"},
     )
     assert 'hx-trigger="every 3s"' in client.get(row_url).content.decode()
+
+
+def test_a_running_jobs_row_follows_the_vendors_progress_and_stops_when_it_ended(
+    team, talkifai, register_job, sandboxes
+):
+    # Issue 9, item 15: the row kept saying "1 of 120 contacts" while TalkifAI was at 52,
+    # because it only refreshed while a start of ours was open.
+    sandboxes.clock.set_scale(0)
+    started = sandboxes.clock.now().replace(microsecond=0)
+    sandboxes.clock.set(started)
+    talkifai.control("set_run_duration", {"seconds": 1200})
+    talkifai.control(
+        "add_job", {"id": "job-live", "status": "running", "contacts": 120, "name": "Live"}
+    )
+    job = register_job("job-live")
+    client = team.client_for("auditor")
+    row_url = reverse("batch_job_row", args=["acme", job.pk])
+
+    sandboxes.clock.set(started + timedelta(seconds=15))
+    first = client.get(row_url)
+    assert first.status_code == 200
+    assert "1 of 120 contacts called" in first.content.decode()
+    assert 'hx-trigger="every 3s"' in first.content.decode()
+
+    sandboxes.clock.set(started + timedelta(seconds=520))
+    later = client.get(row_url)
+    assert later.status_code == 200
+    assert "52 of 120 contacts called" in later.content.decode()
+    assert 'hx-trigger="every 3s"' in later.content.decode()
+
+    # Once the job ended nothing can change: the row says so and the poll stops (286).
+    talkifai.control("set_job_status", {"id": "job-live", "status": "completed"})
+    ended = client.get(row_url)
+    assert ended.status_code == 286
+    assert "120 of 120 contacts called" in ended.content.decode()
+    assert "hx-trigger" not in ended.content.decode()
+
+
+def test_a_scheduled_jobs_row_keeps_checking_slowly(team, talkifai, register_job):
+    job = register_job("job-scheduled-001")
+    response = team.client_for("auditor").get(reverse("batch_job_row", args=["acme", job.pk]))
+    assert response.status_code == 200
+    assert 'hx-trigger="every 15s"' in response.content.decode()
+
+
+def test_a_rejected_start_says_who_rejected_it_when_and_why(team, talkifai, register_job):
+    from dashboard.audit import Actor
+    from dashboard.runs.services import run_reject
+
+    job = register_job("job-pending-001")
+    run = RunFactory(
+        tenant=team.tenant,
+        connection=job.connection,
+        requested_by=team.marketer.user,
+        parameters={"batch_job_id": job.batch_job_id, "batch_job_name": job.name},
+    )
+    run_reject(actor=Actor(user=team.operator.user), run=run, comment="Not before the holiday")
+    text = page(team.client_for("auditor"), "batch_job_list", "acme")
+    assert "by oscar at" in text and "“Not before the holiday”" in text
+
+
+def test_a_rejected_daily_request_names_who_rejected_it(daily):
+    from batchjobs.services import daily_trigger_reject
+
+    run = daily.request("marketer")
+    daily_trigger_reject(
+        actor=daily.actor("operator"), tenant=daily.team.tenant, run=run, comment="Files late"
+    )
+    text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    assert "rejected by oscar at" in text
+    assert "“Files late”" in text
+    assert "Rejected by oscar at" in text  # the history's Decision column
+
+
+def test_once_today_is_done_the_request_form_is_not_offered(daily):
+    run = daily.request("marketer")
+    daily.approve(run)
+    daily.send(run)
+    assert run.state == RunState.SUCCEEDED
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "Today's batch is done" in text
+    assert 'id="request-submit"' not in text
+
+
+def test_a_get_of_a_daily_form_address_goes_back_to_the_page(daily):
+    # Reloading after a failed post (or opening the address again) is a GET: no empty 405.
+    client = daily.team.client_for("marketer")
+    for name in ("daily_trigger_request", "daily_files_landed"):
+        response = client.get(reverse(name, args=["acme"]))
+        assert response.status_code == 302, name
+        assert response["Location"] == reverse("daily_trigger", args=["acme"])
+    assert not Run.objects.exists()
 
 
 def test_a_stale_second_tab_does_not_start_the_job_again(team, talkifai, register_job):

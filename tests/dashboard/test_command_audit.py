@@ -77,6 +77,45 @@ def _daily_approve(world):
     )
 
 
+def _altcraft(command: str, *arguments: str):
+    """Register an Altcraft trigger (not what is measured), then preview a file with --dry-run."""
+
+    def run(world):
+        import tempfile
+
+        from campaigns.altcraft_launches.services import trigger_register
+        from dashboard.audit import Actor
+        from tests.factories import VendorConnectionFactory
+
+        team = world["team"]
+        world["monkeypatch"].setattr("django.conf.settings.ALTCRAFT_UPLOAD_DIR", tempfile.mkdtemp())
+        connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+        trigger_register(
+            actor=Actor(user=team.admin.user),
+            tenant=team.tenant,
+            connection=connection,
+            trigger_id=8,
+            name="Cart",
+        )
+        world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as file:
+            file.write("email\na@example.com\n")
+        call_command(
+            command,
+            "--trigger",
+            "8",
+            "--file",
+            file.name,
+            *arguments,
+            "--dry-run",
+            "--as",
+            "mia",
+            stdout=io.StringIO(),
+        )
+
+    return run
+
+
 def _campaign_trigger(world):
     from campaigns.event_generators.services import generator_create
     from dashboard.audit import Actor
@@ -111,6 +150,10 @@ def _campaign_trigger(world):
 
 
 CASES: dict[str, Case] = {
+    "altcraft_launch": Case(_altcraft("altcraft_launch"), acting_as="mia"),
+    "altcraft_import": Case(
+        _altcraft("altcraft_import", "--map", "email=field:email"), acting_as="mia"
+    ),
     "create_tenant": Case(lambda world: call_command("create_tenant", "Beta Brand")),
     "add_member": Case(
         lambda world: call_command("add_member", "acme", "newbie", "marketer", "--create")

@@ -82,3 +82,14 @@ def test_add_connection_bad_url_or_empty_secret_saves_nothing(monkeypatch):
     with pytest.raises(CommandError, match="absolute http"):
         call_command("add_connection", "acme", "optimove_batch", "X", "nota-url")
     assert VendorConnection.objects.count() == 0
+
+
+def test_setup_demo_names_jobs_without_a_status_that_goes_stale(sandboxes, settings):
+    # Issue 9, item 17: "Appointment reminders (running)" stayed "(running)" after it ended.
+    from batchjobs.models import BatchJob
+
+    settings.SANDBOX_BASE_URL = sandboxes.server.url()
+    call_command("setup_demo", stdout=io.StringIO())
+    names = set(BatchJob.objects.values_list("name", flat=True))
+    assert "Appointment reminders" in names and len(names) == 6
+    assert not any("(" in name for name in names)

@@ -414,3 +414,81 @@ def test_error_reports_never_show_a_posted_secret(team, monkeypatch, rf):
     report = ExceptionReporter(request, raised.type, raised.value, raised.tb).get_traceback_text()
     assert "disk full" in report
     assert SECRET not in report
+
+
+# -- issue 9, items 15 and 17: the smaller UI fixes ------------------------------------------
+
+
+def test_the_talkifai_connection_form_has_no_optimove_key_role(team):
+    talkifai = VendorConnectionFactory(tenant=team.tenant, kind="talkifai")
+    optimove = VendorConnectionFactory(tenant=team.tenant, kind="optimove_batch")
+    client = team.client_for("admin")
+    talkifai_form = client.get(reverse("connection_edit", args=["acme", talkifai.pk]))
+    optimove_form = client.get(reverse("connection_edit", args=["acme", optimove.pk]))
+    assert 'name="key_role"' not in talkifai_form.content.decode()
+    assert 'name="key_role"' in optimove_form.content.decode()
+    # The new-connection form marks each vendor-specific field with the kinds it belongs to.
+    create = client.get(reverse("connection_create", args=["acme"])).content.decode()
+    assert 'data-kinds="optimove_batch"' in create
+
+
+def test_the_connection_page_says_its_times_are_utc(team):
+    from dashboard.clock import utc_now
+
+    connection = VendorConnectionFactory(
+        tenant=team.tenant, last_success_at=utc_now(), last_error="boom", last_error_at=utc_now()
+    )
+    page = team.client_for("auditor").get(
+        reverse("connection_detail", args=["acme", connection.pk])
+    )
+    content = page.content.decode()
+    now = utc_now()
+    assert f"{now:%Y-%m-%d} " in content
+    assert content.count(" UTC") >= 2  # last success, last error
+    assert "p.m." not in content and "a.m." not in content
+
+
+def test_the_overview_needs_a_person_list_refreshes_itself(team):
+    from tests.factories import RunFactory
+
+    client = team.client_for("auditor")
+    url = reverse("tenant_home", args=["acme"])
+    full = client.get(url).content.decode()
+    assert 'id="needs-a-person"' in full and 'hx-trigger="every 10s"' in full
+    assert "Nothing is waiting for anyone." in full
+    RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    fragment = client.get(url, HTTP_HX_REQUEST="true")
+    content = fragment.content.decode()
+    assert content.lstrip().startswith('<section class="card" id="needs-a-person"')
+    assert "requested by mia" in content and "<html" not in content
+    assert "HX-Request" in fragment["Vary"]
+
+
+def test_a_history_restore_gets_the_whole_list_page(team):
+    # htmx asks for a page it has no copy of with HX-Request: it must get the page, not the
+    # fragment, or Back shows a bare table.
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_HISTORY_RESTORE_REQUEST": "true"}
+    client = team.client_for("auditor")
+    for name in ("run_list", "audit_list"):
+        content = client.get(reverse(name, args=["acme"]), **headers).content.decode()
+        assert "<html" in content and 'class="row filters"' in content, name
+
+
+def test_login_form_labels_its_boxes(client):
+    content = client.get(reverse("login")).content.decode()
+    assert '<label for="id_username">Username</label>' in content
+    assert '<label for="id_password">Password</label>' in content
+
+
+def test_settings_checkboxes_sit_inside_their_labels(team):
+    content = team.client_for("admin").get(reverse("tenant_settings", args=["acme"])).content
+    content = content.decode()
+    assert '<label class="check" for="id_approval_required"><input type="checkbox"' in content
+
+
+def test_every_page_has_the_favicon_and_the_script(team):
+    content = team.client_for("auditor").get(reverse("tenant_home", args=["acme"])).content
+    content = content.decode()
+    assert 'rel="icon" href="/static/img/favicon.svg"' in content
+    assert 'src="/static/js/app.js"' in content
+    assert 'id="offline-banner"' in content

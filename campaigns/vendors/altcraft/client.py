@@ -359,6 +359,60 @@ class AltcraftClient:
             limit_bytes=self.body_limit_bytes,
         )
 
+    def start_batch_encoded(self, *, data_json: bytes, **parameters: Any) -> BatchLaunchResult:
+        """`start_batch` with its `data` already encoded as a minified JSON array.
+
+        For a caller that checked and stored its items as the exact bytes to send (a large list
+        read in chunks): the array is spliced into the body as is, never parsed into objects,
+        so sending a 10 MB chunk costs about one copy of it in memory. Takes `start_batch`'s
+        other parameters.
+        """
+        options = _with_defaults({**parameters, "data": []}, START_BATCH_OPTIONS)
+        payload = _start_batch_payload(token=self._token, **options)
+        body = _splice_data(payload, data_json)
+        envelope, exchange = self._post_body(START_BATCH_ROUTE, body, launching=True)
+        profile_ids = _profile_ids(envelope.get("result"))
+        if profile_ids is None:
+            raise self._unreadable(exchange, launching=True, why="its result is not a profile list")
+        return BatchLaunchResult(
+            profile_ids=profile_ids,
+            error_text=_text(envelope.get("error_text")),
+            exchange=exchange,
+        )
+
+    def import_and_start_batch_task_encoded(
+        self, *, data_json: bytes, **parameters: Any
+    ) -> ImportTaskAccepted:
+        """`import_and_start_batch_task` with `data` already encoded (see start_batch_encoded)."""
+        options = _with_defaults({**parameters, "data": []}, IMPORT_OPTIONS)
+        payload = _import_payload(token=self._token, **options)
+        body = _splice_data(payload, data_json)
+        envelope, exchange = self._post_body(
+            IMPORT_AND_START_BATCH_TASK_ROUTE, body, launching=True
+        )
+        task_id = envelope.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise self._unreadable(exchange, launching=True, why="it names no task id")
+        return ImportTaskAccepted(
+            task_id=task_id, error_text=_text(envelope.get("error_text")), exchange=exchange
+        )
+
+    def start_batch_overhead_bytes(self, **parameters: Any) -> int:
+        """The exact size of a `start_batch` body whose `data` is empty.
+
+        A body with items is this plus each item's minified size plus a comma between items: what
+        a caller that streams its items into chunks needs. Takes `start_batch`'s other parameters.
+        """
+        options = _with_defaults({**parameters, "data": []}, START_BATCH_OPTIONS)
+        payload = _start_batch_payload(token=self._token, **options)
+        return len(minified_json(payload))
+
+    def import_overhead_bytes(self, **parameters: Any) -> int:
+        """The exact size of an import task body whose `data` is empty (see above)."""
+        options = _with_defaults({**parameters, "data": []}, IMPORT_OPTIONS)
+        payload = _import_payload(token=self._token, **options)
+        return len(minified_json(payload))
+
     # -- bulk import + trigger task --------------------------------------------------------
 
     def import_and_start_batch_task(
@@ -379,8 +433,9 @@ class AltcraftClient:
     ) -> ImportTaskAccepted:
         """Start a task that imports (adds or updates) profiles, then launches `trigger_id`.
 
-        Each data item is `{"data": {...profile fields, "subscriptions": [...]}}`; the matching
-        value may sit in the profile fields (as in the vendor's examples) or beside `data`.
+        Each data item is exactly `{"data": {...profile fields, "subscriptions": [...]}}`, with
+        the matching value among the profile fields (or subscriptions), as the vendor's batch
+        examples put it; an item with a key beside `data` is refused before sending.
         `timeout` is `{"days", "hours", "minutes"}` (any subset).
         """
         _check_import_items(data, matching, field_name)
@@ -501,7 +556,11 @@ class AltcraftClient:
         self, route: str, payload: dict[str, Any], *, launching: bool
     ) -> tuple[dict[str, Any], Exchange]:
         """Send one body; return the success envelope or raise the failure's class."""
-        body = minified_json(payload)
+        return self._post_body(route, minified_json(payload), launching=launching)
+
+    def _post_body(
+        self, route: str, body: bytes, *, launching: bool
+    ) -> tuple[dict[str, Any], Exchange]:
         if len(body) > self.body_limit_bytes:
             raise BodyTooLarge(len(body), self.body_limit_bytes)
         try:
@@ -623,6 +682,27 @@ def split_items_to_fit(
 
 
 # -- payloads and checks ---------------------------------------------------------------------
+
+_EMPTY_DATA = b'"data":[]'
+
+
+def _splice_data(payload: dict[str, Any], data_json: bytes) -> bytes:
+    """The minified body of `payload` (whose `data` is empty) with `data_json` as its data.
+
+    `data` follows only strings and integers in the payload (token, format, trigger_id,
+    matching, field_name), whose encodings cannot hold an unescaped `"data":[]`: the first
+    occurrence is the key itself, whatever `content` holds after it.
+    """
+    if not isinstance(data_json, bytes) or not data_json.startswith(b"[{"):
+        raise ConfigurationError("data must be a non-empty JSON array of objects.")
+    if not data_json.endswith(b"}]"):
+        raise ConfigurationError("data must be a JSON array of objects.")
+    body = minified_json(payload)
+    position = body.find(_EMPTY_DATA)
+    if position < 0:
+        raise ConfigurationError("The request body has no data field to fill.")
+    start = position + len(_EMPTY_DATA) - 2
+    return b"".join((body[:start], data_json, body[start + 2 :]))
 
 
 def _start_batch_payload(
@@ -790,6 +870,12 @@ def _check_import_items(
     for index, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise ConfigurationError(f"data item {index} must be an object with a 'data' object.")
+        beside = sorted(key for key in item if key != "data")
+        if beside:
+            raise ConfigurationError(
+                f"data item {index} has {beside[0]!r} beside 'data'; the matching value and "
+                "every profile field belong inside 'data'."
+            )
         if not import_item_has_matching_value(item, matching, field_name):
             raise ConfigurationError(
                 f"data item {index} carries no value to match profiles by ({matching!r})."
@@ -802,32 +888,30 @@ def import_item_has_matching_value(
 ) -> bool:
     """Whether an import item carries the value its matching mode looks profiles up by.
 
-    The value may be beside `data` (as the single-profile import takes it) or among the profile
-    fields (as the vendor's batch examples put it); `email` matching also accepts an email
-    subscription, `phone` matching a `phones` field or a phone subscription.
+    The value is among the profile fields inside `data` (as the vendor's batch examples put
+    it); `email` matching also accepts an email subscription, `phone` matching a `phones` field
+    or a phone subscription.
     """
     fields = item.get("data") or {}
     subscriptions = fields.get("subscriptions") or []
     if not isinstance(subscriptions, list):
         subscriptions = []
     if matching in ("email", "email_profile"):
-        if _present(item.get("email")) or _present(fields.get("email")):
+        if _present(fields.get("email")):
             return True
         return matching == "email" and any(
             isinstance(s, dict) and _present(s.get("email")) for s in subscriptions
         )
     if matching == "phone":
-        if any(_present(value) for value in (item.get("phone"), fields.get("phone"))):
+        if _present(fields.get("phone")):
             return True
         if _present(fields.get("phones")) or _non_empty_list(fields.get("phones")):
             return True
         return any(isinstance(s, dict) and _present(s.get("phone")) for s in subscriptions)
     if matching == "profile_id":
-        return _present(item.get("profile_id")) or _present(fields.get("profile_id"))
+        return _present(fields.get("profile_id"))
     if matching == "custom":
-        return _present(item.get("field_value"), allow_int=True) or _present(
-            fields.get(field_name or ""), allow_int=True
-        )
+        return _present(fields.get(field_name or ""), allow_int=True)
     return False
 
 

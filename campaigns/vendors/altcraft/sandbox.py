@@ -47,8 +47,11 @@ Choices where the docs are silent:
   (string or list) and phone subscriptions, digits only; `profile_id` at the id; `custom` at
   the profile field `field_name` (names are case-sensitive, values compared as strings, so 3
   and "3" are equal). With `resource_id`, only subscriptions of that resource count. Import
-  items may carry their matching value beside `data` or inside it (the docs' examples do the
-  latter). When several profiles match, the oldest wins. Profile ids are 24 hex characters,
+  items carry their matching value inside `data`, as every example of the batch doc does: an
+  item is exactly `{"data": {...}}`, and a key beside `data` (say `"email"`) is refused with 422
+  "data[i]: unknown field ..." (the batch doc documents no other key of an item; the single-
+  profile import's top-level matching fields are not part of this request). When several
+  profiles match, the oldest wins. Profile ids are 24 hex characters,
   ObjectId-like: sandbox-clock seconds, a fixed machine part, a counter.
 - Import tasks: the task id is a UUID. Status is "pending" while progress is 0, "processing"
   while 0 < progress < 100, "completed" at 100; progress grows linearly with sandbox time over
@@ -580,6 +583,12 @@ class AltcraftSandbox(Sandbox):
             for index, item in enumerate(items):
                 if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
                     raise invalid_parameter(f"data[{index}]: data object is required")
+                beside = sorted(key for key in item if key != "data")
+                if beside:
+                    raise invalid_parameter(
+                        f'data[{index}]: unknown field "{beside[0]}" (the matching value '
+                        "belongs inside data)"
+                    )
             timeout_seconds = self._timeout_seconds(payload.get("timeout"))
         except ErrorAnswer as answer:
             return answer.response({"rejected": answer.error, "error_text": answer.error_text})
@@ -820,7 +829,7 @@ class AltcraftSandbox(Sandbox):
                 kept.append(subscription)
             elif not request.get("skip_invalid_subscriptions"):
                 return None, "invalid subscription"
-        values = _matching_values(item, fields, kept, matching, field_name)
+        values = _matching_values(fields, kept, matching, field_name)
         if not values:
             return None, f'no value to match by "{matching}"'
         resource_id = request.get("resource_id")
@@ -928,27 +937,26 @@ def _valid_subscription(subscription: Any) -> bool:
 
 
 def _matching_values(
-    item: dict[str, Any],
     fields: dict[str, Any],
     subscriptions: list[dict[str, Any]],
     matching: str,
     field_name: str | None,
 ) -> list[Any]:
-    """The values an import item can be matched by, most specific first."""
+    """The values an import item (its `data`) can be matched by, most specific first."""
     candidates: list[Any] = []
     if matching in ("email", "email_profile"):
-        candidates = [item.get("email"), fields.get("email")]
+        candidates = [fields.get("email")]
         if matching == "email":
             candidates += [s.get("email") for s in subscriptions]
     elif matching == "phone":
         phones = fields.get("phones")
-        candidates = [item.get("phone"), fields.get("phone")]
+        candidates = [fields.get("phone")]
         candidates += phones if isinstance(phones, list) else [phones]
         candidates += [s.get("phone") for s in subscriptions]
     elif matching == "profile_id":
-        candidates = [item.get("profile_id"), fields.get("profile_id")]
+        candidates = [fields.get("profile_id")]
     elif matching == "custom":
-        candidates = [item.get("field_value"), fields.get(field_name or "")]
+        candidates = [fields.get(field_name or "")]
     return [value for value in candidates if _present(value, allow_int=matching == "custom")]
 
 

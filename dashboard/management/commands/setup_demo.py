@@ -23,14 +23,15 @@ DEMO_USERS = [
     ("aude", Role.AUDITOR, "reads history and the audit trail"),
     ("ada", Role.ADMIN, "tenant settings, members, connections; Django admin"),
 ]
-# The TalkifAI sandbox's jobs, one in each status.
+# The TalkifAI sandbox's jobs, one in each status. Registered under names without that status:
+# the sandbox's own names ("Appointment reminders (running)") go stale as the jobs move on.
 DEMO_BATCH_JOBS = [
-    "job-scheduled-001",
-    "job-pending-001",
-    "job-running-001",
-    "job-completed-001",
-    "job-failed-001",
-    "job-cancelled-001",
+    ("job-scheduled-001", "Spring renewals"),
+    ("job-pending-001", "Win-back calls"),
+    ("job-running-001", "Appointment reminders"),
+    ("job-completed-001", "January survey"),
+    ("job-failed-001", "Payment follow-up"),
+    ("job-cancelled-001", "Holiday promo"),
 ]
 DEMO_CONNECTIONS = [
     (
@@ -102,6 +103,7 @@ class Command(BaseCommand):
         register_demo_event_generators(
             tenant, VendorConnection.objects.get(tenant=tenant, name="Optimove campaigns (sandbox)")
         )
+        self._register_altcraft_triggers(tenant)
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )
@@ -117,14 +119,44 @@ class Command(BaseCommand):
             user=get_user_model().objects.get(username="mia"),
             label=command_label("setup_demo", acting_as="mia"),
         )
-        for batch_job_id in DEMO_BATCH_JOBS:
+        for batch_job_id, name in DEMO_BATCH_JOBS:
             if BatchJob.objects.filter(tenant=tenant, batch_job_id=batch_job_id).exists():
                 continue
             try:
                 batch_job_register(
-                    actor=marketer, tenant=tenant, connection=connection, batch_job_id=batch_job_id
+                    actor=marketer,
+                    tenant=tenant,
+                    connection=connection,
+                    batch_job_id=batch_job_id,
+                    name=name,
                 )
             except ValidationError as error:
                 self.stdout.write(
                     f"Batch job {batch_job_id} not registered: {' '.join(error.messages)}"
                 )
+
+    def _register_altcraft_triggers(self, tenant: Tenant) -> None:
+        """The Altcraft sandbox's active trigger campaigns, for bulk launches and imports."""
+        from campaigns.altcraft_launches.models import AltcraftTrigger
+        from campaigns.altcraft_launches.services import trigger_register
+
+        connection = VendorConnection.objects.get(tenant=tenant, name="Altcraft (sandbox)")
+        admin = Actor(
+            user=get_user_model().objects.get(username="ada"),
+            label=command_label("setup_demo", acting_as="ada"),
+        )
+        for trigger_id, name, content_fields, resource_id in (
+            (8, "Abandoned cart", ["page"], None),
+            (96, "Registration form", ["page"], 21),
+        ):
+            if AltcraftTrigger.objects.filter(tenant=tenant, trigger_id=trigger_id).exists():
+                continue
+            trigger_register(
+                actor=admin,
+                tenant=tenant,
+                connection=connection,
+                trigger_id=trigger_id,
+                name=name,
+                resource_id=resource_id,
+                content_fields=content_fields,
+            )

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from dashboard import notifications
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
@@ -156,6 +157,8 @@ def run_submit(
             )
             if state == RunState.QUEUED:
                 enqueue("send", run.pk, batch=batch_of(run))
+            else:
+                notifications.approval_needed(run=run)
     except IntegrityError:
         existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -173,7 +176,7 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
         locked = Run.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=run.pk)
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError(
-                f"This run is {locked.get_state_display().lower()}; there is nothing to approve."
+                f"There is nothing to approve: this run {locked.state_in_words()}."
             )
         if actor.user is None or (
             locked.requested_by_id is not None and locked.requested_by_id == actor.user.pk
@@ -194,9 +197,12 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
             if problem:
                 raise RunActionError(problem)
             _approve_locked(actor=actor, run=locked, now=now, comment=comment)
+            notifications.request_decided(
+                run=locked, approved=True, decided_by=actor.display, comment=comment
+            )
     if expired:
         # Outside the approval's transaction: the expiry is recorded even though we refuse.
-        transition(
+        if transition(
             locked,
             RunState.CANCELLED,
             from_states={RunState.AWAITING_APPROVAL},
@@ -204,7 +210,8 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
             reason="the request expired before approval",
             failure_code="approval_expired",
             failure_message="The request expired before anyone approved it. Request it again.",
-        )
+        ):
+            notifications.request_expired(run=locked)
         raise RunActionError("This request has expired. Ask for a new one.")
     return locked
 
@@ -265,6 +272,9 @@ def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
             failure_code="rejected_by_approver",
             failure_message=f"Rejected by {actor.display}" + (f": {comment}" if comment else "."),
         )
+        notifications.request_decided(
+            run=locked, approved=False, decided_by=actor.display, comment=comment
+        )
     return locked
 
 
@@ -305,9 +315,7 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
     )
     if not moved:
         run.refresh_from_db()
-        raise RunActionError(
-            f"This run is {run.get_state_display().lower()} and can no longer be cancelled."
-        )
+        raise RunActionError(f"This run {run.state_in_words()} and can no longer be cancelled.")
     return run
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import Q
 
+from dashboard import notifications
 from dashboard.clock import utc_now
 from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
 from dashboard.runs.models import (
@@ -154,4 +155,5 @@ def runs_sweep() -> dict[str, int]:
             failure_message="The request expired before anyone approved it. Request it again.",
         ):
             report["expired"] += 1
+            notifications.request_expired(run=run)
     return report

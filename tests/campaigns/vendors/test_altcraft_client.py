@@ -956,19 +956,39 @@ def test_import_checks_parameters_before_sending(
     ("matching", "item"),
     [
         ("email", {"data": {"subscriptions": [{"channel": "email", "email": "a@b.co"}]}}),
-        ("email", {"email": "a@b.co", "data": {"_fname": "Ann"}}),
+        ("email", {"data": {"email": "a@b.co", "_fname": "Ann"}}),
         ("phone", {"data": {"phones": ["+79000000001"]}}),
         ("phone", {"data": {"subscriptions": [{"channel": "phone", "phone": "+79000000001"}]}}),
-        ("profile_id", {"profile_id": EXAMPLE1_ID, "data": {"_fname": "Vic"}}),
+        ("profile_id", {"data": {"profile_id": EXAMPLE1_ID, "_fname": "Vic"}}),
     ],
 )
-def test_import_items_may_carry_their_matching_value_in_several_places(
+def test_import_items_carry_their_matching_value_inside_data(
     sandbox: AltcraftSandbox, client: AltcraftClient, matching: str, item: dict[str, Any]
 ) -> None:
     accepted = client.import_and_start_batch_task(trigger_id=1, matching=matching, data=[item])
     sandbox.clock.advance(5)
 
     assert len(client.task_status(accepted.task_id).profile_ids) == 1
+
+
+@pytest.mark.parametrize(
+    ("matching", "item"),
+    [
+        ("email", {"email": "a@b.co", "data": {"_fname": "Ann"}}),
+        ("profile_id", {"profile_id": EXAMPLE1_ID, "data": {"_fname": "Vic"}}),
+        ("custom", {"field_value": "7", "data": {"Custom_ID": "7"}}),
+    ],
+)
+def test_import_items_with_a_value_beside_data_are_refused_before_sending(
+    sandbox: AltcraftSandbox, client: AltcraftClient, matching: str, item: dict[str, Any]
+) -> None:
+    field_name = "Custom_ID" if matching == "custom" else None
+    with pytest.raises(ConfigurationError, match="beside 'data'"):
+        client.import_and_start_batch_task(
+            trigger_id=1, matching=matching, field_name=field_name, data=[item]
+        )
+
+    assert sandbox.received == []
 
 
 def test_task_status_and_constructor_check_before_sending(

@@ -249,6 +249,14 @@ def test_start_batch_refusals_answer_http_200_with_an_error_envelope(
     ("overrides", "error_debug"),
     [
         ({"data": [{"email": "a@b.co"}]}, "data[0]: data object is required"),
+        (
+            {"data": [{"data": {"_fname": "Ann"}, "email": "a@b.co"}]},
+            'data[0]: unknown field "email" (the matching value belongs inside data)',
+        ),
+        (
+            {"matching": "profile_id", "data": [{"profile_id": "0" * 24, "data": {}}]},
+            'data[0]: unknown field "profile_id" (the matching value belongs inside data)',
+        ),
         ({"timeout": {"minutes": -5}}, "timeout.minutes: must be a non-negative integer"),
         ({"matching": "custom"}, 'field_name: required for matching "custom"'),
     ],
@@ -485,8 +493,8 @@ def test_import_by_profile_id_only_updates_existing_profiles(sandbox: AltcraftSa
     task_id = start_task(
         sandbox,
         [
-            {"profile_id": EXAMPLE1_ID, "data": {"city": "Madrid"}},
-            {"profile_id": "0" * 24, "data": {"city": "Paris"}},
+            {"data": {"profile_id": EXAMPLE1_ID, "city": "Madrid"}},
+            {"data": {"profile_id": "0" * 24, "city": "Paris"}},
         ],
         matching="profile_id",
     )

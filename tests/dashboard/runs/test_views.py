@@ -169,11 +169,26 @@ def test_role_matrix(team, role):
         assert snapshot(run) == before, name
 
 
-def test_actions_refuse_get(team):
+def test_a_get_of_an_action_changes_nothing_and_goes_back_to_the_run(team):
+    # A reload after a failed post, or the address opened from the history, is a GET: it lands
+    # on the run's page instead of an empty 405, and never acts.
+    run = awaiting(team)
+    client = team.client_for("operator")
+    before = snapshot(run)
+    for name in ACTIONS:
+        response = client.get(action_url(name, run))
+        assert response.status_code == 302, name
+        assert response["Location"] == detail_url(run), name
+    assert snapshot(run) == before
+
+
+def test_other_methods_get_a_styled_405(team):
     run = awaiting(team)
     client = team.client_for("operator")
     for name in ACTIONS:
-        assert client.get(action_url(name, run)).status_code == 405, name
+        response = client.put(action_url(name, run))
+        assert response.status_code == 405, name
+        assert "This address does not answer that way" in response.content.decode(), name
 
 
 def test_anonymous_is_sent_to_login(team, client):
@@ -606,7 +621,10 @@ def test_approve_in_the_wrong_state_is_refused(team):
         action_url("run_approve", run), {"parameters_hash": run.parameters_hash}, follow=True
     )
 
-    assert "This run is queued; there is nothing to approve." in text(response)
+    assert (
+        "There is nothing to approve: this run was already approved and is waiting to be sent."
+        in text(response)
+    )
     assert snapshot(run) == before
 
 
@@ -739,7 +757,7 @@ def test_cancel_after_sending_started_is_refused(team):
 
     response = team.client_for("operator").post(action_url("run_cancel", run), follow=True)
 
-    assert "This run is sending and can no longer be cancelled." in text(response)
+    assert "This run is being sent right now and can no longer be cancelled." in text(response)
     assert snapshot(run) == before
 
 
@@ -852,3 +870,16 @@ def test_queryset_of_runs_untouched_by_reads(team):
     client.get(reverse("run_list", args=["acme"]), **HTMX)
     assert snapshot(run) == before
     assert Run.objects.count() == 1
+
+
+def test_a_rejected_run_says_who_rejected_it_when_and_why(team):
+    from dashboard.audit import Actor
+    from dashboard.runs.services import run_reject
+
+    run = awaiting(team)
+    run_reject(actor=Actor(user=team.operator.user), run=run, comment="Wrong audience")
+    detail = text(team.client_for("auditor").get(detail_url(run)))
+    assert "rejected by oscar at" in detail and "“Wrong audience”" in detail
+    listing = text(team.client_for("auditor").get(reverse("run_list", args=["acme"])))
+    assert '<span class="badge bad">rejected</span>' in listing
+    assert "Rejected by oscar" in listing

@@ -1,0 +1,583 @@
+"""Reading an uploaded list: encoding, header, rows, checks, duplicates, chunks.
+
+Everything streams: rows are read one at a time from the encrypted upload, checked, turned into
+the JSON item Altcraft receives, and appended to the current chunk, which is written (encrypted)
+as soon as the next item would push its request body over the limit. Only a set of 8-byte hashes
+of the values seen so far (for duplicates) grows with the file.
+
+Row numbers are record numbers with the header as row 1, which is the spreadsheet row for every
+file without line breaks inside a cell.
+
+Problems with the file itself (encoding, header, a row too large for any request, empty) raise
+FileRejected: nothing can be sent from such a file. Problems with a row (a bad email, a missing
+value) make that row invalid: it is counted, shown with its number and reason, and left out.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from campaigns.altcraft_launches import storage
+
+INVALID_SAMPLES_KEPT = 200
+SNIFF_BYTES = 64 * 1024
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+PHONE_PUNCTUATION = re.compile(r"[\s\-().]")
+PHONE = re.compile(r"^\+?\d{10,15}$")
+
+
+def safety_bytes(limit_bytes: int) -> int:
+    """Room left under the body limit for a token that grows between the preview and the send
+    (a kilobyte of 10 MB; less under the tiny limits of tests)."""
+    return min(1024, limit_bytes // 1000)
+
+
+# The column a launch file names for each matching mode (custom: the profile field's name).
+LAUNCH_COLUMNS = {
+    "email": "email",
+    "email_profile": "email",
+    "phone": "phone",
+    "profile_id": "profile_id",
+}
+ITEM_KEYS = {
+    "email": "email",
+    "email_profile": "email",
+    "phone": "phone",
+    "profile_id": "profile_id",
+    "custom": "field_value",
+}
+
+
+class FileRejected(Exception):
+    """The file cannot be sent at all; the message says why and where (row numbers)."""
+
+
+@dataclass
+class Preparation:
+    """What reading a file found, and the chunks it wrote."""
+
+    encoding: str = ""
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_invalid: int = 0
+    rows_duplicate: int = 0
+    invalid_samples: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    largest_body_bytes: int = 0
+    total_body_bytes: int = 0
+
+    def invalid(self, row: int, reason: str) -> None:
+        self.rows_invalid += 1
+        if len(self.invalid_samples) < INVALID_SAMPLES_KEPT:
+            self.invalid_samples.append({"row": row, "reason": reason})
+
+
+# -- encodings and rows ----------------------------------------------------------------------
+
+
+def detect_encoding(head: bytes) -> str:
+    """utf-8-sig, utf-8 or cp1251, from the file's first bytes; FileRejected for anything else."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileRejected(
+            "The file is UTF-16 encoded. Save it as “CSV UTF-8” (or Windows-1251) and upload it "
+            "again."
+        )
+    if b"\x00" in head:
+        raise FileRejected("The file holds NUL bytes: it is not a text (CSV) file.")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError as error:
+        utf8_error = error
+    high = [byte for byte in head if byte >= 0x80]
+    cyrillic = [byte for byte in high if byte >= 0xC0 or byte in (0xA8, 0xB8)]
+    if high and len(cyrillic) / len(high) >= 0.7 and 0x98 not in high:
+        return "cp1251"
+    row = head[: utf8_error.start].count(b"\n") + 1
+    raise FileRejected(
+        f"The file is not UTF-8 (an invalid byte 0x{head[utf8_error.start]:02x} on line {row}) "
+        "and does not look like Windows-1251 (cp1251) either. Save it as “CSV UTF-8” and "
+        "upload it again."
+    )
+
+
+class _PlaintextRaw(io.RawIOBase):
+    def __init__(self, stream: storage.PlaintextStream, head: bytes) -> None:
+        self._stream = stream
+        self._head = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            data, self._head = self._head[: len(buffer)], self._head[len(buffer) :]
+        else:
+            data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def is_xlsx(head: bytes, name: str) -> bool:
+    return head.startswith(b"PK\x03\x04") or name.lower().endswith(".xlsx")
+
+
+def iter_rows(upload_path: str, *, name: str, encoding_hint: str = "") -> tuple[str, Iterator]:
+    """(encoding, rows): each row (row number, cells as stripped strings), the header first."""
+    stream = storage.PlaintextStream(upload_path)
+    head = stream.read(SNIFF_BYTES)
+    if not head:
+        raise FileRejected("The file is empty.")
+    if is_xlsx(head, name):
+        return "xlsx", _xlsx_rows(head + stream.read())
+    encoding = encoding_hint or detect_encoding(head)
+    text = io.TextIOWrapper(
+        io.BufferedReader(_PlaintextRaw(stream, head), 1024 * 1024),
+        encoding=encoding,
+        errors="strict",
+        newline="",
+    )
+    return encoding, _csv_rows(text, encoding, _delimiter(head, encoding))
+
+
+def _delimiter(head: bytes, encoding: str) -> str:
+    """Comma, semicolon (Excel in many locales) or tab, from the header line."""
+    first_line = head.decode(encoding, errors="replace").lstrip("\ufeff").split("\n", 1)[0]
+    counts = {delimiter: first_line.count(delimiter) for delimiter in (",", ";", "\t")}
+    best = max(counts, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+def _csv_rows(
+    text: io.TextIOWrapper, encoding: str, delimiter: str
+) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    number = 0
+    try:
+        for cells in reader:
+            number += 1
+            yield number, [cell.strip() for cell in cells]
+    except UnicodeDecodeError:
+        raise FileRejected(
+            f"Row {number + 1} is not valid {encoding}: the file mixes encodings. Save it as "
+            "“CSV UTF-8” and upload it again."
+        ) from None
+    except csv.Error as error:
+        raise FileRejected(f"Row {number + 1} cannot be read as CSV: {error}.") from None
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds for a damaged file
+        raise FileRejected("The file cannot be read as an Excel workbook (.xlsx).") from None
+    sheet = workbook.worksheets[0]
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        yield number, [_cell_text(value) for value in values]
+    workbook.close()
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def clean_value(matching: str, raw: str) -> tuple[str | None, str, str]:
+    """(value to send, duplicate key, reason it is invalid or "")."""
+    if not raw:
+        return None, "", f"missing {LAUNCH_COLUMNS.get(matching, 'value')}"
+    if matching in ("email", "email_profile"):
+        if not EMAIL.match(raw) or len(raw) > 254:
+            return None, "", f"not an email address: {raw[:80]!r}"
+        return raw, raw.casefold(), ""
+    if matching == "phone":
+        compact = PHONE_PUNCTUATION.sub("", raw)
+        if not PHONE.match(compact):
+            return None, "", f"not a phone number (10-15 digits): {raw[:80]!r}"
+        return compact, compact.lstrip("+"), ""
+    if any(character.isspace() for character in raw) and matching == "profile_id":
+        return None, "", f"not a profile id: {raw[:80]!r}"
+    return raw, raw, ""
+
+
+def _duplicate_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _looks_like_value(cell: str) -> bool:
+    return "@" in cell or PHONE.match(PHONE_PUNCTUATION.sub("", cell)) is not None
+
+
+# -- chunks --------------------------------------------------------------------------------------
+
+
+class ChunkWriter:
+    """Appends items to the current chunk; writes it (encrypted) before it would overflow.
+
+    The chunk is kept as the exact bytes of its `data` array (`[item,item,...]`), in one
+    buffer: at most one request body's worth of rows is in memory at a time.
+    """
+
+    def __init__(
+        self, writer: storage.EncryptedWriter, *, overhead_bytes: int, limit_bytes: int
+    ) -> None:
+        self.writer = writer
+        self.overhead_bytes = overhead_bytes
+        self.limit_bytes = limit_bytes
+        self.chunks: list[dict[str, Any]] = []
+        self._buffer = bytearray(b"[")
+        self._count = 0
+        self._first_row = 0
+        self._last_row = 0
+
+    def fits_alone(self, item: bytes) -> int:
+        return self.overhead_bytes + len(item)
+
+    def _body_bytes(self) -> int:
+        # The body with an empty array is the overhead; the array's items and commas add to it.
+        return self.overhead_bytes + len(self._buffer) - 1
+
+    def add(self, item: bytes, row: int) -> None:
+        added = len(item) + (1 if self._count else 0)
+        if self._count and self._body_bytes() + added > self.limit_bytes:
+            self.flush()
+        if self._count:
+            self._buffer += b","
+        else:
+            self._first_row = row
+        self._buffer += item
+        self._count += 1
+        self._last_row = row
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        body_bytes = self._body_bytes()
+        self._buffer += b"]"
+        offset, length = self.writer.write_record(self._buffer)
+        self.chunks.append(
+            {
+                "number": len(self.chunks) + 1,
+                "first_row": self._first_row,
+                "last_row": self._last_row,
+                "item_count": self._count,
+                "body_bytes": body_bytes,
+                "offset": offset,
+                "length": length,
+                "sha256": hashlib.sha256(self._buffer).hexdigest(),
+            }
+        )
+        self._buffer = bytearray(b"[")
+        self._count = 0
+
+
+class SeenValues:
+    """The duplicate check's memory: 8-byte hashes of the values seen, in an open-addressing
+    table of 8-byte slots (about 16 bytes a row at most, where a Python set of ints takes ~60)."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._slots = memoryview(bytearray(capacity * 8)).cast("Q")
+        self._mask = capacity - 1
+        self._count = 0
+
+    def add(self, key: str) -> bool:
+        """Record `key`; False when it was seen before."""
+        value = _duplicate_hash(key) | 1  # 0 marks an empty slot
+        slots, mask = self._slots, self._mask
+        slot = value & mask
+        while True:
+            current = slots[slot]
+            if current == 0:
+                break
+            if current == value:
+                return False
+            slot = (slot + 1) & mask
+        slots[slot] = value
+        self._count += 1
+        if self._count * 5 > len(slots) * 3:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old = self._slots
+        capacity = len(old) * 2
+        self._slots = memoryview(bytearray(capacity * 8)).cast("Q")
+        self._mask = capacity - 1
+        slots, mask = self._slots, self._mask
+        for value in old:
+            if value:
+                slot = value & mask
+                while slots[slot]:
+                    slot = (slot + 1) & mask
+                slots[slot] = value
+        old.release()
+
+
+def _item_bytes(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- preparing a launch file -----------------------------------------------------------------------
+
+
+def launch_column(matching: str, field_name: str | None) -> str:
+    return field_name if matching == "custom" else LAUNCH_COLUMNS[matching]
+
+
+def prepare_launch_rows(
+    rows: Iterator[tuple[int, list[str]]],
+    *,
+    matching: str,
+    field_name: str | None,
+    chunks: ChunkWriter,
+    preparation: Preparation,
+) -> None:
+    """Check a bulk-launch file's rows and write its chunks of `{key: value}` items."""
+    column = launch_column(matching, field_name)
+    header_row = next(rows, None)
+    if header_row is None:
+        raise FileRejected("The file is empty.")
+    _, header = header_row
+    names = [name for name in header]
+    wanted = [i for i, name in enumerate(names) if _same_column(name, column, matching)]
+    if not wanted:
+        if any(_looks_like_value(name) for name in names):
+            raise FileRejected(
+                f"The file has no header row: row 1 holds values ({names[0][:60]!r}). Add a "
+                f"first row naming the column: {column}."
+            )
+        raise FileRejected(
+            f"Row 1 (the header) has no column {column!r}, which matching {matching!r} reads. "
+            f"Found: {', '.join(repr(name) for name in names if name) or 'nothing'}."
+        )
+    if len(wanted) > 1:
+        raise FileRejected(f"Row 1 (the header) names the column {column!r} twice.")
+    unknown = [name for i, name in enumerate(names) if name and i != wanted[0]]
+    if unknown:
+        raise FileRejected(
+            f"Row 1 (the header) has unknown column(s) {', '.join(repr(u) for u in unknown)}: "
+            f"a launch by {matching!r} reads only {column!r}. Remove the other columns."
+        )
+    index = wanted[0]
+    key = ITEM_KEYS[matching]
+    seen = SeenValues()
+    for number, cells in rows:
+        if not any(cells):
+            continue
+        preparation.rows_read += 1
+        if len(cells) > len(names) and any(cells[len(names) :]):
+            preparation.invalid(number, f"{len(cells)} cells, but the header names {len(names)}")
+            continue
+        raw = cells[index] if index < len(cells) else ""
+        value, duplicate_key, reason = clean_value(matching, raw)
+        if reason:
+            preparation.invalid(number, reason)
+            continue
+        if not seen.add(duplicate_key):
+            preparation.rows_duplicate += 1
+            continue
+        _add_item(chunks, preparation, _item_bytes({key: value}), number)
+    if preparation.rows_read == 0:
+        raise FileRejected("The file has a header but no rows.")
+
+
+def _same_column(name: str, column: str, matching: str) -> bool:
+    if matching == "custom":
+        return name == column or name.lower() == "field_value"
+    return name.lower() == column
+
+
+def _add_item(chunks: ChunkWriter, preparation: Preparation, item: bytes, row: int) -> None:
+    alone = chunks.fits_alone(item)
+    if alone > chunks.limit_bytes:
+        raise FileRejected(
+            f"Row {row} alone makes a request of {alone:,} bytes, over the limit of "
+            f"{chunks.limit_bytes:,} bytes: it can never be sent. Shorten it or raise the "
+            "connection's body limit."
+        )
+    chunks.add(item, row)
+    preparation.rows_valid += 1
+
+
+# -- preparing an import file ------------------------------------------------------------------------
+
+MAPPING_TARGETS = ("field", "email_subscription", "phone_subscription", "ignore")
+
+
+def import_header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
+    header_row = next(rows, None)
+    if header_row is None:
+        raise FileRejected("The file is empty.")
+    names = header_row[1]
+    if not any(names):
+        raise FileRejected("Row 1 (the header) is empty: the first row must name the columns.")
+    if any(_looks_like_value(name) for name in names):
+        raise FileRejected(
+            "The file has no header row: row 1 holds values. Add a first row naming the columns."
+        )
+    duplicates = sorted({name for name in names if name and names.count(name) > 1})
+    if duplicates:
+        raise FileRejected(f"Row 1 (the header) names {duplicates[0]!r} twice.")
+    return names
+
+
+def check_mapping(
+    mapping: dict[str, Any], names: list[str], *, matching: str, field_name: str | None
+) -> None:
+    """FileRejected unless `mapping` covers every column and carries the matching value."""
+    columns = mapping.get("columns") or {}
+    unknown = [name for name in names if name and name not in columns]
+    if unknown:
+        raise FileRejected(
+            f"Row 1 (the header) has column(s) the mapping does not cover: "
+            f"{', '.join(repr(u) for u in unknown)}. Map each to a profile field, a "
+            "subscription, or “ignore”."
+        )
+    fields = set()
+    kinds = set()
+    for name in names:
+        if not name:
+            continue
+        target = columns[name]
+        kind = target.get("to")
+        if kind not in MAPPING_TARGETS:
+            raise FileRejected(f"Column {name!r} is mapped to an unknown target {kind!r}.")
+        if kind == "field":
+            field = str(target.get("name") or "").strip()
+            if not field or field == "subscriptions":
+                raise FileRejected(f"Column {name!r} needs a profile field name.")
+            fields.add(field)
+        kinds.add(kind)
+    carries = {
+        "email": "email" in fields or "email_subscription" in kinds,
+        "email_profile": "email" in fields,
+        "phone": bool({"phone", "phones"} & fields) or "phone_subscription" in kinds,
+        "profile_id": "profile_id" in fields,
+        "custom": (field_name or "") in fields,
+    }[matching]
+    if not carries:
+        wanted = {
+            "email": "the profile field email or an email subscription",
+            "email_profile": "the profile field email",
+            "phone": "the profile field phones or a phone subscription",
+            "profile_id": "the profile field profile_id",
+            "custom": f"the profile field {field_name}",
+        }[matching]
+        raise FileRejected(
+            f"Matching {matching!r} needs a column mapped to {wanted}, inside each item's data."
+        )
+
+
+def prepare_import_rows(
+    rows: Iterator[tuple[int, list[str]]],
+    names: list[str],
+    *,
+    mapping: dict[str, Any],
+    matching: str,
+    field_name: str | None,
+    chunks: ChunkWriter,
+    preparation: Preparation,
+) -> None:
+    """Check an import file's rows and write its chunks of `{"data": {...}}` items."""
+    columns = mapping["columns"]
+    seen = SeenValues()
+    for number, cells in rows:
+        if not any(cells):
+            continue
+        preparation.rows_read += 1
+        if len(cells) > len(names) and any(cells[len(names) :]):
+            preparation.invalid(number, f"{len(cells)} cells, but the header names {len(names)}")
+            continue
+        data, reason = _profile_data(names, cells, columns)
+        if reason:
+            preparation.invalid(number, reason)
+            continue
+        key = _import_matching_key(data, matching, field_name)
+        if key is None:
+            preparation.invalid(number, f"no value to match the profile by ({matching})")
+            continue
+        if not seen.add(key):
+            preparation.rows_duplicate += 1
+            continue
+        _add_item(chunks, preparation, _item_bytes({"data": data}), number)
+    if preparation.rows_read == 0:
+        raise FileRejected("The file has a header but no rows.")
+
+
+def _profile_data(
+    names: list[str], cells: list[str], columns: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    data: dict[str, Any] = {}
+    subscriptions: list[dict[str, Any]] = []
+    for position, name in enumerate(names):
+        if not name:
+            continue
+        value = cells[position] if position < len(cells) else ""
+        target = columns[name]
+        kind = target["to"]
+        if kind == "ignore" or not value:
+            continue
+        if kind == "field":
+            field = target["name"]
+            if field == "email" and not EMAIL.match(value):
+                return {}, f"{name}: not an email address: {value[:80]!r}"
+            if field in ("phones", "phone"):
+                compact = PHONE_PUNCTUATION.sub("", value)
+                if not PHONE.match(compact):
+                    return {}, f"{name}: not a phone number (10-15 digits): {value[:80]!r}"
+                value = compact
+            data[field] = value
+        elif kind == "email_subscription":
+            if not EMAIL.match(value):
+                return {}, f"{name}: not an email address: {value[:80]!r}"
+            subscriptions.append(_subscription("email", "email", value, target))
+        elif kind == "phone_subscription":
+            compact = PHONE_PUNCTUATION.sub("", value)
+            if not PHONE.match(compact):
+                return {}, f"{name}: not a phone number (10-15 digits): {value[:80]!r}"
+            subscriptions.append(_subscription("phone", "phone", compact, target))
+    if subscriptions:
+        data["subscriptions"] = subscriptions
+    return data, ""
+
+
+def _subscription(channel: str, key: str, value: str, target: dict[str, Any]) -> dict[str, Any]:
+    subscription: dict[str, Any] = {"channel": channel, key: value}
+    if target.get("resource_id"):
+        subscription["resource_id"] = int(target["resource_id"])
+    return subscription
+
+
+def _import_matching_key(data: dict[str, Any], matching: str, field_name: str | None) -> str | None:
+    subscriptions = data.get("subscriptions") or []
+    if matching in ("email", "email_profile"):
+        email = data.get("email")
+        if not email and matching == "email":
+            email = next((s["email"] for s in subscriptions if s.get("email")), None)
+        return email.casefold() if email else None
+    if matching == "phone":
+        phone = data.get("phones") or data.get("phone")
+        if not phone:
+            phone = next((s["phone"] for s in subscriptions if s.get("phone")), None)
+        return phone.lstrip("+") if phone else None
+    if matching == "profile_id":
+        return data.get("profile_id") or None
+    return data.get(field_name or "") or None

@@ -1,0 +1,146 @@
+"""Reads for Altcraft launches: the registry, launches, and a launch's live progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from campaigns.altcraft_launches.models import (
+    AltcraftChunk,
+    AltcraftLaunch,
+    AltcraftTrigger,
+    LaunchKind,
+    LaunchState,
+)
+from dashboard.models import Tenant, VendorConnection, VendorKind
+from dashboard.runs.models import Run, RunState
+
+
+def trigger_list(*, tenant: Tenant) -> QuerySet[AltcraftTrigger]:
+    return AltcraftTrigger.objects.filter(tenant=tenant).select_related("connection")
+
+
+def trigger_get(*, tenant: Tenant, trigger_pk: int) -> AltcraftTrigger:
+    found = trigger_list(tenant=tenant).filter(pk=trigger_pk).first()
+    if found is None:
+        raise Http404("No such trigger campaign.")
+    return found
+
+
+def altcraft_connection_list(*, tenant: Tenant) -> QuerySet[VendorConnection]:
+    return VendorConnection.objects.filter(tenant=tenant, kind=VendorKind.ALTCRAFT, is_active=True)
+
+
+def launch_list(*, tenant: Tenant) -> QuerySet[AltcraftLaunch]:
+    return AltcraftLaunch.objects.filter(tenant=tenant).select_related("trigger")
+
+
+def launch_get(*, tenant: Tenant, launch_pk: int) -> AltcraftLaunch:
+    found = (
+        AltcraftLaunch.objects.filter(tenant=tenant, pk=launch_pk)
+        .select_related("trigger", "trigger__connection", "tenant")
+        .first()
+    )
+    if found is None:
+        raise Http404("No such launch.")
+    return found
+
+
+def chunk_get(*, launch: AltcraftLaunch, number: int) -> AltcraftChunk:
+    found = launch.chunks.filter(number=number).first()
+    if found is None:
+        raise Http404("No such chunk.")
+    return found
+
+
+@dataclass
+class ChunkStatus:
+    chunk: AltcraftChunk
+    run: Run | None
+    progress: int  # percent of this chunk done
+    profile_count: int | None
+    needs_person: bool
+    can_retry: bool
+
+    @property
+    def state(self) -> str:
+        return self.run.state if self.run else "not_sent"
+
+    @property
+    def state_label(self) -> str:
+        return self.run.get_state_display() if self.run else "Not sent"
+
+
+@dataclass
+class LaunchProgress:
+    chunks: list[ChunkStatus] = field(default_factory=list)
+    total_items: int = 0
+    done_items: float = 0.0
+    succeeded: int = 0
+    failed: int = 0
+    unknown: int = 0
+    open: int = 0
+    profiles_reached: int = 0
+
+    @property
+    def percent(self) -> int:
+        if not self.total_items:
+            return 0
+        return min(100, int(100 * self.done_items / self.total_items))
+
+    @property
+    def settled(self) -> bool:
+        """Nothing will change without a person: every chunk finished, failed or needs one."""
+        return self.open == 0
+
+    @property
+    def done(self) -> bool:
+        return bool(self.chunks) and self.succeeded == len(self.chunks)
+
+
+def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
+    """Each chunk's run and where it stands, and the launch's overall progress."""
+    progress = LaunchProgress()
+    chunks = list(launch.chunks.select_related("run").order_by("number"))
+    sending = launch.state == LaunchState.SENDING
+    for chunk in chunks:
+        run = chunk.run
+        progress.total_items += chunk.item_count
+        percent = 0
+        profile_count = None
+        needs_person = False
+        if run is not None:
+            if run.state == RunState.SUCCEEDED:
+                percent = 100
+                progress.succeeded += 1
+                profile_count = (run.result or {}).get("profile_count", run.audience_size)
+                progress.profiles_reached += profile_count or 0
+            elif run.state == RunState.ACCEPTED and launch.kind == LaunchKind.IMPORT:
+                percent = run.progress or 0
+            if run.state == RunState.FAILED or run.state == RunState.CANCELLED:
+                progress.failed += 1
+            elif run.state == RunState.OUTCOME_UNKNOWN:
+                progress.unknown += 1
+                needs_person = run.needs_person
+                if not run.needs_person:
+                    progress.open += 1
+            elif run.state != RunState.SUCCEEDED:
+                progress.open += 1
+        elif sending:
+            progress.open += 1
+        progress.done_items += chunk.item_count * percent / 100
+        progress.chunks.append(
+            ChunkStatus(
+                chunk=chunk,
+                run=run,
+                progress=percent,
+                profile_count=profile_count,
+                needs_person=needs_person,
+                can_retry=run is not None
+                and run.state in (RunState.FAILED, RunState.CANCELLED)
+                and launch.files_deleted_at is None,
+            )
+        )
+    return progress

@@ -1,0 +1,696 @@
+"""Writes for Altcraft launches: register triggers, store uploads, prepare (preview), confirm,
+approve, send as chunk runs of the engine, retry failed chunks, expire stored files.
+
+Every chunk is sent by exactly one engine run at a time: a chunk gets its run (idempotency key
+`altcraft:<launch>:<chunk>:<retry>`) under the launch's or the chunk's row lock, and a retry is
+offered only when the chunk's current run failed (the vendor did not act on it). A run whose
+outcome is unknown stays with the engine, which puts it before a person with its evidence
+("mark as sent" or "send again" on the run page); it is never resent from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from campaigns.altcraft_launches import reading, storage
+from campaigns.altcraft_launches.models import (
+    UNSENT_STATES,
+    AltcraftChunk,
+    AltcraftLaunch,
+    AltcraftSettings,
+    AltcraftTrigger,
+    LaunchKind,
+    LaunchState,
+)
+from campaigns.operations import altcraft_body_limit, altcraft_client
+from dashboard.audit import Actor, record_audit_event
+from dashboard.clock import utc_now
+from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
+from dashboard.runs.models import Operation, RunState
+from dashboard.runs.services import RunActionError, connection_secrets, run_submit
+from dashboard.vendors.http import ConfigurationError
+
+DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
+ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
+SYSTEM = Actor.system("altcraft-expiry")
+# A chunk may be sent again only when its run ended without Altcraft acting on it.
+RETRYABLE_STATES = (RunState.FAILED, RunState.CANCELLED)
+
+
+def upload_max_bytes() -> int:
+    return int(getattr(settings, "ALTCRAFT_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+
+
+class UploadTooLarge(ValidationError):
+    pass
+
+
+def too_large_message(size: int | None = None) -> str:
+    limit = upload_max_bytes()
+    shown = f" ({size / 1_000_000:,.1f} MB)" if size else ""
+    return (
+        f"The file is too large{shown}: the largest upload is {limit / 1_000_000:,.0f} MB. "
+        "Split it into several files."
+    )
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An upload encrypted at rest (storage.py): where, how large, its plaintext SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+# -- settings and registry ---------------------------------------------------------------------
+
+
+def altcraft_settings(*, tenant: Tenant) -> AltcraftSettings:
+    found, _ = AltcraftSettings.objects.get_or_create(tenant=tenant)
+    return found
+
+
+def altcraft_settings_update(
+    *, actor: Actor, tenant: Tenant, approval_required: bool, retention_hours: int
+) -> AltcraftSettings:
+    """Change whether launches need an operator's approval and how long uploads are kept."""
+    if not 1 <= retention_hours <= 90 * 24:
+        raise ValidationError({"retention_hours": "Keep uploads from 1 hour to 90 days."})
+    with transaction.atomic():
+        found = altcraft_settings(tenant=tenant)
+        found.approval_required = approval_required
+        found.retention_hours = retention_hours
+        found.save()
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="altcraft.settings_changed",
+            object_type="altcraft_settings",
+            object_id=found.pk,
+            summary={"approval_required": approval_required, "retention_hours": retention_hours},
+        )
+    return found
+
+
+def trigger_register(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    connection: VendorConnection,
+    trigger_id: int,
+    name: str,
+    default_matching: str = "email",
+    default_field_name: str = "",
+    resource_id: int | None = None,
+    content_fields: Iterable[str] = (),
+) -> AltcraftTrigger:
+    """Register a trigger campaign of one of the tenant's Altcraft connections."""
+    if connection.tenant_id != tenant.pk or connection.kind != VendorKind.ALTCRAFT:
+        raise ValidationError({"connection": "Choose one of this tenant's Altcraft connections."})
+    fields = [field.strip() for field in content_fields if field.strip()]
+    bad = [field for field in fields if not re.fullmatch(r"[A-Za-z0-9_]+", field)]
+    if bad:
+        raise ValidationError({"content_fields": f"Not a field name: {bad[0]!r}."})
+    if default_matching == "custom" and not default_field_name.strip():
+        raise ValidationError({"default_field_name": "Custom matching needs a field name."})
+    trigger = AltcraftTrigger(
+        tenant=tenant,
+        connection=connection,
+        trigger_id=trigger_id,
+        name=name.strip(),
+        default_matching=default_matching,
+        default_field_name=default_field_name.strip() if default_matching == "custom" else "",
+        resource_id=resource_id,
+        content_fields=fields,
+        created_by=actor.user if actor.user is not None else None,
+    )
+    try:
+        with transaction.atomic():
+            trigger.save()
+            record_audit_event(
+                actor=actor,
+                tenant=tenant,
+                action="altcraft.trigger_registered",
+                object_type="altcraft_trigger",
+                object_id=trigger.pk,
+                summary={
+                    "trigger_id": trigger_id,
+                    "name": trigger.name,
+                    "connection": connection.name,
+                    "default_matching": default_matching,
+                },
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"trigger_id": f"Trigger {trigger_id} is already registered on {connection.name}."}
+        ) from None
+    return trigger
+
+
+# -- uploads ---------------------------------------------------------------------------------------
+
+
+def upload_store(*, pieces: Iterable[bytes], size_hint: int | None = None) -> StoredUpload:
+    """Encrypt an upload to disk as it arrives; UploadTooLarge past the size limit."""
+    if size_hint is not None and size_hint > upload_max_bytes():
+        raise UploadTooLarge(too_large_message(size_hint))
+    writer = storage.EncryptedWriter(storage.new_path("upload"))
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            if writer.size > upload_max_bytes():
+                raise UploadTooLarge(too_large_message())
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close()
+    return StoredUpload(path=writer.relative, size=writer.size, sha256=writer.sha256)
+
+
+def pasted_upload(*, text: str, matching: str, field_name: str | None) -> StoredUpload:
+    """A pasted list (one value a line) stored like an uploaded CSV with its one column."""
+    column = reading.launch_column(matching, field_name)
+    lines = [line.strip() for line in text.splitlines()]
+    body = "\n".join([column, *lines]) + "\n"
+    return upload_store(pieces=[body.encode("utf-8")])
+
+
+def parse_json_object(text: str, name: str) -> dict[str, Any] | None:
+    """A form's JSON text as an object (None when blank); ValidationError naming `name`."""
+    import json
+
+    if not (text or "").strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ValidationError(
+            {name: f"Not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}."}
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(
+            {name: f"Must be a JSON object ({{...}}), not {type(value).__name__}."}
+        )
+    return value
+
+
+def attachment(*, name: str, content: bytes, content_type: str) -> dict[str, str]:
+    """A file as Altcraft's attach object: a data URI."""
+    if len(content) > ATTACHMENT_MAX_BYTES:
+        raise ValidationError({"attachments": f"{name} is over 5 MB."})
+    content_type = content_type or "application/octet-stream"
+    encoded = base64.b64encode(content).decode("ascii")
+    return {"data": f"data:{content_type};base64,{encoded}", "name": name}
+
+
+# -- launches -----------------------------------------------------------------------------------
+
+
+def launch_create(
+    *,
+    actor: Actor,
+    trigger: AltcraftTrigger,
+    kind: str,
+    upload: StoredUpload,
+    source_name: str,
+    parameters: dict[str, Any],
+    idempotency_key: str,
+) -> AltcraftLaunch:
+    """Record an upload for `trigger`; nothing is read or sent yet. The same key, the same launch.
+
+    `parameters`: matching, field_name, content, custom_data, attach, skip_triggers, and for
+    imports skip_invalid_subscriptions, detect_geo, timeout, resource_id.
+    """
+    tenant = trigger.tenant
+    existing = AltcraftLaunch.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        storage.delete(upload.path)
+        return existing
+    cleaned = _clean_parameters(trigger, kind, parameters)
+    retention = altcraft_settings(tenant=tenant).retention_hours
+    launch = AltcraftLaunch(
+        tenant=tenant,
+        trigger=trigger,
+        kind=kind,
+        parameters=cleaned,
+        source_name=source_name[:255] or "upload",
+        source_sha256=upload.sha256,
+        source_bytes=upload.size,
+        upload_path=upload.path,
+        expires_at=utc_now() + timedelta(hours=retention),
+        body_limit_bytes=altcraft_body_limit(trigger.connection),
+        idempotency_key=idempotency_key,
+        created_by=actor.user if actor.user is not None else None,
+        created_by_label=actor.display,
+    )
+    try:
+        with transaction.atomic():
+            launch.save()
+            record_audit_event(
+                actor=actor,
+                tenant=tenant,
+                action="altcraft.launch_uploaded",
+                object_type="altcraft_launch",
+                object_id=launch.pk,
+                summary={
+                    "kind": kind,
+                    "trigger_id": trigger.trigger_id,
+                    "file": launch.source_name,
+                    "sha256": upload.sha256,
+                    "bytes": upload.size,
+                },
+            )
+    except IntegrityError:
+        storage.delete(upload.path)
+        return AltcraftLaunch.objects.get(tenant=tenant, idempotency_key=idempotency_key)
+    return launch
+
+
+def _clean_parameters(trigger: AltcraftTrigger, kind: str, parameters: dict[str, Any]) -> dict:
+    matching = parameters.get("matching") or trigger.default_matching
+    cleaned: dict[str, Any] = {"trigger_id": trigger.trigger_id, "matching": matching}
+    if matching == "custom":
+        field_name = (parameters.get("field_name") or trigger.default_field_name or "").strip()
+        if not field_name:
+            raise ValidationError({"field_name": "Custom matching needs the profile field name."})
+        cleaned["field_name"] = field_name
+    names = ["content", "custom_data", "attach", "skip_triggers"]
+    if kind == LaunchKind.IMPORT:
+        names += ["skip_invalid_subscriptions", "detect_geo", "timeout", "resource_id"]
+    for name in names:
+        if parameters.get(name) is not None:
+            cleaned[name] = parameters[name]
+    for name in ("content", "custom_data"):
+        if name in cleaned and not isinstance(cleaned[name], dict):
+            raise ValidationError({name: f"{name} must be a JSON object."})
+    by_resource = matching in ("email", "email_profile", "phone") and trigger.resource_id
+    if kind == LaunchKind.IMPORT and by_resource and "resource_id" not in cleaned:
+        cleaned["resource_id"] = trigger.resource_id
+    return cleaned
+
+
+def _overhead_bytes(launch: AltcraftLaunch) -> int:
+    connection = launch.trigger.connection
+    client = altcraft_client(connection, connection_secrets(connection))
+    arguments = dict(launch.parameters)
+    try:
+        if launch.kind == LaunchKind.IMPORT:
+            return client.import_overhead_bytes(**arguments)
+        return client.start_batch_overhead_bytes(**arguments)
+    except ConfigurationError as error:
+        raise reading.FileRejected(f"The launch parameters are not valid: {error}") from None
+
+
+def import_columns(*, launch: AltcraftLaunch) -> list[str]:
+    """The header of an uploaded import file (for the mapping step); FileRejected if unreadable."""
+    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name)
+    return reading.import_header(rows)
+
+
+def launch_prepare(
+    *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
+) -> AltcraftLaunch:
+    """Read the upload, check every row, write its chunks: the preview. Nothing is sent.
+
+    A file that cannot be sent at all (FileRejected) leaves the launch discarded with the reason
+    in `problem`, and its stored files deleted.
+    """
+    if launch.state != LaunchState.UPLOADED:
+        raise RunActionError(f"This launch is {launch.get_state_display().lower()} already.")
+    preparation = reading.Preparation()
+    writer = storage.EncryptedWriter(storage.new_path("chunks"))
+    try:
+        overhead = _overhead_bytes(launch)
+        chunks = reading.ChunkWriter(
+            writer,
+            overhead_bytes=overhead,
+            limit_bytes=launch.body_limit_bytes - reading.safety_bytes(launch.body_limit_bytes),
+        )
+        encoding, rows = reading.iter_rows(launch.upload_path, name=launch.source_name)
+        preparation.encoding = encoding
+        matching = launch.parameters["matching"]
+        field_name = launch.parameters.get("field_name")
+        if launch.kind == LaunchKind.IMPORT:
+            names = reading.import_header(rows)
+            mapping = mapping or {}
+            reading.check_mapping(mapping, names, matching=matching, field_name=field_name)
+            reading.prepare_import_rows(
+                rows,
+                names,
+                mapping=mapping,
+                matching=matching,
+                field_name=field_name,
+                chunks=chunks,
+                preparation=preparation,
+            )
+        else:
+            reading.prepare_launch_rows(
+                rows,
+                matching=matching,
+                field_name=field_name,
+                chunks=chunks,
+                preparation=preparation,
+            )
+        chunks.flush()
+        if not chunks.chunks:
+            raise reading.FileRejected(
+                f"No row of the file can be sent: all {preparation.rows_read} are invalid or "
+                "duplicates."
+            )
+    except (reading.FileRejected, storage.StoredFileError) as error:
+        writer.discard()
+        return _refuse(actor, launch, str(error))
+    writer.close()
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state != LaunchState.UPLOADED:
+            storage.delete(writer.relative)
+            return locked
+        AltcraftChunk.objects.bulk_create(
+            [AltcraftChunk(launch=locked, **chunk) for chunk in chunks.chunks]
+        )
+        locked.state = LaunchState.PREVIEWED
+        locked.encoding = preparation.encoding
+        locked.chunks_path = writer.relative
+        locked.mapping = mapping or {}
+        locked.rows_read = preparation.rows_read
+        locked.rows_valid = preparation.rows_valid
+        locked.rows_invalid = preparation.rows_invalid
+        locked.rows_duplicate = preparation.rows_duplicate
+        locked.invalid_samples = preparation.invalid_samples
+        locked.largest_body_bytes = max(chunk["body_bytes"] for chunk in chunks.chunks)
+        locked.total_body_bytes = sum(chunk["body_bytes"] for chunk in chunks.chunks)
+        locked.save()
+        if launch.kind == LaunchKind.IMPORT and mapping:
+            AltcraftTrigger.objects.filter(pk=locked.trigger_id).update(import_mapping=mapping)
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action="altcraft.launch_previewed",
+            object_type="altcraft_launch",
+            object_id=locked.pk,
+            summary={
+                "rows_read": locked.rows_read,
+                "rows_valid": locked.rows_valid,
+                "rows_invalid": locked.rows_invalid,
+                "rows_duplicate": locked.rows_duplicate,
+                "requests": len(chunks.chunks),
+                "encoding": locked.encoding,
+            },
+        )
+    return locked
+
+
+def _refuse(actor: Actor, launch: AltcraftLaunch, problem: str) -> AltcraftLaunch:
+    with transaction.atomic():
+        updated = AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.UPLOADED).update(
+            state=LaunchState.DISCARDED, problem=problem, files_deleted_at=utc_now()
+        )
+        if updated:
+            record_audit_event(
+                actor=actor,
+                tenant=launch.tenant,
+                action="altcraft.launch_refused",
+                object_type="altcraft_launch",
+                object_id=launch.pk,
+                summary={"problem": problem[:300]},
+            )
+    storage.delete(launch.upload_path)
+    launch.refresh_from_db()
+    return launch
+
+
+def _check_seen(launch: AltcraftLaunch, sha256_seen: str) -> None:
+    if sha256_seen != launch.source_sha256:
+        raise RunActionError(
+            "This is not the file you were shown (its SHA-256 differs); reload the page."
+        )
+
+
+def launch_confirm(*, actor: Actor, launch: AltcraftLaunch, sha256_seen: str) -> AltcraftLaunch:
+    """The uploader confirms the preview: send now, or wait for an operator where required."""
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state != LaunchState.PREVIEWED:
+            if locked.state in (LaunchState.AWAITING_APPROVAL, LaunchState.SENDING):
+                return locked  # a double click
+            raise RunActionError(f"This launch is {locked.get_state_display().lower()}.")
+        _check_seen(locked, sha256_seen)
+        if locked.expires_at <= utc_now():
+            raise RunActionError("This upload expired; upload the file again.")
+        locked.confirmed_by_label = actor.display
+        locked.confirmed_at = utc_now()
+        needs_approval = altcraft_settings(tenant=locked.tenant).approval_required
+        locked.state = LaunchState.AWAITING_APPROVAL if needs_approval else LaunchState.SENDING
+        locked.save()
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action="altcraft.launch_confirmed",
+            object_type="altcraft_launch",
+            object_id=locked.pk,
+            summary={"sha256": locked.source_sha256, "needs_approval": needs_approval},
+        )
+        if not needs_approval:
+            _submit_chunks(actor, locked)
+    return locked
+
+
+def launch_approve(
+    *,
+    actor: Actor,
+    membership: Membership,
+    launch: AltcraftLaunch,
+    sha256_seen: str,
+    comment: str = "",
+) -> AltcraftLaunch:
+    """An operator other than the uploader approves the exact file (its SHA-256); it is sent."""
+    if not membership.can(Permission.APPROVE):
+        raise PermissionDenied("Only operators approve launches.")
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state != LaunchState.AWAITING_APPROVAL:
+            raise RunActionError(
+                f"This launch is {locked.get_state_display().lower()}; nothing to approve."
+            )
+        _check_seen(locked, sha256_seen)
+        if locked.created_by_id is not None and locked.created_by_id == membership.user_id:
+            raise RunActionError("Four eyes: someone other than the uploader must approve.")
+        if locked.expires_at <= utc_now():
+            raise RunActionError("This upload expired; it must be uploaded again.")
+        locked.state = LaunchState.SENDING
+        locked.approved_by = membership.user
+        locked.approved_by_label = actor.display
+        locked.approved_at = utc_now()
+        locked.approval_comment = comment[:500]
+        locked.save()
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action="altcraft.launch_approved",
+            object_type="altcraft_launch",
+            object_id=locked.pk,
+            summary={"sha256": locked.source_sha256, "comment": comment[:500]},
+        )
+        _submit_chunks(actor, locked)
+    return locked
+
+
+def launch_reject(
+    *, actor: Actor, membership: Membership, launch: AltcraftLaunch, comment: str = ""
+) -> AltcraftLaunch:
+    """An operator refuses a launch awaiting approval; nothing is sent, its files are deleted."""
+    if not membership.can(Permission.APPROVE):
+        raise PermissionDenied("Only operators reject launches.")
+    return _close_unsent(actor, launch, LaunchState.REJECTED, "altcraft.launch_rejected", comment)
+
+
+def launch_discard(*, actor: Actor, launch: AltcraftLaunch) -> AltcraftLaunch:
+    """Drop a launch that was not sent; its files are deleted."""
+    return _close_unsent(actor, launch, LaunchState.DISCARDED, "altcraft.launch_discarded", "")
+
+
+def _close_unsent(
+    actor: Actor, launch: AltcraftLaunch, state: str, action: str, comment: str
+) -> AltcraftLaunch:
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state not in UNSENT_STATES:
+            raise RunActionError(f"This launch is {locked.get_state_display().lower()}.")
+        if state == LaunchState.REJECTED and locked.state != LaunchState.AWAITING_APPROVAL:
+            raise RunActionError("Only a launch awaiting approval can be rejected.")
+        locked.state = state
+        locked.files_deleted_at = utc_now()
+        locked.save()
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action=action,
+            object_type="altcraft_launch",
+            object_id=locked.pk,
+            summary={"comment": comment[:500]} if comment else {},
+        )
+    # After the commit: a rolled-back change keeps its files.
+    for path in (locked.upload_path, locked.chunks_path):
+        storage.delete(path)
+    return locked
+
+
+def _operation(launch: AltcraftLaunch) -> str:
+    if launch.kind == LaunchKind.IMPORT:
+        return Operation.ALTCRAFT_IMPORT_AND_START
+    return Operation.ALTCRAFT_START_BATCH
+
+
+def _chunk_parameters(launch: AltcraftLaunch, chunk: AltcraftChunk) -> dict[str, Any]:
+    parameters = {key: value for key, value in launch.parameters.items() if key != "attach"}
+    if launch.parameters.get("attach"):
+        parameters["attach_files"] = [
+            {"name": item.get("name"), "bytes": len(item.get("data", ""))}
+            for item in launch.parameters["attach"]
+        ]
+    parameters["chunk"] = {
+        "launch": launch.pk,
+        "number": chunk.number,
+        "items": chunk.item_count,
+        "rows": f"{chunk.first_row}-{chunk.last_row}",
+        "sha256": chunk.sha256,
+    }
+    return parameters
+
+
+def _submit_chunk(actor: Actor, launch: AltcraftLaunch, chunk: AltcraftChunk) -> None:
+    run = run_submit(
+        actor=actor,
+        tenant=launch.tenant,
+        connection=launch.trigger.connection,
+        operation=_operation(launch),
+        parameters=_chunk_parameters(launch, chunk),
+        idempotency_key=f"altcraft:{launch.pk}:{chunk.number}:{chunk.retries}",
+        approval_required=False,
+        check_duplicates=False,
+    )
+    AltcraftChunk.objects.filter(pk=chunk.pk).update(run=run)
+
+
+def _submit_chunks(actor: Actor, launch: AltcraftLaunch) -> None:
+    # Under the launch's row lock: each chunk gets one run (its key makes a repeat the same run).
+    for chunk in launch.chunks.filter(run__isnull=True).order_by("number"):
+        _submit_chunk(actor, launch, chunk)
+
+
+def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
+    """Send a chunk again whose run failed or was cancelled (Altcraft did not act on it); never
+    any other.
+
+    Chunks that succeeded are not touched; a chunk whose outcome is unknown is for a person on
+    its run's page.
+    """
+    with transaction.atomic():
+        locked = (
+            AltcraftChunk.objects.select_for_update(of=("self",))
+            .select_related("launch", "launch__trigger__connection", "launch__tenant", "run")
+            .get(pk=chunk.pk)
+        )
+        if locked.run is None or locked.run.state not in RETRYABLE_STATES:
+            state = locked.run.get_state_display().lower() if locked.run else "not sent yet"
+            raise RunActionError(
+                f"Chunk {locked.number} is {state}: only a failed chunk can be sent again."
+            )
+        if locked.launch.files_deleted_at is not None or not locked.launch.chunks_path:
+            raise RunActionError("The upload expired: its rows are gone. Upload the file again.")
+        previous = locked.run
+        locked.retries += 1
+        locked.save(update_fields=["retries"])
+        record_audit_event(
+            actor=actor,
+            tenant=locked.launch.tenant,
+            action="altcraft.chunk_retried",
+            object_type="altcraft_launch",
+            object_id=locked.launch_id,
+            summary={"chunk": locked.number, "failed_run": previous.pk, "retry": locked.retries},
+        )
+        _submit_chunk(actor, locked.launch, locked)
+    locked.refresh_from_db()
+    return locked
+
+
+def launch_retry_failed(*, actor: Actor, launch: AltcraftLaunch) -> int:
+    """Retry every failed chunk of a launch; the number retried."""
+    failed = launch.chunks.filter(run__state__in=RETRYABLE_STATES)
+    count = 0
+    for chunk in failed:
+        chunk_retry(actor=actor, chunk=chunk)
+        count += 1
+    return count
+
+
+def launches_expire() -> int:
+    """Delete the stored files of launches past their retention; unsent ones are discarded.
+
+    Files of a launch with a chunk still open in the engine are kept until it settles.
+    """
+    now = utc_now()
+    expired = AltcraftLaunch.objects.filter(files_deleted_at__isnull=True, expires_at__lte=now)
+    count = 0
+    for launch in expired.select_related("tenant"):
+        open_chunks = launch.chunks.filter(
+            run__state__in=[
+                RunState.QUEUED,
+                RunState.SENDING,
+                RunState.ACCEPTED,
+                RunState.OUTCOME_UNKNOWN,
+            ]
+        )
+        if open_chunks.exists():
+            continue
+        with transaction.atomic():
+            locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+            if locked.files_deleted_at is not None:
+                continue
+            if locked.state in UNSENT_STATES:
+                locked.state = LaunchState.DISCARDED
+            locked.files_deleted_at = now
+            locked.save()
+            record_audit_event(
+                actor=SYSTEM,
+                tenant=locked.tenant,
+                action="altcraft.files_expired",
+                object_type="altcraft_launch",
+                object_id=locked.pk,
+                summary={"state": locked.state},
+            )
+        for path in (locked.upload_path, locked.chunks_path):
+            storage.delete(path)
+        count += 1
+    return count + _orphans_delete()
+
+
+ORPHAN_AGE = timedelta(days=1)
+
+
+def _orphans_delete() -> int:
+    """Delete stored files no launch refers to (an upload whose request died half-way) once they
+    are a day old: no launch can be created from them any more."""
+    referenced = set()
+    for upload_path, chunks_path in AltcraftLaunch.objects.filter(
+        files_deleted_at__isnull=True
+    ).values_list("upload_path", "chunks_path"):
+        referenced.update((upload_path, chunks_path))
+    cutoff = (utc_now() - ORPHAN_AGE).timestamp()
+    count = 0
+    for path in storage.upload_dir().iterdir():
+        if path.name not in referenced and path.is_file() and path.stat().st_mtime < cutoff:
+            storage.delete(path.name)
+            count += 1
+    return count

@@ -1,0 +1,493 @@
+"""The Altcraft pages, under /t/<tenant_slug>/campaigns/altcraft/. Thin: forms check input,
+services decide and write, selectors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    ValidationError,
+)
+from django.core.files.uploadhandler import MemoryFileUploadHandler, TemporaryFileUploadHandler
+from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+
+from campaigns.altcraft_launches import reading, selectors, services, storage
+from campaigns.altcraft_launches.forms import (
+    HashForm,
+    ImportForm,
+    LaunchForm,
+    SettingsForm,
+    TriggerRegisterForm,
+)
+from campaigns.altcraft_launches.models import LaunchKind, LaunchState
+from campaigns.altcraft_launches.uploads import EncryptingUploadHandler, StoredUploadFile
+from dashboard.forms import apply_service_errors
+from dashboard.input_checks import unstorable_reason
+from dashboard.models import Permission
+from dashboard.runs.services import RunActionError
+from dashboard.tenancy import actor_from_request, tenant_view
+
+HOME = "campaigns/altcraft/home.html"
+NEW = "campaigns/altcraft/launch_new.html"
+MAPPING = "campaigns/altcraft/launch_mapping.html"
+DETAIL = "campaigns/altcraft/launch_detail.html"
+TARGETS = [
+    ("field", "Profile field"),
+    ("email_subscription", "Email subscription"),
+    ("phone_subscription", "Phone subscription"),
+    ("ignore", "Ignore this column"),
+]
+
+
+def _home_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
+    tenant = request.tenant
+    found = services.altcraft_settings(tenant=tenant)
+    return {
+        "triggers": selectors.trigger_list(tenant=tenant),
+        "launches": selectors.launch_list(tenant=tenant)[:50],
+        "altcraft_settings": found,
+        "register_form": forms.get("register_form") or TriggerRegisterForm(tenant=tenant),
+        "settings_form": forms.get("settings_form")
+        or SettingsForm(
+            initial={
+                "approval_required": found.approval_required,
+                "retention_hours": found.retention_hours,
+            }
+        ),
+        "may_register": request.membership.can(Permission.APPROVE),
+        "may_manage": request.membership.can(Permission.MANAGE),
+        "may_request": request.membership.can(Permission.REQUEST),
+    }
+
+
+@tenant_view(Permission.VIEW)
+@require_GET
+def altcraft_home(request: HttpRequest) -> HttpResponse:
+    """The registered trigger campaigns, the tenant's rules, and recent launches."""
+    return render(request, HOME, _home_context(request))
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def trigger_register(request: HttpRequest) -> HttpResponse:
+    form = TriggerRegisterForm(request.POST, tenant=request.tenant)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            trigger = services.trigger_register(
+                actor=actor_from_request(request),
+                tenant=request.tenant,
+                connection=data["connection"],
+                trigger_id=data["trigger_id"],
+                name=data["name"],
+                default_matching=data["default_matching"],
+                default_field_name=data["default_field_name"],
+                resource_id=data["resource_id"],
+                content_fields=data["content_fields"],
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, f"Registered {trigger}.")
+            return redirect("altcraft_home", tenant_slug=request.tenant.slug)
+    return render(request, HOME, _home_context(request, register_form=form), status=400)
+
+
+@tenant_view(Permission.MANAGE)
+@require_POST
+def altcraft_settings(request: HttpRequest) -> HttpResponse:
+    form = SettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.altcraft_settings_update(
+                actor=actor_from_request(request), tenant=request.tenant, **form.cleaned_data
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, "Altcraft settings saved.")
+            return redirect("altcraft_home", tenant_slug=request.tenant.slug)
+    return render(request, HOME, _home_context(request, settings_form=form), status=400)
+
+
+# -- a new launch ------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@tenant_view(Permission.REQUEST)
+@require_http_methods(["GET", "POST"])
+def launch_new(request: HttpRequest) -> HttpResponse:
+    """Upload a list (streamed and encrypted as it arrives), then read it: the preview."""
+    # The list file goes to the encrypting handler; attachments to Django's usual ones. This
+    # must happen before anything reads request.POST, hence csrf_exempt outside, protect inside.
+    request.upload_handlers = [
+        EncryptingUploadHandler(request),
+        MemoryFileUploadHandler(request),
+        TemporaryFileUploadHandler(request),
+    ]
+    content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if request.method == "POST" and content_length > services.upload_max_bytes() + 1024 * 1024:
+        # Refused before anything reads the body (the CSRF check would read all of it): a
+        # 2 GB upload gets its answer at once. Nothing changes, so no CSRF check is needed.
+        kind = request.GET.get("kind") or LaunchKind.START_BATCH
+        form_class = ImportForm if kind == LaunchKind.IMPORT else LaunchForm
+        form = form_class(tenant=request.tenant)
+        refusal = services.too_large_message(content_length)
+        return _render_new(request, form, kind, status=413, refusal=refusal)
+    if request.method == "POST":
+        # Before the CSRF check reads the form: a form too large to read, or a field the
+        # database cannot store, gets the app's bad-input page (the middleware left it to us).
+        unstorable = _unstorable_field(request)
+        if unstorable:
+            return _bad_input(request, unstorable)
+    return _launch_new(request)
+
+
+# dashboard.middleware leaves this view's body unread: it sets its own upload handlers above
+# and checks its own fields for unstorable characters (`_unstorable_field`).
+launch_new.streams_upload = True
+
+
+def _unstorable_field(request: HttpRequest) -> str:
+    """What dashboard.middleware would refuse in this form, read through our handlers."""
+    try:
+        items = list(request.POST.lists())
+    except (RequestDataTooBig, TooManyFieldsSent):
+        return "The form sent is too large to read. Shorten the long fields and retry."
+    except (SuspiciousOperation, MultiPartParserError):
+        return "The form sent could not be read."
+    for name, values in items:
+        for value in [name, *values]:
+            reason = unstorable_reason(value)
+            if reason:
+                return f"A form field contains {reason}."
+    return ""
+
+
+def _bad_input(request: HttpRequest, message: str) -> HttpResponse:
+    # The same page the middleware answers bad input with on every other form.
+    uploaded = request.FILES.get("file") if hasattr(request, "_files") else None
+    _forget(uploaded.stored if isinstance(uploaded, StoredUploadFile) else None)
+    return render(
+        request,
+        "dashboard/bad_input.html",
+        {"message": message, "back": request.path},
+        status=400,
+    )
+
+
+@csrf_protect
+def _launch_new(request: HttpRequest) -> HttpResponse:
+    kind = request.GET.get("kind") or request.POST.get("kind") or LaunchKind.START_BATCH
+    if kind not in LaunchKind.values:
+        kind = LaunchKind.START_BATCH
+    form_class = ImportForm if kind == LaunchKind.IMPORT else LaunchForm
+    initial = {"trigger": request.GET.get("trigger")}
+    trigger = _trigger_from_query(request)
+    if trigger is not None:
+        initial["matching"] = trigger.default_matching
+        initial["field_name"] = trigger.default_field_name
+    if request.method == "GET":
+        form = form_class(tenant=request.tenant, initial=initial)
+        return _render_new(request, form, kind)
+    form = form_class(request.POST, request.FILES, tenant=request.tenant)
+    handler = request.upload_handlers[0]
+    uploaded = request.FILES.get("file")
+    stored = uploaded.stored if isinstance(uploaded, StoredUploadFile) else None
+    if getattr(handler, "error", ""):
+        form.add_error("file", handler.error)
+    if not form.is_valid() or form.errors:
+        _forget(stored)
+        return _render_new(request, form, kind, status=400)
+    data = form.cleaned_data
+    try:
+        parameters = _parameters(form, kind)
+        if stored is None:
+            if kind == LaunchKind.IMPORT or not (data.get("pasted") or "").strip():
+                raise ValidationError({"file": "Choose a file (or paste a list)."})
+            stored = services.pasted_upload(
+                text=data["pasted"], matching=data["matching"], field_name=data["field_name"]
+            )
+            source_name = "pasted list"
+        else:
+            source_name = uploaded.name
+        launch = services.launch_create(
+            actor=actor_from_request(request),
+            trigger=data["trigger"],
+            kind=kind,
+            upload=stored,
+            source_name=source_name,
+            parameters=parameters,
+            idempotency_key=data["idempotency_key"],
+        )
+    except ValidationError as error:
+        _forget(stored)
+        apply_service_errors(form, error)
+        return _render_new(request, form, kind, status=400)
+    if launch.state == LaunchState.UPLOADED:
+        if kind == LaunchKind.IMPORT:
+            return redirect(
+                "altcraft_launch_mapping", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+            )
+        services.launch_prepare(actor=actor_from_request(request), launch=launch)
+    return redirect("altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk)
+
+
+def _trigger_from_query(request: HttpRequest):
+    try:
+        pk = int(request.GET.get("trigger") or 0)
+    except ValueError:
+        return None
+    return selectors.trigger_list(tenant=request.tenant).filter(pk=pk).first() if pk else None
+
+
+def _forget(stored: services.StoredUpload | None) -> None:
+    if stored is not None:
+        storage.delete(stored.path)
+
+
+def _parameters(form: LaunchForm, kind: str) -> dict[str, Any]:
+    data = form.cleaned_data
+    parameters: dict[str, Any] = {
+        "matching": data["matching"],
+        "field_name": data["field_name"] or None,
+        "content": data["content"],
+        "custom_data": data["custom_data"],
+        "skip_triggers": True if data["skip_triggers"] else None,
+    }
+    files = data.get("attachments") or []
+    if files:
+        parameters["attach"] = [
+            services.attachment(
+                name=file.name, content=file.read(), content_type=file.content_type or ""
+            )
+            for file in files
+        ]
+    if kind == LaunchKind.IMPORT:
+        parameters["skip_invalid_subscriptions"] = data["skip_invalid_subscriptions"] or None
+        parameters["detect_geo"] = data["detect_geo"] or None
+        parameters["timeout"] = form.timeout()
+    return parameters
+
+
+def _render_new(
+    request: HttpRequest, form: LaunchForm, kind: str, status: int = 200, refusal: str = ""
+) -> HttpResponse:
+    context = {
+        "refusal": refusal,
+        "form": form,
+        "kind": kind,
+        "is_import": kind == LaunchKind.IMPORT,
+        "max_bytes": services.upload_max_bytes(),
+        "max_megabytes": services.upload_max_bytes() // 1_000_000,
+        "triggers": selectors.trigger_list(tenant=request.tenant),
+    }
+    return render(request, NEW, context, status=status)
+
+
+# -- mapping (imports) -------------------------------------------------------------------------------
+
+
+def _guess(name: str) -> dict[str, Any]:
+    lowered = name.strip().lower()
+    if lowered in ("email", "e-mail", "mail"):
+        return {"to": "field", "name": "email"}
+    if lowered in ("phone", "phones", "mobile"):
+        return {"to": "field", "name": "phones"}
+    return {"to": "field", "name": name.strip()}
+
+
+@tenant_view(Permission.REQUEST)
+@require_http_methods(["GET", "POST"])
+def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    """Map each column of an import file to a profile field, a subscription, or nothing."""
+    launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
+    if launch.kind != LaunchKind.IMPORT or launch.state != LaunchState.UPLOADED:
+        return redirect(
+            "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+        )
+    try:
+        names = services.import_columns(launch=launch)
+    except (reading.FileRejected, storage.StoredFileError) as error:
+        # Preparing records the refusal (with its reason) and deletes the stored file.
+        launch = services.launch_prepare(actor=actor_from_request(request), launch=launch)
+        messages.error(request, str(error))
+        return redirect(
+            "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+        )
+    remembered = (launch.trigger.import_mapping or {}).get("columns", {})
+    errors: list[str] = []
+    if request.method == "POST":
+        columns: dict[str, Any] = {}
+        for index, name in enumerate(names):
+            if not name:
+                continue
+            target = request.POST.get(f"target_{index}", "ignore")
+            entry: dict[str, Any] = {"to": target}
+            if target == "field":
+                entry["name"] = request.POST.get(f"field_{index}", "").strip()
+            elif target in ("email_subscription", "phone_subscription"):
+                resource = request.POST.get(f"resource_{index}", "").strip()
+                if resource:
+                    if not resource.isdigit():
+                        errors.append(f"Column {name!r}: the resource ID must be a number.")
+                    else:
+                        entry["resource_id"] = int(resource)
+            columns[name] = entry
+        if not errors:
+            launch = services.launch_prepare(
+                actor=actor_from_request(request), launch=launch, mapping={"columns": columns}
+            )
+            return redirect(
+                "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+            )
+        remembered = columns
+    rows = []
+    for index, name in enumerate(names):
+        if not name:
+            continue
+        current = remembered.get(name) or _guess(name)
+        rows.append(
+            {
+                "index": index,
+                "name": name,
+                "to": current.get("to"),
+                "field": current.get("name", ""),
+                "resource": current.get("resource_id") or launch.trigger.resource_id or "",
+            }
+        )
+    context = {"launch": launch, "rows": rows, "targets": TARGETS, "errors": errors}
+    return render(request, MAPPING, context, status=400 if errors else 200)
+
+
+# -- a launch --------------------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
+    membership = request.membership
+    progress = selectors.launch_progress(launch=launch)
+    is_uploader = launch.created_by_id == request.user.pk
+    return {
+        "launch": launch,
+        "progress": progress,
+        "hash_form": HashForm(initial={"sha256": launch.source_sha256}),
+        "may_confirm": membership.can(Permission.REQUEST) and launch.state == LaunchState.PREVIEWED,
+        "may_approve": membership.can(Permission.APPROVE)
+        and launch.state == LaunchState.AWAITING_APPROVAL
+        and not is_uploader,
+        "is_uploader": is_uploader,
+        "may_retry": membership.can(Permission.REQUEST),
+        "live": launch.state == LaunchState.SENDING and not progress.settled,
+    }
+
+
+@tenant_view(Permission.VIEW)
+@require_GET
+@vary_on_headers("HX-Request")
+def launch_detail(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    """The preview before sending; each chunk's live progress after."""
+    launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
+    context = _detail_context(request, launch)
+    if request.htmx:
+        content = render_to_string(f"{DETAIL}#progress", context, request=request)
+        if not context["live"]:
+            return HttpResponseStopPolling(content)
+        return HttpResponse(content)
+    return render(request, DETAIL, context)
+
+
+def _back(request: HttpRequest, launch) -> HttpResponse:
+    return redirect("altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk)
+
+
+def _act(request: HttpRequest, launch_pk: int, action) -> HttpResponse:
+    launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
+    form = HashForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "This form is incomplete; reload the page.")
+        return _back(request, launch)
+    try:
+        result = action(launch, form.cleaned_data)
+    except (RunActionError, ValidationError, PermissionDenied) as error:
+        messages.error(request, "; ".join(getattr(error, "messages", [str(error)])))
+    else:
+        if result:
+            messages.success(request, result)
+    return _back(request, launch)
+
+
+@tenant_view(Permission.REQUEST)
+@require_POST
+def launch_confirm(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    def confirm(launch, data):
+        launch = services.launch_confirm(
+            actor=actor_from_request(request), launch=launch, sha256_seen=data["sha256"]
+        )
+        if launch.state == LaunchState.AWAITING_APPROVAL:
+            return "Confirmed. An operator must now approve this file before it is sent."
+        return f"Confirmed: sending in {launch.chunks.count()} requests."
+
+    return _act(request, launch_pk, confirm)
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def launch_approve(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    def approve(launch, data):
+        services.launch_approve(
+            actor=actor_from_request(request),
+            membership=request.membership,
+            launch=launch,
+            sha256_seen=data["sha256"],
+            comment=data["comment"],
+        )
+        return "Approved: sending."
+
+    return _act(request, launch_pk, approve)
+
+
+@tenant_view(Permission.APPROVE)
+@require_POST
+def launch_reject(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    def reject(launch, data):
+        services.launch_reject(
+            actor=actor_from_request(request),
+            membership=request.membership,
+            launch=launch,
+            comment=data["comment"],
+        )
+        return "Rejected: nothing was sent."
+
+    return _act(request, launch_pk, reject)
+
+
+@tenant_view(Permission.REQUEST)
+@require_POST
+def launch_discard(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    def discard(launch, data):
+        services.launch_discard(actor=actor_from_request(request), launch=launch)
+        return "Discarded: nothing was sent and the file is deleted."
+
+    return _act(request, launch_pk, discard)
+
+
+@tenant_view(Permission.REQUEST)
+@require_POST
+def launch_retry(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    def retry(launch, data):
+        count = services.launch_retry_failed(actor=actor_from_request(request), launch=launch)
+        return f"Sending {count} failed chunk(s) again; the others are not resent."
+
+    return _act(request, launch_pk, retry)

@@ -1,0 +1,54 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from batchjobs.management.commands._cli import error_text
+from campaigns.altcraft_launches import services, storage
+from campaigns.altcraft_launches.models import LaunchKind
+from campaigns.management.commands import _altcraft_cli as cli
+
+COMMAND = "altcraft_launch"
+
+
+class Command(BaseCommand):
+    help = (
+        "Bulk-launch an Altcraft trigger campaign for a CSV/XLSX list, as a member (same rules as "
+        "the page): reads and checks the file, prints the preview, then sends it in requests "
+        "under the body limit once confirmed (--yes in scripts; --dry-run sends nothing). "
+        "Also --approve LAUNCH --sha256 HASH (operators) and --retry LAUNCH."
+    )
+
+    def add_arguments(self, parser) -> None:
+        cli.add_common_arguments(parser)
+
+    def handle(self, *args, **options) -> None:
+        if cli.approve_or_retry(self, options, COMMAND):
+            return
+        actor, membership = cli.membership_for(options["username"], options["tenant"], COMMAND)
+        if not options["file"]:
+            raise CommandError("Name the list with --file.")
+        trigger = cli.find_trigger(membership.tenant, options)
+        parameters = {
+            "matching": options["matching"] or trigger.default_matching,
+            "field_name": options["field_name"],
+            "content": cli.json_option(options, "content"),
+            "custom_data": cli.json_option(options, "custom_data"),
+            "attach": cli.attachments(options["attach"]),
+            "skip_triggers": True if options["skip_triggers"] else None,
+        }
+        stored = cli.store_file(options["file"])
+        try:
+            launch = services.launch_create(
+                actor=actor,
+                trigger=trigger,
+                kind=LaunchKind.START_BATCH,
+                upload=stored,
+                source_name=options["file"].rsplit("/", 1)[-1],
+                parameters=parameters,
+                idempotency_key=cli.new_key(),
+            )
+        except ValidationError as error:
+            storage.delete(stored.path)
+            raise CommandError(f"Not sent: {error_text(error)}") from None
+        launch = services.launch_prepare(actor=actor, launch=launch)
+        cli.print_preview(self, launch)
+        cli.confirm_and_send(self, actor, launch, options)

@@ -1,0 +1,102 @@
+"""Errors of the automation API as RFC 9457 problem details (application/problem+json).
+
+Every refusal carries a stable machine-readable `code` (a client branches on it, never on the
+wording), a `detail` in plain words and, when one input is at fault, its `field`. The codes are
+listed in README "Automation API".
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    """Answer the request with this problem (raised from anywhere inside an endpoint)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def problem_body(
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    instance: str = "",
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:triggerdesk:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if field:
+        body["field"] = field
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    request: HttpRequest | None,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """The problem+json response; `instance` is the request's path."""
+    body = problem_body(
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.path if request is not None else "",
+        field=field,
+        errors=errors,
+    )
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def from_problem(request: HttpRequest, problem: ApiProblem) -> HttpResponse:
+    return problem_response(
+        request,
+        problem.status,
+        problem.code,
+        problem.detail,
+        field=problem.field,
+        errors=problem.errors,
+        headers=problem.headers,
+    )

@@ -1,0 +1,75 @@
+"""Error pages and their logging: a styled page with the reason and a way back for every 4xx and
+5xx, form endpoints that survive a reload, and 403s logged as one line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+
+
+def form_post(page: str, *page_kwargs: str) -> Callable:
+    """For a view that takes a form's POST (inside `tenant_view`).
+
+    A failed post re-renders its form at the POST's address; reloading that address later, or
+    opening it from the history, is a GET. Instead of an empty 405 the GET goes back to the page
+    the form lives on (`page`, a URL name taking the tenant and `page_kwargs` of the view).
+    """
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(
+                    page,
+                    tenant_slug=request.tenant.slug,
+                    **{name: kwargs[name] for name in page_kwargs},
+                )
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["GET", "POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+class MethodNotAllowedPageMiddleware:
+    """Give Django's empty 405 (require_POST, require_GET...) a page with a way back."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or getattr(request, "htmx", False):
+            return response
+        allowed = response.get("Allow", "")
+        page = HttpResponseNotAllowed(
+            [method.strip() for method in allowed.split(",") if method.strip()],
+            content=render_to_string(
+                "405.html", {"allowed": allowed, "method": request.method}, request=request
+            ),
+        )
+        return page
+
+
+class QuietPermissionDenied(logging.Filter):
+    """A refused permission is an expected answer, not a crash: log one line with the reason
+    (the role that could not do it) instead of a full traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == 403 and record.exc_info:
+            error = record.exc_info[1]
+            if isinstance(error, PermissionDenied):
+                message = record.getMessage()
+                record.msg = f"{message} ({error})" if str(error) else message
+                record.args = ()
+                record.exc_info = None
+                record.exc_text = None
+        return True

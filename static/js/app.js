@@ -1,0 +1,210 @@
+// TriggerDesk's only script besides htmx. Templates carry no inline handlers or <script> (the
+// Content-Security-Policy forbids them); they declare behaviour with data-* attributes instead:
+//   data-confirm="Question?"   on a form, a submit button or a link: ask first, stop on Cancel
+//   data-navigate              on a <select>: go to the chosen option's value (tenant switcher)
+//   data-local-of="ISO time"   fill in that moment on the reader's own clock
+//   form.filters               its inputs follow the address bar when Back/Forward restores a list
+// and it shows #offline-banner while live fragments cannot reach the server.
+(function () {
+  "use strict";
+
+  // -- confirmations --------------------------------------------------------------------------
+  // window.confirm, named in full: inside an inline handler a form field called "confirm"
+  // shadowed it, the dialog never appeared and the form went out (the bug this file fixes).
+  function ask(element) {
+    var question = element && element.getAttribute("data-confirm");
+    return !question || window.confirm(question);
+  }
+
+  // Capture phase on the document: runs before htmx's own listeners on the form.
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var form = event.target;
+      if (!(form instanceof HTMLFormElement)) { return; }
+      if (!ask(event.submitter) || !ask(form)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
+
+  document.addEventListener(
+    "click",
+    function (event) {
+      var link = event.target instanceof Element ? event.target.closest("a[data-confirm]") : null;
+      if (link && !ask(link)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
+
+  // -- navigation select ----------------------------------------------------------------------
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select instanceof HTMLSelectElement && select.hasAttribute("data-navigate") && select.value) {
+      window.location.assign(select.value);
+    }
+  });
+
+  // -- vendor-specific fields ----------------------------------------------------------------
+  // A field marked data-kinds="a b" (the connection form) is shown only while the form's
+  // "kind" select holds one of those kinds.
+  function showFieldsForKind() {
+    document.querySelectorAll("form").forEach(function (form) {
+      var kind = form.elements.namedItem("kind");
+      if (!(kind instanceof HTMLSelectElement)) { return; }
+      form.querySelectorAll("[data-kinds]").forEach(function (field) {
+        var wrapper = field.closest(".field") || field;
+        wrapper.hidden = kind.value !== "" && field.getAttribute("data-kinds").split(" ").indexOf(kind.value) === -1;
+      });
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target instanceof HTMLSelectElement && event.target.name === "kind") { showFieldsForKind(); }
+  });
+
+  // -- local times beside UTC -----------------------------------------------------------------
+  // Times are rendered in UTC on the server; this only adds each reader's local time beside them.
+  function pad(number) { return String(number).padStart(2, "0"); }
+
+  function localize() {
+    document.querySelectorAll("[data-local-of]").forEach(function (element) {
+      var when = new Date(element.getAttribute("data-local-of"));
+      if (isNaN(when)) { return; }
+      element.textContent = "(" + when.toLocaleString([], {
+        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"
+      }) + " your time)";
+    });
+    var status = document.getElementById("daily-status");
+    if (!status) { return; }
+    var now = new Date(status.getAttribute("data-now"));
+    var utcDate = status.getAttribute("data-utc-date");
+    var note = document.getElementById("local-date-note");
+    if (note && !isNaN(now)) {
+      var localDate = now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate());
+      note.hidden = localDate === utcDate;
+      note.textContent = "Your local date is " + localDate + ", but Optimove counts days in UTC: " +
+        "today's trigger is for " + utcDate + " (UTC).";
+    }
+    var canRequest = status.getAttribute("data-can-request") === "true";
+    var button = document.getElementById("request-submit");
+    if (button) { button.disabled = !canRequest; }
+    var hint = document.getElementById("request-hint");
+    if (hint) { hint.hidden = canRequest; }
+  }
+
+  // -- table cells name their column --------------------------------------------------------
+  // On a phone each table row is stacked (static/css/app.css); each cell then shows the name of
+  // its column above it.
+  function labelTableCells() {
+    document.querySelectorAll("table.table").forEach(function (table) {
+      var head = table.tHead;
+      if (!head || !head.rows.length) { return; }
+      var names = Array.prototype.map.call(head.rows[0].cells, function (cell) {
+        return cell.textContent.trim();
+      });
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        Array.prototype.forEach.call(body.rows, function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (cell.colSpan === 1 && names[column] && !cell.hasAttribute("data-label")) {
+              cell.setAttribute("data-label", names[column]);
+            }
+            column += cell.colSpan;
+          });
+        });
+      });
+    });
+  }
+
+  // -- filters follow the address bar ---------------------------------------------------------
+  // Back after filtering restores the list htmx saved, but the form's inputs would keep what
+  // was typed last (or nothing): set them from the URL the list belongs to.
+  function syncFilters() {
+    var query = new URLSearchParams(window.location.search);
+    document.querySelectorAll("form.filters").forEach(function (form) {
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (!field.name || field.type === "submit" || field.type === "button") { return; }
+        var value = query.get(field.name) || "";
+        if (field.type === "checkbox" || field.type === "radio") {
+          field.checked = query.getAll(field.name).indexOf(field.value) !== -1;
+        } else {
+          field.value = value;
+        }
+      });
+    });
+  }
+
+  // -- offline banner -------------------------------------------------------------------------
+  // A live fragment whose poll fails keeps showing what it last knew; say so, loudly, until a
+  // request gets through again.
+  function banner() { return document.getElementById("offline-banner"); }
+
+  function showOffline(text) {
+    var element = banner();
+    if (!element) { return; }
+    if (element.hidden) {
+      var since = new Date();
+      element.querySelector("[data-offline-since]").textContent =
+        pad(since.getUTCHours()) + ":" + pad(since.getUTCMinutes()) + ":" + pad(since.getUTCSeconds()) + " UTC";
+    }
+    element.querySelector("[data-offline-reason]").textContent = text;
+    element.hidden = false;
+    document.body.classList.add("is-offline");
+  }
+
+  function showOnline() {
+    var element = banner();
+    if (element) { element.hidden = true; }
+    document.body.classList.remove("is-offline");
+  }
+
+  document.addEventListener("htmx:sendError", function () {
+    showOffline("TriggerDesk cannot be reached (the server or your connection is down).");
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status >= 500 || status === 0) {
+      showOffline("TriggerDesk answered with an error (HTTP " + status + ").");
+    }
+  });
+  // A session that ended (logged out elsewhere, expired) answers a poll with the login page:
+  // go there instead of showing a login form inside a fragment of the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var loginPath = document.body.getAttribute("data-login-url");
+    var xhr = event.detail && event.detail.xhr;
+    if (!loginPath || !xhr || !xhr.responseURL) { return; }
+    var answered = new URL(xhr.responseURL);
+    if (answered.pathname === loginPath) {
+      event.detail.shouldSwap = false;
+      answered.searchParams.set("next", window.location.pathname + window.location.search);
+      window.location.assign(answered.toString());
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail && event.detail.successful) { showOnline(); }
+  });
+
+  function enhance() {
+    showFieldsForKind();
+    localize();
+    labelTableCells();
+  }
+
+  document.addEventListener("DOMContentLoaded", enhance);
+  document.addEventListener("htmx:afterSettle", enhance);
+  document.addEventListener("htmx:historyRestore", function () {
+    syncFilters();
+    enhance();
+  });
+  // A page shown from the browser's back-forward cache runs no DOMContentLoaded.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { syncFilters(); }
+  });
+})();

@@ -1,0 +1,146 @@
+"""altcraft_launch / altcraft_import: the same services as the pages, audited as cli:<os-user>."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from campaigns.altcraft_launches.models import AltcraftLaunch, LaunchState
+from dashboard.models import AuditEvent
+from dashboard.runs.services import run_send
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def recipients(tmp_path):
+    path = tmp_path / "recipients.csv"
+    path.write_text("email\nexample1@example.com\nwrong\nexample2@example.com\n", encoding="utf-8")
+    return str(path)
+
+
+def test_dry_run_previews_and_sends_nothing(team, trigger, altcraft, recipients) -> None:
+    output = run(
+        "altcraft_launch",
+        "--trigger",
+        "8",
+        "--file",
+        recipients,
+        "--matching",
+        "email",
+        "--dry-run",
+        "--as",
+        "mia",
+    )
+
+    assert "rows to send: 2" in output
+    assert "row 3: not an email address: 'wrong'" in output
+    assert "Dry run: nothing was sent" in output
+    assert AltcraftLaunch.objects.get().state == LaunchState.DISCARDED
+    assert altcraft.received == []
+
+
+def test_yes_sends_through_the_engine_and_audits_the_os_user(team, trigger, altcraft, recipients):
+    output = run("altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "mia")
+
+    assert "Sending in 1 requests" in output
+    launch = AltcraftLaunch.objects.get()
+    [chunk] = launch.chunks.all()
+    assert run_send(run_id=chunk.run_id) == "succeeded"
+    assert len(altcraft.received_on("start_batch")) == 1
+    labels = set(
+        AuditEvent.objects.filter(action="altcraft.launch_confirmed").values_list(
+            "actor_label", flat=True
+        )
+    )
+    [label] = labels
+    assert label.startswith("mia (cli:") and label.endswith(":altcraft_launch)")
+
+
+def test_a_bad_file_is_refused_with_its_reason(team, trigger, altcraft, tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("email,name\na@example.com,Ann\n", encoding="utf-8")
+
+    with pytest.raises(CommandError, match="unknown column"):
+        run("altcraft_launch", "--trigger", "8", "--file", str(path), "--yes", "--as", "mia")
+    assert altcraft.received == []
+
+
+def test_approval_by_a_second_operator_on_the_command_line(team, trigger, recipients) -> None:
+    from campaigns.altcraft_launches import services
+    from dashboard.audit import Actor
+
+    services.altcraft_settings_update(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        approval_required=True,
+        retention_hours=24,
+    )
+    output = run(
+        "altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "oscar"
+    )
+    launch = AltcraftLaunch.objects.get()
+    assert "An operator must approve it" in output
+    with pytest.raises(CommandError, match="Four eyes"):
+        run(
+            "altcraft_launch",
+            "--approve",
+            str(launch.pk),
+            "--sha256",
+            launch.source_sha256,
+            "--as",
+            "oscar",
+        )
+
+    run(
+        "altcraft_launch",
+        "--approve",
+        str(launch.pk),
+        "--sha256",
+        launch.source_sha256,
+        "--as",
+        "olga",
+    )
+
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.SENDING
+
+
+def test_import_with_a_mapping_on_the_command_line(team, trigger, altcraft, tmp_path) -> None:
+    path = tmp_path / "profiles.csv"
+    path.write_text("Email,Name,Notes\nann@example.com,Ann,x\n", encoding="utf-8")
+
+    output = run(
+        "altcraft_import",
+        "--trigger",
+        "8",
+        "--file",
+        str(path),
+        "--map",
+        "Email=field:email",
+        "--map",
+        "Name=field:_fname",
+        "--map",
+        "Notes=ignore",
+        "--yes",
+        "--as",
+        "mia",
+    )
+
+    assert "rows to send: 1" in output
+    [chunk] = AltcraftLaunch.objects.get().chunks.all()
+    assert run_send(run_id=chunk.run_id) == "accepted"
+    [received] = altcraft.received_on("import_and_start_batch_task")
+    assert json.loads(received.body)["data"] == [
+        {"data": {"email": "ann@example.com", "_fname": "Ann"}}
+    ]

@@ -1,0 +1,108 @@
+"""Bad input: every file that cannot be sent says why (with its row number) and sends nothing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from campaigns.altcraft_launches.models import LaunchState
+from tests.campaigns.altcraft_launches.conftest import csv_bytes, prepare
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "The file is empty."),
+        (b"email\n", "The file has a header but no rows."),
+        (b"a@example.com\nb@example.com\n", "no header row: row 1 holds values"),
+        (b"email,name\na@example.com,Ann\n", "unknown column(s) 'name'"),
+        (b"mail\na@example.com\n", "Row 1 (the header) has no column 'email'"),
+        ("email\na@example.com\n".encode("utf-16"), "UTF-16"),
+        (b"email\na@example.com\n\x81\x82\x83\x84\x85\n", "is not UTF-8"),
+        (b"email\nnot-an-email\n", "No row of the file can be sent"),
+        (b'email\n"a@example.com\n', "cannot be read as CSV"),
+    ],
+)
+def test_files_that_cannot_be_sent_are_refused_with_the_reason(
+    team, trigger, altcraft, content: bytes, problem: str
+) -> None:
+    launch = prepare(team.marketer, trigger, content)
+
+    assert launch.state == LaunchState.DISCARDED
+    assert problem in launch.problem
+    assert launch.chunks.count() == 0
+    assert altcraft.received == []
+
+
+def test_a_row_larger_than_the_body_limit_names_its_row(team, trigger, connection) -> None:
+    connection.options = {"body_limit_bytes": 2000}
+    connection.save()
+    trigger.connection.refresh_from_db()
+    content = csv_bytes("Custom_ID", ["003", "9" * 1990, "004"])
+
+    launch = prepare(team.marketer, trigger, content, matching="custom", field_name="Custom_ID")
+
+    assert launch.state == LaunchState.DISCARDED
+    assert "Row 3 alone makes a request of" in launch.problem
+    assert "over the limit of 1,998 bytes" in launch.problem
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1251"])
+def test_utf8_bom_and_cp1251_are_detected(team, trigger, encoding: str) -> None:
+    launch = prepare(
+        team.marketer,
+        trigger,
+        csv_bytes("email", ["иван@example.com", "b@example.com"], encoding=encoding),
+    )
+
+    assert launch.state == LaunchState.PREVIEWED, launch.problem
+    assert launch.encoding == encoding
+    assert launch.rows_valid == 2
+
+
+def test_the_preview_counts_invalid_rows_with_numbers_and_duplicates(team, trigger) -> None:
+    content = csv_bytes(
+        "Email",
+        ["a@example.com", "bad", "", "A@Example.com", "b@example.com", "c@@", "b@example.com"],
+    )
+
+    launch = prepare(team.marketer, trigger, content)
+
+    assert launch.state == LaunchState.PREVIEWED
+    assert (launch.rows_read, launch.rows_valid) == (6, 2)
+    assert (launch.rows_invalid, launch.rows_duplicate) == (2, 2)
+    assert launch.invalid_samples == [
+        {"row": 3, "reason": "not an email address: 'bad'"},
+        {"row": 7, "reason": "not an email address: 'c@@'"},
+    ]
+    assert launch.chunks.count() == 1
+
+
+def test_semicolon_csv_and_phone_matching(team, trigger) -> None:
+    content = csv_bytes("phone", ["+7 (900) 000-00-00", "12345", "79000000000"])
+
+    launch = prepare(team.marketer, trigger, content, matching="phone")
+
+    assert (launch.rows_valid, launch.rows_invalid, launch.rows_duplicate) == (1, 1, 1)
+    assert launch.invalid_samples[0]["row"] == 3
+
+
+def test_xlsx_files_are_read(team, trigger) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["email"])
+    for value in ("a@example.com", "b@example.com", "nope"):
+        sheet.append([value])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    launch = prepare(team.marketer, trigger, buffer.getvalue(), name="list.xlsx")
+
+    assert launch.encoding == "xlsx"
+    assert (launch.rows_valid, launch.rows_invalid) == (2, 1)
+    assert launch.invalid_samples == [{"row": 4, "reason": "not an email address: 'nope'"}]

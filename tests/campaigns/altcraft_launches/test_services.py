@@ -1,0 +1,282 @@
+"""Bulk launches through the run engine against the Altcraft sandbox: chunks under the limit,
+every valid row sent exactly once, retries that resend only what failed, four eyes, expiry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from campaigns.altcraft_launches import services, storage
+from campaigns.altcraft_launches.models import LaunchState
+from dashboard.runs.models import RunState
+from dashboard.runs.services import RunActionError
+from dashboard.vendors.sandbox import Fault
+from tests.campaigns.altcraft_launches.conftest import (
+    actor_of,
+    csv_bytes,
+    prepare,
+    received_values,
+    send_all,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
+
+
+def small_limit(connection, altcraft, limit: int) -> None:
+    connection.options = {"body_limit_bytes": limit}
+    connection.save()
+    altcraft.control("set_body_limit", {"bytes": limit})
+
+
+def emails(count: int, width: int = 0) -> list[str]:
+    return [f"user{index:06d}{'x' * width}@example.com" for index in range(count)]
+
+
+def confirm(membership, launch):
+    return services.launch_confirm(
+        actor=actor_of(membership), launch=launch, sha256_seen=launch.source_sha256
+    )
+
+
+def test_a_confirmed_launch_sends_each_chunk_once_under_the_limit(
+    team, trigger, connection, altcraft
+) -> None:
+    small_limit(connection, altcraft, 4000)
+    values = emails(300)
+    launch = prepare(team.marketer, trigger, csv_bytes("email", values), content={"page": "x"})
+    assert launch.state == LaunchState.PREVIEWED
+    assert altcraft.received == []  # the preview sends nothing
+
+    launch = confirm(team.marketer, launch)
+    outcomes = send_all(launch)
+
+    assert launch.state == LaunchState.SENDING
+    assert set(outcomes) == {"succeeded"}
+    requests = altcraft.received_on("start_batch")
+    assert len(requests) == launch.chunks.count() > 1
+    assert all(len(r.body.encode()) <= 4000 for r in requests)
+    assert sorted(received_values(altcraft)) == sorted(values)
+    body = json.loads(requests[0].body)
+    assert body["content"] == {"page": "x"} and body["trigger_id"] == 8
+    # A double click on confirm makes no second run, and a redelivered task sends nothing.
+    again = confirm(team.marketer, launch)
+    assert [c.run_id for c in again.chunks.all()] == [c.run_id for c in launch.chunks.all()]
+    assert all(outcome.startswith("skipped") for outcome in send_all(again))
+    assert len(altcraft.received_on("start_batch")) == len(requests)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    widths=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=60),
+    limit=st.integers(min_value=700, max_value=3000),
+)
+def test_chunking_property_every_request_fits_and_every_row_goes_once(
+    team, trigger, connection, altcraft, widths: list[int], limit: int
+) -> None:
+    altcraft.reset()
+    small_limit(connection, altcraft, limit)
+    # Custom matching: any row width is a valid value (an email stops at 254 characters).
+    values = [f"v{index}-{'y' * width}" for index, width in enumerate(widths)]
+
+    launch = prepare(
+        team.marketer,
+        trigger,
+        csv_bytes("Custom_ID", values),
+        matching="custom",
+        field_name="Custom_ID",
+    )
+    if launch.state == LaunchState.DISCARDED:
+        # Only a row too large for any request may refuse the file, and then nothing is sent.
+        assert "alone makes a request" in launch.problem
+        assert altcraft.received == []
+        return
+    launch = confirm(team.marketer, launch)
+    send_all(launch)
+
+    requests = altcraft.received_on("start_batch")
+    assert all(len(r.body.encode()) <= limit for r in requests)
+    assert sorted(received_values(altcraft)) == sorted(values)
+    assert len(requests) == launch.chunks.count()
+    assert sum(c.body_bytes for c in launch.chunks.all()) == sum(
+        len(r.body.encode()) for r in requests
+    )
+
+
+def test_a_failed_chunk_is_retried_alone_and_no_row_goes_twice(
+    team, trigger, connection, altcraft
+) -> None:
+    small_limit(connection, altcraft, 3000)
+    values = emails(200)
+    launch = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", values)))
+    chunks = list(launch.chunks.order_by("number"))
+    assert len(chunks) >= 3
+    from dashboard.runs.services import run_send
+
+    run_send(run_id=chunks[0].run_id)
+    # The middle chunk is refused (HTTP 4xx: the vendor did nothing): the run fails.
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    run_send(run_id=chunks[1].run_id)
+    for chunk in chunks[2:]:
+        run_send(run_id=chunk.run_id)
+    chunks[1].refresh_from_db()
+    assert chunks[1].run.state == RunState.FAILED
+
+    with pytest.raises(RunActionError, match="only a failed chunk"):
+        services.chunk_retry(actor=actor_of(team.marketer), chunk=chunks[0])
+    retried = services.launch_retry_failed(actor=actor_of(team.marketer), launch=launch)
+    assert retried == 1
+    chunks[1].refresh_from_db()
+    assert chunks[1].retries == 1
+    assert run_send(run_id=chunks[1].run_id) == "succeeded"
+
+    assert sorted(received_values(altcraft)) == sorted(values)
+    assert len(received_values(altcraft)) == len(set(received_values(altcraft)))
+
+
+def test_an_outcome_unknown_chunk_goes_to_a_person_and_is_never_retried_here(
+    team, trigger, altcraft
+) -> None:
+    launch = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", emails(3))))
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.DROP_AFTER_PROCESSING)
+    from dashboard.runs.services import run_send
+
+    assert run_send(run_id=chunk.run_id).startswith("outcome unknown")
+    chunk.refresh_from_db()
+    assert chunk.run.state == RunState.OUTCOME_UNKNOWN
+
+    with pytest.raises(RunActionError, match="only a failed chunk"):
+        services.chunk_retry(actor=actor_of(team.operator), chunk=chunk)
+    assert len(altcraft.received_on("start_batch")) == 1
+
+
+def test_four_eyes_an_operator_approves_the_exact_file(team, trigger, altcraft) -> None:
+    services.altcraft_settings_update(
+        actor=actor_of(team.admin), tenant=team.tenant, approval_required=True, retention_hours=24
+    )
+    launch = prepare(team.operator, trigger, csv_bytes("email", emails(5)))
+    launch = confirm(team.operator, launch)
+    assert launch.state == LaunchState.AWAITING_APPROVAL
+    assert launch.chunks.filter(run__isnull=False).count() == 0
+
+    with pytest.raises(RunActionError, match="Four eyes"):
+        services.launch_approve(
+            actor=actor_of(team.operator),
+            membership=team.operator,
+            launch=launch,
+            sha256_seen=launch.source_sha256,
+        )
+    with pytest.raises(RunActionError, match="SHA-256"):
+        services.launch_approve(
+            actor=actor_of(team.second_operator),
+            membership=team.second_operator,
+            launch=launch,
+            sha256_seen="0" * 64,
+        )
+    launch = services.launch_approve(
+        actor=actor_of(team.second_operator),
+        membership=team.second_operator,
+        launch=launch,
+        sha256_seen=launch.source_sha256,
+    )
+    assert launch.state == LaunchState.SENDING
+    assert send_all(launch) == ["succeeded"]
+
+
+def test_uploads_are_encrypted_at_rest_and_expire(team, trigger, upload_dir) -> None:
+    launch = prepare(team.marketer, trigger, csv_bytes("email", ["secret.person@example.com"]))
+    for path in (launch.upload_path, launch.chunks_path):
+        assert b"secret.person" not in storage.absolute(path).read_bytes()
+
+    launch.expires_at = launch.expires_at - timedelta(days=30)
+    launch.save()
+    assert services.launches_expire() == 1
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.DISCARDED
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_a_retry_after_expiry_is_refused(team, trigger, altcraft) -> None:
+    launch = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", emails(2))))
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    send_all(launch)
+    launch.expires_at = launch.expires_at - timedelta(days=30)
+    launch.save()
+    services.launches_expire()
+
+    with pytest.raises(RunActionError, match="expired"):
+        services.chunk_retry(actor=actor_of(team.marketer), chunk=chunk)
+
+
+def test_the_same_idempotency_key_makes_one_launch(team, trigger) -> None:
+    key = uuid.uuid4().hex
+    first = services.launch_create(
+        actor=actor_of(team.marketer),
+        trigger=trigger,
+        kind="start_batch",
+        upload=services.upload_store(pieces=[b"email\na@example.com\n"]),
+        source_name="a.csv",
+        parameters={},
+        idempotency_key=key,
+    )
+    second = services.launch_create(
+        actor=actor_of(team.marketer),
+        trigger=trigger,
+        kind="start_batch",
+        upload=services.upload_store(pieces=[b"email\na@example.com\n"]),
+        source_name="a.csv",
+        parameters={},
+        idempotency_key=key,
+    )
+    assert first.pk == second.pk
+
+
+def test_attachments_go_as_data_uris_and_runs_record_only_their_names(
+    team, trigger, altcraft
+) -> None:
+    attach = [services.attachment(name="terms.txt", content=b"hello", content_type="text/plain")]
+    launch = prepare(
+        team.marketer,
+        trigger,
+        csv_bytes("email", ["a@example.com"]),
+        attach=attach,
+        custom_data={"crm": 1},
+        skip_triggers=True,
+    )
+    launch = confirm(team.marketer, launch)
+    [chunk] = launch.chunks.select_related("run")
+    assert chunk.run.parameters["attach_files"] == [{"name": "terms.txt", "bytes": 31}]
+    assert "attach" not in chunk.run.parameters
+
+    send_all(launch)
+
+    body = json.loads(altcraft.received_on("start_batch")[0].body)
+    assert body["attach"] == [{"data": "data:text/plain;base64,aGVsbG8=", "name": "terms.txt"}]
+    assert body["custom_data"] == {"crm": 1} and body["skip_triggers"] is True
+
+
+def test_files_no_launch_refers_to_are_deleted_after_a_day(team, trigger, upload_dir) -> None:
+    import os
+    import time
+
+    kept = prepare(team.marketer, trigger, csv_bytes("email", ["a@example.com"]))
+    orphan = services.upload_store(pieces=[b"email\nb@example.com\n"])
+    fresh_orphan = services.upload_store(pieces=[b"email\nc@example.com\n"])
+    two_days_ago = time.time() - 2 * 86400
+    for path in (orphan.path, kept.upload_path):
+        os.utime(storage.absolute(path), (two_days_ago, two_days_ago))
+
+    assert services.launches_expire() == 1
+
+    remaining = {path.name for path in upload_dir.iterdir()}
+    assert remaining == {kept.upload_path, kept.chunks_path, fresh_orphan.path}
