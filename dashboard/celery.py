@@ -9,3 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 app = Celery("triggerdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Each worker beats in Redis for /readyz and the container health check (dashboard/heartbeat.py),
+# and logs as the web does, with the run and request in every line (dashboard/observability).
+from dashboard.heartbeat import connect_worker_signals  # noqa: E402
+from dashboard.observability.logs import connect_task_signals  # noqa: E402
+
+connect_worker_signals()
+connect_task_signals()

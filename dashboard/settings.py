@@ -248,17 +248,7 @@ CELERY_TASK_DEFAULT_QUEUE = "send"
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE: dict = {}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "urllib3": {"level": "WARNING"},
-    },
-}
+# LOGGING: see the deployment block at the end (JSON or plain, with request/run context).
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
@@ -301,6 +291,67 @@ CELERY_BEAT_SCHEDULE = {
 ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".uploads"))
 ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
+
+# --- Deployment: production checks, security headers, logs, metrics (README "Production
+# settings"). With DJANGO_ENV=production the app refuses to start while a required setting is
+# missing or malformed, and the secure defaults below switch on.
+from django.utils.csp import CSP  # noqa: E402
+
+from dashboard.environment import refuse_to_start_unless_complete  # noqa: E402
+from dashboard.observability.logs import logging_config  # noqa: E402
+
+refuse_to_start_unless_complete()
+PRODUCTION = os.environ.get("DJANGO_ENV", "").strip().lower() == "production"
+
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Probes and the scraper talk plain HTTP to the container, not through the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+# Behind a TLS-terminating proxy: the header it sets, e.g. HTTP_X_FORWARDED_PROTO. Only set it
+# when the proxy always overwrites that header, or a client could claim https.
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"].strip().upper(), "https")
+
+# Content-Security-Policy (Django's built-in middleware): scripts and styles from this origin
+# only, no inline script, handler or style. htmx's indicator style is off (htmx-config meta in
+# base.html) and lives in app.css; htmx's eval features are off too.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+)
+# After authentication, so the request's log lines name the user.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "dashboard.observability.logs.RequestContextMiddleware",
+)
+
+
+# Logs: one JSON object per line in production (LOG_FORMAT=json), with request id, tenant, user
+# and run id; Celery keeps this configuration instead of installing its own handlers.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "plain").strip().lower()
+LOGGING = logging_config(
+    log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # The automation API (dashboard/api): requests per minute per token (a token bucket in Redis,
 # with a burst), and the longest a `?wait=` long poll holds a request.

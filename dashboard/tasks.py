@@ -9,6 +9,7 @@ import time
 from celery import shared_task, signals
 from django.db import connections
 
+from dashboard.heartbeat import record_sweep
 from dashboard.runs import dispatch, services
 
 
@@ -46,7 +47,9 @@ def dispatch_polls(connection_id: int, operation: str) -> str:
 
 @shared_task(name="runs.sweep", ignore_result=True)
 def sweep_runs() -> dict[str, int]:
-    return services.runs_sweep()
+    report = services.runs_sweep()
+    record_sweep()  # for /readyz: beat scheduled it and a poll worker ran it
+    return report
 
 
 @shared_task(name="audit.verify", ignore_result=True)

@@ -29,6 +29,8 @@ AXES_FAILURE_LIMIT = 3
 LOGIN_USERNAME_FAILURE_LIMIT = 6
 # The sandboxes listen on loopback over http; every other test host must pass the public rule.
 VENDOR_HOST_ALLOWLIST = ["127.0.0.1", "localhost", "::1"]
+# The scale-out test's network namespaces reach the sandbox over a bridge address.
+VENDOR_HOST_ALLOWLIST += [h for h in os.environ.get("VENDOR_HOST_ALLOWLIST", "").split(",") if h]
 
 # Serve static files from the app folders; tests do not run collectstatic.
 STATIC_ROOT = None

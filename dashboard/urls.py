@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from dashboard import account_views, views
 from dashboard.api.endpoints import api
+from dashboard.observability import views as observability_views
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -40,5 +41,8 @@ urlpatterns = [
     ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
+    path("healthz", observability_views.healthz, name="healthz"),
+    path("readyz", observability_views.readyz, name="readyz"),
+    path("metrics", observability_views.metrics, name="metrics"),
     path("api/v1/", api.urls),
 ]

@@ -16,6 +16,7 @@ from functools import cache
 
 from django.conf import settings
 
+from dashboard.observability.metrics import record_rate_limit_wait
 from dashboard.runs.operations import RateRule
 
 # KEYS[1]: bucket. ARGV: rate per second, capacity, cost. Returns milliseconds to wait (0: go).
@@ -93,6 +94,8 @@ class RedisRateLimiter:
             rate = rule.limit / rule.period_seconds
             capacity = rule.burst or max(1, int(rate * 0.02))
             waited = self._bucket(keys=[f"triggerdesk:bucket:{rule.key}"], args=[rate, capacity, 1])
+        if waited:
+            record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
         return int(waited) / 1000.0
 
     def acquire_many(self, rule: RateRule, wanted: int, *, reserve: int = 0) -> tuple[int, float]:
@@ -108,6 +111,8 @@ class RedisRateLimiter:
             keys=[f"triggerdesk:bucket:{rule.key}"],
             args=[rate, capacity, wanted, min(reserve, capacity - 1)],
         )
+        if not granted:
+            record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
         return int(granted), int(waited) / 1000.0
 
     def set_flag(self, key: str, ttl_seconds: float) -> bool:

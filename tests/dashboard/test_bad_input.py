@@ -196,6 +196,8 @@ def test_every_page_filter_and_form_answers_bad_input_without_a_500(
                 target.url, query, content_type="application/x-www-form-urlencoded"
             )
         ok = response.status_code < 500 if expected is None else response.status_code == expected
+        if target.url == "/readyz" and response.status_code == 503:
+            ok = True  # "not ready" (no worker heartbeat in this test) is its answer, not a fault
         if not ok:
             wrong.append(f"{target.method.upper()} {target.url} {fields}: {response.status_code}")
         elif response.status_code == 400 and "html" in response.get("Content-Type", ""):

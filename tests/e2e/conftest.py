@@ -130,11 +130,17 @@ class Workers:
         concurrency: int = 2,
         env: dict[str, str] | None = None,
         wait: bool = True,
+        hostname: str = "%h",
+        prefix: list[str] | None = None,
     ) -> Worker:
-        """Start `celery worker -Q send,poll` with the given pool; wait until it is ready."""
+        """Start `celery worker -Q send,poll` with the given pool; wait until it is ready.
+
+        `hostname` names the worker's host (`-n e2e-…@<hostname>`, as on another machine);
+        `prefix` runs the command under another, e.g. `ip netns exec <namespace>`."""
         name = f"e2e-{uuid.uuid4().hex[:8]}"
         log_path = self.tmp_dir / f"{name}.log"
         command = [
+            *(prefix or []),
             str(CELERY),
             "-A",
             "dashboard",
@@ -149,7 +155,7 @@ class Workers:
             "--without-gossip",
             "--without-mingle",
             "-n",
-            f"{name}@%h",
+            f"{name}@{hostname}",
             "--loglevel",
             "INFO",
         ]
