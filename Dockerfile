@@ -41,8 +41,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=dashboard.settings \
     DJANGO_ENV=production \
     LOG_FORMAT=json
+# The uploads folder (Altcraft recipient files, encrypted) is a volume shared by web and workers;
+# created here so a new named volume starts owned by the app user.
 RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
+ && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/triggerdesk/uploads
+ENV ALTCRAFT_UPLOAD_DIR=/var/lib/triggerdesk/uploads
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=root:root /src /app

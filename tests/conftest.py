@@ -155,26 +155,3 @@ def sandbox_connection(sandboxes: SandboxStack):
         )
 
     return make
-
-
-def pytest_collection_modifyitems(config, items):
-    """Until the ui branch moves the daily page's inline script to a static file, the
-    Content-Security-Policy (script-src 'self') blocks it and these browser tests cannot pass;
-    the marker disarms itself once the inline script is gone (then remove this hook)."""
-    from pathlib import Path
-
-    daily = Path(__file__).resolve().parents[1] / "templates" / "batchjobs" / "daily_trigger.html"
-    if "<script>" not in daily.read_text():
-        return
-    blocked = {
-        "test_request_approve_and_watch_the_outcome_live",
-        "test_a_reader_east_of_utc_is_told_which_day_counts",
-    }
-    for item in items:
-        if item.name in blocked and "test_browser" in item.nodeid:
-            item.add_marker(
-                pytest.mark.xfail(
-                    reason="the daily page's inline script is refused by the CSP until ui merges",
-                    strict=True,
-                )
-            )

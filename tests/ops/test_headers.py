@@ -26,16 +26,6 @@ def policy(response) -> dict[str, list[str]]:
     return directives
 
 
-# The `ui` branch removes the last inline handlers and scripts (the tenant switcher's onchange,
-# the confirmations, the daily page's script). Until it is merged these two tests are expected to
-# fail; once the old switcher line is gone they run strictly. The lead removes this marker then.
-PENDING_UI_MERGE = pytest.mark.xfail(
-    'onchange="if (this.value) window.location' in (REPO / "templates" / "base.html").read_text(),
-    reason="inline handlers still in templates until the ui branch is merged",
-    strict=True,
-)
-
-
 def inline_code(html: str) -> list[str]:
     found = []
     for pattern in (INLINE_SCRIPT, INLINE_HANDLER, INLINE_STYLE, JAVASCRIPT_URL):
@@ -99,7 +89,6 @@ def test_hsts_ssl_redirect_and_secure_cookies_in_production(settings, client, te
         assert response.cookies["sessionid"]["secure"]
 
 
-@PENDING_UI_MERGE
 def test_no_template_has_inline_script_handler_or_style():
     """CSP forbids them; every template, rendered or partial, stays clean."""
     offenders = {}
@@ -110,7 +99,6 @@ def test_no_template_has_inline_script_handler_or_style():
     assert offenders == {}
 
 
-@PENDING_UI_MERGE
 @pytest.mark.django_db
 def test_rendered_pages_have_no_inline_script_handler_or_style(team):
     client = team.client_for("admin")

@@ -71,7 +71,10 @@ def test_compose_waits_for_health_and_migrations_and_keeps_data_in_named_volumes
         assert depends["migrate"]["condition"] == "service_completed_successfully"
     for name in ("postgres", "redis", "web", "worker-send", "worker-poll", "sandboxes"):
         assert services[name]["healthcheck"]["test"], name
-    assert set(document["volumes"]) == {"postgres-data", "redis-data"}
+    assert set(document["volumes"]) == {"postgres-data", "redis-data", "uploads"}
+    # Altcraft recipient files are written by web and read by the send workers.
+    for name in ("web", "worker-send"):
+        assert "uploads:/var/lib/triggerdesk/uploads" in services[name]["volumes"], name
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "--appendonly" in services["redis"]["command"]
     assert services["beat"]["deploy"]["replicas"] == 1
