@@ -333,7 +333,10 @@ def acting(action: str) -> Callable:
                 if isinstance(result, Status):
                     status = result.status_code
                     if isinstance(result.value, dict):
-                        run_id = result.value.get("id") if "state" in result.value else None
+                        # A run (not a launch, which has a state too): it has a parameters hash.
+                        run_id = (
+                            result.value.get("id") if "parameters_hash" in result.value else None
+                        )
                     replayed = bool(getattr(request, "_api_replayed", False))
                 return result
             except ApiProblem as problem:
