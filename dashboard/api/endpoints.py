@@ -148,9 +148,10 @@ class TriggerDeskApi(NinjaAPI):
 api = TriggerDeskApi(
     title="TriggerDesk automation API",
     version="1",
-    description="Report files landed, request the daily trigger, start TalkifAI jobs, approve "
-    "and watch runs, from a data pipeline. Errors are RFC 9457 problem+json with a stable "
-    "`code`. Send `Idempotency-Key` on requests that create a run.",
+    description="Report files landed, request the daily trigger, start TalkifAI jobs, run "
+    "event generators, launch Altcraft triggers, approve and watch runs, from a data pipeline. "
+    "Errors are RFC 9457 problem+json with a stable `code`. Send `Idempotency-Key` on requests "
+    "that create a run, a trigger group or a launch.",
     openapi_url="/schema",
     docs_url="/docs",
     auth=TokenAuth(),
@@ -292,7 +293,8 @@ def _audit_call(
             # Not "token": the audit trail redacts values under secret-like keys.
             "client": use.token.name,
             "endpoint": endpoint,
-            "path": request.path[:200],
+            # A path may hold a NUL (%00), which the database cannot store.
+            "path": request.path[:200].replace("\x00", "\ufffd"),
             "status": status,
             "run": run_id,
             "replayed": replayed,
@@ -847,8 +849,12 @@ def _generator_out(generator: Any) -> dict[str, Any]:
 
 
 def _generator_get(request: HttpRequest, reference: str) -> Any:
-    found = generator_selectors.generator_find(
-        tenants=[_use(request).token.tenant], reference=reference[:200]
+    found = (
+        generator_selectors.generator_find(
+            tenants=[_use(request).token.tenant], reference=reference[:200]
+        )
+        if "\x00" not in reference  # no name holds a NUL, and the database refuses one
+        else []
     )
     if len(found) != 1:
         raise ApiProblem(

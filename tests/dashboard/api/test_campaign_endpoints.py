@@ -271,3 +271,19 @@ def test_an_auditor_cannot_launch_and_other_tenants_launches_are_404(
     problem(
         theirs.post("altcraft/launches", {"trigger": 8, "recipients": ["a@b.co"]}), 404, "not_found"
     )
+
+
+@pytest.mark.parametrize("reference", ["%00", "x" * 300, "%F0%9F%98%80"])
+def test_odd_generator_references_are_404_not_errors(make_token, generator, reference):
+    _, client = make_token("marketer")
+    response = client.post(
+        f"event-generators/{reference}/run", {"topic_key": ARSENAL, "context": GOOD}
+    )
+    assert response.status_code in (400, 404), response.content
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_a_nul_in_an_acting_path_is_audited_without_an_error(make_token):
+    _, client = make_token("operator")
+    response = client.post("runs/%00/approve", {"parameters_hash": "x"})
+    assert response.status_code in (400, 404, 422), response.content
