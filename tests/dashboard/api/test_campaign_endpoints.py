@@ -8,6 +8,7 @@ from campaigns.altcraft_launches.models import AltcraftLaunch, LaunchState
 from campaigns.event_generators.models import TriggerGroup
 from dashboard.audit import Actor
 from dashboard.runs.models import Run, RunState
+from dashboard.runs.services import run_send
 from tests.dashboard.api.conftest import ARSENAL, GOOD, MATCH_START, make_generator
 from tests.dashboard.api.test_endpoints import problem
 
@@ -142,7 +143,7 @@ def test_a_marketer_launches_an_altcraft_trigger_for_recipients(make_token, altc
         "altcraft/launches",
         {
             "trigger": 8,
-            "recipients": ["a@example.com", {"email": "b@example.com"}, "A@example.com"],
+            "recipients": ["a@example.com", {"email": "example1@example.com"}, "A@example.com"],
             "content": {"page": "cart"},
         },
         HTTP_IDEMPOTENCY_KEY="cart-1",
@@ -158,11 +159,17 @@ def test_a_marketer_launches_an_altcraft_trigger_for_recipients(make_token, altc
     status = client.get(body["status_url"].removeprefix("/api/v1/t/acme/"))
     assert status.status_code == 200 and status.json()["id"] == launch.pk
 
+    # A worker sends the one chunk to the Altcraft sandbox; the status shows the outcome.
+    run_send(run_id=launch.chunks.get().run_id)
+    progress = client.get(body["status_url"].removeprefix("/api/v1/t/acme/")).json()["progress"]
+    assert progress["chunks_succeeded"] == 1 and progress["percent"] == 100
+    assert progress["profiles_reached"] == 1  # the sandbox knows example1 only
+
     replay = client.post(
         "altcraft/launches",
         {
             "trigger": 8,
-            "recipients": ["a@example.com", {"email": "b@example.com"}, "A@example.com"],
+            "recipients": ["a@example.com", {"email": "example1@example.com"}, "A@example.com"],
             "content": {"page": "cart"},
         },
         HTTP_IDEMPOTENCY_KEY="cart-1",
