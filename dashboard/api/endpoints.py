@@ -1016,6 +1016,9 @@ def _recipient_values(payload: schemas.AltcraftLaunchIn, column: str) -> list[st
                 )
             recipient = recipient[column]
         value = str(recipient).strip()
+        if not value:
+            # A blank line of a list is skipped, not counted: say so rather than drop it.
+            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
         if len(value.splitlines()) > 1:
             raise ApiProblem(
                 422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field

@@ -235,6 +235,7 @@ def test_invalid_recipients_are_a_422_with_their_rows(make_token, altcraft_trigg
         ({"trigger": 8, "recipients": []}, 422, "invalid_request", "recipients"),
         ({"trigger": 8, "recipients": [{"phone": "1"}]}, 422, "invalid_recipient", "recipients.0"),
         ({"trigger": 8, "recipients": ["a@b.co\nc@d.co"]}, 422, "invalid_recipient", None),
+        ({"trigger": 8, "recipients": ["a@b.co", " "]}, 422, "invalid_recipient", "recipients.1"),
         ({"trigger": 8, "recipients": ["a@b.co"], "colour": 1}, 422, "invalid_request", "colour"),
         ({"trigger": 8, "recipients": ["a@b.co"], "matching": "fax"}, 422, "invalid_request", None),
         ({"trigger": 8, "recipients": ["a@b.co"], "resource_id": 3}, 422, "invalid_request", None),
@@ -294,3 +295,34 @@ def test_a_nul_in_an_acting_path_is_audited_without_an_error(make_token):
     _, client = make_token("operator")
     response = client.post("runs/%00/approve", {"parameters_hash": "x"})
     assert response.status_code in (400, 404, 422), response.content
+
+
+def test_campaign_runs_await_approval_where_the_tenant_requires_it(make_token, generator, team):
+    from campaigns.event_generators.services import campaign_settings_update
+
+    campaign_settings_update(
+        actor=Actor(user=team.admin.user), tenant=team.tenant, approval_required=True
+    )
+    _, client = make_token("marketer")
+    response = client.post(
+        f"event-generators/{MATCH_START}/run", {"topic_key": "Arsenal", "context": GOOD}
+    )
+    assert response.status_code == 201
+    [run] = response.json()["runs"]
+    assert run["state"] == RunState.AWAITING_APPROVAL and run["approval_required"] is True
+
+
+def test_every_call_is_audited_with_the_tokens_name(make_token, generator, altcraft_trigger):
+    from dashboard.models import AuditEvent
+
+    token, client = make_token("marketer", name="nightly-campaigns")
+    client.post(f"event-generators/{MATCH_START}/run", {"topic_key": ARSENAL, "context": {}})
+    client.post("altcraft/launches", {"trigger": 8, "recipients": ["a@example.com"]})
+    calls = AuditEvent.objects.filter(action="api.called").order_by("pk")
+    assert [(call.summary["endpoint"], call.summary["status"]) for call in calls] == [
+        ("event_generator_run", 422),
+        ("altcraft_launch_create", 201),
+    ]
+    assert all(call.summary["client"] == "nightly-campaigns" for call in calls)
+    uploaded = AuditEvent.objects.get(action="altcraft.launch_uploaded")
+    assert f"via API token “{token.name}”" in uploaded.actor_label
