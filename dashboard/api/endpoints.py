@@ -443,7 +443,8 @@ def _create_object_once(
     tenant = _use(request).token.tenant
     key = _idempotency_key(request)
     if key is None:
-        return create(f"api:{uuid.uuid4().hex}"), False
+        with transaction.atomic():  # a refusal part-way leaves nothing, as with a key
+            return create(f"api:{uuid.uuid4().hex}"), False
     # Services keep keys of at most 40 characters: a digest of the tenant's key fits.
     service_key = "api:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
     request_hash = hashlib.sha256(
@@ -1149,30 +1150,37 @@ def altcraft_launch_create(
         except BaseException:
             altcraft_storage.delete(stored.path)
             raise
-        launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
-        if launch.state == LaunchState.DISCARDED:
-            raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
-        if launch.rows_invalid and not payload.skip_invalid:
-            rows = [
-                {
-                    "field": f"recipients.{sample['row'] - 2}",
-                    "row": sample["row"],
-                    "message": sample["reason"],
-                }
-                for sample in launch.invalid_samples
-            ]
-            raise ApiProblem(
-                422,
-                "invalid_recipients",
-                f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
-                f"{rows[0]['message']}. Nothing was sent.",
-                field=rows[0]["field"],
-                errors=rows,
-            )
-        if not payload.dry_run:
-            launch = altcraft_services.launch_confirm(
-                actor=actor, launch=launch, sha256_seen=launch.source_sha256
-            )
+        try:
+            launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
+            if launch.state == LaunchState.DISCARDED:
+                raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+            if launch.rows_invalid and not payload.skip_invalid:
+                rows = [
+                    {
+                        "field": f"recipients.{sample['row'] - 2}",
+                        "row": sample["row"],
+                        "message": sample["reason"],
+                    }
+                    for sample in launch.invalid_samples
+                ]
+                raise ApiProblem(
+                    422,
+                    "invalid_recipients",
+                    f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
+                    f"{rows[0]['message']}. Nothing was sent.",
+                    field=rows[0]["field"],
+                    errors=rows,
+                )
+            if not payload.dry_run:
+                launch = altcraft_services.launch_confirm(
+                    actor=actor, launch=launch, sha256_seen=launch.source_sha256
+                )
+        except BaseException:
+            # The launch's row rolls back with this request: its files go now, not a day later.
+            altcraft_storage.delete(launch.upload_path)
+            if launch.chunks_path:
+                altcraft_storage.delete(launch.chunks_path)
+            raise
         return launch
 
     launch, replayed = _create_object_once(

@@ -326,3 +326,17 @@ def test_every_call_is_audited_with_the_tokens_name(make_token, generator, altcr
     assert all(call.summary["client"] == "nightly-campaigns" for call in calls)
     uploaded = AuditEvent.objects.get(action="altcraft.launch_uploaded")
     assert f"via API token “{token.name}”" in uploaded.actor_label
+
+
+def test_rows_the_list_reader_refuses_are_a_422_and_leave_no_file(
+    make_token, altcraft_trigger, settings
+):
+    _, client = make_token("marketer")
+    response = client.post(
+        "altcraft/launches", {"trigger": 8, "recipients": ["a@example.com", "x,y@example.com"]}
+    )
+    body = problem(response, 422, "invalid_recipients")
+    assert body["field"] == "recipients.1" and body["errors"][0]["row"] == 3
+    assert AltcraftLaunch.objects.count() == 0
+    upload_dir = settings.ALTCRAFT_UPLOAD_DIR
+    assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
