@@ -33,6 +33,20 @@ from ninja.security import HttpBearer
 from batchjobs import selectors as batch_selectors
 from batchjobs import services as batch_services
 from batchjobs.models import FilesLanded
+from campaigns.altcraft_launches import reading as altcraft_reading
+from campaigns.altcraft_launches import selectors as altcraft_selectors
+from campaigns.altcraft_launches import services as altcraft_services
+from campaigns.altcraft_launches import storage as altcraft_storage
+from campaigns.altcraft_launches.models import (
+    MATCHING_CHOICES,
+    AltcraftLaunch,
+    LaunchKind,
+    LaunchState,
+)
+from campaigns.event_generators import schema as generator_schema
+from campaigns.event_generators import selectors as generator_selectors
+from campaigns.event_generators import services as generator_services
+from campaigns.event_generators.models import TriggerGroup
 from dashboard.api import schemas
 from dashboard.api.models import IdempotencyRecord
 from dashboard.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, from_problem, problem_response
@@ -134,9 +148,10 @@ class TriggerDeskApi(NinjaAPI):
 api = TriggerDeskApi(
     title="TriggerDesk automation API",
     version="1",
-    description="Report files landed, request the daily trigger, start TalkifAI jobs, approve "
-    "and watch runs, from a data pipeline. Errors are RFC 9457 problem+json with a stable "
-    "`code`. Send `Idempotency-Key` on requests that create a run.",
+    description="Report files landed, request the daily trigger, start TalkifAI jobs, run "
+    "event generators, launch Altcraft triggers, approve and watch runs, from a data pipeline. "
+    "Errors are RFC 9457 problem+json with a stable `code`. Send `Idempotency-Key` on requests "
+    "that create a run, a trigger group or a launch.",
     openapi_url="/schema",
     docs_url="/docs",
     auth=TokenAuth(),
@@ -278,7 +293,8 @@ def _audit_call(
             # Not "token": the audit trail redacts values under secret-like keys.
             "client": use.token.name,
             "endpoint": endpoint,
-            "path": request.path[:200],
+            # A path may hold a NUL (%00), which the database cannot store.
+            "path": request.path[:200].replace("\x00", "\ufffd"),
             "status": status,
             "run": run_id,
             "replayed": replayed,
@@ -319,7 +335,10 @@ def acting(action: str) -> Callable:
                 if isinstance(result, Status):
                     status = result.status_code
                     if isinstance(result.value, dict):
-                        run_id = result.value.get("id") if "state" in result.value else None
+                        # A run (not a launch, which has a state too): it has a parameters hash.
+                        run_id = (
+                            result.value.get("id") if "parameters_hash" in result.value else None
+                        )
                     replayed = bool(getattr(request, "_api_replayed", False))
                 return result
             except ApiProblem as problem:
@@ -394,7 +413,50 @@ def _create_once(
         existing = (
             IdempotencyRecord.objects.filter(tenant=tenant, key=key).select_related("run").first()
         )
-        if existing is None or existing.run is None:
+        if existing is None:
+            raise
+    if existing.request_hash != request_hash or existing.run is None:
+        # (No run: the key was used by an endpoint that makes something else, another body.)
+        raise ApiProblem(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+            field="Idempotency-Key",
+        )
+    return existing.run, True
+
+
+def _create_object_once(
+    request: HttpRequest,
+    *,
+    endpoint: str,
+    body: dict[str, Any],
+    create: Callable[[str], Any],
+    find: Callable[[str], Any],
+) -> tuple[Any, bool]:
+    """`_create_once` for what is not one run (a trigger group, an Altcraft launch): the service
+    is called with a key derived from the Idempotency-Key, and a replay finds its object by it.
+
+    The record commits with the object, so a refused request leaves nothing and may be retried
+    with the same key; the same key with another body is a 422.
+    """
+    tenant = _use(request).token.tenant
+    key = _idempotency_key(request)
+    if key is None:
+        with transaction.atomic():  # a refusal part-way leaves nothing, as with a key
+            return create(f"api:{uuid.uuid4().hex}"), False
+    # Services keep keys of at most 40 characters: a digest of the tenant's key fits.
+    service_key = "api:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    request_hash = hashlib.sha256(
+        json.dumps([endpoint, body], sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(tenant=tenant, key=key, request_hash=request_hash)
+            return create(service_key), False
+    except IntegrityError:
+        existing = IdempotencyRecord.objects.filter(tenant=tenant, key=key).first()
+        if existing is None:
             raise
     if existing.request_hash != request_hash:
         raise ApiProblem(
@@ -403,7 +465,17 @@ def _create_once(
             "This Idempotency-Key was used with a different request; use a new key.",
             field="Idempotency-Key",
         )
-    return existing.run, True
+    found = find(service_key)
+    if found is None:
+        # The key was used for a run of another endpoint with this very body: impossible, since
+        # the endpoint is part of the hash; a record without its object means it was deleted.
+        raise ApiProblem(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used before; use a new key.",
+            field="Idempotency-Key",
+        )
+    return found, True
 
 
 def _created(request: HttpRequest, run: Run, replayed: bool) -> Status:
@@ -758,6 +830,385 @@ def run_reject(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload
     )
     run.refresh_from_db()
     return Status(200, _run_out(run))
+
+
+# -- event generators -------------------------------------------------------------------------
+
+
+def _generator_out(generator: Any) -> dict[str, Any]:
+    current = generator.current_schema
+    return {
+        "id": generator.pk,
+        "external_id": generator.external_id,
+        "name": generator.name,
+        "description": generator.description,
+        "connection": generator.connection.name,
+        "topics": [{"key": topic.key, "name": topic.name} for topic in generator.topics.all()],
+        "schema_version": current.number if current else None,
+        "context_schema": current.schema if current else None,
+    }
+
+
+def _generator_get(request: HttpRequest, reference: str) -> Any:
+    found = (
+        generator_selectors.generator_find(
+            tenants=[_use(request).token.tenant], reference=reference[:200]
+        )
+        if "\x00" not in reference  # no name holds a NUL, and the database refuses one
+        else []
+    )
+    if len(found) != 1:
+        raise ApiProblem(
+            404,
+            "not_found",
+            "No event generator of this tenant has that id or name."
+            if not found
+            else "Several event generators have that name; use the generator's id.",
+        )
+    return found[0]
+
+
+def _context_field(name: str) -> str:
+    """The service's form field name (ctx/venue/city) as the API's (context.venue.city)."""
+    if name == "topics":
+        return "topic_keys"
+    if name == generator_schema.NON_FIELD:
+        return "context"
+    parts = name.split("/")
+    if parts[:1] == [generator_schema.FIELD_PREFIX]:
+        parts = parts[1:]
+    return ".".join(["context", *(p.replace("~1", "/").replace("~0", "~") for p in parts)])
+
+
+@router.get(
+    "/t/{tenant_slug}/event-generators",
+    response={200: list[schemas.EventGeneratorOut], **ERRORS},
+    operation_id="event_generator_list",
+    summary="The tenant's Optimove event generators, their topics and current context schema",
+)
+def event_generator_list(request: HttpRequest, tenant_slug: str):
+    _require(request, Permission.VIEW, "see event generators")
+    generators = generator_selectors.generator_list(tenant=_use(request).token.tenant)
+    return Status(200, [_generator_out(generator) for generator in generators])
+
+
+@router.post(
+    "/t/{tenant_slug}/event-generators/{generator}/run",
+    response={200: schemas.TriggerGroupOut, 201: schemas.TriggerGroupOut, **ERRORS},
+    operation_id="event_generator_run",
+    summary="Trigger an event generator for topics with a context (one run per topic)",
+)
+@acting("event_generator_run")
+def event_generator_run(
+    request: HttpRequest, tenant_slug: str, generator: str, payload: schemas.EventGeneratorRunIn
+):
+    """`generator` is its Optimove id (a UUID) or registered name; topics by key or name. A
+    context the schema refuses is a 422 `invalid_context` naming each field (`context.<path>`);
+    an unknown topic a 422 `unknown_topic`; an identical trigger sent recently a 409
+    `probable_duplicate` (send again with `send_anyway: true`)."""
+    _require(request, Permission.REQUEST, "trigger event generators")
+    use = _use(request)
+    found = _generator_get(request, generator)
+    if (payload.topic_keys is None) == (payload.topic_key is None):
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "topic_keys: send either topic_keys (a list) or topic_key (one), not both.",
+            field="topic_keys",
+        )
+    by_name = {topic.name: topic.key for topic in found.topics.all()}
+    references = payload.topic_keys if payload.topic_keys is not None else [payload.topic_key]
+    topic_keys = [by_name.get(reference, reference) for reference in references]
+
+    def create(key: str) -> Any:
+        try:
+            return generator_services.campaign_trigger(
+                actor=use.actor(client_ip(request)),
+                generator=found,
+                topic_keys=topic_keys,
+                context=payload.context,
+                idempotency_key=key,
+                send_anyway=payload.send_anyway,
+            )
+        except DjangoValidationError as error:
+            if not hasattr(error, "error_dict"):
+                raise
+            errors = [
+                {"field": _context_field(name), "message": " ".join(messages)}
+                for name, messages in error.message_dict.items()
+            ]
+            errors.sort(key=lambda error: error["field"] != "topic_keys")
+            code = "unknown_topic" if errors[0]["field"] == "topic_keys" else "invalid_context"
+            raise ApiProblem(
+                422,
+                code,
+                f"{errors[0]['field']}: {errors[0]['message']}",
+                field=errors[0]["field"],
+                errors=errors,
+            ) from None
+
+    group, replayed = _create_object_once(
+        request,
+        endpoint=f"event_generator_run:{found.pk}",
+        body=payload.model_dump(),
+        create=create,
+        find=lambda key: TriggerGroup.objects.filter(
+            tenant=use.token.tenant, idempotency_key=key
+        ).first(),
+    )
+    links = list(group.campaign_runs.select_related("run", "run__connection").order_by("run_id"))
+    request._api_replayed = replayed  # type: ignore[attr-defined]
+    if replayed:
+        request._api_response[REPLAYED_HEADER] = "true"  # type: ignore[attr-defined]
+    return Status(
+        200 if replayed else 201,
+        {
+            "trigger_group_id": group.pk,
+            "generator": found.name,
+            "schema_version": group.schema_version.number,
+            "context": group.context,
+            "runs": [
+                {
+                    **_run_out(link.run),
+                    "topic_key": link.topic_key,
+                    "topic_name": link.topic_name,
+                    "status_url": f"/api/v1/t/{tenant_slug}/runs/{link.run_id}",
+                }
+                for link in links
+            ],
+        },
+    )
+
+
+# -- Altcraft launches ------------------------------------------------------------------------
+
+
+def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
+    triggers = altcraft_selectors.trigger_list(tenant=_use(request).token.tenant)
+    if isinstance(reference, int) or str(reference).strip().isdigit():
+        number = int(reference)
+        found = list(triggers.filter(trigger_id=number)) if 0 < number < 2**31 else []
+    else:
+        found = list(triggers.filter(name=str(reference).strip()))
+    if len(found) != 1:
+        raise ApiProblem(
+            404 if not found else 422,
+            "not_found" if not found else "ambiguous_trigger",
+            "No trigger campaign of this tenant has that Altcraft id or name."
+            if not found
+            else "Several trigger campaigns match; register them apart or use the other one's name.",
+            field="trigger",
+        )
+    return found[0]
+
+
+def _recipient_values(payload: schemas.AltcraftLaunchIn, column: str) -> list[str]:
+    """The recipients as lines of the pasted list; 422 naming the first one that cannot be."""
+    values = []
+    for index, recipient in enumerate(payload.recipients):
+        field = f"recipients.{index}"
+        if isinstance(recipient, dict):
+            if len(recipient) != 1 or column not in recipient:
+                raise ApiProblem(
+                    422,
+                    "invalid_recipient",
+                    f"{field}: an object recipient holds exactly one key, {column!r}.",
+                    field=field,
+                )
+            recipient = recipient[column]
+        value = str(recipient).strip()
+        if not value:
+            # A blank line of a list is skipped, not counted: say so rather than drop it.
+            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
+        if len(value.splitlines()) > 1:
+            raise ApiProblem(
+                422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field
+            )
+        values.append(value)
+    return values
+
+
+def _invalid_recipients(values: list[str], matching: str) -> list[dict[str, Any]]:
+    """Each recipient the launch would refuse, by the launch's own rule, with its row number."""
+    invalid = []
+    for index, value in enumerate(values):
+        _, _, reason = altcraft_reading.clean_value(matching, value)
+        if reason:
+            invalid.append({"field": f"recipients.{index}", "row": index + 2, "message": reason})
+    return invalid
+
+
+def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
+    progress = altcraft_selectors.launch_progress(launch=launch)
+    return {
+        "id": launch.pk,
+        "trigger": launch.trigger.name,
+        "trigger_id": launch.trigger.trigger_id,
+        "state": launch.state,
+        "state_label": launch.get_state_display(),
+        "problem": launch.problem,
+        "status_url": f"/api/v1/t/{launch.tenant.slug}/altcraft/launches/{launch.pk}",
+        "preview": {
+            "rows": launch.rows_read,
+            "valid": launch.rows_valid,
+            "invalid": launch.rows_invalid,
+            "invalid_rows": [
+                {"recipient": sample["row"] - 2, "row": sample["row"], "reason": sample["reason"]}
+                for sample in launch.invalid_samples or []
+            ],
+            "duplicates_removed": launch.rows_duplicate,
+            "requests_needed": len(progress.chunks),
+        },
+        "progress": {
+            "chunks": len(progress.chunks),
+            "chunks_sent": sum(1 for status in progress.chunks if status.run is not None),
+            "chunks_succeeded": progress.succeeded,
+            "chunks_failed": progress.failed,
+            "chunks_unknown": progress.unknown,
+            "chunks_open": progress.open,
+            "percent": progress.percent,
+            "profiles_reached": progress.profiles_reached,
+        },
+        "created_at": launch.created_at,
+    }
+
+
+@router.post(
+    "/t/{tenant_slug}/altcraft/launches",
+    response={200: schemas.AltcraftLaunchOut, 201: schemas.AltcraftLaunchOut, **ERRORS},
+    operation_id="altcraft_launch_create",
+    summary="Launch an Altcraft trigger campaign for a list of recipients (preview, confirm)",
+)
+@acting("altcraft_launch_create")
+def altcraft_launch_create(
+    request: HttpRequest, tenant_slug: str, payload: schemas.AltcraftLaunchIn
+):
+    """The list is read as a pasted list is on the launch page: checked, deduplicated, cut into
+    requests. Invalid recipients are a 422 `invalid_recipients` listing each (or left out with
+    `skip_invalid: true`). Unless `dry_run`, the preview is confirmed: sent now, or
+    `awaiting_approval` where the tenant requires an operator's approval."""
+    _require(request, Permission.REQUEST, "launch Altcraft triggers")
+    use = _use(request)
+    trigger = _altcraft_trigger_get(request, payload.trigger)
+    if payload.resource_id is not None:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "resource_id: only a profile import takes a resource; a bulk launch matches "
+            "existing profiles.",
+            field="resource_id",
+        )
+    matching = payload.matching or trigger.default_matching
+    if matching not in dict(MATCHING_CHOICES):
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            f"matching: one of {', '.join(dict(MATCHING_CHOICES))}.",
+            field="matching",
+        )
+    field_name = (payload.field_name or trigger.default_field_name or "").strip() or None
+    if matching == "custom" and not field_name:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "field_name: custom matching needs the profile field name.",
+            field="field_name",
+        )
+    values = _recipient_values(payload, altcraft_reading.launch_column(matching, field_name))
+    invalid = _invalid_recipients(values, matching)
+    if invalid and (not payload.skip_invalid or len(invalid) == len(values)):
+        raise ApiProblem(
+            422,
+            "invalid_recipients",
+            f"{len(invalid)} of {len(values)} recipient(s) are invalid, the first "
+            f"{invalid[0]['field']}: {invalid[0]['message']}. Nothing was sent.",
+            field=invalid[0]["field"],
+            errors=invalid[:200],
+        )
+    actor = use.actor(client_ip(request))
+
+    def create(key: str) -> Any:
+        stored = altcraft_services.pasted_upload(
+            text="\n".join(values), matching=matching, field_name=field_name
+        )
+        try:
+            launch = altcraft_services.launch_create(
+                actor=actor,
+                trigger=trigger,
+                kind=LaunchKind.START_BATCH,
+                upload=stored,
+                source_name="API recipients",
+                parameters={
+                    "matching": matching,
+                    "field_name": field_name,
+                    "content": payload.content,
+                    "custom_data": payload.custom_data,
+                    "skip_triggers": payload.skip_triggers,
+                },
+                idempotency_key=key,
+            )
+        except BaseException:
+            altcraft_storage.delete(stored.path)
+            raise
+        try:
+            launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
+            if launch.state == LaunchState.DISCARDED:
+                raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+            if launch.rows_invalid and not payload.skip_invalid:
+                rows = [
+                    {
+                        "field": f"recipients.{sample['row'] - 2}",
+                        "row": sample["row"],
+                        "message": sample["reason"],
+                    }
+                    for sample in launch.invalid_samples
+                ]
+                raise ApiProblem(
+                    422,
+                    "invalid_recipients",
+                    f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
+                    f"{rows[0]['message']}. Nothing was sent.",
+                    field=rows[0]["field"],
+                    errors=rows,
+                )
+            if not payload.dry_run:
+                launch = altcraft_services.launch_confirm(
+                    actor=actor, launch=launch, sha256_seen=launch.source_sha256
+                )
+        except BaseException:
+            # The launch's row rolls back with this request: its files go now, not a day later.
+            altcraft_storage.delete(launch.upload_path)
+            if launch.chunks_path:
+                altcraft_storage.delete(launch.chunks_path)
+            raise
+        return launch
+
+    launch, replayed = _create_object_once(
+        request,
+        endpoint=f"altcraft_launch_create:{trigger.pk}",
+        body=payload.model_dump(),
+        create=create,
+        find=lambda key: AltcraftLaunch.objects.filter(
+            tenant=use.token.tenant, idempotency_key=key
+        ).first(),
+    )
+    launch = altcraft_selectors.launch_get(tenant=use.token.tenant, launch_pk=launch.pk)
+    request._api_replayed = replayed  # type: ignore[attr-defined]
+    if replayed:
+        request._api_response[REPLAYED_HEADER] = "true"  # type: ignore[attr-defined]
+    return Status(200 if replayed else 201, _launch_out(request, launch))
+
+
+@router.get(
+    "/t/{tenant_slug}/altcraft/launches/{launch_id}",
+    response={200: schemas.AltcraftLaunchOut, **ERRORS},
+    operation_id="altcraft_launch_get",
+    summary="An Altcraft launch: its preview and progress (chunks sent, failed, profiles)",
+)
+def altcraft_launch_get(request: HttpRequest, tenant_slug: str, launch_id: RecordId):
+    _require(request, Permission.VIEW, "see Altcraft launches")
+    launch = altcraft_selectors.launch_get(tenant=_use(request).token.tenant, launch_pk=launch_id)
+    return Status(200, _launch_out(request, launch))
 
 
 api.add_router("/", router)

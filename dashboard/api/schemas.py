@@ -146,3 +146,114 @@ class BatchJobOut(Schema):
     batch_job_id: str
     name: str
     connection: str
+
+
+class TopicOut(Schema):
+    key: str
+    name: str
+
+
+class EventGeneratorOut(Schema):
+    id: int
+    external_id: str
+    name: str
+    description: str
+    connection: str
+    topics: list[TopicOut]
+    schema_version: int | None = Field(description="The current schema version's number.")
+    context_schema: dict[str, Any] | None = Field(
+        description="The JSON Schema a run's `context` must satisfy (the current version)."
+    )
+
+
+class EventGeneratorRunIn(Strict):
+    topic_keys: list[str] | None = Field(
+        None,
+        max_length=5000,
+        description="Topics to trigger, each by its key (a UUID) or registered name.",
+    )
+    topic_key: str | None = Field(None, max_length=200, description="One topic (key or name).")
+    context: dict[str, Any] = Field(description="Checked against the generator's schema.")
+    send_anyway: StrictBool = Field(
+        False, description="Send even if an identical trigger was sent recently (409 otherwise)."
+    )
+
+
+class CampaignRunOut(RunOut):
+    topic_key: str
+    topic_name: str
+    status_url: str
+
+
+class TriggerGroupOut(Schema):
+    trigger_group_id: int
+    generator: str
+    schema_version: int
+    context: dict[str, Any]
+    runs: list[CampaignRunOut]
+
+
+class AltcraftLaunchIn(Strict):
+    trigger: StrictInt | str = Field(
+        description="The registered trigger campaign: its Altcraft trigger id or its name."
+    )
+    matching: str | None = Field(
+        None,
+        description="email, email_profile, phone, profile_id or custom; the trigger's default "
+        "when omitted.",
+    )
+    field_name: str | None = Field(None, max_length=120)
+    resource_id: StrictInt | None = Field(
+        None, ge=1, description="Only for profile imports; a bulk launch must leave it out."
+    )
+    recipients: list[str | StrictInt | dict[str, str | StrictInt]] = Field(
+        min_length=1,
+        description="Values of the matching key, or objects {<column>: value} (column: email, "
+        "phone, profile_id, or the custom field's name).",
+    )
+    content: dict[str, Any] | None = None
+    custom_data: dict[str, Any] | None = None
+    skip_triggers: StrictBool | None = None
+    skip_invalid: StrictBool = Field(
+        False, description="Leave invalid recipients out (listed in the preview) instead of a 422."
+    )
+    dry_run: StrictBool = Field(False, description="Only preview: nothing is confirmed or sent.")
+
+
+class InvalidRecipient(Schema):
+    recipient: int = Field(description="Index in `recipients` (from 0).")
+    row: int = Field(description="Row of the list as the launch page shows it (header is 1).")
+    reason: str
+
+
+class LaunchPreviewOut(Schema):
+    rows: int
+    valid: int
+    invalid: int
+    invalid_rows: list[InvalidRecipient]
+    duplicates_removed: int
+    requests_needed: int
+
+
+class LaunchProgressOut(Schema):
+    chunks: int
+    chunks_sent: int
+    chunks_succeeded: int
+    chunks_failed: int
+    chunks_unknown: int
+    chunks_open: int
+    percent: int
+    profiles_reached: int
+
+
+class AltcraftLaunchOut(Schema):
+    id: int
+    trigger: str
+    trigger_id: int
+    state: str
+    state_label: str
+    problem: str
+    status_url: str
+    preview: LaunchPreviewOut
+    progress: LaunchProgressOut
+    created_at: datetime

@@ -21,13 +21,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 REQUESTS = 50
 
 
-def _post_all(client, body, key: str, count: int = REQUESTS) -> list:
+def _post_all(client, body, key: str, count: int = REQUESTS, path: str = "daily-trigger") -> list:
     start = threading.Barrier(count)
 
     def one(_: int):
         try:
             start.wait(timeout=60)
-            return client.post("daily-trigger", body, HTTP_IDEMPOTENCY_KEY=key)
+            return client.post(path, body, HTTP_IDEMPOTENCY_KEY=key)
         finally:
             connection.close()
 
@@ -62,3 +62,29 @@ def test_concurrent_requests_one_key_another_body_are_all_422(make_token, daily_
     assert {response.status_code for response in responses} == {422}
     assert {response.json()["code"] for response in responses} == {"idempotency_key_reused"}
     assert Run.objects.count() == 1
+
+
+def test_concurrent_identical_generator_runs_make_one_trigger_group(make_token, generator):
+    from campaigns.event_generators.models import TriggerGroup
+    from tests.dashboard.api.conftest import ARSENAL, CHELSEA, GOOD, MATCH_START
+
+    _, client = make_token("marketer")
+    body = {"topic_keys": [ARSENAL, CHELSEA], "context": GOOD}
+    path = f"event-generators/{MATCH_START}/run"
+    responses = _post_all(client, body, "match-7", count=20, path=path)
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 19 + [201], statuses
+    assert len({response.json()["trigger_group_id"] for response in responses}) == 1
+    assert TriggerGroup.objects.count() == 1 and Run.objects.count() == 2
+
+
+def test_concurrent_identical_altcraft_launches_make_one_launch(make_token, altcraft_trigger):
+    from campaigns.altcraft_launches.models import AltcraftLaunch
+
+    _, client = make_token("marketer")
+    body = {"trigger": 8, "recipients": ["a@example.com", "b@example.com"]}
+    responses = _post_all(client, body, "cart-7", count=20, path="altcraft/launches")
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 19 + [201], statuses
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert AltcraftLaunch.objects.count() == 1 and Run.objects.count() == 1

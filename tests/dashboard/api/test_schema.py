@@ -14,6 +14,8 @@ from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
+from tests.dashboard.api.conftest import MATCH_START
+
 pytestmark = pytest.mark.django_db
 
 
@@ -42,7 +44,7 @@ def test_docs_page_uses_only_vendored_files(team):
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    make_token, daily_connection, settings
+    make_token, daily_connection, generator, altcraft_trigger, settings
 ):
     import schemathesis
     from schemathesis.generation.modes import GenerationMode
@@ -66,7 +68,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     try:
         schema = schemathesis.openapi.from_wsgi("/api/v1/schema", WSGIHandler())
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 9
+        assert len(operations) == 13
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 run_operation(operation, mode, client.secret, checks)
@@ -76,7 +78,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 
 
 def run_operation(operation: Any, mode: Any, secret: str, checks: list) -> None:
-    @given(case=operation.as_strategy(mode, path_parameters={"tenant_slug": "acme"}))
+    path_parameters = {"tenant_slug": "acme"}
+    if "{generator}" in operation.path:
+        # The registered generator, so that bodies reach the schema check and the run engine.
+        path_parameters["generator"] = MATCH_START
+
+    @given(case=operation.as_strategy(mode, path_parameters=path_parameters))
     @hypothesis_settings(
         max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
