@@ -129,9 +129,9 @@ def webhooks_dispatch() -> list[int]:
 
 def _payload(run: Run) -> dict[str, Any]:
     # The same shape as the API's run (one description of a run for pipelines).
-    from dashboard.api.endpoints import _run_out
+    from dashboard.api.endpoints import run_out
 
-    return {"event": "run.finished", "run": _run_out(run)}
+    return {"event": "run.finished", "run": run_out(run)}
 
 
 def webhook_deliver(*, notification_id: int, session: requests.Session | None = None) -> str:

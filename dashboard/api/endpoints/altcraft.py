@@ -1,0 +1,263 @@
+"""The automation API's Altcraft launch endpoints: launch a trigger, see a launch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Status
+
+from campaigns.altcraft_launches import reading as altcraft_reading
+from campaigns.altcraft_launches import selectors as altcraft_selectors
+from campaigns.altcraft_launches import services as altcraft_services
+from campaigns.altcraft_launches import storage as altcraft_storage
+from campaigns.altcraft_launches.models import (
+    MATCHING_CHOICES,
+    AltcraftLaunch,
+    LaunchKind,
+    LaunchState,
+)
+from dashboard.api import schemas
+from dashboard.api.endpoints.common import (
+    ERRORS,
+    REPLAYED_HEADER,
+    RecordId,
+    acting,
+    create_object_once,
+    require,
+    router,
+    token_use,
+)
+from dashboard.api.problems import ApiProblem
+from dashboard.models import Permission
+from dashboard.tenancy import client_ip
+
+
+def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
+    triggers = altcraft_selectors.trigger_list(tenant=token_use(request).token.tenant)
+    if isinstance(reference, int) or str(reference).strip().isdigit():
+        number = int(reference)
+        found = list(triggers.filter(trigger_id=number)) if 0 < number < 2**31 else []
+    else:
+        found = list(triggers.filter(name=str(reference).strip()))
+    if len(found) != 1:
+        raise ApiProblem(
+            404 if not found else 422,
+            "not_found" if not found else "ambiguous_trigger",
+            "No trigger campaign of this tenant has that Altcraft id or name."
+            if not found
+            else "Several trigger campaigns match; register them apart or use the other one's name.",
+            field="trigger",
+        )
+    return found[0]
+
+
+def _recipient_values(payload: schemas.AltcraftLaunchIn, column: str) -> list[str]:
+    """The recipients as lines of the pasted list; 422 naming the first one that cannot be."""
+    values = []
+    for index, recipient in enumerate(payload.recipients):
+        field = f"recipients.{index}"
+        if isinstance(recipient, dict):
+            if len(recipient) != 1 or column not in recipient:
+                raise ApiProblem(
+                    422,
+                    "invalid_recipient",
+                    f"{field}: an object recipient holds exactly one key, {column!r}.",
+                    field=field,
+                )
+            recipient = recipient[column]
+        value = str(recipient).strip()
+        if not value:
+            # A blank line of a list is skipped, not counted: say so rather than drop it.
+            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
+        if len(value.splitlines()) > 1:
+            raise ApiProblem(
+                422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field
+            )
+        values.append(value)
+    return values
+
+
+def _invalid_recipients(values: list[str], matching: str) -> list[dict[str, Any]]:
+    """Each recipient the launch would refuse, by the launch's own rule, with its row number."""
+    invalid = []
+    for index, value in enumerate(values):
+        _, _, reason = altcraft_reading.clean_value(matching, value)
+        if reason:
+            invalid.append({"field": f"recipients.{index}", "row": index + 2, "message": reason})
+    return invalid
+
+
+def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
+    progress = altcraft_selectors.launch_progress(launch=launch)
+    return {
+        "id": launch.pk,
+        "trigger": launch.trigger.name,
+        "trigger_id": launch.trigger.trigger_id,
+        "state": launch.state,
+        "state_label": launch.get_state_display(),
+        "problem": launch.problem,
+        "status_url": f"/api/v1/t/{launch.tenant.slug}/altcraft/launches/{launch.pk}",
+        "preview": {
+            "rows": launch.rows_read,
+            "valid": launch.rows_valid,
+            "invalid": launch.rows_invalid,
+            "invalid_rows": [
+                {"recipient": sample["row"] - 2, "row": sample["row"], "reason": sample["reason"]}
+                for sample in launch.invalid_samples or []
+            ],
+            "duplicates_removed": launch.rows_duplicate,
+            "requests_needed": len(progress.chunks),
+        },
+        "progress": {
+            "chunks": len(progress.chunks),
+            "chunks_sent": sum(1 for status in progress.chunks if status.run is not None),
+            "chunks_succeeded": progress.succeeded,
+            "chunks_failed": progress.failed,
+            "chunks_unknown": progress.unknown,
+            "chunks_open": progress.open,
+            "percent": progress.percent,
+            "profiles_reached": progress.profiles_reached,
+        },
+        "created_at": launch.created_at,
+    }
+
+
+@router.post(
+    "/t/{tenant_slug}/altcraft/launches",
+    response={200: schemas.AltcraftLaunchOut, 201: schemas.AltcraftLaunchOut, **ERRORS},
+    operation_id="altcraft_launch_create",
+    summary="Launch an Altcraft trigger campaign for a list of recipients (preview, confirm)",
+)
+@acting("altcraft_launch_create")
+def altcraft_launch_create(
+    request: HttpRequest, tenant_slug: str, payload: schemas.AltcraftLaunchIn
+):
+    """The list is read as a pasted list is on the launch page: checked, deduplicated, cut into
+    requests. Invalid recipients are a 422 `invalid_recipients` listing each (or left out with
+    `skip_invalid: true`). Unless `dry_run`, the preview is confirmed: sent now, or
+    `awaiting_approval` where the tenant requires an operator's approval."""
+    require(request, Permission.REQUEST, "launch Altcraft triggers")
+    use = token_use(request)
+    trigger = _altcraft_trigger_get(request, payload.trigger)
+    if payload.resource_id is not None:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "resource_id: only a profile import takes a resource; a bulk launch matches "
+            "existing profiles.",
+            field="resource_id",
+        )
+    matching = payload.matching or trigger.default_matching
+    if matching not in dict(MATCHING_CHOICES):
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            f"matching: one of {', '.join(dict(MATCHING_CHOICES))}.",
+            field="matching",
+        )
+    field_name = (payload.field_name or trigger.default_field_name or "").strip() or None
+    if matching == "custom" and not field_name:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "field_name: custom matching needs the profile field name.",
+            field="field_name",
+        )
+    values = _recipient_values(payload, altcraft_reading.launch_column(matching, field_name))
+    invalid = _invalid_recipients(values, matching)
+    if invalid and (not payload.skip_invalid or len(invalid) == len(values)):
+        raise ApiProblem(
+            422,
+            "invalid_recipients",
+            f"{len(invalid)} of {len(values)} recipient(s) are invalid, the first "
+            f"{invalid[0]['field']}: {invalid[0]['message']}. Nothing was sent.",
+            field=invalid[0]["field"],
+            errors=invalid[:200],
+        )
+    actor = use.actor(client_ip(request))
+
+    def create(key: str) -> Any:
+        stored = altcraft_services.pasted_upload(
+            text="\n".join(values), matching=matching, field_name=field_name
+        )
+        try:
+            launch = altcraft_services.launch_create(
+                actor=actor,
+                trigger=trigger,
+                kind=LaunchKind.START_BATCH,
+                upload=stored,
+                source_name="API recipients",
+                parameters={
+                    "matching": matching,
+                    "field_name": field_name,
+                    "content": payload.content,
+                    "custom_data": payload.custom_data,
+                    "skip_triggers": payload.skip_triggers,
+                },
+                idempotency_key=key,
+            )
+        except BaseException:
+            altcraft_storage.delete(stored.path)
+            raise
+        try:
+            launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
+            if launch.state == LaunchState.DISCARDED:
+                raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+            if launch.rows_invalid and not payload.skip_invalid:
+                rows = [
+                    {
+                        "field": f"recipients.{sample['row'] - 2}",
+                        "row": sample["row"],
+                        "message": sample["reason"],
+                    }
+                    for sample in launch.invalid_samples
+                ]
+                raise ApiProblem(
+                    422,
+                    "invalid_recipients",
+                    f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
+                    f"{rows[0]['message']}. Nothing was sent.",
+                    field=rows[0]["field"],
+                    errors=rows,
+                )
+            if not payload.dry_run:
+                launch = altcraft_services.launch_confirm(
+                    actor=actor, launch=launch, sha256_seen=launch.source_sha256
+                )
+        except BaseException:
+            # The launch's row rolls back with this request: its files go now, not a day later.
+            altcraft_storage.delete(launch.upload_path)
+            if launch.chunks_path:
+                altcraft_storage.delete(launch.chunks_path)
+            raise
+        return launch
+
+    launch, replayed = create_object_once(
+        request,
+        endpoint=f"altcraft_launch_create:{trigger.pk}",
+        body=payload.model_dump(),
+        create=create,
+        find=lambda key: AltcraftLaunch.objects.filter(
+            tenant=use.token.tenant, idempotency_key=key
+        ).first(),
+    )
+    launch = altcraft_selectors.launch_get(tenant=use.token.tenant, launch_pk=launch.pk)
+    request._api_replayed = replayed  # type: ignore[attr-defined]
+    if replayed:
+        request._api_response[REPLAYED_HEADER] = "true"  # type: ignore[attr-defined]
+    return Status(200 if replayed else 201, _launch_out(request, launch))
+
+
+@router.get(
+    "/t/{tenant_slug}/altcraft/launches/{launch_id}",
+    response={200: schemas.AltcraftLaunchOut, **ERRORS},
+    operation_id="altcraft_launch_get",
+    summary="An Altcraft launch: its preview and progress (chunks sent, failed, profiles)",
+)
+def altcraft_launch_get(request: HttpRequest, tenant_slug: str, launch_id: RecordId):
+    require(request, Permission.VIEW, "see Altcraft launches")
+    launch = altcraft_selectors.launch_get(
+        tenant=token_use(request).token.tenant, launch_pk=launch_id
+    )
+    return Status(200, _launch_out(request, launch))

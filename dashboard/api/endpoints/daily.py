@@ -1,0 +1,118 @@
+"""The automation API's daily trigger endpoints: report files landed, see and request the
+daily trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Status
+
+from batchjobs import selectors as batch_selectors
+from batchjobs import services as batch_services
+from batchjobs.models import FilesLanded
+from dashboard.api import schemas
+from dashboard.api.endpoints.common import (
+    ERRORS,
+    acting,
+    create_once,
+    require,
+    router,
+    run_created_response,
+    run_out,
+    token_use,
+)
+from dashboard.models import Permission
+from dashboard.runs.models import Run
+from dashboard.tenancy import client_ip
+
+
+@router.post(
+    "/t/{tenant_slug}/files-landed",
+    response={200: schemas.FilesLandedOut, **ERRORS},
+    operation_id="files_landed_report",
+    summary="Report that all of a UTC day's files have landed",
+)
+@acting("files_landed_report")
+def files_landed_report(request: HttpRequest, tenant_slug: str, payload: schemas.FilesLandedIn):
+    """The daily trigger's gate when the tenant requires it. Reporting a day twice changes
+    nothing and returns the first report."""
+    require(request, Permission.REQUEST, "report files landed")
+    use = token_use(request)
+    signal = batch_services.files_landed_give(
+        actor=use.actor(client_ip(request)),
+        tenant=use.token.tenant,
+        utc_date=payload.utc_date,
+        source=FilesLanded.Source.PIPELINE,
+        note=payload.note,
+    )
+    return Status(
+        200,
+        {
+            "utc_date": signal.utc_date,
+            "source": signal.source,
+            "given_by": signal.given_by_label,
+            "given_at": signal.given_at,
+            "note": signal.note,
+        },
+    )
+
+
+@router.get(
+    "/t/{tenant_slug}/daily-trigger",
+    response={200: schemas.DailyTriggerStateOut, **ERRORS},
+    operation_id="daily_trigger_state",
+    summary="Today's daily trigger: can it be requested, and the runs of today",
+)
+def daily_trigger_state(request: HttpRequest, tenant_slug: str):
+    require(request, Permission.VIEW, "see the daily trigger")
+    use = token_use(request)
+    status = batch_selectors.daily_trigger_status(
+        tenant=use.token.tenant, membership=use.membership
+    )
+
+    def maybe(run: Run | None) -> dict[str, Any] | None:
+        return run_out(run) if run is not None else None
+
+    return Status(
+        200,
+        {
+            "utc_date": status.utc_date,
+            "can_request": status.can_request,
+            "blockers": [{"code": b.code, "text": b.text} for b in status.blockers],
+            "approval_required": status.approval_required,
+            "files_landed_required": status.files_landed_required,
+            "files_landed": status.files_landed is not None,
+            "window_ends_at": status.window_ends_at,
+            "open_run": maybe(status.open_run),
+            "triggered_today": maybe(status.triggered_today),
+            "latest_today": maybe(status.latest_today),
+        },
+    )
+
+
+@router.post(
+    "/t/{tenant_slug}/daily-trigger",
+    response={200: schemas.RunOut, 201: schemas.RunOut, **ERRORS},
+    operation_id="daily_trigger_request",
+    summary="Request today's daily trigger (approval queue unless the tenant allows direct)",
+)
+@acting("daily_trigger_request")
+def daily_trigger_request(request: HttpRequest, tenant_slug: str, payload: schemas.DailyTriggerIn):
+    """201 with the new run; 200 with the same run, and `Idempotency-Replayed: true`, when the
+    Idempotency-Key was used before with the same body. Guardrail refusals are 409 `refused`."""
+    require(request, Permission.REQUEST, "request the daily trigger")
+    use = token_use(request)
+    run, replayed = create_once(
+        request,
+        endpoint="daily_trigger_request",
+        body=payload.model_dump(),
+        create=lambda key: batch_services.daily_trigger_request(
+            actor=use.actor(client_ip(request)),
+            tenant=use.token.tenant,
+            wait_time_for_validation_seconds=payload.wait_time_for_validation_seconds,
+            idempotency_key=key,
+            files_uploaded_attested=payload.files_uploaded_attested,
+        ),
+    )
+    return run_created_response(request, run, replayed)

@@ -1,0 +1,173 @@
+"""The automation API's event generator endpoints: list generators, run one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest
+from ninja import Status
+
+from campaigns.event_generators import schema as generator_schema
+from campaigns.event_generators import selectors as generator_selectors
+from campaigns.event_generators import services as generator_services
+from campaigns.event_generators.models import TriggerGroup
+from dashboard.api import schemas
+from dashboard.api.endpoints.common import (
+    ERRORS,
+    REPLAYED_HEADER,
+    acting,
+    create_object_once,
+    require,
+    router,
+    run_out,
+    token_use,
+)
+from dashboard.api.problems import ApiProblem
+from dashboard.models import Permission
+from dashboard.tenancy import client_ip
+
+
+def _generator_out(generator: Any) -> dict[str, Any]:
+    current = generator.current_schema
+    return {
+        "id": generator.pk,
+        "external_id": generator.external_id,
+        "name": generator.name,
+        "description": generator.description,
+        "connection": generator.connection.name,
+        "topics": [{"key": topic.key, "name": topic.name} for topic in generator.topics.all()],
+        "schema_version": current.number if current else None,
+        "context_schema": current.schema if current else None,
+    }
+
+
+def _generator_get(request: HttpRequest, reference: str) -> Any:
+    found = (
+        generator_selectors.generator_find(
+            tenants=[token_use(request).token.tenant], reference=reference[:200]
+        )
+        if "\x00" not in reference  # no name holds a NUL, and the database refuses one
+        else []
+    )
+    if len(found) != 1:
+        raise ApiProblem(
+            404,
+            "not_found",
+            "No event generator of this tenant has that id or name."
+            if not found
+            else "Several event generators have that name; use the generator's id.",
+        )
+    return found[0]
+
+
+def _context_field(name: str) -> str:
+    """The service's form field name (ctx/venue/city) as the API's (context.venue.city)."""
+    if name == "topics":
+        return "topic_keys"
+    if name == generator_schema.NON_FIELD:
+        return "context"
+    parts = name.split("/")
+    if parts[:1] == [generator_schema.FIELD_PREFIX]:
+        parts = parts[1:]
+    return ".".join(["context", *(p.replace("~1", "/").replace("~0", "~") for p in parts)])
+
+
+@router.get(
+    "/t/{tenant_slug}/event-generators",
+    response={200: list[schemas.EventGeneratorOut], **ERRORS},
+    operation_id="event_generator_list",
+    summary="The tenant's Optimove event generators, their topics and current context schema",
+)
+def event_generator_list(request: HttpRequest, tenant_slug: str):
+    require(request, Permission.VIEW, "see event generators")
+    generators = generator_selectors.generator_list(tenant=token_use(request).token.tenant)
+    return Status(200, [_generator_out(generator) for generator in generators])
+
+
+@router.post(
+    "/t/{tenant_slug}/event-generators/{generator}/run",
+    response={200: schemas.TriggerGroupOut, 201: schemas.TriggerGroupOut, **ERRORS},
+    operation_id="event_generator_run",
+    summary="Trigger an event generator for topics with a context (one run per topic)",
+)
+@acting("event_generator_run")
+def event_generator_run(
+    request: HttpRequest, tenant_slug: str, generator: str, payload: schemas.EventGeneratorRunIn
+):
+    """`generator` is its Optimove id (a UUID) or registered name; topics by key or name. A
+    context the schema refuses is a 422 `invalid_context` naming each field (`context.<path>`);
+    an unknown topic a 422 `unknown_topic`; an identical trigger sent recently a 409
+    `probable_duplicate` (send again with `send_anyway: true`)."""
+    require(request, Permission.REQUEST, "trigger event generators")
+    use = token_use(request)
+    found = _generator_get(request, generator)
+    if (payload.topic_keys is None) == (payload.topic_key is None):
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            "topic_keys: send either topic_keys (a list) or topic_key (one), not both.",
+            field="topic_keys",
+        )
+    by_name = {topic.name: topic.key for topic in found.topics.all()}
+    references = payload.topic_keys if payload.topic_keys is not None else [payload.topic_key]
+    topic_keys = [by_name.get(reference, reference) for reference in references]
+
+    def create(key: str) -> Any:
+        try:
+            return generator_services.campaign_trigger(
+                actor=use.actor(client_ip(request)),
+                generator=found,
+                topic_keys=topic_keys,
+                context=payload.context,
+                idempotency_key=key,
+                send_anyway=payload.send_anyway,
+            )
+        except DjangoValidationError as error:
+            if not hasattr(error, "error_dict"):
+                raise
+            errors = [
+                {"field": _context_field(name), "message": " ".join(messages)}
+                for name, messages in error.message_dict.items()
+            ]
+            errors.sort(key=lambda error: error["field"] != "topic_keys")
+            code = "unknown_topic" if errors[0]["field"] == "topic_keys" else "invalid_context"
+            raise ApiProblem(
+                422,
+                code,
+                f"{errors[0]['field']}: {errors[0]['message']}",
+                field=errors[0]["field"],
+                errors=errors,
+            ) from None
+
+    group, replayed = create_object_once(
+        request,
+        endpoint=f"event_generator_run:{found.pk}",
+        body=payload.model_dump(),
+        create=create,
+        find=lambda key: TriggerGroup.objects.filter(
+            tenant=use.token.tenant, idempotency_key=key
+        ).first(),
+    )
+    links = list(group.campaign_runs.select_related("run", "run__connection").order_by("run_id"))
+    request._api_replayed = replayed  # type: ignore[attr-defined]
+    if replayed:
+        request._api_response[REPLAYED_HEADER] = "true"  # type: ignore[attr-defined]
+    return Status(
+        200 if replayed else 201,
+        {
+            "trigger_group_id": group.pk,
+            "generator": found.name,
+            "schema_version": group.schema_version.number,
+            "context": group.context,
+            "runs": [
+                {
+                    **run_out(link.run),
+                    "topic_key": link.topic_key,
+                    "topic_name": link.topic_name,
+                    "status_url": f"/api/v1/t/{tenant_slug}/runs/{link.run_id}",
+                }
+                for link in links
+            ],
+        },
+    )

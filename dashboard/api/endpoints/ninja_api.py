@@ -1,0 +1,213 @@
+"""The automation API itself: the NinjaAPI with its strict JSON parser, token authentication and
+rate limit, and the handlers that turn every error into problem+json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
+from ninja.security import HttpBearer
+
+from dashboard.api.endpoints.common import audit_refused_before_the_endpoint
+from dashboard.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, from_problem, problem_response
+from dashboard.api.services import TokenRefused, TokenUse, api_token_authenticate
+from dashboard.input_checks import nested_unstorable_reason
+from dashboard.runs import services as run_services
+from dashboard.runs.operations import RateRule
+from dashboard.runs.rate_limits import rate_limiter
+
+# -- parsing, authentication, rate limit ------------------------------------------------------
+
+
+class UnstorableText(ValueError):
+    """A JSON string holds a NUL or a lone surrogate, which the database cannot store."""
+
+
+class StrictJsonParser(Parser):
+    """JSON bodies only, and no text the database cannot store (a NUL, a lone surrogate)."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        data = json.loads(request.body)
+        reason = nested_unstorable_reason(data)
+        if reason:
+            raise UnstorableText(f"The body contains {reason}.")
+        return data
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer tdk_...`; the token must belong to the tenant in the address."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> TokenUse:
+        slug = (request.resolver_match.kwargs if request.resolver_match else {}).get(
+            "tenant_slug", ""
+        )
+        try:
+            use = api_token_authenticate(secret=token.strip(), tenant_slug=slug)
+        except TokenRefused as refused:
+            if refused.code == "tenant_not_found":
+                raise ApiProblem(404, refused.code, refused.message) from None
+            raise ApiProblem(
+                401, refused.code, refused.message, headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        rule = RateRule(
+            # The hash, not the id: a token's bucket is its own even when ids are reused.
+            key=f"api-token:{use.token.token_hash[:24]}",
+            limit=settings.API_RATE_LIMIT_PER_MINUTE,
+            period_seconds=60,
+            burst=settings.API_RATE_LIMIT_BURST,
+        )
+        wait = rate_limiter().acquire(rule)
+        if wait > 0:
+            retry_after = max(1, int(wait + 0.999))
+            raise ApiProblem(
+                429,
+                "rate_limited",
+                f"This token made too many requests; retry in {retry_after} s.",
+                headers={"Retry-After": str(retry_after)},
+            )
+        request.tenant = use.membership.tenant
+        request.membership = use.membership
+        return use
+
+
+class TriggerDeskApi(NinjaAPI):
+    """NinjaAPI whose OpenAPI description says that errors are application/problem+json."""
+
+    def create_temporal_response(self, request: HttpRequest) -> HttpResponse:
+        # Kept on the request so an endpoint can add a header (Idempotency-Replayed).
+        response = super().create_temporal_response(request)
+        request._api_response = response  # type: ignore[attr-defined]
+        return response
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status)[0] == "4" and "application/json" in content:
+                        content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+        return schema
+
+
+api = TriggerDeskApi(
+    title="TriggerDesk automation API",
+    version="1",
+    description="Report files landed, request the daily trigger, start TalkifAI jobs, run "
+    "event generators, launch Altcraft triggers, approve and watch runs, from a data pipeline. "
+    "Errors are RFC 9457 problem+json with a stable `code`. Send `Idempotency-Key` on requests "
+    "that create a run, a trigger group or a launch.",
+    openapi_url="/schema",
+    docs_url="/docs",
+    auth=TokenAuth(),
+    parser=StrictJsonParser(),
+    urls_namespace="api_v1",
+)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@api.exception_handler(ApiProblem)
+def _problem(request: HttpRequest, exc: ApiProblem) -> HttpResponse:
+    return from_problem(request, exc)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return problem_response(
+        request,
+        401,
+        "unauthenticated",
+        "Send an API token: Authorization: Bearer tdk_...",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    audit_refused_before_the_endpoint(request, 413)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem_response(
+        request, 413, "body_too_large", f"The body is larger than {limit:,} bytes."
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    cause = exc.__cause__
+    if isinstance(cause, RequestDataTooBig):
+        return _too_big(request, cause)
+    if isinstance(cause, UnstorableText):
+        audit_refused_before_the_endpoint(request, 400)
+        return problem_response(request, 400, "unstorable_text", str(cause))
+    if exc.status_code == 400:
+        audit_refused_before_the_endpoint(request, 400)
+        return problem_response(
+            request, 400, "malformed_json", "The body is not valid JSON (UTF-8)."
+        )
+    return problem_response(request, exc.status_code, "http_error", str(exc))
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    errors = []
+    for error in exc.errors:
+        location = [str(part) for part in error.get("loc", ())]
+        # ("body", "payload", "utc_date") names the field "utc_date"; ("query", "wait") "wait".
+        names = location[2:] if location[:1] == ["body"] else location[1:]
+        field = ".".join(names)
+        if error.get("type") == "extra_forbidden":
+            message = "Unknown field."
+        else:
+            message = str(error.get("msg", "Invalid value."))
+        errors.append({"field": field, "in": location[0] if location else "", "message": message})
+    first = errors[0] if errors else {"field": "", "message": "Invalid request."}
+    audit_refused_before_the_endpoint(request, 422)
+    return problem_response(
+        request,
+        422,
+        "invalid_request",
+        f"{first['field'] or 'The request'}: {first['message']}",
+        field=first["field"] or None,
+        errors=errors,
+    )
+
+
+@api.exception_handler(DjangoValidationError)
+def _service_invalid(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+    if hasattr(exc, "error_dict"):
+        errors = [
+            {"field": name, "message": " ".join(messages)}
+            for name, messages in exc.message_dict.items()
+        ]
+    else:
+        errors = [{"field": "", "message": message} for message in exc.messages]
+    first = errors[0]
+    field = first["field"] if first["field"] != "__all__" else ""
+    return problem_response(
+        request, 422, "invalid", first["message"], field=field or None, errors=errors
+    )
+
+
+@api.exception_handler(run_services.RunActionError)
+def _refused(request: HttpRequest, exc: run_services.RunActionError) -> HttpResponse:
+    return problem_response(request, 409, "refused", str(exc))
+
+
+@api.exception_handler(run_services.ProbableDuplicate)
+def _duplicate(request: HttpRequest, exc: run_services.ProbableDuplicate) -> HttpResponse:
+    return problem_response(request, 409, "probable_duplicate", str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return problem_response(request, 404, "not_found", str(exc) or "Not found.")
