@@ -126,6 +126,10 @@ def test_admins_set_the_webhook_in_the_page_and_see_the_secret_once(team, receiv
     page = admin.post("/t/acme/api-tokens/webhook/", {"url": receiver.url})
     assert page.status_code == 201
     assert 'class="webhook-secret">whsec_' in page.content.decode()
+    # The webhook section sits once in the page's content, never inside its <title>.
+    title = page.content.decode().split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title.strip() == "API tokens · Acme Sports"
+    assert page.content.decode().count("Webhook when a run ends") == 1
     assert "whsec_" not in admin.get("/t/acme/api-tokens/").content.decode()
     assert AuditEvent.objects.filter(action="api_webhook.set").exists()
     marketer = Client()
