@@ -382,14 +382,18 @@ def context_errors(schema: dict[str, Any], context: Any) -> dict[str, list[str]]
     for error in sorted(validator_for(schema).iter_errors(context), key=_error_order):
         path = tuple(str(part) for part in error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
+            # jsonschema yields one "required" error per missing property, each carrying the
+            # whole list: name every missing property once.
             for missing in error.validator_value:
                 if missing not in error.instance:
                     target = _nearest(fields, (*path, missing))
-                    errors.setdefault(target, []).append(
+                    message = (
                         "This field is required."
                         if target == field_name((*path, missing))
                         else f"{missing!r} is required."
                     )
+                    if message not in errors.setdefault(target, []):
+                        errors[target].append(message)
             continue
         target = _nearest(fields, path)
         errors.setdefault(target, []).append(_message(error, fields.get(path)))

@@ -269,3 +269,12 @@ def test_good_context_is_accepted():
     assert json.loads(schemas.request_body(topic_key="k", context=GOOD_CONTEXT))["context"] == (
         GOOD_CONTEXT
     )
+
+
+def test_several_missing_required_fields_are_each_named_once():
+    # jsonschema reports one "required" error per missing property; the form shows one line each.
+    errors = schemas.context_errors(MATCH_SCHEMA, {})
+    required = [name for name, messages in errors.items() if "This field is required." in messages]
+    assert len(required) >= 2
+    for name in required:
+        assert errors[name] == ["This field is required."], name
