@@ -43,6 +43,7 @@ from dashboard.runs.models import (
 )
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.selectors import format_duration
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
 
@@ -52,18 +53,6 @@ DAILY = Operation.OPTIMOVE_TRIGGER_DAILY
 START_JOB = Operation.TALKIFAI_START_BATCH_JOB
 # A daily request still being decided on or worked on: a second one must wait for it.
 OPEN_DAILY_STATES = frozenset({RunState.AWAITING_APPROVAL}) | IN_FLIGHT_STATES
-
-
-def format_duration(seconds: float) -> str:
-    """'2 h 05 min', '7 min 12 s', '40 s': how long, for people."""
-    seconds = max(0, math.ceil(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
 
 
 def _utc(moment: datetime) -> str:

@@ -316,6 +316,10 @@ class AltcraftClient:
             skip_triggers=skip_triggers,
         )
         envelope, exchange = self._post(START_BATCH_ROUTE, payload, launching=True)
+        return self._launch_result(envelope, exchange)
+
+    def _launch_result(self, envelope: dict[str, Any], exchange: Exchange) -> BatchLaunchResult:
+        """start_batch's answer: the profile ids the campaign went to (both request forms)."""
         profile_ids = _profile_ids(envelope.get("result"))
         if profile_ids is None:
             raise self._unreadable(exchange, launching=True, why="its result is not a profile list")
@@ -371,14 +375,7 @@ class AltcraftClient:
         payload = _start_batch_payload(token=self._token, **options)
         body = _splice_data(payload, data_json)
         envelope, exchange = self._post_body(START_BATCH_ROUTE, body, launching=True)
-        profile_ids = _profile_ids(envelope.get("result"))
-        if profile_ids is None:
-            raise self._unreadable(exchange, launching=True, why="its result is not a profile list")
-        return BatchLaunchResult(
-            profile_ids=profile_ids,
-            error_text=_text(envelope.get("error_text")),
-            exchange=exchange,
-        )
+        return self._launch_result(envelope, exchange)
 
     def import_and_start_batch_task_encoded(
         self, *, data_json: bytes, **parameters: Any
