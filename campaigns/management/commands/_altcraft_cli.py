@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs.management.commands._cli import acting_as, confirmed, error_text
-from campaigns.altcraft_launches import selectors, services
+from campaigns.altcraft_launches import selectors, services, storage
 from campaigns.altcraft_launches.models import AltcraftLaunch, AltcraftTrigger, LaunchState
 from dashboard.models import Membership, Tenant
 from dashboard.runs.services import RunActionError
@@ -109,6 +109,27 @@ def store_file(path: str) -> services.StoredUpload:
             )
     except ValidationError as error:
         raise CommandError(error_text(error)) from None
+
+
+def create_from_file(
+    actor, trigger: AltcraftTrigger, *, kind: str, path: str, parameters: dict[str, Any]
+) -> AltcraftLaunch:
+    """A launch of `kind` from the file at `path`, stored encrypted; nothing is kept or sent
+    when the service refuses it."""
+    stored = store_file(path)
+    try:
+        return services.launch_create(
+            actor=actor,
+            trigger=trigger,
+            kind=kind,
+            upload=stored,
+            source_name=path.rsplit("/", 1)[-1],
+            parameters=parameters,
+            idempotency_key=new_key(),
+        )
+    except ValidationError as error:
+        storage.delete(stored.path)
+        raise CommandError(f"Not sent: {error_text(error)}") from None
 
 
 def print_preview(command: BaseCommand, launch: AltcraftLaunch) -> None:

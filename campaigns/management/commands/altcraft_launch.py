@@ -1,8 +1,6 @@
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from batchjobs.management.commands._cli import error_text
-from campaigns.altcraft_launches import services, storage
+from campaigns.altcraft_launches import services
 from campaigns.altcraft_launches.models import LaunchKind
 from campaigns.management.commands import _altcraft_cli as cli
 
@@ -35,20 +33,9 @@ class Command(BaseCommand):
             "attach": cli.attachments(options["attach"]),
             "skip_triggers": True if options["skip_triggers"] else None,
         }
-        stored = cli.store_file(options["file"])
-        try:
-            launch = services.launch_create(
-                actor=actor,
-                trigger=trigger,
-                kind=LaunchKind.START_BATCH,
-                upload=stored,
-                source_name=options["file"].rsplit("/", 1)[-1],
-                parameters=parameters,
-                idempotency_key=cli.new_key(),
-            )
-        except ValidationError as error:
-            storage.delete(stored.path)
-            raise CommandError(f"Not sent: {error_text(error)}") from None
+        launch = cli.create_from_file(
+            actor, trigger, kind=LaunchKind.START_BATCH, path=options["file"], parameters=parameters
+        )
         launch = services.launch_prepare(actor=actor, launch=launch)
         cli.print_preview(self, launch)
         cli.confirm_and_send(self, actor, launch, options)
