@@ -316,6 +316,14 @@ def main() -> None:
                     f"p95 {result[2]:.1f} ms, load {result[3]:.1f}",
                     flush=True,
                 )
+        # Thousands of concurrent appends later, the tenant's chain must still verify whole.
+        from dashboard.audit import verify_audit_chains
+
+        chain_problems = verify_audit_chains()
+        print(
+            f"  audit chains after the bench: {audit_rows(stack)} rows on the tenant's chain, "
+            f"{len(chain_problems)} problem(s){': ' + str(chain_problems[0]) if chain_problems else ''}"
+        )
 
     print(f"\n  summary over {args.repeat} repeat(s): min / median / max")
     for path in ("batched", "single-run"):
@@ -366,6 +374,7 @@ def main() -> None:
             print_figure(
                 f"append_p95_ms_{writers}_writers", statistics.median(r[2] for r in results)
             )
+    print_figure("audit_chain_problems", len(chain_problems))
     if errors:
         print(f"  worker log errors: {len(errors)}; first: {errors[0]}")
 

@@ -305,9 +305,10 @@ def claim_sends(
             run.next_attempt_at = None
             run.sent_at = run.updated_at = now
             events.append(_state_event(run, RunState.QUEUED, RunState.SENDING))
-        record_audit_events(events)
         # Each call is on record (what, when, which worker) before it leaves, as in run_send.
         _open_attempts(ready, RunAttempt.Purpose.SEND, now)
+        # Last: the tenant's chain head stays locked from here to the commit.
+        record_audit_events(events)
     return connection, secrets, ready, guarded
 
 

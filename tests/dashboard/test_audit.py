@@ -1,3 +1,7 @@
+import itertools
+import json
+import threading
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -9,8 +13,10 @@ from dashboard import audit as audit_module
 from dashboard.audit import (
     Actor,
     audit_verify,
+    chain_for,
     latest_audit_verification,
     record_audit_event,
+    record_audit_events,
     scrub,
     verify_audit_chains,
 )
@@ -257,3 +263,97 @@ def test_fast_row_hash_matches_event_hash():
     for event in events:
         row = AuditEvent.objects.filter(pk=event.pk).values_list(*audit_module._VERIFY_FIELDS).get()
         assert audit_module._row_hash(event.chain, row) == event.hash
+
+
+# -- issue 12, item 7: appends hashed in the database, one statement per chain -----------------
+
+
+def test_database_hash_is_event_hash_over_the_canonical_form():
+    tenant = TenantFactory()
+    odd = {"zé": ["ü", 1.5, None, {"b": True, "a": "\u2028"}], "quote": 'a"b\\c %s %(x)s'}
+    event = record_audit_event(
+        actor=Actor(label="cli:rø\u00f6t", ip_address="10.0.0.1"),
+        tenant=tenant,
+        action="run.approved",
+        object_type="run",
+        object_id='7"',
+        summary=odd,
+    )
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.hash == event.hash == audit_module.event_hash(stored)
+    assert (stored.sequence, stored.previous_hash) == (1, "")
+    before, between, after = audit_module._canonical_around_chain_place(stored)
+    canonical = before + stored.previous_hash + between + str(stored.sequence) + after
+    assert json.loads(canonical)["summary"] == odd
+
+
+def test_many_events_in_one_call_chain_in_order_across_chains():
+    first, second = TenantFactory(), TenantFactory()
+    AuditEventFactory(tenant=first)
+    events = record_audit_events(
+        [
+            {"actor": Actor.system(), "tenant": tenant, "action": "run.state_changed",
+             "object_type": "run", "object_id": number, "summary": {"n": number}}
+            for number in range(6)
+            for tenant in (first, second)
+        ]
+    )  # fmt: skip
+    mine = [event for event in events if event.tenant_id == first.pk]
+    assert [event.sequence for event in mine] == [2, 3, 4, 5, 6, 7]
+    assert [event.summary["n"] for event in mine] == list(range(6))
+    for earlier, later in itertools.pairwise(mine):
+        assert later.previous_hash == earlier.hash
+    assert AuditChainHead.objects.get(chain=mine[0].chain).last_hash == mine[-1].hash
+    assert AuditChainHead.objects.get(chain=chain_for(second)).length == 6
+    assert verify_audit_chains() == []
+
+
+def test_an_append_rolled_back_with_its_transaction_leaves_the_chain_as_it_was():
+    tenant = TenantFactory()
+    kept = AuditEventFactory(tenant=tenant)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        AuditEventFactory(tenant=tenant)
+        raise RuntimeError("the change failed")
+    head = AuditChainHead.objects.get(chain=kept.chain)
+    assert (head.length, head.last_hash) == (1, kept.hash)
+    assert AuditEventFactory(tenant=tenant).sequence == 2
+    assert verify_audit_chains() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_keep_one_unbroken_chain():
+    tenant = TenantFactory()
+    writers, each = 6, 15
+    start = threading.Barrier(writers)
+    failures = []
+
+    def write(number: int) -> None:
+        try:
+            start.wait(timeout=60)
+            for index in range(each):
+                with transaction.atomic():
+                    record_audit_event(
+                        actor=Actor.system(f"writer {number}"),
+                        tenant=tenant,
+                        action="run.state_changed",
+                        summary={"writer": number, "index": index},
+                    )
+        except Exception as error:  # reported below, with the test's own assertion
+            failures.append(error)
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=write, args=(number,)) for number in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    head = AuditChainHead.objects.get(chain=chain_for(tenant))
+    assert head.length == writers * each
+    assert list(
+        AuditEvent.objects.filter(chain=head.chain)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    ) == list(range(1, writers * each + 1))
+    assert verify_audit_chains() == []

@@ -136,17 +136,20 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             Run.objects.filter(pk=run.pk).update(next_attempt_at=now + timedelta(seconds=wait))
             enqueue("send", run.pk, wait)
             return f"rate limited for {wait:.3f}s"
+        # The call is on record before the state change's audit row, which comes last: it
+        # keeps the tenant's chain head locked until the commit. The row is locked since the
+        # SELECT above, so the count cannot move meanwhile and the change cannot lose.
+        run.attempt_count += 1
+        open_attempt(run, purpose=RunAttempt.Purpose.SEND, started_at=now)
         transition(
             run,
             RunState.SENDING,
             from_states={RunState.QUEUED},
             actor=WORKER,
-            # The row is locked since the SELECT above: a plain value needs no read-back.
-            attempt_count=run.attempt_count + 1,
+            attempt_count=run.attempt_count,
             next_attempt_at=None,
             sent_at=now,
         )
-        open_attempt(run, purpose=RunAttempt.Purpose.SEND, started_at=now)
     return _perform_send(run, operation, secrets)
 
 
