@@ -50,7 +50,10 @@ def transition(
     now = utc_now()
     if to_state in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED):
         fields.setdefault("finished_at", now)
-    with transaction.atomic():
+    # No savepoint of its own inside a caller's transaction: its release would be one more
+    # round trip while the audit append below holds the tenant's chain head (an exception still
+    # rolls back the caller's transaction, or its savepoint, as a whole).
+    with transaction.atomic(savepoint=False):
         changed = Run.objects.filter(pk=run.pk, state__in=list(from_states)).update(
             state=to_state, updated_at=now, **fields
         )
