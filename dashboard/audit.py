@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from dashboard.models import (
@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 REDACTED = "[redacted]"
 SECRET_KEY_WORDS = ("password", "secret", "token", "api_key", "apikey", "brand_key", "x-api-key")
 GLOBAL_CHAIN = "global"
+# Chains per tenant: the main one (lane 0) and the lanes runs' events are spread over. Every
+# tenant has all their heads from its first event on (migration 0007 made them for the tenants
+# before); changing the number needs such a migration too.
+RUN_LANES = 8
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,28 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def chain_for(tenant: Tenant | None) -> str:
-    return f"tenant:{tenant.pk}" if tenant is not None else GLOBAL_CHAIN
+def chain_for(tenant: Tenant | None, *, object_type: str = "", object_id: str | int = "") -> str:
+    """The chain an event goes to: its tenant's, or for a run's events one of the tenant's run
+    lanes (the run's id modulo RUN_LANES; lane 0 is the tenant's main chain), or the global one.
+
+    A run's events all land in one lane, in order; runs spread over the lanes, so the engine's
+    workers appending for different runs of one tenant do not all wait on one chain head.
+    """
+    if tenant is None:
+        return GLOBAL_CHAIN
+    lane = 0
+    if object_type == "run" and str(object_id).isdigit():
+        lane = int(object_id) % RUN_LANES
+    return _tenant_chain(tenant.pk, lane)
+
+
+def _tenant_chain(tenant_id: int, lane: int) -> str:
+    return f"tenant:{tenant_id}" if lane == 0 else f"tenant:{tenant_id}:runs:{lane}"
+
+
+def tenant_chains(tenant_id: int) -> list[str]:
+    """Every chain of a tenant: its main chain, then its run lanes."""
+    return [_tenant_chain(tenant_id, lane) for lane in range(RUN_LANES)]
 
 
 def _hashed_content(event: AuditEvent) -> dict[str, Any]:
@@ -185,129 +209,147 @@ def _chain_onto(head: AuditChainHead, events: list[AuditEvent]) -> None:
         head.length = event.sequence
 
 
-# One statement appends a chain's events: it locks the head, numbers and hashes the rows after
-# it (PostgreSQL's sha256 finishes event_hash's canonical JSON, each row's hash feeding the next
-# through the recursion), inserts them and moves the head. The head's row lock lasts until the
-# caller's transaction ends, as every row lock does; what this saves is the round trips taken
-# while holding it (lock, insert, update, savepoint release: four, each of which a worker thread
-# waiting for the GIL can stretch), which is what capped one tenant's appends.
+# One statement appends events to their chains: it locks the chains' heads (in name order, so
+# two appenders never wait on each other crosswise), numbers and hashes each chain's rows after
+# its head (PostgreSQL's sha256 finishes event_hash's canonical JSON, each row's hash feeding the
+# next through the recursion), inserts them and moves the heads. A head's row lock lasts until
+# the caller's transaction ends, as every row lock does; what this saves is the round trips
+# taken while holding it (lock, insert, update, savepoint release), each of which a worker
+# thread waiting for the GIL or a CPU could stretch.
 _APPEND_SQL = """
 WITH RECURSIVE
 head AS (
-    SELECT length, last_hash FROM dashboard_auditchainhead WHERE chain = %(chain)s FOR UPDATE
+    SELECT chain, length, last_hash FROM dashboard_auditchainhead
+    WHERE chain = ANY(%s::text[]) ORDER BY chain FOR UPDATE
 ),
-given (position, before, between, after, tenant_id, actor_id, actor_label, action,
+given (chain, position, before, between, after, tenant_id, actor_id, actor_label, action,
        object_type, object_id, summary, ip_address, created_at) AS (
     VALUES {rows}
 ),
-placed (position, sequence, previous_hash, hash) AS (
-    SELECT given.position, head.length + 1, head.last_hash::text,
+placed (chain, position, sequence, previous_hash, hash) AS (
+    SELECT given.chain, given.position, head.length + 1, head.last_hash::text,
            encode(sha256(convert_to(given.before || head.last_hash || given.between
                                     || (head.length + 1)::text || given.after, 'UTF8')), 'hex')
-    FROM head JOIN given ON given.position = 1
+    FROM head JOIN given ON given.chain = head.chain AND given.position = 1
     UNION ALL
-    SELECT given.position, placed.sequence + 1, placed.hash,
+    SELECT given.chain, given.position, placed.sequence + 1, placed.hash,
            encode(sha256(convert_to(given.before || placed.hash || given.between
                                     || (placed.sequence + 1)::text || given.after, 'UTF8')), 'hex')
-    FROM placed JOIN given ON given.position = placed.position + 1
+    FROM placed JOIN given ON given.chain = placed.chain AND given.position = placed.position + 1
 ),
 inserted AS (
     INSERT INTO dashboard_auditevent (chain, sequence, tenant_id, actor_id, actor_label, action,
         object_type, object_id, summary, ip_address, created_at, previous_hash, hash)
-    SELECT %(chain)s, placed.sequence, given.tenant_id, given.actor_id, given.actor_label,
+    SELECT given.chain, placed.sequence, given.tenant_id, given.actor_id, given.actor_label,
            given.action, given.object_type, given.object_id, given.summary, given.ip_address,
            given.created_at, placed.previous_hash, placed.hash
-    FROM given JOIN placed USING (position)
-    RETURNING id, sequence, previous_hash, hash
+    FROM given JOIN placed USING (chain, position)
+    RETURNING id, chain, sequence, previous_hash, hash
 ),
 moved AS (
-    UPDATE dashboard_auditchainhead SET length = last.sequence, last_hash = last.hash
-    FROM (SELECT sequence, hash FROM placed ORDER BY position DESC LIMIT 1) AS last
-    WHERE chain = %(chain)s
+    UPDATE dashboard_auditchainhead AS moving SET length = last.sequence, last_hash = last.hash
+    FROM (SELECT DISTINCT ON (chain) chain, sequence, hash FROM placed
+          ORDER BY chain, position DESC) AS last
+    WHERE moving.chain = last.chain
 )
-SELECT id, sequence, previous_hash, hash FROM inserted ORDER BY sequence
+SELECT id, chain, sequence, previous_hash, hash FROM inserted ORDER BY chain, sequence
 """
 _APPEND_ROW = (
-    "(%s::integer, %s::text, %s::text, %s::text, %s::bigint, %s::bigint, %s::text, %s::text, "
-    "%s::text, %s::text, %s::jsonb, %s::inet, %s::timestamptz)"
+    "(%s::text, %s::integer, %s::text, %s::text, %s::text, %s::bigint, %s::bigint, %s::text, "
+    "%s::text, %s::text, %s::text, %s::jsonb, %s::inet, %s::timestamptz)"
 )
 
 
-def _append_in_database(chain: str, events: list[AuditEvent]) -> bool:
-    """Append `events` to `chain` in one statement (see _APPEND_SQL); False if it has no head."""
+def _append_in_database(by_chain: dict[str, list[AuditEvent]]) -> set[str]:
+    """Append each chain's events in one statement (see _APPEND_SQL); the chains it did.
+
+    A chain without a head is left out (its events stay unsaved): the caller creates its head.
+    """
     rows = []
-    params: list[Any] = []
-    for position, event in enumerate(events, start=1):
-        before, between, after = _canonical_around_chain_place(event)
-        rows.append(_APPEND_ROW)
-        params.extend(
-            [
-                position,
-                before,
-                between,
-                after,
-                event.tenant_id,
-                event.actor_id,
-                event.actor_label,
-                event.action,
-                event.object_type,
-                event.object_id,
-                json.dumps(event.summary),
-                event.ip_address,
-                event.created_at,
-            ]
-        )
-    # Named and positional placeholders cannot mix: number the named ones into the list.
-    sql = _APPEND_SQL.replace("%(chain)s", "%s").format(rows=", ".join(rows))
-    head_params = [chain]
-    insert_and_move_params = [chain, chain]
+    params: list[Any] = [sorted(by_chain)]
+    for chain, events in by_chain.items():
+        for position, event in enumerate(events, start=1):
+            before, between, after = _canonical_around_chain_place(event)
+            rows.append(_APPEND_ROW)
+            params.extend(
+                [
+                    chain,
+                    position,
+                    before,
+                    between,
+                    after,
+                    event.tenant_id,
+                    event.actor_id,
+                    event.actor_label,
+                    event.action,
+                    event.object_type,
+                    event.object_id,
+                    json.dumps(event.summary),
+                    event.ip_address,
+                    event.created_at,
+                ]
+            )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*head_params, *params, *insert_and_move_params])
+        cursor.execute(_APPEND_SQL.format(rows=", ".join(rows)), params)
         placed = cursor.fetchall()
-    if not placed:
-        return False
-    for event, (pk, sequence, previous_hash, hash_) in zip(events, placed, strict=True):
-        event.pk, event.sequence, event.previous_hash, event.hash = (
-            pk,
-            sequence,
-            previous_hash,
-            hash_,
-        )
-        event._state.adding = False
-        event._state.db = connection.alias
-    return True
+    by_chain_placed: dict[str, list[tuple]] = {}
+    for row in placed:
+        by_chain_placed.setdefault(row[1], []).append(row)
+    for chain, chain_rows in by_chain_placed.items():
+        for event, (pk, _, sequence, previous_hash, hash_) in zip(
+            by_chain[chain], chain_rows, strict=True
+        ):
+            event.pk, event.sequence = pk, sequence
+            event.previous_hash, event.hash = previous_hash, hash_
+            event._state.adding = False
+            event._state.db = connection.alias
+    return set(by_chain_placed)
 
 
-def _ensure_head(chain: str) -> None:
-    """Create the chain's head if it does not exist (a chain's first event)."""
-    if AuditChainHead.objects.filter(chain=chain).exists():
+def _ensure_heads(chains: Iterable[str]) -> None:
+    """Create the heads these chains lack: a tenant's first event creates its main chain's head
+    and every run lane's at once (verification expects them together)."""
+    wanted: set[str] = set()
+    for chain in chains:
+        tenant_id = _tenant_id_of(chain)
+        wanted |= set(tenant_chains(tenant_id)) if tenant_id is not None else {chain}
+    missing = wanted - set(
+        AuditChainHead.objects.filter(chain__in=wanted).values_list("chain", flat=True)
+    )
+    if not missing:
         return
-    try:
-        # A savepoint: the IntegrityError of a lost race must not break the caller's transaction.
-        with transaction.atomic():
-            AuditChainHead.objects.create(chain=chain)
-    except IntegrityError:
-        pass  # another transaction created it first
+    # A savepoint: a concurrent creation must not break the caller's transaction.
+    with transaction.atomic():
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(chain=chain) for chain in sorted(missing)], ignore_conflicts=True
+        )
 
 
-def _append(chain: str, events: list[AuditEvent]) -> None:
-    """Number, hash and insert `events` after the chain's head, and move the head, in the
+def _append(by_chain: dict[str, list[AuditEvent]]) -> None:
+    """Number, hash and insert each chain's events after its head, and move the heads, in the
     caller's transaction."""
     now = timezone.now()
-    for event in events:
-        event.created_at = now
+    for events in by_chain.values():
+        for event in events:
+            event.created_at = now
     if connection.vendor == "postgresql":
-        if not _append_in_database(chain, events):
-            _ensure_head(chain)
-            if not _append_in_database(chain, events):
-                raise RuntimeError(f"audit chain {chain} has no head and none could be made")
+        done = _append_in_database(by_chain)
+        if len(done) < len(by_chain):
+            left = {chain: events for chain, events in by_chain.items() if chain not in done}
+            _ensure_heads(left)
+            if len(_append_in_database(left)) < len(left):
+                raise RuntimeError(f"audit chains {sorted(left)} have no head")
         return
     # Other databases (SQLite for `make demo`): lock, hash here, insert, move the head.
     with transaction.atomic():
-        head = _locked_head(chain)
-        _chain_onto(head, events)
-        AuditEvent.objects.bulk_create(events)
-        head.save(update_fields=["last_hash", "length"])
+        for chain in sorted(by_chain):
+            head = _locked_head(chain)
+            _chain_onto(head, by_chain[chain])
+            AuditEvent.objects.bulk_create(by_chain[chain])
+            head.save(update_fields=["last_hash", "length"])
+        for chain in by_chain:
+            if _tenant_id_of(chain) is not None:
+                _ensure_heads([chain])
 
 
 def record_audit_event(
@@ -319,12 +361,13 @@ def record_audit_event(
     object_id: str | int = "",
     summary: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to its tenant's chain, in the caller's transaction.
+    """Append one event to its chain (its tenant's, or its run's lane), in the caller's
+    transaction.
 
     Call it inside the transaction that makes the change, so the change and its record commit or
     roll back together. The chain stays locked until that transaction ends: call it last.
     """
-    chain = chain_for(tenant)
+    chain = chain_for(tenant, object_type=object_type, object_id=object_id)
     event = _new_event(
         chain=chain,
         actor=actor,
@@ -334,33 +377,30 @@ def record_audit_event(
         object_id=object_id,
         summary=summary,
     )
-    _append(chain, [event])
+    _append({chain: [event]})
     return event
 
 
 def record_audit_events(events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
     """Append many events, each given as record_audit_event's keyword arguments, in order.
 
-    Each chain's events are appended in one statement, so a worker recording a hundred state
-    changes holds its tenant's chain for one round trip, not a hundred. Chains are locked in
-    name order so two callers never wait on each other crosswise. Call it inside the
-    transaction that makes the changes, last.
+    All of them go in one statement, each chain's rows in one go, so a worker recording a
+    hundred state changes holds its tenant's chains for one round trip, not a hundred. Call it
+    inside the transaction that makes the changes, last.
     """
     by_chain: dict[str, list[AuditEvent]] = {}
     ordered: list[AuditEvent] = []
     for fields in events:
-        chain = chain_for(fields.get("tenant"))
+        chain = chain_for(
+            fields.get("tenant"),
+            object_type=fields.get("object_type", ""),
+            object_id=fields.get("object_id", ""),
+        )
         event = _new_event(chain=chain, **fields)
         by_chain.setdefault(chain, []).append(event)
         ordered.append(event)
-    if len(by_chain) == 1:
-        # One statement is atomic by itself: no savepoint round trips while the head is locked.
-        [(chain, chained)] = by_chain.items()
-        _append(chain, chained)
-    elif by_chain:
-        with transaction.atomic():
-            for chain in sorted(by_chain):
-                _append(chain, by_chain[chain])
+    if by_chain:
+        _append(by_chain)
     return ordered
 
 
@@ -460,7 +500,9 @@ def verify_audit_chains() -> list[AuditProblem]:
 def _all_chains(heads: dict[str, AuditChainHead]) -> list[str]:
     # Every chain that exists or should: the heads, and one per tenant plus the global one (a
     # chain whose head went missing still has rows to walk). No scan of the rows themselves.
-    names = {GLOBAL_CHAIN} | {f"tenant:{pk}" for pk in Tenant.objects.values_list("pk", flat=True)}
+    names = {GLOBAL_CHAIN} | {
+        chain for pk in Tenant.objects.values_list("pk", flat=True) for chain in tenant_chains(pk)
+    }
     return sorted(set(heads) | names)
 
 
@@ -562,13 +604,30 @@ def audit_trail_gaps() -> list[AuditProblem]:
 
     problems = []
     lengths = dict(AuditChainHead.objects.values_list("chain", "length"))
+    # A tenant's heads are made together with its first event: a main chain without all its run
+    # lanes' heads lost one, rows and head, behind the triggers' back.
+    for chain in sorted(lengths):
+        tenant_id = _tenant_id_of(chain)
+        if tenant_id is None or chain != _tenant_chain(tenant_id, 0):
+            continue
+        for lane in tenant_chains(tenant_id)[1:]:
+            if lane not in lengths:
+                problems.append(
+                    AuditProblem(
+                        lane,
+                        None,
+                        None,
+                        "has no chain head although its tenant's trail has: "
+                        "the lane's rows and head were removed",
+                    )
+                )
     with_members = set(Membership.objects.values_list("tenant_id", flat=True).distinct())
     run_counts = dict(Run.objects.order_by().values_list("tenant_id").annotate(count=Count("id")))
     for tenant_id in sorted(with_members | set(run_counts)):
-        chain = f"tenant:{tenant_id}"
-        length = lengths.get(chain, 0)
+        chain = _tenant_chain(tenant_id, 0)
+        length = sum(lengths.get(name, 0) for name in tenant_chains(tenant_id))
         runs = run_counts.get(tenant_id, 0)
-        if length == 0:
+        if lengths.get(chain, 0) == 0:
             problems.append(
                 AuditProblem(
                     chain,
@@ -663,7 +722,8 @@ def audit_verify(*, full: bool = False) -> AuditReport:
 
 def _tenant_id_of(chain: str) -> int | None:
     prefix, _, rest = chain.partition(":")
-    return int(rest) if prefix == "tenant" and rest.isdigit() else None
+    tenant_id = rest.partition(":")[0]
+    return int(tenant_id) if prefix == "tenant" and tenant_id.isdigit() else None
 
 
 def _alert_tenant_admins(verification: AuditVerification) -> None:
@@ -701,9 +761,19 @@ def _send_alert(*, subject: str, message: str, from_email: str | None, recipient
 
 
 def latest_audit_verification(*, tenant: Tenant) -> AuditVerification | None:
-    """The newest verification of the tenant's chain (the audit page shows it)."""
-    return (
-        AuditVerification.objects.filter(chain=chain_for(tenant))
+    """The newest verification of the tenant's trail (the audit page shows it): of its chains'
+    newest verifications, a failed one if any, else the main chain's."""
+    chains = tenant_chains(tenant.pk)
+    newest_of_chain = (
+        AuditVerification.objects.filter(chain=OuterRef("chain"))
         .order_by("-verified_at", "-id")
-        .first()
+        .values("id")[:1]
     )
+    newest = {
+        verification.chain: verification
+        for verification in AuditVerification.objects.filter(
+            chain__in=chains, id=Subquery(newest_of_chain)
+        )
+    }
+    failed = [newest[chain] for chain in chains if chain in newest and not newest[chain].ok]
+    return failed[0] if failed else newest.get(chains[0])

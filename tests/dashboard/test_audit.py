@@ -290,22 +290,108 @@ def test_database_hash_is_event_hash_over_the_canonical_form():
 def test_many_events_in_one_call_chain_in_order_across_chains():
     first, second = TenantFactory(), TenantFactory()
     AuditEventFactory(tenant=first)
+    lanes = audit_module.RUN_LANES
+    # Runs 0, 8, 16... share the main chain (lane 0); run 3 has lane 3.
     events = record_audit_events(
         [
             {"actor": Actor.system(), "tenant": tenant, "action": "run.state_changed",
-             "object_type": "run", "object_id": number, "summary": {"n": number}}
+             "object_type": "run", "object_id": run_id, "summary": {"n": number}}
             for number in range(6)
             for tenant in (first, second)
+            for run_id in (number * lanes, 3)
         ]
     )  # fmt: skip
-    mine = [event for event in events if event.tenant_id == first.pk]
-    assert [event.sequence for event in mine] == [2, 3, 4, 5, 6, 7]
-    assert [event.summary["n"] for event in mine] == list(range(6))
-    for earlier, later in itertools.pairwise(mine):
+    main = [e for e in events if e.tenant_id == first.pk and e.chain == chain_for(first)]
+    assert [event.sequence for event in main] == [2, 3, 4, 5, 6, 7]
+    assert [event.summary["n"] for event in main] == list(range(6))
+    for earlier, later in itertools.pairwise(main):
         assert later.previous_hash == earlier.hash
-    assert AuditChainHead.objects.get(chain=mine[0].chain).last_hash == mine[-1].hash
-    assert AuditChainHead.objects.get(chain=chain_for(second)).length == 6
+    assert AuditChainHead.objects.get(chain=main[0].chain).last_hash == main[-1].hash
+    lane = chain_for(second, object_type="run", object_id=3)
+    assert lane == f"tenant:{second.pk}:runs:3"
+    assert [e.sequence for e in events if e.chain == lane] == [1, 2, 3, 4, 5, 6]
+    assert AuditChainHead.objects.get(chain=lane).length == 6
     assert verify_audit_chains() == []
+
+
+def test_a_runs_events_share_one_lane_and_runs_spread_over_the_lanes():
+    tenant = TenantFactory()
+    for run_id in range(1, 17):
+        for to_state in ("sending", "succeeded"):
+            record_audit_event(
+                actor=Actor.system(),
+                tenant=tenant,
+                action="run.state_changed",
+                object_type="run",
+                object_id=run_id,
+                summary={"to": to_state},
+            )
+    chains_by_run = {}
+    for chain, object_id in AuditEvent.objects.filter(object_type="run").values_list(
+        "chain", "object_id"
+    ):
+        chains_by_run.setdefault(object_id, set()).add(chain)
+    assert all(len(chains) == 1 for chains in chains_by_run.values())
+    used = {chain for chains in chains_by_run.values() for chain in chains}
+    assert used == set(audit_module.tenant_chains(tenant.pk))
+    report = audit_verify(full=True)
+    assert report.ok and report.events_checked == AuditEvent.objects.count()
+
+
+def test_a_tenants_first_event_makes_every_lane_head():
+    tenant = TenantFactory()
+    AuditEventFactory(tenant=tenant)
+    assert set(
+        AuditChainHead.objects.filter(chain__startswith=f"tenant:{tenant.pk}").values_list(
+            "chain", flat=True
+        )
+    ) == set(audit_module.tenant_chains(tenant.pk))
+
+
+def _run_lane_events(tenant, run_id: int, count: int) -> list:
+    return [
+        record_audit_event(
+            actor=Actor.system(),
+            tenant=tenant,
+            action="run.state_changed",
+            object_type="run",
+            object_id=run_id,
+            summary={"n": n},
+        )
+        for n in range(count)
+    ]
+
+
+def test_an_edited_deleted_or_truncated_lane_row_is_found():
+    tenant = TenantFactory()
+    AuditEventFactory(tenant=tenant)
+    events = _run_lane_events(tenant, 5, 4)
+    _tamper(
+        "UPDATE dashboard_auditevent SET summary = %s WHERE id = %s", ['{"n": 9}', events[1].pk]
+    )
+    [problem] = verify_audit_chains()
+    assert (problem.chain, problem.event_id) == (events[1].chain, events[1].pk)
+    assert "altered" in problem.reason
+
+    other = TenantFactory()
+    AuditEventFactory(tenant=other)
+    kept = _run_lane_events(other, 6, 3)
+    _tamper("DELETE FROM dashboard_auditevent WHERE id = %s", [kept[-1].pk])
+    problems = {p.chain: p for p in verify_audit_chains()}
+    assert "ends early" in problems[kept[0].chain].reason
+
+
+def test_a_lane_erased_with_its_head_is_a_finding(mailoutbox):
+    tenant = TenantFactory()
+    AuditEventFactory(tenant=tenant)
+    events = _run_lane_events(tenant, 2, 3)
+    _tamper("DELETE FROM dashboard_auditevent WHERE chain = %s", [events[0].chain])
+    _tamper("DELETE FROM dashboard_auditchainhead WHERE chain = %s", [events[0].chain])
+    report = audit_verify(full=True)
+    assert [p.chain for p in report.problems] == [events[0].chain]
+    assert "removed" in report.problems[0].reason
+    verification = latest_audit_verification(tenant=tenant)
+    assert verification.ok is False and verification.chain == events[0].chain
 
 
 def test_an_append_rolled_back_with_its_transaction_leaves_the_chain_as_it_was():
@@ -338,6 +424,15 @@ def test_concurrent_writers_keep_one_unbroken_chain():
                         action="run.state_changed",
                         summary={"writer": number, "index": index},
                     )
+                    # And one in a run lane, several writers per lane.
+                    record_audit_event(
+                        actor=Actor.system(f"writer {number}"),
+                        tenant=tenant,
+                        action="run.state_changed",
+                        object_type="run",
+                        object_id=index % 3 + 1,
+                        summary={"writer": number, "index": index},
+                    )
         except Exception as error:  # reported below, with the test's own assertion
             failures.append(error)
         finally:
@@ -356,4 +451,6 @@ def test_concurrent_writers_keep_one_unbroken_chain():
         .order_by("sequence")
         .values_list("sequence", flat=True)
     ) == list(range(1, writers * each + 1))
+    lanes = AuditChainHead.objects.filter(chain__startswith=f"{head.chain}:runs:")
+    assert sum(lane.length for lane in lanes) == writers * each
     assert verify_audit_chains() == []
