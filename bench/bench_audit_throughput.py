@@ -10,8 +10,11 @@ head, so all of one tenant's appends take turns. This measures, in one run, side
     per transition (queued -> sending -> succeeded);
   with the vendor out of the way (the sandbox's brand limit and the connection's
   `rate_limit_per_second` raised to 100,000/s; TalkifAI's sandbox limits nothing);
-- raw appends/s on one chain (`record_audit_event`, one transaction each) with 1, 4 and 8
-  concurrent writer processes, and p95 per append.
+- raw appends/s for one tenant (`record_audit_event`, one transaction each) with 1, 4 and 8
+  concurrent writer processes, and p95 per append: events of the tenant itself (one chain, its
+  main one) and state changes of its runs (shared out over its run lanes);
+- while the engine runs: how many of the workers' connections wait on a lock (sampled every
+  0.2 s; the chain head's row lock is the one they can queue on) and CPU per run.
 
 "Audit OFF" exists only here: BENCH_AUDIT_OFF=1 in the workers' environment makes
 bench/bench_settings.py turn `record_audit_event(s)` into no-ops in those worker processes. No
@@ -31,10 +34,18 @@ import argparse
 import multiprocessing
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 
-from stack import bench_stack, percentile, print_figure, sandbox_seconds
+from stack import (
+    bench_stack,
+    cpu_report,
+    cpu_snapshot,
+    percentile,
+    print_figure,
+    sandbox_seconds,
+)
 
 VENDOR_LIMIT_PER_SECOND = 100_000
 MATCH_START = "00000000-abcd-abcd-abcd-000000000000"
@@ -51,6 +62,58 @@ class EngineFigure:
     audit_rows_per_run: float
     load: float
     not_settled: int
+    lock_waiting: float  # mean of the workers' connections waiting on a lock, sampled
+    worker_cpu_ms: float  # CPU of the worker processes per run
+    postgresql_cpu_ms: float
+
+
+class LockSampler(threading.Thread):
+    """Samples, every 0.2 s, how many of the bench database's connections wait on a lock (in
+    practice the chain head's row lock) and how many are busy."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stopping = threading.Event()
+        self.samples: list[tuple[int, int]] = []
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+            while not self.stopping.wait(0.2):
+                self.samples.append(
+                    connection.execute(
+                        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+                        "count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    ).fetchone()
+                )
+
+    def stop(self) -> float:
+        """Mean connections waiting on a lock while it ran."""
+        self.stopping.set()
+        self.join(timeout=10)
+        if not self.samples:
+            return 0.0
+        return statistics.mean(waiting for waiting, _ in self.samples)
+
+
+def measured(stack, runs: int, wake, settle):
+    """Wake the runs and wait for them, sampling lock waits and CPU meanwhile."""
+    sampler = LockSampler()
+    cpu_before = cpu_snapshot(stack)
+    began = time.monotonic()
+    sampler.start()
+    wake()
+    not_settled = settle()
+    lock_waiting = sampler.stop()
+    cpu = cpu_report(cpu_before, cpu_snapshot(stack), runs, time.monotonic() - began)
+    return (
+        not_settled,
+        lock_waiting,
+        cpu.ms_per_run.get("celery workers", 0.0),
+        cpu.ms_per_run.get("postgresql", 0.0),
+    )
 
 
 def load_average() -> float:
@@ -134,8 +197,12 @@ def measure_batched(stack, runs: int, audit: str, timeout: float) -> EngineFigur
     seen = len(campaigns.received)
     load = load_average()
     began_at = utc_now()
-    stack.wake_sends(created)
-    not_settled = wait_until_settled(stack, connection, runs, timeout)
+    not_settled, lock_waiting, worker_cpu, postgresql_cpu = measured(
+        stack,
+        runs,
+        lambda: stack.wake_sends(created),
+        lambda: wait_until_settled(stack, connection, runs, timeout),
+    )
     accepted = [r for r in campaigns.received[seen:] if r.route == "run" and r.status == 202]
     settled_per_second, _ = settled_rate(connection, began_at)
     return EngineFigure(
@@ -147,6 +214,9 @@ def measure_batched(stack, runs: int, audit: str, timeout: float) -> EngineFigur
         (audit_rows(stack) - rows_before) / runs,
         (load + load_average()) / 2,
         not_settled,
+        lock_waiting,
+        worker_cpu,
+        postgresql_cpu,
     )
 
 
@@ -169,8 +239,12 @@ def measure_single(stack, runs: int, audit: str, timeout: float, round_number: i
     seen = len(talkifai.received_on("start_batch_job"))
     load = load_average()
     began_at = utc_now()
-    stack.wake_sends(created)  # one message per run: a per-run operation
-    not_settled = wait_until_settled(stack, connection, runs, timeout)
+    not_settled, lock_waiting, worker_cpu, postgresql_cpu = measured(
+        stack,
+        runs,
+        lambda: stack.wake_sends(created),  # one message per run: a per-run operation
+        lambda: wait_until_settled(stack, connection, runs, timeout),
+    )
     started = [r for r in talkifai.received_on("start_batch_job")[seen:] if r.status < 300]
     settled_per_second, _ = settled_rate(connection, began_at)
     return EngineFigure(
@@ -182,13 +256,20 @@ def measure_single(stack, runs: int, audit: str, timeout: float, round_number: i
         (audit_rows(stack) - rows_before) / runs,
         (load + load_average()) / 2,
         not_settled,
+        lock_waiting,
+        worker_cpu,
+        postgresql_cpu,
     )
 
 
-# -- raw appends on one chain ----------------------------------------------------------------
+# -- raw appends -------------------------------------------------------------------------------
+
+# "one chain": events of the tenant itself, all on its main chain; "run events": state changes
+# of the tenant's runs (run ids 0, 1, 2...), which its run lanes share out.
+APPEND_TARGETS = ("one chain", "run events")
 
 
-def _append_writer(tenant_id: int, start_at: float, stop_at: float, results) -> None:
+def _append_writer(tenant_id: int, target: str, start_at: float, stop_at: float, results) -> None:
     """One writer process: append one event per transaction until `stop_at`."""
     from django.db import connections
 
@@ -207,9 +288,9 @@ def _append_writer(tenant_id: int, start_at: float, stop_at: float, results) -> 
         record_audit_event(
             actor=actor,
             tenant=tenant,
-            action="run.state_changed",
-            object_type="run",
-            object_id=number,
+            action="run.state_changed" if target == "run events" else "tenant.changed",
+            object_type="run" if target == "run events" else "tenant",
+            object_id=number if target == "run events" else tenant_id,
             summary={"from": "sending", "to": "succeeded", "writer": os.getpid()},
         )
         latencies.append(time.perf_counter() - began)
@@ -218,8 +299,10 @@ def _append_writer(tenant_id: int, start_at: float, stop_at: float, results) -> 
     results.put(latencies)
 
 
-def measure_appends(stack, writers: int, seconds: float) -> tuple[float, float, float, float]:
-    """(appends/s, p50 ms, p95 ms, load) for `writers` processes appending to one chain."""
+def measure_appends(
+    stack, target: str, writers: int, seconds: float
+) -> tuple[float, float, float, float]:
+    """(appends/s, p50 ms, p95 ms, load) for `writers` processes appending for one tenant."""
     from django.db import connections
 
     connections.close_all()  # the children open their own
@@ -229,7 +312,9 @@ def measure_appends(stack, writers: int, seconds: float) -> tuple[float, float, 
     stop_at = start_at + seconds
     load = load_average()
     processes = [
-        context.Process(target=_append_writer, args=(stack.tenant.pk, start_at, stop_at, results))
+        context.Process(
+            target=_append_writer, args=(stack.tenant.pk, target, start_at, stop_at, results)
+        )
         for _ in range(writers)
     ]
     for process in processes:
@@ -277,7 +362,9 @@ def main() -> None:
         flush=True,
     )
     figures: list[EngineFigure] = []
-    appends: dict[int, list[tuple[float, float, float, float]]] = {n: [] for n in writer_counts}
+    appends: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {
+        (target, n): [] for target in APPEND_TARGETS for n in writer_counts
+    }
     errors: list[str] = []
     with bench_stack(pool=args.pool, concurrency=args.concurrency, workers=0) as stack:
         campaigns = stack.sandboxes["optimove_campaigns"]
@@ -301,17 +388,20 @@ def main() -> None:
                         f"{figure.sends_per_second:7.1f} sends/s, "
                         f"{figure.settled_per_second:7.1f} settled/s, "
                         f"{figure.audit_rows_per_run:.2f} audit rows/run, "
+                        f"{figure.lock_waiting:.1f} connections waiting on a lock, "
+                        f"CPU/run workers {figure.worker_cpu_ms:.1f} ms "
+                        f"PostgreSQL {figure.postgresql_cpu_ms:.1f} ms, "
                         f"load {figure.load:.1f}"
                         + (f", NOT SETTLED {figure.not_settled}" if figure.not_settled else ""),
                         flush=True,
                     )
             errors.extend(stack.worker_errors())
             stack.stop_workers()  # the raw appends run alone
-            for writers in writer_counts:
-                result = measure_appends(stack, writers, args.append_seconds)
-                appends[writers].append(result)
+            for target, writers in appends:
+                result = measure_appends(stack, target, writers, args.append_seconds)
+                appends[(target, writers)].append(result)
                 print(
-                    f"  round {round_number} raw appends, {writers} writer(s): "
+                    f"  round {round_number} raw appends, {target}, {writers} writer(s): "
                     f"{result[0]:7.1f} appends/s, p50 {result[1]:.1f} ms, "
                     f"p95 {result[2]:.1f} ms, load {result[3]:.1f}",
                     flush=True,
@@ -337,11 +427,23 @@ def main() -> None:
             settled = [f.settled_per_second for f in chosen]
             print(
                 f"  {path:<10} audit {audit.upper():<3}: sends/s {summary(sends)}; "
-                f"settled/s {summary(settled)}; load {summary([f.load for f in chosen])}"
+                f"settled/s {summary(settled)}; waiting on a lock "
+                f"{summary([f.lock_waiting for f in chosen])}; worker CPU ms/run "
+                f"{summary([f.worker_cpu_ms for f in chosen])}; PostgreSQL CPU ms/run "
+                f"{summary([f.postgresql_cpu_ms for f in chosen])}; "
+                f"load {summary([f.load for f in chosen])}"
             )
             if sends:
                 print_figure(f"{key}_audit_{audit}_sends_per_second", statistics.median(sends))
                 print_figure(f"{key}_audit_{audit}_settled_per_second", statistics.median(settled))
+                print_figure(
+                    f"{key}_audit_{audit}_lock_waiting",
+                    statistics.median(f.lock_waiting for f in chosen),
+                )
+                print_figure(
+                    f"{key}_audit_{audit}_worker_cpu_ms_per_run",
+                    statistics.median(f.worker_cpu_ms for f in chosen),
+                )
         # Paired by round: each ON run against the OFF run taken next to it.
         ratios = [
             on.sends_per_second / off.sends_per_second
@@ -362,17 +464,19 @@ def main() -> None:
             )
             print_figure(f"{key}_on_off_sends_ratio", statistics.median(ratios))
             print_figure(f"{key}_on_off_settled_ratio", statistics.median(settled_ratios))
-    for writers, results in appends.items():
+    for (target, writers), results in appends.items():
+        key = target.replace(" ", "_")
         print(
-            f"  raw appends, {writers} writer(s): {summary([r[0] for r in results])} appends/s; "
+            f"  raw appends, {target}, {writers} writer(s): {summary([r[0] for r in results])} appends/s; "
             f"p95 {summary([r[2] for r in results])} ms; load {summary([r[3] for r in results])}"
         )
         if results:
             print_figure(
-                f"appends_per_second_{writers}_writers", statistics.median(r[0] for r in results)
+                f"appends_per_second_{key}_{writers}_writers",
+                statistics.median(r[0] for r in results),
             )
             print_figure(
-                f"append_p95_ms_{writers}_writers", statistics.median(r[2] for r in results)
+                f"append_p95_ms_{key}_{writers}_writers", statistics.median(r[2] for r in results)
             )
     print_figure("audit_chain_problems", len(chain_problems))
     if errors:
