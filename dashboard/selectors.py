@@ -25,6 +25,16 @@ def membership_for(*, user: AbstractBaseUser, tenant_slug: str) -> Membership:
         raise Http404("No such tenant.") from None
 
 
+def membership_with_user(*, user_id: int, tenant_slug: str) -> Membership | None:
+    """The membership of user `user_id` in the tenant with this slug, with its user and tenant
+    (one query: a live fragment's whole access check); None when there is none."""
+    return (
+        Membership.objects.select_related("user", "tenant")
+        .filter(user_id=user_id, tenant__slug=tenant_slug)
+        .first()
+    )
+
+
 def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
