@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from batchjobs.models import BatchJob, FilesLanded
@@ -24,8 +24,9 @@ from batchjobs.vendors.optimove_daily import client as optimove
 from batchjobs.vendors.talkifai import client as talkifai
 from batchjobs.vendors.talkifai.client import BatchJobDetail
 from dashboard.clock import next_utc_midnight, utc_now
-from dashboard.crypto import CredentialDecryptionError
+from dashboard.crypto import CredentialDecryptionError, decrypt_secret
 from dashboard.models import (
+    ConnectionSecret,
     Membership,
     OptimoveKeyRole,
     Permission,
@@ -420,6 +421,27 @@ def daily_connection_list(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     ).order_by("name")
 
 
+def _daily_attempts(connection: VendorConnection | OuterRef) -> QuerySet[RunAttempt]:
+    """The attempts of the connection's TriggerDaily runs that reached Optimove, newest first."""
+    return (
+        RunAttempt.objects.filter(run__connection=connection, run__operation=DAILY)
+        .exclude(failure_class=FailureClass.NOT_SENT)
+        .exclude(purpose=RunAttempt.Purpose.POLL)
+        .order_by("-started_at")
+    )
+
+
+def _daily_connections_for_status(*, tenant: Tenant) -> QuerySet[VendorConnection]:
+    """daily_connection_list, each with what the status reads beside it in the same query: its
+    newest attempt that reached Optimove, and its stored API key and when that was set."""
+    api_key = ConnectionSecret.objects.filter(connection=OuterRef("pk"), name="api_key")
+    return daily_connection_list(tenant=tenant).annotate(
+        last_daily_attempt_at=Subquery(_daily_attempts(OuterRef("pk")).values("started_at")[:1]),
+        api_key_encrypted=Subquery(api_key.values("encrypted_value")[:1]),
+        api_key_set_at=Subquery(api_key.values("set_at")[:1]),
+    )
+
+
 def daily_window_ends_at(*, connection: VendorConnection, now: datetime) -> datetime | None:
     """When Optimove's 10-minute window after the last request to this connection ends.
 
@@ -428,18 +450,21 @@ def daily_window_ends_at(*, connection: VendorConnection, now: datetime) -> date
     also covers a send still under way, whose attempt is not recorded yet).
     """
     ends_at = None
-    last = (
-        RunAttempt.objects.filter(run__connection=connection, run__operation=DAILY)
-        .exclude(failure_class=FailureClass.NOT_SENT)
-        .exclude(purpose=RunAttempt.Purpose.POLL)
-        .order_by("-started_at")
-        .values_list("started_at", flat=True)
-        .first()
-    )
+    # Read with the connection where the status selector fetched it (no query of its own).
+    annotated = hasattr(connection, "last_daily_attempt_at")
+    if annotated:
+        last = connection.last_daily_attempt_at
+    else:
+        last = _daily_attempts(connection).values_list("started_at", flat=True).first()
     if last is not None:
         ends_at = last + timedelta(seconds=DAILY_RATE_WINDOW_SECONDS)
     try:
-        rule = daily_rate_rule(connection, connection_secrets(connection))
+        if annotated:
+            encrypted = connection.api_key_encrypted
+            secrets = {"api_key": decrypt_secret(encrypted)} if encrypted is not None else {}
+        else:
+            secrets = connection_secrets(connection)
+        rule = daily_rate_rule(connection, secrets)
         remaining = rate_limiter().window_remaining(rule)
     except CredentialDecryptionError:
         remaining = 0.0
@@ -456,6 +481,9 @@ def _key_expired(connection: VendorConnection) -> bool:
     """Optimove's last answer was 403 token_expired and no new key was set since."""
     if not connection.last_error.startswith(optimove.TokenExpired.code):
         return False
+    if hasattr(connection, "api_key_set_at"):
+        set_at = connection.api_key_set_at
+        return set_at is None or not set_at > connection.last_error_at
     replaced = connection.secrets.filter(
         name="api_key", set_at__gt=connection.last_error_at
     ).exists()
@@ -475,6 +503,28 @@ def _daily_runs(tenant: Tenant) -> QuerySet[Run]:
     )
 
 
+RECENT_DAILY_RUNS = 10
+
+
+def _daily_status_runs(*, tenant: Tenant, today: date) -> list[Run]:
+    """The daily runs the status shows, newest first, in one query (and one for approvals):
+    the RECENT_DAILY_RUNS newest, and the newest of each kind the status names (today's
+    success, the open run, today's latest) even when older than those. Each subquery reads one
+    index (Run.Meta.indexes), however long the history."""
+    daily = Run.objects.filter(tenant=tenant, operation=DAILY).order_by("-created_at", "-id")
+    newest = daily.values("pk")
+    return list(
+        _daily_runs(tenant)
+        .filter(
+            Q(pk__in=newest[:RECENT_DAILY_RUNS])
+            | Q(pk__in=newest.filter(utc_date=today, state=RunState.SUCCEEDED)[:1])
+            | Q(pk__in=newest.filter(state__in=OPEN_DAILY_STATES)[:1])
+            | Q(pk__in=newest.filter(utc_date=today)[:1])
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
 def daily_trigger_status(
     *, tenant: Tenant, now: datetime | None = None, membership: Membership | None = None
 ) -> DailyTriggerStatus:
@@ -484,12 +534,14 @@ def daily_trigger_status(
     """
     now = now or utc_now()
     today = now.date()
-    connections = list(daily_connection_list(tenant=tenant))
+    connections = list(_daily_connections_for_status(tenant=tenant))
     connection = connections[0] if len(connections) == 1 else None
-    runs = _daily_runs(tenant)
-    triggered_today = runs.filter(utc_date=today, state=RunState.SUCCEEDED).first()
-    open_run = runs.filter(state__in=OPEN_DAILY_STATES).order_by("-created_at").first()
-    latest_today = runs.filter(utc_date=today).order_by("-created_at").first()
+    runs = _daily_status_runs(tenant=tenant, today=today)
+    triggered_today = next(
+        (run for run in runs if run.utc_date == today and run.state == RunState.SUCCEEDED), None
+    )
+    open_run = next((run for run in runs if run.state in OPEN_DAILY_STATES), None)
+    latest_today = next((run for run in runs if run.utc_date == today), None)
     files_landed = FilesLanded.objects.filter(tenant=tenant, utc_date=today).first()
     window_ends_at = daily_window_ends_at(connection=connection, now=now) if connection else None
 
@@ -593,7 +645,7 @@ def daily_trigger_status(
         triggered_today=triggered_today,
         open_run=open_run,
         latest_today=latest_today,
-        recent_runs=list(runs.order_by("-created_at")[:10]),
+        recent_runs=runs[:RECENT_DAILY_RUNS],
         blockers=blockers,
     )
 

@@ -89,6 +89,15 @@ def _utc_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def run_status_get(*, tenant: Tenant, run_id: int) -> Run:
+    """One run of the tenant, its own row only (one query): what its live status block shows;
+    404 for any other tenant's run."""
+    try:
+        return Run.objects.get(tenant=tenant, pk=run_id)
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+
+
 def run_get(*, tenant: Tenant, run_id: int) -> Run:
     """One run of the tenant with its approvals and attempts; 404 for any other tenant's run."""
     try:
