@@ -24,9 +24,8 @@ from batchjobs.vendors.optimove_daily import client as optimove
 from batchjobs.vendors.talkifai import client as talkifai
 from batchjobs.vendors.talkifai.client import BatchJobDetail
 from dashboard.clock import next_utc_midnight, utc_now
-from dashboard.crypto import CredentialDecryptionError, decrypt_secret
+from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import (
-    ConnectionSecret,
     Membership,
     OptimoveKeyRole,
     Permission,
@@ -45,6 +44,7 @@ from dashboard.runs.models import (
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.selectors import format_duration
+from dashboard.selectors import with_api_key
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
 
@@ -434,11 +434,8 @@ def _daily_attempts(connection: VendorConnection | OuterRef) -> QuerySet[RunAtte
 def _daily_connections_for_status(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     """daily_connection_list, each with what the status reads beside it in the same query: its
     newest attempt that reached Optimove, and its stored API key and when that was set."""
-    api_key = ConnectionSecret.objects.filter(connection=OuterRef("pk"), name="api_key")
-    return daily_connection_list(tenant=tenant).annotate(
+    return with_api_key(daily_connection_list(tenant=tenant)).annotate(
         last_daily_attempt_at=Subquery(_daily_attempts(OuterRef("pk")).values("started_at")[:1]),
-        api_key_encrypted=Subquery(api_key.values("encrypted_value")[:1]),
-        api_key_set_at=Subquery(api_key.values("set_at")[:1]),
     )
 
 
@@ -459,12 +456,7 @@ def daily_window_ends_at(*, connection: VendorConnection, now: datetime) -> date
     if last is not None:
         ends_at = last + timedelta(seconds=DAILY_RATE_WINDOW_SECONDS)
     try:
-        if annotated:
-            encrypted = connection.api_key_encrypted
-            secrets = {"api_key": decrypt_secret(encrypted)} if encrypted is not None else {}
-        else:
-            secrets = connection_secrets(connection)
-        rule = daily_rate_rule(connection, secrets)
+        rule = daily_rate_rule(connection, connection_secrets(connection, read_with=connection))
         remaining = rate_limiter().window_remaining(rule)
     except CredentialDecryptionError:
         remaining = 0.0
@@ -691,13 +683,18 @@ def approved_by(run: Run) -> Approval | None:
 
 
 def batch_job_list(*, tenant: Tenant) -> QuerySet[BatchJob]:
-    return BatchJob.objects.filter(tenant=tenant).select_related("connection", "registered_by")
+    return BatchJob.objects.filter(tenant=tenant).select_related(
+        "tenant", "connection", "registered_by"
+    )
 
 
 def batch_job_get(*, tenant: Tenant, batch_job_pk: int) -> BatchJob:
-    """One of the tenant's registered jobs; 404 for another tenant's."""
+    """One of the tenant's registered jobs, with its connection's API key (one query for what
+    asking TalkifAI needs); 404 for another tenant's."""
     try:
-        return batch_job_list(tenant=tenant).get(pk=batch_job_pk)
+        return with_api_key(batch_job_list(tenant=tenant), connection="connection").get(
+            pk=batch_job_pk
+        )
     except BatchJob.DoesNotExist:
         raise Http404("No such batch job.") from None
 
@@ -726,7 +723,7 @@ def batch_job_vendor_status(*, batch_job: BatchJob) -> BatchJobVendorStatus:
     if not connection.is_active:
         return BatchJobVendorStatus(None, f"the connection {connection.name} is inactive.")
     try:
-        client = talkifai_client(connection, connection_secrets(connection))
+        client = talkifai_client(connection, connection_secrets(connection, read_with=batch_job))
         return BatchJobVendorStatus(client.batch_job_detail(batch_job.batch_job_id))
     except VendorError as error:
         return BatchJobVendorStatus(None, talkifai.advice_for(error))
