@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from batchjobs.models import BatchJob, FilesLanded
@@ -431,11 +432,21 @@ def _daily_attempts(connection: VendorConnection | OuterRef) -> QuerySet[RunAtte
     )
 
 
-def _daily_connections_for_status(*, tenant: Tenant) -> QuerySet[VendorConnection]:
+def _daily_connections_for_status(*, tenant: Tenant, today: date) -> QuerySet[VendorConnection]:
     """daily_connection_list, each with what the status reads beside it in the same query: its
-    newest attempt that reached Optimove, and its stored API key and when that was set."""
-    return with_api_key(daily_connection_list(tenant=tenant)).annotate(
-        last_daily_attempt_at=Subquery(_daily_attempts(OuterRef("pk")).values("started_at")[:1]),
+    newest attempt that reached Optimove, its stored API key and when that was set, and the
+    tenant's "files landed" signal for `today` (`files_landed_today`, one per tenant and day)."""
+    return (
+        with_api_key(daily_connection_list(tenant=tenant))
+        .annotate(
+            last_daily_attempt_at=Subquery(
+                _daily_attempts(OuterRef("pk")).values("started_at")[:1]
+            ),
+            files_landed_today=FilteredRelation(
+                "tenant__files_landed", condition=Q(tenant__files_landed__utc_date=today)
+            ),
+        )
+        .select_related("files_landed_today")
     )
 
 
@@ -498,23 +509,64 @@ def _daily_runs(tenant: Tenant) -> QuerySet[Run]:
 RECENT_DAILY_RUNS = 10
 
 
+# What the status shows of a run's approval and of its rejection (Approval fields).
+DECISION_FIELDS = ("pk", "decided_at", "comment", "decided_by_id", "decided_by__username")
+
+
+def _with_decisions(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """`runs` with their first approval and first rejection (by decision time, as approved_by
+    and run_rejection read them) as columns of the same query: one indexed lookup per run and
+    field instead of a query for every approval of every run."""
+    columns = {}
+    for decision in (Approval.Decision.APPROVED, Approval.Decision.REJECTED):
+        first = Approval.objects.filter(run=OuterRef("pk"), decision=decision).order_by(
+            "decided_at", "id"
+        )
+        for name in DECISION_FIELDS:
+            columns[f"{decision}_{name}"] = Subquery(first.values(name)[:1])
+    return runs.annotate(**columns)
+
+
+def _decision_of(run: Run, decision: str) -> Approval | None:
+    """The decision _with_decisions read with `run`, as an Approval to show (not to save)."""
+    pk = getattr(run, f"{decision}_pk")
+    if pk is None:
+        return None
+    user_id = getattr(run, f"{decision}_decided_by_id")
+    user = get_user_model()(pk=user_id, username=getattr(run, f"{decision}_decided_by__username"))
+    return Approval(
+        pk=pk,
+        run=run,
+        decision=decision,
+        decided_at=getattr(run, f"{decision}_decided_at"),
+        comment=getattr(run, f"{decision}_comment"),
+        decided_by=user if user_id is not None else None,
+    )
+
+
 def _daily_status_runs(*, tenant: Tenant, today: date) -> list[Run]:
-    """The daily runs the status shows, newest first, in one query (and one for approvals):
-    the RECENT_DAILY_RUNS newest, and the newest of each kind the status names (today's
-    success, the open run, today's latest) even when older than those. Each subquery reads one
-    index (Run.Meta.indexes), however long the history."""
+    """The daily runs the status shows, newest first, with their approval and (for a cancelled
+    one) its rejection, in one query: the RECENT_DAILY_RUNS newest, and the newest of each kind
+    the status names (today's success, the open run, today's latest) even when older than
+    those. Each subquery reads one index (Run.Meta.indexes), however long the history."""
     daily = Run.objects.filter(tenant=tenant, operation=DAILY).order_by("-created_at", "-id")
     newest = daily.values("pk")
-    return list(
-        _daily_runs(tenant)
-        .filter(
+    runs = list(
+        _with_decisions(daily.select_related("connection", "requested_by")).filter(
             Q(pk__in=newest[:RECENT_DAILY_RUNS])
             | Q(pk__in=newest.filter(utc_date=today, state=RunState.SUCCEEDED)[:1])
             | Q(pk__in=newest.filter(state__in=OPEN_DAILY_STATES)[:1])
             | Q(pk__in=newest.filter(utc_date=today)[:1])
         )
-        .order_by("-created_at", "-id")
     )
+    for run in runs:
+        run.approval = _decision_of(run, Approval.Decision.APPROVED)
+        run.rejection = (
+            _decision_of(run, Approval.Decision.REJECTED)
+            if run.state == RunState.CANCELLED
+            else None
+        )
+    return runs
 
 
 def daily_trigger_status(
@@ -526,7 +578,7 @@ def daily_trigger_status(
     """
     now = now or utc_now()
     today = now.date()
-    connections = list(_daily_connections_for_status(tenant=tenant))
+    connections = list(_daily_connections_for_status(tenant=tenant, today=today))
     connection = connections[0] if len(connections) == 1 else None
     runs = _daily_status_runs(tenant=tenant, today=today)
     triggered_today = next(
@@ -534,7 +586,11 @@ def daily_trigger_status(
     )
     open_run = next((run for run in runs if run.state in OPEN_DAILY_STATES), None)
     latest_today = next((run for run in runs if run.utc_date == today), None)
-    files_landed = FilesLanded.objects.filter(tenant=tenant, utc_date=today).first()
+    if connections:
+        # Django leaves a filtered relation that matched nothing unset, rather than None.
+        files_landed = getattr(connections[0], "files_landed_today", None)
+    else:  # read with the connections when there is one
+        files_landed = FilesLanded.objects.filter(tenant=tenant, utc_date=today).first()
     window_ends_at = daily_window_ends_at(connection=connection, now=now) if connection else None
 
     blockers: list[Blocker] = []
