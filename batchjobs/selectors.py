@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from batchjobs.models import BatchJob, FilesLanded
@@ -44,6 +45,7 @@ from dashboard.runs.models import (
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.selectors import format_duration
+from dashboard.selectors import with_api_key
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
 
@@ -420,6 +422,34 @@ def daily_connection_list(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     ).order_by("name")
 
 
+def _daily_attempts(connection: VendorConnection | OuterRef) -> QuerySet[RunAttempt]:
+    """The attempts of the connection's TriggerDaily runs that reached Optimove, newest first."""
+    return (
+        RunAttempt.objects.filter(run__connection=connection, run__operation=DAILY)
+        .exclude(failure_class=FailureClass.NOT_SENT)
+        .exclude(purpose=RunAttempt.Purpose.POLL)
+        .order_by("-started_at")
+    )
+
+
+def _daily_connections_for_status(*, tenant: Tenant, today: date) -> QuerySet[VendorConnection]:
+    """daily_connection_list, each with what the status reads beside it in the same query: its
+    newest attempt that reached Optimove, its stored API key and when that was set, and the
+    tenant's "files landed" signal for `today` (`files_landed_today`, one per tenant and day)."""
+    return (
+        with_api_key(daily_connection_list(tenant=tenant))
+        .annotate(
+            last_daily_attempt_at=Subquery(
+                _daily_attempts(OuterRef("pk")).values("started_at")[:1]
+            ),
+            files_landed_today=FilteredRelation(
+                "tenant__files_landed", condition=Q(tenant__files_landed__utc_date=today)
+            ),
+        )
+        .select_related("files_landed_today")
+    )
+
+
 def daily_window_ends_at(*, connection: VendorConnection, now: datetime) -> datetime | None:
     """When Optimove's 10-minute window after the last request to this connection ends.
 
@@ -428,18 +458,16 @@ def daily_window_ends_at(*, connection: VendorConnection, now: datetime) -> date
     also covers a send still under way, whose attempt is not recorded yet).
     """
     ends_at = None
-    last = (
-        RunAttempt.objects.filter(run__connection=connection, run__operation=DAILY)
-        .exclude(failure_class=FailureClass.NOT_SENT)
-        .exclude(purpose=RunAttempt.Purpose.POLL)
-        .order_by("-started_at")
-        .values_list("started_at", flat=True)
-        .first()
-    )
+    # Read with the connection where the status selector fetched it (no query of its own).
+    annotated = hasattr(connection, "last_daily_attempt_at")
+    if annotated:
+        last = connection.last_daily_attempt_at
+    else:
+        last = _daily_attempts(connection).values_list("started_at", flat=True).first()
     if last is not None:
         ends_at = last + timedelta(seconds=DAILY_RATE_WINDOW_SECONDS)
     try:
-        rule = daily_rate_rule(connection, connection_secrets(connection))
+        rule = daily_rate_rule(connection, connection_secrets(connection, read_with=connection))
         remaining = rate_limiter().window_remaining(rule)
     except CredentialDecryptionError:
         remaining = 0.0
@@ -456,6 +484,9 @@ def _key_expired(connection: VendorConnection) -> bool:
     """Optimove's last answer was 403 token_expired and no new key was set since."""
     if not connection.last_error.startswith(optimove.TokenExpired.code):
         return False
+    if hasattr(connection, "api_key_set_at"):
+        set_at = connection.api_key_set_at
+        return set_at is None or not set_at > connection.last_error_at
     replaced = connection.secrets.filter(
         name="api_key", set_at__gt=connection.last_error_at
     ).exists()
@@ -475,6 +506,69 @@ def _daily_runs(tenant: Tenant) -> QuerySet[Run]:
     )
 
 
+RECENT_DAILY_RUNS = 10
+
+
+# What the status shows of a run's approval and of its rejection (Approval fields).
+DECISION_FIELDS = ("pk", "decided_at", "comment", "decided_by_id", "decided_by__username")
+
+
+def _with_decisions(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """`runs` with their first approval and first rejection (by decision time, as approved_by
+    and run_rejection read them) as columns of the same query: one indexed lookup per run and
+    field instead of a query for every approval of every run."""
+    columns = {}
+    for decision in (Approval.Decision.APPROVED, Approval.Decision.REJECTED):
+        first = Approval.objects.filter(run=OuterRef("pk"), decision=decision).order_by(
+            "decided_at", "id"
+        )
+        for name in DECISION_FIELDS:
+            columns[f"{decision}_{name}"] = Subquery(first.values(name)[:1])
+    return runs.annotate(**columns)
+
+
+def _decision_of(run: Run, decision: str) -> Approval | None:
+    """The decision _with_decisions read with `run`, as an Approval to show (not to save)."""
+    pk = getattr(run, f"{decision}_pk")
+    if pk is None:
+        return None
+    user_id = getattr(run, f"{decision}_decided_by_id")
+    user = get_user_model()(pk=user_id, username=getattr(run, f"{decision}_decided_by__username"))
+    return Approval(
+        pk=pk,
+        run=run,
+        decision=decision,
+        decided_at=getattr(run, f"{decision}_decided_at"),
+        comment=getattr(run, f"{decision}_comment"),
+        decided_by=user if user_id is not None else None,
+    )
+
+
+def _daily_status_runs(*, tenant: Tenant, today: date) -> list[Run]:
+    """The daily runs the status shows, newest first, with their approval and (for a cancelled
+    one) its rejection, in one query: the RECENT_DAILY_RUNS newest, and the newest of each kind
+    the status names (today's success, the open run, today's latest) even when older than
+    those. Each subquery reads one index (Run.Meta.indexes), however long the history."""
+    daily = Run.objects.filter(tenant=tenant, operation=DAILY).order_by("-created_at", "-id")
+    newest = daily.values("pk")
+    runs = list(
+        _with_decisions(daily.select_related("connection", "requested_by")).filter(
+            Q(pk__in=newest[:RECENT_DAILY_RUNS])
+            | Q(pk__in=newest.filter(utc_date=today, state=RunState.SUCCEEDED)[:1])
+            | Q(pk__in=newest.filter(state__in=OPEN_DAILY_STATES)[:1])
+            | Q(pk__in=newest.filter(utc_date=today)[:1])
+        )
+    )
+    for run in runs:
+        run.approval = _decision_of(run, Approval.Decision.APPROVED)
+        run.rejection = (
+            _decision_of(run, Approval.Decision.REJECTED)
+            if run.state == RunState.CANCELLED
+            else None
+        )
+    return runs
+
+
 def daily_trigger_status(
     *, tenant: Tenant, now: datetime | None = None, membership: Membership | None = None
 ) -> DailyTriggerStatus:
@@ -484,13 +578,19 @@ def daily_trigger_status(
     """
     now = now or utc_now()
     today = now.date()
-    connections = list(daily_connection_list(tenant=tenant))
+    connections = list(_daily_connections_for_status(tenant=tenant, today=today))
     connection = connections[0] if len(connections) == 1 else None
-    runs = _daily_runs(tenant)
-    triggered_today = runs.filter(utc_date=today, state=RunState.SUCCEEDED).first()
-    open_run = runs.filter(state__in=OPEN_DAILY_STATES).order_by("-created_at").first()
-    latest_today = runs.filter(utc_date=today).order_by("-created_at").first()
-    files_landed = FilesLanded.objects.filter(tenant=tenant, utc_date=today).first()
+    runs = _daily_status_runs(tenant=tenant, today=today)
+    triggered_today = next(
+        (run for run in runs if run.utc_date == today and run.state == RunState.SUCCEEDED), None
+    )
+    open_run = next((run for run in runs if run.state in OPEN_DAILY_STATES), None)
+    latest_today = next((run for run in runs if run.utc_date == today), None)
+    if connections:
+        # Django leaves a filtered relation that matched nothing unset, rather than None.
+        files_landed = getattr(connections[0], "files_landed_today", None)
+    else:  # read with the connections when there is one
+        files_landed = FilesLanded.objects.filter(tenant=tenant, utc_date=today).first()
     window_ends_at = daily_window_ends_at(connection=connection, now=now) if connection else None
 
     blockers: list[Blocker] = []
@@ -593,7 +693,7 @@ def daily_trigger_status(
         triggered_today=triggered_today,
         open_run=open_run,
         latest_today=latest_today,
-        recent_runs=list(runs.order_by("-created_at")[:10]),
+        recent_runs=runs[:RECENT_DAILY_RUNS],
         blockers=blockers,
     )
 
@@ -639,13 +739,18 @@ def approved_by(run: Run) -> Approval | None:
 
 
 def batch_job_list(*, tenant: Tenant) -> QuerySet[BatchJob]:
-    return BatchJob.objects.filter(tenant=tenant).select_related("connection", "registered_by")
+    return BatchJob.objects.filter(tenant=tenant).select_related(
+        "tenant", "connection", "registered_by"
+    )
 
 
 def batch_job_get(*, tenant: Tenant, batch_job_pk: int) -> BatchJob:
-    """One of the tenant's registered jobs; 404 for another tenant's."""
+    """One of the tenant's registered jobs, with its connection's API key (one query for what
+    asking TalkifAI needs); 404 for another tenant's."""
     try:
-        return batch_job_list(tenant=tenant).get(pk=batch_job_pk)
+        return with_api_key(batch_job_list(tenant=tenant), connection="connection").get(
+            pk=batch_job_pk
+        )
     except BatchJob.DoesNotExist:
         raise Http404("No such batch job.") from None
 
@@ -674,7 +779,7 @@ def batch_job_vendor_status(*, batch_job: BatchJob) -> BatchJobVendorStatus:
     if not connection.is_active:
         return BatchJobVendorStatus(None, f"the connection {connection.name} is inactive.")
     try:
-        client = talkifai_client(connection, connection_secrets(connection))
+        client = talkifai_client(connection, connection_secrets(connection, read_with=batch_job))
         return BatchJobVendorStatus(client.batch_job_detail(batch_job.batch_job_id))
     except VendorError as error:
         return BatchJobVendorStatus(None, talkifai.advice_for(error))

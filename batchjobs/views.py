@@ -45,11 +45,14 @@ def _annotate(run: Run | None) -> Run | None:
     wrong in plain words."""
     if run is not None and not hasattr(run, "explanation"):
         run.description = operation_for(run.operation).describe(run.parameters)
-        run.approval = selectors.approved_by(run) if run.operation == selectors.DAILY else None
-        # Who rejected it, and why (one query, only for the few runs that were rejected).
-        run.rejection = (
-            run_selectors.run_rejection(run) if run.state == RunState.CANCELLED else None
-        )
+        # The daily status reads both with its runs; other runs from their approvals.
+        if not hasattr(run, "approval"):
+            run.approval = selectors.approved_by(run) if run.operation == selectors.DAILY else None
+        if not hasattr(run, "rejection"):
+            # Who rejected it, and why (only for the few runs that were rejected).
+            run.rejection = (
+                run_selectors.run_rejection(run) if run.state == RunState.CANCELLED else None
+            )
         run.explanation = selectors.run_explanation(run)
         run.vendor_started_at = parse_timestamp((run.result or {}).get("started_at"))
     return run

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from dashboard.models import AuditEvent, Membership, Tenant, VendorConnection
+from dashboard.models import AuditEvent, ConnectionSecret, Membership, Tenant, VendorConnection
 
 
 def membership_list_for_user(user: AbstractBaseUser) -> QuerySet[Membership]:
@@ -23,6 +23,28 @@ def membership_for(*, user: AbstractBaseUser, tenant_slug: str) -> Membership:
         return Membership.objects.select_related("tenant").get(user=user, tenant__slug=tenant_slug)
     except Membership.DoesNotExist:
         raise Http404("No such tenant.") from None
+
+
+def membership_with_user(*, user_id: int, tenant_slug: str) -> Membership | None:
+    """The membership of user `user_id` in the tenant with this slug, with its user and tenant
+    (one query: a live fragment's whole access check); None when there is none."""
+    return (
+        Membership.objects.select_related("user", "tenant")
+        .filter(user_id=user_id, tenant__slug=tenant_slug)
+        .first()
+    )
+
+
+def with_api_key[Row: Model](rows: QuerySet[Row], *, connection: str = "pk") -> QuerySet[Row]:
+    """`rows` with the stored API key of their connection (`connection` is the path to its id)
+    read in the same query: `api_key_encrypted` (decrypt it through
+    dashboard.services.connection_secrets) and `api_key_set_at`. A page polled every few
+    seconds that calls a vendor saves the query for the connection's secrets."""
+    api_key = ConnectionSecret.objects.filter(connection=OuterRef(connection), name="api_key")
+    return rows.annotate(
+        api_key_encrypted=Subquery(api_key.values("encrypted_value")[:1]),
+        api_key_set_at=Subquery(api_key.values("set_at")[:1]),
+    )
 
 
 def member_list(*, tenant: Tenant) -> QuerySet[Membership]:

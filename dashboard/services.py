@@ -329,8 +329,15 @@ def _store_secret(
 
 
 @sensitive_variables()
-def connection_secrets(connection: VendorConnection) -> dict[str, str]:
-    """The decrypted secrets of a connection, for a vendor client only; never render or log them."""
+def connection_secrets(connection: VendorConnection, *, read_with: Any = None) -> dict[str, str]:
+    """The decrypted secrets of a connection, for a vendor client only; never render or log them.
+
+    `read_with`: a row a selector fetched with the connection's API key
+    (dashboard.selectors.with_api_key); its key is used instead of a query for the secrets.
+    """
+    if read_with is not None and hasattr(read_with, "api_key_encrypted"):
+        encrypted = read_with.api_key_encrypted
+        return {"api_key": decrypt_secret(encrypted)} if encrypted is not None else {}
     return {
         secret.name: decrypt_secret(secret.encrypted_value) for secret in connection.secrets.all()
     }

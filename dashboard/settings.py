@@ -226,6 +226,20 @@ else:
         "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
+# Sessions: in the database, read through Redis where there is one (dashboard/sessions.py); the
+# demo without Redis keeps Django's database sessions. The default cache stays per process.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if REDIS_URL:
+    CACHES["sessions"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "triggerdesk",
+        # A Redis that does not answer costs a request a second at most: sessions fall back to
+        # the database.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    SESSION_ENGINE = "dashboard.sessions"
+    SESSION_CACHE_ALIAS = "sessions"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -155,3 +155,22 @@ def sandbox_connection(sandboxes: SandboxStack):
         )
 
     return make
+
+
+@pytest.fixture
+def count_queries(db):
+    """count_queries(client, url, params=None, htmx=False): (response, how many SQL queries the
+    request made). The default (per-process) cache is cleared first, so a planner estimate
+    remembered by an earlier request does not make the second of two measurements cheaper."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(client: Any, url: str, params: dict | None = None, *, htmx: bool = False):
+        cache.clear()
+        headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, params or {}, **headers)
+        return response, len(queries)
+
+    return count

@@ -398,14 +398,15 @@ def trigger_preview(request: HttpRequest, generator_id: int) -> HttpResponse:
 
 def _run_context(request: HttpRequest, link) -> dict[str, Any]:
     run = link.run
+    attempts, timeline = run_selectors.run_attempts_and_timeline(run=run)
     return {
         "can_request": request.membership.can(Permission.REQUEST),
         "link": link,
         "run": run,
         "explanation": explain_run(run),
         "live": run.is_open and not (run.state == RunState.OUTCOME_UNKNOWN and run.needs_person),
-        "attempts": list(run.attempts.order_by("number")),
-        "timeline": list(run_selectors.run_timeline(run=run)),
+        "attempts": attempts,
+        "timeline": timeline,
     }
 
 

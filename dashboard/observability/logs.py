@@ -180,19 +180,18 @@ class RequestContextMiddleware:
         incoming = request.META.get(REQUEST_ID_HEADER, "")
         request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        user = getattr(request, "user", None)
-        # tenant and run_id are reset too: process_view sets them, and the reset at the end
-        # must not leave them to the next request this thread serves.
-        tokens = bind(
-            request_id=request_id,
-            user=user.get_username() if user is not None and user.is_authenticated else None,
-            tenant=None,
-            run_id=None,
-        )
+        # tenant, run_id and user are reset too: process_view (or tenant_view) sets them, and
+        # the reset at the end must not leave them to the next request this thread serves.
+        tokens = bind(request_id=request_id, user=None, tenant=None, run_id=None)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
+            if _context["user"].get() is None:
+                # No view named the user (a middleware answered first, or no URL matched).
+                user = getattr(request, "user", None)
+                if user is not None and user.is_authenticated:
+                    bind(user=user.get_username())
             if not request.path.startswith(("/healthz", "/readyz", "/static/")):
                 request_logger.info(
                     "%s %s %s",
@@ -211,6 +210,12 @@ class RequestContextMiddleware:
         return response
 
     def process_view(self, request: Any, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
+        # A tenant view names its user itself, once it has loaded it with the membership (one
+        # query for both, see dashboard.tenancy); loading it here would cost a query of its own.
+        if not getattr(view_func, "binds_log_user", False):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                bind(user=user.get_username())
         if "tenant_slug" in view_kwargs:
             bind(tenant=view_kwargs["tenant_slug"])
         if "run_id" in view_kwargs:

@@ -360,10 +360,10 @@ def _start_with_tokens(
     reserve: int = 0,
     patience: float | None = None,
 ) -> tuple[list[tuple[Any, Future]], list[Any]]:
-    """Start `call(item)` in the thread pool for each item as the bucket grants tokens.
+    """Start `call(item)` in the thread pool for each item as the limiter allows.
 
     Returns ([(item, future of (started_at, result or exception))], items never started for
-    lack of tokens within `patience` seconds).
+    lack of budget within `patience` seconds).
     """
     pool = _executor()
     futures = []
@@ -371,9 +371,9 @@ def _start_with_tokens(
     limiter = rate_limiter()
     give_up = time.monotonic() + patience if patience is not None else None
 
-    def timed(item: Any, granted_at: float) -> tuple[Any, Any]:
+    def timed(item: Any, granted_at: float, place: str | None) -> tuple[Any, Any]:
         try:
-            if time.monotonic() - granted_at > LATE_GRANT_SECONDS:
+            if place is None and time.monotonic() - granted_at > LATE_GRANT_SECONDS:
                 _take_fresh_token(limiter, rule)
             started = utc_now()
             try:
@@ -381,20 +381,27 @@ def _start_with_tokens(
             except Exception as error:  # handed to the failure handling, by class
                 return started, error
         finally:
+            if place is not None:
+                _free_place(limiter, rule, place)
             _give_back_threads(1)
 
     try:
         while pending:
             free = _take_free_threads(len(pending))
             try:
-                granted, wait = limiter.acquire_many(rule, free, reserve=reserve)
+                if rule.sliding:
+                    places, wait = limiter.take_slots(rule, free, reserve=reserve)
+                else:
+                    granted, wait = limiter.acquire_many(rule, free, reserve=reserve)
+                    places = [None] * granted
             except Exception:
                 _give_back_threads(free)
                 raise
+            granted = len(places)
             granted_at = time.monotonic()
             _give_back_threads(free - granted)
-            for item in pending[:granted]:
-                futures.append((item, pool.submit(timed, item, granted_at)))
+            for item, place in zip(pending[:granted], places, strict=True):
+                futures.append((item, pool.submit(timed, item, granted_at, place)))
             pending = pending[granted:]
             if pending and granted < free:
                 if give_up is not None and time.monotonic() + wait > give_up:
@@ -406,8 +413,18 @@ def _start_with_tokens(
     return futures, pending
 
 
+def _free_place(limiter: Any, rule: Any, place: str) -> None:
+    """The request's answer came back: its place is held one more period, then frees."""
+    try:
+        limiter.free_slots(rule, [place])
+    except Exception:
+        # The place stays held until it expires: the limit is under-used, never exceeded.
+        logger.warning("rate limiter failed to free a place of %s", rule.key)
+
+
 def _take_fresh_token(limiter: Any, rule: Any) -> None:
-    """Wait for a token of now for a request whose token was granted too long ago.
+    """Wait for a token of now for a request whose token was granted too long ago (bucket
+    rules; a sliding rule's place covers any delay).
 
     A vendor counts requests when they arrive. A token granted while this process was starved
     of CPU (or its thread of the GIL) would let its request leave late, together with requests

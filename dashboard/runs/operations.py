@@ -24,8 +24,13 @@ if TYPE_CHECKING:
 class RateRule:
     """At most `limit` requests per `period_seconds` for the vendor account named by `key`.
 
-    `window` rules (TriggerDaily's one request per 10 minutes) hold a key for the whole period;
-    the others are token buckets.
+    `window` rules (TriggerDaily's one request per 10 minutes) hold a key for the whole period.
+    `sliding` rules are for a vendor that counts requests as they arrive over a sliding period
+    (Optimove campaigns: 500 per second per brand): each request holds a place from the moment
+    it is allowed until `period_seconds` after its answer came back, so no delay between our
+    grant and the vendor's count (a starved thread, a slow network, a vendor that reads its
+    queue late) can put more than `limit` requests into any period at the vendor. The others
+    are token buckets (our own API's per-token limit).
     """
 
     key: str
@@ -33,6 +38,10 @@ class RateRule:
     period_seconds: float
     window: bool = False
     burst: int | None = None
+    sliding: bool = False
+    # How long a place is held when its answer is never reported (the holder died): the longest
+    # a request can take, so that the place still covers the request's arrival.
+    longest_request_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

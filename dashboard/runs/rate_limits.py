@@ -1,23 +1,37 @@
 """Rate limits shared by every worker on every machine, kept in Redis.
 
-Token buckets (Optimove campaigns: 500 requests/s per brand) and windows (TriggerDaily: one
-request per tenant per 10 minutes). Celery's per-worker `rate_limit` cannot do this: it knows
-nothing of the other workers.
+Sliding windows with held places (Optimove campaigns: 500 requests/s per brand, counted by the
+vendor as requests arrive), windows (TriggerDaily: one request per tenant per 10 minutes) and
+token buckets (our own API's per-token limit). Celery's per-worker `rate_limit` cannot do this:
+it knows nothing of the other workers.
+
+Why held places rather than a bucket for a vendor's per-second limit: a bucket spaces the
+grants, but the vendor counts arrivals. A thread starved of CPU after its grant, or a vendor
+that reads its socket late, moves requests granted in one second into the next, where they
+arrive together with that second's own: more than the limit at the vendor, and 429s. A place
+that is held from the grant until a period after the answer covers the request's arrival
+whatever happened in between: when the last of any `limit + 1` requests arriving within one
+period was granted, all the others were already granted and none had been answered more than
+a period before, so all were holding a place: the limiter refused it.
 
 Without REDIS_URL (the zero-setup demo, one worker process) an in-process limiter stands in.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+import uuid
 from functools import cache
 
 from django.conf import settings
 
 from dashboard.observability.metrics import record_rate_limit_wait
 from dashboard.runs.operations import RateRule
+
+logger = logging.getLogger(__name__)
 
 # KEYS[1]: bucket. ARGV: rate per second, capacity, cost. Returns milliseconds to wait (0: go).
 # Time comes from the Redis server so that machines with skewed clocks agree.
@@ -66,6 +80,53 @@ if granted > 0 then return {granted, 0} end
 return {0, math.max(1, math.ceil((reserve + 1 - tokens) * 1000 / rate))}
 """
 
+# KEYS[1]: sorted set of held places (member: place id, score: ms when it frees).
+# ARGV: limit, ms a place is held when its answer is never reported, places wanted, places to
+# leave free (reserve), id prefix. Returns {places granted, ms to wait before asking again}.
+SLOTS_TAKE_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local hold = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local reserve = tonumber(ARGV[4])
+local prefix = ARGV[5]
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local granted = limit - reserve - redis.call('ZCARD', KEYS[1])
+if granted > wanted then granted = wanted end
+if granted > 0 then
+  local places = {}
+  for index = 1, granted do
+    places[#places + 1] = now + hold
+    places[#places + 1] = prefix .. index
+  end
+  redis.call('ZADD', KEYS[1], unpack(places))
+  redis.call('PEXPIRE', KEYS[1], hold + 1000)
+  return {granted, 0}
+end
+-- Full: places free as answers come back (any moment) or as held ones expire.
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = 20
+if first[2] then wait = math.min(20, math.max(1, tonumber(first[2]) - now)) end
+return {0, wait}
+"""
+
+# KEYS[1]: sorted set of held places. ARGV[1]: the period in ms; ARGV[2..]: place ids whose
+# answers came back. Each is held one more period from now (the vendor may have counted it at
+# any moment until its answer left). Re-added if it had expired: never under-counted.
+SLOTS_FREE_SCRIPT = """
+local period = tonumber(ARGV[1])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+for index = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], now + period, ARGV[index])
+end
+if redis.call('PTTL', KEYS[1]) < period + 1000 then
+  redis.call('PEXPIRE', KEYS[1], period + 1000)
+end
+return 0
+"""
+
 # KEYS[1]: window key. ARGV[1]: window length in ms. Returns ms left in the window (0: go).
 WINDOW_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
@@ -83,6 +144,8 @@ class RedisRateLimiter:
         self._bucket = self.redis.register_script(BUCKET_SCRIPT)
         self._window = self.redis.register_script(WINDOW_SCRIPT)
         self._bucket_many = self.redis.register_script(BUCKET_MANY_SCRIPT)
+        self._slots_take = self.redis.register_script(SLOTS_TAKE_SCRIPT)
+        self._slots_free = self.redis.register_script(SLOTS_FREE_SCRIPT)
 
     def acquire(self, rule: RateRule) -> float:
         """Take one request from the rule's budget; 0 when it may go now, else seconds to wait."""
@@ -114,6 +177,38 @@ class RedisRateLimiter:
         if not granted:
             record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
         return int(granted), int(waited) / 1000.0
+
+    def take_slots(
+        self, rule: RateRule, wanted: int, *, reserve: int = 0
+    ) -> tuple[list[str], float]:
+        """Take up to `wanted` places of a sliding rule, leaving `reserve` free.
+
+        Returns (the places granted, seconds until asking again may grant one). Each place must
+        be given to `free_slots` once its request's answer (or failure) came back; one never
+        freed stays held for `rule.longest_request_seconds` plus the period.
+        """
+        prefix = f"{uuid.uuid4().hex}:"
+        granted, waited = self._slots_take(
+            keys=[f"triggerdesk:slots:{rule.key}"],
+            args=[
+                rule.limit,
+                hold_milliseconds(rule),
+                wanted,
+                min(reserve, rule.limit - 1),
+                prefix,
+            ],
+        )
+        if not granted:
+            record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
+        return [f"{prefix}{index}" for index in range(1, int(granted) + 1)], int(waited) / 1000.0
+
+    def free_slots(self, rule: RateRule, slots: list[str]) -> None:
+        """The answers to these places' requests came back: each is held one more period."""
+        if slots:
+            self._slots_free(
+                keys=[f"triggerdesk:slots:{rule.key}"],
+                args=[int(rule.period_seconds * 1000), *slots],
+            )
 
     def set_flag(self, key: str, ttl_seconds: float) -> bool:
         """Set a short-lived flag unless it is set; True when this call set it."""
@@ -147,6 +242,7 @@ class LocalRateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._windows: dict[str, float] = {}
         self._flags: dict[str, float] = {}
+        self._slots: dict[str, dict[str, float]] = {}
 
     def acquire(self, rule: RateRule) -> float:
         now = time.monotonic()
@@ -180,6 +276,34 @@ class LocalRateLimiter:
         if granted:
             return granted, 0.0
         return 0, max(0.001, math.ceil((reserve + 1 - tokens) / rate * 1000) / 1000.0)
+
+    def take_slots(
+        self, rule: RateRule, wanted: int, *, reserve: int = 0
+    ) -> tuple[list[str], float]:
+        now = time.monotonic()
+        reserve = min(reserve, rule.limit - 1)
+        with self._lock:
+            held = {
+                place: until
+                for place, until in self._slots.get(rule.key, {}).items()
+                if until > now
+            }
+            granted = min(wanted, rule.limit - reserve - len(held))
+            places = [uuid.uuid4().hex for _ in range(max(0, granted))]
+            for place in places:
+                held[place] = now + hold_milliseconds(rule) / 1000.0
+            self._slots[rule.key] = held
+            first = min(held.values(), default=now)
+        if places:
+            return places, 0.0
+        return [], min(0.02, max(0.001, first - now))
+
+    def free_slots(self, rule: RateRule, slots: list[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            held = self._slots.setdefault(rule.key, {})
+            for place in slots:
+                held[place] = now + rule.period_seconds
 
     def set_flag(self, key: str, ttl_seconds: float) -> bool:
         now = time.monotonic()
@@ -222,8 +346,45 @@ def rate_limiter() -> RedisRateLimiter | LocalRateLimiter:
     return _limiter_for(settings.REDIS_URL)
 
 
-def acquire_all(rules: list[RateRule]) -> float:
-    """Take one request from every rule; the longest wait if any says wait (0 when all allow)."""
+def hold_milliseconds(rule: RateRule) -> int:
+    """How long a sliding rule's place is held when its answer is never reported."""
+    return int((rule.period_seconds + rule.longest_request_seconds) * 1000)
+
+
+class Permit:
+    """What `acquire_all` allowed: `wait` > 0 means not now. Call `answered()` once the
+    request's answer (or its failure) came back, so sliding rules start counting down."""
+
+    def __init__(self, wait: float, held: list[tuple[RateRule, list[str]]]) -> None:
+        self.wait = wait
+        self._held = held
+
+    def answered(self) -> None:
+        """Give back the places held for the request; safe to call more than once."""
+        held, self._held = self._held, []
+        for rule, slots in held:
+            try:
+                rate_limiter().free_slots(rule, slots)
+            except Exception:
+                # The place stays held until it expires: under-using the limit, never over.
+                logger.warning("rate limiter failed to free a place of %s", rule.key)
+
+
+def acquire_all(rules: list[RateRule]) -> Permit:
+    """Take one request from every rule: a permit whose `wait` is the longest any rule asks for
+    (0 when all allow). A refused permit holds nothing."""
     limiter = rate_limiter()
-    waits = [limiter.acquire(rule) for rule in rules]
-    return max(waits, default=0.0)
+    waits: list[float] = []
+    held: list[tuple[RateRule, list[str]]] = []
+    for rule in rules:
+        if rule.sliding:
+            slots, wait = limiter.take_slots(rule, 1)
+            if slots:
+                held.append((rule, slots))
+            waits.append(0.0 if slots else wait)
+        else:
+            waits.append(limiter.acquire(rule))
+    permit = Permit(max(waits, default=0.0), held)
+    if permit.wait > 0:
+        permit.answered()
+    return permit

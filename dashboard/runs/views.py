@@ -157,10 +157,12 @@ def _without(request: HttpRequest, *names: str) -> str:
 @require_GET
 @vary_on_headers("HX-Request")
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.run_get(tenant=request.tenant, run_id=run_id)
     if request.htmx:
-        return _status_response(request, run)
-    return _render_detail(request, run)
+        # The live status block: the run's own row is all it shows.
+        return _status_response(
+            request, selectors.run_status_get(tenant=request.tenant, run_id=run_id)
+        )
+    return _render_detail(request, selectors.run_get(tenant=request.tenant, run_id=run_id))
 
 
 def _live_key(run: Run) -> str:

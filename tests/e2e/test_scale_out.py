@@ -213,12 +213,12 @@ def test_two_hosts_share_the_brand_limit_and_a_killed_host_loses_nothing(
         runs.filter(state=RunState.OUTCOME_UNKNOWN).values_list("failure_code", flat=True)
     ) <= {"worker_lost"}
     # The brand's limit held across both hosts (the sandbox counts per second, as the vendor).
-    # A limiter that each host kept for itself would run both at ~0.93 of the limit, about twice
-    # what the vendor admits, and draw 429s for roughly half the requests. With the shared bucket
-    # only arrival jitter on a starved 2-core machine can draw one, and it is waited out (no run
-    # failed, none accepted twice, above): a generous bound, not a timing assumption.
+    # A limiter that each host kept for itself would run both near the limit, about twice what
+    # the vendor admits, and draw 429s for roughly half the requests. The shared window holds
+    # each request's place until a second after its answer, so none is drawn, whatever the
+    # timing; the dead host's places stay held until they expire.
     state = campaigns.state()
-    assert sum(state["throttled"].values()) <= BURST // 10, state["throttled"]
+    assert state["throttled"] == {}
     per_second: dict[int, int] = {}
     for request in campaigns.received:
         if request.status == 429:

@@ -96,6 +96,17 @@ def record_attempt(
         )
 
 
+def lock_open_attempts(run: Run) -> None:
+    """Lock the run's unanswered attempts (inside the caller's transaction), in the order the
+    workers lock them: attempts first, then the run."""
+    list(
+        RunAttempt.objects.select_for_update()
+        .filter(run=run, finished_at__isnull=True)
+        .order_by("number")
+        .values_list("pk", flat=True)
+    )
+
+
 def close_lost_attempt(run: Run, *, outcome: str) -> int:
     """Mark the run's unanswered attempts as lost with their worker (the sweeper's verdict):
     the vendor may have received them. How many were closed."""

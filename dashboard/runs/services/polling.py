@@ -106,8 +106,9 @@ def run_poll(*, run_id: int) -> str:
             expire_polling(run)
             return "deadline"
         secrets = connection_secrets(run.connection)
-        wait = acquire_all(operation.rate_rules(run.connection, secrets))
-        if wait > 0:
+        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        if permit.wait > 0:
+            wait = permit.wait
             Run.objects.filter(pk=run.pk).update(next_poll_at=now + timedelta(seconds=wait))
             enqueue("poll", run.pk, wait)
             return "rate limited"
@@ -116,7 +117,10 @@ def run_poll(*, run_id: int) -> str:
         open_attempt(run, purpose=RunAttempt.Purpose.POLL)
     started = utc_now()
     try:
-        status = operation.poll(run.connection, secrets, run)
+        try:
+            status = operation.poll(run.connection, secrets, run)
+        finally:
+            permit.answered()
     except VendorError as error:
         wait = error.retry_after or poll_backoff(run.poll_count)
         with transaction.atomic():

@@ -131,8 +131,9 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
                 failure_class=FailureClass.NOT_SENT,
             )
             return "credentials"
-        wait = acquire_all(operation.rate_rules(run.connection, secrets))
-        if wait > 0:
+        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        if permit.wait > 0:
+            wait = permit.wait
             Run.objects.filter(pk=run.pk).update(next_attempt_at=now + timedelta(seconds=wait))
             enqueue("send", run.pk, wait)
             return f"rate limited for {wait:.3f}s"
@@ -150,7 +151,10 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             next_attempt_at=None,
             sent_at=now,
         )
-    return _perform_send(run, operation, secrets)
+    try:
+        return _perform_send(run, operation, secrets)
+    finally:
+        permit.answered()
 
 
 def send_outcome(
@@ -393,8 +397,9 @@ def run_reconcile(*, run_id: int) -> str:
             )
             return "day ended"
         secrets = connection_secrets(run.connection)
-        wait = acquire_all(operation.rate_rules(run.connection, secrets))
-        if wait > 0:
+        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        if permit.wait > 0:
+            wait = permit.wait
             Run.objects.filter(pk=run.pk).update(reconcile_after=now + timedelta(seconds=wait))
             enqueue("reconcile", run.pk, wait)
             return "rate window still open"
@@ -409,7 +414,10 @@ def run_reconcile(*, run_id: int) -> str:
         open_attempt(run, purpose=RunAttempt.Purpose.RECONCILE)
     started = utc_now()
     try:
-        verdict = operation.reconcile(run.connection, secrets, run)
+        try:
+            verdict = operation.reconcile(run.connection, secrets, run)
+        finally:
+            permit.answered()
     except VendorError as error:
         with transaction.atomic():
             record_attempt(

@@ -17,7 +17,7 @@ from dashboard.runs.models import (
     RunState,
 )
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services.attempts import close_lost_attempt
+from dashboard.runs.services.attempts import close_lost_attempt, lock_open_attempts
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
 from dashboard.vendors.http import FailureClass
@@ -95,6 +95,10 @@ def runs_sweep() -> dict[str, int]:
             else "The worker stopped while sending"
         )
         with transaction.atomic():
+            # Lock the run's open attempts before the run: every worker path records its
+            # attempt, then moves the run. A worker answering just now (its call took longer
+            # than max_send_seconds) is waited for instead of deadlocked with; its answer wins.
+            lock_open_attempts(run)
             moved = transition(
                 run,
                 RunState.OUTCOME_UNKNOWN,

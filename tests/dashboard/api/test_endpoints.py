@@ -361,7 +361,7 @@ def test_wait_answers_when_the_run_ends(make_token, team, monkeypatch):
         if len(sleeps) == 2:
             Run.objects.filter(pk=run.pk).update(state=RunState.SUCCEEDED, finished_at=utc_now())
 
-    monkeypatch.setattr("dashboard.api.endpoints.runs.time.sleep", worker_finishes_the_run)
+    monkeypatch.setattr("dashboard.api.endpoints.runs.pause", worker_finishes_the_run)
     _, client = make_token("auditor")
     assert client.get(f"runs/{run.pk}", wait=30).json()["state"] == "succeeded"
     assert len(sleeps) == 2

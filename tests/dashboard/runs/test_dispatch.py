@@ -252,7 +252,7 @@ def test_runs_never_sent_for_want_of_the_limiter_go_back_to_queued(
     def broken(*args, **kwargs):
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(type(dispatch.rate_limiter()), "acquire_many", broken)
+    monkeypatch.setattr(type(dispatch.rate_limiter()), "take_slots", broken)
     dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
 
     assert sandboxes["optimove_campaigns"].received == []

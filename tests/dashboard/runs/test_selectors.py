@@ -136,3 +136,38 @@ def test_requester_choices_are_members_and_former_members_of_this_tenant(team, o
     names = {user.username for user in selectors.run_requester_choices(tenant=team.tenant)}
 
     assert names == {"mia", "oscar", "olga", "aude", "ada", "departed"}
+
+
+def test_attempts_and_timeline_in_one_query_match_the_separate_reads(
+    team, other_team, django_assert_num_queries
+):
+    from tests.factories import RunAttemptFactory
+
+    run = RunFactory(tenant=team.tenant, state=RunState.ACCEPTED)
+    for _ in range(3):
+        RunAttemptFactory(run=run, status_code=202, latency_ms=12.5, outcome="accepted")
+    RunAttemptFactory(run=RunFactory(tenant=team.tenant))  # another run's
+    for state in ("queued", "sending", "accepted"):
+        record_audit_event(
+            actor=Actor.system("test"), tenant=team.tenant, action="run.state_changed",
+            object_type="run", object_id=run.pk, summary={"from": "x", "to": state},
+        )  # fmt: skip
+    record_audit_event(
+        actor=Actor.system("test"), tenant=other_team.tenant, action="run.state_changed",
+        object_type="run", object_id=run.pk, summary={"to": "elsewhere"},
+    )  # fmt: skip
+
+    with django_assert_num_queries(1):
+        attempts, timeline = selectors.run_attempts_and_timeline(run=run)
+
+    fields = ("pk", "number", "purpose", "started_at", "latency_ms", "status_code", "outcome")
+    expected = list(run.attempts.order_by("number"))
+    assert [[getattr(a, f) for f in fields] for a in attempts] == [
+        [getattr(a, f) for f in fields] for a in expected
+    ]
+    assert attempts[0].get_purpose_display() == expected[0].get_purpose_display()
+    separate = list(selectors.run_timeline(run=run))
+    assert [(e.pk, e.created_at, e.action, e.actor_label, e.summary) for e in timeline] == [
+        (e.pk, e.created_at, e.action, e.actor_label, e.summary) for e in separate
+    ]
+    assert [e.summary["to"] for e in timeline] == ["queued", "sending", "accepted"]
