@@ -306,7 +306,7 @@ def _append_in_database(by_chain: dict[str, list[AuditEvent]]) -> set[str]:
     return set(by_chain_placed)
 
 
-def _ensure_heads(chains: Iterable[str]) -> None:
+def ensure_chain_heads(chains: Iterable[str]) -> None:
     """Create the heads these chains lack: a tenant's first event creates its main chain's head
     and every run lane's at once (verification expects them together)."""
     wanted: set[str] = set()
@@ -336,7 +336,7 @@ def _append(by_chain: dict[str, list[AuditEvent]]) -> None:
         done = _append_in_database(by_chain)
         if len(done) < len(by_chain):
             left = {chain: events for chain, events in by_chain.items() if chain not in done}
-            _ensure_heads(left)
+            ensure_chain_heads(left)
             if len(_append_in_database(left)) < len(left):
                 raise RuntimeError(f"audit chains {sorted(left)} have no head")
         return
@@ -349,7 +349,7 @@ def _append(by_chain: dict[str, list[AuditEvent]]) -> None:
             head.save(update_fields=["last_hash", "length"])
         for chain in by_chain:
             if _tenant_id_of(chain) is not None:
-                _ensure_heads([chain])
+                ensure_chain_heads([chain])
 
 
 def record_audit_event(

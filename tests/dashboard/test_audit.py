@@ -12,6 +12,7 @@ from django.db.utils import DatabaseError
 from dashboard import audit as audit_module
 from dashboard.audit import (
     Actor,
+    audit_trail_gaps,
     audit_verify,
     chain_for,
     latest_audit_verification,
@@ -454,3 +455,13 @@ def test_concurrent_writers_keep_one_unbroken_chain():
     lanes = AuditChainHead.objects.filter(chain__startswith=f"{head.chain}:runs:")
     assert sum(lane.length for lane in lanes) == writers * each
     assert verify_audit_chains() == []
+
+
+def test_a_main_chain_made_by_hand_gets_its_lane_heads():
+    # As generate_history does: it writes its rows and main head itself.
+    tenant = TenantFactory()
+    AuditChainHead.objects.create(chain=chain_for(tenant))
+    assert audit_trail_gaps()  # the lanes' heads are missing
+    audit_module.ensure_chain_heads([chain_for(tenant)])
+    assert audit_trail_gaps() == []
+    assert audit_verify(full=True).ok

@@ -61,12 +61,15 @@ class AuditChain:
     """A tenant's audit chain being extended: hashes computed here, rows COPYed per chunk."""
 
     def __init__(self, command: Command, tenant: Tenant) -> None:
-        from dashboard.audit import chain_for
+        from dashboard.audit import chain_for, ensure_chain_heads
 
         self.command = command
         self.tenant = tenant
         self.chain = chain_for(tenant)
-        self.head, _ = AuditChainHead.objects.select_for_update().get_or_create(chain=self.chain)
+        # With its run lanes' heads, which verification expects beside every tenant's main one
+        # (this writes every row to the main chain; the lanes stay empty).
+        ensure_chain_heads([self.chain])
+        self.head = AuditChainHead.objects.select_for_update().get(chain=self.chain)
         self.sequence, self.previous_hash = self.head.length, self.head.last_hash
         self.rows: list[tuple] = []
         self.per_run_extra = 0.0
