@@ -11,6 +11,11 @@ is measured in-process through Django's test client (URL routing, middleware, qu
 template rendering), as the issue measured it. It prints its figures; it asserts nothing.
 Goals: p95 <= 50 ms per page and fragment; run history >= 10x faster than the admin changelist;
 export and verify_audit peak RSS <= 100 MB; verify_audit of 1M events <= 20 s.
+
+Each headline figure is also printed on a `FIGURE <name> <value>` line, which bench/run_all.py
+(`--only history`) summarises over its runs: the worst p95 of each group of pages (first page,
+10,000 rows deep, filters, live fragments...), the admin's time over ours, the export's and
+verify_audit's time and peak RSS, and how many rows were measured.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from stack import print_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 50.0
@@ -68,8 +75,12 @@ finally:
 """
 
 
-def manage(env: dict, *arguments: str) -> tuple[float, float, str]:
-    """Run manage.py in a child; (seconds, that child's peak RSS in MB, its output)."""
+def manage(env: dict, *arguments: str, check: bool = True) -> tuple[float, float, str]:
+    """Run manage.py in a child; (seconds, that child's peak RSS in MB, its output).
+
+    With `check`, a failing command ends the benchmark: figures measured on a half-generated
+    history would be figures of something else.
+    """
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", MANAGE_CHILD, *arguments],
@@ -78,6 +89,8 @@ def manage(env: dict, *arguments: str) -> tuple[float, float, str]:
     seconds = time.monotonic() - started
     if result.returncode:
         print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
+        if check:
+            sys.exit(f"manage.py {arguments[0]} failed (exit {result.returncode})")
     peak = 0.0
     lines = []
     for line in (result.stdout + result.stderr).splitlines():
@@ -167,6 +180,8 @@ def main() -> int:
     total_runs = Run.objects.count()
     tenant_runs = Run.objects.filter(tenant=tenant).count()
     print(f"\ndatabase: {total_runs} runs in all, {tenant_runs} in tenant {tenant.slug}")
+    print_figure("runs_measured", total_runs)
+    print_figure("runs_in_tenant", tenant_runs)
 
     admin_membership = Membership.objects.filter(tenant=tenant, role=Role.ADMIN).first()
     user = admin_membership.user
@@ -201,50 +216,48 @@ def main() -> int:
     deep_event = AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[10_000]
     deep_audit = Cursor(deep_event.created_at, deep_event.pk).encode()
     open_run = Run.objects.filter(tenant=tenant, state="accepted").first() or sample
+    # (figure group, page, path, headers): each group's worst p95 is one FIGURE line.
     pages = [
-        ("run history, first page", f"{base}/runs/", {}),
-        ("run history, 10,000 rows deep", f"{base}/runs/?after={deep_cursor}", {}),
-        ("run history, state=failed", f"{base}/runs/?state=failed", {}),
-        ("run history, operation", f"{base}/runs/?operation={sample.operation}", {}),
-        ("run history, connection", f"{base}/runs/?connection={connection_id}", {}),
-        ("run history, requester", f"{base}/runs/?requester={requester.pk}", {}),
-        ("run history, approver", f"{base}/runs/?approver={approver.pk}", {}),
-        (
-            "run history, date range",
-            f"{base}/runs/?created_from=2000-01-01&created_to=2100-01-01",
-            {},
-        ),
-        ("run history, vendor id", f"{base}/runs/?vendor_reference={sample.vendor_reference}", {}),
-        ("run history, matches nothing", f"{base}/runs/?state=draft", {}),
-        ("run history, live fragment", f"{base}/runs/", {"HTTP_HX_REQUEST": "true"}),
-        ("audit list, first page", f"{base}/audit/", {}),
-        ("audit list, 10,000 rows deep", f"{base}/audit/?after={deep_audit}", {}),
-        ("audit list, actor", f"{base}/audit/?actor={requester.username}", {}),
-        ("audit list, action prefix run.", f"{base}/audit/?action=run.", {}),
-        ("audit list, action exact", f"{base}/audit/?action=run.approved", {}),
-        ("audit list, object", f"{base}/audit/?object_type=run&object_id={sample.pk}", {}),
-        (
-            "audit list, date range",
-            f"{base}/audit/?created_from=2000-01-01&created_to=2100-01-01",
-            {},
-        ),
-        ("daily page", f"{base}/batch/daily/", {}),
-        ("daily page, live fragment", f"{base}/batch/daily/", {"HTTP_HX_REQUEST": "true"}),
-        ("run page", f"{base}/runs/{open_run.pk}/", {}),
-        ("run page, live fragment", f"{base}/runs/{open_run.pk}/", {"HTTP_HX_REQUEST": "true"}),
-        ("overview", f"{base}/", {}),
-    ]
+        ("runs_first_page", "run history, first page", f"{base}/runs/", {}),
+        ("runs_deep_page", "run history, 10,000 rows deep", f"{base}/runs/?after={deep_cursor}", {}),
+        ("runs_filters_worst", "run history, state=failed", f"{base}/runs/?state=failed", {}),
+        ("runs_filters_worst", "run history, operation", f"{base}/runs/?operation={sample.operation}", {}),
+        ("runs_filters_worst", "run history, connection", f"{base}/runs/?connection={connection_id}", {}),
+        ("runs_filters_worst", "run history, requester", f"{base}/runs/?requester={requester.pk}", {}),
+        ("runs_filters_worst", "run history, approver", f"{base}/runs/?approver={approver.pk}", {}),
+        ("runs_filters_worst", "run history, date range", f"{base}/runs/?created_from=2000-01-01&created_to=2100-01-01", {}),
+        ("runs_filters_worst", "run history, vendor id", f"{base}/runs/?vendor_reference={sample.vendor_reference}", {}),
+        ("runs_filters_worst", "run history, matches nothing", f"{base}/runs/?state=draft", {}),
+        ("live_fragments_worst", "run history, live fragment", f"{base}/runs/", {"HTTP_HX_REQUEST": "true"}),
+        ("audit_first_page", "audit list, first page", f"{base}/audit/", {}),
+        ("audit_deep_page", "audit list, 10,000 rows deep", f"{base}/audit/?after={deep_audit}", {}),
+        ("audit_filters_worst", "audit list, actor", f"{base}/audit/?actor={requester.username}", {}),
+        ("audit_filters_worst", "audit list, action prefix run.", f"{base}/audit/?action=run.", {}),
+        ("audit_filters_worst", "audit list, action exact", f"{base}/audit/?action=run.approved", {}),
+        ("audit_filters_worst", "audit list, object", f"{base}/audit/?object_type=run&object_id={sample.pk}", {}),
+        ("audit_filters_worst", "audit list, date range", f"{base}/audit/?created_from=2000-01-01&created_to=2100-01-01", {}),
+        ("daily_page", "daily page", f"{base}/batch/daily/", {}),
+        ("live_fragments_worst", "daily page, live fragment", f"{base}/batch/daily/", {"HTTP_HX_REQUEST": "true"}),
+        ("run_page", "run page", f"{base}/runs/{open_run.pk}/", {}),
+        ("live_fragments_worst", "run page, live fragment", f"{base}/runs/{open_run.pk}/", {"HTTP_HX_REQUEST": "true"}),
+        ("overview", "overview", f"{base}/", {}),
+    ]  # fmt: skip
     print(f"\nserver time per request, ms ({args.repeat} requests each; goal p95 <= 50 ms)")
     print(f"{'page':40} {'median':>8} {'p95':>8} {'max':>8} {'p95/goal':>9}")
     results = {}
-    for name, path, headers in pages:
+    worst_p95: dict[str, float] = {}
+    for group, name, path, headers in pages:
         times = timed(client, path, **headers)
         results[name] = times
         p95 = percentile(times, 0.95)
+        worst_p95[group] = max(worst_p95.get(group, 0.0), p95)
         print(
             f"{name:40} {percentile(times, 0.5):8.1f} {p95:8.1f} {max(times):8.1f} "
             f"{p95 / GOAL_P95_MS:9.2f}"
         )
+    for group, p95 in worst_p95.items():
+        print_figure(f"{group}_p95_ms", p95)
+    print_figure("all_pages_worst_p95_ms", max(worst_p95.values()))
 
     print("\nside by side with the Django admin changelist of Run (same tenant)")
     admin_times = timed(
@@ -266,31 +279,51 @@ def main() -> int:
         f"admin changelist page {admin_page}: median {percentile(admin_deep, 0.5):.1f} ms; run history "
         f"10,000 deep {ours_deep:.1f} ms; ratio {percentile(admin_deep, 0.5) / ours_deep:.1f}x"
     )
+    print_figure("admin_first_page_median_ms", percentile(admin_times, 0.5))
+    print_figure("admin_over_history_ratio", percentile(admin_times, 0.5) / ours)
+    print_figure("admin_over_history_deep_ratio", percentile(admin_deep, 0.5) / ours_deep)
 
+    failed: list[str] = []
     if not args.skip_export:
         result = subprocess.run(
             [sys.executable, "-c", EXPORT_CHILD, tenant.slug, user.username],
             env=env, capture_output=True, text=True, check=False, cwd=ROOT,
         )  # fmt: skip
         if result.returncode:
-            print(result.stderr[-2000:])
+            print(result.stderr[-2000:], file=sys.stderr)
+            failed.append("CSV export")
         else:
             rows, size, first, total, peak = result.stdout.split()[-5:]
             print(
                 f"\nCSV export: {rows} runs, {int(size) / 1e6:.0f} MB, first byte {first} s, "
                 f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 100 MB)"
             )
+            print_figure("csv_export_rows", int(rows))
+            print_figure("csv_export_peak_rss_mb", float(peak))
+            print_figure("csv_export_first_byte_s", float(first))
+            print_figure("csv_export_total_s", float(total))
 
     if not args.skip_verify:
         events = AuditEvent.objects.count()
-        seconds, peak, output = manage(env, "verify_audit", "--full")
+        seconds, peak, output = manage(env, "verify_audit", "--full", check=False)
+        last_line = output.strip().splitlines()[-1] if output.strip() else "(no output)"
         print(
             f"\nverify_audit --full: {events} events in {seconds:.1f} s "
             f"({seconds / events * 1e6:.1f} s per million, goal {GOAL_VERIFY_SECONDS_PER_MILLION}); "
-            f"peak RSS {peak:.0f} MB; {output.strip().splitlines()[-1]}"
+            f"peak RSS {peak:.0f} MB; {last_line}"
         )
-        seconds, _, output = manage(env, "verify_audit")
+        if "Audit trail intact" not in output:
+            failed.append("verify_audit --full (the generated chain did not verify)")
+        else:
+            print_figure("audit_events_verified", events)
+            print_figure("verify_audit_seconds", seconds)
+            print_figure("verify_audit_seconds_per_million", seconds / events * 1e6)
+            print_figure("verify_audit_peak_rss_mb", peak)
+        seconds, _, output = manage(env, "verify_audit", check=False)
         print(f"verify_audit (incremental, nothing new): {seconds:.1f} s")
+    if failed:
+        print(f"\nnot measured: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

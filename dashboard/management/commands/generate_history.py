@@ -231,7 +231,7 @@ class Command(BaseCommand):
             self._copy(
                 "dashboard_runattempt",
                 "id, run_id, number, purpose, started_at, latency_ms, exchange, status_code,"
-                " failure_class, failure_code, outcome",
+                " failure_class, failure_code, outcome, worker, request, finished_at",
                 attempt_rows,
             )
             chain.add_runs(run_events)
@@ -334,6 +334,9 @@ class Command(BaseCommand):
                         "unknown" if state == "outcome_unknown" else "",
                         "",
                         "generated",
+                        "generated",
+                        "{}",
+                        moment + timedelta(seconds=1, milliseconds=latency),
                     )
                 )
                 self.next_attempt_id += 1
