@@ -313,7 +313,7 @@ def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
 
 def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
     """How many of the tenant's requests `user` could approve (the navigation's badge): one
-    COUNT over the partial index of unfinished runs (run_tenant_unfinished)."""
+    index-only COUNT over the partial index of waiting requests (run_awaiting_approval)."""
     return approvals_waiting_for(tenant=tenant, user=user).order_by().count()
 
 
