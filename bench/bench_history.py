@@ -110,6 +110,8 @@ from django.test import Client
 from django.contrib.auth import get_user_model
 client = Client()
 client.force_login(get_user_model().objects.get(username=sys.argv[2]))
+client.get(f"/t/{sys.argv[1]}/runs/?state=draft")  # the views and templates loaded
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.monotonic()
 response = client.get(f"/t/{sys.argv[1]}/runs/export.csv")
 first = None
@@ -122,7 +124,7 @@ for chunk in response.streaming_content:
     size += len(chunk)
 total = time.monotonic() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{lines - 1} {size} {first:.3f} {total:.1f} {peak:.1f}")
+print(f"{lines - 1} {size} {first:.3f} {total:.1f} {peak:.1f} {before:.1f}")
 """
 
 
@@ -158,6 +160,10 @@ def main() -> int:
     import django
 
     django.setup()
+    import logging
+
+    # One INFO line per request (the request log, axes) would bury the figures.
+    logging.disable(logging.INFO)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -293,24 +299,30 @@ def main() -> int:
             print(result.stderr[-2000:], file=sys.stderr)
             failed.append("CSV export")
         else:
-            rows, size, first, total, peak = result.stdout.split()[-5:]
+            rows, size, first, total, peak, before = result.stdout.split()[-6:]
             print(
                 f"\nCSV export: {rows} runs, {int(size) / 1e6:.0f} MB, first byte {first} s, "
-                f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 100 MB)"
+                f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 100 MB);"
+                f" the same process before the export (Django loaded, one page served): {before} MB"
             )
             print_figure("csv_export_rows", int(rows))
             print_figure("csv_export_peak_rss_mb", float(peak))
             print_figure("csv_export_first_byte_s", float(first))
             print_figure("csv_export_total_s", float(total))
+            print_figure("csv_export_rss_growth_mb", float(peak) - float(before))
 
     if not args.skip_verify:
+        # What any manage.py process of the project peaks at doing next to nothing: the part of
+        # verify_audit's peak that is not verify_audit's.
+        _, baseline, _ = manage(env, "check", check=False)
+        print_figure("manage_py_baseline_rss_mb", baseline)
         events = AuditEvent.objects.count()
         seconds, peak, output = manage(env, "verify_audit", "--full", check=False)
         last_line = output.strip().splitlines()[-1] if output.strip() else "(no output)"
         print(
             f"\nverify_audit --full: {events} events in {seconds:.1f} s "
             f"({seconds / events * 1e6:.1f} s per million, goal {GOAL_VERIFY_SECONDS_PER_MILLION}); "
-            f"peak RSS {peak:.0f} MB; {last_line}"
+            f"peak RSS {peak:.0f} MB (manage.py check: {baseline:.0f} MB); {last_line}"
         )
         if "Audit trail intact" not in output:
             failed.append("verify_audit --full (the generated chain did not verify)")
