@@ -4,7 +4,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 `FIGURE <name> <value>` line is summarised as min / median / max over the runs, with the
 machine's load average around each run (a shared machine makes single runs noisy).
 
-Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency|campaigns|altcraft|audit]
+Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency|campaigns|altcraft|audit|history]
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ BENCHMARKS = {
     "altcraft": ["bench_altcraft_launch.py", "--recipients", "200000"],
     # One ON/OFF pair per run: run_all's own --repeat gives the min / median / max.
     "audit": ["bench_audit_throughput.py", "--repeat", "1"],
+    # The issue's million runs and million audit events, generated once into
+    # <database>_bench_history and reused: only the first run is long (bench/README.md).
+    "history": ["bench_history.py", "--runs", "1000000", "--audit", "1000000"],
 }
 FIGURE_PREFIX = "FIGURE"
 

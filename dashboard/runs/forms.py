@@ -3,6 +3,9 @@ engine's services decide whether an action is allowed."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from django import forms
 
 from dashboard.models import Tenant
@@ -52,12 +55,26 @@ class RunFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Only this tenant's connections and people: another tenant's id is "not one of the
         # choices", never a match.
-        self.fields["connection"].queryset = selectors.run_connection_choices(tenant=tenant)
+        connections = selectors.run_connection_choices(tenant=tenant)
         people = selectors.run_requester_choices(tenant=tenant)
+        self.fields["connection"].queryset = connections
+        self.fields["requester"].queryset = self.fields["approver"].queryset = people
+        # The options are read once, as plain lists, and only when the form is shown (a live
+        # fragment never shows it): each select iterating its own queryset read the people
+        # twice, each time through a server-side cursor (three round trips). The querysets
+        # still check a submitted value.
+
+        @functools.cache
+        def connection_choices() -> list[tuple[Any, str]]:
+            return [("", "Any connection"), *((row.pk, row.name) for row in connections)]
+
+        @functools.cache
+        def people_choices() -> list[tuple[Any, str]]:
+            return [("", "Anyone"), *((user.pk, user.get_username()) for user in people)]
+
+        self.fields["connection"].choices = connection_choices
         for name in ("requester", "approver"):
-            self.fields[name].queryset = people
-            self.fields[name].label_from_instance = lambda user: user.get_username()
-        self.fields["connection"].label_from_instance = lambda connection: connection.name
+            self.fields[name].choices = people_choices
 
     def clean_vendor_reference(self) -> str:
         value = self.cleaned_data.get("vendor_reference", "")

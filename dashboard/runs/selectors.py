@@ -30,7 +30,9 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, TruncDate
 from django.http import Http404
+from django.utils import timezone
 
+from dashboard import history
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
 from dashboard.runs.models import ACTIVE_STATES, Approval, Run, RunAttempt, RunState
@@ -68,6 +70,49 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
         )
     )
     return runs.order_by("-created_at", "-id")
+
+
+# The list's labels, read once: Model.get_FOO_display() rebuilds a dict of every choice on each
+# call, two calls a row.
+OPERATION_LABELS = dict(Run._meta.get_field("operation").flatchoices)
+STATE_LABELS = dict(Run._meta.get_field("state").flatchoices)
+
+
+def run_history_page(
+    *,
+    tenant: Tenant,
+    filters: RunFilters | None = None,
+    cursor: history.Cursor | None = None,
+    size: int = history.PAGE_SIZE,
+) -> history.KeysetPage[Run]:
+    """One keyset page of the run history (see `run_list`), ready to show: each run with its
+    connection and requester, its approval decisions oldest first as `run.decisions`, and what
+    the list prints as plain attributes (`description`, `operation_label`, `state_label`,
+    `requested_at_text`).
+
+    Two queries however deep the page. The decisions come from one query over the page's ids
+    rather than prefetch_related, which builds a filtered queryset per run: a third of a
+    millisecond each, most of a 50-row page's Python time.
+    """
+    rows = run_filter(tenant=tenant, filters=filters).select_related("connection", "requested_by")
+    page = history.keyset_page(rows, cursor=cursor, size=size)
+    decisions: dict[int, list[Approval]] = {run.pk: [] for run in page}
+    if decisions:
+        for approval in (
+            Approval.objects.filter(run_id__in=list(decisions))
+            .select_related("decided_by")
+            .order_by("decided_at", "id")
+        ):
+            decisions[approval.run_id].append(approval)
+    for run in page:
+        run.decisions = decisions[run.pk]
+        run.description = run_description(run)
+        run.operation_label = OPERATION_LABELS.get(run.operation, run.operation)
+        run.state_label = STATE_LABELS.get(run.state, run.state)
+        # What the template's date filter printed, without its per-call locale lookups.
+        requested_at = timezone.localtime(run.requested_at or run.created_at)
+        run.requested_at_text = requested_at.strftime("%Y-%m-%d %H:%M:%S")
+    return page
 
 
 def run_filter(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[Run]:
@@ -268,7 +313,7 @@ def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
 
 def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
     """How many of the tenant's requests `user` could approve (the navigation's badge): one
-    COUNT over the partial index of unfinished runs (run_tenant_unfinished)."""
+    index-only COUNT over the partial index of waiting requests (run_awaiting_approval)."""
     return approvals_waiting_for(tenant=tenant, user=user).order_by().count()
 
 

@@ -51,11 +51,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET or None, tenant=request.tenant)
     filters = form.filters() if form.is_bound else {}
     cursor = history.Cursor.decode(request.GET.get("after"))
-    page = history.keyset_page(
-        selectors.run_list(tenant=request.tenant, filters=filters), cursor=cursor, size=PAGE_SIZE
+    page = selectors.run_history_page(
+        tenant=request.tenant, filters=filters, cursor=cursor, size=PAGE_SIZE
     )
-    for run in page:
-        run.description = selectors.run_description(run)
     # Only the first page refreshes itself, and only while something on it can still change.
     live = page.is_first and any(run.is_open for run in page)
     context = {

@@ -142,6 +142,30 @@ def test_an_unknown_outcome_from_yesterday_still_blocks_today(daily, clock):
     assert "a person must settle it first" in status.reasons[0]
 
 
+def test_status_finds_todays_and_the_open_run_behind_a_page_of_newer_ones(daily, clock):
+    # The status query is bounded (a LIMIT, so PostgreSQL plans it as small): the runs it names
+    # must still be found when more recent daily runs than the status lists come after them.
+    clock.set(D.replace(hour=20))
+
+    def created(run, at):  # created_at is auto_now_add: set it as the history had it
+        Run.objects.filter(pk=run.pk).update(created_at=at)
+        return run
+
+    open_run = created(
+        daily_run(daily, utc_date=D.date() - timedelta(days=40), state=RunState.ACCEPTED),
+        D - timedelta(days=40),
+    )
+    done_today = created(daily_run(daily, state=RunState.SUCCEEDED), D.replace(hour=1))
+    for day in range(1, selectors.RECENT_DAILY_RUNS + 5):
+        failed = daily_run(daily, utc_date=D.date() - timedelta(days=day), state=RunState.FAILED)
+        created(failed, D.replace(hour=2) + timedelta(minutes=day))
+    status = selectors.daily_trigger_status(tenant=daily.team.tenant)
+    assert status.open_run == open_run
+    assert status.triggered_today == done_today
+    assert len(status.recent_runs) == selectors.RECENT_DAILY_RUNS
+    assert done_today not in status.recent_runs  # older than the ten newest
+
+
 def test_page_polls_faster_just_before_midnight(daily, clock):
     clock.set(D.replace(hour=23, minute=59))
     assert selectors.daily_trigger_status(tenant=daily.team.tenant).poll_seconds == 5

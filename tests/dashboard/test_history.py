@@ -6,6 +6,8 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dashboard.clock import utc_now
@@ -122,6 +124,39 @@ def test_run_list_query_count_does_not_grow_with_the_page(team, django_assert_ma
     # The live fragment: fewer still.
     with django_assert_max_num_queries(8):
         client.get(url, HTTP_HX_REQUEST="true")
+
+
+def test_run_list_reads_the_people_once_for_both_filters_and_keeps_the_selection(team):
+    ApprovalFactory(run=RunFactory(tenant=team.tenant), decided_by=team.operator.user)
+    client = team.client_for("auditor")
+    url = reverse("run_list", args=["acme"])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, {"approver": team.operator.user.pk})
+    # The options (not the check of the submitted approver, a get() with its LIMIT 21): one
+    # read for both selects, and no server-side cursor.
+    people_lists = [
+        q["sql"] for q in queries if 'DISTINCT "auth_user"' in q["sql"] and "LIMIT" not in q["sql"]
+    ]
+    assert len(people_lists) == 1
+    assert not any(q["sql"].startswith("DECLARE") for q in queries)
+    html = response.content.decode()
+    operator = team.operator.user
+    assert html.count(f'<option value="{operator.pk}">{operator.username}</option>') == 1
+    assert html.count(f'<option value="{operator.pk}" selected>{operator.username}</option>') == 1
+    assert f'<option value="{team.tenant.connections.first().pk}">' in html
+    assert response.context["page"].rows[0].decisions[0].decided_by == operator
+
+
+def test_run_list_rows_show_labels_decisions_and_request_time(team):
+    run = RunFactory(tenant=team.tenant, state=RunState.SUCCEEDED, approval_required=True)
+    ApprovalFactory(run=run, decided_by=team.operator.user)
+    Run.objects.filter(pk=run.pk).update(requested_at=None)
+    run.refresh_from_db()
+    html = team.client_for("auditor").get(reverse("run_list", args=["acme"])).content.decode()
+    row = html[html.index(f'<tr id="run-{run.pk}">') :].split("</tr>")[0]
+    assert run.get_state_display() in row and run.get_operation_display() in row
+    assert f"Approved by {team.operator.user.username}" in row
+    assert run.created_at.strftime("%Y-%m-%d %H:%M:%S") in row  # no request time: its creation
 
 
 def _csv_rows(response):
