@@ -84,13 +84,28 @@ def metric_values(client: Client) -> dict[tuple[str, tuple], float]:
 
 def recover_orphans(runs: Any, killed_at: Any) -> bool:
     """What the sweeper does once the dead worker's runs are old enough: age the runs nobody
-    touched since the kill and sweep. True when every run is settled."""
+    touched since the kill and sweep. True when every run is settled.
+
+    A run whose call is still open on a live worker (host A, waiting for the brand's budget) is
+    not an orphan however long it waits: ageing it would make the sweeper presume a live send
+    lost, a race the test would then be measuring instead of the dead host's runs.
+    """
+    from dashboard.runs.heartbeat import workers_alive
+    from dashboard.runs.models import RunAttempt
+
     if not runs.exclude(state__in=SETTLED).exists():
         return True
-    orphans = runs.filter(state__in=OPEN, updated_at__lt=killed_at)
-    for run in orphans:
+    orphans = list(runs.filter(state__in=OPEN, updated_at__lt=killed_at))
+    callers = dict(
+        RunAttempt.objects.filter(run__in=orphans, finished_at__isnull=True)
+        .exclude(worker="")
+        .values_list("run_id", "worker")
+    )
+    alive = workers_alive(set(callers.values())) or {}
+    aged = [run for run in orphans if not alive.get(callers.get(run.pk, ""), False)]
+    for run in aged:
         age_run(run, seconds=600)
-    if orphans:
+    if aged:
         sweep()
     return False
 
