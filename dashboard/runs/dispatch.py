@@ -6,8 +6,8 @@ out at once (Optimove event generators: 500 requests/s per brand). A dispatcher 
 
 1. claims up to `batch_size` due queued runs in one transaction (`FOR UPDATE SKIP LOCKED`, so two
    dispatchers never claim the same run), moves them to sending with their audit rows, commits;
-2. takes tokens from the shared Redis bucket as they come and sends the claimed runs from a
-   thread pool;
+2. takes places in the brand's shared Redis window as they free and sends the claimed runs from
+   a thread pool;
 3. records every answer in one transaction (attempts completed in one UPDATE, one set-based
    compare-and-set UPDATE for the runs, audit rows in one append); a failed send goes through the per-run failure handling.
 
@@ -20,7 +20,7 @@ Redis flag per slot, so 5,000 submissions enqueue at most DISPATCH_SLOTS dispatc
 is lost: a dispatcher clears its flag and then looks once more before it stops, so a submission
 that found the flag set committed before that last look. The sweeper still re-enqueues stale
 queued runs. Polls work the same way, and reschedule themselves for the earliest next_poll_at;
-they leave POLL_RESERVE tokens in the bucket, so sends go first when the brand's budget binds.
+they leave POLL_RESERVE places of the window free, so sends go first when the brand's budget binds.
 """
 
 from __future__ import annotations
@@ -48,26 +48,21 @@ from dashboard.vendors.http import FailureClass, NotSent, VendorError
 logger = logging.getLogger(__name__)
 
 # Dispatchers per (connection, operation) that submissions may wake at once: some record while
-# others send, so the bucket never idles.
+# others send, so the brand's window never idles.
 DISPATCH_SLOTS = 4
 # A dispatcher renews its flag while it works; a dead one's flag lapses after this.
 FLAG_SECONDS = 15.0
 # A claimed poll is not claimed again for this long (a dead dispatcher's polls come back then).
 POLL_LEASE_SECONDS = 30.0
-# Polls leave this many tokens in the bucket: while sends keep it empty, polls wait.
+# Polls leave this many places of the window free: while sends fill it, polls wait.
 POLL_RESERVE = 5
 # While send dispatchers work, only polls overdue by this long go out (a status read can wait a
 # few seconds; an endless stream of sends must still not starve them).
 POLL_DEFER_SECONDS = 30.0
-# Give up waiting for poll tokens after this long and hand the polls back (a send burst holds
-# the bucket): a worker thread is not held for a burst's length.
+# Give up waiting for places for polls after this long and hand the polls back (a send burst
+# holds the window): a worker thread is not held for a burst's length.
 POLL_TOKEN_PATIENCE_SECONDS = 1.0
 SEND_THREADS = 32
-# A request whose token is older than this when its thread starts takes a fresh one: a vendor
-# that counts a sliding second at arrival must not see late requests bunched with timely ones.
-# 20 ms at 465 tokens/s is at most ~10 requests moved into a later second, within the margin
-# between the bucket (93 % of the limit, burst 2 %) and the vendor's limit.
-LATE_GRANT_SECONDS = 0.02
 # A dispatcher hands over to a fresh message after this long, so no task outlives the limits
 # the Celery settings assume (README "Workers": no task runs longer than ~2 minutes).
 MAX_DISPATCH_SECONDS = 90.0
@@ -75,9 +70,8 @@ DUE_MARGIN = timedelta(milliseconds=50)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-# A free thread is taken before a token: a granted request must leave at once. Tokens spent on
-# requests that then wait in the pool's queue leave later in a bunch, and a bunch is what a
-# vendor's per-second window counts.
+# A free thread is taken before a place: a granted request leaves at once, so a place is not
+# held (and the brand's budget idle) while its request waits in the pool's queue.
 _free_threads = threading.BoundedSemaphore(SEND_THREADS)
 
 
@@ -160,8 +154,8 @@ def dispatch_sends(
     flag = _send_flag(connection_id, operation, slot) if slot is not None else None
     sent = batches = 0
     outcomes: dict[int, str] = {}
-    # Pipelined: while the feeder thread spends batch k's tokens (it touches no database), this
-    # thread records batch k-1 and claims batch k+1, so the bucket never waits for PostgreSQL.
+    # Pipelined: while the feeder thread spends batch k's places (it touches no database), this
+    # thread records batch k-1 and claims batch k+1, so the window never waits for PostgreSQL.
     feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-feed")
     in_flight: tuple[VendorConnection, dict[str, str], Future] | None = None
     hand_over_to: int | None = None
@@ -242,7 +236,7 @@ def claim_sends(
         try:
             secrets = services.connection_secrets(connection)
             (rule,) = operation.rate_rules(connection, secrets)
-            # No more than the bucket lets out in a few seconds: a claimed run waits in sending.
+            # No more than the window lets out in a few seconds: a claimed run waits in sending.
             limit = min(operation.batch_size, max(1, int(rule.limit / rule.period_seconds * 2)))
         except CredentialDecryptionError as error:
             secrets, unreadable, limit = {}, error, operation.batch_size
@@ -352,7 +346,7 @@ def _state_event(run: Run, previous: str, to_state: str, reason: str = "") -> di
     }
 
 
-def _start_with_tokens(
+def _start_with_places(
     items: list[Any],
     call: Any,
     rule: Any,
@@ -360,48 +354,43 @@ def _start_with_tokens(
     reserve: int = 0,
     patience: float | None = None,
 ) -> tuple[list[tuple[Any, Future]], list[Any]]:
-    """Start `call(item)` in the thread pool for each item as the limiter allows.
+    """Start `call(item)` in the thread pool for each item as the brand's sliding window gives
+    places (a batched operation's rule is sliding: its place covers any delay before arrival).
 
     Returns ([(item, future of (started_at, result or exception))], items never started for
     lack of budget within `patience` seconds).
     """
+    if not rule.sliding:
+        raise ValueError(f"a batched operation needs a sliding rate rule, not {rule.key}")
     pool = _executor()
     futures = []
     pending = list(items)
     limiter = rate_limiter()
     give_up = time.monotonic() + patience if patience is not None else None
 
-    def timed(item: Any, granted_at: float, place: str | None) -> tuple[Any, Any]:
+    def timed(item: Any, place: str) -> tuple[Any, Any]:
         try:
-            if place is None and time.monotonic() - granted_at > LATE_GRANT_SECONDS:
-                _take_fresh_token(limiter, rule)
             started = utc_now()
             try:
                 return started, call(item)
             except Exception as error:  # handed to the failure handling, by class
                 return started, error
         finally:
-            if place is not None:
-                _free_place(limiter, rule, place)
+            _free_place(limiter, rule, place)
             _give_back_threads(1)
 
     try:
         while pending:
             free = _take_free_threads(len(pending))
             try:
-                if rule.sliding:
-                    places, wait = limiter.take_slots(rule, free, reserve=reserve)
-                else:
-                    granted, wait = limiter.acquire_many(rule, free, reserve=reserve)
-                    places = [None] * granted
+                places, wait = limiter.take_slots(rule, free, reserve=reserve)
             except Exception:
                 _give_back_threads(free)
                 raise
             granted = len(places)
-            granted_at = time.monotonic()
             _give_back_threads(free - granted)
             for item, place in zip(pending[:granted], places, strict=True):
-                futures.append((item, pool.submit(timed, item, granted_at, place)))
+                futures.append((item, pool.submit(timed, item, place)))
             pending = pending[granted:]
             if pending and granted < free:
                 if give_up is not None and time.monotonic() + wait > give_up:
@@ -422,26 +411,6 @@ def _free_place(limiter: Any, rule: Any, place: str) -> None:
         logger.warning("rate limiter failed to free a place of %s", rule.key)
 
 
-def _take_fresh_token(limiter: Any, rule: Any) -> None:
-    """Wait for a token of now for a request whose token was granted too long ago (bucket
-    rules; a sliding rule's place covers any delay).
-
-    A vendor counts requests when they arrive. A token granted while this process was starved
-    of CPU (or its thread of the GIL) would let its request leave late, together with requests
-    granted on time after it: more in one second at the vendor than the bucket meant. The late
-    token is forfeited (the bucket is under-used a little, never over). If the limiter fails
-    here, the request goes with its original, legitimately granted token.
-    """
-    try:
-        while True:
-            granted, wait = limiter.acquire_many(rule, 1)
-            if granted:
-                return
-            time.sleep(wait)
-    except Exception:
-        logger.warning("rate limiter failed while renewing a late token; sending anyway")
-
-
 def _collect(futures: list[tuple[Any, Future]]) -> list[tuple[Any, Any, Any]]:
     """[(item, started_at, result or exception)] once every call has returned."""
     outcomes = []
@@ -457,12 +426,12 @@ def _feed_sends(
     secrets: dict[str, str],
     runs: list[Run],
 ) -> tuple[list[tuple[Run, Future]], list[Run]]:
-    """Start each claimed run's send as the bucket grants a token (no database work here).
+    """Start each claimed run's send as the window gives it a place (no database work here).
 
     Returns the started sends and the runs that could not start (the limiter failed).
     """
     (rule,) = operation.rate_rules(connection, secrets)
-    return _start_with_tokens(runs, lambda run: operation.send(connection, secrets, run), rule)
+    return _start_with_places(runs, lambda run: operation.send(connection, secrets, run), rule)
 
 
 def _finish_sends(
@@ -686,7 +655,7 @@ def poll_batch(
     if not runs:
         return {}
     (rule,) = operation.rate_rules(connection, secrets)
-    started, unpolled = _start_with_tokens(
+    started, unpolled = _start_with_places(
         runs,
         lambda run: operation.poll(connection, secrets, run),
         rule,

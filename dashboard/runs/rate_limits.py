@@ -57,29 +57,6 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return math.ceil((cost - tokens) * 1000 / rate)
 """
 
-# KEYS[1]: bucket. ARGV: rate per second, capacity, tokens wanted, tokens to leave in the bucket.
-# Returns {tokens granted now (0..wanted), milliseconds until one more could be granted}.
-BUCKET_MANY_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
-local reserve = tonumber(ARGV[4])
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(data[1])
-local ts = tonumber(data[2])
-if tokens == nil then tokens = capacity; ts = now end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000)
-local granted = math.floor(math.max(0, tokens - reserve))
-if granted > wanted then granted = wanted end
-tokens = tokens - granted
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-if granted > 0 then return {granted, 0} end
-return {0, math.max(1, math.ceil((reserve + 1 - tokens) * 1000 / rate))}
-"""
-
 # KEYS[1]: sorted set of held places (member: place id, score: ms when it frees).
 # ARGV: limit, ms a place is held when its answer is never reported, places wanted, places to
 # leave free (reserve), id prefix. Returns {places granted, ms to wait before asking again}.
@@ -143,7 +120,6 @@ class RedisRateLimiter:
         self.redis = redis.Redis.from_url(url)
         self._bucket = self.redis.register_script(BUCKET_SCRIPT)
         self._window = self.redis.register_script(WINDOW_SCRIPT)
-        self._bucket_many = self.redis.register_script(BUCKET_MANY_SCRIPT)
         self._slots_take = self.redis.register_script(SLOTS_TAKE_SCRIPT)
         self._slots_free = self.redis.register_script(SLOTS_FREE_SCRIPT)
 
@@ -160,23 +136,6 @@ class RedisRateLimiter:
         if waited:
             record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
         return int(waited) / 1000.0
-
-    def acquire_many(self, rule: RateRule, wanted: int, *, reserve: int = 0) -> tuple[int, float]:
-        """Take up to `wanted` requests from a bucket rule, leaving `reserve` tokens in it.
-
-        Returns (how many may go now, seconds until one more could); a batch sender calls it
-        until it has all it needs. A positive `reserve` makes the caller yield to callers with
-        none (polls to sends) while the bucket runs dry.
-        """
-        rate = rule.limit / rule.period_seconds
-        capacity = rule.burst or max(1, int(rate * 0.02))
-        granted, waited = self._bucket_many(
-            keys=[f"triggerdesk:bucket:{rule.key}"],
-            args=[rate, capacity, wanted, min(reserve, capacity - 1)],
-        )
-        if not granted:
-            record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
-        return int(granted), int(waited) / 1000.0
 
     def take_slots(
         self, rule: RateRule, wanted: int, *, reserve: int = 0
@@ -262,20 +221,6 @@ class LocalRateLimiter:
                 return 0.0
             self._buckets[rule.key] = (tokens, now)
             return math.ceil((1 - tokens) / rate * 1000) / 1000.0
-
-    def acquire_many(self, rule: RateRule, wanted: int, *, reserve: int = 0) -> tuple[int, float]:
-        now = time.monotonic()
-        rate = rule.limit / rule.period_seconds
-        capacity = rule.burst or max(1, int(rate * 0.02))
-        reserve = min(reserve, capacity - 1)
-        with self._lock:
-            tokens, stamp = self._buckets.get(rule.key, (capacity, now))
-            tokens = min(capacity, tokens + (now - stamp) * rate)
-            granted = min(wanted, int(max(0.0, tokens - reserve)))
-            self._buckets[rule.key] = (tokens - granted, now)
-        if granted:
-            return granted, 0.0
-        return 0, max(0.001, math.ceil((reserve + 1 - tokens) / rate * 1000) / 1000.0)
 
     def take_slots(
         self, rule: RateRule, wanted: int, *, reserve: int = 0

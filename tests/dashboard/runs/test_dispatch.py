@@ -280,20 +280,6 @@ def test_submissions_wake_at_most_one_dispatcher_per_slot(clean_redis, monkeypat
     assert sent[-1] == ([99], {"slot": 1})
 
 
-def test_acquire_many_grants_what_the_bucket_holds_and_polls_leave_a_reserve(clean_redis):
-    from dashboard.runs.operations import RateRule
-
-    rule = RateRule(key="test-bucket", limit=10, period_seconds=1.0, burst=10)
-    limiter = dispatch.rate_limiter()
-    assert limiter.acquire_many(rule, 4, reserve=5) == (4, 0.0)  # 10 -> 6 left
-    granted, wait = limiter.acquire_many(rule, 4, reserve=5)  # only 1 above the reserve
-    assert granted == 1 and wait == 0
-    granted, wait = limiter.acquire_many(rule, 4, reserve=5)
-    assert granted == 0 and 0 < wait <= 0.2
-    granted, _ = limiter.acquire_many(rule, 10)  # sends take the reserve too
-    assert granted == 5
-
-
 @pytest.mark.django_db
 def test_a_woken_dispatcher_whose_run_went_out_still_clears_its_flag(team, campaigns, sandboxes):
     run = submit(team, campaigns, 0)
