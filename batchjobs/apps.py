@@ -5,5 +5,5 @@ class BatchjobsConfig(AppConfig):
     name = "batchjobs"
     verbose_name = "Batch jobs"
 
-    def ready(self) -> None:
-        from batchjobs import operations  # noqa: F401 - registers the run operations
+    # Imported by the run engine on its first lookup (dashboard/runs/operations.py).
+    operation_modules = ("batchjobs.operations",)

@@ -5,6 +5,5 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns"
 
-    def ready(self) -> None:
-        from campaigns import operations  # noqa: F401 - registers the run operations
-        from campaigns.altcraft_launches import tasks  # noqa: F401 - registers the tasks
+    # Imported by the run engine on its first lookup (dashboard/runs/operations.py).
+    operation_modules = ("campaigns.operations",)

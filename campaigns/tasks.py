@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+# Celery's autodiscovery imports only <app>.tasks: the launches' tasks are registered from here.
+from campaigns.altcraft_launches import tasks as altcraft_launch_tasks  # noqa: F401
 from campaigns.event_generators import services
 
 

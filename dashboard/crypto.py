@@ -9,11 +9,17 @@ MultiFernet encrypts with the first and decrypts with any, so a new key is put f
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+# `cryptography` (8 MB resident) is imported by the first call that encrypts or decrypts, not by
+# every process that imports this module through the services: a page, an export, verify_audit.
 
 PREFIX = "fernet$v1$"
 
@@ -24,6 +30,8 @@ class CredentialDecryptionError(Exception):
 
 @cache
 def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet
+
     if not keys:
         raise ImproperlyConfigured(
             "CREDENTIALS_KEYS is not set: TriggerDesk needs at least one Fernet key to encrypt "
@@ -54,6 +62,8 @@ def encrypt_secret(plaintext: str) -> str:
 @sensitive_variables()
 def decrypt_secret(stored: str) -> str:
     """Decrypt a stored value; raises CredentialDecryptionError if no key fits."""
+    from cryptography.fernet import InvalidToken
+
     if not stored.startswith(PREFIX):
         raise CredentialDecryptionError("Stored credential has an unknown format.")
     try:
@@ -66,6 +76,8 @@ def decrypt_secret(stored: str) -> str:
 
 def reencrypt_secret(stored: str) -> str:
     """The same secret re-encrypted under the newest key (MultiFernet.rotate)."""
+    from cryptography.fernet import InvalidToken
+
     if not stored.startswith(PREFIX):
         raise CredentialDecryptionError("Stored credential has an unknown format.")
     try:

@@ -129,3 +129,18 @@ class RejectUnstorableInputMiddleware:
             {"message": message, "back": _back_url(request)},
             status=400,
         )
+
+
+class AutomationApiUrlconfMiddleware:
+    """Resolves requests under /api/ with the URLconf that includes the automation API.
+
+    The site's own URLconf leaves the API out so that loading it does not import django-ninja and
+    pydantic; reverse() in such a request (a run's page address in an API answer) sees both."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            request.urlconf = "dashboard.api.urlconf"
+        return self.get_response(request)

@@ -6,6 +6,7 @@ broker, the zero-setup default of `make demo`); with them set it uses PostgreSQL
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -90,8 +91,6 @@ INSTALLED_APPS = [
     "dashboard",
     "campaigns",
     "batchjobs",
-    # The automation API (django-ninja serves its docs page from its own static folder).
-    "ninja",
     "dashboard.api",
 ]
 
@@ -100,6 +99,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a cookie, a query or a form: refuses NUL and lone surrogates with a 400.
     "dashboard.middleware.RejectUnstorableInputMiddleware",
+    # Requests to /api/ are resolved with the URLconf that adds the API (dashboard/api/urlconf.py).
+    "dashboard.middleware.AutomationApiUrlconfMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,12 +120,17 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 ROOT_URLCONF = "dashboard.urls"
+
+# django-ninja is not an installed app, so no process loads it (and pydantic) at start; only the
+# API's docs page needs its templates and vendored Swagger UI, found here by path without importing
+# it (dashboard/api/endpoints/ninja_api.py).
+NINJA_PACKAGE = Path(importlib.util.find_spec("ninja").origin).parent
 WSGI_APPLICATION = "dashboard.wsgi.application"
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_PACKAGE / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -157,7 +163,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_PACKAGE / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

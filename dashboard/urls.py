@@ -3,7 +3,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import account_views, views
-from dashboard.api.endpoints import api
 from dashboard.observability import views as observability_views
 
 tenant_patterns = [
@@ -44,5 +43,5 @@ urlpatterns = [
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),
-    path("api/v1/", api.urls),
+    # /api/v1/: dashboard/api/urlconf.py, the URLconf of requests to /api/ (these and the API's).
 ]

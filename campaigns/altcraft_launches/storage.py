@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cryptography.fernet import InvalidToken
 from django.conf import settings
 
 from dashboard.crypto import credentials_cipher
@@ -113,6 +112,8 @@ class EncryptedWriter:
 
 def iter_plaintext(relative: str) -> Iterator[bytes]:
     """The stored file's plaintext, one segment at a time."""
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+
     cipher = credentials_cipher()
     try:
         file = open(absolute(relative), "rb")  # noqa: SIM115 - closed below, generator
@@ -139,6 +140,8 @@ def iter_plaintext(relative: str) -> Iterator[bytes]:
 
 def read_record(relative: str, *, offset: int, length: int) -> bytes:
     """The plaintext `write_record` stored at (offset, length)."""
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+
     try:
         with open(absolute(relative), "rb") as file:
             file.seek(offset)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dashboard.vendors.http import Exchange
+from django.apps import apps
 
 if TYPE_CHECKING:
     from dashboard.models import Membership, VendorConnection
     from dashboard.runs.models import Run
+    from dashboard.vendors.http import Exchange
 
 
 @dataclass(frozen=True)
@@ -151,16 +153,38 @@ class RunOperation:
 
 
 _registry: dict[str, RunOperation] = {}
-_registry_lock = threading.Lock()
+# Reentrant: importing an app's operation modules under it registers operations, which takes it.
+_registry_lock = threading.RLock()
+_apps_loaded = False
 
 
 def register_operation(operation: RunOperation) -> RunOperation:
+    """Make `operation` known to the engine under its name (a later one of the name replaces it)."""
     with _registry_lock:
         _registry[operation.name] = operation
     return operation
 
 
+def _load_app_operations() -> None:
+    # Each app names the modules that register its operations (AppConfig.operation_modules);
+    # they are imported on the first lookup rather than at start, so a process that never runs an
+    # operation (a page, verify_audit, an export) does not load every vendor client, requests and
+    # cryptography with them.
+    global _apps_loaded
+    if _apps_loaded:
+        return
+    with _registry_lock:
+        if _apps_loaded:
+            return
+        for config in apps.get_app_configs():
+            for module in getattr(config, "operation_modules", ()):
+                import_module(module)
+        _apps_loaded = True
+
+
 def operation_for(name: str) -> RunOperation:
+    """The registered operation named `name`; LookupError when no app registers one."""
+    _load_app_operations()
     try:
         return _registry[name]
     except KeyError:
@@ -168,6 +192,8 @@ def operation_for(name: str) -> RunOperation:
 
 
 def registered_operations() -> dict[str, RunOperation]:
+    """Every registered operation by name."""
+    _load_app_operations()
     return dict(_registry)
 
 

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.openapi.docs import Swagger
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 
@@ -98,6 +100,21 @@ class TriggerDeskApi(NinjaAPI):
         return schema
 
 
+class VendoredSwagger(Swagger):
+    """Swagger UI from django-ninja's own vendored files, never its CDN page: ninja is not an
+    installed app (it would be loaded by every process), so its templates and static folder are
+    on the settings' paths instead (settings.NINJA_PACKAGE)."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        context = {
+            "swagger_settings": json.dumps(self.settings, indent=1),
+            "api": api,
+            "add_csrf": False,  # token authentication: no cookie, no CSRF
+        }
+        return render(request, self.template, context)
+
+
 api = TriggerDeskApi(
     title="TriggerDesk automation API",
     version="1",
@@ -107,6 +124,7 @@ api = TriggerDeskApi(
     "that create a run, a trigger group or a launch.",
     openapi_url="/schema",
     docs_url="/docs",
+    docs=VendoredSwagger(),
     auth=TokenAuth(),
     parser=StrictJsonParser(),
     urls_namespace="api_v1",
