@@ -66,11 +66,11 @@ class RunFilterForm(forms.Form):
 
         @functools.cache
         def connection_choices() -> list[tuple[Any, str]]:
-            return [("", "Any connection"), *((row.pk, row.name) for row in connections)]
+            return [("", "Any connection"), *connections.values_list("pk", "name")]
 
         @functools.cache
         def people_choices() -> list[tuple[Any, str]]:
-            return [("", "Anyone"), *((user.pk, user.get_username()) for user in people)]
+            return [("", "Anyone"), *people.values_list("pk", "username")]
 
         self.fields["connection"].choices = connection_choices
         for name in ("requester", "approver"):
