@@ -3,7 +3,8 @@
 Values are stored as `fernet$v1$<token>`: self-describing, so a later scheme can coexist. The keys
 come from the dedicated `CREDENTIALS_KEYS` setting (not derived from SECRET_KEY), newest first:
 MultiFernet encrypts with the first and decrypts with any, so a new key is put first and
-`manage.py rotate_credentials_key` re-encrypts every row under it.
+`manage.py rotate_credentials_key` re-encrypts everything under it: the vendor secrets, the
+webhook signing secrets and the stored Altcraft lists (campaigns/altcraft_launches/storage.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
 if TYPE_CHECKING:
-    from cryptography.fernet import MultiFernet
+    from cryptography.fernet import Fernet, MultiFernet
 
 # `cryptography` (8 MB resident) is imported by the first call that encrypts or decrypts, not by
 # every process that imports this module through the services: a page, an export, verify_audit.
@@ -52,6 +53,26 @@ def credentials_cipher() -> MultiFernet:
     return _multi_fernet(tuple(settings.CREDENTIALS_KEYS))
 
 
+@cache
+def _fernet(key: str) -> Fernet:
+    from cryptography.fernet import Fernet
+
+    return Fernet(key)
+
+
+def is_under_newest_key(token: bytes) -> bool:
+    """Whether a Fernet token was made with the first key of CREDENTIALS_KEYS: its signature
+    checks out under that key (nothing is decrypted)."""
+    from cryptography.fernet import InvalidToken
+
+    credentials_cipher()  # the same clear error as everywhere when the keys are missing or bad
+    try:
+        _fernet(settings.CREDENTIALS_KEYS[0]).extract_timestamp(token)
+    except InvalidToken:
+        return False
+    return True
+
+
 @sensitive_variables()
 def encrypt_secret(plaintext: str) -> str:
     """Encrypt a secret under the newest key into a self-describing stored value."""
@@ -68,6 +89,21 @@ def decrypt_secret(stored: str) -> str:
         raise CredentialDecryptionError("Stored credential has an unknown format.")
     try:
         return credentials_cipher().decrypt(stored.removeprefix(PREFIX).encode("ascii")).decode()
+    except InvalidToken:
+        raise CredentialDecryptionError(
+            "Stored credential cannot be decrypted with any key in CREDENTIALS_KEYS."
+        ) from None
+
+
+def check_secret(stored: str) -> None:
+    """Raise CredentialDecryptionError unless a key in CREDENTIALS_KEYS fits the stored value
+    (its signature is checked; nothing is decrypted)."""
+    from cryptography.fernet import InvalidToken
+
+    if not stored.startswith(PREFIX):
+        raise CredentialDecryptionError("Stored credential has an unknown format.")
+    try:
+        credentials_cipher().extract_timestamp(stored.removeprefix(PREFIX).encode("ascii"))
     except InvalidToken:
         raise CredentialDecryptionError(
             "Stored credential cannot be decrypted with any key in CREDENTIALS_KEYS."

@@ -3,6 +3,7 @@ same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -13,8 +14,16 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
+from campaigns.altcraft_launches import storage
+from dashboard.api.models import Webhook
 from dashboard.audit import Actor, record_audit_event
-from dashboard.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
+from dashboard.crypto import (
+    CredentialDecryptionError,
+    check_secret,
+    decrypt_secret,
+    encrypt_secret,
+    reencrypt_secret,
+)
 from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import (
     SECRET_FIELDS,
@@ -343,21 +352,107 @@ def connection_secrets(connection: VendorConnection, *, read_with: Any = None) -
     }
 
 
-def credentials_rotate_key(*, actor: Actor) -> int:
-    """Re-encrypt every stored secret under the newest key in CREDENTIALS_KEYS; returns the count."""
-    count = 0
+@dataclass
+class KeyRotation:
+    """What a key rotation re-encrypted: counts, and the names of the files it could not (never
+    a value or a file's contents)."""
+
+    secrets: int = 0
+    webhook_secrets: int = 0
+    files: int = 0
+    files_current: int = 0
+    files_gone: int = 0
+    files_not_ours: int = 0
+    # File name (relative to the upload directory) -> why it was left as it was.
+    files_failed: dict[str, str] = field(default_factory=dict)
+
+    def counted(self, outcome: storage.Rotated) -> None:
+        match outcome:
+            case storage.Rotated.REENCRYPTED:
+                self.files += 1
+            case storage.Rotated.CURRENT:
+                self.files_current += 1
+            case storage.Rotated.GONE:
+                self.files_gone += 1
+            case storage.Rotated.NOT_STORED:
+                self.files_not_ours += 1
+
+    def audit_summary(self) -> dict[str, Any]:
+        # No key may hold "secret" or "token": the audit would redact its value (audit.scrub).
+        return {
+            "connection_credentials": self.secrets,
+            "webhooks": self.webhook_secrets,
+            "files_reencrypted": self.files,
+            "files_already_current": self.files_current,
+            "files_gone": self.files_gone,
+            "files_not_ours": self.files_not_ours,
+            "files_failed": sorted(self.files_failed),
+        }
+
+
+def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
+    """Re-encrypt everything stored under CREDENTIALS_KEYS under its newest (first) key: the
+    vendor connections' secrets, the webhooks' signing secrets and the stored Altcraft files.
+
+    1. Every secret in the database is checked against the keys first: one that no key fits
+       raises CredentialDecryptionError before anything, file or row, is changed.
+    2. The stored files, one by one (storage.rotate_file): every regular file in
+       ALTCRAFT_UPLOAD_DIR with the TDENC1 header, not only those a launch refers to. An upload
+       is on disk before its launch row exists (the upload handler writes it, launch_create
+       records it), and any file left under an old key is unreadable once that key is removed.
+       Files already under the newest key are left alone, files deleted meanwhile are skipped;
+       a file that cannot be re-encrypted stays as it was, is named in `files_failed`, and the
+       others go on.
+    3. One transaction re-encrypts the database secrets and records `credentials.key_rotated`
+       with the counts, so the audit row commits with the change it describes.
+
+    The old keys may be removed only when `files_failed` is empty.
+    """
+    _stored_secrets_check()
+    rotation = KeyRotation()
+    for name in storage.stored_file_names():
+        try:
+            rotation.counted(storage.rotate_file(name))
+        except storage.StoredFileError as error:
+            rotation.files_failed[name] = str(error)
     with transaction.atomic():
         for secret in ConnectionSecret.objects.select_for_update().order_by("pk"):
             secret.encrypted_value = reencrypt_secret(secret.encrypted_value)
             secret.save(update_fields=["encrypted_value"])
-            count += 1
+            rotation.secrets += 1
+        for webhook in Webhook.objects.select_for_update().order_by("pk"):
+            webhook.encrypted_secret = reencrypt_secret(webhook.encrypted_secret)
+            webhook.save(update_fields=["encrypted_secret"])
+            rotation.webhook_secrets += 1
         record_audit_event(
             actor=actor,
             action="credentials.key_rotated",
             object_type="credentials",
-            summary={"secrets_reencrypted": count},
+            summary=rotation.audit_summary(),
         )
-    return count
+    return rotation
+
+
+def _stored_secrets_check() -> None:
+    """CredentialDecryptionError naming the first secret in the database no key fits."""
+    secrets = ConnectionSecret.objects.values_list(
+        "connection__tenant__slug", "connection__name", "name", "encrypted_value"
+    )
+    for tenant, connection, name, stored in secrets.order_by("pk").iterator():
+        try:
+            check_secret(stored)
+        except CredentialDecryptionError as error:
+            raise CredentialDecryptionError(
+                f"The secret {name!r} of connection {connection!r} ({tenant}): {error}"
+            ) from None
+    webhooks = Webhook.objects.values_list("tenant__slug", "encrypted_secret")
+    for tenant, stored in webhooks.order_by("pk").iterator():
+        try:
+            check_secret(stored)
+        except CredentialDecryptionError as error:
+            raise CredentialDecryptionError(
+                f"The webhook signing secret of {tenant}: {error}"
+            ) from None
 
 
 def user_create(

@@ -8,13 +8,19 @@ launch's prepared chunks are one segment each, read back by offset and length.
 
 Files live under settings.ALTCRAFT_UPLOAD_DIR, which the web process and the workers must share
 (a volume in production).
+
+`manage.py rotate_credentials_key` re-encrypts them under the newest key (`rotate_file`), one
+segment at a time into a copy that replaces the file: a segment's token keeps its length, so
+every (offset, length) the database holds for a chunk stays valid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import os
+import stat
 import struct
 import uuid
 from collections.abc import Iterator
@@ -23,7 +29,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from dashboard.crypto import credentials_cipher
+from dashboard.crypto import credentials_cipher, is_under_newest_key
 
 MAGIC = b"TDENC1\n"
 SEGMENT_BYTES = 1024 * 1024
@@ -34,8 +40,12 @@ class StoredFileError(Exception):
     """A stored file is missing, damaged or cannot be decrypted with the configured keys."""
 
 
+def _configured_dir() -> Path:
+    return Path(getattr(settings, "ALTCRAFT_UPLOAD_DIR", settings.BASE_DIR / ".uploads"))
+
+
 def upload_dir() -> Path:
-    directory = Path(getattr(settings, "ALTCRAFT_UPLOAD_DIR", settings.BASE_DIR / ".uploads"))
+    directory = _configured_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     return directory
 
@@ -196,3 +206,150 @@ def delete(relative: str) -> None:
     if relative:
         with contextlib.suppress(FileNotFoundError):
             absolute(relative).unlink()
+
+
+# -- key rotation ----------------------------------------------------------------------------------
+
+
+class Rotated(enum.StrEnum):
+    """What `rotate_file` did with a file."""
+
+    REENCRYPTED = "reencrypted"  # rewritten under the newest key
+    CURRENT = "current"  # already under the newest key (or no segment written yet): untouched
+    GONE = "gone"  # deleted (expired, discarded) before or while it was rotated: skipped
+    NOT_STORED = "not_stored"  # not a TDENC1 file: not ours, untouched
+
+
+def stored_file_names() -> list[str]:
+    """The names of the files in the upload directory, sorted; hidden files (the copies a
+    rotation is writing) and anything but regular files are left out. Nothing is created."""
+    try:
+        entries = list(os.scandir(_configured_dir()))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False)
+    )
+
+
+def _read_token(file: BinaryIO) -> bytes | None:
+    """The next segment's token, or None at the end; StoredFileError when it is cut short."""
+    header = file.read(_LENGTH.size)
+    if not header:
+        return None
+    if len(header) != _LENGTH.size:
+        raise StoredFileError("The stored file is truncated.")
+    (length,) = _LENGTH.unpack(header)
+    token = file.read(length)
+    if len(token) != length:
+        raise StoredFileError("The stored file is truncated.")
+    return token
+
+
+def rotate_file(relative: str) -> Rotated:
+    """Re-encrypt a stored file under the newest key in CREDENTIALS_KEYS, in place.
+
+    One segment at a time (memory does not grow with the file), MultiFernet.rotate turns each
+    token into one of exactly the same length under the newest key, written to a hidden copy in
+    the same directory (same mode and owner), fsynced, then moved over the original with
+    os.replace. Every segment keeps its offset and length, so the (offset, length) of each chunk
+    in the database stays valid; a reader that opened the file before keeps reading the old
+    copy, which the old key decrypts until it is removed.
+
+    A writer uses one key for a whole file, so a file whose first segment is under the newest
+    key is left as it is (one rotated already, or one being written by a process that has the
+    new keys). On any error (a segment no key decrypts, a damaged file, a full disk, the file
+    changing meanwhile) StoredFileError says why, without the file's path or contents; the
+    original stays and the copy is deleted.
+    """
+    path = absolute(relative)
+    try:
+        return _rotate(path)
+    except OSError as error:
+        raise StoredFileError(f"The file could not be rewritten: {error.strerror}.") from None
+
+
+def _rotate(path: Path) -> Rotated:
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return Rotated.GONE
+    with source:
+        before = os.fstat(source.fileno())
+        header = source.read(len(MAGIC))
+        if header != MAGIC:
+            # An empty or partial header is a file whose writer has not flushed yet.
+            return Rotated.CURRENT if MAGIC.startswith(header) else Rotated.NOT_STORED
+        try:
+            first = _read_token(source)
+        except StoredFileError:
+            first = None  # its first segment is still being written: nothing under a key yet
+        if first is None or is_under_newest_key(first):
+            return Rotated.CURRENT
+        source.seek(len(MAGIC))
+        copy = path.with_name(f".{path.name}.{uuid.uuid4().hex}.rotating")
+        try:
+            _write_rotated_copy(source, copy, before)
+            try:
+                still_there = os.path.samestat(os.stat(path), before)
+            except FileNotFoundError:
+                still_there = False
+            if not still_there:
+                return Rotated.GONE  # expired or discarded meanwhile: do not bring it back
+            os.replace(copy, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                copy.unlink()
+    # The sweep of files no launch refers to goes by the modification time: keep the original's.
+    # A failure here or in the directory's fsync still leaves a valid file.
+    with contextlib.suppress(OSError):
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        _fsync_directory(path.parent)
+    return Rotated.REENCRYPTED
+
+
+def _write_rotated_copy(source: BinaryIO, copy: Path, before: os.stat_result) -> None:
+    """Write `source` (positioned after its header) re-encrypted to `copy`, synced, and check
+    that the copy has the original's size and every segment its length."""
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+
+    cipher = credentials_cipher()
+    descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as target:
+        os.fchmod(descriptor, stat.S_IMODE(before.st_mode))
+        created = os.fstat(descriptor)
+        if (created.st_uid, created.st_gid) != (before.st_uid, before.st_gid):
+            # Run as root, say: the copy must stay readable by the app's own user.
+            os.fchown(descriptor, before.st_uid, before.st_gid)
+        target.write(MAGIC)
+        offset = len(MAGIC)
+        while (token := _read_token(source)) is not None:
+            try:
+                rotated = cipher.rotate(token)
+            except InvalidToken:
+                raise StoredFileError(
+                    "The stored file cannot be decrypted with any key in CREDENTIALS_KEYS."
+                ) from None
+            if len(rotated) != len(token):
+                raise StoredFileError(f"The segment at byte {offset} would change its length.")
+            target.write(_LENGTH.pack(len(rotated)))
+            target.write(rotated)
+            offset += _LENGTH.size + len(rotated)
+        target.flush()
+        os.fsync(descriptor)
+        written = os.fstat(descriptor).st_size
+    after = os.fstat(source.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise StoredFileError("The file changed while it was re-encrypted; run the command again.")
+    if not written == offset == before.st_size:
+        raise StoredFileError("The re-encrypted copy's size differs from the original's.")
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

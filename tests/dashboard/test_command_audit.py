@@ -164,7 +164,15 @@ CASES: dict[str, Case] = {
             call_command("add_connection", "acme", "altcraft", "Alt", "https://api.example.com"),
         )
     ),
-    "rotate_credentials_key": Case(lambda world: call_command("rotate_credentials_key")),
+    "rotate_credentials_key": Case(
+        lambda world: (
+            # It re-encrypts stored files too: never the checkout's own upload directory.
+            world["monkeypatch"].setattr(
+                "django.conf.settings.ALTCRAFT_UPLOAD_DIR", world["tmp_path"] / "uploads"
+            ),
+            call_command("rotate_credentials_key", stdout=io.StringIO()),
+        )
+    ),
     "setup_demo": Case(lambda world: call_command("setup_demo", stdout=io.StringIO())),
     "daily_trigger_request": Case(_daily_request, acting_as="mia"),
     "daily_trigger_approve": Case(_daily_approve, acting_as="oscar"),

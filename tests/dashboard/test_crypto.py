@@ -36,7 +36,8 @@ def test_unknown_key_cannot_decrypt(settings):
         decrypt_secret(stored)
 
 
-def test_rotation_reencrypts_every_row_under_the_new_key(settings):
+def test_rotation_reencrypts_every_row_under_the_new_key(settings, tmp_path):
+    settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"  # it re-encrypts stored files too
     old_keys = list(settings.CREDENTIALS_KEYS)
     first = VendorConnectionFactory(secret_values={"api_key": "first-key-value-AAAA"})
     second = VendorConnectionFactory(secret_values={"api_key": "second-key-value-BBBB"})
