@@ -164,7 +164,8 @@ def create_once(
     The record and the run commit together, so of fifty identical concurrent requests one makes
     the run; the others wait on the record's unique key, then answer with that run. The same key
     with another body is a 422. A request that was refused leaves no record: retrying it with the
-    same key tries again.
+    same key tries again. Once the record has expired (API_IDEMPOTENCY_RETENTION_HOURS) the key
+    still yields its run, as a replay, whatever the body: see `_replay_of_expired_key`.
     """
     tenant = token_use(request).token.tenant
     key = request_idempotency_key(request)
@@ -173,12 +174,18 @@ def create_once(
     request_hash = hashlib.sha256(
         json.dumps([endpoint, body], sort_keys=True, default=str).encode("utf-8")
     ).hexdigest()
+    run_key = f"api:{key}"
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
                 tenant=tenant, key=key, request_hash=request_hash
             )
-            run = create(f"api:{key}")
+            made_before = Run.objects.filter(tenant=tenant, idempotency_key=run_key).exists()
+            # The service, not this function, answers for a run the key made before: it returns
+            # that run, or refuses one the key made at another endpoint (another operation).
+            run = create(run_key)
+            if made_before:
+                return _replay_of_expired_key(run)
             record.run = run
             record.save(update_fields=["run"])
         return run, False
@@ -197,6 +204,16 @@ def create_once(
             field="Idempotency-Key",
         )
     return existing.run, True
+
+
+def _replay_of_expired_key[T](made: T) -> tuple[T, bool]:
+    """A new record, yet the key made `made` before: its record expired and was deleted
+    (api.services.idempotency_records_expire). The object keeps the key for good, so this is a
+    retry: answer with it as a replay, never a second one. The body it first came with is no
+    longer known, so nothing is compared; and no record is kept (rolled back), so that every
+    later request with the key is answered alike, whatever its body."""
+    transaction.set_rollback(True)
+    return made, True
 
 
 def create_object_once(
@@ -226,6 +243,11 @@ def create_object_once(
     try:
         with transaction.atomic():
             IdempotencyRecord.objects.create(tenant=tenant, key=key, request_hash=request_hash)
+            earlier = find(service_key)
+            if earlier is not None:
+                # Not through the service: an Altcraft launch would be prepared and confirmed
+                # again (and its files deleted when that is refused).
+                return _replay_of_expired_key(earlier)
             return create(service_key), False
     except IntegrityError:
         existing = IdempotencyRecord.objects.filter(tenant=tenant, key=key).first()

@@ -10,7 +10,7 @@ from dashboard.audit import Actor
 from dashboard.runs.models import Run, RunState
 from dashboard.runs.services import run_send
 from tests.dashboard.api.conftest import ARSENAL, GOOD, MATCH_START, make_generator
-from tests.dashboard.api.test_endpoints import problem
+from tests.dashboard.api.test_endpoints import forget_idempotency_keys, problem
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,21 @@ def test_a_marketer_runs_a_generator_by_id_or_name_one_run_per_topic(
         HTTP_IDEMPOTENCY_KEY="match-1",
     )
     problem(other_body, 422, "idempotency_key_reused")
+
+
+def test_a_generator_run_retried_after_its_key_expired_answers_with_its_group(
+    make_token, generator, settings
+):
+    _, client = make_token("marketer")
+    body = {"topic_keys": [ARSENAL, "Chelsea"], "context": GOOD}
+    first = client.post(f"event-generators/{MATCH_START}/run", body, HTTP_IDEMPOTENCY_KEY="m-2")
+    assert first.status_code == 201, first.content
+    forget_idempotency_keys(settings)
+
+    retry = client.post(f"event-generators/{MATCH_START}/run", body, HTTP_IDEMPOTENCY_KEY="m-2")
+    assert retry.status_code == 200 and retry["Idempotency-Replayed"] == "true"
+    assert retry.json()["trigger_group_id"] == first.json()["trigger_group_id"]
+    assert TriggerGroup.objects.count() == 1 and Run.objects.count() == 2
 
 
 def test_a_context_the_schema_refuses_names_each_field(make_token, generator):
@@ -182,6 +197,27 @@ def test_a_marketer_launches_an_altcraft_trigger_for_recipients(make_token, altc
         HTTP_IDEMPOTENCY_KEY="cart-1",
     )
     problem(changed, 422, "idempotency_key_reused")
+
+
+def test_a_launch_retried_after_its_key_expired_answers_with_it_and_keeps_its_files(
+    make_token, altcraft_trigger, settings
+):
+    from campaigns.altcraft_launches import storage
+
+    _, client = make_token("marketer")
+    body = {"trigger": 8, "recipients": ["a@example.com"], "content": {"page": "cart"}}
+    first = client.post("altcraft/launches", body, HTTP_IDEMPOTENCY_KEY="cart-2")
+    assert first.status_code == 201, first.content
+    launch = AltcraftLaunch.objects.get()
+    forget_idempotency_keys(settings)
+
+    retry = client.post("altcraft/launches", body, HTTP_IDEMPOTENCY_KEY="cart-2")
+    assert retry.status_code == 200 and retry["Idempotency-Replayed"] == "true"
+    assert retry.json()["id"] == launch.pk
+    assert AltcraftLaunch.objects.count() == 1 and launch.chunks.count() == 1
+    # Not prepared or confirmed again: its stored list and chunks are where they were.
+    assert storage.absolute(launch.upload_path).exists()
+    assert storage.absolute(launch.chunks_path).exists()
 
 
 def test_a_dry_run_only_previews_and_approval_leaves_it_waiting(make_token, altcraft_trigger, team):

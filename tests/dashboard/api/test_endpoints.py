@@ -186,6 +186,50 @@ def test_a_refused_request_leaves_its_key_free(make_token, team, daily_connectio
     assert client.post("daily-trigger", body, HTTP_IDEMPOTENCY_KEY="k-2").status_code == 201
 
 
+def forget_idempotency_keys(settings) -> None:
+    """What a clean-up of old records would do: the records go, what they made stays."""
+    from dashboard.api.models import IdempotencyRecord
+
+    assert IdempotencyRecord.objects.all().delete()[0] >= 1
+
+
+def test_after_its_record_expired_a_key_still_answers_with_its_run(
+    make_token, daily_connection, settings
+):
+    from dashboard.api.models import IdempotencyRecord
+
+    _, client = make_token("marketer")
+    body = {"files_uploaded_attested": True, "wait_time_for_validation_seconds": 30}
+    first = client.post("daily-trigger", body, HTTP_IDEMPOTENCY_KEY="nightly-2025-01-01")
+    assert first.status_code == 201
+    forget_idempotency_keys(settings)
+
+    retry = client.post("daily-trigger", body, HTTP_IDEMPOTENCY_KEY="nightly-2025-01-01")
+    assert retry.status_code == 200 and retry["Idempotency-Replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    # The first body is no longer known, so another one is not refused: still the same run.
+    other = {"files_uploaded_attested": True, "wait_time_for_validation_seconds": 10}
+    changed = client.post("daily-trigger", other, HTTP_IDEMPOTENCY_KEY="nightly-2025-01-01")
+    assert changed.status_code == 200 and changed["Idempotency-Replayed"] == "true"
+    assert changed.json()["id"] == first.json()["id"]
+    assert Run.objects.count() == 1
+    # A replay keeps no record: every later request with the key is answered alike.
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_after_its_record_expired_a_key_is_not_taken_for_another_endpoints_run(
+    make_token, daily_connection, batch_job, settings
+):
+    _, client = make_token("operator")
+    body = {"files_uploaded_attested": True}
+    assert client.post("daily-trigger", body, HTTP_IDEMPOTENCY_KEY="k-3").status_code == 201
+    forget_idempotency_keys(settings)
+
+    refused = client.post(f"batch-jobs/{batch_job.pk}/start", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert "already used" in problem(refused, 422, "invalid")["detail"]
+    assert Run.objects.count() == 1
+
+
 @pytest.mark.parametrize("key", ["", "x" * 65, "clé"])
 def test_bad_idempotency_keys(make_token, daily_connection, key):
     _, client = make_token("marketer")
@@ -228,6 +272,19 @@ def test_operators_start_a_registered_batch_job(make_token, batch_job):
     replay = client.post(f"batch-jobs/{batch_job.pk}/start", HTTP_IDEMPOTENCY_KEY="calls-1")
     assert replay.status_code == 200 and replay.json()["id"] == run["id"]
     problem(client.post(f"batch-jobs/{batch_job.pk}/start"), 409, "refused")
+
+
+def test_a_batch_job_start_retried_after_its_key_expired_starts_nothing_new(
+    make_token, batch_job, settings
+):
+    _, client = make_token("operator")
+    started = client.post(f"batch-jobs/{batch_job.pk}/start", HTTP_IDEMPOTENCY_KEY="calls-2")
+    assert started.status_code == 201
+    forget_idempotency_keys(settings)
+    retry = client.post(f"batch-jobs/{batch_job.pk}/start", HTTP_IDEMPOTENCY_KEY="calls-2")
+    assert retry.status_code == 200 and retry["Idempotency-Replayed"] == "true"
+    assert retry.json()["id"] == started.json()["id"]
+    assert Run.objects.count() == 1
 
 
 def test_marketers_cannot_start_batch_jobs_and_other_tenants_jobs_are_404(
