@@ -106,6 +106,14 @@ def production_environment_problems(environ: Mapping[str, str] | None = None) ->
         if raw and not raw.isdigit():
             problems.append(f"{name} must be a whole number of seconds or a port, not {raw!r}.")
 
+    retention = environ.get("API_IDEMPOTENCY_RETENTION_HOURS", "").strip()
+    # At least 1: 0 would forget every Idempotency-Key at the next hourly clean-up.
+    if retention and not (retention.isascii() and retention.isdigit() and int(retention) > 0):
+        problems.append(
+            "API_IDEMPOTENCY_RETENTION_HOURS must be a whole number of hours, at least 1, "
+            f"not {retention!r}."
+        )
+
     proxy_header = environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
     if proxy_header and not proxy_header.upper().startswith("HTTP_"):
         problems.append(

@@ -386,3 +386,12 @@ CELERY_BEAT_SCHEDULE["dispatch-webhooks"] = {
     "task": "api.webhooks_dispatch",
     "schedule": env_int("WEBHOOK_DISPATCH_SECONDS", 10),
 }
+# How long the API remembers an Idempotency-Key's request (24 h, as Stripe documents); beat
+# deletes older records every hour (dashboard.api.services.idempotency_records_expire). The run
+# a key made keeps the key for good, so a retry after that still makes no second run.
+API_IDEMPOTENCY_RETENTION_HOURS = env_int("API_IDEMPOTENCY_RETENTION_HOURS", 24)
+CELERY_TASK_ROUTES["api.idempotency_records_expire"] = {"queue": "poll"}
+CELERY_BEAT_SCHEDULE["expire-api-idempotency-records"] = {
+    "task": "api.idempotency_records_expire",
+    "schedule": 3600,
+}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from django.db.models import Max
 
+from dashboard.api.models import IdempotencyRecord
 from dashboard.audit import REDACTED, Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.crypto import encrypt_secret
@@ -211,3 +213,25 @@ class RunAttemptFactory(factory.django.DjangoModelFactory):
     failure_class = ""
     failure_code = ""
     outcome = "TalkifAI started the batch job."
+
+
+class IdempotencyRecordFactory(factory.django.DjangoModelFactory):
+    """An API Idempotency-Key record. `created_at` may be given (the field is auto_now_add, so
+    it is written after the insert): a record of any age, for the retention tests."""
+
+    class Meta:
+        model = IdempotencyRecord
+
+    tenant = factory.SubFactory(TenantFactory)
+    key = factory.Sequence(lambda n: f"key-{n}")
+    request_hash = factory.Sequence(lambda n: hashlib.sha256(f"request {n}".encode()).hexdigest())
+    run = None
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        created_at = kwargs.pop("created_at", None)
+        record = super()._create(model_class, *args, **kwargs)
+        if created_at is not None:
+            model_class.objects.filter(pk=record.pk).update(created_at=created_at)
+            record.created_at = created_at
+        return record

@@ -66,6 +66,11 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "key"], name="api_idempotency_key_unique")
         ]
+        indexes = [
+            # The hourly clean-up (api.services.idempotency_records_expire): the oldest ids
+            # before the cut-off, `WHERE created_at < %s ORDER BY created_at LIMIT 5000`.
+            models.Index(fields=["created_at"], name="api_idempotency_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} → run {self.run_id}"

@@ -1,4 +1,5 @@
-"""Writes and checks of API tokens: create (the secret shown once), revoke, authenticate.
+"""Writes and checks of API tokens: create (the secret shown once), revoke, authenticate; and
+the clean-up of old Idempotency-Key records.
 
 A token acts as its person in its tenant, with the role the person has there at the moment of
 each request: a changed role, a removed membership or a deactivated account takes effect at the
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 
-from dashboard.api.models import TOKEN_PREFIX, ApiToken
+from dashboard.api.models import TOKEN_PREFIX, ApiToken, IdempotencyRecord
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import Membership, Tenant
@@ -25,6 +27,8 @@ from dashboard.models import Membership, Tenant
 # lets a request find its token by one indexed lookup.
 SECRET_BYTES = 32
 SHOWN_PREFIX_CHARS = 12
+# Ids per DELETE of the idempotency clean-up: each statement holds its row locks briefly.
+IDEMPOTENCY_DELETE_BATCH = 5000
 
 
 class TokenRefused(Exception):
@@ -159,3 +163,29 @@ def api_token_authenticate(*, secret: str, tenant_slug: str) -> TokenUse:
         raise TokenRefused("invalid_token", "The token's person is no longer a member.")
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return TokenUse(token=token, membership=membership)
+
+
+def idempotency_records_expire(*, batch_size: int = IDEMPOTENCY_DELETE_BATCH) -> int:
+    """Delete the Idempotency-Key records older than API_IDEMPOTENCY_RETENTION_HOURS, of every
+    tenant; return how many.
+
+    `batch_size` ids at a time, oldest first, each DELETE its own statement (call it outside a
+    transaction, as the beat task does), so no lock is held for long and requests go on
+    meanwhile. Forgetting a record never allows a second run: the run (trigger group, launch)
+    keeps the key for good, and a later request with it answers with that object
+    (dashboard/api/endpoints/common.py, create_once).
+    """
+    hours = settings.API_IDEMPOTENCY_RETENTION_HOURS
+    if hours < 1:
+        # 0 or less would forget every key at once, retries of requests made a second ago too.
+        raise ImproperlyConfigured(
+            f"API_IDEMPOTENCY_RETENTION_HOURS must be at least 1 (it is {hours})."
+        )
+    cutoff = utc_now() - timedelta(hours=hours)
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff).order_by("created_at")
+    deleted = 0
+    while True:
+        ids = list(expired.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

@@ -1,9 +1,10 @@
-"""Celery tasks of the automation API's webhook: thin callers of dashboard.api.webhooks."""
+"""Celery tasks of the automation API: thin callers of dashboard.api.webhooks and
+dashboard.api.services."""
 
 from celery import shared_task
 from django.db import transaction
 
-from dashboard.api import webhooks
+from dashboard.api import services, webhooks
 from dashboard.api.models import WebhookNotification
 
 
@@ -29,3 +30,9 @@ def webhook_deliver(self, notification_id: int) -> str:
             (notification_id,), countdown=webhooks.retry_countdown(attempts)
         )
     return outcome
+
+
+@shared_task(name="api.idempotency_records_expire", ignore_result=True)
+def idempotency_records_expire() -> int:
+    """Forget Idempotency-Keys past API_IDEMPOTENCY_RETENTION_HOURS (beat, every hour)."""
+    return services.idempotency_records_expire()

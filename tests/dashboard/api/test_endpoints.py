@@ -187,10 +187,14 @@ def test_a_refused_request_leaves_its_key_free(make_token, team, daily_connectio
 
 
 def forget_idempotency_keys(settings) -> None:
-    """What a clean-up of old records would do: the records go, what they made stays."""
+    """Age every record past the retention, then run the hourly clean-up."""
     from dashboard.api.models import IdempotencyRecord
+    from dashboard.api.services import idempotency_records_expire
 
-    assert IdempotencyRecord.objects.all().delete()[0] >= 1
+    past = utc_now() - timedelta(hours=settings.API_IDEMPOTENCY_RETENTION_HOURS, minutes=1)
+    IdempotencyRecord.objects.update(created_at=past)
+    assert idempotency_records_expire() >= 1
+    assert not IdempotencyRecord.objects.exists()
 
 
 def test_after_its_record_expired_a_key_still_answers_with_its_run(
