@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_lockout_parameters
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from dashboard.clock import utc_now
 
 USERNAME_AND_ADDRESS = "username_and_address"
 USERNAME = "username"
@@ -41,6 +44,16 @@ def rule_limit(rule: str) -> int:
     if rule == USERNAME:
         return settings.LOGIN_USERNAME_FAILURE_LIMIT
     return settings.AXES_FAILURE_LIMIT
+
+
+def locked_everywhere(username: str) -> bool:
+    """Whether the user-name rule locks `username` now: LOGIN_USERNAME_FAILURE_LIMIT failures
+    from any address within the cool-off (what LoginLockoutHandler counts for that rule)."""
+    since = utc_now() - settings.AXES_COOLOFF_TIME
+    failures = AccessAttempt.objects.filter(username=username, attempt_time__gte=since).aggregate(
+        total=Sum("failures_since_start")
+    )["total"]
+    return (failures or 0) >= rule_limit(USERNAME)
 
 
 class LoginLockoutHandler(AxesDatabaseHandler):

@@ -9,12 +9,24 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from dashboard.models import AuditEvent, ConnectionSecret, Membership, Tenant, VendorConnection
+from dashboard.models import (
+    AuditEvent,
+    ConnectionSecret,
+    Membership,
+    Role,
+    Tenant,
+    VendorConnection,
+)
 
 
 def membership_list_for_user(user: AbstractBaseUser) -> QuerySet[Membership]:
     """The user's memberships, for the tenant switcher."""
     return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def user_administers_a_tenant(*, user: AbstractBaseUser) -> bool:
+    """Whether `user` is an admin of at least one tenant."""
+    return Membership.objects.filter(user=user, role=Role.ADMIN).exists()
 
 
 def membership_for(*, user: AbstractBaseUser, tenant_slug: str) -> Membership:

@@ -1,14 +1,16 @@
-"""Writes for tenants, memberships, connections and credentials. Every write is audited in the
-same transaction."""
+"""Writes for tenants, memberships, connections, credentials and login lockouts. Every write is
+audited in the same transaction."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -25,6 +27,7 @@ from dashboard.crypto import (
     reencrypt_secret,
 )
 from dashboard.input_checks import nested_unstorable_reason
+from dashboard.login_lockout import locked_everywhere
 from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
@@ -35,6 +38,7 @@ from dashboard.models import (
     VendorConnection,
     VendorKind,
 )
+from dashboard.selectors import user_administers_a_tenant
 from dashboard.vendors.http import ConfigurationError, validate_base_url
 
 User = get_user_model()
@@ -477,3 +481,61 @@ def user_create(
                 summary={"username": username, "email": email, "can_log_in": bool(password)},
             )
     return user
+
+
+@dataclass(frozen=True)
+class LoginUnlock:
+    """What login_unlock did."""
+
+    username: str
+    ip_address: str | None
+    # django-axes' records of failed logins removed (0: nothing was locked or counting).
+    records_removed: int
+    # After an unlock at one address: the name is still locked from every address.
+    still_locked_everywhere: bool
+
+
+def login_unlock(*, actor: Actor, username: str, ip_address: str | None = None) -> LoginUnlock:
+    """Lift the login lockout of `username`, through django-axes, and audit it (`auth.unlocked`).
+
+    With `ip_address`, only the name's failures from that address go (the name-at-an-address
+    rule); the name-from-anywhere rule may still lock it, which the result says. Without it,
+    every failure of the name goes, which lifts both rules. Only an active superuser or an admin
+    of some tenant may (PermissionDenied, checked before anything is reset): a lockout protects
+    an account of any tenant. An unknown user name or a malformed address is a ValidationError.
+    """
+    user = actor.user
+    if (
+        user is None
+        or not user.is_active
+        or not (user.is_superuser or user_administers_a_tenant(user=user))
+    ):
+        raise PermissionDenied(
+            f"Only a superuser or an admin of a tenant may lift a login lockout; {actor.display} "
+            "is neither."
+        )
+    locked = User.objects.filter(username=username).first()
+    if locked is None:
+        raise ValidationError({"username": f"No user named {username!r}."})
+    if ip_address is not None:
+        try:
+            ip_address = str(ipaddress.ip_address(ip_address.strip()))
+        except ValueError:
+            raise ValidationError({"ip_address": f"{ip_address!r} is not an IP address."}) from None
+    with transaction.atomic():
+        # axes' public API, through the configured handler (dashboard.login_lockout): the
+        # lockout is nothing but these records, so removing them lifts it at once.
+        removed = axes_reset(ip=ip_address, username=username)
+        record_audit_event(
+            actor=actor,
+            action="auth.unlocked",
+            object_type="user",
+            object_id=locked.pk,
+            summary={"username": username, "ip_address": ip_address, "records_removed": removed},
+        )
+    return LoginUnlock(
+        username=username,
+        ip_address=ip_address,
+        records_removed=removed,
+        still_locked_everywhere=ip_address is not None and locked_everywhere(username),
+    )

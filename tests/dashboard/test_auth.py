@@ -1,4 +1,9 @@
+from io import StringIO
+
 import pytest
+from axes.models import AccessAttempt
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
@@ -95,8 +100,6 @@ def test_failures_for_one_name_from_many_addresses_lock_the_name(settings):
 
 
 def test_the_suggested_unlock_command_unlocks(settings):
-    from django.core.management import call_command
-
     UserFactory(username="lena")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         login("lena", "wrong", address="10.0.0.1")
@@ -129,8 +132,6 @@ def test_behind_a_trusted_proxy_the_configured_header_names_the_client(settings)
 
 
 def test_when_both_rules_lock_the_page_names_the_wider_one(settings):
-    from django.core.management import call_command
-
     settings.LOGIN_USERNAME_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT + 1
     UserFactory(username="lena")
     for _ in range(settings.AXES_FAILURE_LIMIT):
@@ -140,3 +141,119 @@ def test_when_both_rules_lock_the_page_names_the_wider_one(settings):
     assert "manage.py axes_reset_username lena" in page
     call_command("axes_reset_username", "lena")
     assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
+
+
+# -- unlock_login: lifting a lockout through axes, audited -------------------------------------
+
+
+@pytest.fixture
+def os_user(monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "ops-anna")
+    return "ops-anna"
+
+
+def lock_at(address, settings, username="lena"):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(username, "wrong", address=address)
+    assert login(username, PASSWORD, address=address).status_code == 429
+
+
+def unlock(*arguments):
+    out = StringIO()
+    call_command("unlock_login", *arguments, stdout=out)
+    return out.getvalue()
+
+
+def test_unlock_login_lets_the_user_log_in_again_and_is_audited(settings, team, os_user):
+    lena = UserFactory(username="lena")
+    lock_at("10.0.0.1", settings)
+
+    out = unlock("--username", "lena", "--ip", "10.0.0.1", "--as", "ada")
+
+    assert "Unlocked lena at 10.0.0.1: 1 lockout record(s) removed" in out
+    event = AuditEvent.objects.get(action="auth.unlocked")
+    assert event.actor == team.admin.user
+    assert event.actor_label == "ada (cli:ops-anna:unlock_login)"
+    assert (event.object_type, event.object_id, event.tenant) == ("user", str(lena.pk), None)
+    assert event.summary == {"username": "lena", "ip_address": "10.0.0.1", "records_removed": 1}
+    assert PASSWORD not in str(event.summary) and "wrong" not in str(event.summary)
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
+
+
+def test_without_ip_it_lifts_the_name_from_every_address_and_a_superuser_may(settings, os_user):
+    UserFactory(username="root", is_superuser=True)  # no membership anywhere
+    UserFactory(username="lena")
+    per_address = settings.AXES_FAILURE_LIMIT - 1  # the name rule locks, no address does
+    addresses = [f"10.0.1.{n}" for n in range(1, 10)]
+    sent = 0
+    for address in addresses:
+        for _ in range(per_address):
+            if sent < settings.LOGIN_USERNAME_FAILURE_LIMIT:
+                login("lena", "wrong", address=address)
+                sent += 1
+    assert login("lena", PASSWORD, address="10.0.2.1").status_code == 429
+
+    unlock("--username", "lena", "--as", "root")
+
+    event = AuditEvent.objects.get(action="auth.unlocked")
+    assert event.actor_label == "root (cli:ops-anna:unlock_login)"
+    assert event.summary["ip_address"] is None and event.summary["records_removed"] >= 1
+    assert not AccessAttempt.objects.filter(username="lena").exists()
+    assert login("lena", PASSWORD, address="10.0.2.1").status_code == 302
+
+
+def test_an_unlock_at_one_address_says_when_the_name_is_still_locked_everywhere(
+    settings, team, os_user
+):
+    UserFactory(username="lena")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        login("lena", "wrong", address="10.0.0.2")
+    lock_at("10.0.0.1", settings)
+    # A lower name-wide limit: the failures from 10.0.0.2 alone now lock the name everywhere.
+    settings.LOGIN_USERNAME_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT - 1
+
+    out = unlock("--username", "lena", "--ip", "10.0.0.1", "--as", "ada")
+
+    assert "still locked from every address" in out
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 429
+    unlock("--username", "lena", "--as", "ada")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
+
+
+@pytest.mark.parametrize("actor", ["mia", "oscar", "aude"])
+def test_an_actor_who_is_not_an_admin_is_refused_and_nothing_is_reset(
+    settings, team, os_user, actor
+):
+    UserFactory(username="lena")
+    lock_at("10.0.0.1", settings)
+    before = list(AccessAttempt.objects.values_list("pk", "failures_since_start"))
+
+    with pytest.raises(CommandError, match="Only a superuser or an admin of a tenant"):
+        unlock("--username", "lena", "--ip", "10.0.0.1", "--as", actor)
+
+    assert list(AccessAttempt.objects.values_list("pk", "failures_since_start")) == before
+    assert not AuditEvent.objects.filter(action="auth.unlocked").exists()
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 429
+
+
+def test_an_inactive_admin_is_refused(team, os_user):
+    UserFactory(username="lena")
+    team.admin.user.is_active = False
+    team.admin.user.save()
+    with pytest.raises(CommandError, match="No active user named 'ada'"):
+        unlock("--username", "lena", "--as", "ada")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--username", "nobody", "--as", "ada"], "No user named 'nobody'"),
+        (["--username", "lena", "--as", "nobody"], "No active user named 'nobody'"),
+        (["--username", "lena", "--ip", "10.0.0.300", "--as", "ada"], "is not an IP address"),
+    ],
+)
+def test_unknown_names_and_bad_addresses_are_clear_errors(team, os_user, arguments, message):
+    UserFactory(username="lena")
+    with pytest.raises(CommandError, match=message):
+        unlock(*arguments)
+    assert not AuditEvent.objects.filter(action="auth.unlocked").exists()

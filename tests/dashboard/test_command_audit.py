@@ -181,6 +181,12 @@ CASES: dict[str, Case] = {
         acting_as="oscar",
     ),
     "campaign_trigger": Case(lambda world: _campaign_trigger(world), acting_as="mia"),
+    "unlock_login": Case(
+        lambda world: call_command(
+            "unlock_login", "--username", "mia", "--as", "ada", stdout=io.StringIO()
+        ),
+        acting_as="ada",
+    ),
     "talkifai_start_job": Case(
         lambda world: call_command(
             "talkifai_start_job",

@@ -6,6 +6,7 @@ import getpass
 import os
 import sys
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from dashboard.audit import Actor
@@ -34,6 +35,15 @@ def command_label(command_name: str, *, acting_as: str = "") -> str:
 def command_actor(command_name: str) -> Actor:
     """Commands act as the operating-system user who ran them, labelled as such in the audit."""
     return Actor(label=command_label(command_name))
+
+
+def acting_user(username: str, command_name: str) -> Actor:
+    """The active user named by --as, labelled `<user> (cli:<os-user>:<command>)`, for commands
+    that act outside any one tenant; the service decides what that user may do."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None or not user.is_active:
+        raise CommandError(f"No active user named {username!r}.")
+    return Actor(user=user, label=command_label(command_name, acting_as=user.get_username()))
 
 
 def tenant_by_slug(slug: str) -> Tenant:
