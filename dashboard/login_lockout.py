@@ -10,7 +10,8 @@ shares an address) by typing made-up user names:
 
 django-axes counts per rule (AXES_LOCKOUT_PARAMETERS) but compares every count with one limit;
 this handler gives each rule its own limit and remembers which one locked, so the page and the
-audit row name the right thing and the right unlock command.
+audit row name the right thing and the right unlock command (`manage.py unlock_login`, which
+lifts a lockout through axes and audits it: dashboard.services.login_unlock).
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ def lockout_response(
     username = get_client_username(request, credentials) or ""
     address = getattr(request, "axes_ip_address", None) or ""
     rule = getattr(request, "axes_lockout_rule", "") or USERNAME_AND_ADDRESS
+    # The audited command (axes' own reset commands leave no audit row).
     if rule == USERNAME:
-        unlock = f"manage.py axes_reset_username {username}"
+        unlock = f"manage.py unlock_login --username {username} --as <admin>"
     else:
-        unlock = f"manage.py axes_reset_ip_username {address} {username}"
+        unlock = f"manage.py unlock_login --username {username} --ip {address} --as <admin>"
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return render(
         request,

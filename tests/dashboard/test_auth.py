@@ -71,7 +71,7 @@ def test_failures_for_one_name_at_one_address_lock_only_that_pair(settings):
     assert locked.status_code == 429
     page = locked.content.decode()
     assert "from this address (10.0.0.1)" in page
-    assert "manage.py axes_reset_ip_username 10.0.0.1 lena" in page
+    assert "manage.py unlock_login --username lena --ip 10.0.0.1 --as" in page
     # The same person elsewhere, and someone else at the same address, are not locked.
     assert login("lena", PASSWORD, address="10.0.0.2").status_code == 302
     assert login("omar", PASSWORD, address="10.0.0.1").status_code == 302
@@ -94,17 +94,19 @@ def test_failures_for_one_name_from_many_addresses_lock_the_name(settings):
     assert locked.status_code == 429
     page = locked.content.decode()
     assert "Account temporarily locked" in page
-    assert "manage.py axes_reset_username lena" in page
+    assert "manage.py unlock_login --username lena --as" in page
     event = AuditEvent.objects.filter(action="auth.locked_out").latest("id")
     assert event.summary["locked"] == "this user name from anywhere"
 
 
-def test_the_suggested_unlock_command_unlocks(settings):
+def test_the_suggested_unlock_command_unlocks(settings, team):
     UserFactory(username="lena")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         login("lena", "wrong", address="10.0.0.1")
     assert login("lena", PASSWORD, address="10.0.0.1").status_code == 429
-    call_command("axes_reset_ip_username", "10.0.0.1", "lena")
+    call_command(
+        "unlock_login", "--username", "lena", "--ip", "10.0.0.1", "--as", "ada", stdout=StringIO()
+    )
     assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
 
 
@@ -131,15 +133,15 @@ def test_behind_a_trusted_proxy_the_configured_header_names_the_client(settings)
     assert response.status_code == 302
 
 
-def test_when_both_rules_lock_the_page_names_the_wider_one(settings):
+def test_when_both_rules_lock_the_page_names_the_wider_one(settings, team):
     settings.LOGIN_USERNAME_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT + 1
     UserFactory(username="lena")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         login("lena", "wrong", address="10.0.0.1")
     login("lena", "wrong", address="10.0.0.2")
     page = login("lena", PASSWORD, address="10.0.0.1").content.decode()
-    assert "manage.py axes_reset_username lena" in page
-    call_command("axes_reset_username", "lena")
+    assert "manage.py unlock_login --username lena --as" in page
+    call_command("unlock_login", "--username", "lena", "--as", "ada", stdout=StringIO())
     assert login("lena", PASSWORD, address="10.0.0.1").status_code == 302
 
 
