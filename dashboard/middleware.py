@@ -118,7 +118,7 @@ class RejectUnstorableInputMiddleware:
         request.GET = QueryDict()
         request.POST = QueryDict()
         request._files = MultiValueDict()
-        if request.path.startswith("/api/"):
+        if is_api_request(request):
             # API clients read problem+json (RFC 9457), not a page.
             from dashboard.api.problems import problem_response
 
@@ -131,6 +131,15 @@ class RejectUnstorableInputMiddleware:
         )
 
 
+API_PATH_PREFIX = "/api/"
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    """Whether the request is for the automation API (answered with problem+json, resolved with
+    the URLconf that includes the API)."""
+    return request.path_info.startswith(API_PATH_PREFIX)
+
+
 class AutomationApiUrlconfMiddleware:
     """Resolves requests under /api/ with the URLconf that includes the automation API.
 
@@ -141,6 +150,6 @@ class AutomationApiUrlconfMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith("/api/"):
+        if is_api_request(request):
             request.urlconf = "dashboard.api.urlconf"
         return self.get_response(request)
