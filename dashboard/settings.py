@@ -187,6 +187,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_HANDLER = "dashboard.login_lockout.LoginLockoutHandler"
 AXES_LOCKOUT_CALLABLE = "dashboard.login_lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# A login refused because the name is already locked is not counted (axes counts it by default):
+# otherwise one address that keeps trying would reach the name-wide limit and lock the name
+# everywhere, the owner's correct password from their own desk included.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client's address: REMOTE_ADDR, or behind a reverse proxy the header that proxy sets (e.g.
 # X-Forwarded-For, whose last entry is the one the proxy added, or X-Real-IP). Set it only when
 # the app can be reached through that proxy alone: anyone else can write the header.
