@@ -216,6 +216,11 @@ if _email_backend.endswith(".smtp.EmailBackend"):
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
 # An invitation's set-password link works once, for this long.
 INVITE_VALID_HOURS = env_int("INVITE_VALID_HOURS", 72)
+# A "forgot password" reset link works once, for this long (dashboard/password_reset.py), and
+# at most this many requests an hour are taken per email address and per client address.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_VALID_MINUTES", 60) * 60
+PASSWORD_RESET_REQUESTS_PER_EMAIL_PER_HOUR = env_int("PASSWORD_RESET_REQUESTS_PER_EMAIL", 3)
+PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR = env_int("PASSWORD_RESET_REQUESTS_PER_ADDRESS", 20)
 
 # Celery. Without REDIS_URL the demo uses kombu's filesystem transport: no server at all.
 REDIS_URL = os.environ.get("REDIS_URL", "")
