@@ -4,7 +4,8 @@ An admin invites an email address with a role. A new address gets an account wit
 password, the membership, and an email with a one-time link to set a password. An address that
 already has an account gets the membership and an email saying so (plus a set-password link if
 it never set one). The link is Django's password-reset token under its own salt: it dies when
-the password is set (the token hashes the password) and after INVITE_VALID_HOURS.
+the password is set (the token hashes the password), when the address is invited again (only
+the newest link works) and after INVITE_VALID_HOURS.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def member_invite(
 ) -> InviteResult:
     """Invite `email` to `tenant` with `role` (admins only); see the module docstring.
 
-    Inviting someone who was invited but never set a password sends a fresh link. The email goes
+    Inviting someone who was invited but never set a password sends a fresh link and revokes the
+    earlier ones. The email goes
     out after the changes are committed; a failure to send is reported, not raised (the admin
     can invite again to resend).
     """
@@ -153,6 +155,11 @@ def member_invite(
             new_account = True
             membership = membership_add(actor=actor, tenant=tenant, user=user, role=role)
         needs_link = _never_joined(user)
+        if needs_link and not new_account:
+            # Only the newest link may work. A link's token hashes the password field, and a
+            # new unusable password (random each time) changes it: every earlier link dies.
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
         record_audit_event(
             actor=actor,
             tenant=tenant,
@@ -198,7 +205,7 @@ def _send_invitation(
         lines += [
             "",
             "Set your password with this link (it works once, until "
-            f"{expires:%Y-%m-%d %H:%M} UTC):",
+            f"{expires:%Y-%m-%d %H:%M} UTC; it replaces any earlier invitation link):",
             link,
         ]
     else:

@@ -8,6 +8,10 @@ shares an address) by typing made-up user names:
 - a user name from anywhere: LOGIN_USERNAME_FAILURE_LIMIT failures (20, higher) lock the name
   everywhere, against guessing spread over many addresses.
 
+A failure refused because the name is already locked is not counted (settings:
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False), so the failures one address adds to a
+name never pass AXES_FAILURE_LIMIT: one address alone can never lock a name everywhere.
+
 django-axes counts per rule (AXES_LOCKOUT_PARAMETERS) but compares every count with one limit;
 this handler gives each rule its own limit and remembers which one locked, so the page and the
 audit row name the right thing and the right unlock command (`manage.py unlock_login`, which

@@ -187,6 +187,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_HANDLER = "dashboard.login_lockout.LoginLockoutHandler"
 AXES_LOCKOUT_CALLABLE = "dashboard.login_lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# A login refused because the name is already locked is not counted (axes counts it by default):
+# otherwise one address that keeps trying would reach the name-wide limit and lock the name
+# everywhere, the owner's correct password from their own desk included.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client's address: REMOTE_ADDR, or behind a reverse proxy the header that proxy sets (e.g.
 # X-Forwarded-For, whose last entry is the one the proxy added, or X-Real-IP). Set it only when
 # the app can be reached through that proxy alone: anyone else can write the header.
@@ -212,6 +216,11 @@ if _email_backend.endswith(".smtp.EmailBackend"):
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TriggerDesk <triggerdesk@localhost>")
 # An invitation's set-password link works once, for this long.
 INVITE_VALID_HOURS = env_int("INVITE_VALID_HOURS", 72)
+# A "forgot password" reset link works once, for this long (dashboard/password_reset.py), and
+# at most this many requests an hour are taken per email address and per client address.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_VALID_MINUTES", 60) * 60
+PASSWORD_RESET_REQUESTS_PER_EMAIL_PER_HOUR = env_int("PASSWORD_RESET_REQUESTS_PER_EMAIL", 3)
+PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR = env_int("PASSWORD_RESET_REQUESTS_PER_ADDRESS", 20)
 
 # Celery. Without REDIS_URL the demo uses kombu's filesystem transport: no server at all.
 REDIS_URL = os.environ.get("REDIS_URL", "")

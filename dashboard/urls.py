@@ -36,6 +36,21 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
     path(
+        "account/password/forgot/",
+        account_views.PasswordResetRequestView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "account/password/forgot/sent/",
+        account_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password/reset/<uidb64>/<token>/",
+        account_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
         "invite/<uidb64>/<token>/", account_views.InviteAcceptView.as_view(), name="invite_accept"
     ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),

@@ -170,8 +170,8 @@ request_logger = logging.getLogger("triggerdesk.request")
 class RequestContextMiddleware:
     """Gives every request an id (X-Request-ID from the proxy if well-formed, else a new one),
     binds it with the user and the tenant for the request's log lines, answers it in the
-    X-Request-ID header and logs one line per request (method, path without query, status,
-    duration)."""
+    X-Request-ID header and logs one line per request (method, path without query and with a
+    link's one-time token redacted, status, duration)."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
@@ -193,14 +193,15 @@ class RequestContextMiddleware:
                 if user is not None and user.is_authenticated:
                     bind(user=user.get_username())
             if not request.path.startswith(("/healthz", "/readyz", "/static/")):
+                path = getattr(request, "log_path", request.path)
                 request_logger.info(
                     "%s %s %s",
                     request.method,
-                    request.path,
+                    path,
                     response.status_code,
                     extra={
                         "method": request.method,
-                        "path": request.path,
+                        "path": path,
                         "status": response.status_code,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                     },
@@ -216,6 +217,10 @@ class RequestContextMiddleware:
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:
                 bind(user=user.get_username())
+        # The one-time token of an invitation or a password-reset link stays out of the logs.
+        token = view_kwargs.get("token")
+        if isinstance(token, str) and token:
+            request.log_path = request.path.replace(token, REDACTED)
         if "tenant_slug" in view_kwargs:
             bind(tenant=view_kwargs["tenant_slug"])
         if "run_id" in view_kwargs:

@@ -99,6 +99,18 @@ def test_failures_for_one_name_from_many_addresses_lock_the_name(settings):
     assert event.summary["locked"] == "this user name from anywhere"
 
 
+def test_failures_at_an_address_where_the_name_is_locked_do_not_lock_it_everywhere(settings):
+    UserFactory(username="lena")
+    # Far more failures from one address than the name-wide limit: all but the first few are
+    # refused by the lockout at that address, and must not count toward the name's limit.
+    for _ in range(settings.LOGIN_USERNAME_FAILURE_LIMIT * 4):
+        login("lena", "wrong", address="10.0.0.1")
+    assert login("lena", PASSWORD, address="10.0.0.1").status_code == 429
+    elsewhere = login("lena", PASSWORD, address="10.0.0.2")
+    assert elsewhere.status_code == 302
+    assert elsewhere.wsgi_request.user.username == "lena"
+
+
 def test_the_suggested_unlock_command_unlocks(settings, team):
     UserFactory(username="lena")
     for _ in range(settings.AXES_FAILURE_LIMIT):

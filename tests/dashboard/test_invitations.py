@@ -103,6 +103,26 @@ def test_an_expired_link_is_refused_and_a_new_invitation_sends_a_fresh_one(
     assert User.objects.get(email="nina@example.org").check_password(NEW_PASSWORD)
 
 
+def test_inviting_again_revokes_the_earlier_link(team, monkeypatch):
+    admin = team.client_for("admin")
+    invite(admin, team.tenant, email="nina@example.org", role="marketer")
+    earlier = link_in(mail.outbox[0])
+    # The admin invites again an hour later (both links within INVITE_VALID_HOURS).
+    later = datetime.now() + timedelta(hours=1)
+    monkeypatch.setattr(invite_token_generator, "_now", lambda: later)
+    invite(admin, team.tenant, email="nina@example.org", role="marketer")
+    newest = link_in(mail.outbox[1])
+
+    _, response = accept(earlier)
+    assert "This link cannot be used" in response.content.decode()
+    nina = User.objects.get(email="nina@example.org")
+    assert not nina.has_usable_password()
+    _, response = accept(newest)
+    assert response.status_code == 302
+    nina.refresh_from_db()
+    assert nina.check_password(NEW_PASSWORD)
+
+
 def test_a_tampered_or_wrong_user_link_is_refused(team):
     invite(team.client_for("admin"), team.tenant, email="nina@example.org", role="marketer")
     link = link_in(mail.outbox[0])

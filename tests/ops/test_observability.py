@@ -281,6 +281,20 @@ def test_failed_login_logs_no_password(client, json_log):
     assert "abc-query-secret" not in text  # the request line logs the path, never the query
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("prefix", ["/invite", "/account/password/reset"])
+def test_a_one_time_link_token_stays_out_of_the_request_log(client, json_log, prefix):
+    token = "d0ne42-0123456789abcdef0123456789abcdef"
+    client.get(f"{prefix}/MQ/{token}/")
+
+    text = json_log.getvalue()
+    assert token not in text
+    request_line = next(
+        line for line in parsed(json_log) if line["logger"] == "triggerdesk.request"
+    )
+    assert request_line["path"] == f"{prefix}/MQ/[redacted]/"
+
+
 def test_secret_looking_fields_and_text_are_redacted(json_log):
     logging.getLogger("triggerdesk.test").warning(
         "calling vendor with Authorization: Bearer sk-live-123456 and x-api-key: key-987654",
