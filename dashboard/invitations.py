@@ -6,6 +6,9 @@ already has an account gets the membership and an email saying so (plus a set-pa
 it never set one). The link is Django's password-reset token under its own salt: it dies when
 the password is set (the token hashes the password), when the address is invited again (only
 the newest link works) and after INVITE_VALID_HOURS.
+
+Links start with SITE_URL, never with the Host header of the admin's request (which anyone on
+the way can set, to have the token sent to a host of theirs).
 """
 
 from __future__ import annotations
@@ -78,8 +81,8 @@ class InviteResult(NamedTuple):
     email_error: str
 
 
-def invite_link(*, user: AbstractBaseUser, site_url: str) -> str:
-    """The one-time set-password link for `user` under `site_url` (scheme and host)."""
+def invite_link(*, user: AbstractBaseUser) -> str:
+    """The one-time set-password link for `user`, under SITE_URL."""
     path = reverse(
         "invite_accept",
         kwargs={
@@ -87,7 +90,7 @@ def invite_link(*, user: AbstractBaseUser, site_url: str) -> str:
             "token": invite_token_generator.make_token(user),
         },
     )
-    return site_url.rstrip("/") + path
+    return settings.SITE_URL + path
 
 
 def _require_admin(actor: Actor, tenant: Tenant) -> None:
@@ -106,7 +109,7 @@ def _never_joined(user: AbstractBaseUser) -> bool:
 
 
 def member_invite(
-    *, actor: Actor, tenant: Tenant, email: str, role: str, site_url: str, username: str = ""
+    *, actor: Actor, tenant: Tenant, email: str, role: str, username: str = ""
 ) -> InviteResult:
     """Invite `email` to `tenant` with `role` (admins only); see the module docstring.
 
@@ -179,8 +182,7 @@ def member_invite(
         tenant=tenant,
         membership=membership,
         inviter=actor.display,
-        link=invite_link(user=user, site_url=site_url) if needs_link else "",
-        site_url=site_url,
+        link=invite_link(user=user) if needs_link else "",
     )
     return InviteResult(user, membership, new_account, email_sent, email_error)
 
@@ -192,7 +194,6 @@ def _send_invitation(
     membership: Membership,
     inviter: str,
     link: str,
-    site_url: str,
 ) -> tuple[bool, str]:
     lines = [
         f"{inviter} gave you access to {tenant.name} on TriggerDesk as "
@@ -209,7 +210,7 @@ def _send_invitation(
             link,
         ]
     else:
-        lines += ["", f"Log in as usual: {site_url.rstrip('/')}{reverse('login')}"]
+        lines += ["", f"Log in as usual: {settings.SITE_URL}{reverse('login')}"]
     lines += ["", "If you did not expect this, ignore this email and tell your team's admin."]
     try:
         send_mail(

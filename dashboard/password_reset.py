@@ -9,6 +9,11 @@ logging in kills it) and for PASSWORD_RESET_TIMEOUT. Requests are rate-limited p
 and per client address (counted from those audit rows), whatever the answer, so a refusal says
 nothing about the account either.
 
+The email leaves from a Celery task on the "poll" queue (auth.password_reset_email), enqueued
+after the request's audit row commits: the request does the same work whether or not the
+address has an account (no SMTP time to measure), and the task makes the token itself at send
+time, so no token travels through the broker.
+
 The link starts with SITE_URL, never with the Host header of the request (which an attacker can
 choose, to have the token sent to a host of theirs). The token never reaches an audit row or a
 log line (RequestContextMiddleware writes the path of the link's page with the token redacted).
@@ -22,6 +27,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
@@ -97,9 +103,12 @@ def _seconds_to_wait(*, email: str, ip_address: str | None) -> float:
 
 
 def password_reset_request(*, email: str, ip_address: str | None) -> ResetRequest:
-    """Email a reset link to every active account of `email` that has a password, unless the
-    rate limit refuses; audit the request either way (`auth.password_reset_requested`, with how
-    many accounts were emailed, never a token). See the module docstring."""
+    """Have a reset link emailed to every active account of `email` that has a password, unless
+    the rate limit refuses; audit the request either way (`auth.password_reset_requested`, with
+    how many accounts are emailed, never a token). The emails leave from a Celery task, one per
+    account, enqueued after the commit (password_reset_email_send). See the module docstring."""
+    from dashboard import tasks
+
     wait = _seconds_to_wait(email=email, ip_address=ip_address)
     users = [] if wait else list(PasswordResetForm().get_users(email))
     summary: dict = {"email": email, "accounts_emailed": len(users)}
@@ -113,12 +122,28 @@ def password_reset_request(*, email: str, ip_address: str | None) -> ResetReques
             object_id=users[0].pk if len(users) == 1 else "",
             summary=summary,
         )
-    for user in users:
-        _send_reset_email(user=user)
+        for user in users:
+            # Only the user id goes through the broker; the task makes the token when it sends.
+            # robust: a broker outage must not turn the answer into an error page for existing
+            # accounts only (that would tell which addresses have one).
+            transaction.on_commit(
+                lambda user_id=user.pk: tasks.send_password_reset_email.delay(user_id),
+                robust=True,
+            )
     return ResetRequest(len(users), math.ceil(wait))
 
 
-def _send_reset_email(*, user: AbstractBaseUser) -> None:
+def password_reset_email_send(*, user_id: int) -> str:
+    """Email the account `user_id` a fresh reset link (the task auth.password_reset_email, which
+    password_reset_request enqueues): "sent"; "skipped" when the account is by now gone,
+    inactive, without an email address or without a usable password; "failed" when the mail
+    transport refused (logged with the user id only, never the address or the link).
+
+    The token is made here, at send time, so it never travels through the broker."""
+    user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.has_usable_password() or not user.email:
+        logger.info("password reset email to user %s skipped: account no longer eligible", user_id)
+        return "skipped"
     body = render_to_string(
         "registration/password_reset_email.txt",
         {
@@ -135,10 +160,12 @@ def _send_reset_email(*, user: AbstractBaseUser) -> None:
             from_email=None,
             recipient_list=[user.email],
         )
-    except Exception as error:  # any transport failure: the page answers the same
+    except Exception as error:  # any transport failure; its text may name the address
         logger.warning(
             "password reset email to user %s not sent: %s", user.pk, type(error).__name__
         )
+        return "failed"
+    return "sent"
 
 
 def password_reset_completed(*, user: AbstractBaseUser, ip_address: str | None) -> None:

@@ -201,7 +201,8 @@ AXES_VERBOSE = False
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "brand_key", "token", "secret"]
 
 # Email (invitations): SMTP in production, configured from the environment; `make demo` prints
-# emails to its web log (EMAIL_BACKEND=console backend), the tests keep them in memory (locmem).
+# emails to its web log, reset emails to its worker log (EMAIL_BACKEND=console backend), the
+# tests keep them in memory (locmem).
 _email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 MAILERS = {"default": {"BACKEND": _email_backend}}
 if _email_backend.endswith(".smtp.EmailBackend"):
@@ -298,6 +299,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.fire_due_schedules": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
     "altcraft.expire_uploads": {"queue": "poll"},
+    # Housekeeping, never in a send's way (dashboard/password_reset.py).
+    "auth.password_reset_email": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.

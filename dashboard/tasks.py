@@ -1,4 +1,5 @@
-"""Celery tasks of the run engine: thin callers of dashboard.runs.services.
+"""Celery tasks of the run engine: thin callers of dashboard.runs.services (and the dashboard
+app's other tasks: the audit check, the password-reset email).
 
 Sending and polling use separate queues ("send", "poll") so that polling never delays a send;
 CELERY_TASK_ROUTES in settings says which task goes where.
@@ -9,6 +10,7 @@ import time
 from celery import shared_task, signals
 from django.db import connections
 
+from dashboard import password_reset
 from dashboard.heartbeat import record_sweep
 from dashboard.runs import dispatch, services
 
@@ -59,3 +61,9 @@ def verify_audit_trail(full: bool = False) -> dict[str, int]:
 
     report = audit_verify(full=full)
     return {"events_checked": report.events_checked, "problems": len(report.problems)}
+
+
+@shared_task(name="auth.password_reset_email", ignore_result=True)
+def send_password_reset_email(user_id: int) -> str:
+    """Email one account its reset link (enqueued by password_reset_request after the commit)."""
+    return password_reset.password_reset_email_send(user_id=user_id)

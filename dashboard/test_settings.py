@@ -25,6 +25,15 @@ CREDENTIALS_KEYS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+# A worker process of the end-to-end tests writes its mails into this directory instead: the
+# test reads them there (locmem lives in one process).
+if os.environ.get("TEST_EMAIL_FILE_PATH"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": os.environ["TEST_EMAIL_FILE_PATH"]},
+        }
+    }
 AXES_FAILURE_LIMIT = 3
 LOGIN_USERNAME_FAILURE_LIMIT = 6
 # The sandboxes listen on loopback over http; every other test host must pass the public rule.

@@ -276,7 +276,6 @@ def member_invite(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 username=form.cleaned_data["username"],
-                site_url=request.build_absolute_uri("/"),
             )
         except ValidationError as error:
             apply_service_errors(form, error)

@@ -1,5 +1,6 @@
-"""Inviting people by email (admins only), the one-time set-password link, and changing one's own
-password without /admin/. Every step is audited; no password reaches an email or an audit row."""
+"""Inviting people by email (admins only), the one-time set-password link under SITE_URL, and
+changing one's own password without /admin/. Every step is audited; no password reaches an email
+or an audit row."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ from tests.factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 User = get_user_model()
 NEW_PASSWORD = "a-long-new-passphrase-42"
+SITE = "https://triggerdesk.example"
+
+
+@pytest.fixture(autouse=True)
+def site_url(settings):
+    settings.SITE_URL = SITE
 
 
 def invite(client, tenant, **data):
@@ -26,7 +33,7 @@ def invite(client, tenant, **data):
 
 
 def link_in(message) -> str:
-    match = re.search(r"http://testserver(/invite/[^\s]+/)", message.body)
+    match = re.search(re.escape(SITE) + r"(/invite/[^\s]+/)", message.body)
     assert match, message.body
     return match.group(1)
 
@@ -69,6 +76,24 @@ def test_an_admin_invites_a_new_person_who_sets_a_password_and_is_in(team):
     assert joined.actor == nina and joined.ip_address == "10.0.0.9"
     assert AuditEvent.objects.filter(action="user.created", summary__username=nina.username)
     assert NEW_PASSWORD not in str(list(AuditEvent.objects.values_list("summary", flat=True)))
+
+
+def test_the_links_start_with_site_url_whatever_the_host_header(team, other_team):
+    # "localhost" is in ALLOWED_HOSTS: Django accepts the header, and it is the requester's choice.
+    admin = team.client_for("admin")
+    for email, host in (("nina@example.org", "localhost"), (other_team.marketer.user.email, None)):
+        headers = {"HTTP_HOST": host} if host else {}
+        response = admin.post(
+            reverse("member_invite", kwargs={"tenant_slug": team.tenant.slug}),
+            {"email": email, "role": "marketer"},
+            **headers,
+        )
+        assert response.status_code == 302
+    new_account, existing_account = mail.outbox
+    assert link_in(new_account).startswith("/invite/")
+    assert f"Log in as usual: {SITE}/login/" in existing_account.body
+    for message in mail.outbox:
+        assert "localhost" not in message.body and "testserver" not in message.body
 
 
 def test_the_link_works_once(team):
@@ -194,7 +219,6 @@ def test_the_service_refuses_a_non_admin_whatever_calls_it(team):
             tenant=team.tenant,
             email="x@example.org",
             role="admin",
-            site_url="http://testserver/",
         )
 
 

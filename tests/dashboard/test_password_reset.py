@@ -1,6 +1,10 @@
 """Forgot password (dashboard/password_reset.py): a one-time, expiring reset link by email under
 SITE_URL, the same answer whether or not the address has an account, rate limits per email and
-per client address, audited, and the other sessions end. No token in an audit row or a log."""
+per client address, audited, and the other sessions end. No token in an audit row or a log.
+
+The email leaves from a Celery task enqueued after the commit: `ask` runs the request's on-commit
+callbacks, and the autouse fixture `reset_emails_sent_at_once` runs each enqueued task in the test
+process, so mail.outbox holds what the worker would have sent."""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from datetime import datetime, timedelta
 import pytest
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 
+from dashboard import tasks
+from dashboard.celery import app as celery_app
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
 from tests.factories import PASSWORD, UserFactory
@@ -28,8 +34,23 @@ def site_url(settings):
     settings.SITE_URL = SITE
 
 
-def ask(email: str, *, address: str = "10.0.0.5", **headers):
+@pytest.fixture(autouse=True)
+def reset_emails_sent_at_once(monkeypatch):
+    """An enqueued reset email is sent at once, in the test process, as a worker would: the task
+    is called directly (Celery's eager mode would run the worker's task_postrun hook, which
+    closes the test's database connection)."""
+    task = tasks.send_password_reset_email
+    monkeypatch.setattr(task, "delay", lambda user_id: task(user_id))
+
+
+def post(email: str, *, address: str = "10.0.0.5", **headers):
     return Client(REMOTE_ADDR=address, **headers).post(reverse("password_reset"), {"email": email})
+
+
+def ask(email: str, *, address: str = "10.0.0.5", **headers):
+    """Ask for a reset link, then run what the request enqueued after its commit (the emails)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return post(email, address=address, **headers)
 
 
 def link_in(message) -> str:
@@ -83,6 +104,89 @@ def test_the_answer_is_the_same_whether_or_not_the_address_has_an_account():
     assert rows["lena@example.com"].summary["accounts_emailed"] == 1
     assert rows["nobody@example.com"].summary["accounts_emailed"] == 0
     assert rows["nobody@example.com"].ip_address == "10.0.0.5"
+
+
+def test_the_request_sends_no_email_itself_and_enqueues_one_task_per_account(monkeypatch):
+    lena = UserFactory(username="lena", email="lena@example.com")
+    lena_ops = UserFactory(username="lena-ops", email="Lena@Example.com")
+    UserFactory(username="other", email="other@example.com")
+    enqueued: list[int] = []
+    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+
+    with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
+        response = post("lena@example.com")
+    assert response.status_code == 302
+    assert enqueued == []  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    assert sorted(enqueued) == sorted([lena.pk, lena_ops.pk])
+    assert mail.outbox == []  # the request itself sent nothing: the worker does
+    route = celery_app.amqp.router.route({}, tasks.send_password_reset_email.name)
+    assert route["queue"].name == "poll"
+
+    for user_id in enqueued:
+        assert tasks.send_password_reset_email(user_id) == "sent"
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "Lena@Example.com",
+        "lena@example.com",
+    ]
+    assert all(link_in(message) for message in mail.outbox)
+
+
+def test_an_unknown_address_enqueues_nothing_and_gets_the_same_page(monkeypatch):
+    UserFactory(username="lena", email="lena@example.com")
+    enqueued: list[int] = []
+    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        unknown = post("nobody@example.com")
+    assert enqueued == [] and mail.outbox == []
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        known = post("lena@example.com")
+    assert len(enqueued) == 1
+    assert (unknown.status_code, unknown["Location"]) == (known.status_code, known["Location"])
+    assert unknown.content == known.content
+
+
+def test_the_task_rechecks_the_account_and_makes_the_token_when_it_sends(monkeypatch):
+    lena = UserFactory(username="lena", email="lena@example.com")
+    gone = UserFactory(username="gone", email="gone@example.com")
+    enqueued: list[int] = []
+    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+    for email in ("lena@example.com", "gone@example.com"):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            post(email)
+    # Between the request and the worker: one account is deactivated, the other logs in (which
+    # would kill a token made at request time).
+    gone.is_active = False
+    gone.save()
+    lena.last_login = utc_now()
+    lena.save()
+
+    assert [tasks.send_password_reset_email(user_id) for user_id in enqueued] == [
+        "sent",
+        "skipped",
+    ]
+    (message,) = mail.outbox
+    assert message.to == ["lena@example.com"]
+    _, response = reset(link_in(message))
+    assert response.status_code == 302
+
+
+def test_a_failed_send_is_logged_without_the_address_or_the_link(monkeypatch, caplog):
+    import smtplib
+
+    lena = UserFactory(username="lena", email="lena@example.com")
+
+    def refuse(*args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({"lena@example.com": (550, b"no such user")})
+
+    monkeypatch.setattr("dashboard.password_reset.send_mail", refuse)
+    caplog.set_level(logging.DEBUG)
+    response = ask("lena@example.com")
+    assert response.status_code == 302 and mail.outbox == []
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"password reset email to user {lena.pk} not sent: SMTPRecipientsRefused" in logged
+    assert "lena@example.com" not in logged and "/account/password/reset/" not in logged
 
 
 def test_the_link_sets_a_new_password_logs_in_and_is_audited_without_the_token(caplog):
