@@ -144,3 +144,24 @@ def test_import_with_a_mapping_on_the_command_line(team, trigger, altcraft, tmp_
     assert json.loads(received.body)["data"] == [
         {"data": {"email": "ann@example.com", "_fname": "Ann"}}
     ]
+
+
+def test_retry_of_another_persons_launch_is_refused(team, trigger, altcraft, recipients) -> None:
+    from dashboard.models import Role
+    from dashboard.vendors.sandbox import Fault
+    from tests.factories import MembershipFactory, UserFactory
+
+    run("altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "mia")
+    launch = AltcraftLaunch.objects.get()
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    run_send(run_id=chunk.run_id)
+    MembershipFactory(tenant=team.tenant, user=UserFactory(username="max"), role=Role.MARKETER)
+
+    with pytest.raises(CommandError, match="Only the uploader or an operator"):
+        run("altcraft_launch", "--retry", str(launch.pk), "--as", "max")
+    chunk.refresh_from_db()
+    assert chunk.retries == 0
+    assert "Sending 1 failed request(s) again" in run(
+        "altcraft_launch", "--retry", str(launch.pk), "--as", "oscar"
+    )
