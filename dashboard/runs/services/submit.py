@@ -346,13 +346,19 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
 
 
 def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any]) -> Run:
-    """Change what an unapproved request will send; any approval must then be given anew."""
+    """Change what an unapproved request will send; any approval must then be given anew.
+
+    Only its requester may: anyone else who changed it would decide what is sent and could
+    then approve it as "the second person" (four eyes).
+    """
     with transaction.atomic():
         locked = (
             Run.objects.select_for_update(of=("self",)).select_related("connection").get(pk=run.pk)
         )
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError("Only a request awaiting approval can be changed.")
+        if actor.user is None or locked.requested_by_id != actor.user.pk:
+            raise RunActionError("Only the requester can change the request; others can reject it.")
         cleaned = operation_for(locked.operation).clean_parameters(parameters, locked.connection)
         old = locked.parameters
         locked.parameters = cleaned
