@@ -36,7 +36,12 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, RunState
-from dashboard.runs.services import RunActionError, connection_secrets, run_submit
+from dashboard.runs.services import (
+    RunActionError,
+    connection_secrets,
+    owner_or_operator_refusal,
+    run_submit,
+)
 from dashboard.vendors.http import ConfigurationError
 
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
@@ -317,6 +322,31 @@ def import_columns(*, launch: AltcraftLaunch) -> list[str]:
     return reading.import_header(rows)
 
 
+def launch_change_refusal(
+    *, actor: Actor, launch: AltcraftLaunch, doing: str, membership: Membership | None = None
+) -> str:
+    """Why `actor` may not discard `launch` or resend its failed chunks (`doing`), or "" when
+    they may: its uploader, or an operator or admin of its tenant (the rule for runs)."""
+    return owner_or_operator_refusal(
+        actor=actor,
+        tenant_id=launch.tenant_id,
+        owner_id=launch.created_by_id,
+        owner="uploader",
+        doing=doing,
+        membership=membership,
+    )
+
+
+def check_uploader(actor: Actor, launch: AltcraftLaunch, doing: str) -> None:
+    """Mapping and confirming are the uploader's own request: anyone else who did them could
+    then approve a file no second person asked for."""
+    user = actor.user
+    if user is None or launch.created_by_id is None or user.pk != launch.created_by_id:
+        raise PermissionDenied(
+            f"Only the uploader ({launch.created_by_label}) can {doing}; others may discard it."
+        )
+
+
 def launch_prepare(
     *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
 ) -> AltcraftLaunch:
@@ -327,6 +357,7 @@ def launch_prepare(
     """
     if launch.state != LaunchState.UPLOADED:
         raise RunActionError(f"This launch is {launch.get_state_display().lower()} already.")
+    check_uploader(actor, launch, "prepare this launch")
     preparation = reading.Preparation()
     writer = storage.EncryptedWriter(storage.new_path("chunks"))
     try:
@@ -438,7 +469,9 @@ def _check_seen(launch: AltcraftLaunch, sha256_seen: str) -> None:
 
 
 def launch_confirm(*, actor: Actor, launch: AltcraftLaunch, sha256_seen: str) -> AltcraftLaunch:
-    """The uploader confirms the preview: send now, or wait for an operator where required."""
+    """The uploader confirms the preview: send now, or wait for an operator where required.
+    Nobody else may (PermissionDenied): the approver is checked against the uploader."""
+    check_uploader(actor, launch, "confirm this launch")
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state != LaunchState.PREVIEWED:
@@ -516,7 +549,11 @@ def launch_reject(
 
 
 def launch_discard(*, actor: Actor, launch: AltcraftLaunch) -> AltcraftLaunch:
-    """Drop a launch that was not sent; its files are deleted."""
+    """Drop a launch that was not sent; its files are deleted. Its uploader, or an operator or
+    admin (PermissionDenied otherwise)."""
+    refusal = launch_change_refusal(actor=actor, launch=launch, doing="discard this launch")
+    if refusal:
+        raise PermissionDenied(refusal)
     return _close_unsent(actor, launch, LaunchState.DISCARDED, "altcraft.launch_discarded", "")
 
 
@@ -594,8 +631,13 @@ def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
     any other.
 
     Chunks that succeeded are not touched; a chunk whose outcome is unknown is for a person on
-    its run's page.
+    its run's page. Only the launch's uploader, or an operator or admin, may (PermissionDenied).
     """
+    refusal = launch_change_refusal(
+        actor=actor, launch=chunk.launch, doing="send this launch's failed requests again"
+    )
+    if refusal:
+        raise PermissionDenied(refusal)
     with transaction.atomic():
         locked = (
             AltcraftChunk.objects.select_for_update(of=("self",))
@@ -626,7 +668,13 @@ def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
 
 
 def launch_retry_failed(*, actor: Actor, launch: AltcraftLaunch) -> int:
-    """Retry every failed chunk of a launch; the number retried."""
+    """Retry every failed chunk of a launch; the number retried. Only its uploader, or an
+    operator or admin, may (PermissionDenied otherwise, before anything is sent)."""
+    refusal = launch_change_refusal(
+        actor=actor, launch=launch, doing="send this launch's failed requests again"
+    )
+    if refusal:
+        raise PermissionDenied(refusal)
     failed = launch.chunks.filter(run__state__in=RETRYABLE_STATES)
     count = 0
     for chunk in failed:

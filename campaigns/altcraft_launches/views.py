@@ -31,7 +31,7 @@ from campaigns.altcraft_launches.forms import (
     SettingsForm,
     TriggerRegisterForm,
 )
-from campaigns.altcraft_launches.models import LaunchKind, LaunchState
+from campaigns.altcraft_launches.models import UNSENT_STATES, LaunchKind, LaunchState
 from campaigns.altcraft_launches.uploads import EncryptingUploadHandler, StoredUploadFile
 from dashboard.forms import apply_service_errors
 from dashboard.input_checks import unstorable_reason
@@ -318,6 +318,7 @@ def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
         return redirect(
             "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
         )
+    services.check_uploader(actor_from_request(request), launch, "map this import's columns")
     try:
         names = services.import_columns(launch=launch)
     except (reading.FileRejected, storage.StoredFileError) as error:
@@ -379,16 +380,25 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
     membership = request.membership
     progress = selectors.launch_progress(launch=launch)
     is_uploader = launch.created_by_id == request.user.pk
+    actor = actor_from_request(request)
     return {
         "launch": launch,
         "progress": progress,
         "hash_form": HashForm(initial={"sha256": launch.source_sha256}),
-        "may_confirm": membership.can(Permission.REQUEST) and launch.state == LaunchState.PREVIEWED,
+        "may_confirm": membership.can(Permission.REQUEST)
+        and is_uploader
+        and launch.state == LaunchState.PREVIEWED,
+        "may_discard": launch.state in UNSENT_STATES
+        and not services.launch_change_refusal(
+            actor=actor, launch=launch, doing="discard", membership=membership
+        ),
         "may_approve": membership.can(Permission.APPROVE)
         and launch.state == LaunchState.AWAITING_APPROVAL
         and not is_uploader,
         "is_uploader": is_uploader,
-        "may_retry": membership.can(Permission.REQUEST),
+        "may_retry": not services.launch_change_refusal(
+            actor=actor, launch=launch, doing="retry", membership=membership
+        ),
         "live": launch.state == LaunchState.SENDING and not progress.settled,
     }
 

@@ -210,6 +210,12 @@ class ScheduledTrigger(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_by_label = models.CharField(max_length=150, blank=True)
+    # The requester for four eyes: whoever last set what the schedule sends (its creator, or
+    # the operator who last edited it). It fires as this person, so they cannot approve it.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     fired_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
@@ -31,9 +31,13 @@ from campaigns.event_generators.models import (
 from campaigns.vendors.optimove_campaigns.client import check_event_generator_id
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.models import Tenant, VendorConnection, VendorKind
+from dashboard.models import Membership, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run, RunState
-from dashboard.runs.services import ProbableDuplicate, run_submit_many
+from dashboard.runs.services import (
+    ProbableDuplicate,
+    owner_or_operator_refusal,
+    run_submit_many,
+)
 from dashboard.vendors.http import ConfigurationError
 
 OPERATION = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
@@ -468,8 +472,28 @@ def _submit_runs(
     return runs
 
 
+def trigger_group_retry_refusal(
+    *, actor: Actor, group: TriggerGroup, membership: Membership | None = None
+) -> str:
+    """Why `actor` may not retry `group`, or "" when they may: whoever triggered it (for a
+    schedule's group, its requester), or an operator or admin of its tenant."""
+    return owner_or_operator_refusal(
+        actor=actor,
+        tenant_id=group.tenant_id,
+        owner_id=group.created_by_id,
+        owner="person who triggered it",
+        doing="retry this trigger",
+        membership=membership,
+    )
+
+
 def trigger_group_retry_failed(*, actor: Actor, group: TriggerGroup) -> list[Run]:
-    """Send again only the topics whose latest run in the group failed (new runs, new keys)."""
+    """Send again only the topics whose latest run in the group failed (new runs, new keys,
+    requested by `actor`). Only whoever triggered the group, or an operator or admin, may
+    (PermissionDenied otherwise)."""
+    refusal = trigger_group_retry_refusal(actor=actor, group=group)
+    if refusal:
+        raise PermissionDenied(refusal)
     with transaction.atomic():
         locked = TriggerGroup.objects.select_for_update().get(pk=group.pk)
         latest: dict[str, CampaignRun] = {}
@@ -531,7 +555,8 @@ def schedule_create(
     fire_at: datetime | None,
     send_anyway: bool = False,
 ) -> ScheduledTrigger:
-    """Schedule a trigger for later; checked now exactly as a trigger would be."""
+    """Schedule a trigger for later; checked now exactly as a trigger would be. Its creator is
+    its requester (the runs it fires are theirs, for four eyes)."""
     fire_at = _check_fire_at(fire_at)
     checked = trigger_check(generator=generator, topic_keys=topic_keys, context=context)
     with transaction.atomic():
@@ -545,6 +570,8 @@ def schedule_create(
             send_anyway=send_anyway,
             created_by=_user(actor),
             created_by_label=actor.display,
+            requested_by=_user(actor),
+            requested_by_label=actor.display,
         )
         record_audit_event(
             actor=actor,
@@ -563,6 +590,61 @@ def schedule_create(
     return schedule
 
 
+def schedule_change_refusal(
+    *, actor: Actor, schedule: ScheduledTrigger, membership: Membership | None = None
+) -> str:
+    """Why `actor` may not edit or cancel `schedule`, or "" when they may: its creator, or an
+    operator or admin of its tenant (the rule for cancelling runs)."""
+    return owner_or_operator_refusal(
+        actor=actor,
+        tenant_id=schedule.tenant_id,
+        owner_id=schedule.created_by_id,
+        owner="person who scheduled it",
+        doing="change or cancel this schedule",
+        membership=membership,
+    )
+
+
+def _check_may_change(actor: Actor, schedule: ScheduledTrigger) -> None:
+    refusal = schedule_change_refusal(actor=actor, schedule=schedule)
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    """A context as {"context.venue.city": value, ...}: one entry per value that is not an
+    object, so the audit's diff names each changed field (and secret-looking names are
+    redacted by the audit trail like any other key)."""
+    if isinstance(value, dict) and value:
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_leaves(item, f"{path}.{key}"))
+        return found
+    return {path: value}
+
+
+def _schedule_diff(schedule: ScheduledTrigger, changed: dict[str, Any]) -> dict[str, Any]:
+    diff: dict[str, Any] = {}
+    if changed["topic_keys"] != schedule.topic_keys:
+        diff["topics"] = {"from": schedule.topic_keys, "to": changed["topic_keys"]}
+    if changed["fire_at"] != schedule.fire_at:
+        diff["fire_at"] = {
+            "from": schedule.fire_at.isoformat(),
+            "to": changed["fire_at"].isoformat(),
+        }
+    if changed["schema_version"].pk != schedule.schema_version_id:
+        diff["schema_version"] = {
+            "from": schedule.schema_version.number,
+            "to": changed["schema_version"].number,
+        }
+    before = _leaves(schedule.context, "context")
+    after = _leaves(changed["context"], "context")
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path):
+            diff[path] = {"from": before.get(path), "to": after.get(path)}
+    return diff
+
+
 def schedule_update(
     *,
     actor: Actor,
@@ -571,39 +653,55 @@ def schedule_update(
     context: Any,
     fire_at: datetime | None,
 ) -> ScheduledTrigger:
-    """Edit a schedule that has not fired yet (checked against the generator's current schema)."""
+    """Edit a schedule that has not fired yet (checked against the generator's current schema).
+
+    Only its creator, or an operator or admin, may (PermissionDenied otherwise). Whoever changes
+    what it sends becomes its requester: it fires as them, so they cannot approve its runs
+    themselves. Audited with what changed, field by field.
+    """
+    _check_may_change(actor, schedule)
     fire_at = _check_fire_at(fire_at)
     checked = trigger_check(generator=schedule.generator, topic_keys=topic_keys, context=context)
     with transaction.atomic():
-        changed = ScheduledTrigger.objects.filter(
-            pk=schedule.pk, state=ScheduleState.SCHEDULED
-        ).update(
-            schema_version=checked.schema_version,
-            topic_keys=[topic.key for topic in checked.topics],
-            context=checked.context,
-            fire_at=fire_at,
+        locked = (
+            ScheduledTrigger.objects.select_for_update(of=("self",))
+            .select_related("schema_version")
+            .get(pk=schedule.pk)
         )
-        if changed != 1:
+        if locked.state != ScheduleState.SCHEDULED:
             raise ValidationError("This schedule already fired or was cancelled.")
+        changed = {
+            "schema_version": checked.schema_version,
+            "topic_keys": [topic.key for topic in checked.topics],
+            "context": checked.context,
+            "fire_at": fire_at,
+        }
+        diff = _schedule_diff(locked, changed)
+        for name, value in changed.items():
+            setattr(locked, name, value)
+        editor = _user(actor)
+        if diff:
+            if locked.requested_by_id != (editor.pk if editor else None):
+                diff["requested_by"] = {"from": locked.requested_by_label, "to": actor.display}
+            locked.requested_by = editor
+            locked.requested_by_label = actor.display
+        locked.save(update_fields=[*changed, "requested_by", "requested_by_label"])
         record_audit_event(
             actor=actor,
-            tenant=schedule.tenant,
+            tenant=locked.tenant,
             action="schedule.changed",
             object_type="schedule",
-            object_id=schedule.pk,
-            summary={
-                "topics": [topic.key for topic in checked.topics],
-                "context": checked.context,
-                "fire_at": fire_at.isoformat(),
-            },
+            object_id=locked.pk,
+            summary=diff or {"unchanged": True},
         )
-        schedule.refresh_from_db()
-        _wake_at(schedule)
+        _wake_at(locked)
+    schedule.refresh_from_db()
     return schedule
 
 
 def schedule_cancel(*, actor: Actor, schedule: ScheduledTrigger) -> None:
-    """Withdraw a schedule before it fires."""
+    """Withdraw a schedule before it fires: its creator, or an operator or admin."""
+    _check_may_change(actor, schedule)
     with transaction.atomic():
         changed = ScheduledTrigger.objects.filter(
             pk=schedule.pk, state=ScheduleState.SCHEDULED
@@ -665,9 +763,11 @@ def schedules_fire_due(*, limit: int = 100) -> int:
 
 
 def _fire(schedule: ScheduledTrigger) -> None:
+    # Fired as its requester (whoever last set what it sends), so that the four-eyes check of
+    # its runs' approval compares the approver with that person.
     actor = Actor(
-        user=schedule.created_by,
-        label=f"{schedule.created_by_label} (schedule #{schedule.pk})",
+        user=schedule.requested_by,
+        label=f"{schedule.requested_by_label} (schedule #{schedule.pk})",
     )
     now = utc_now()
     try:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -443,6 +443,9 @@ def trigger_group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
         "group": group,
         "status": status,
         "can_request": request.membership.can(Permission.REQUEST),
+        "can_retry": not services.trigger_group_retry_refusal(
+            actor=actor_from_request(request), group=group, membership=request.membership
+        ),
     }
     if request.htmx:
         content = render_to_string(T + "group_detail.html#rows", context, request=request)
@@ -472,11 +475,17 @@ def trigger_group_retry(request: HttpRequest, group_id: int) -> HttpResponse:
 @tenant_view(Permission.VIEW)
 @require_GET
 def schedule_list(request: HttpRequest) -> HttpResponse:
+    actor = actor_from_request(request)
+    upcoming = list(selectors.schedule_list(tenant=request.tenant, upcoming_only=True))
+    for schedule in upcoming:
+        schedule.may_change = not services.schedule_change_refusal(
+            actor=actor, schedule=schedule, membership=request.membership
+        )
     return render(
         request,
         T + "schedule_list.html",
         {
-            "upcoming": selectors.schedule_list(tenant=request.tenant, upcoming_only=True),
+            "upcoming": upcoming,
             "past": selectors.schedule_list(tenant=request.tenant).exclude(
                 state=ScheduleState.SCHEDULED
             )[:50],
@@ -489,6 +498,11 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
     schedule = selectors.schedule_get(tenant=request.tenant, schedule_id=schedule_id)
+    refusal = services.schedule_change_refusal(
+        actor=actor_from_request(request), schedule=schedule, membership=request.membership
+    )
+    if refusal:
+        raise PermissionDenied(refusal)
     generator = schedule.generator
     topics = list(generator.topics.all())
     current = generator.current_schema

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from campaigns.event_generators import services
 from campaigns.event_generators.models import (
@@ -21,16 +21,24 @@ from campaigns.event_generators.models import (
 )
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
-from dashboard.models import AuditEvent, VendorKind
+from dashboard.models import AuditEvent, Role, VendorKind
 from dashboard.runs.models import Run, RunState
-from dashboard.runs.services import ProbableDuplicate
+from dashboard.runs.services import ProbableDuplicate, RunActionError, run_approve
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, MATCH_SCHEMA, MATCH_START
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def marketer(team):
     return Actor(user=team.marketer.user)
+
+
+def second_marketer(team):
+    """Another marketer of the team's tenant (may request, may not approve)."""
+    user = UserFactory(username="max")
+    MembershipFactory(tenant=team.tenant, user=user, role=Role.MARKETER)
+    return Actor(user=user)
 
 
 def test_a_generator_is_registered_with_topics_and_its_first_schema_version(generator, team):
@@ -292,3 +300,96 @@ def test_a_schedule_that_cannot_fire_says_why_and_sends_nothing(generator, team)
     assert planned.state == ScheduleState.FAILED
     assert "Unknown topic" in planned.failure_message
     assert not Run.objects.exists()
+
+
+def test_another_marketer_can_neither_edit_nor_cancel_a_schedule(generator, team):
+    planned = schedule(team, generator)
+    other = second_marketer(team)
+    with pytest.raises(PermissionDenied, match="person who scheduled it or an operator"):
+        services.schedule_update(
+            actor=other,
+            schedule=planned,
+            topic_keys=[CHELSEA],
+            context={**GOOD_CONTEXT, "minute": 5},
+            fire_at=utc_now() + timedelta(hours=2),
+        )
+    with pytest.raises(PermissionDenied, match="person who scheduled it or an operator"):
+        services.schedule_cancel(actor=other, schedule=planned)
+    planned.refresh_from_db()
+    assert planned.state == ScheduleState.SCHEDULED
+    assert planned.topic_keys == [ARSENAL, CHELSEA] and planned.context == GOOD_CONTEXT
+    assert not AuditEvent.objects.filter(action__in=["schedule.changed", "schedule.cancelled"])
+    # An auditor cannot either; an operator can (as for cancelling runs).
+    with pytest.raises(PermissionDenied):
+        services.schedule_cancel(actor=Actor(user=team.auditor.user), schedule=planned)
+    services.schedule_cancel(actor=Actor(user=team.operator.user), schedule=planned)
+    planned.refresh_from_db()
+    assert planned.state == ScheduleState.CANCELLED
+
+
+def test_an_edited_schedule_fires_as_its_last_editor_who_then_cannot_approve_it(generator, team):
+    services.campaign_settings_update(
+        actor=Actor(user=team.admin.user), tenant=team.tenant, approval_required=True
+    )
+    olga, oscar = team.second_operator.user, team.operator.user
+    planned = services.schedule_create(
+        actor=Actor(user=olga),
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context=GOOD_CONTEXT,
+        fire_at=utc_now() + timedelta(hours=1),
+    )
+    services.schedule_update(
+        actor=Actor(user=oscar),
+        schedule=planned,
+        topic_keys=[ARSENAL],
+        context={**GOOD_CONTEXT, "match_name": "Arsenal vs Spurs"},
+        fire_at=planned.fire_at,
+    )
+    assert planned.requested_by == oscar and planned.created_by == olga
+    ScheduledTrigger.objects.filter(pk=planned.pk).update(fire_at=utc_now() - timedelta(seconds=1))
+    assert services.schedules_fire_due() == 1
+    run = Run.objects.get()
+    assert run.state == RunState.AWAITING_APPROVAL
+    assert run.requested_by == oscar
+    with pytest.raises(RunActionError, match="cannot approve their own request"):
+        run_approve(actor=Actor(user=oscar), run=run, parameters_hash_seen=run.parameters_hash)
+    run_approve(actor=Actor(user=olga), run=run, parameters_hash_seen=run.parameters_hash)
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED
+
+
+def test_a_schedule_edit_is_audited_field_by_field_without_secrets(make_generator, team):
+    schema = {
+        **MATCH_SCHEMA,
+        "properties": {**MATCH_SCHEMA["properties"], "promo_token": {"type": "string"}},
+    }
+    generator = make_generator(schema=schema)
+    planned = schedule(team, generator, context={**GOOD_CONTEXT, "promo_token": "old-s3cr3t"})
+    services.schedule_update(
+        actor=Actor(user=team.operator.user),
+        schedule=planned,
+        topic_keys=[ARSENAL, CHELSEA],
+        context={**GOOD_CONTEXT, "match_name": "Arsenal vs Spurs", "promo_token": "new-s3cr3t"},
+        fire_at=planned.fire_at,
+    )
+    event = AuditEvent.objects.get(action="schedule.changed")
+    assert event.summary["context.match_name"] == {
+        "from": "49ers vs Chiefs",
+        "to": "Arsenal vs Spurs",
+    }
+    assert event.summary["requested_by"] == {"from": "mia", "to": "oscar"}
+    assert "topics" not in event.summary and "fire_at" not in event.summary
+    assert "s3cr3t" not in json.dumps([row.summary for row in AuditEvent.objects.all()])
+
+
+def test_another_marketer_cannot_retry_a_trigger_group_an_operator_can(generator, team):
+    group = trigger(team, generator, topics=[ARSENAL, CHELSEA])
+    Run.objects.filter(parameters__topic_key=CHELSEA).update(
+        state=RunState.FAILED, failure_code="audience_resolution_failed"
+    )
+    with pytest.raises(PermissionDenied, match="person who triggered it or an operator"):
+        services.trigger_group_retry_failed(actor=second_marketer(team), group=group)
+    assert Run.objects.count() == 2
+    runs = services.trigger_group_retry_failed(actor=Actor(user=team.operator.user), group=group)
+    assert [run.requested_by for run in runs] == [team.operator.user]

@@ -10,15 +10,18 @@ from html import unescape
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from campaigns.event_generators import services
 from campaigns.event_generators.models import EventGenerator, ScheduledTrigger, TriggerGroup
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
+from dashboard.models import Role
 from dashboard.runs.models import Run, RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, MATCH_SCHEMA, MATCH_START
 from tests.conftest import SANDBOX_SECRETS
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -369,3 +372,61 @@ def test_retry_of_failed_topics_from_the_group_page(team, generator):
         .status_code
         == 403
     )
+
+
+def test_another_marketers_schedule_cannot_be_edited_or_cancelled_from_the_pages(team, generator):
+    planned = services.schedule_create(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context=GOOD_CONTEXT,
+        fire_at=utc_now() + timedelta(hours=1),
+    )
+    user = UserFactory(username="max")
+    MembershipFactory(tenant=team.tenant, user=user, role=Role.MARKETER)
+    client = Client()
+    client.force_login(user)
+    listing = client.get(url("campaign_schedule_list", team)).content.decode()
+    assert f'id="schedule-{planned.pk}"' in listing
+    assert url("campaign_schedule_edit", team, schedule_id=planned.pk) not in listing
+    edit_url = url("campaign_schedule_edit", team, schedule_id=planned.pk)
+    refused = client.get(edit_url)
+    assert refused.status_code == 403
+    assert "Only the person who scheduled it or an operator" in refused.content.decode()
+    later = (utc_now() + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert (
+        client.post(edit_url, trigger_data(when="later", fire_at=later, **{"ctx/minute": "7"}))
+    ).status_code == 403
+    cancel = client.post(url("campaign_schedule_cancel", team, schedule_id=planned.pk))
+    assert cancel.status_code == 403
+    planned.refresh_from_db()
+    assert planned.state == "scheduled" and planned.context == GOOD_CONTEXT
+    # The operator sees the links, and an edit shows who changed it.
+    operator = team.client_for("operator")
+    assert edit_url in operator.get(url("campaign_schedule_list", team)).content.decode()
+    operator.post(edit_url, trigger_data(when="later", fire_at=later, **{"ctx/minute": "7"}))
+    listing = operator.get(url("campaign_schedule_list", team)).content.decode()
+    assert "mia (changed by oscar)" in listing
+
+
+def test_another_marketer_cannot_retry_a_trigger_group_from_its_page(team, generator):
+    group = services.campaign_trigger(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL, CHELSEA],
+        context=GOOD_CONTEXT,
+        idempotency_key="g",
+    )
+    Run.objects.filter(parameters__topic_key=CHELSEA).update(
+        state=RunState.FAILED, failure_code="audience_resolution_failed"
+    )
+    user = UserFactory(username="max")
+    MembershipFactory(tenant=team.tenant, user=user, role=Role.MARKETER)
+    client = Client()
+    client.force_login(user)
+    page = client.get(url("trigger_group_detail", team, group_id=group.pk)).content.decode()
+    assert 'id="retry-failed"' not in page
+    refused = client.post(url("trigger_group_retry", team, group_id=group.pk))
+    assert refused.status_code == 403
+    assert "Only the person who triggered it or an operator" in refused.content.decode()
+    assert Run.objects.count() == 2

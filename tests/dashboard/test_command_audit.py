@@ -149,7 +149,53 @@ def _campaign_trigger(world):
     )
 
 
+def _event_generator_register(world):
+    from tests.factories import VendorConnectionFactory
+
+    team = world["team"]
+    VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns", name="Optimove EG")
+    path = world["tmp_path"] / "generator.json"
+    path.write_text(
+        '{"event_generator_id": "00000000-abcd-abcd-abcd-000000000000", "name": "Match start",'
+        ' "schema": {"type": "object", "properties": {"match": {"type": "string"}}}}'
+    )
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    call_command(
+        "event_generator_register", "--file", str(path), "--as", "mia", stdout=io.StringIO()
+    )
+
+
+def _altcraft_trigger_register(world):
+    from tests.factories import VendorConnectionFactory
+
+    VendorConnectionFactory(tenant=world["team"].tenant, kind="altcraft", name="Altcraft")
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    call_command(
+        "altcraft_trigger_register",
+        *("--trigger-id", "8", "--name", "Cart", "--as", "oscar"),
+        stdout=io.StringIO(),
+    )
+
+
+def _run_settle(world):
+    from dashboard.runs.models import RunState
+    from tests.factories import RunFactory
+
+    team = world["team"]
+    run = RunFactory(tenant=team.tenant, state=RunState.OUTCOME_UNKNOWN, needs_person=True)
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    call_command(
+        "run_settle",
+        *("--run", str(run.pk), "--mark-as-sent", "--reason", "Running in TalkifAI's UI"),
+        *("--as", "oscar"),
+        stdout=io.StringIO(),
+    )
+
+
 CASES: dict[str, Case] = {
+    "event_generator_register": Case(_event_generator_register, acting_as="mia"),
+    "altcraft_trigger_register": Case(_altcraft_trigger_register, acting_as="oscar"),
+    "run_settle": Case(_run_settle, acting_as="oscar"),
     "altcraft_launch": Case(_altcraft("altcraft_launch"), acting_as="mia"),
     "altcraft_import": Case(
         _altcraft("altcraft_import", "--map", "email=field:email"), acting_as="mia"

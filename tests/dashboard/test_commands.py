@@ -93,3 +93,66 @@ def test_setup_demo_names_jobs_without_a_status_that_goes_stale(sandboxes, setti
     names = set(BatchJob.objects.values_list("name", flat=True))
     assert "Appointment reminders" in names and len(names) == 6
     assert not any("(" in name for name in names)
+
+
+def unknown_outcome_run(team, **fields):
+    from datetime import timedelta
+
+    from dashboard.clock import utc_now
+    from dashboard.runs.models import RunState
+    from tests.factories import RunFactory
+
+    return RunFactory(
+        tenant=team.tenant,
+        state=RunState.OUTCOME_UNKNOWN,
+        requested_by=team.marketer.user,
+        needs_person=True,
+        attempt_count=1,
+        sent_at=utc_now() - timedelta(minutes=5),
+        failure_class="outcome_unknown",
+        failure_code="timeout",
+        **fields,
+    )
+
+
+def settle(*args: str) -> str:
+    out = io.StringIO()
+    call_command("run_settle", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_run_settle_marks_as_sent_with_the_reason_audited_as_the_member(team):
+    from dashboard.runs.models import RunState
+
+    run = unknown_outcome_run(team)
+    evidence = "TalkifAI dashboard shows job-9 running since 10:02 UTC"
+
+    output = settle("--run", str(run.pk), "--mark-as-sent", "--reason", evidence, "--as", "oscar")
+
+    assert f"Run #{run.pk} marked as sent" in output
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED and run.result["evidence"] == evidence
+    event = AuditEvent.objects.get(action="run.marked_as_sent", object_id=str(run.pk))
+    assert event.actor == team.operator.user and "run_settle" in event.actor_label
+    assert event.summary["reason"] == evidence
+
+
+def test_run_settle_sends_again_and_refuses_what_the_page_refuses(team, other_team):
+    from dashboard.runs.models import RunState
+
+    run = unknown_outcome_run(team)
+    with pytest.raises(CommandError, match=r"Marketer\) cannot settle runs"):
+        settle("--run", str(run.pk), "--send-again", "--reason", "Not in the UI", "--as", "mia")
+    with pytest.raises(CommandError, match=f"No run #{run.pk} in your tenants"):
+        settle("--run", str(run.pk), "--send-again", "--reason", "Not there", "--as", "zed-admin")
+    with pytest.raises(CommandError, match="Say how you know"):
+        settle("--run", str(run.pk), "--send-again", "--reason", " ", "--as", "oscar")
+    run.refresh_from_db()
+    assert run.state == RunState.OUTCOME_UNKNOWN
+
+    output = settle("--run", str(run.pk), "--send-again", "--reason", "Not there", "--as", "ada")
+    assert "queued to be sent again" in output
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED
+    with pytest.raises(CommandError, match="was not changed: Only a run whose outcome is unknown"):
+        settle("--run", str(run.pk), "--mark-as-sent", "--reason", "Seen", "--as", "oscar")

@@ -63,7 +63,7 @@ def find_trigger(tenant: Tenant, options: dict[str, Any]) -> AltcraftTrigger:
     if not found:
         raise CommandError(
             f"{tenant.name} has not registered Altcraft trigger {options['trigger']}; register "
-            "it on the Altcraft page first."
+            "it on the Altcraft page or with altcraft_trigger_register first."
         )
     if len(found) > 1:
         raise CommandError("Several connections have this trigger; name one with --connection.")

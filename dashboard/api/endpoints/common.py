@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
 
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest
@@ -119,6 +120,9 @@ def acting(action: str) -> Callable:
                 raise
             except (DjangoValidationError, NinjaValidationError):
                 status = 422
+                raise
+            except PermissionDenied:
+                status = 403
                 raise
             except (run_services.RunActionError, run_services.ProbableDuplicate):
                 status = 409

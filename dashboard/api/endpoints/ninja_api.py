@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -213,6 +213,14 @@ def _service_invalid(request: HttpRequest, exc: DjangoValidationError) -> HttpRe
     field = first["field"] if first["field"] != "__all__" else ""
     return problem_response(
         request, 422, "invalid", first["message"], field=field or None, errors=errors
+    )
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    # A service's refusal of this person (say, changing what someone else asked for).
+    return problem_response(
+        request, 403, "forbidden", str(exc) or "The token's user may not do this."
     )
 
 

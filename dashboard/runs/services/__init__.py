@@ -49,6 +49,7 @@ from dashboard.runs.services.sending import (
 )
 from dashboard.runs.services.submit import (
     ProbableDuplicate,
+    owner_or_operator_refusal,
     parameters_hash,
     run_approve,
     run_cancel,
@@ -98,6 +99,7 @@ __all__ = [
     "new_attempt",
     "note_connection",
     "open_attempt",
+    "owner_or_operator_refusal",
     "parameters_hash",
     "poll_backoff",
     "poll_outcome",

@@ -278,6 +278,37 @@ def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
     return locked
 
 
+def owner_or_operator_refusal(
+    *,
+    actor: Actor,
+    tenant_id: int,
+    owner_id: int | None,
+    doing: str,
+    owner: str = "requester",
+    membership: Membership | None = None,
+) -> str:
+    """Why `actor` may not change or withdraw something another person asked for, or "" when
+    they may.
+
+    The one rule for runs, schedules, trigger groups and launches, on every page, API call and
+    command: the person who asked for it (`owner_id`), or an operator or admin of its tenant.
+    `doing` completes "Only the requester or an operator can …"; `membership`: the actor's
+    membership in the tenant, when the caller has it already.
+    """
+    user = actor.user
+    if user is None or not user.is_authenticated:
+        return f"Only a signed-in member of the tenant can {doing}."
+    if membership is None or membership.tenant_id != tenant_id or membership.user_id != user.pk:
+        membership = Membership.objects.filter(user=user, tenant_id=tenant_id).first()
+    if membership is None:
+        return f"{user.get_username()} is not a member of this tenant."
+    if membership.can(Permission.APPROVE):
+        return ""
+    if membership.can(Permission.REQUEST) and owner_id is not None and owner_id == user.pk:
+        return ""
+    return f"Only the {owner} or an operator can {doing}."
+
+
 def run_cancel_refusal(*, actor: Actor, run: Run, membership: Membership | None = None) -> str:
     """Why `actor` may not cancel (withdraw) `run`, or "" when they may.
 
@@ -285,18 +316,13 @@ def run_cancel_refusal(*, actor: Actor, run: Run, membership: Membership | None 
     or admin of the run's tenant. `membership`: the actor's membership in the run's tenant, when
     the caller has it already. The run's state is not judged here (run_cancel does that).
     """
-    user = actor.user
-    if user is None or not user.is_authenticated:
-        return "Only a signed-in member of the tenant can cancel a run."
-    if membership is None or membership.tenant_id != run.tenant_id or membership.user_id != user.pk:
-        membership = Membership.objects.filter(user=user, tenant_id=run.tenant_id).first()
-    if membership is None:
-        return f"{user.get_username()} is not a member of this run's tenant."
-    if membership.can(Permission.APPROVE):
-        return ""
-    if membership.can(Permission.REQUEST) and run.requested_by_id == user.pk:
-        return ""
-    return "Only the requester or an operator can cancel this run."
+    return owner_or_operator_refusal(
+        actor=actor,
+        tenant_id=run.tenant_id,
+        owner_id=run.requested_by_id,
+        doing="cancel this run",
+        membership=membership,
+    )
 
 
 def run_cancel(*, actor: Actor, run: Run) -> Run:
@@ -320,13 +346,19 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
 
 
 def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any]) -> Run:
-    """Change what an unapproved request will send; any approval must then be given anew."""
+    """Change what an unapproved request will send; any approval must then be given anew.
+
+    Only its requester may: anyone else who changed it would decide what is sent and could
+    then approve it as "the second person" (four eyes).
+    """
     with transaction.atomic():
         locked = (
             Run.objects.select_for_update(of=("self",)).select_related("connection").get(pk=run.pk)
         )
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError("Only a request awaiting approval can be changed.")
+        if actor.user is None or locked.requested_by_id != actor.user.pk:
+            raise RunActionError("Only the requester can change the request; others can reject it.")
         cleaned = operation_for(locked.operation).clean_parameters(parameters, locked.connection)
         old = locked.parameters
         locked.parameters = cleaned

@@ -144,3 +144,94 @@ def test_import_with_a_mapping_on_the_command_line(team, trigger, altcraft, tmp_
     assert json.loads(received.body)["data"] == [
         {"data": {"email": "ann@example.com", "_fname": "Ann"}}
     ]
+
+
+def test_retry_of_another_persons_launch_is_refused(team, trigger, altcraft, recipients) -> None:
+    from dashboard.models import Role
+    from dashboard.vendors.sandbox import Fault
+    from tests.factories import MembershipFactory, UserFactory
+
+    run("altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "mia")
+    launch = AltcraftLaunch.objects.get()
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    run_send(run_id=chunk.run_id)
+    MembershipFactory(tenant=team.tenant, user=UserFactory(username="max"), role=Role.MARKETER)
+
+    with pytest.raises(CommandError, match="Only the uploader or an operator"):
+        run("altcraft_launch", "--retry", str(launch.pk), "--as", "max")
+    chunk.refresh_from_db()
+    assert chunk.retries == 0
+    assert "Sending 1 failed request(s) again" in run(
+        "altcraft_launch", "--retry", str(launch.pk), "--as", "oscar"
+    )
+
+
+def test_an_operator_registers_a_trigger_from_the_command_line(team, connection) -> None:
+    from campaigns.altcraft_launches.models import AltcraftTrigger
+
+    output = run(
+        "altcraft_trigger_register",
+        "--trigger-id",
+        "96",
+        "--name",
+        "Registration form",
+        "--content-field",
+        "page",
+        "--content-field",
+        "promo",
+        "--as",
+        "oscar",
+    )
+
+    assert "Registered" in output and "Registration form" in output
+    trigger = AltcraftTrigger.objects.get(trigger_id=96)
+    assert trigger.connection == connection and trigger.content_fields == ["page", "promo"]
+    event = AuditEvent.objects.get(action="altcraft.trigger_registered")
+    assert event.actor == team.operator.user and "altcraft_trigger_register" in event.actor_label
+
+    with pytest.raises(CommandError, match="already registered"):
+        run("altcraft_trigger_register", "--trigger-id", "96", "--name", "Again", "--as", "oscar")
+    with pytest.raises(CommandError, match="--matching: Select a valid choice"):
+        run(
+            "altcraft_trigger_register",
+            *("--trigger-id", "97", "--name", "X", "--matching", "fax", "--as", "oscar"),
+        )
+    with pytest.raises(CommandError, match=r"Marketer.*operators and admins do"):
+        run("altcraft_trigger_register", "--trigger-id", "98", "--name", "Y", "--as", "mia")
+    assert AltcraftTrigger.objects.count() == 1
+
+
+def test_a_chunk_whose_outcome_is_unknown_is_settled_from_the_command_line(
+    team, trigger, altcraft, recipients
+) -> None:
+    from dashboard.runs.models import RunState
+    from dashboard.vendors.sandbox import Fault
+
+    run("altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "mia")
+    launch = AltcraftLaunch.objects.get()
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.DROP_AFTER_PROCESSING)
+    assert run_send(run_id=chunk.run_id).startswith("outcome unknown")
+
+    output = run(
+        "run_settle",
+        *("--chunk", f"{launch.pk}:{chunk.number}", "--mark-as-sent"),
+        *("--reason", "Altcraft's campaign report lists both recipients", "--as", "oscar"),
+    )
+
+    assert f"Run #{chunk.run_id} marked as sent" in output
+    chunk.refresh_from_db()
+    assert chunk.run.state == RunState.SUCCEEDED
+    assert len(altcraft.received_on("start_batch")) == 1
+    with pytest.raises(CommandError, match="No chunk 9 of launch"):
+        run(
+            "run_settle",
+            "--chunk",
+            f"{launch.pk}:9",
+            "--send-again",
+            "--reason",
+            "x",
+            "--as",
+            "oscar",
+        )

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -280,3 +281,53 @@ def test_files_no_launch_refers_to_are_deleted_after_a_day(team, trigger, upload
 
     remaining = {path.name for path in upload_dir.iterdir()}
     assert remaining == {kept.upload_path, kept.chunks_path, fresh_orphan.path}
+
+
+def another_marketer(team):
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory, UserFactory
+
+    return MembershipFactory(
+        tenant=team.tenant, user=UserFactory(username="max"), role=Role.MARKETER
+    )
+
+
+def test_only_the_uploader_or_an_operator_resends_or_discards_a_launch(
+    team, trigger, altcraft
+) -> None:
+    launch = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", emails(2))))
+    [chunk] = launch.chunks.all()
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    send_all(launch)
+    other = actor_of(another_marketer(team))
+
+    with pytest.raises(PermissionDenied, match="Only the uploader or an operator"):
+        services.launch_retry_failed(actor=other, launch=launch)
+    with pytest.raises(PermissionDenied, match="Only the uploader or an operator"):
+        services.chunk_retry(actor=other, chunk=chunk)
+    chunk.refresh_from_db()
+    assert chunk.retries == 0 and len(altcraft.received_on("start_batch")) == 1
+    assert services.launch_retry_failed(actor=actor_of(team.operator), launch=launch) == 1
+
+    unsent = prepare(team.marketer, trigger, csv_bytes("email", emails(3)))
+    with pytest.raises(PermissionDenied, match="Only the uploader or an operator"):
+        services.launch_discard(actor=other, launch=unsent)
+    unsent.refresh_from_db()
+    assert unsent.state == LaunchState.PREVIEWED
+    assert services.launch_discard(actor=actor_of(team.operator), launch=unsent).state == (
+        LaunchState.DISCARDED
+    )
+
+
+def test_nobody_but_the_uploader_confirms_so_an_operator_cannot_confirm_and_approve(
+    team, trigger, altcraft
+) -> None:
+    services.altcraft_settings_update(
+        actor=actor_of(team.admin), tenant=team.tenant, approval_required=True, retention_hours=24
+    )
+    launch = prepare(team.marketer, trigger, csv_bytes("email", emails(5)))
+    with pytest.raises(PermissionDenied, match=r"Only the uploader \(mia\) can confirm"):
+        confirm(team.operator, launch)
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.PREVIEWED and not launch.confirmed_by_label
+    assert altcraft.received == []

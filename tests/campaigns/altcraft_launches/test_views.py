@@ -217,3 +217,54 @@ def test_a_nul_in_a_field_of_the_upload_form_is_refused_and_nothing_kept(
     assert "A form field contains" in response.content.decode()
     assert AltcraftLaunch.objects.count() == 0
     assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
+
+
+def test_another_marketer_can_neither_map_confirm_discard_nor_resend_a_launch(
+    team, trigger, altcraft
+) -> None:
+    from django.test import Client
+
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory, UserFactory
+
+    upload(team.client_for("marketer"), trigger, b"E-mail\nann@example.com\n", kind="import")
+    imported = AltcraftLaunch.objects.get()
+    upload(team.client_for("marketer"), trigger, b"email\na@example.com\n")
+    launch = AltcraftLaunch.objects.exclude(pk=imported.pk).get()
+    user = UserFactory(username="max")
+    MembershipFactory(tenant=team.tenant, user=user, role=Role.MARKETER)
+    client = Client()
+    client.force_login(user)
+
+    mapping = client.get(url("altcraft_launch_mapping", imported.pk))
+    assert mapping.status_code == 403
+    assert "Only the uploader (mia) can map" in mapping.content.decode()
+    page = client.get(url("altcraft_launch_detail", launch.pk)).content.decode()
+    assert 'id="launch-confirm"' not in page
+    assert url("altcraft_launch_discard", launch.pk) not in page
+    for action in ("altcraft_launch_confirm", "altcraft_launch_discard"):
+        response = client.post(
+            url(action, launch.pk), {"sha256": launch.source_sha256}, follow=True
+        )
+        assert "Only the uploader" in response.content.decode()
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.PREVIEWED and altcraft.received == []
+
+    team.client_for("marketer").post(
+        url("altcraft_launch_confirm", launch.pk), {"sha256": launch.source_sha256}
+    )
+    [chunk] = launch.chunks.all()
+    from dashboard.vendors.sandbox import Fault
+
+    altcraft.inject_fault("start_batch", Fault.SERVER_ERROR, status=400)
+    run_send(run_id=chunk.run_id)
+    page = client.get(url("altcraft_launch_detail", launch.pk)).content.decode()
+    assert url("altcraft_launch_retry", launch.pk) not in page
+    uploaders = team.client_for("marketer").get(url("altcraft_launch_detail", launch.pk))
+    assert url("altcraft_launch_retry", launch.pk) in uploaders.content.decode()
+    response = client.post(
+        url("altcraft_launch_retry", launch.pk), {"sha256": launch.source_sha256}, follow=True
+    )
+    assert "Only the uploader or an operator" in response.content.decode()
+    chunk.refresh_from_db()
+    assert chunk.retries == 0

@@ -376,3 +376,27 @@ def test_rows_the_list_reader_refuses_are_a_422_and_leave_no_file(
     assert AltcraftLaunch.objects.count() == 0
     upload_dir = settings.ALTCRAFT_UPLOAD_DIR
     assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
+
+
+def test_a_service_refusing_the_tokens_user_is_a_403_problem_and_audited(
+    make_token, generator, monkeypatch
+):
+    from django.core.exceptions import PermissionDenied
+
+    from campaigns.event_generators import services as generator_services
+    from dashboard.models import AuditEvent
+
+    def refuse(**kwargs):
+        raise PermissionDenied("Only the person who triggered it or an operator can do this.")
+
+    monkeypatch.setattr(generator_services, "campaign_trigger", refuse)
+    _, client = make_token("marketer")
+    response = client.post(
+        f"event-generators/{MATCH_START}/run",
+        {"topic_keys": [ARSENAL], "context": GOOD},
+        HTTP_IDEMPOTENCY_KEY="refused-1",
+    )
+    body = problem(response, 403, "forbidden")
+    assert body["detail"] == "Only the person who triggered it or an operator can do this."
+    call = AuditEvent.objects.filter(action="api.called").latest("pk")
+    assert call.summary["status"] == 403

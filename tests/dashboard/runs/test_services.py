@@ -139,6 +139,16 @@ def test_changed_parameters_need_a_new_approval(team, daily):
         services.run_approve(actor=actor(team.operator), run=run, parameters_hash_seen=seen)
 
 
+def test_only_the_requester_changes_a_request_so_nobody_approves_their_own_change(team, daily):
+    run = submit_daily(team, daily)
+    with pytest.raises(services.RunActionError, match="Only the requester can change"):
+        services.run_change_parameters(
+            actor=actor(team.operator), run=run, parameters={"wait_time_for_validation_seconds": 20}
+        )
+    run.refresh_from_db()
+    assert run.parameters.get("wait_time_for_validation_seconds") != 20
+
+
 def test_expired_request_cannot_be_approved(team, daily):
     run = submit_daily(team, daily)
     Run.objects.filter(pk=run.pk).update(
