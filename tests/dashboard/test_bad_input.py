@@ -8,6 +8,7 @@ field of every one of them. A page or form added later is covered without touchi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
@@ -280,3 +281,169 @@ def test_the_refusal_of_a_form_links_back_to_the_page_of_the_form(team):
     assert response.status_code == 400
     assert f'href="{members}"' in response.content.decode()
     assert Membership.objects.filter(tenant=team.tenant).count() == 5
+
+
+# -- JSON-holding fields, base URLs and ids: what the fuzzed form posts found ----------------------
+
+DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
+# (name, JSON text put where a value goes, what the field's error says)
+UNUSABLE_JSON_VALUES = [
+    ("deep-nesting", DEEP_ARRAY, "nested deeper than 100 levels"),
+    ("nested-101-levels", "[" * 102 + "]" * 102, "nesting deeper than 100 levels"),
+    ("escaped-nul", '"a\\u0000b"', "a NUL character"),
+    ("escaped-lone-surrogate", '"\\ud800"', "a lone surrogate"),
+    ("infinity", "Infinity", "not finite"),
+    ("nan", "NaN", "not finite"),
+    ("number-out-of-range", "1e999999", "not finite"),
+    ("number-of-5000-digits", "1" * 5000, "a number too long to read"),
+]
+UNUSABLE_IDS = [p[0] for p in UNUSABLE_JSON_VALUES]
+
+
+@pytest.fixture
+def campaigns_generator(team):
+    """An event generator (no vendor is called) whose schema has a free JSON field, `tags`."""
+    from campaigns.event_generators import services
+    from dashboard.audit import Actor
+
+    return services.generator_create(
+        actor=Actor(user=team.marketer.user),
+        tenant=team.tenant,
+        connection=VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns"),
+        external_id="00000000-abcd-abcd-abcd-000000000000",
+        name="Match start",
+        topics=[("6f1c2e0a-1b2c-4d3e-8f40-000000000001", "Arsenal")],
+        schema={"type": "object", "properties": {"tags": {"type": "array"}}},
+    )
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_a_generator_schema_that_cannot_be_read_or_stored_is_a_form_error(
+    team, name, value, message
+):
+    from campaigns.event_generators.models import EventGenerator
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns")
+    response = team.client_for("marketer").post(
+        reverse("event_generator_create", kwargs={"tenant_slug": team.tenant.slug}),
+        {
+            "external_id": "00000000-abcd-abcd-abcd-000000000000",
+            "name": "Match start",
+            "connection": connection.pk,
+            "schema": '{"type": "object", "default": ' + value + "}",
+        },
+    )
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["schema"])
+    assert not EventGenerator.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_a_trigger_forms_json_field_that_cannot_be_read_or_stored_is_a_field_error(
+    team, campaigns_generator, name, value, message
+):
+    from dashboard.runs.models import Run
+
+    response = team.client_for("marketer").post(
+        reverse(
+            "event_generator_trigger",
+            kwargs={"tenant_slug": team.tenant.slug, "generator_id": campaigns_generator.pk},
+        ),
+        {
+            "idempotency_key": "k-1",
+            "topics": ["6f1c2e0a-1b2c-4d3e-8f40-000000000001"],
+            "when": "now",
+            "ctx/tags": "[" + value + "]",
+        },
+    )
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Run.objects.exists()
+
+
+@pytest.fixture
+def altcraft_trigger(team, settings, tmp_path):
+    from campaigns.altcraft_launches import services
+    from dashboard.audit import Actor
+
+    settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
+    return services.trigger_register(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        connection=VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft"),
+        trigger_id=8,
+        name="Abandoned cart",
+    )
+
+
+@pytest.mark.parametrize("field", ["content", "custom_data"])
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_altcraft_content_that_cannot_be_read_or_stored_is_a_field_error(
+    team, altcraft_trigger, field, name, value, message
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from campaigns.altcraft_launches.models import AltcraftLaunch
+
+    response = team.client_for("marketer").post(
+        reverse("altcraft_launch_new", kwargs={"tenant_slug": team.tenant.slug})
+        + "?kind=start_batch",
+        {
+            "idempotency_key": "k-1",
+            "trigger": altcraft_trigger.pk,
+            "matching": "email",
+            "kind": "start_batch",
+            "file": SimpleUploadedFile("list.csv", b"email\na@example.com\n", "text/csv"),
+            field: '{"page": ' + value + "}",
+        },
+    )
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors[field])
+    assert not AltcraftLaunch.objects.exists()
+
+
+# -- the same checks for the commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_add_connection_refuses_options_that_cannot_be_read_or_stored(team, name, value, message):
+    from django.core.management import CommandError, call_command
+
+    from dashboard.models import VendorConnection
+
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(
+            "add_connection",
+            team.tenant.slug,
+            "talkifai",
+            "TalkifAI",
+            "https://api.example.com",
+            "--options",
+            '{"a": ' + value + "}",
+        )
+    assert not VendorConnection.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_campaign_trigger_refuses_a_context_that_cannot_be_read_or_stored(
+    team, campaigns_generator, tmp_path, name, value, message
+):
+    from django.core.management import CommandError, call_command
+
+    from dashboard.runs.models import Run
+
+    context = tmp_path / "context.json"
+    context.write_text('{"tags": [' + value + "]}", encoding="utf-8")
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(
+            "campaign_trigger",
+            "--generator",
+            "Match start",
+            "--as",
+            team.marketer.user.username,
+            "--topic",
+            "Arsenal",
+            "--context-file",
+            str(context),
+        )
+    assert not Run.objects.exists()
