@@ -41,7 +41,10 @@ class SecretInput(forms.PasswordInput):
 def validate_vendor_base_url(value: str) -> None:
     """The same rule as the service and the HTTP layer: https to a public host, unless the host
     is on VENDOR_HOST_ALLOWLIST (the sandboxes)."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return  # (`https://[x]`, an unclosed bracket) URLValidator already says it is not a URL
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return  # URLValidator already says what is wrong with it
     try:

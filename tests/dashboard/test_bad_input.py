@@ -402,6 +402,81 @@ def test_altcraft_content_that_cannot_be_read_or_stored_is_a_field_error(
     assert not AltcraftLaunch.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://[x]/", "https://[::1", "https://api.example.com]", "https://a[.example.com/"],
+)
+def test_a_base_url_that_cannot_be_split_is_a_form_error(team, base_url):
+    from dashboard.models import VendorConnection
+
+    response = team.client_for("admin").post(
+        reverse("connection_create", kwargs={"tenant_slug": team.tenant.slug}),
+        {"kind": "altcraft", "name": "A", "base_url": base_url, "token": "t-1234567890"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["base_url"]
+    assert not VendorConnection.objects.filter(tenant=team.tenant).exists()
+
+
+def test_a_base_url_that_cannot_be_split_is_refused_by_the_service_too():
+    from dashboard.vendors.http import ConfigurationError, validate_base_url
+
+    with pytest.raises(ConfigurationError, match="not a valid URL"):
+        validate_base_url("https://[x]/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_creates_of_one_connection_name_make_one_and_a_form_error(team):
+    """Both requests pass the service's "name taken?" check before either inserts (a barrier
+    holds each one just after its check): the unique constraint lets one in, the other gets
+    the form error, never an IntegrityError."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from django.db import connection as db_connection
+    from django.db.models.query import QuerySet
+
+    from dashboard.models import VendorConnection
+
+    checked = threading.Barrier(2)
+    original_exists = QuerySet.exists
+    waited = threading.local()
+
+    def exists_then_wait(queryset):
+        found = original_exists(queryset)
+        if queryset.model is VendorConnection and not getattr(waited, "done", False):
+            waited.done = True
+            checked.wait(timeout=60)
+        return found
+
+    url = reverse("connection_create", kwargs={"tenant_slug": team.tenant.slug})
+
+    def create(_: int):
+        try:
+            return team.client_for("admin").post(
+                url,
+                {
+                    "kind": "altcraft",
+                    "name": "Altcraft",
+                    "base_url": "https://api.example.com",
+                    "token": "t-1234567890",
+                },
+            )
+        finally:
+            db_connection.close()
+
+    with (
+        mock.patch.object(QuerySet, "exists", exists_then_wait),
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        responses = list(pool.map(create, range(2)))
+    assert sorted(response.status_code for response in responses) == [200, 302]
+    refused = next(response for response in responses if response.status_code == 200)
+    assert "already has a connection named" in " ".join(refused.context["form"].errors["name"])
+    assert VendorConnection.objects.filter(tenant=team.tenant, name="Altcraft").count() == 1
+
+
 # -- the same checks for the commands ------------------------------------------------------------
 
 
