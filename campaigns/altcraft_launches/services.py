@@ -43,6 +43,8 @@ from dashboard.vendors.http import ConfigurationError
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
 ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
 SYSTEM = Actor.system("altcraft-expiry")
+# The largest trigger or resource id the columns hold (PositiveIntegerField: PostgreSQL integer).
+MAX_ALTCRAFT_ID = 2**31 - 1
 # A chunk may be sent again only when its run ended without Altcraft acting on it.
 RETRYABLE_STATES = (RunState.FAILED, RunState.CANCELLED)
 
@@ -118,6 +120,11 @@ def trigger_register(
     """Register a trigger campaign of one of the tenant's Altcraft connections."""
     if connection.tenant_id != tenant.pk or connection.kind != VendorKind.ALTCRAFT:
         raise ValidationError({"connection": "Choose one of this tenant's Altcraft connections."})
+    for field_name, value in (("trigger_id", trigger_id), ("resource_id", resource_id)):
+        if value is not None and not 1 <= value <= MAX_ALTCRAFT_ID:
+            raise ValidationError(
+                {field_name: f"Must be a whole number from 1 to {MAX_ALTCRAFT_ID:,}."}
+            )
     fields = [field.strip() for field in content_fields if field.strip()]
     bad = [field for field in fields if not re.fullmatch(r"[A-Za-z0-9_]+", field)]
     if bad:

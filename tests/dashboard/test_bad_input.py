@@ -477,6 +477,46 @@ def test_two_concurrent_creates_of_one_connection_name_make_one_and_a_form_error
     assert VendorConnection.objects.filter(tenant=team.tenant, name="Altcraft").count() == 1
 
 
+@pytest.mark.parametrize("field", ["trigger_id", "resource_id"])
+def test_an_altcraft_id_beyond_what_the_column_holds_is_a_form_error(team, field):
+    from campaigns.altcraft_launches.models import AltcraftTrigger
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+    data = {
+        "connection": connection.pk,
+        "trigger_id": 96,
+        "name": "Registration form",
+        "default_matching": "email",
+        field: 10**23,
+    }
+    response = team.client_for("admin").post(
+        reverse("altcraft_trigger_register", kwargs={"tenant_slug": team.tenant.slug}), data
+    )
+    assert response.status_code == 400
+    assert "less than or equal to 2147483647" in " ".join(
+        response.context["register_form"].errors[field]
+    )
+    assert not AltcraftTrigger.objects.exists()
+
+
+def test_an_altcraft_id_beyond_what_the_column_holds_is_refused_by_the_service(team):
+    from django.core.exceptions import ValidationError
+
+    from campaigns.altcraft_launches import services
+    from dashboard.audit import Actor
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+    with pytest.raises(ValidationError) as raised:
+        services.trigger_register(
+            actor=Actor(user=team.admin.user),
+            tenant=team.tenant,
+            connection=connection,
+            trigger_id=10**23,
+            name="Registration form",
+        )
+    assert "trigger_id" in raised.value.message_dict
+
+
 # -- the same checks for the commands ------------------------------------------------------------
 
 
