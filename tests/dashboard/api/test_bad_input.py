@@ -9,6 +9,7 @@ from django.test import Client
 
 from batchjobs.models import FilesLanded
 from dashboard.audit import Actor
+from dashboard.runs.models import Run
 from tests.dashboard.api.test_endpoints import problem
 from tests.factories import RunFactory, VendorConnectionFactory
 
@@ -98,6 +99,26 @@ def test_an_altcraft_trigger_id_beyond_the_column_is_not_found_not_a_500(
     problem(client.post("altcraft/launches", body), 404, "not_found")
     body = {"trigger": 8, "recipients": ["a@example.com"], "resource_id": 10**23}
     problem(client.post("altcraft/launches", body), 422, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here", "/api/v1/t/acme/nothing-here", "/api/v1/t/acme/runs/x/y"]
+)
+def test_an_unknown_api_address_is_a_problem_not_the_sites_page(make_token, path):
+    _, client = make_token("auditor")
+    response = Client().get(path, headers={"Authorization": f"Bearer {client.secret}"})
+    problem(response, 404, "not_found")
+
+
+def test_a_method_an_api_address_does_not_take_is_a_problem_with_allow(make_token, team):
+    _, client = make_token("operator")
+    run = RunFactory(tenant=team.tenant)
+    headers = {"Authorization": f"Bearer {client.secret}"}
+    response = Client().delete(f"/api/v1/t/acme/runs/{run.pk}", headers=headers)
+    body = problem(response, 405, "method_not_allowed")
+    assert "GET" in response["Allow"] and "DELETE" in body["detail"]
+    problem(Client().put("/api/v1/t/acme/files-landed", headers=headers), 405, "method_not_allowed")
+    assert Run.objects.count() == 1
 
 
 def test_the_openapi_document_states_the_services_rules(team):
