@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from dashboard.input_checks import check_storable
+from dashboard.input_checks import parse_json_text
 from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
 from dashboard.vendors.http import ConfigurationError, validate_base_url
 
@@ -41,7 +41,10 @@ class SecretInput(forms.PasswordInput):
 def validate_vendor_base_url(value: str) -> None:
     """The same rule as the service and the HTTP layer: https to a public host, unless the host
     is on VENDOR_HOST_ALLOWLIST (the sandboxes)."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return  # (`https://[x]`, an unclosed bracket) URLValidator already says it is not a URL
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return  # URLValidator already says what is wrong with it
     try:
@@ -76,14 +79,11 @@ class OptionsField(forms.CharField):
             raise ValidationError(
                 f"Options may be at most {self.max_length:,} characters (this is {len(value):,})."
             )
-        try:
-            parsed = json.loads(value)
-        except ValueError as error:
-            raise ValidationError(f"Options must be a JSON object: {error}") from None
+        # JSON escapes can carry what the form value could not (\u0000, a lone \ud800).
+        parsed = parse_json_text(value, subject="The options")
         if not isinstance(parsed, dict):
             raise ValidationError('Options must be a JSON object, like {"key": "value"}.')
-        # JSON escapes can carry what the form value could not (\u0000, a lone \ud800).
-        return check_storable(parsed)
+        return parsed
 
     def prepare_value(self, value: object) -> str:
         if isinstance(value, dict):

@@ -1,19 +1,29 @@
-"""Text the database cannot store, found before it reaches a query.
+"""Text and JSON the database cannot store, found before it reaches a query.
 
-PostgreSQL refuses a NUL character in any text (and `\\u0000` in jsonb), and a lone UTF-16
-surrogate (U+D800 to U+DFFF) cannot be encoded as UTF-8 at all: either one, passed on to a query,
-is a 500. One check, used by the request middleware (query strings, form values, cookies,
-headers), by form fields that parse JSON, and by services that take nested values from commands.
+PostgreSQL refuses a NUL character in any text (and `\\u0000` in jsonb), a lone UTF-16
+surrogate (U+D800 to U+DFFF) cannot be encoded as UTF-8 at all, and jsonb has no Infinity or NaN
+(Python's json reads `Infinity`, `NaN` and `1e999999` as such floats): any of them, passed on to a
+query or to a vendor's body, is a 500. So is JSON nested so deep that reading, validating or
+writing it exhausts Python's recursion limit. One check, used by the request middleware (query
+strings, form values, cookies, headers), by every form field and API parser that reads JSON, and
+by services that take nested values from commands.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+# Deeper than any schema, context or options a person writes; shallow enough that every
+# recursive reader of it (jsonschema, json.dumps, the form builder) stays far from Python's
+# recursion limit.
+MAX_JSON_DEPTH = 100
+NOT_FINITE = "a number that is not finite (Infinity, NaN, or too large, such as 1e999999)"
 
 
 def unstorable_reason(text: str) -> str:
@@ -26,30 +36,70 @@ def unstorable_reason(text: str) -> str:
     return "a broken Unicode character (a lone surrogate)"
 
 
-def nested_unstorable_reason(value: Any, *, depth: int = 0) -> str:
-    """unstorable_reason for every string (keys included) inside a JSON-like value."""
-    if depth > 100:
-        return "nesting deeper than 100 levels"
-    if isinstance(value, str):
-        return unstorable_reason(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            reason = nested_unstorable_reason(key, depth=depth + 1) or nested_unstorable_reason(
-                item, depth=depth + 1
-            )
+def nested_unstorable_reason(value: Any) -> str:
+    """Why a JSON-like value cannot be stored (a string, key included, that cannot; a number
+    that is not finite; nesting deeper than MAX_JSON_DEPTH), in plain words; empty when it can."""
+    return unstorable_part(value)[0]
+
+
+def unstorable_part(value: Any) -> tuple[str, str]:
+    """(why, where): nested_unstorable_reason, and the top-level key of the object under which
+    it was found ("" when the value is not an object or it is a key itself).
+
+    Walks with its own stack, not by recursion, so that no depth of input can crash it."""
+    pending: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while pending:
+        item, depth, top = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nesting deeper than {MAX_JSON_DEPTH} levels", top
+        if isinstance(item, str):
+            reason = unstorable_reason(item)
             if reason:
-                return reason
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            reason = nested_unstorable_reason(item, depth=depth + 1)
-            if reason:
-                return reason
-    return ""
+                return reason, top
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return NOT_FINITE, top
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = top or (key if depth == 0 and isinstance(key, str) else "")
+                pending.append((key, depth + 1, top))
+                pending.append((child, depth + 1, where))
+        elif isinstance(item, (list, tuple)):
+            pending.extend((child, depth + 1, top) for child in item)
+    return "", ""
 
 
 def check_storable(value: Any) -> Any:
-    """Return `value`, or raise ValidationError when some text inside it cannot be stored."""
+    """Return `value`, or raise ValidationError when some part of it cannot be stored."""
     reason = nested_unstorable_reason(value)
     if reason:
         raise ValidationError(f"This value contains {reason}, which cannot be stored.")
+    return value
+
+
+def parse_json_text(text: str | bytes, *, subject: str = "The value") -> Any:
+    """The value of a JSON document that can be stored; ValidationError in plain words, starting
+    with `subject`, when the text is not JSON or holds what cannot be stored (see
+    nested_unstorable_reason).
+
+    Never lets a reading error through: a document nested 100,000 deep (RecursionError) or a
+    number of 5,000 digits (a ValueError that is not a JSONDecodeError) are refusals too."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            f"{subject} is not JSON (line {error.lineno}, column {error.colno}): {error.msg}."
+        ) from None
+    except RecursionError:
+        raise ValidationError(
+            f"{subject} is nested deeper than {MAX_JSON_DEPTH} levels, which cannot be stored."
+        ) from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{subject} is not UTF-8 text (JSON).") from None
+    except ValueError:
+        # Python refuses to read an integer of more than 4,300 digits.
+        raise ValidationError(f"{subject} holds a number too long to read.") from None
+    reason = nested_unstorable_reason(value)
+    if reason:
+        raise ValidationError(f"{subject} contains {reason}, which cannot be stored.")
     return value

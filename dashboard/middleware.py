@@ -150,6 +150,28 @@ class AutomationApiUrlconfMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_api_request(request):
-            request.urlconf = "dashboard.api.urlconf"
-        return self.get_response(request)
+        if not is_api_request(request):
+            return self.get_response(request)
+        request.urlconf = "dashboard.api.urlconf"
+        response = self.get_response(request)
+        if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith(
+            "application/problem+json"
+        ):
+            # No endpoint answered: an unknown path (the site's 404 page) or a method the path
+            # does not take (the 405 page). An API client reads problem+json, like every other
+            # refusal of the API.
+            from dashboard.api.problems import problem_response
+
+            if response.status_code == 404:
+                return problem_response(
+                    request, 404, "not_found", "The API has no such address (see /api/v1/docs)."
+                )
+            allowed = response.get("Allow", "")
+            return problem_response(
+                request,
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; this address takes {allowed or 'none'}.",
+                headers={"Allow": allowed} if allowed else None,
+            )
+        return response

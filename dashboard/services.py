@@ -11,7 +11,7 @@ from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
@@ -230,6 +230,38 @@ def connection_create(
         raise ValidationError({"secrets": f"Missing: {', '.join(missing)}."})
     if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
         raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+    try:
+        return _connection_insert(
+            actor=actor,
+            tenant=tenant,
+            kind=kind,
+            name=name,
+            base_url=base_url,
+            secrets=secrets,
+            options=options,
+        )
+    except IntegrityError:
+        # Two creates of one name at once: both passed the check above, the unique constraint
+        # let one in. The other is the same answer as if it had come second.
+        if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
+            raise ValidationError(
+                {"name": f"This tenant already has a connection named {name!r}."}
+            ) from None
+        raise
+
+
+@sensitive_variables()
+def _connection_insert(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    kind: str,
+    name: str,
+    base_url: str,
+    secrets: dict[str, str],
+    options: dict,
+) -> VendorConnection:
+    needed = SECRET_FIELDS[kind]
     with transaction.atomic():
         connection = VendorConnection.objects.create(
             tenant=tenant, kind=kind, name=name.strip(), base_url=base_url.strip(), options=options

@@ -7,7 +7,7 @@ import uuid
 from django import forms
 
 from campaigns.altcraft_launches.models import MATCHING_CHOICES, AltcraftTrigger
-from campaigns.altcraft_launches.services import parse_json_object
+from campaigns.altcraft_launches.services import MAX_ALTCRAFT_ID, parse_json_object
 from dashboard.models import Tenant, VendorConnection, VendorKind
 
 
@@ -17,14 +17,17 @@ def new_idempotency_key() -> str:
 
 class TriggerRegisterForm(forms.Form):
     connection = forms.ModelChoiceField(queryset=VendorConnection.objects.none())
-    trigger_id = forms.IntegerField(min_value=1, label="Trigger ID")
+    trigger_id = forms.IntegerField(min_value=1, max_value=MAX_ALTCRAFT_ID, label="Trigger ID")
     name = forms.CharField(max_length=200)
     default_matching = forms.ChoiceField(choices=MATCHING_CHOICES, initial="email")
     default_field_name = forms.CharField(
         max_length=120, required=False, label="Field name (custom matching)"
     )
     resource_id = forms.IntegerField(
-        min_value=1, required=False, label="Resource ID (email/phone matching)"
+        min_value=1,
+        max_value=MAX_ALTCRAFT_ID,
+        required=False,
+        label="Resource ID (email/phone matching)",
     )
     content_fields = forms.CharField(
         max_length=1000,

@@ -34,6 +34,7 @@ from campaigns.altcraft_launches.models import (
 from campaigns.operations import altcraft_body_limit, altcraft_client
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
+from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, RunState
 from dashboard.runs.services import (
@@ -47,6 +48,8 @@ from dashboard.vendors.http import ConfigurationError
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
 ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
 SYSTEM = Actor.system("altcraft-expiry")
+# The largest trigger or resource id the columns hold (PositiveIntegerField: PostgreSQL integer).
+MAX_ALTCRAFT_ID = 2**31 - 1
 # A chunk may be sent again only when its run ended without Altcraft acting on it.
 RETRYABLE_STATES = (RunState.FAILED, RunState.CANCELLED)
 
@@ -122,6 +125,11 @@ def trigger_register(
     """Register a trigger campaign of one of the tenant's Altcraft connections."""
     if connection.tenant_id != tenant.pk or connection.kind != VendorKind.ALTCRAFT:
         raise ValidationError({"connection": "Choose one of this tenant's Altcraft connections."})
+    for field_name, value in (("trigger_id", trigger_id), ("resource_id", resource_id)):
+        if value is not None and not 1 <= value <= MAX_ALTCRAFT_ID:
+            raise ValidationError(
+                {field_name: f"Must be a whole number from 1 to {MAX_ALTCRAFT_ID:,}."}
+            )
     fields = [field.strip() for field in content_fields if field.strip()]
     bad = [field for field in fields if not re.fullmatch(r"[A-Za-z0-9_]+", field)]
     if bad:
@@ -192,16 +200,12 @@ def pasted_upload(*, text: str, matching: str, field_name: str | None) -> Stored
 
 def parse_json_object(text: str, name: str) -> dict[str, Any] | None:
     """A form's JSON text as an object (None when blank); ValidationError naming `name`."""
-    import json
-
     if not (text or "").strip():
         return None
     try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise ValidationError(
-            {name: f"Not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}."}
-        ) from None
+        value = parse_json_text(text, subject=name)
+    except ValidationError as error:
+        raise ValidationError({name: error.messages}) from None
     if not isinstance(value, dict):
         raise ValidationError(
             {name: f"Must be a JSON object ({{...}}), not {type(value).__name__}."}
@@ -298,6 +302,10 @@ def _clean_parameters(trigger: AltcraftTrigger, kind: str, parameters: dict[str,
     for name in ("content", "custom_data"):
         if name in cleaned and not isinstance(cleaned[name], dict):
             raise ValidationError({name: f"{name} must be a JSON object."})
+        # From a command or the API as much as from the form: jsonb refuses such values.
+        reason = nested_unstorable_reason(cleaned.get(name))
+        if reason:
+            raise ValidationError({name: f"{name} contains {reason}, which cannot be stored."})
     by_resource = matching in ("email", "email_profile", "phone") and trigger.resource_id
     if kind == LaunchKind.IMPORT and by_resource and "resource_id" not in cleaned:
         cleaned["resource_id"] = trigger.resource_id

@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 
+from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.vendors.http import minified_json
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -74,6 +75,11 @@ def check_schema(schema: Any) -> dict[str, Any]:
     ValidationError saying what is wrong (and where)."""
     if not isinstance(schema, dict):
         raise ValidationError({"schema": "The schema must be a JSON object."})
+    # Before anything reads it: jsonschema and the form builder recurse into it, and the size
+    # check encodes it (a lone surrogate or a non-finite number cannot be encoded).
+    reason = nested_unstorable_reason(schema)
+    if reason:
+        raise ValidationError({"schema": f"The schema contains {reason}, which cannot be stored."})
     declared = schema.get("$schema")
     if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
         raise ValidationError(
@@ -101,9 +107,9 @@ def parse_schema_text(text: str) -> dict[str, Any]:
     """A schema from a JSON document (an imported file or the editor); ValidationError if the
     text is not JSON or not a valid schema."""
     try:
-        schema = json.loads(text)
-    except (ValueError, TypeError) as error:
-        raise ValidationError({"schema": f"Not JSON: {error}"}) from None
+        schema = parse_json_text(text, subject="The schema")
+    except ValidationError as error:
+        raise ValidationError({"schema": error.messages}) from None
     return check_schema(schema)
 
 
@@ -343,16 +349,16 @@ def _from_text(form_field: FormField, raw: str, errors: dict[str, list[str]]) ->
         return True, number if math.isfinite(number) else raw
     if kind in ("boolean", "enum"):
         try:
-            return True, json.loads(text)
-        except ValueError:
+            return True, parse_json_text(text)
+        except ValidationError:
             return True, raw
     if kind == "date-time":
         return True, _date_time_text(text)
     if kind == "json":
         try:
-            return True, json.loads(text)
-        except ValueError as error:
-            errors.setdefault(form_field.name, []).append(f"Not valid JSON: {error}")
+            return True, parse_json_text(text)
+        except ValidationError as error:
+            errors.setdefault(form_field.name, []).extend(error.messages)
             return False, None
     return True, raw
 

@@ -31,6 +31,7 @@ from campaigns.event_generators.models import (
 from campaigns.vendors.optimove_campaigns.client import check_event_generator_id
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
+from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run, RunState
 from dashboard.runs.services import (
@@ -301,9 +302,9 @@ def parse_import(text: str | bytes) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise ValidationError({"file": "The file is not UTF-8 text (JSON)."}) from None
     try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise ValidationError({"file": f"The file is not JSON: {error}"}) from None
+        document = parse_json_text(text, subject="The file")
+    except ValidationError as error:
+        raise ValidationError({"file": error.messages}) from None
     if not isinstance(document, dict):
         raise ValidationError({"file": "The file must hold a JSON object."})
     if document.get("format") == EXPORT_FORMAT or "schema" in document:
@@ -367,6 +368,9 @@ def trigger_check(
             errors.setdefault("topics", []).append("A topic is listed more than once.")
     if not isinstance(context, dict):
         errors[schemas.NON_FIELD] = ["The context must be a JSON object."]
+    elif reason := nested_unstorable_reason(context):
+        # Before jsonschema reads it (recursion) and before it is stored (jsonb).
+        errors[schemas.NON_FIELD] = [f"The context contains {reason}, which cannot be stored."]
     else:
         for name, messages in schemas.context_errors(version.schema, context).items():
             errors.setdefault(name, []).extend(messages)

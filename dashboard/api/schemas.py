@@ -5,13 +5,30 @@ Request bodies forbid unknown fields: a misspelt field is an error, never silent
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from dashboard.runs.models import Operation, RunState
+
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def date_text_only(value: Any) -> Any:
+    """Only a `YYYY-MM-DD` text is a date here: pydantic alone reads `0` (or "0", or
+    "2026-01-05T00:00") as a date too, so a pipeline's wrong value would become 1970-01-01."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
+        return value
+    raise ValueError("Expected a date as text, YYYY-MM-DD.")
+
+
+# A date of a request (body or query): see date_text_only.
+IsoDate = Annotated[date, BeforeValidator(date_text_only)]
 
 
 class Strict(Schema):
@@ -32,7 +49,7 @@ class Problem(Schema):
 
 
 class FilesLandedIn(Strict):
-    utc_date: date = Field(description="The UTC day whose files have all landed.")
+    utc_date: IsoDate = Field(description="The UTC day whose files have all landed, as YYYY-MM-DD.")
     note: str = Field("", max_length=300)
 
 
@@ -167,12 +184,20 @@ class EventGeneratorOut(Schema):
 
 
 class EventGeneratorRunIn(Strict):
+    """Send exactly one of `topic_keys` (a list) and `topic_key` (one topic): both, or
+    neither, is a 422 `invalid_request`."""
+
     topic_keys: list[str] | None = Field(
         None,
         max_length=5000,
-        description="Topics to trigger, each by its key (a UUID) or registered name.",
+        description="Topics to trigger, each by its key (a UUID) or registered name. "
+        "Exactly one of topic_keys and topic_key.",
     )
-    topic_key: str | None = Field(None, max_length=200, description="One topic (key or name).")
+    topic_key: str | None = Field(
+        None,
+        max_length=200,
+        description="One topic (key or name). Exactly one of topic_keys and topic_key.",
+    )
     context: dict[str, Any] = Field(description="Checked against the generator's schema.")
     send_anyway: StrictBool = Field(
         False, description="Send even if an identical trigger was sent recently (409 otherwise)."
@@ -204,7 +229,10 @@ class AltcraftLaunchIn(Strict):
     )
     field_name: str | None = Field(None, max_length=120)
     resource_id: StrictInt | None = Field(
-        None, ge=1, description="Only for profile imports; a bulk launch must leave it out."
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Only for profile imports; a bulk launch must leave it out.",
     )
     recipients: list[str | StrictInt | dict[str, str | StrictInt]] = Field(
         min_length=1,

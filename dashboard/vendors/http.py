@@ -156,7 +156,11 @@ def join_url(base_url: str, route: str) -> str:
 def validate_base_url(base_url: str) -> str:
     """Raise ConfigurationError unless the base URL is an absolute https URL of a public host
     (or a host on VENDOR_HOST_ALLOWLIST, which may also use http): see destinations.py."""
-    parts = urlsplit(base_url or "")
+    try:
+        parts = urlsplit(base_url or "")
+    except ValueError:
+        # A bracketed host that is not an IP address (`https://[x]`), an unclosed bracket.
+        raise ConfigurationError(f"Base URL is not a valid URL: {base_url!r}.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"Base URL must be an absolute http(s) URL, got {base_url!r}.")
     if parts.query or parts.fragment:

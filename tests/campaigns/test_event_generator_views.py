@@ -73,7 +73,7 @@ def test_registering_a_generator_through_the_form(team, campaigns_connection):
     "overrides, message",
     [
         ({"external_id": "abc"}, "is not an Event Generator ID"),
-        ({"schema": "{not json"}, "Not JSON"),
+        ({"schema": "{not json"}, "The schema is not JSON"),
         ({"schema": '{"type": "object", "properties": {"a": {"type": 1}}}'}, "Not a valid JSON"),
         ({"topics": "Arsenal"}, "is not a topic key"),
     ],

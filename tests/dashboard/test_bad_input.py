@@ -8,6 +8,7 @@ field of every one of them. A page or form added later is covered without touchi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
@@ -36,6 +37,10 @@ PAYLOADS = [
     # JSON escapes reach fields that parse JSON (connection options) as the real characters.
     ("json-nul", quote('{"k": "\\u0000"}'), None),
     ("json-surrogate", quote('{"k": "\\ud800x"}'), None),
+    # JSON that Python reads but PostgreSQL cannot store, and JSON Python cannot read at all.
+    ("json-infinity", quote('{"k": [Infinity, 1e999999]}'), None),
+    ("json-long-number", quote('{"k": ' + "1" * 5000 + "}"), None),
+    ("json-deep", quote("[" * 5000 + "]" * 5000), None),
     ("ten-megabytes", "x" * TEN_MB, 400),
 ]
 
@@ -179,6 +184,9 @@ def test_every_page_filter_and_form_answers_bad_input_without_a_500(
     targets = discover_targets(client, kwargs)
     wrong = []
     for target in targets:
+        # The crawl posts to /logout/ too: every later request would be an anonymous one (a
+        # redirect to the login page) and reach no form at all.
+        client.force_login(team.admin.user)
         fields = target.fields or ["q"]
         if len(encoded) > 1000:
             # One huge value per request is enough (and keeps the test quick): the limit is the
@@ -200,7 +208,9 @@ def test_every_page_filter_and_form_answers_bad_input_without_a_500(
             ok = True  # "not ready" (no worker heartbeat in this test) is its answer, not a fault
         if not ok:
             wrong.append(f"{target.method.upper()} {target.url} {fields}: {response.status_code}")
-        elif response.status_code == 400 and "html" in response.get("Content-Type", ""):
+        elif expected == 400 and "html" in response.get("Content-Type", ""):
+            # Refused by the middleware (its page), not by a form (a form's page with errors is
+            # a 400 too, for the payloads that reach the forms).
             assert "This input cannot be used" in response.content.decode()
     assert not wrong, "\n".join(wrong)
 
@@ -280,3 +290,284 @@ def test_the_refusal_of_a_form_links_back_to_the_page_of_the_form(team):
     assert response.status_code == 400
     assert f'href="{members}"' in response.content.decode()
     assert Membership.objects.filter(tenant=team.tenant).count() == 5
+
+
+# -- JSON-holding fields, base URLs and ids: what the fuzzed form posts found ----------------------
+
+DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
+# (name, JSON text put where a value goes, what the field's error says)
+UNUSABLE_JSON_VALUES = [
+    ("deep-nesting", DEEP_ARRAY, "nested deeper than 100 levels"),
+    ("nested-101-levels", "[" * 102 + "]" * 102, "nesting deeper than 100 levels"),
+    ("escaped-nul", '"a\\u0000b"', "a NUL character"),
+    ("escaped-lone-surrogate", '"\\ud800"', "a lone surrogate"),
+    ("infinity", "Infinity", "not finite"),
+    ("nan", "NaN", "not finite"),
+    ("number-out-of-range", "1e999999", "not finite"),
+    ("number-of-5000-digits", "1" * 5000, "a number too long to read"),
+]
+UNUSABLE_IDS = [p[0] for p in UNUSABLE_JSON_VALUES]
+
+
+@pytest.fixture
+def campaigns_generator(team):
+    """An event generator (no vendor is called) whose schema has a free JSON field, `tags`."""
+    from campaigns.event_generators import services
+    from dashboard.audit import Actor
+
+    return services.generator_create(
+        actor=Actor(user=team.marketer.user),
+        tenant=team.tenant,
+        connection=VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns"),
+        external_id="00000000-abcd-abcd-abcd-000000000000",
+        name="Match start",
+        topics=[("6f1c2e0a-1b2c-4d3e-8f40-000000000001", "Arsenal")],
+        schema={"type": "object", "properties": {"tags": {"type": "array"}}},
+    )
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_a_generator_schema_that_cannot_be_read_or_stored_is_a_form_error(
+    team, name, value, message
+):
+    from campaigns.event_generators.models import EventGenerator
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="optimove_campaigns")
+    response = team.client_for("marketer").post(
+        reverse("event_generator_create", kwargs={"tenant_slug": team.tenant.slug}),
+        {
+            "external_id": "00000000-abcd-abcd-abcd-000000000000",
+            "name": "Match start",
+            "connection": connection.pk,
+            "schema": '{"type": "object", "default": ' + value + "}",
+        },
+    )
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["schema"])
+    assert not EventGenerator.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_a_trigger_forms_json_field_that_cannot_be_read_or_stored_is_a_field_error(
+    team, campaigns_generator, name, value, message
+):
+    from dashboard.runs.models import Run
+
+    response = team.client_for("marketer").post(
+        reverse(
+            "event_generator_trigger",
+            kwargs={"tenant_slug": team.tenant.slug, "generator_id": campaigns_generator.pk},
+        ),
+        {
+            "idempotency_key": "k-1",
+            "topics": ["6f1c2e0a-1b2c-4d3e-8f40-000000000001"],
+            "when": "now",
+            "ctx/tags": "[" + value + "]",
+        },
+    )
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Run.objects.exists()
+
+
+@pytest.fixture
+def altcraft_trigger(team, settings, tmp_path):
+    from campaigns.altcraft_launches import services
+    from dashboard.audit import Actor
+
+    settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
+    return services.trigger_register(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        connection=VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft"),
+        trigger_id=8,
+        name="Abandoned cart",
+    )
+
+
+@pytest.mark.parametrize("field", ["content", "custom_data"])
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_altcraft_content_that_cannot_be_read_or_stored_is_a_field_error(
+    team, altcraft_trigger, field, name, value, message
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from campaigns.altcraft_launches.models import AltcraftLaunch
+
+    response = team.client_for("marketer").post(
+        reverse("altcraft_launch_new", kwargs={"tenant_slug": team.tenant.slug})
+        + "?kind=start_batch",
+        {
+            "idempotency_key": "k-1",
+            "trigger": altcraft_trigger.pk,
+            "matching": "email",
+            "kind": "start_batch",
+            "file": SimpleUploadedFile("list.csv", b"email\na@example.com\n", "text/csv"),
+            field: '{"page": ' + value + "}",
+        },
+    )
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors[field])
+    assert not AltcraftLaunch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://[x]/", "https://[::1", "https://api.example.com]", "https://a[.example.com/"],
+)
+def test_a_base_url_that_cannot_be_split_is_a_form_error(team, base_url):
+    from dashboard.models import VendorConnection
+
+    response = team.client_for("admin").post(
+        reverse("connection_create", kwargs={"tenant_slug": team.tenant.slug}),
+        {"kind": "altcraft", "name": "A", "base_url": base_url, "token": "t-1234567890"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["base_url"]
+    assert not VendorConnection.objects.filter(tenant=team.tenant).exists()
+
+
+def test_a_base_url_that_cannot_be_split_is_refused_by_the_service_too():
+    from dashboard.vendors.http import ConfigurationError, validate_base_url
+
+    with pytest.raises(ConfigurationError, match="not a valid URL"):
+        validate_base_url("https://[x]/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_creates_of_one_connection_name_make_one_and_a_form_error(team):
+    """Both requests pass the service's "name taken?" check before either inserts (a barrier
+    holds each one just after its check): the unique constraint lets one in, the other gets
+    the form error, never an IntegrityError."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from django.db import connection as db_connection
+    from django.db.models.query import QuerySet
+
+    from dashboard.models import VendorConnection
+
+    checked = threading.Barrier(2)
+    original_exists = QuerySet.exists
+    waited = threading.local()
+
+    def exists_then_wait(queryset):
+        found = original_exists(queryset)
+        if queryset.model is VendorConnection and not getattr(waited, "done", False):
+            waited.done = True
+            checked.wait(timeout=60)
+        return found
+
+    url = reverse("connection_create", kwargs={"tenant_slug": team.tenant.slug})
+
+    def create(_: int):
+        try:
+            return team.client_for("admin").post(
+                url,
+                {
+                    "kind": "altcraft",
+                    "name": "Altcraft",
+                    "base_url": "https://api.example.com",
+                    "token": "t-1234567890",
+                },
+            )
+        finally:
+            db_connection.close()
+
+    with (
+        mock.patch.object(QuerySet, "exists", exists_then_wait),
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        responses = list(pool.map(create, range(2)))
+    assert sorted(response.status_code for response in responses) == [200, 302]
+    refused = next(response for response in responses if response.status_code == 200)
+    assert "already has a connection named" in " ".join(refused.context["form"].errors["name"])
+    assert VendorConnection.objects.filter(tenant=team.tenant, name="Altcraft").count() == 1
+
+
+@pytest.mark.parametrize("field", ["trigger_id", "resource_id"])
+def test_an_altcraft_id_beyond_what_the_column_holds_is_a_form_error(team, field):
+    from campaigns.altcraft_launches.models import AltcraftTrigger
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+    data = {
+        "connection": connection.pk,
+        "trigger_id": 96,
+        "name": "Registration form",
+        "default_matching": "email",
+        field: 10**23,
+    }
+    response = team.client_for("admin").post(
+        reverse("altcraft_trigger_register", kwargs={"tenant_slug": team.tenant.slug}), data
+    )
+    assert response.status_code == 400
+    assert "less than or equal to 2147483647" in " ".join(
+        response.context["register_form"].errors[field]
+    )
+    assert not AltcraftTrigger.objects.exists()
+
+
+def test_an_altcraft_id_beyond_what_the_column_holds_is_refused_by_the_service(team):
+    from django.core.exceptions import ValidationError
+
+    from campaigns.altcraft_launches import services
+    from dashboard.audit import Actor
+
+    connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
+    with pytest.raises(ValidationError) as raised:
+        services.trigger_register(
+            actor=Actor(user=team.admin.user),
+            tenant=team.tenant,
+            connection=connection,
+            trigger_id=10**23,
+            name="Registration form",
+        )
+    assert "trigger_id" in raised.value.message_dict
+
+
+# -- the same checks for the commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_add_connection_refuses_options_that_cannot_be_read_or_stored(team, name, value, message):
+    from django.core.management import CommandError, call_command
+
+    from dashboard.models import VendorConnection
+
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(
+            "add_connection",
+            team.tenant.slug,
+            "talkifai",
+            "TalkifAI",
+            "https://api.example.com",
+            "--options",
+            '{"a": ' + value + "}",
+        )
+    assert not VendorConnection.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), UNUSABLE_JSON_VALUES, ids=UNUSABLE_IDS)
+def test_campaign_trigger_refuses_a_context_that_cannot_be_read_or_stored(
+    team, campaigns_generator, tmp_path, name, value, message
+):
+    from django.core.management import CommandError, call_command
+
+    from dashboard.runs.models import Run
+
+    context = tmp_path / "context.json"
+    context.write_text('{"tags": [' + value + "]}", encoding="utf-8")
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(
+            "campaign_trigger",
+            "--generator",
+            "Match start",
+            "--as",
+            team.marketer.user.username,
+            "--topic",
+            "Arsenal",
+            "--context-file",
+            str(context),
+        )
+    assert not Run.objects.exists()

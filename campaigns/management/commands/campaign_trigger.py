@@ -3,7 +3,6 @@ pipelines: the same services and checks as the trigger form, acting as a named m
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import datetime
@@ -14,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs.management.commands._cli import acting_as, tenant_by_slug
 from campaigns.event_generators import selectors, services
+from dashboard.input_checks import parse_json_text
 from dashboard.models import Membership, Permission
 from dashboard.runs.models import Run
 from dashboard.runs.services import ProbableDuplicate, RunActionError
@@ -140,9 +140,9 @@ class Command(BaseCommand):
         except UnicodeDecodeError:
             raise CommandError(f"{path} is not UTF-8 text.") from None
         try:
-            return json.loads(text)
-        except ValueError as error:
-            raise CommandError(f"{path} is not JSON: {error}") from None
+            return parse_json_text(text, subject=path)
+        except ValidationError as error:
+            raise CommandError(error.messages[0]) from None
 
     def _follow(self, runs: list[Run], timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from ninja.security import HttpBearer
 from dashboard.api.endpoints.common import audit_refused_before_the_endpoint
 from dashboard.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, from_problem, problem_response
 from dashboard.api.services import TokenRefused, TokenUse, api_token_authenticate
-from dashboard.input_checks import nested_unstorable_reason
+from dashboard.input_checks import MAX_JSON_DEPTH, unstorable_part
 from dashboard.runs import services as run_services
 from dashboard.runs.operations import RateRule
 from dashboard.runs.rate_limits import rate_limiter
@@ -30,17 +30,29 @@ from dashboard.runs.rate_limits import rate_limiter
 
 
 class UnstorableText(ValueError):
-    """A JSON string holds a NUL or a lone surrogate, which the database cannot store."""
+    """The body holds what the database cannot store: a NUL or a lone surrogate in a string, a
+    number that is not finite, nesting deeper than MAX_JSON_DEPTH (input_checks.py)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class StrictJsonParser(Parser):
-    """JSON bodies only, and no text the database cannot store (a NUL, a lone surrogate)."""
+    """JSON bodies only, and nothing the database cannot store (the checks every form field
+    that reads JSON makes: dashboard.input_checks)."""
 
     def parse_body(self, request: HttpRequest) -> Any:
-        data = json.loads(request.body)
-        reason = nested_unstorable_reason(data)
+        try:
+            data = json.loads(request.body)
+        except RecursionError:
+            raise UnstorableText(
+                f"The body is nested deeper than {MAX_JSON_DEPTH} levels, which cannot be stored."
+            ) from None
+        reason, field = unstorable_part(data)
         if reason:
-            raise UnstorableText(f"The body contains {reason}.")
+            where = f"“{field}”" if field else "The body"
+            raise UnstorableText(f"{where} contains {reason}, which cannot be stored.", field)
         return data
 
 
@@ -166,7 +178,9 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return _too_big(request, cause)
     if isinstance(cause, UnstorableText):
         audit_refused_before_the_endpoint(request, 400)
-        return problem_response(request, 400, "unstorable_text", str(cause))
+        return problem_response(
+            request, 400, "unstorable_text", str(cause), field=cause.field or None
+        )
     if exc.status_code == 400:
         audit_refused_before_the_endpoint(request, 400)
         return problem_response(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from typing import Annotated
 
 from django.conf import settings
 from django.db.models import Q
@@ -23,6 +23,7 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
+from dashboard.api.schemas import IsoDate
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
@@ -59,17 +60,30 @@ def run_list(
     connection: Query[str | None] = None,
     requester: Query[str | None] = None,
     approver: Query[str | None] = None,
-    created_from: Query[date | None] = None,
-    created_to: Query[date | None] = None,
+    created_from: Annotated[
+        IsoDate | None,
+        Query(description="Runs created on or after this UTC day (YYYY-MM-DD)."),
+    ] = None,
+    created_to: Annotated[
+        IsoDate | None,
+        Query(description="Runs created on or before this UTC day (YYYY-MM-DD)."),
+    ] = None,
     vendor_reference: Query[str | None] = None,
-    before: Query[int | None] = None,
-    limit: Query[int] = 50,
+    before: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="The cursor: the `next_cursor` of the previous page, a run id. The "
+            "page holds the runs created before that run (older ones), so runs added meanwhile "
+            "never shift a page; an id that is not one of this tenant's runs is a 422 "
+            "`invalid_cursor`.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Runs per page, 1 to 200.")] = 50,
 ):
     """`before` is the `next_cursor` of the previous page (a run id): the page holds the runs
     created before that run, so runs added meanwhile never shift a page."""
     require(request, Permission.VIEW, "see runs")
-    if not 1 <= limit <= 200:
-        raise ApiProblem(422, "invalid_request", "limit: between 1 and 200.", field="limit")
     tenant = token_use(request).token.tenant
     filters: run_selectors.RunFilters = {}
     if state:
@@ -128,12 +142,23 @@ def run_list(
     operation_id="run_get",
     summary="One run with its approvals and timeline; `wait` long-polls for its outcome",
 )
-def run_get(request: HttpRequest, tenant_slug: str, run_id: RecordId, wait: Query[int] = 0):
+def run_get(
+    request: HttpRequest,
+    tenant_slug: str,
+    run_id: RecordId,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=30,
+            description="Seconds (0 to 30) to wait for the run to end or to need a person; "
+            "0 answers at once.",
+        ),
+    ] = 0,
+):
     """With `wait=N` (at most 30), answers when the run has ended or needs a person (awaiting
     approval, an outcome a person must settle), or after N seconds, whichever comes first."""
     require(request, Permission.VIEW, "see runs")
-    if not 0 <= wait <= 30:
-        raise ApiProblem(422, "invalid_request", "wait: between 0 and 30 seconds.", field="wait")
     tenant = token_use(request).token.tenant
     run = run_selectors.run_get(tenant=tenant, run_id=run_id)
     deadline = time.monotonic() + min(wait, settings.API_WAIT_MAX_SECONDS)

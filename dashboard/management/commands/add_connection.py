@@ -1,9 +1,8 @@
-import json
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard import services
+from dashboard.input_checks import parse_json_text
 from dashboard.management.commands._common import command_actor, read_secret, tenant_by_slug
 from dashboard.models import SECRET_FIELDS, VendorKind
 
@@ -41,9 +40,9 @@ class Command(BaseCommand):
                 f"Unknown vendor kind {kind!r}; choose one of {', '.join(VendorKind.values)}."
             )
         try:
-            connection_options = json.loads(options["options"])
-        except ValueError as error:
-            raise CommandError(f"--options is not JSON: {error}") from None
+            connection_options = parse_json_text(options["options"], subject="--options")
+        except ValidationError as error:
+            raise CommandError(error.messages[0]) from None
         if not isinstance(connection_options, dict):
             raise CommandError("--options must be a JSON object.")
         if options["key_role"]:
