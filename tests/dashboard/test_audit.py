@@ -1,3 +1,5 @@
+import contextlib
+import io
 import itertools
 import json
 import threading
@@ -8,6 +10,7 @@ from django.core.management.base import CommandError
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.utils import DatabaseError
+from django.utils import timezone
 
 from dashboard import audit as audit_module
 from dashboard.audit import (
@@ -465,3 +468,158 @@ def test_a_main_chain_made_by_hand_gets_its_lane_heads():
     audit_module.ensure_chain_heads([chain_for(tenant)])
     assert audit_trail_gaps() == []
     assert audit_verify(full=True).ok
+
+
+# -- review item 3: forged rows, heads moved by hand, rows removed before the checkpoint --------
+
+
+@pytest.fixture
+def app_login():
+    """A role like the README's app login (not the tables' owner, not a superuser, its grants
+    and revokes), made in the test's transaction, so it goes with it; its name per database, so
+    test sessions on other databases of the server do not wait on each other's."""
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        role = f"{cursor.fetchone()[0]}_app_login"
+        cursor.execute(f'CREATE ROLE "{role}" NOLOGIN')
+        cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+        cursor.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'
+        )
+        cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        cursor.execute(
+            "REVOKE UPDATE, DELETE, TRUNCATE ON dashboard_auditevent, "
+            f'dashboard_auditverification FROM "{role}"'
+        )
+        cursor.execute(f'REVOKE DELETE, TRUNCATE ON dashboard_auditchainhead FROM "{role}"')
+    return role
+
+
+@contextlib.contextmanager
+def _as(role: str):
+    with db_connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{role}"')
+    try:
+        yield
+    finally:
+        with db_connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+
+def _refused_to(role: str, match: str, sql: str, params: list) -> None:
+    """`sql` as `role`, which PostgreSQL must refuse with a message matching `match`."""
+    with (
+        _as(role),
+        pytest.raises(DatabaseError, match=match),
+        transaction.atomic(),
+        db_connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+
+
+_INSERT_ROW = (
+    "INSERT INTO dashboard_auditevent (chain, sequence, tenant_id, actor_label, action, "
+    "object_type, object_id, summary, created_at, previous_hash, hash) "
+    "VALUES (%s, %s, %s, 'mallory', 'member.added', '', '', '{}', %s, %s, %s)"
+)
+# The same row, and the head moved onto it, in one statement, as an append does.
+_APPEND_ROW = (
+    "WITH row AS (" + _INSERT_ROW + " RETURNING chain, sequence, hash) "
+    "UPDATE dashboard_auditchainhead AS head SET length = row.sequence, last_hash = row.hash "
+    "FROM row WHERE head.chain = row.chain"
+)
+
+
+def _forged(chain: str, sequence: int, tenant_id: int | None, previous_hash: str) -> list:
+    """_INSERT_ROW's values for a row whose hash is right: anyone can compute it."""
+    row = AuditEvent(
+        chain=chain,
+        sequence=sequence,
+        tenant_id=tenant_id,
+        actor_label="mallory",
+        action="member.added",
+        created_at=timezone.now(),
+        previous_hash=previous_hash,
+    )
+    row.hash = audit_module.event_hash(row)
+    return [chain, sequence, tenant_id, row.created_at, previous_hash, row.hash]
+
+
+def test_the_app_login_cannot_insert_rows_outside_a_chain_head(app_login):
+    events = _five_events()
+    tenant_id, chain, last = events[0].tenant_id, events[0].chain, events[-1]
+    # A chain without a head, whatever its name: the rows would show on the tenant's audit page.
+    for name in ("forged", f"tenant:{tenant_id}:forged", f"tenant:{tenant_id + 1000}"):
+        _refused_to(app_login, "has no head", _INSERT_ROW, _forged(name, 1, tenant_id, ""))
+    # A head for a chain the trail does not have, or one that does not start empty.
+    _refused_to(
+        app_login,
+        "no chain of the audit trail",
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, '', 0)",
+        ["forged"],
+    )
+    _refused_to(
+        app_login,
+        "starts empty",
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, 'x', 3)",
+        [f"tenant:{TenantFactory().pk}"],
+    )
+    # A row past its head, one that does not link, one of another tenant.
+    _refused_to(app_login, "past its head", _INSERT_ROW, _forged(chain, 6, tenant_id, last.hash))
+    other = TenantFactory()
+    AuditEventFactory(tenant=other)
+    _refused_to(
+        app_login, "does not link", _APPEND_ROW, _forged(f"tenant:{other.pk}", 2, other.pk, "0")
+    )
+    _refused_to(
+        app_login, "does not go in chain", _APPEND_ROW, _forged(chain, 6, other.pk, last.hash)
+    )
+    # The one append it may make: its rows onto their head, moving the head.
+    with _as(app_login), db_connection.cursor() as cursor:
+        cursor.execute(_APPEND_ROW, _forged(chain, 6, tenant_id, last.hash))
+    assert AuditEvent.objects.filter(actor_label="mallory").count() == 1
+    assert verify_audit_chains() == []
+
+
+def test_the_app_login_cannot_move_a_chain_head_past_its_rows(app_login):
+    events = _five_events()
+    chain = events[0].chain
+    _refused_to(
+        app_login,
+        "only moves onto its chain's appended rows",
+        "UPDATE dashboard_auditchainhead SET length = length + 1 WHERE chain = %s",
+        [chain],
+    )
+    _refused_to(
+        app_login,
+        "only moves onto its chain's appended rows",
+        "UPDATE dashboard_auditchainhead SET length = 6, last_hash = %s WHERE chain = %s",
+        [events[2].hash, chain],
+    )
+    head = AuditChainHead.objects.get(chain=chain)
+    assert (head.length, head.last_hash) == (5, events[-1].hash)
+    assert verify_audit_chains() == []
+
+
+def test_the_app_login_still_appends_and_starts_new_tenants_trails(app_login):
+    tenant = TenantFactory()
+    with _as(app_login):
+        first = record_audit_event(actor=Actor.system(), tenant=tenant, action="tenant.created")
+        record_audit_events(
+            [
+                {"actor": Actor.system(), "tenant": tenant, "action": "run.state_changed",
+                 "object_type": "run", "object_id": number}
+                for number in range(1, 8)
+            ]
+            + [{"actor": Actor.system(), "action": "login.failed"}]
+        )  # fmt: skip
+    assert first.sequence == 1
+    assert AuditChainHead.objects.get(chain=chain_for(tenant)).length == 1
+    assert verify_audit_chains() == []
+
+
+def test_generated_history_appends_onto_its_heads_and_verifies():
+    # generate_history (the benches' data) writes its rows past the same triggers as the app.
+    call_command("generate_history", runs=60, audit=150, tenants=2, stdout=io.StringIO())
+    report = audit_verify(full=True)
+    assert report.ok and report.events_checked >= 100
