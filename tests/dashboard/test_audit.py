@@ -618,6 +618,112 @@ def test_the_app_login_still_appends_and_starts_new_tenants_trails(app_login):
     assert verify_audit_chains() == []
 
 
+def test_rows_in_a_chain_the_trail_does_not_have_are_a_finding(mailoutbox):
+    """As an owner with the triggers off, or a restored backup, would leave them."""
+    events = _five_events()
+    tenant = events[0].tenant
+    MembershipFactory(tenant=tenant, role=Role.ADMIN, user__email="a@example.com")
+    assert audit_verify(full=True).ok
+    _tamper(_INSERT_ROW, _forged("forged", 1, tenant.pk, ""))
+    _tamper(_INSERT_ROW, _forged(f"tenant:{tenant.pk}:forged", 1, tenant.pk, ""))
+    _tamper(_INSERT_ROW, _forged("elsewhere", 1, None, ""))
+    forged = {row.chain: row for row in AuditEvent.objects.filter(actor_label="mallory")}
+
+    for full in (True, False):
+        report = audit_verify(full=full)
+        assert not report.ok
+        assert sorted((p.chain, p.event_id) for p in report.problems) == sorted(
+            [
+                (events[0].chain, forged["forged"].pk),
+                (events[0].chain, forged[f"tenant:{tenant.pk}:forged"].pk),
+                ("global", forged["elsewhere"].pk),
+            ]
+        )
+        assert all("no chain of the audit trail" in p.reason for p in report.problems)
+    assert latest_audit_verification(tenant=tenant).ok is False  # on the audit page
+    assert "no chain of the audit trail" in mailoutbox[0].body
+    with pytest.raises(CommandError, match="finding"):
+        call_command("verify_audit", "--full")
+
+
+def test_a_head_of_a_chain_the_trail_does_not_have_is_a_finding():
+    _five_events()
+    _tamper(
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, '', 0)",
+        ["forged"],
+    )
+    [problem] = audit_verify(full=True).problems
+    assert (problem.chain, "'forged'") == ("global", "'forged'")
+    assert "no chain of the audit trail" in problem.reason
+
+
+def test_rows_past_the_head_or_of_another_tenant_are_a_finding():
+    events = _five_events()
+    chain, last = events[0].chain, events[-1]
+    _tamper(_INSERT_ROW, _forged(chain, 6, events[0].tenant_id, last.hash))
+    [problem] = verify_audit_chains()
+    assert (problem.chain, problem.sequence) == (chain, 6)
+    assert "past the chain head" in problem.reason
+
+    other = TenantFactory()
+    kept = AuditEventFactory(tenant=other)
+    # Rewritten with a well-formed hash, but of the first tenant: its page would show it.
+    row = AuditEvent.objects.get(pk=kept.pk)
+    row.tenant_id = events[0].tenant_id
+    row.hash = audit_module.event_hash(row)
+    _tamper(
+        "UPDATE dashboard_auditevent SET tenant_id = %s, hash = %s WHERE id = %s",
+        [row.tenant_id, row.hash, row.pk],
+    )
+    _tamper(
+        "UPDATE dashboard_auditchainhead SET last_hash = %s WHERE chain = %s",
+        [row.hash, row.chain],
+    )
+    problems = {p.chain: p for p in verify_audit_chains()}
+    assert problems[kept.chain].event_id == kept.pk
+    assert "belongs to tenant" in problems[kept.chain].reason
+
+
+def test_incremental_run_finds_a_removed_row_it_verified_before():
+    events = _five_events()
+    assert audit_verify().ok
+    AuditEventFactory(tenant=events[0].tenant)
+    _tamper("DELETE FROM dashboard_auditevent WHERE id = %s", [events[1].pk])
+    report = audit_verify()  # not --full: rows 1-5 were verified last time
+    [problem] = report.problems
+    assert (problem.chain, problem.event_id) == (events[2].chain, events[2].pk)
+    assert "sequence 2 was removed" in problem.reason
+    assert audit_verify().problems == report.problems  # and again, until someone looks
+
+
+def test_a_chain_rewritten_behind_an_earlier_checkpoint_is_a_finding():
+    """Row 2 removed, the rest renumbered and re-hashed, and the head set to match: the chain
+    links up from row 1 again, but its earlier checkpoint's row is not the one verified."""
+    events = _five_events()
+    assert audit_verify().ok
+    _tamper("DELETE FROM dashboard_auditevent WHERE id = %s", [events[1].pk])
+    previous = events[0].hash
+    for event in events[2:]:
+        row = AuditEvent.objects.get(pk=event.pk)
+        row.sequence -= 1
+        row.previous_hash = previous
+        row.hash = audit_module.event_hash(row)
+        _tamper(
+            "UPDATE dashboard_auditevent SET sequence = %s, previous_hash = %s, hash = %s "
+            "WHERE id = %s",
+            [row.sequence, row.previous_hash, row.hash, row.pk],
+        )
+        previous = row.hash
+    _tamper(
+        "UPDATE dashboard_auditchainhead SET length = 4, last_hash = %s WHERE chain = %s",
+        [previous, events[0].chain],
+    )
+    assert verify_audit_chains() == []  # a walk alone cannot tell
+    for full in (True, False):
+        problems = audit_verify(full=full).problems
+        assert any("earlier verification's checkpoint" in p.reason for p in problems)
+
+
 def test_generated_history_appends_onto_its_heads_and_verifies():
     # generate_history (the benches' data) writes its rows past the same triggers as the app.
     call_command("generate_history", runs=60, audit=150, tenants=2, stdout=io.StringIO())
