@@ -729,3 +729,23 @@ def test_generated_history_appends_onto_its_heads_and_verifies():
     call_command("generate_history", runs=60, audit=150, tenants=2, stdout=io.StringIO())
     report = audit_verify(full=True)
     assert report.ok and report.events_checked >= 100
+
+
+def test_a_tenant_made_while_verifying_is_not_an_unknown_chain(monkeypatch):
+    _five_events()
+    late = AuditEventFactory(tenant=TenantFactory())
+    listed = audit_module._all_chains
+
+    def listed_before_the_late_tenant_was_made():
+        chains = listed()
+        if not listings:
+            chains = [chain for chain in chains if not chain.startswith(f"tenant:{late.tenant_id}")]
+        listings.append(chains)
+        return chains
+
+    for verify in (audit_verify, verify_audit_chains):
+        listings: list[list[str]] = []
+        monkeypatch.setattr(audit_module, "_all_chains", listed_before_the_late_tenant_was_made)
+        result = verify()
+        assert (result.problems if verify is audit_verify else result) == []
+        assert len(listings) == 2  # read again before calling its chains unknown
