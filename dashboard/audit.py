@@ -730,7 +730,7 @@ def _first_gap(chain: str, through_sequence: int) -> AuditProblem:
 
 def _checkpoints_problem(chain: str) -> AuditProblem | None:
     """The first earlier checkpoint of `chain` whose row is gone or no longer has the hash it had
-    when it was verified; one indexed lookup per checkpoint.
+    when it was verified; one indexed lookup per distinct checkpoint.
 
     Every verification recorded its checkpoint's hash, so a chain rewritten from some row on
     (renumbered after a removal, or re-hashed after an edit, up to its head) differs from them
@@ -740,14 +740,17 @@ def _checkpoints_problem(chain: str) -> AuditProblem | None:
         cursor.execute(
             """
             SELECT checkpoint.through_sequence, event.id
-            FROM dashboard_auditverification AS checkpoint
+            FROM (
+                -- A chain nothing was appended to repeats its checkpoint night after night.
+                SELECT DISTINCT through_sequence, through_hash FROM dashboard_auditverification
+                WHERE chain = %s AND ok AND through_sequence > 0
+            ) AS checkpoint
             LEFT JOIN dashboard_auditevent AS event
-                ON event.chain = checkpoint.chain AND event.sequence = checkpoint.through_sequence
-            WHERE checkpoint.chain = %s AND checkpoint.ok AND checkpoint.through_sequence > 0
-              AND (event.hash IS NULL OR event.hash <> checkpoint.through_hash)
+                ON event.chain = %s AND event.sequence = checkpoint.through_sequence
+            WHERE event.hash IS NULL OR event.hash <> checkpoint.through_hash
             ORDER BY checkpoint.through_sequence LIMIT 1
             """,
-            [chain],
+            [chain, chain],
         )
         found = cursor.fetchone()
     if found is None:
