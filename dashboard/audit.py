@@ -676,8 +676,10 @@ def _verify_chain(
         # got, the rest next time. Rows past a head that did not move were written around it.
         length = AuditChainHead.objects.filter(chain=chain).values_list("length", flat=True).first()
         if length is not None and length < found:
-            past = AuditEvent.objects.values_list("pk", flat=True).get(
-                chain=chain, sequence=length + 1
+            past = (
+                AuditEvent.objects.filter(chain=chain, sequence=length + 1)
+                .values_list("pk", flat=True)
+                .first()
             )
             return result(
                 AuditProblem(
