@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from dashboard.models import (
@@ -487,23 +487,97 @@ class ChainCheck:
 
 
 def verify_audit_chains() -> list[AuditProblem]:
-    """Walk every chain from its first row; return the first problem of each broken chain."""
+    """Walk every chain from its first row; return the first problem of each broken chain, and
+    the rows and heads of chains the trail does not have."""
     problems = []
+    chains = _all_chains()  # before the heads, as in audit_verify
     heads = {head.chain: head for head in AuditChainHead.objects.all()}
-    for chain in _all_chains(heads):
+    for chain in chains:
         check = _verify_chain(chain, heads.get(chain))
         if check.problem:
             problems.append(check.problem)
-    return problems
+    return problems + _unknown_chain_problems(set(chains), heads)
 
 
-def _all_chains(heads: dict[str, AuditChainHead]) -> list[str]:
-    # Every chain that exists or should: the heads, and one per tenant plus the global one (a
-    # chain whose head went missing still has rows to walk). No scan of the rows themselves.
+def _all_chains() -> list[str]:
+    # Every chain the trail has: one per tenant and run lane, plus the global one (a chain whose
+    # head went missing still has rows to walk). Any other chain is a finding of its own
+    # (_unknown_chain_problems), not a chain to walk.
     names = {GLOBAL_CHAIN} | {
         chain for pk in Tenant.objects.values_list("pk", flat=True) for chain in tenant_chains(pk)
     }
-    return sorted(set(heads) | names)
+    return sorted(names)
+
+
+def _chains_with_rows() -> list[str]:
+    """The chain names the audit rows carry, without reading the rows: in PostgreSQL a skip scan
+    of the (chain, sequence) index, one probe per chain."""
+    if connection.vendor != "postgresql":
+        return list(AuditEvent.objects.order_by("chain").values_list("chain", flat=True).distinct())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE chains (chain) AS (
+                (SELECT chain FROM dashboard_auditevent ORDER BY chain LIMIT 1)
+                UNION ALL
+                SELECT (SELECT next.chain FROM dashboard_auditevent AS next
+                        WHERE next.chain > chains.chain ORDER BY next.chain LIMIT 1)
+                FROM chains WHERE chains.chain IS NOT NULL
+            )
+            SELECT chain FROM chains WHERE chain IS NOT NULL
+            """
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _unknown_chain_problems(
+    known: set[str], heads: dict[str, AuditChainHead]
+) -> list[AuditProblem]:
+    """Rows and heads of chains the trail does not have (no tenant's, not the global one).
+
+    The audit service never writes them, and PostgreSQL refuses them to the app's login, so an
+    owner, a superuser or a restored backup did. No walk would reach such rows, yet the audit
+    page and the CSV show them under their tenant: each is reported on that tenant's main chain
+    (the global one for rows without a tenant), where the audit page, the admins' email and the
+    metrics tell.
+    """
+    problems = []
+    unknown_rows = [chain for chain in _chains_with_rows() if chain not in known]
+    if unknown_rows or set(heads) - known:
+        # A tenant made since `known` was read may have written its first rows and heads since:
+        # its chains are the trail's (the triggers give no other chain a head, so no rows).
+        known = known | set(_all_chains())
+    for chain in unknown_rows:
+        if chain in known:
+            continue
+        per_tenant = (
+            AuditEvent.objects.filter(chain=chain)
+            .order_by("tenant_id")
+            .values_list("tenant_id")
+            .annotate(first_id=Min("id"), rows=Count("id"))
+        )
+        for tenant_id, first_id, rows in per_tenant:
+            sequence = AuditEvent.objects.values_list("sequence", flat=True).get(pk=first_id)
+            problems.append(
+                AuditProblem(
+                    GLOBAL_CHAIN if tenant_id is None else _tenant_chain(tenant_id, 0),
+                    sequence,
+                    first_id,
+                    f"is in chain {chain!r}, which is no chain of the audit trail ({rows} such "
+                    "row(s)): written outside the audit service",
+                )
+            )
+    for chain in sorted(set(heads) - known):
+        problems.append(
+            AuditProblem(
+                GLOBAL_CHAIN,
+                None,
+                None,
+                f"holds a head for chain {chain!r}, which is no chain of the audit trail: "
+                "written outside the audit service",
+            )
+        )
+    return problems
 
 
 def _verify_chain(
@@ -539,6 +613,15 @@ def _verify_chain(
                     "the row at the last checkpoint was removed or altered",
                 )
             )
+        # And every row before it must still be there. Removing one leaves the checkpoint's row
+        # and every link after it intact, so count them instead of re-reading them: an
+        # index-only scan of (chain, sequence), far cheaper than hashing the rows again.
+        kept = AuditEvent.objects.filter(
+            chain=chain, sequence__gte=1, sequence__lte=after_sequence
+        ).count()
+        if kept != after_sequence:
+            return result(_first_gap(chain, after_sequence))
+    expected_tenant = _tenant_id_of(chain)
     while True:
         batch = list(
             AuditEvent.objects.filter(chain=chain, sequence__gte=expected_sequence)
@@ -567,6 +650,17 @@ def _verify_chain(
                 )
             if _row_hash(chain, row) != stored_hash:
                 return result(AuditProblem(chain, sequence, pk, "was altered after it was written"))
+            if row[2] != expected_tenant:
+                # Hashed as it is, but the audit page shows it to another tenant than the chain's.
+                return result(
+                    AuditProblem(
+                        chain,
+                        sequence,
+                        pk,
+                        f"belongs to tenant {row[2]}, not to this chain's: "
+                        "written outside the audit service",
+                    )
+                )
             previous_hash = stored_hash
             expected_sequence += 1
             checked += 1
@@ -578,7 +672,23 @@ def _verify_chain(
             return result(None)  # a tenant with no trail yet (audit_trail_gaps judges that)
         return result(AuditProblem(chain, None, None, "has rows but no chain head"))
     if head.length < found:
-        # Rows were appended while we walked: verified up to where we got, the rest next time.
+        # Rows were appended while we walked (the head moved with them): verified up to where we
+        # got, the rest next time. Rows past a head that did not move were written around it.
+        length = AuditChainHead.objects.filter(chain=chain).values_list("length", flat=True).first()
+        if length is not None and length < found:
+            past = (
+                AuditEvent.objects.filter(chain=chain, sequence=length + 1)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            return result(
+                AuditProblem(
+                    chain,
+                    length + 1,
+                    past,
+                    f"lies past the chain head ({length} rows): written outside the audit service",
+                )
+            )
         return result(None)
     if head.length != found or (head.length == found and head.last_hash != previous_hash):
         return result(
@@ -593,6 +703,70 @@ def _verify_chain(
     return result(None)
 
 
+def _first_gap(chain: str, through_sequence: int) -> AuditProblem:
+    """The row after the first sequence missing from 1..through_sequence (whose row exists)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id, sequence, expected FROM (
+                SELECT id, sequence,
+                       COALESCE(LAG(sequence) OVER (ORDER BY sequence), 0) + 1 AS expected
+                FROM dashboard_auditevent
+                WHERE chain = %s AND sequence >= 1 AND sequence <= %s
+            ) AS numbered
+            WHERE sequence <> expected ORDER BY sequence LIMIT 1
+            """,
+            [chain, through_sequence],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return AuditProblem(chain, None, None, "lost rows before the last checkpoint")
+    pk, sequence, missing = found
+    return AuditProblem(
+        chain,
+        sequence,
+        pk,
+        f"follows a gap: sequence {missing} was removed (before the last checkpoint)",
+    )
+
+
+def _checkpoints_problem(chain: str) -> AuditProblem | None:
+    """The first earlier checkpoint of `chain` whose row is gone or no longer has the hash it had
+    when it was verified; one indexed lookup per distinct checkpoint.
+
+    Every verification recorded its checkpoint's hash, so a chain rewritten from some row on
+    (renumbered after a removal, or re-hashed after an edit, up to its head) differs from them
+    even when it links up again from row 1.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT checkpoint.through_sequence, event.id
+            FROM (
+                -- A chain nothing was appended to repeats its checkpoint night after night.
+                SELECT DISTINCT through_sequence, through_hash FROM dashboard_auditverification
+                WHERE chain = %s AND ok AND through_sequence > 0
+            ) AS checkpoint
+            LEFT JOIN dashboard_auditevent AS event
+                ON event.chain = %s AND event.sequence = checkpoint.through_sequence
+            WHERE event.hash IS NULL OR event.hash <> checkpoint.through_hash
+            ORDER BY checkpoint.through_sequence LIMIT 1
+            """,
+            [chain, chain],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    sequence, pk = found
+    return AuditProblem(
+        chain,
+        sequence,
+        pk,
+        "differs from an earlier verification's checkpoint: the row was removed or the chain "
+        "rewritten from it on",
+    )
+
+
 def audit_trail_gaps() -> list[AuditProblem]:
     """Tenants whose trail is shorter than what certainly happened to them.
 
@@ -604,11 +778,13 @@ def audit_trail_gaps() -> list[AuditProblem]:
 
     problems = []
     lengths = dict(AuditChainHead.objects.values_list("chain", "length"))
+    # Heads of tenants that do not exist are no chain of the trail (_unknown_chain_problems).
+    tenant_ids = set(Tenant.objects.values_list("pk", flat=True))
     # A tenant's heads are made together with its first event: a main chain without all its run
     # lanes' heads lost one, rows and head, behind the triggers' back.
     for chain in sorted(lengths):
         tenant_id = _tenant_id_of(chain)
-        if tenant_id is None or chain != _tenant_chain(tenant_id, 0):
+        if tenant_id not in tenant_ids or chain != _tenant_chain(tenant_id, 0):
             continue
         for lane in tenant_chains(tenant_id)[1:]:
             if lane not in lengths:
@@ -668,13 +844,20 @@ def audit_verify(*, full: bool = False) -> AuditReport:
     """Verify every chain (from its last good checkpoint, or from row 1 when `full`), check the
     trail is as long as what happened, and record one AuditVerification per chain.
 
-    A nightly incremental run reads only what was appended since the previous one; a full run
-    (weekly, or after an incident) re-reads everything. The admins of a tenant whose chain fails
-    are told by email.
+    A nightly incremental run reads only what was appended since the previous one, and checks
+    cheaply that the rows verified before are all still there (a count) and that every earlier
+    checkpoint's row still has its hash; a full run (after an incident) re-reads everything,
+    which also finds a verified row edited in place. Rows and heads of chains the trail does not
+    have are findings either way. The admins of a tenant whose chain fails are told by email.
     """
+    # The chains before the heads: a tenant made in between has heads but no chain yet, which
+    # _unknown_chain_problems reads again, rather than a chain without heads.
+    chains = _all_chains()
     heads = {head.chain: head for head in AuditChainHead.objects.all()}
-    gaps = {problem.chain: problem for problem in audit_trail_gaps()}
-    chains = sorted(set(_all_chains(heads)) | set(gaps))
+    # Findings beside the walk, each on the chain whose verification (and audit page) shows it.
+    beside: dict[str, list[AuditProblem]] = {}
+    for problem in audit_trail_gaps() + _unknown_chain_problems(set(chains), heads):
+        beside.setdefault(problem.chain, []).append(problem)
     checkpoints: dict[str, AuditVerification | None] = {}
     if not full:
         # One indexed lookup per chain (auditverification_chain); chains are tenants, not rows.
@@ -687,16 +870,25 @@ def audit_verify(*, full: bool = False) -> AuditReport:
     problems: list[AuditProblem] = []
     verifications: list[AuditVerification] = []
     total = 0
-    for chain in chains:
+    # With the chains a finding beside the walk names: a tenant made since `chains` and `heads`
+    # were read has its findings recorded, and its walk waits for the next run.
+    walked = set(chains)
+    for chain in sorted(walked | set(beside)):
         checkpoint = checkpoints.get(chain)
-        check = _verify_chain(
-            chain,
-            heads.get(chain),
-            after_sequence=checkpoint.through_sequence if checkpoint else 0,
-            after_hash=checkpoint.through_hash if checkpoint else "",
+        check = (
+            _verify_chain(
+                chain,
+                heads.get(chain),
+                after_sequence=checkpoint.through_sequence if checkpoint else 0,
+                after_hash=checkpoint.through_hash if checkpoint else "",
+            )
+            if chain in walked
+            else ChainCheck(chain, None, 0, 0, "")
         )
         total += check.events_checked
-        chain_problems = [p for p in (check.problem, gaps.get(chain)) if p is not None]
+        chain_problems = [
+            p for p in (check.problem, _checkpoints_problem(chain)) if p is not None
+        ] + beside.get(chain, [])
         problems.extend(chain_problems)
         ok = not chain_problems
         verifications.append(
@@ -717,7 +909,7 @@ def audit_verify(*, full: bool = False) -> AuditReport:
     for verification in verifications:
         if not verification.ok and verification.tenant_id is not None:
             _alert_tenant_admins(verification)
-    return AuditReport(problems, total, len(chains), verifications)
+    return AuditReport(problems, total, len(verifications), verifications)
 
 
 def _tenant_id_of(chain: str) -> int | None:

@@ -311,7 +311,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.fire_due_schedules",
         "schedule": env_int("CAMPAIGN_SCHEDULE_INTERVAL_SECONDS", 5),
     },
-    # Nightly: verify the audit trail appended since the last checkpoint (see dashboard.audit).
+    # Nightly: verify the audit trail appended since the last checkpoint, and re-check cheaply
+    # that the rows verified before are all still there (see dashboard.audit.audit_verify).
     "verify-audit": {
         "task": "audit.verify",
         "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=15),

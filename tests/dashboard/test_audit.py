@@ -1,3 +1,5 @@
+import contextlib
+import io
 import itertools
 import json
 import threading
@@ -8,6 +10,7 @@ from django.core.management.base import CommandError
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.utils import DatabaseError
+from django.utils import timezone
 
 from dashboard import audit as audit_module
 from dashboard.audit import (
@@ -465,3 +468,284 @@ def test_a_main_chain_made_by_hand_gets_its_lane_heads():
     audit_module.ensure_chain_heads([chain_for(tenant)])
     assert audit_trail_gaps() == []
     assert audit_verify(full=True).ok
+
+
+# -- review item 3: forged rows, heads moved by hand, rows removed before the checkpoint --------
+
+
+@pytest.fixture
+def app_login():
+    """A role like the README's app login (not the tables' owner, not a superuser, its grants
+    and revokes), made in the test's transaction, so it goes with it; its name per database, so
+    test sessions on other databases of the server do not wait on each other's."""
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        role = f"{cursor.fetchone()[0]}_app_login"
+        cursor.execute(f'CREATE ROLE "{role}" NOLOGIN')
+        cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+        cursor.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'
+        )
+        cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        cursor.execute(
+            "REVOKE UPDATE, DELETE, TRUNCATE ON dashboard_auditevent, "
+            f'dashboard_auditverification FROM "{role}"'
+        )
+        cursor.execute(f'REVOKE DELETE, TRUNCATE ON dashboard_auditchainhead FROM "{role}"')
+    return role
+
+
+@contextlib.contextmanager
+def _as(role: str):
+    with db_connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{role}"')
+    try:
+        yield
+    finally:
+        with db_connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+
+def _refused_to(role: str, match: str, sql: str, params: list) -> None:
+    """`sql` as `role`, which PostgreSQL must refuse with a message matching `match`."""
+    with (
+        _as(role),
+        pytest.raises(DatabaseError, match=match),
+        transaction.atomic(),
+        db_connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+
+
+_INSERT_ROW = (
+    "INSERT INTO dashboard_auditevent (chain, sequence, tenant_id, actor_label, action, "
+    "object_type, object_id, summary, created_at, previous_hash, hash) "
+    "VALUES (%s, %s, %s, 'mallory', 'member.added', '', '', '{}', %s, %s, %s)"
+)
+# The same row, and the head moved onto it, in one statement, as an append does.
+_APPEND_ROW = (
+    "WITH row AS (" + _INSERT_ROW + " RETURNING chain, sequence, hash) "
+    "UPDATE dashboard_auditchainhead AS head SET length = row.sequence, last_hash = row.hash "
+    "FROM row WHERE head.chain = row.chain"
+)
+
+
+def _forged(chain: str, sequence: int, tenant_id: int | None, previous_hash: str) -> list:
+    """_INSERT_ROW's values for a row whose hash is right: anyone can compute it."""
+    row = AuditEvent(
+        chain=chain,
+        sequence=sequence,
+        tenant_id=tenant_id,
+        actor_label="mallory",
+        action="member.added",
+        created_at=timezone.now(),
+        previous_hash=previous_hash,
+    )
+    row.hash = audit_module.event_hash(row)
+    return [chain, sequence, tenant_id, row.created_at, previous_hash, row.hash]
+
+
+def test_the_app_login_cannot_insert_rows_outside_a_chain_head(app_login):
+    events = _five_events()
+    tenant_id, chain, last = events[0].tenant_id, events[0].chain, events[-1]
+    # A chain without a head, whatever its name: the rows would show on the tenant's audit page.
+    for name in ("forged", f"tenant:{tenant_id}:forged", f"tenant:{tenant_id + 1000}"):
+        _refused_to(app_login, "has no head", _INSERT_ROW, _forged(name, 1, tenant_id, ""))
+    # A head for a chain the trail does not have, or one that does not start empty.
+    _refused_to(
+        app_login,
+        "no chain of the audit trail",
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, '', 0)",
+        ["forged"],
+    )
+    _refused_to(
+        app_login,
+        "starts empty",
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, 'x', 3)",
+        [f"tenant:{TenantFactory().pk}"],
+    )
+    # A row past its head, one that does not link, one of another tenant.
+    _refused_to(app_login, "past its head", _INSERT_ROW, _forged(chain, 6, tenant_id, last.hash))
+    other = TenantFactory()
+    AuditEventFactory(tenant=other)
+    _refused_to(
+        app_login, "does not link", _APPEND_ROW, _forged(f"tenant:{other.pk}", 2, other.pk, "0")
+    )
+    _refused_to(
+        app_login, "does not go in chain", _APPEND_ROW, _forged(chain, 6, other.pk, last.hash)
+    )
+    # The one append it may make: its rows onto their head, moving the head.
+    with _as(app_login), db_connection.cursor() as cursor:
+        cursor.execute(_APPEND_ROW, _forged(chain, 6, tenant_id, last.hash))
+    assert AuditEvent.objects.filter(actor_label="mallory").count() == 1
+    assert verify_audit_chains() == []
+
+
+def test_the_app_login_cannot_move_a_chain_head_past_its_rows(app_login):
+    events = _five_events()
+    chain = events[0].chain
+    _refused_to(
+        app_login,
+        "only moves onto its chain's appended rows",
+        "UPDATE dashboard_auditchainhead SET length = length + 1 WHERE chain = %s",
+        [chain],
+    )
+    _refused_to(
+        app_login,
+        "only moves onto its chain's appended rows",
+        "UPDATE dashboard_auditchainhead SET length = 6, last_hash = %s WHERE chain = %s",
+        [events[2].hash, chain],
+    )
+    head = AuditChainHead.objects.get(chain=chain)
+    assert (head.length, head.last_hash) == (5, events[-1].hash)
+    assert verify_audit_chains() == []
+
+
+def test_the_app_login_still_appends_and_starts_new_tenants_trails(app_login):
+    tenant = TenantFactory()
+    with _as(app_login):
+        first = record_audit_event(actor=Actor.system(), tenant=tenant, action="tenant.created")
+        record_audit_events(
+            [
+                {"actor": Actor.system(), "tenant": tenant, "action": "run.state_changed",
+                 "object_type": "run", "object_id": number}
+                for number in range(1, 8)
+            ]
+            + [{"actor": Actor.system(), "action": "login.failed"}]
+        )  # fmt: skip
+    assert first.sequence == 1
+    assert AuditChainHead.objects.get(chain=chain_for(tenant)).length == 1
+    assert verify_audit_chains() == []
+
+
+def test_rows_in_a_chain_the_trail_does_not_have_are_a_finding(mailoutbox):
+    """As an owner with the triggers off, or a restored backup, would leave them."""
+    events = _five_events()
+    tenant = events[0].tenant
+    MembershipFactory(tenant=tenant, role=Role.ADMIN, user__email="a@example.com")
+    assert audit_verify(full=True).ok
+    _tamper(_INSERT_ROW, _forged("forged", 1, tenant.pk, ""))
+    _tamper(_INSERT_ROW, _forged(f"tenant:{tenant.pk}:forged", 1, tenant.pk, ""))
+    _tamper(_INSERT_ROW, _forged("elsewhere", 1, None, ""))
+    forged = {row.chain: row for row in AuditEvent.objects.filter(actor_label="mallory")}
+
+    for full in (True, False):
+        report = audit_verify(full=full)
+        assert not report.ok
+        assert sorted((p.chain, p.event_id) for p in report.problems) == sorted(
+            [
+                (events[0].chain, forged["forged"].pk),
+                (events[0].chain, forged[f"tenant:{tenant.pk}:forged"].pk),
+                ("global", forged["elsewhere"].pk),
+            ]
+        )
+        assert all("no chain of the audit trail" in p.reason for p in report.problems)
+    assert latest_audit_verification(tenant=tenant).ok is False  # on the audit page
+    assert "no chain of the audit trail" in mailoutbox[0].body
+    with pytest.raises(CommandError, match="finding"):
+        call_command("verify_audit", "--full")
+
+
+def test_a_head_of_a_chain_the_trail_does_not_have_is_a_finding():
+    _five_events()
+    _tamper(
+        "INSERT INTO dashboard_auditchainhead (chain, last_hash, length) VALUES (%s, '', 0)",
+        ["forged"],
+    )
+    [problem] = audit_verify(full=True).problems
+    assert (problem.chain, "'forged'") == ("global", "'forged'")
+    assert "no chain of the audit trail" in problem.reason
+
+
+def test_rows_past_the_head_or_of_another_tenant_are_a_finding():
+    events = _five_events()
+    chain, last = events[0].chain, events[-1]
+    _tamper(_INSERT_ROW, _forged(chain, 6, events[0].tenant_id, last.hash))
+    [problem] = verify_audit_chains()
+    assert (problem.chain, problem.sequence) == (chain, 6)
+    assert "past the chain head" in problem.reason
+
+    other = TenantFactory()
+    kept = AuditEventFactory(tenant=other)
+    # Rewritten with a well-formed hash, but of the first tenant: its page would show it.
+    row = AuditEvent.objects.get(pk=kept.pk)
+    row.tenant_id = events[0].tenant_id
+    row.hash = audit_module.event_hash(row)
+    _tamper(
+        "UPDATE dashboard_auditevent SET tenant_id = %s, hash = %s WHERE id = %s",
+        [row.tenant_id, row.hash, row.pk],
+    )
+    _tamper(
+        "UPDATE dashboard_auditchainhead SET last_hash = %s WHERE chain = %s",
+        [row.hash, row.chain],
+    )
+    problems = {p.chain: p for p in verify_audit_chains()}
+    assert problems[kept.chain].event_id == kept.pk
+    assert "belongs to tenant" in problems[kept.chain].reason
+
+
+def test_incremental_run_finds_a_removed_row_it_verified_before():
+    events = _five_events()
+    assert audit_verify().ok
+    AuditEventFactory(tenant=events[0].tenant)
+    _tamper("DELETE FROM dashboard_auditevent WHERE id = %s", [events[1].pk])
+    report = audit_verify()  # not --full: rows 1-5 were verified last time
+    [problem] = report.problems
+    assert (problem.chain, problem.event_id) == (events[2].chain, events[2].pk)
+    assert "sequence 2 was removed" in problem.reason
+    assert audit_verify().problems == report.problems  # and again, until someone looks
+
+
+def test_a_chain_rewritten_behind_an_earlier_checkpoint_is_a_finding():
+    """Row 2 removed, the rest renumbered and re-hashed, and the head set to match: the chain
+    links up from row 1 again, but its earlier checkpoint's row is not the one verified."""
+    events = _five_events()
+    assert audit_verify().ok
+    _tamper("DELETE FROM dashboard_auditevent WHERE id = %s", [events[1].pk])
+    previous = events[0].hash
+    for event in events[2:]:
+        row = AuditEvent.objects.get(pk=event.pk)
+        row.sequence -= 1
+        row.previous_hash = previous
+        row.hash = audit_module.event_hash(row)
+        _tamper(
+            "UPDATE dashboard_auditevent SET sequence = %s, previous_hash = %s, hash = %s "
+            "WHERE id = %s",
+            [row.sequence, row.previous_hash, row.hash, row.pk],
+        )
+        previous = row.hash
+    _tamper(
+        "UPDATE dashboard_auditchainhead SET length = 4, last_hash = %s WHERE chain = %s",
+        [previous, events[0].chain],
+    )
+    assert verify_audit_chains() == []  # a walk alone cannot tell
+    for full in (True, False):
+        problems = audit_verify(full=full).problems
+        assert any("earlier verification's checkpoint" in p.reason for p in problems)
+
+
+def test_generated_history_appends_onto_its_heads_and_verifies():
+    # generate_history (the benches' data) writes its rows past the same triggers as the app.
+    call_command("generate_history", runs=60, audit=150, tenants=2, stdout=io.StringIO())
+    report = audit_verify(full=True)
+    assert report.ok and report.events_checked >= 100
+
+
+def test_a_tenant_made_while_verifying_is_not_an_unknown_chain(monkeypatch):
+    _five_events()
+    late = AuditEventFactory(tenant=TenantFactory())
+    listed = audit_module._all_chains
+
+    def listed_before_the_late_tenant_was_made():
+        chains = listed()
+        if not listings:
+            chains = [chain for chain in chains if not chain.startswith(f"tenant:{late.tenant_id}")]
+        listings.append(chains)
+        return chains
+
+    for verify in (audit_verify, verify_audit_chains):
+        listings: list[list[str]] = []
+        monkeypatch.setattr(audit_module, "_all_chains", listed_before_the_late_tenant_was_made)
+        result = verify()
+        assert (result.problems if verify is audit_verify else result) == []
+        assert len(listings) == 2  # read again before calling its chains unknown

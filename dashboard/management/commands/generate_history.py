@@ -53,6 +53,16 @@ AUDIT_COLUMNS = (
     " ip_address, created_at, previous_hash, hash"
 )
 
+SCRATCH_AUDIT_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS generated_audit ON COMMIT DROP AS "  # noqa: S608 - constants
+    f"SELECT {AUDIT_COLUMNS} FROM dashboard_auditevent WITH NO DATA"
+)
+APPEND_SCRATCH_AUDIT_SQL = (
+    f"WITH appended AS (INSERT INTO dashboard_auditevent ({AUDIT_COLUMNS}) "  # noqa: S608 - constants
+    f"SELECT {AUDIT_COLUMNS} FROM generated_audit) "
+    "UPDATE dashboard_auditchainhead SET length = %s, last_hash = %s WHERE id = %s"
+)
+
 
 CHUNK = 50_000
 
@@ -115,15 +125,24 @@ class AuditChain:
                 self.add(moment + timedelta(seconds=60), None, "run.state_changed", "run", run_id, {"from": "sending", "to": state})  # fmt: skip
 
     def flush(self) -> None:
-        self.command._copy("dashboard_auditevent", AUDIT_COLUMNS, self.rows)
+        """Append the rows so far and move the head onto the last, in one statement: PostgreSQL
+        takes audit rows only onto their chain's head, and moves a head only onto its rows
+        (migration 0009), checking both at the statement's end. COPY cannot share a statement,
+        so the rows are COPYed into a scratch table first."""
+        if not self.rows:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(SCRATCH_AUDIT_SQL)
+            cursor.execute("TRUNCATE generated_audit")
+        self.command._copy("generated_audit", AUDIT_COLUMNS, self.rows)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                APPEND_SCRATCH_AUDIT_SQL, [self.sequence, self.previous_hash, self.head.pk]
+            )
         self.rows = []
 
     def close(self) -> None:
         self.flush()
-        # The head only moves forward (a trigger says so): this is such a move.
-        AuditChainHead.objects.filter(pk=self.head.pk).update(
-            length=self.sequence, last_hash=self.previous_hash
-        )
 
 
 class Command(BaseCommand):
