@@ -290,3 +290,11 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.number} of run {self.run_id}"
+
+    @property
+    def never_started(self) -> bool:
+        """Its request provably never left: claimed and still waiting for a place, or closed as
+        not sent before it started (attempts from before request_started_at have no mark)."""
+        return self.request_started_at is None and (
+            self.finished_at is None or self.failure_class == "not_sent"
+        )
