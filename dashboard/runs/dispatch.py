@@ -7,7 +7,9 @@ out at once (Optimove event generators: 500 requests/s per brand). A dispatcher 
 1. claims up to `batch_size` due queued runs in one transaction (`FOR UPDATE SKIP LOCKED`, so two
    dispatchers never claim the same run), moves them to sending with their audit rows, commits;
 2. takes places in the brand's shared Redis window as they free and sends the claimed runs from
-   a thread pool;
+   a thread pool; each grant of places is first recorded on its runs' attempts in one UPDATE
+   (request_started_at), so a run whose request never started is told apart from one that may
+   have reached the vendor when the worker dies (the sweeper puts the former back in the queue);
 3. records every answer in one transaction (attempts completed in one UPDATE, one set-based
    compare-and-set UPDATE for the runs, audit rows in one append); a failed send goes through the per-run failure handling.
 
@@ -32,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Min, Q
 
@@ -97,6 +100,31 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+_feeders = threading.local()
+
+
+def _feeder() -> ThreadPoolExecutor:
+    """The calling thread's feeder: one thread that spends places and marks requests started.
+
+    Kept for the caller's life, so its database connection is reused like the caller's own.
+    """
+    feeder = getattr(_feeders, "executor", None)
+    if feeder is None:
+        feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-feed")
+        _feeders.executor = feeder
+    return feeder
+
+
+def _drop_stale_feeder_connection() -> None:
+    """In the feeder thread: drop its database connection when it failed or outlived
+    CONN_MAX_AGE, as dashboard.tasks does for the worker's own after each task."""
+    if db_connection.connection is not None and (
+        db_connection.errors_occurred
+        or (db_connection.close_at is not None and time.monotonic() >= db_connection.close_at)
+    ):
+        db_connection.close_if_unusable_or_obsolete()
+
+
 def _send_flag(connection_id: int, operation: str, slot: int) -> str:
     return f"dispatch:send:{connection_id}:{operation}:{slot}"
 
@@ -154,9 +182,11 @@ def dispatch_sends(
     flag = _send_flag(connection_id, operation, slot) if slot is not None else None
     sent = batches = 0
     outcomes: dict[int, str] = {}
-    # Pipelined: while the feeder thread spends batch k's places (it touches no database), this
-    # thread records batch k-1 and claims batch k+1, so the window never waits for PostgreSQL.
-    feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-feed")
+    # Pipelined: while the feeder thread spends batch k's places (its only database work is one
+    # UPDATE per grant marking those requests started), this thread records batch k-1 and claims
+    # batch k+1, so the window never waits for the recording. A caller inside a transaction
+    # (tests) feeds inline: another connection could not see its uncommitted claims.
+    feeder = None if db_connection.in_atomic_block else _feeder()
     in_flight: tuple[VendorConnection, dict[str, str], Future] | None = None
     hand_over_to: int | None = None
     began = time.monotonic()
@@ -176,7 +206,7 @@ def dispatch_sends(
             connection, secrets, runs, guarded = claimed
             outcomes.update(guarded)
             if runs:
-                fed = feeder.submit(_feed_sends, connection, run_operation, secrets, runs)
+                fed = _submit(feeder, _feed_sends, connection, run_operation, secrets, runs)
                 if in_flight is not None:
                     outcomes.update(_finish_sends(*in_flight, operation=run_operation))
                 in_flight = (connection, secrets, fed)
@@ -189,7 +219,8 @@ def dispatch_sends(
         # Also after an error: what went out is recorded (or left in sending for the sweeper).
         if in_flight is not None:
             outcomes.update(_finish_sends(*in_flight, operation=run_operation))
-        feeder.shutdown(wait=True)
+        if feeder is not None:
+            feeder.submit(_drop_stale_feeder_connection).result()
     if hand_over_to is not None:
         # More may be queued: free this slot, then wake a dispatcher (this slot, or any free one).
         if flag:
@@ -219,6 +250,18 @@ def dispatch_sends(
             state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
             return f"skipped: already {state}"
     return f"dispatched {sent} sends in {batches} batches"
+
+
+def _submit(feeder: ThreadPoolExecutor | None, call: Any, *args: Any) -> Future:
+    """call(*args) on the feeder thread, or at once on this one (no feeder): its future."""
+    if feeder is not None:
+        return feeder.submit(call, *args)
+    done: Future = Future()
+    try:
+        done.set_result(call(*args))
+    except Exception as error:
+        done.set_exception(error)
+    return done
 
 
 def claim_sends(
@@ -307,8 +350,15 @@ def claim_sends(
 
 
 def _open_attempts(runs: list[Run], purpose: str, now: Any) -> None:
-    """services.open_attempt for many runs in one INSERT; each run keeps its open attempt."""
+    """services.open_attempt for many runs in one INSERT; each run keeps its open attempt.
+
+    A send's request is not started yet (request_started_at null): _feed_sends marks it when
+    its place is granted, just before it leaves.
+    """
     opened = [services.new_attempt(run, purpose=purpose, started_at=now) for run in runs]
+    if purpose == RunAttempt.Purpose.SEND:
+        for attempt in opened:
+            attempt.request_started_at = None
     RunAttempt.objects.bulk_create(opened)
     for run, attempt in zip(runs, opened, strict=True):
         run.open_attempt = attempt
@@ -353,12 +403,15 @@ def _start_with_places(
     *,
     reserve: int = 0,
     patience: float | None = None,
+    mark: Any = None,
 ) -> tuple[list[tuple[Any, Future]], list[Any]]:
     """Start `call(item)` in the thread pool for each item as the brand's sliding window gives
     places (a batched operation's rule is sliding: its place covers any delay before arrival).
 
+    `mark(items)`: called with each grant's items before any of them starts; returns those that
+    may start (the others were taken back meanwhile and are dropped, their places given back).
     Returns ([(item, future of (started_at, result or exception))], items never started for
-    lack of budget within `patience` seconds).
+    lack of budget within `patience` seconds, or because the limiter or `mark` failed).
     """
     if not rule.sliding:
         raise ValueError(f"a batched operation needs a sliding rate rule, not {rule.key}")
@@ -389,17 +442,40 @@ def _start_with_places(
                 raise
             granted = len(places)
             _give_back_threads(free - granted)
-            for item, place in zip(pending[:granted], places, strict=True):
-                futures.append((item, pool.submit(timed, item, place)))
+            grant = list(zip(pending[:granted], places, strict=True))
+            if mark is not None and grant:
+                try:
+                    allowed = mark([item for item, _place in grant])
+                except Exception:
+                    # Not marked, so not started: the caller hands these back with the rest.
+                    _free_unused_places(limiter, rule, [place for _item, place in grant])
+                    _give_back_threads(granted)
+                    raise
+                dropped = [place for item, place in grant if item not in allowed]
+                if dropped:
+                    _free_unused_places(limiter, rule, dropped)
+                    _give_back_threads(len(dropped))
+                    grant = [(item, place) for item, place in grant if item in allowed]
             pending = pending[granted:]
+            for item, place in grant:
+                futures.append((item, pool.submit(timed, item, place)))
             if pending and granted < free:
                 if give_up is not None and time.monotonic() + wait > give_up:
                     break
                 time.sleep(wait)
     except Exception:
-        # Redis unreachable: what has not started provably did not leave; the caller hands it back.
-        logger.exception("rate limiter failed; %s calls not started", len(pending))
+        # Redis (or, for `mark`, PostgreSQL) unreachable: what has not started provably did not
+        # leave; the caller hands it back.
+        logger.exception("rate limiter or database failed; %s calls not started", len(pending))
     return futures, pending
+
+
+def _free_unused_places(limiter: Any, rule: Any, places: list[str]) -> None:
+    """Places granted to requests that will not start: freed (held one more period, as ever)."""
+    try:
+        limiter.free_slots(rule, places)
+    except Exception:
+        logger.warning("rate limiter failed to free %s places of %s", len(places), rule.key)
 
 
 def _free_place(limiter: Any, rule: Any, place: str) -> None:
@@ -426,12 +502,22 @@ def _feed_sends(
     secrets: dict[str, str],
     runs: list[Run],
 ) -> tuple[list[tuple[Run, Future]], list[Run]]:
-    """Start each claimed run's send as the window gives it a place (no database work here).
+    """Start each claimed run's send as the window gives it a place; each grant's requests are
+    marked started (one UPDATE) before any of them leaves.
 
-    Returns the started sends and the runs that could not start (the limiter failed).
+    Returns the started sends and the runs that could not start (the limiter or the database
+    failed). A run the sweeper took back before its mark (its worker presumed dead) is in
+    neither: it is not sent, and nothing more is recorded for it here.
     """
     (rule,) = operation.rate_rules(connection, secrets)
-    return _start_with_places(runs, lambda run: operation.send(connection, secrets, run), rule)
+
+    def mark(granted: list[Run]) -> set[Run]:
+        started = services.mark_requests_started([run.open_attempt.pk for run in granted])
+        return {run for run in granted if run.open_attempt.pk in started}
+
+    return _start_with_places(
+        runs, lambda run: operation.send(connection, secrets, run), rule, mark=mark
+    )
 
 
 def _finish_sends(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class RunState(models.TextChoices):
@@ -273,6 +274,13 @@ class RunAttempt(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     request = models.JSONField(default=dict, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the request was about to leave (its rate place taken): evidence that it may have
+    # reached the vendor. A batched dispatcher claims runs ahead of sending them, so it opens
+    # their send attempts with this null and sets it, one UPDATE per grant of places, just
+    # before their requests go out: an open send attempt without it provably never left, and
+    # the sweeper puts its run back in the queue. Every other writer (the per-run paths, code
+    # that predates the field) gets the insert time from the database: presumed started.
+    request_started_at = models.DateTimeField(null=True, blank=True, db_default=Now())
 
     class Meta:
         constraints = [
@@ -282,3 +290,11 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.number} of run {self.run_id}"
+
+    @property
+    def never_started(self) -> bool:
+        """Its request provably never left: claimed and still waiting for a place, or closed as
+        not sent before it started (attempts from before request_started_at have no mark)."""
+        return self.request_started_at is None and (
+            self.finished_at is None or self.failure_class == "not_sent"
+        )

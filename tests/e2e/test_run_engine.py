@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -762,3 +763,113 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     # Received + succeeded lines of the slots' dispatchers (and of any hand-over after
     # MAX_DISPATCH_SECONDS, which would take far longer than this test waits).
     assert logs.count("runs.send[") < 100
+
+
+def test_a_send_worker_killed_mid_group_puts_before_a_person_only_requests_that_left(
+    team, workers, kill_worker, sandboxes, sandbox_connection
+):
+    """SIGKILL a send worker (-c 4) while its dispatchers hold a 500-run group in sending.
+
+    The vendor holds every answer, so at the kill each dispatcher has as many requests out as it
+    has send threads and the rest of its claimed batches waiting for a free one. After the
+    sweep, only runs whose requests the vendor received (and never answered) are before a
+    person; every other run goes back to the queue and is sent once. None is lost, none is sent
+    twice: the sandbox's ledger has each run exactly once.
+    """
+    from dashboard.audit import verify_audit_chains
+    from dashboard.runs import dispatch
+    from dashboard.runs.services import enqueue_send
+
+    count = 500
+    campaigns = sandboxes["optimove_campaigns"]
+    # Held answers (shorter than the client's 30 s read timeout): requests stay in flight.
+    campaigns.inject_fault("run", Fault.DELAY_AFTER_PROCESSING, times=count, seconds=25)
+    connection = sandbox_connection(team.tenant, "optimove_campaigns")
+    runs = Run.objects.filter(tenant=team.tenant)
+    created = Run.objects.bulk_create(
+        [
+            Run(
+                tenant=connection.tenant,
+                connection=connection,
+                operation=EVENT_GENERATOR,
+                parameters=event_parameters(context={"topic": number}),
+                parameters_hash=f"topic-{number}",
+                idempotency_key=f"topic-{number}",
+                state=RunState.QUEUED,
+                requested_at=utc_now(),
+            )
+            for number in range(count)
+        ]
+    )
+    for run in created:
+        enqueue_send(run)
+    victim = workers.start(pool="prefork", concurrency=4)
+
+    def topics(requests) -> list[int]:
+        return [json.loads(request.body)["context"]["topic"] for request in requests]
+
+    def every_dispatcher_waits_for_answers() -> list[int] | None:
+        """The ledger once every run is claimed (in sending) and the vendor has received as
+        many requests from each dispatcher as it has send threads (or all it claimed): nothing
+        more can start until an answer comes back."""
+        if runs.filter(state=RunState.QUEUED).exists():
+            return None
+        claims = Counter(
+            RunAttempt.objects.filter(
+                run__in=runs, purpose="send", finished_at__isnull=True
+            ).values_list("worker", flat=True)
+        )
+        most = sum(min(dispatch.SEND_THREADS, claimed) for claimed in claims.values())
+        received = topics(campaigns.received_on("run"))
+        return received if received and len(received) == most else None
+
+    in_flight = set(
+        wait_for(
+            every_dispatcher_waits_for_answers,
+            timeout=20,
+            interval=0.1,
+            message="every dispatcher to wait for held answers",
+        )
+    )
+    kill_worker(victim)
+    assert not victim.alive()
+    assert 0 < len(in_flight) < count
+    assert runs.filter(state=RunState.SENDING).count() == count
+    campaigns.clear_faults()
+
+    # The dead worker's heartbeat lapses; then the sweeper settles every run it left in sending.
+    def swept() -> bool:
+        sweep()
+        return not runs.filter(state=RunState.SENDING).exists()
+
+    wait_for(swept, timeout=90, interval=0.5, message="the sweeper to settle the dead sends")
+    before_a_person = runs.filter(state=RunState.OUTCOME_UNKNOWN)
+    assert all(run.needs_person for run in before_a_person)
+    person_topics = {run.parameters["context"]["topic"] for run in before_a_person}
+    # The bound: only requests the vendor received, with no answer recorded, need a person.
+    assert person_topics <= in_flight
+    for run in before_a_person:
+        (call,) = attempts(run)
+        assert call.request_started_at is not None and call.failure_code == "worker_lost"
+        assert "request started at" in run.failure_message and call.worker in run.failure_message
+    put_back = runs.filter(state=RunState.QUEUED)
+    assert put_back.count() == count - len(person_topics)
+    assert RunAttempt.objects.filter(
+        run__in=runs, failure_code="worker_lost_before_sending", request_started_at__isnull=True
+    ).count() == count - len(person_topics)
+
+    workers.start(pool="prefork", concurrency=4)
+
+    def settled() -> bool:
+        return not runs.exclude(state__in=SETTLED).exists()
+
+    wait_for(settled, timeout=180, interval=0.5, message=f"{count} runs to settle")
+    assert runs.filter(state=RunState.SUCCEEDED).count() == count - len(person_topics)
+    assert runs.filter(state=RunState.OUTCOME_UNKNOWN).count() == len(person_topics)
+    # Each run reached the vendor exactly once: none lost, none sent twice.
+    assert sorted(topics(campaigns.received_on("run"))) == list(range(count))
+    for run in runs.filter(state=RunState.SUCCEEDED, attempt_count=2):
+        never_sent, sent = attempts(run, "send")
+        assert never_sent.failure_code == "worker_lost_before_sending"
+        assert sent.status_code == 202
+    assert verify_audit_chains() == []

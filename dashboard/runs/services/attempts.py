@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 
 from dashboard.clock import utc_now
@@ -96,14 +97,47 @@ def record_attempt(
         )
 
 
-def lock_open_attempts(run: Run) -> None:
+def lock_open_attempts(run: Run) -> list[RunAttempt]:
     """Lock the run's unanswered attempts (inside the caller's transaction), in the order the
-    workers lock them: attempts first, then the run."""
-    list(
+    workers lock them: attempts first, then the run. Returns them as locked (current values)."""
+    return list(
         RunAttempt.objects.select_for_update()
         .filter(run=run, finished_at__isnull=True)
         .order_by("number")
-        .values_list("pk", flat=True)
+        .only("pk", "number", "purpose", "worker", "request_started_at")
+    )
+
+
+def mark_requests_started(attempt_ids: list[int]) -> set[int]:
+    """Record that these open send attempts' requests are about to leave; the ids it recorded.
+
+    One UPDATE for a whole grant of rate places, committed before any of their bytes go out. A
+    compare-and-set with the sweeper: an attempt it already closed (its run put back in the
+    queue) is not marked and must not be sent; once marked, the sweeper never requeues it.
+    """
+    if not attempt_ids:
+        return set()
+    table = RunAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET request_started_at = statement_timestamp() "  # noqa: S608
+            "WHERE id = ANY(%s) AND finished_at IS NULL AND request_started_at IS NULL "
+            "RETURNING id",
+            [list(attempt_ids)],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def close_unsent_attempt(run: Run, *, outcome: str) -> int:
+    """Close the run's open attempts whose request provably never left (the sweeper's verdict
+    when their worker died first): not sent, nothing reached the vendor. How many were closed."""
+    return RunAttempt.objects.filter(
+        run=run, finished_at__isnull=True, request_started_at__isnull=True
+    ).update(
+        failure_class=FailureClass.NOT_SENT.value,
+        failure_code="worker_lost_before_sending",
+        outcome=outcome[:300],
+        finished_at=utc_now(),
     )
 
 

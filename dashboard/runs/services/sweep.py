@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -16,8 +16,12 @@ from dashboard.runs.models import (
     RunAttempt,
     RunState,
 )
-from dashboard.runs.operations import operation_for
-from dashboard.runs.services.attempts import close_lost_attempt, lock_open_attempts
+from dashboard.runs.operations import RunOperation, operation_for
+from dashboard.runs.services.attempts import (
+    close_lost_attempt,
+    close_unsent_attempt,
+    lock_open_attempts,
+)
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
 from dashboard.vendors.http import FailureClass
@@ -44,7 +48,14 @@ def runs_sweep() -> dict[str, int]:
     idempotent enqueue.
     """
     now = utc_now()
-    report = {"requeued": 0, "presumed_lost": 0, "polls": 0, "reconciles": 0, "expired": 0}
+    report = {
+        "requeued": 0,
+        "never_sent": 0,
+        "presumed_lost": 0,
+        "polls": 0,
+        "reconciles": 0,
+        "expired": 0,
+    }
 
     stale = now - timedelta(seconds=STALE_QUEUED_SECONDS)
     for run in (
@@ -69,6 +80,8 @@ def runs_sweep() -> dict[str, int]:
         .values_list("run_id", "worker")
     )
     alive = workers_alive(set(callers.values()))
+    # One send message per (connection, operation) whose runs went back to the queue.
+    to_send: dict[tuple[int, str], int] = {}
     for run in sending:
         operation = operation_for(run.operation)
         caller = callers.get(run.pk)
@@ -81,14 +94,6 @@ def runs_sweep() -> dict[str, int]:
         )
         if not worker_gone and run.updated_at > now - timedelta(seconds=operation.max_send_seconds):
             continue
-        reconcile_after = None
-        if operation.reconciles_automatically:
-            windows = [
-                r.period_seconds
-                for r in operation.rate_rules(run.connection, connection_secrets(run.connection))
-                if r.window
-            ]
-            reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
         stopped = (
             f"The worker ({caller}) stopped while sending"
             if caller
@@ -98,28 +103,30 @@ def runs_sweep() -> dict[str, int]:
             # Lock the run's open attempts before the run: every worker path records its
             # attempt, then moves the run. A worker answering just now (its call took longer
             # than max_send_seconds) is waited for instead of deadlocked with; its answer wins.
-            lock_open_attempts(run)
-            moved = transition(
-                run,
-                RunState.OUTCOME_UNKNOWN,
-                from_states={RunState.SENDING},
-                actor=SWEEPER,
-                reason="the worker stopped while sending; the vendor may have received it",
-                failure_class=FailureClass.OUTCOME_UNKNOWN,
-                failure_code="worker_lost",
-                failure_message=f"{stopped}; the vendor may have received the request.",
-                needs_person=not operation.reconciles_automatically,
-                reconcile_after=reconcile_after,
-            )
-            if moved:
-                close_lost_attempt(
-                    run,
-                    outcome=f"No answer recorded: {stopped[0].lower()}{stopped[1:]} during this "
-                    "call; the vendor may have received it.",
+            # The lock also settles the race with a dispatcher marking the request started:
+            # whichever commits first, the other sees it (dispatch._feed_sends).
+            calls = [a for a in lock_open_attempts(run) if a.purpose in CALL_PURPOSES]
+            if calls and all(call.request_started_at is None for call in calls):
+                who = f"the worker ({caller})" if caller else "the worker"
+                why = (
+                    f"{who} stopped after claiming it"
+                    if worker_gone
+                    else f"{who} had not started it after {operation.max_send_seconds:.0f} s"
                 )
+                if _put_back_unsent(run, why):
+                    to_send[(run.connection_id, run.operation)] = run.pk
+                    report["never_sent"] += 1
+                continue
+            started = max(
+                (call.request_started_at for call in calls if call.request_started_at),
+                default=None,
+            )
+            if _presume_lost(run, operation, stopped, started, now):
                 report["presumed_lost"] += 1
-                if reconcile_after is not None:
-                    enqueue("reconcile", run.pk, max(0.0, (reconcile_after - now).total_seconds()))
+    for run_id in to_send.values():
+        # A plain message, not a wake-up: a dead dispatcher's wake-up flag may still be set.
+        # Its dispatcher sends every due queued run of the connection.
+        enqueue("send", run_id)
 
     stale_poll = now - timedelta(seconds=STALE_POLL_SECONDS)
     for run in (
@@ -161,3 +168,67 @@ def runs_sweep() -> dict[str, int]:
             report["expired"] += 1
             notifications.request_expired(run=run)
     return report
+
+
+def _put_back_unsent(run: Run, why: str) -> bool:
+    """A sending run whose request provably never started (no request_started_at on its open
+    call): back to the queue, its attempt closed as not sent, saying `why` (the worker stopped
+    after claiming it, ...). Inside the caller's transaction, with the run's open attempts
+    locked: a dispatcher can no longer mark that request started, so it will not send it."""
+    moved = transition(
+        run,
+        RunState.QUEUED,
+        from_states={RunState.SENDING},
+        actor=SWEEPER,
+        reason=f"never sent: {why}; back in the queue",
+        next_attempt_at=utc_now(),
+    )
+    if moved:
+        close_unsent_attempt(
+            run,
+            outcome=f"Never sent: {why}, before its request started; nothing reached the "
+            "vendor and the run went back to the queue.",
+        )
+    return moved
+
+
+def _presume_lost(
+    run: Run, operation: RunOperation, stopped: str, started: datetime | None, now: datetime
+) -> bool:
+    """A sending run whose request may have reached the vendor, with no answer recorded: to
+    outcome unknown (reconciled, or before a person), with the evidence. Inside the caller's
+    transaction, with the run's open attempts locked."""
+    reconcile_after = None
+    if operation.reconciles_automatically:
+        windows = [
+            r.period_seconds
+            for r in operation.rate_rules(run.connection, connection_secrets(run.connection))
+            if r.window
+        ]
+        reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
+    evidence = ""
+    if started is not None:
+        milliseconds = f"{started.microsecond // 1000:03d}"
+        evidence = f" (its request started at {started:%Y-%m-%d %H:%M:%S}.{milliseconds} UTC)"
+    moved = transition(
+        run,
+        RunState.OUTCOME_UNKNOWN,
+        from_states={RunState.SENDING},
+        actor=SWEEPER,
+        reason="the worker stopped while sending; the vendor may have received it",
+        failure_class=FailureClass.OUTCOME_UNKNOWN,
+        failure_code="worker_lost",
+        failure_message=f"{stopped}{evidence} and no answer was recorded; the vendor may have "
+        "received the request.",
+        needs_person=not operation.reconciles_automatically,
+        reconcile_after=reconcile_after,
+    )
+    if moved:
+        close_lost_attempt(
+            run,
+            outcome=f"No answer recorded: {stopped[0].lower()}{stopped[1:]}{evidence} during "
+            "this call; the vendor may have received it.",
+        )
+        if reconcile_after is not None:
+            enqueue("reconcile", run.pk, max(0.0, (reconcile_after - now).total_seconds()))
+    return moved

@@ -316,3 +316,65 @@ def test_a_long_dispatch_hands_over_to_a_fresh_message(team, campaigns, sandboxe
     assert woken == [([runs[1].pk], {"slot": 0})]
     runs[2].refresh_from_db()
     assert runs[2].state == RunState.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_run_the_sweeper_put_back_before_its_request_started_is_sent_once(
+    team, campaigns, sandboxes, monkeypatch
+):
+    """The sweeper and the dispatcher race on the run's open attempt: the sweeper put the run
+    back in the queue before its grant was marked started, so the dispatcher does not send it
+    from that claim; it goes out once, from the queue."""
+    from dashboard import tasks
+
+    messages = []
+    monkeypatch.setattr(tasks.send_run, "apply_async", lambda args, **kwargs: messages.append(args))
+    runs = [submit(team, campaigns, number) for number in range(3)]
+    victim = runs[1]
+    mark = services.mark_requests_started
+    swept = []
+
+    def sweeper_first(attempt_ids):
+        if not swept:
+            # Claimed long ago as far as the sweeper can tell: it takes the run back.
+            Run.objects.filter(pk=victim.pk).update(updated_at=utc_now() - timedelta(hours=1))
+            swept.append(services.runs_sweep())
+        return mark(attempt_ids)
+
+    monkeypatch.setattr(services, "mark_requests_started", sweeper_first)
+    messages.clear()  # the submissions' wake-ups
+    try:
+        dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+    finally:
+        db_connection.close()
+
+    assert swept[0]["never_sent"] == 1
+    assert sent_numbers(sandboxes) == [0, 2]
+    victim.refresh_from_db()
+    assert victim.state == RunState.QUEUED
+    # The sweeper's message sends it, once.
+    assert messages == [[victim.pk]]
+    try:
+        assert services.run_send(run_id=victim.pk) == "accepted"
+    finally:
+        db_connection.close()
+    assert sent_numbers(sandboxes) == [0, 1, 2]
+    victim.refresh_from_db()
+    assert victim.state == RunState.ACCEPTED
+    first, second = victim.attempts.all()
+    assert (first.number, first.failure_code, first.status_code) == (
+        1,
+        "worker_lost_before_sending",
+        None,
+    )
+    assert (second.number, second.status_code) == (2, 202)
+    assert transitions(victim) == [
+        ("queued", "sending"),
+        ("sending", "queued"),
+        ("queued", "sending"),
+        ("sending", "accepted"),
+    ]
+    # Every request that left was marked started before it did.
+    sent = RunAttempt.objects.filter(purpose="send", status_code=202)
+    assert sent.count() == 3 and not sent.filter(request_started_at__isnull=True).exists()
+    assert verify_audit_chains() == []

@@ -103,3 +103,150 @@ def test_a_sweep_racing_a_late_answer_waits_for_it_instead_of_deadlocking(clean_
     assert run.state == RunState.SUCCEEDED
     attempt = RunAttempt.objects.get(run=run)
     assert attempt.status_code == 200 and attempt.failure_code == ""
+
+
+# -- a claimed send whose request never started ---------------------------------------------
+
+
+def claimed(*, worker: str, seconds: float, request_started: bool) -> RunAttempt:
+    """A run a batched dispatcher moved to sending `seconds` ago, with its open send attempt;
+    `request_started`: whether the dispatcher marked its request started before it stopped."""
+    from dashboard.runs.models import Operation
+
+    run = RunFactory(
+        state=RunState.SENDING,
+        attempt_count=1,
+        operation=Operation.OPTIMOVE_RUN_EVENT_GENERATOR,
+        approval_required=False,
+    )
+    attempt = RunAttemptFactory(
+        run=run,
+        number=1,
+        exchange={},
+        status_code=None,
+        latency_ms=None,
+        finished_at=None,
+        worker=worker,
+        request_started_at=utc_now() - timedelta(seconds=seconds) if request_started else None,
+    )
+    then = utc_now() - timedelta(seconds=seconds)
+    type(run).objects.filter(pk=run.pk).update(updated_at=then, sent_at=then)
+    return attempt
+
+
+@pytest.fixture
+def sent_messages(monkeypatch) -> list[list]:
+    """The args of every runs.send message the sweeper enqueues."""
+    from dashboard import tasks
+
+    messages: list[list] = []
+    monkeypatch.setattr(
+        tasks.send_run, "apply_async", lambda args, **options: messages.append(args)
+    )
+    return messages
+
+
+def test_a_dead_workers_claimed_run_whose_request_never_started_goes_back_to_the_queue(
+    clean_redis, sent_messages
+):
+    from dashboard.models import AuditEvent
+
+    attempt = claimed(worker="gone-host:4242", seconds=20, request_started=False)
+    run = attempt.run
+
+    report = services.runs_sweep()
+
+    assert (report["never_sent"], report["presumed_lost"]) == (1, 0)
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED and not run.needs_person
+    assert run.next_attempt_at is not None and run.failure_code == ""
+    attempt.refresh_from_db()
+    assert attempt.finished_at is not None
+    assert (attempt.failure_class, attempt.failure_code) == (
+        "not_sent",
+        "worker_lost_before_sending",
+    )
+    assert attempt.outcome.startswith("Never sent: the worker (gone-host:4242) stopped")
+    # Not counted as a call that may have reached the vendor.
+    assert not services.earlier_call_may_have_reached_vendor(run)
+    event = AuditEvent.objects.filter(object_id=str(run.pk)).latest("sequence")
+    assert event.actor_label == "sweeper"
+    assert (event.summary["from"], event.summary["to"]) == ("sending", "queued")
+    # Sent again by a plain message (a dead dispatcher's wake-up flag may still be set).
+    assert sent_messages == [[run.pk]]
+
+
+def test_a_dead_workers_run_whose_request_started_goes_before_a_person_with_evidence(
+    clean_redis, sent_messages
+):
+    attempt = claimed(worker="gone-host:4242", seconds=20, request_started=True)
+    run = attempt.run
+
+    report = services.runs_sweep()
+
+    assert (report["never_sent"], report["presumed_lost"]) == (0, 1)
+    run.refresh_from_db()
+    assert run.state == RunState.OUTCOME_UNKNOWN and run.needs_person
+    assert run.failure_code == "worker_lost"
+    started = f"{attempt.request_started_at:%Y-%m-%d %H:%M:%S}"
+    assert "gone-host:4242" in run.failure_message
+    assert f"request started at {started}." in run.failure_message
+    assert "no answer was recorded" in run.failure_message
+    attempt.refresh_from_db()
+    assert attempt.failure_code == "worker_lost" and attempt.finished_at is not None
+    assert f"request started at {started}." in attempt.outcome
+    assert sent_messages == []
+
+
+def test_a_claim_whose_request_never_started_in_time_goes_back_and_cannot_be_sent_late(
+    clean_redis, sent_messages
+):
+    """A live dispatcher that held a claimed run past max_send_seconds without starting its
+    request: the sweeper puts it back, and the dispatcher's later mark fails, so it is not sent
+    by that dispatcher (only once, from the queue)."""
+    from dashboard.runs.heartbeat import beat_now
+
+    attempt = claimed(worker=beat_now(), seconds=600, request_started=False)
+
+    assert services.runs_sweep()["never_sent"] == 1
+
+    attempt.refresh_from_db()
+    assert "had not started it after 90 s" in attempt.outcome
+    assert services.mark_requests_started([attempt.pk]) == set()
+    attempt.refresh_from_db()
+    assert attempt.request_started_at is None
+
+
+def test_a_marked_request_is_never_put_back_in_the_queue(clean_redis, sent_messages):
+    attempt = claimed(worker="gone-host:4242", seconds=20, request_started=False)
+    assert services.mark_requests_started([attempt.pk]) == {attempt.pk}
+    # Marking twice changes nothing: the first moment stays the evidence.
+    assert services.mark_requests_started([attempt.pk]) == set()
+
+    report = services.runs_sweep()
+
+    assert (report["never_sent"], report["presumed_lost"]) == (0, 1)
+    attempt.run.refresh_from_db()
+    assert attempt.run.state == RunState.OUTCOME_UNKNOWN and attempt.run.needs_person
+    assert sent_messages == []
+
+
+def test_a_live_workers_recent_claim_is_left_alone(clean_redis, sent_messages):
+    from dashboard.runs.heartbeat import beat_now
+
+    attempt = claimed(worker=beat_now(), seconds=20, request_started=False)
+
+    report = services.runs_sweep()
+
+    assert (report["never_sent"], report["presumed_lost"]) == (0, 0)
+    attempt.run.refresh_from_db()
+    assert attempt.run.state == RunState.SENDING
+
+
+def test_an_open_call_from_before_the_marker_counts_as_started():
+    """Any writer that does not set request_started_at (the per-run paths, older code) gets
+    the insert time from the database: its call is presumed started, never requeued."""
+    run = RunFactory(state=RunState.SENDING, attempt_count=1)
+    attempt = services.open_attempt(run, purpose=RunAttempt.Purpose.SEND)
+    attempt.refresh_from_db()
+    assert attempt.request_started_at is not None

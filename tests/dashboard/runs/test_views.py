@@ -883,3 +883,52 @@ def test_a_rejected_run_says_who_rejected_it_when_and_why(team):
     listing = text(team.client_for("auditor").get(reverse("run_list", args=["acme"])))
     assert '<span class="badge bad">rejected</span>' in listing
     assert "Rejected by oscar" in listing
+
+
+def test_detail_tells_a_call_that_may_have_left_from_one_that_never_started(team):
+    """After a worker died: the person sees which call may have reached the vendor (when its
+    request started) and which never left."""
+    run = RunFactory(tenant=team.tenant, state=RunState.OUTCOME_UNKNOWN, attempt_count=3)
+    request = {"description": "Event generator → topic NFL", "parameters_hash": "abc123"}
+    started = utc_now().replace(microsecond=123456)
+    RunAttemptFactory(
+        run=run,
+        number=1,
+        exchange={},
+        status_code=None,
+        request=request,
+        request_started_at=None,
+        failure_class="not_sent",
+        failure_code="worker_lost_before_sending",
+        outcome="Never sent: the worker (host:1) stopped after claiming it.",
+    )
+    RunAttemptFactory(
+        run=run,
+        number=2,
+        exchange={},
+        status_code=None,
+        request=request,
+        request_started_at=started,
+        failure_code="worker_lost",
+        outcome="No answer recorded: the worker (host:2) stopped while sending.",
+    )
+
+    # Lost before request_started_at existed: no mark, still a call that may have left.
+    RunAttemptFactory(
+        run=run,
+        number=3,
+        exchange={},
+        status_code=None,
+        request=request,
+        request_started_at=None,
+        failure_class="outcome_unknown",
+        failure_code="worker_lost",
+    )
+
+    page = text(team.client_for("auditor").get(detail_url(run)))
+
+    assert page.count("Claimed, never sent: Event generator → topic NFL") == 1
+    assert "Its request never started." in page
+    assert f"Request started at {started:%Y-%m-%d %H:%M:%S}.123. No answer was recorded." in page
+    assert page.count("Call recorded before it left") == 2
+    assert page.count("Request started at") == 1
