@@ -12,7 +12,7 @@ def open_attempts_may_have_started(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0008_run_awaiting_approval_index"),
+        ("dashboard", "0009_audit_rows_only_onto_their_chain_head"),
     ]
 
     # One transaction: the table stays locked until the default is in place, so no worker can
