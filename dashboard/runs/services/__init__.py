@@ -32,6 +32,7 @@ from dashboard.runs.services.polling import (
     POLL_DEADLINE_MESSAGE,
     expire_polling,
     poll_backoff,
+    poll_failure_outcome,
     poll_outcome,
     run_poll,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "open_attempt",
     "parameters_hash",
     "poll_backoff",
+    "poll_failure_outcome",
     "poll_outcome",
     "reconciling_refusal",
     "record_attempt",
