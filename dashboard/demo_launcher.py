@@ -1,7 +1,9 @@
 """`make demo`'s processes: the sandboxes, the demo data, a worker, beat and the web server.
 
 Every process runs under one `ProcessSupervisor`, so Ctrl-C or SIGTERM stops all of them and
-leaves nothing behind (the launcher returns 0 once every process group is empty).
+leaves nothing behind (the launcher returns 0 once every process group is empty). A worker or
+beat that dies is started again after a short backoff (see ProcessSupervisor); any other process
+that dies stops the demo.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def run_demo(
                 "worker",
                 [celery, "-A", "dashboard", "worker", "-Q", "send,poll", *WORKER_OPTIONS],
                 log_path=demo_dir / "worker.log",
+                restart=True,
             )
             supervisor.start(
                 "beat",
@@ -81,6 +84,7 @@ def run_demo(
                     "INFO",
                 ],
                 log_path=demo_dir / "beat.log",
+                restart=True,
             )
             supervisor.start(
                 "web",

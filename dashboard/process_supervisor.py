@@ -8,6 +8,11 @@ reaches the supervisor only; the supervisor then sends SIGTERM to every child's 
 (gunicorn's workers included), waits for each group to empty, sends SIGKILL to whatever is left
 after a grace period, and returns 0. On Linux it is also the child subreaper, so grandchildren
 orphaned by their parent's exit are its children and are reaped, never left behind.
+
+A child started with `restart=True` (the demo's worker and beat) that dies is started again after
+a backoff (1 s, doubling to 30 s), with a log line saying so; only if it keeps dying (more than
+`max_restarts` times in `restart_window_seconds`) does the supervisor stop everything, as it does
+at once when any other child dies.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEFAULT_GRACE_SECONDS = 10.0
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_CAP_SECONDS = 30.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 600.0
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -37,19 +46,25 @@ class Stopped(Exception):
 class ProcessExited(Exception):
     """A managed process ended by itself, which a long-running service should never do."""
 
-    def __init__(self, name: str, returncode: int) -> None:
-        super().__init__(f"{name} exited with status {returncode}")
+    def __init__(self, name: str, returncode: int, detail: str = "") -> None:
+        super().__init__(f"{name} exited with status {returncode}{detail}")
         self.name = name
         self.returncode = returncode
 
 
 @dataclass
 class ManagedProcess:
-    """One child: a name for messages, its Popen, and its log file (closed on stop)."""
+    """One child: a name for messages, its Popen, and its log file (closed on stop); how to
+    start it again, when it may be restarted."""
 
     name: str
     popen: subprocess.Popen
     log: IO[bytes] | None
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    restart: bool = False
+    restarted_at: list[float] = field(default_factory=list)  # monotonic times, recent ones
+    restart_due: float | None = None  # when a died child is started again
 
     @property
     def group(self) -> int:
@@ -69,8 +84,16 @@ class ProcessSupervisor:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         say: Callable[[str], None] | None = None,
+        restart_backoff_seconds: float = RESTART_BACKOFF_SECONDS,
+        restart_backoff_cap_seconds: float = RESTART_BACKOFF_CAP_SECONDS,
+        max_restarts: int = MAX_RESTARTS,
+        restart_window_seconds: float = RESTART_WINDOW_SECONDS,
     ) -> None:
         self.grace_seconds = grace_seconds
+        self.restart_backoff_seconds = restart_backoff_seconds
+        self.restart_backoff_cap_seconds = restart_backoff_cap_seconds
+        self.max_restarts = max_restarts
+        self.restart_window_seconds = restart_window_seconds
         self.processes: list[ManagedProcess] = []
         self._stop_requested = threading.Event()
         self._stop_signal: int | None = None
@@ -110,20 +133,17 @@ class ProcessSupervisor:
         *,
         log_path: Path | None = None,
         env: Mapping[str, str] | None = None,
+        restart: bool = False,
     ) -> ManagedProcess:
-        """Start a long-running child in its own process group (output to `log_path` if given)."""
+        """Start a long-running child in its own process group (output to `log_path` if given).
+
+        `restart`: if it dies, start it again after a backoff instead of stopping everything.
+        """
         self._raise_if_stopped()
         log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
-        # The argv comes from the caller's code (the demo launcher), never from user input.
-        popen = subprocess.Popen(  # noqa: S603
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log if log is not None else None,
-            stderr=subprocess.STDOUT if log is not None else None,
-            env=dict(env) if env is not None else None,
-            process_group=0,
-        )
-        process = ManagedProcess(name, popen, log)
+        child_env = dict(env) if env is not None else None
+        popen = _spawn(list(argv), log, child_env)
+        process = ManagedProcess(name, popen, log, list(argv), child_env, restart)
         self.processes.append(process)
         return process
 
@@ -168,10 +188,49 @@ class ProcessSupervisor:
             raise Stopped
 
     def _raise_if_a_child_exited(self) -> None:
+        """Raise ProcessExited for a died child, unless it is one to restart: then schedule
+        its restart (or carry it out when due)."""
+        now = time.monotonic()
         for process in self.processes:
+            if process.restart_due is not None:
+                if now >= process.restart_due:
+                    self._restart(process)
+                continue
             returncode = process.popen.poll()
-            if returncode is not None:
+            if returncode is None:
+                continue
+            if not process.restart:
                 raise ProcessExited(process.name, returncode)
+            process.restarted_at = [
+                at for at in process.restarted_at if now - at < self.restart_window_seconds
+            ]
+            if len(process.restarted_at) >= self.max_restarts:
+                raise ProcessExited(
+                    process.name,
+                    returncode,
+                    f" again, after {len(process.restarted_at)} restarts in "
+                    f"{self.restart_window_seconds:g} s; giving up",
+                )
+            delay = min(
+                self.restart_backoff_cap_seconds,
+                self.restart_backoff_seconds * 2 ** len(process.restarted_at),
+            )
+            process.restart_due = now + delay
+            self._say(
+                f"{process.name} exited with status {returncode}; restarting it in {delay:g} s."
+            )
+
+    def _restart(self, process: ManagedProcess) -> None:
+        # What the died leader left in its group (e.g. pool children) goes first, so that two
+        # generations never consume side by side.
+        _signal_group(process.group, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=5)
+        self._reap()
+        process.popen = _spawn(process.argv, process.log, process.env)
+        process.restarted_at.append(time.monotonic())
+        process.restart_due = None
+        self._say(f"{process.name} restarted (pid {process.popen.pid}).")
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -215,6 +274,18 @@ class ProcessSupervisor:
                 return
             if pid == 0:
                 return
+
+
+def _spawn(argv: list[str], log: IO[bytes] | None, env: dict[str, str] | None) -> subprocess.Popen:
+    # The argv comes from the caller's code (the demo launcher), never from user input.
+    return subprocess.Popen(  # noqa: S603
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log if log is not None else None,
+        stderr=subprocess.STDOUT if log is not None else None,
+        env=env,
+        process_group=0,
+    )
 
 
 def _signal_group(group: int, number: int) -> None:

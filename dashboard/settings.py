@@ -227,6 +227,8 @@ PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR = env_int("PASSWORD_RESET_REQUESTS_
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport, repaired so a worker survives a broker restart (dashboard/broker.py).
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task may run or wait (countdowns stay well under it); see README.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
@@ -234,6 +236,8 @@ if REDIS_URL:
 else:
     broker_dir = DEMO_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
+    # kombu's filesystem transport with atomic message files (dashboard/broker.py).
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:FilesystemTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(broker_dir / "out"),
         "data_folder_out": str(broker_dir / "out"),

@@ -781,18 +781,27 @@ def poll_batch(
         )
         said: dict[int, str] = {}
         writes: list[tuple[int, dict[str, Any]]] = []
-        finished: list[tuple[Run, str, PollResult]] = []
+        finished: list[tuple[Run, str, str]] = []
         for run, _started, status in outcomes:
             said[run.pk] = (
                 status.vendor_status
                 if isinstance(status, PollResult)
                 else f"poll failed: {getattr(status, 'code', 'internal_error')}"
             )
+            if isinstance(status, VendorError):
+                to_state, fields = services.poll_failure_outcome(run, status, now)
+                fields["updated_at"] = now
+                if to_state is not None:
+                    said[run.pk] = f"poll refused: {status.code}"
+                    fields["state"] = to_state
+                    finished.append(
+                        (run, to_state, f"status read refused ({status.code}); polling stopped")
+                    )
+                writes.append((run.pk, fields))
+                continue
             if not isinstance(status, PollResult):
-                if not isinstance(status, VendorError):
-                    logger.error("run %s: unexpected error while polling", run.pk, exc_info=status)
-                retry = getattr(status, "retry_after", None)
-                wait = retry or services.poll_backoff(run.poll_count)
+                logger.error("run %s: unexpected error while polling", run.pk, exc_info=status)
+                wait = services.poll_backoff(run.poll_count)
                 writes.append(
                     (run.pk, {"next_poll_at": now + timedelta(seconds=wait), "updated_at": now})
                 )
@@ -802,18 +811,14 @@ def poll_batch(
             if to_state is not None:
                 fields["state"] = to_state
                 fields["finished_at"] = now
-                finished.append((run, to_state, status))
+                finished.append((run, to_state, f"vendor status {status.vendor_status}"))
             writes.append((run.pk, fields))
         # One compare-and-set per shape of answer: a run someone else moved on is left alone.
         changed = services.update_rows(Run, writes, expected={"state": [RunState.ACCEPTED]})
         events = []
-        for run, to_state, status in finished:
+        for run, to_state, reason in finished:
             if run.pk in changed:
-                events.append(
-                    _state_event(
-                        run, RunState.ACCEPTED, to_state, f"vendor status {status.vendor_status}"
-                    )
-                )
+                events.append(_state_event(run, RunState.ACCEPTED, to_state, reason))
                 run.state = to_state
         record_audit_events(events)
     return said

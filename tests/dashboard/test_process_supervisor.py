@@ -132,3 +132,78 @@ def test_a_process_that_dies_stops_the_others_and_the_supervisor_exits_1(tmp_pat
     assert driver.returncode == 1, output
     assert "short exited with status 3; stopping the others." in output
     _wait_for(lambda: not any(_alive(pid) for pid in pids.values()), "no process left")
+
+
+RESTARTING_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from dashboard.process_supervisor import ProcessSupervisor
+
+    pids = Path(sys.argv[1])
+    mode = sys.argv[2]
+    with ProcessSupervisor(
+        grace_seconds=1.0, restart_backoff_seconds=0.1, max_restarts=2
+    ) as supervisor:
+        supervisor.start("web", ["sh", "-c", f"echo $$ > {pids}/web; exec sleep 300"])
+        if mode == "killed":
+            command = f"echo $$ >> {pids}/worker; exec sleep 300"
+        else:
+            command = f"echo $$ >> {pids}/worker; exit 3"
+        supervisor.start("worker", ["sh", "-c", command], restart=True)
+        print("ready", flush=True)
+        sys.exit(supervisor.wait())
+    """
+)
+
+
+def _worker_pids(tmp_path: Path) -> list[int]:
+    path = tmp_path / "worker"
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def _start_restarting_driver(tmp_path: Path, mode: str) -> subprocess.Popen:
+    driver = subprocess.Popen(
+        [sys.executable, "-c", RESTARTING_DRIVER, str(tmp_path), mode],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _wait_for(lambda: (tmp_path / "web").exists() and _worker_pids(tmp_path), "the children")
+    return driver
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_and_a_stop_signal_still_ends_everything(tmp_path):
+    """The demo's worker died (a broker error) and took the whole demo down with it."""
+    driver = _start_restarting_driver(tmp_path, "killed")
+    (first,) = _worker_pids(tmp_path)
+    web = int((tmp_path / "web").read_text())
+
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: len(_worker_pids(tmp_path)) == 2, "the worker to be started again")
+    second = _worker_pids(tmp_path)[1]
+    assert _alive(second) and _alive(web) and driver.poll() is None
+
+    driver.send_signal(signal.SIGTERM)
+    output, _ = driver.communicate(timeout=DEADLINE_SECONDS)
+
+    assert driver.returncode == 0, output
+    assert "worker exited with status -9; restarting it in 0.1 s." in output
+    assert f"worker restarted (pid {second})." in output
+    _wait_for(lambda: not any(_alive(pid) for pid in (first, second, web)), "no process left")
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_is_given_up_on_and_stops_the_others(tmp_path):
+    driver = _start_restarting_driver(tmp_path, "keeps-dying")
+
+    output, _ = driver.communicate(timeout=DEADLINE_SECONDS)
+
+    assert driver.returncode == 1, output
+    # Started once, restarted twice (after 0.1 s, then 0.2 s), then given up on.
+    assert len(_worker_pids(tmp_path)) == 3
+    assert "restarting it in 0.1 s." in output and "restarting it in 0.2 s." in output
+    assert "worker exited with status 3 again, after 2 restarts in 600 s; giving up" in output
+    assert not _alive(int((tmp_path / "web").read_text()))

@@ -33,6 +33,7 @@ from dashboard.runs.services.polling import (
     POLL_DEADLINE_MESSAGE,
     expire_polling,
     poll_backoff,
+    poll_failure_outcome,
     poll_outcome,
     run_poll,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "owner_or_operator_refusal",
     "parameters_hash",
     "poll_backoff",
+    "poll_failure_outcome",
     "poll_outcome",
     "reconciling_refusal",
     "record_attempt",

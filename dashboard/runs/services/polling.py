@@ -17,7 +17,7 @@ from dashboard.runs.models import (
 )
 from dashboard.runs.operations import PollResult, operation_for
 from dashboard.runs.rate_limits import acquire_all
-from dashboard.runs.services.attempts import open_attempt, record_attempt
+from dashboard.runs.services.attempts import failure_text, open_attempt, record_attempt
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import WORKER, enqueue, transition
 from dashboard.vendors.http import FailureClass, VendorError
@@ -57,6 +57,34 @@ def poll_outcome(run: Run, status: PollResult, now: datetime) -> tuple[str | Non
         failure_message=status.failure_message or f"The vendor reports {status.vendor_status}.",
     )
     return RunState.FAILED, fields
+
+
+def poll_failure_outcome(
+    run: Run, error: VendorError, now: datetime
+) -> tuple[str | None, dict[str, Any]]:
+    """What a failed status read makes of an accepted run, by the error's class as for a send.
+
+    A refusal (REJECTED: 401, 403, 404 "execution not found"...) will not change by asking again:
+    the poll ends and the run goes before a person with the vendor's words (the vendor accepted
+    the run, so whether it went through is for a person to check; the client's advice is about
+    sends, so it is left out). Anything else (throttled,
+    5xx, no answer, no connection) is asked again after a backoff, until the poll deadline.
+    """
+    if error.failure_class is FailureClass.REJECTED:
+        return RunState.OUTCOME_UNKNOWN, {
+            "needs_person": True,
+            "next_poll_at": None,
+            "failure_class": error.failure_class.value,
+            "failure_code": error.code,
+            "failure_message": (
+                "The vendor accepted the run but refused to report its status, so TriggerDesk "
+                f"stopped asking: {failure_text(error, with_advice=False)} Check in the vendor's "
+                "UI, then mark the "
+                "run as sent or send it again."
+            ),
+        }
+    wait = error.retry_after or poll_backoff(run.poll_count)
+    return None, {"next_poll_at": now + timedelta(seconds=wait)}
 
 
 def expire_polling(run: Run) -> bool:
@@ -122,7 +150,6 @@ def run_poll(*, run_id: int) -> str:
         finally:
             permit.answered()
     except VendorError as error:
-        wait = error.retry_after or poll_backoff(run.poll_count)
         with transaction.atomic():
             record_attempt(
                 run,
@@ -131,10 +158,21 @@ def run_poll(*, run_id: int) -> str:
                 exchange=error.exchange,
                 error=error,
             )
+            to_state, fields = poll_failure_outcome(run, error, utc_now())
+            if to_state is not None:
+                transition(
+                    run,
+                    to_state,
+                    from_states={RunState.ACCEPTED},
+                    actor=WORKER,
+                    reason=f"status read refused ({error.code}); polling stopped",
+                    **fields,
+                )
+                return f"poll refused: {error.code}"
             Run.objects.filter(pk=run.pk, state=RunState.ACCEPTED).update(
-                next_poll_at=utc_now() + timedelta(seconds=wait), updated_at=utc_now()
+                updated_at=utc_now(), **fields
             )
-            enqueue("poll", run.pk, wait)
+            enqueue("poll", run.pk, (fields["next_poll_at"] - utc_now()).total_seconds())
         return f"poll failed: {error.code}"
     with transaction.atomic():
         record_attempt(

@@ -99,3 +99,27 @@ def test_a_mapping_that_misses_a_column_or_the_matching_value_is_refused(
     assert launch.state == LaunchState.DISCARDED
     assert problem in launch.problem
     assert altcraft.received == []
+
+
+def test_a_task_altcraft_no_longer_knows_goes_before_a_person_at_once(
+    team, trigger, altcraft, sandboxes
+) -> None:
+    """Altcraft's "Task not found" on a status read will not change in the 24 h poll window."""
+    launch = prepare(team.marketer, trigger, FILE, kind="import", mapping=MAPPING)
+    launch = services.launch_confirm(
+        actor=actor_of(team.marketer), launch=launch, sha256_seen=launch.source_sha256
+    )
+    [chunk] = launch.chunks.all()
+    assert run_send(run_id=chunk.run_id) == "accepted"
+    Run.objects.filter(pk=chunk.run_id).update(vendor_reference="999999", next_poll_at=None)
+
+    assert run_poll(run_id=chunk.run_id).startswith("poll refused: ")
+
+    run = Run.objects.get(pk=chunk.run_id)
+    assert run.state == RunState.OUTCOME_UNKNOWN and run.needs_person
+    assert run.failure_class == "rejected"
+    assert "Task not found" in run.failure_message
+    assert "launched nothing" not in run.failure_message  # a send's advice, wrong here
+    Run.objects.filter(pk=chunk.run_id).update(next_poll_at=None)
+    assert run_poll(run_id=chunk.run_id) == "not accepted"
+    assert run.attempts.filter(purpose="poll").count() == 1

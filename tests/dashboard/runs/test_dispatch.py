@@ -378,3 +378,46 @@ def test_a_claimed_run_the_sweeper_put_back_before_its_request_started_is_sent_o
     sent = RunAttempt.objects.filter(purpose="send", status_code=202)
     assert sent.count() == 3 and not sent.filter(request_started_at__isnull=True).exists()
     assert verify_audit_chains() == []
+
+
+@pytest.mark.django_db
+def test_a_refused_status_read_ends_the_poll_and_puts_the_run_before_a_person(
+    team, campaigns, sandboxes
+):
+    """A 404 "execution not found" will not change by asking again for two hours: the run goes
+    before a person at once, with the vendor's words; its neighbour in the batch polls on."""
+    lost, kept = [submit(team, campaigns, number) for number in range(2)]
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+    Run.objects.filter(pk=lost.pk).update(vendor_reference="exec-unknown")
+    Run.objects.filter(pk__in=[lost.pk, kept.pk]).update(next_poll_at=None)
+
+    assert services.run_poll(run_id=lost.pk) == "poll refused: execution_not_found"
+
+    lost.refresh_from_db()
+    assert lost.state == RunState.OUTCOME_UNKNOWN and lost.needs_person
+    assert lost.failure_class == "rejected" and lost.failure_code == "execution_not_found"
+    assert "Execution ID not found" in lost.failure_message
+    assert "stopped asking" in lost.failure_message
+    assert transitions(lost)[-1] == ("accepted", "outcome_unknown")
+    kept.refresh_from_db()
+    assert kept.state == RunState.ACCEPTED and kept.next_poll_at > utc_now()
+    # Nothing asks about the refused run again.
+    sandboxes.clock.advance(5)
+    Run.objects.filter(pk=kept.pk).update(next_poll_at=None)
+    assert services.run_poll(run_id=kept.pk) == "published"
+    assert lost.attempts.filter(purpose="poll").count() == 1
+    assert verify_audit_chains() == []
+
+
+@pytest.mark.django_db
+def test_a_server_error_on_a_status_read_is_asked_again_later(team, campaigns, sandboxes):
+    run = submit(team, campaigns, 0)
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+    Run.objects.filter(pk=run.pk).update(next_poll_at=None)
+    sandboxes["optimove_campaigns"].inject_fault("status", Fault.SERVER_ERROR)
+
+    assert services.run_poll(run_id=run.pk).startswith("poll failed: ")
+
+    run.refresh_from_db()
+    assert run.state == RunState.ACCEPTED and not run.needs_person
+    assert run.next_poll_at > utc_now()

@@ -599,3 +599,41 @@ def test_sweeper_picks_up_an_overdue_reconciliation_within_seconds(team, daily, 
     Run.objects.filter(pk=run.pk).update(reconcile_after=utc_now() - timedelta(seconds=5))
 
     assert services.runs_sweep()["reconciles"] == 1
+
+
+# -- a status read that fails ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "gives_up"),
+    [
+        ("campaigns.vendors.optimove_campaigns.client:Unauthorized", True),
+        ("campaigns.vendors.optimove_campaigns.client:Forbidden", True),
+        ("campaigns.vendors.optimove_campaigns.client:ExecutionNotFound", True),
+        ("campaigns.vendors.optimove_campaigns.client:RateLimited", False),
+        ("campaigns.vendors.optimove_campaigns.client:OptimoveServerError", False),
+        ("campaigns.vendors.optimove_campaigns.client:NoAnswer", False),
+        ("campaigns.vendors.optimove_campaigns.client:ConnectionFailed", False),
+    ],
+)
+def test_a_failed_status_read_is_sorted_by_its_class_as_a_send_is(error, gives_up):
+    from django.utils.module_loading import import_string
+
+    from dashboard.clock import utc_now
+
+    error_class = import_string(error.replace(":", "."))
+    failure = error_class(
+        "The vendor refused.", code="some_code", vendor_message="in its own words", retry_after=7
+    )
+    run = Run(poll_count=3, state=RunState.ACCEPTED)
+    now = utc_now()
+
+    to_state, fields = services.poll_failure_outcome(run, failure, now)
+
+    if gives_up:
+        assert to_state == RunState.OUTCOME_UNKNOWN and fields["needs_person"]
+        assert fields["failure_class"] == "rejected" and fields["failure_code"] == "some_code"
+        assert "in its own words" in fields["failure_message"]
+    else:
+        assert to_state is None
+        assert fields == {"next_poll_at": now + timedelta(seconds=7)}
