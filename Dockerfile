@@ -53,9 +53,10 @@ COPY --from=build --chown=root:root /src /app
 USER 10001:10001
 EXPOSE 8000
 # Liveness of the web role (the worker and beat services override it in docker-compose.yml).
-# python rather than curl: the slim image has no curl.
+# The probe sends ALLOWED_HOSTS' first name as Host (Django answers any other Host 400) and
+# needs no curl, which the slim image lacks (dashboard/observability/probe.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-m", "dashboard.observability.probe", "http://127.0.0.1:8000/healthz"]
 # gunicorn logs errors through Django's JSON logging; each request is logged by the app with its
 # request id, so gunicorn's plain-text access log stays off.
 CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
