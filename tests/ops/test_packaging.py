@@ -69,7 +69,7 @@ def test_compose_has_every_role_from_one_image():
     commands = {name: " ".join(map(str, services[name]["command"])) for name in APP_SERVICES}
     assert "-Q send " in commands["worker-send"] and "poll" not in commands["worker-send"]
     assert "-Q poll " in commands["worker-poll"] and "send" not in commands["worker-poll"]
-    assert commands["beat"].startswith("celery -A dashboard beat")
+    assert commands["beat"].startswith("celery -A dashboard --quiet beat")
     assert commands["migrate"] == "python manage.py migrate --no-input"
     assert services["sandboxes"]["profiles"] == ["demo"]
 
@@ -229,3 +229,16 @@ def test_health_checks_pass_with_the_documented_settings(web):
 
     assert probed.returncode == 0, probed.stdout + probed.stderr
     assert other_host.returncode == 1 and "HTTP 400" in other_host.stderr
+
+
+@pytest.mark.slow
+def test_web_writes_only_json_lines_from_start_up_to_shut_down(web):
+    assert run_probe(dockerfile_healthcheck(), web).returncode == 0
+
+    web.stop()
+
+    entries = [json.loads(line) for line in web.log_lines()]  # each one JSON, or this raises
+    messages = [entry["message"] for entry in entries if entry["logger"] == "gunicorn.error"]
+    assert any(message.startswith("Starting gunicorn") for message in messages)
+    assert any(message.startswith("Booting worker") for message in messages)
+    assert any(message.startswith("Shutting down") for message in messages)
