@@ -192,6 +192,7 @@ def connect_celery_logging() -> None:
     through logging too. Under LOG_FORMAT=json the worker's start-up banner (plain text on
     stdout) is replaced by one log line with the same facts.
     """
+    import celery
     from celery import signals
 
     @signals.setup_logging.connect(weak=False)
@@ -218,15 +219,9 @@ def connect_celery_logging() -> None:
                 "queues": sorted(instance.app.amqp.queues.consume_from or {}),
                 "pool": pool if isinstance(pool, str) else pool.__module__,
                 "concurrency": instance.concurrency,
-                "celery_version": celery_version(),
+                "celery_version": celery.__version__,
             },
         )
-
-
-def celery_version() -> str:
-    import celery
-
-    return celery.__version__
 
 
 request_logger = logging.getLogger("triggerdesk.request")
