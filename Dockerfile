@@ -2,7 +2,9 @@
 # TriggerDesk: one image for every role; the command picks it (see docker-compose.yml):
 #   web     gunicorn dashboard.wsgi                       (the default CMD)
 #   worker  celery -A dashboard worker -Q send  (and a second service with -Q poll)
-#   beat    celery -A dashboard beat
+#   beat    celery -A dashboard --quiet beat
+# Every role logs through Django's LOGGING: LOG_FORMAT and LOG_LEVEL decide for gunicorn and
+# Celery too (no --loglevel needed; see dashboard/observability/logs.py).
 #   migrate python manage.py migrate
 # Configuration comes from the environment only (README "Production settings"); with
 # DJANGO_ENV=production the app refuses to start while a required setting is missing.
@@ -53,10 +55,13 @@ COPY --from=build --chown=root:root /src /app
 USER 10001:10001
 EXPOSE 8000
 # Liveness of the web role (the worker and beat services override it in docker-compose.yml).
-# python rather than curl: the slim image has no curl.
+# The probe sends ALLOWED_HOSTS' first name as Host (Django answers any other Host 400) and
+# needs no curl, which the slim image lacks (dashboard/observability/probe.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-# gunicorn logs errors through Django's JSON logging; each request is logged by the app with its
-# request id, so gunicorn's plain-text access log stays off.
-CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
+  CMD ["python", "-m", "dashboard.observability.probe", "http://127.0.0.1:8000/healthz"]
+# gunicorn logs through Django's LOGGING from its first line (dashboard/gunicorn_conf.py): one
+# JSON object per line; each request is logged by the app with its request id, so gunicorn's
+# access lines stay off.
+CMD ["gunicorn", "--config", "python:dashboard.gunicorn_conf", "dashboard.wsgi", \
+     "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
      "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "30"]

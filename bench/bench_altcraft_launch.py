@@ -147,6 +147,9 @@ def main() -> int:
         membership_add(actor=stack.actor, tenant=stack.tenant, user=user, role=Role.OPERATOR)
         connection = stack.connection("altcraft", body_limit_bytes=arguments.limit)
         stack.sandboxes["altcraft"].control("set_body_limit", {"bytes": arguments.limit})
+        # Every recipient is a known profile, so each answer lists one id per recipient (about
+        # 180,000 per 10 MB chunk of these addresses), as Altcraft answers for a real audience.
+        stack.sandboxes["altcraft"].control("set_match_every_item", {"enabled": True})
         trigger = services.trigger_register(
             actor=stack.actor, tenant=stack.tenant, connection=connection, trigger_id=8, name="Cart"
         )

@@ -12,6 +12,14 @@ import os
 
 from dashboard.settings import *  # noqa: F403
 
+# Static files from the app folders, as in the tests: the benchmarks run no collectstatic, and
+# production's manifest storage refuses to name a file it has not collected.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 if os.environ.get("BENCH_DB_REUSE_MAX") is not None:
     CELERY_DB_REUSE_MAX = int(os.environ["BENCH_DB_REUSE_MAX"]) or None
 

@@ -13,7 +13,11 @@ app.autodiscover_tasks()
 # Each worker beats in Redis for /readyz and the container health check (dashboard/heartbeat.py),
 # and logs as the web does, with the run and request in every line (dashboard/observability).
 from dashboard.heartbeat import connect_worker_signals  # noqa: E402
-from dashboard.observability.logs import connect_task_signals  # noqa: E402
+from dashboard.observability.logs import (  # noqa: E402
+    connect_celery_logging,
+    connect_task_signals,
+)
 
 connect_worker_signals()
 connect_task_signals()
+connect_celery_logging()

@@ -165,9 +165,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static", NINJA_PACKAGE / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Hashed names (css/app.5f13732f59c7.css, from collectstatic's manifest): WhiteNoise then serves
+# them as immutable for good, and a new release's files get new names. Without collectstatic
+# (and DJANGO_DEBUG off) a page naming a static file fails: the image and `make demo` run it.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
 LOGIN_URL = "login"

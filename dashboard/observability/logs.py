@@ -10,8 +10,10 @@ messages: the code never logs a secret on purpose, and this catches one that sli
 from __future__ import annotations
 
 import contextvars
+import copy
 import json
 import logging
+import logging.config
 import re
 import time
 import uuid
@@ -162,6 +164,64 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "gunicorn.error": {"level": level, "handlers": ["console"], "propagate": False},
         },
     }
+
+
+def gunicorn_logging_config(django_logging: dict[str, Any]) -> dict[str, Any]:
+    """gunicorn's `logconfig_dict`: Django's LOGGING, so the arbiter's and workers' own lines
+    (start-up, worker boots and exits, errors) have the app's format and level.
+
+    gunicorn turns its access log on whenever `logconfig_dict` is set; its lines stay below the
+    level here, since RequestContextMiddleware logs each request with its id (a line it would
+    log at WARNING or above would still come out in the app's format).
+    """
+    config = copy.deepcopy(django_logging)
+    config["loggers"]["gunicorn.access"] = {
+        "level": "WARNING",
+        "handlers": ["console"],
+        "propagate": False,
+    }
+    return config
+
+
+def connect_celery_logging() -> None:
+    """Make Celery's processes log through Django's LOGGING instead of their own set-up.
+
+    Answering Celery's `setup_logging` signal keeps Celery from installing its handlers and
+    from setting the root level to the worker's `--loglevel` (WARNING unless given): LOG_LEVEL
+    decides, so a worker logs its runs (with run_id and request_id) at INFO. Python warnings go
+    through logging too. Under LOG_FORMAT=json the worker's start-up banner (plain text on
+    stdout) is replaced by one log line with the same facts.
+    """
+    import celery
+    from celery import signals
+
+    @signals.setup_logging.connect(weak=False)
+    @signals.celeryd_init.connect(weak=False)  # earlier: before the worker's privilege warning
+    def configure_from_django(**_: Any) -> None:
+        from django.conf import settings
+
+        logging.config.dictConfig(settings.LOGGING)
+        logging.captureWarnings(True)
+
+    @signals.celeryd_after_setup.connect(weak=False)
+    def log_start_up(sender: str = "", instance: Any = None, **_: Any) -> None:
+        from django.conf import settings
+
+        if instance is None or getattr(settings, "LOG_FORMAT", "plain") != "json":
+            return
+        instance.quiet = True  # the banner is printed right after this signal, unless quiet
+        pool = instance.pool_cls
+        logging.getLogger("triggerdesk.worker").info(
+            "worker %s starting",
+            sender,
+            extra={
+                "hostname": sender,
+                "queues": sorted(instance.app.amqp.queues.consume_from or {}),
+                "pool": pool if isinstance(pool, str) else pool.__module__,
+                "concurrency": instance.concurrency,
+                "celery_version": celery.__version__,
+            },
+        )
 
 
 request_logger = logging.getLogger("triggerdesk.request")

@@ -27,6 +27,7 @@ they leave POLL_RESERVE places of the window free, so sends go first when the br
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -42,6 +43,7 @@ from dashboard.audit import record_audit_events
 from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
+from dashboard.observability import logs
 from dashboard.runs import services
 from dashboard.runs.models import Run, RunAttempt, RunState
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
@@ -255,7 +257,8 @@ def dispatch_sends(
 def _submit(feeder: ThreadPoolExecutor | None, call: Any, *args: Any) -> Future:
     """call(*args) on the feeder thread, or at once on this one (no feeder): its future."""
     if feeder is not None:
-        return feeder.submit(call, *args)
+        # In this task's log context (a new thread starts without it).
+        return feeder.submit(contextvars.copy_context().run, call, *args)
     done: Future = Future()
     try:
         done.set_result(call(*args))
@@ -420,8 +423,16 @@ def _start_with_places(
     pending = list(items)
     limiter = rate_limiter()
     give_up = time.monotonic() + patience if patience is not None else None
+    task_context = logs.current()
 
     def timed(item: Any, place: str) -> tuple[Any, Any]:
+        # The pool's threads do not inherit the task's log context: each call is logged with it
+        # and its own run. The task's request id is that of the run the task was queued for;
+        # the other runs of the batch came from other requests.
+        context = {**task_context, "run_id": getattr(item, "pk", None)}
+        if context["run_id"] != task_context.get("run_id"):
+            context["request_id"] = None
+        tokens = logs.bind(**context)
         try:
             started = utc_now()
             try:
@@ -429,6 +440,7 @@ def _start_with_places(
             except Exception as error:  # handed to the failure handling, by class
                 return started, error
         finally:
+            logs.unbind(tokens)
             _free_place(limiter, rule, place)
             _give_back_threads(1)
 

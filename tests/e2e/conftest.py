@@ -132,11 +132,13 @@ class Workers:
         wait: bool = True,
         hostname: str = "%h",
         prefix: list[str] | None = None,
+        loglevel: str | None = "INFO",
     ) -> Worker:
         """Start `celery worker -Q send,poll` with the given pool; wait until it is ready.
 
         `hostname` names the worker's host (`-n e2e-…@<hostname>`, as on another machine);
-        `prefix` runs the command under another, e.g. `ip netns exec <namespace>`."""
+        `prefix` runs the command under another, e.g. `ip netns exec <namespace>`; `loglevel`
+        None passes no `--loglevel`, as docker-compose.yml does."""
         name = f"e2e-{uuid.uuid4().hex[:8]}"
         log_path = self.tmp_dir / f"{name}.log"
         command = [
@@ -156,8 +158,7 @@ class Workers:
             "--without-mingle",
             "-n",
             f"{name}@{hostname}",
-            "--loglevel",
-            "INFO",
+            *(["--loglevel", loglevel] if loglevel else []),
         ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(

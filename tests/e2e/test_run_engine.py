@@ -123,6 +123,49 @@ def test_event_generator_run_is_polled_to_published(
     assert_no_secrets(run)
 
 
+def test_a_worker_started_as_compose_starts_it_logs_each_run_in_json_lines(
+    team, workers, sandboxes, sandbox_connection, submit
+):
+    """docker-compose.yml passes no --loglevel and the image sets LOG_FORMAT=json: every line
+    the worker writes (its start-up included) is one JSON object, and a run's lines say which
+    run and which request they belong to (LOG_LEVEL=INFO, not Celery's default WARNING)."""
+    from dashboard.observability import logs
+
+    worker = workers.start(
+        pool="threads",
+        concurrency=2,
+        loglevel=None,
+        env={"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
+    )
+    connection = sandbox_connection(team.tenant, "optimove_campaigns")
+    tokens = logs.bind(request_id="e2e-request-0001", tenant=team.tenant.slug)
+    try:
+        run = settle(submit(connection, EVENT_GENERATOR, event_parameters()))
+    finally:
+        logs.unbind(tokens)
+
+    assert run.state == RunState.SUCCEEDED
+
+    def finished_line() -> dict | None:
+        for entry in map(json.loads, filter(None, worker.log().splitlines())):
+            if entry.get("run_id") == run.pk and "succeeded" in entry["message"]:
+                return entry
+        return None
+
+    finished = wait_for(finished_line, timeout=30, message="the worker to log the run's end")
+    lines = [line for line in worker.log().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # each one JSON, or this raises
+    (start_up,) = [e for e in entries if e["logger"] == "triggerdesk.worker"]
+    assert start_up["queues"] == ["poll", "send"] and start_up["concurrency"] == 2
+    assert finished["request_id"] == "e2e-request-0001"
+    assert finished["tenant"] == team.tenant.slug
+    run_lines = [e for e in entries if e.get("run_id") == run.pk]
+    # The vendor calls too, although a dispatcher makes them from its thread pool.
+    (sent,) = [e for e in run_lines if e["message"].startswith("vendor call POST")]
+    assert sent["request_id"] == "e2e-request-0001" and sent["task"] == "runs.send"
+    assert any(e["message"].startswith("vendor call GET") for e in run_lines)  # its polls
+
+
 def test_altcraft_import_task_progresses_to_100_and_succeeds(
     team, worker, sandboxes, sandbox_connection, submit
 ):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import logging
 import socket
+import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import heartbeat
 from dashboard.observability.logs import ContextFilter, JsonFormatter, redact
+from dashboard.observability.probe import probe, probe_host
 from dashboard.runs.models import Operation, RunAttempt, RunState
 from tests.factories import RunAttemptFactory, RunFactory, VendorConnectionFactory
 
@@ -53,6 +56,60 @@ def test_healthz_needs_nothing(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"alive": True}
+
+
+@pytest.mark.parametrize(
+    ("environ", "host"),
+    [
+        ({"ALLOWED_HOSTS": "triggerdesk.example.com"}, "triggerdesk.example.com"),
+        ({"ALLOWED_HOSTS": " a.example.com , b.example.com"}, "a.example.com"),
+        ({"ALLOWED_HOSTS": ".example.com"}, "example.com"),  # also matches the bare domain
+        ({"ALLOWED_HOSTS": ""}, "localhost"),  # the settings' default list starts with it
+        ({}, "localhost"),
+    ],
+)
+def test_the_liveness_probe_sends_a_host_the_settings_allow(environ, host):
+    assert probe_host(environ) == host
+
+
+def test_the_liveness_probe_reads_allowed_hosts_from_its_file(tmp_path):
+    secret = tmp_path / "allowed_hosts"
+    secret.write_text("dash.example.com,other.example.com\n")
+
+    assert probe_host({"ALLOWED_HOSTS_FILE": str(secret)}) == "dash.example.com"
+
+
+@pytest.fixture
+def host_checking_server():
+    """Answers /healthz 200 for Host "localhost", 400 for any other Host (as Django does)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status = 400 if self.headers["Host"] != "localhost" else 200
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_liveness_probe_fails_on_anything_but_200(host_checking_server):
+    base = host_checking_server
+    ok, _ = probe(f"{base}/healthz", {"ALLOWED_HOSTS": "localhost"})
+    refused, why = probe(f"{base}/healthz", {"ALLOWED_HOSTS": "elsewhere.example"})
+    missing, _ = probe(f"{base}/no-such-page", {"ALLOWED_HOSTS": "localhost"})
+    closed, unreachable = probe(f"http://127.0.0.1:{closed_port()}/healthz", {})
+
+    assert ok and not refused and not missing and not closed
+    assert why == "HTTP 400" and "ConnectionRefusedError" in unreachable
 
 
 @pytest.mark.django_db

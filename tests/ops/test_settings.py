@@ -131,3 +131,33 @@ def test_env_example_lists_every_setting_the_app_reads():
     example = (REPO / ".env.example").read_text()
     missing = sorted(name for name in read if not re.search(rf"^#? ?{name}=", example, re.M))
     assert missing == []
+
+
+def test_collected_static_files_have_hashed_names_and_are_served_immutable(tmp_path, settings):
+    """Production's storage (the tests use a plain one): collectstatic writes hashed names, the
+    pages name them, and WhiteNoise serves them cacheable for good (not max-age=60)."""
+    from django.core.management import call_command
+    from django.http import HttpResponse
+    from django.templatetags.static import static
+    from django.test import RequestFactory
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    from dashboard import settings as production
+
+    settings.STORAGES = production.STORAGES
+    settings.STATIC_ROOT = tmp_path
+    settings.WHITENOISE_USE_FINDERS = False
+    settings.DEBUG = False
+    call_command("collectstatic", "--no-input", verbosity=0)
+    url = static("css/app.css")
+    serve = WhiteNoiseMiddleware(get_response=lambda request: HttpResponse(status=404))
+
+    hashed = serve(RequestFactory().get(url))
+    unhashed = serve(RequestFactory().get("/static/css/app.css"))
+
+    assert re.fullmatch(r"/static/css/app\.[0-9a-f]{12}\.css", url)
+    assert hashed.status_code == 200
+    cache_control = hashed["Cache-Control"]
+    assert "immutable" in cache_control
+    assert int(re.search(r"max-age=(\d+)", cache_control)[1]) >= 365 * 24 * 3600
+    assert unhashed.status_code == 200 and "immutable" not in unhashed["Cache-Control"]

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -719,6 +720,12 @@ def test_no_answer_to_a_status_read_says_asking_again_is_harmless(
         (SandboxResponse.json(200, {"error": 0, "result": "ok"}), "result not a list"),
         (SandboxResponse.json(200, {"error": 0, "result": [{"id": 1}]}), "entry without id"),
         (SandboxResponse(204), "no body"),
+        (SandboxResponse.text(200, '{"error": 0, "result": [{"profile_id": "a"},'), "cut off"),
+        (SandboxResponse.text(200, '{"error": 0, "result": [{"profile_id": "a"}]} x'), "extra"),
+        (SandboxResponse.text(200, '{"error": 0, "result": [{"profile_id": "a"} 5]}'), "no comma"),
+        (SandboxResponse.text(200, '{"error": 0, "result": [{"profile_id": "a"}, 5]}'), "mixed"),
+        (SandboxResponse.text(200, '{"error": 0 "result": []}'), "no comma between keys"),
+        (SandboxResponse.text(200, '{error: 0, "result": []}'), "unquoted key"),
     ],
 )
 def test_an_unreadable_launch_answer_is_outcome_unknown(
@@ -757,6 +764,55 @@ def test_a_null_result_is_an_empty_launch(
     result = client.start_batch(trigger_id=1, data=[{"email": "example1@example.com"}])
 
     assert result.profile_ids == []
+
+
+def test_a_launch_answer_laid_out_as_the_docs_show_it_is_read(
+    scripted: tuple[ScriptedVendor, AltcraftClient],
+) -> None:
+    vendor, client = scripted
+    # The docs' response example, line for line (whitespace between every token).
+    vendor.answer = SandboxResponse.text(
+        200,
+        '{\n"error": 0,\n"error_text": "Successful operation",\n"result": [\n{\n'
+        f'"profile_id": "{EXAMPLE1_ID}"\n}},\n{{\n"profile_id": "{EXAMPLE2_ID}"\n}}\n]\n}}\n',
+    )
+
+    result = client.start_batch(trigger_id=8, data=[{"email": "example1@example.com"}])
+
+    assert result.profile_ids == [EXAMPLE1_ID, EXAMPLE2_ID]
+    assert result.profile_ids[-1] == EXAMPLE2_ID and result.profile_ids[:1] == [EXAMPLE1_ID]
+    assert result.error_text == "Successful operation"
+
+
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")], ids=["spaced", "minified"])
+def test_a_launch_answer_of_300000_profiles_is_kept_compactly(
+    scripted: tuple[ScriptedVendor, AltcraftClient], separators: tuple[str, str]
+) -> None:
+    """A 10 MB chunk reaches about 300,000 profiles, and the answer lists each one: reading it
+    must cost the send worker about the answer's size, not a parse of 300,000 objects."""
+    vendor, client = scripted
+    profile_ids = [f"{index:024x}" for index in range(300_000)]
+    answer = {
+        "error": 0,
+        "error_text": "Successful operation",
+        "result": [{"profile_id": profile_id} for profile_id in profile_ids],
+    }
+    vendor.answer = SandboxResponse.text(200, json.dumps(answer, separators=separators))
+    del answer
+    answer_bytes = len(vendor.answer.body)
+    tracemalloc.start()
+    try:
+        result = client.start_batch(trigger_id=8, data=[{"email": "example1@example.com"}])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert result.profile_ids == profile_ids
+    # The answer's bytes as received and decoded, and the ids kept: parsed whole it took
+    # about 10 times the answer's size.
+    assert peak < 4 * answer_bytes, (
+        f"peak {peak / 1e6:.1f} MB for a {answer_bytes / 1e6:.1f} MB answer"
+    )
 
 
 @pytest.mark.parametrize(

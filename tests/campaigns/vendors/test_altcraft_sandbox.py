@@ -18,6 +18,8 @@ from campaigns.vendors.altcraft.sandbox import (
 )
 from dashboard.vendors.sandbox import SandboxClock, SandboxRequest, SandboxServer
 
+OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 START_BATCH = "/api/v1.1/campaigns/triggers/start_batch"
 IMPORT = "/api/v1.1/campaigns/triggers/import_and_start_batch_task"
@@ -343,6 +345,30 @@ def test_email_matching_looks_at_subscriptions_and_email_profile_does_not(
 
     assert by_email.body["result"] == [{"profile_id": created}]
     assert by_profile_email.body["result"] == []
+
+
+def test_match_every_item_answers_one_profile_id_per_recipient(sandbox: AltcraftSandbox) -> None:
+    """For benchmarks: every recipient is a known profile, so the answer is as long as the
+    real service's for a real audience (one id per recipient), not empty."""
+    data = [{"email": f"person{index}@example.com"} for index in range(1000)]
+    data.append({"email": "PERSON7@example.com"})  # the same profile as person7, matched twice
+    data.append({"email": "example1@example.com"})  # a stored profile still wins
+    assert launch(sandbox, data=data[:3]).body["result"] == []  # off by default
+
+    assert sandbox.control("set_match_every_item", {"enabled": True}) == {"match_every_item": True}
+    answer = launch(sandbox, data=data)
+    again = launch(sandbox, data=data[:1])
+
+    ids = [entry["profile_id"] for entry in answer.body["result"]]
+    assert len(ids) == 1001 and len(set(ids)) == 1001
+    assert all(OBJECT_ID.match(profile_id) for profile_id in ids)
+    assert ids[-1] == "6606e08f10bcdd88297057a7"
+    assert again.body["result"] == [{"profile_id": ids[0]}]
+    assert sandbox.state()["launched_profile_count"] == 1002
+    with pytest.raises(ValueError, match="true or false"):
+        sandbox.control("set_match_every_item", {"enabled": "yes"})
+    sandbox.reset_state()
+    assert sandbox.state()["match_every_item"] is False
 
 
 def test_custom_values_compare_as_strings_and_the_oldest_profile_wins(
