@@ -19,6 +19,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -147,7 +148,9 @@ def iter_rows(upload_path: str, *, name: str, encoding_hint: str = "") -> tuple[
         errors="strict",
         newline="",
     )
-    return encoding, _csv_rows(text, encoding, _delimiter(head, encoding))
+    return encoding, _csv_rows(
+        text, encoding, _delimiter(head, encoding), lambda: _first_bad_line(upload_path, encoding)
+    )
 
 
 def _delimiter(head: bytes, encoding: str) -> str:
@@ -158,8 +161,27 @@ def _delimiter(head: bytes, encoding: str) -> str:
     return best if counts[best] else ","
 
 
+def _first_bad_line(upload_path: str, encoding: str) -> tuple[int, int]:
+    """(line, byte) of the first byte `encoding` cannot decode, counted in the bytes the decoder
+    actually consumed: the text reader decodes kilobytes ahead of the row the csv reader is on,
+    so that row is not where the bad byte is. Read again from the start, on the error path only.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    lines_before = 0
+    # An error's object is what that call decoded: the previous segment's incomplete character
+    # (never a newline) and this segment.
+    for segment in itertools.chain(storage.iter_plaintext(upload_path), [b""]):
+        try:
+            decoder.decode(segment, final=not segment)
+        except UnicodeDecodeError as error:
+            consumed = error.object[: error.start]
+            return lines_before + consumed.count(b"\n") + 1, error.object[error.start]
+        lines_before += segment.count(b"\n")
+    return lines_before + 1, 0
+
+
 def _csv_rows(
-    text: io.TextIOWrapper, encoding: str, delimiter: str
+    text: io.TextIOWrapper, encoding: str, delimiter: str, locate_bad_byte
 ) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     number = 0
@@ -168,9 +190,10 @@ def _csv_rows(
             number += 1
             yield number, [cell.strip() for cell in cells]
     except UnicodeDecodeError:
+        line, byte = locate_bad_byte()
         raise FileRejected(
-            f"Row {number + 1} is not valid {encoding}: the file mixes encodings. Save it as "
-            "“CSV UTF-8” and upload it again."
+            f"Line {line} is not valid {encoding} (a byte 0x{byte:02x}): the file mixes "
+            "encodings. Save it as “CSV UTF-8” and upload it again."
         ) from None
     except csv.Error as error:
         raise FileRejected(f"Row {number + 1} cannot be read as CSV: {error}.") from None

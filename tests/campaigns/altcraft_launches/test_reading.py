@@ -106,3 +106,17 @@ def test_xlsx_files_are_read(team, trigger) -> None:
     assert launch.encoding == "xlsx"
     assert (launch.rows_valid, launch.rows_invalid) == (2, 1)
     assert launch.invalid_samples == [{"row": 4, "reason": "not an email address: 'nope'"}]
+
+
+def test_a_bad_byte_mid_file_names_its_own_line(team, trigger, altcraft) -> None:
+    # The text reader decodes kilobytes ahead of the csv reader: the row it was on is not where
+    # the bad byte is (it named row 2732 here, 2892 in the report, for a byte on line 3002).
+    lines = [f"person{index:05d}@example.com" for index in range(1, 5000)]
+    lines[3000] = "caf\xe9@example.com"  # line 3002 of the file: the header is line 1
+    content = b"email\n" + "\n".join(lines).encode("utf-8").replace(b"\xc3\xa9", b"\xe9") + b"\n"
+
+    launch = prepare(team.marketer, trigger, content)
+
+    assert launch.state == LaunchState.DISCARDED
+    assert "Line 3002 is not valid utf-8 (a byte 0xe9)" in launch.problem
+    assert altcraft.received == []
