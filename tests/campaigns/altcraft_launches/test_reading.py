@@ -120,3 +120,56 @@ def test_a_bad_byte_mid_file_names_its_own_line(team, trigger, altcraft) -> None
     assert launch.state == LaunchState.DISCARDED
     assert "Line 3002 is not valid utf-8 (a byte 0xe9)" in launch.problem
     assert altcraft.received == []
+
+
+def test_an_xlsx_is_read_across_many_stored_segments(team, trigger) -> None:
+    # zipfile seeks back and forth in the stored (encrypted) file: here across ~20 segments.
+    import uuid
+
+    import openpyxl
+
+    from campaigns.altcraft_launches import services, storage
+    from tests.campaigns.altcraft_launches.conftest import actor_of
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["email"])
+    for index in range(2000):
+        workbook.active.append([f"person{index:04d}.{uuid.uuid4().hex}@example.com"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    writer = storage.EncryptedWriter(storage.new_path("upload"), segment_bytes=2048)
+    writer.write(buffer.getvalue())
+    writer.close()
+    assert writer.size > 20 * 2048
+    launch = services.launch_create(
+        actor=actor_of(team.marketer),
+        trigger=trigger,
+        kind="start_batch",
+        upload=services.StoredUpload(path=writer.relative, size=writer.size, sha256=writer.sha256),
+        source_name="list.xlsx",
+        parameters={"matching": "email"},
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+    launch = services.launch_prepare(actor=actor_of(team.marketer), launch=launch)
+
+    assert launch.state == LaunchState.PREVIEWED, launch.problem
+    assert launch.rows_valid == 2000
+
+
+def test_a_list_over_the_row_limit_is_refused_with_the_limit(
+    team, trigger, altcraft, settings
+) -> None:
+    settings.ALTCRAFT_UPLOAD_MAX_ROWS = 100
+    emails = [f"person{index:03d}@example.com" for index in range(100)]
+
+    launch = prepare(team.marketer, trigger, csv_bytes("email", emails))
+
+    assert launch.state == LaunchState.DISCARDED
+    assert launch.problem == (
+        "The file has more than 100 rows (the header included), the most a list may have. "
+        "Split it into several files. Nothing was sent."
+    )
+    assert launch.chunks.count() == 0
+    assert altcraft.received == []
+    assert prepare(team.marketer, trigger, csv_bytes("email", emails[:99])).rows_valid == 99
