@@ -289,6 +289,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.fire_due_schedules": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
     "altcraft.expire_uploads": {"queue": "poll"},
+    # Reading an upload takes seconds to a minute: never in front of a send.
+    "altcraft.prepare_launch": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.

@@ -4,6 +4,7 @@ worker does (run_send / run_poll called directly)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -18,6 +19,26 @@ from dashboard.audit import Actor
 def upload_dir(settings, tmp_path):
     settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
     return settings.ALTCRAFT_UPLOAD_DIR
+
+
+@pytest.fixture
+def read_by_worker(django_capture_on_commit_callbacks, monkeypatch):
+    """A block after which the readings its requests queued on commit run, as a worker runs
+    them: after the response, not inside the request. (The task's body is called directly:
+    Celery's eager mode would close the test's database connection after the task.)"""
+    from campaigns.altcraft_launches import tasks
+
+    def run_now(args=None, kwargs=None, **options):
+        tasks.prepare_launch(*(args or ()), **(kwargs or {}))
+
+    @contextlib.contextmanager
+    def block():
+        with monkeypatch.context() as patched:
+            patched.setattr(tasks.prepare_launch, "apply_async", run_now)
+            with django_capture_on_commit_callbacks(execute=True):
+                yield
+
+    return block
 
 
 @pytest.fixture
