@@ -74,6 +74,19 @@ def xlsx_too_large_message() -> str:
     )
 
 
+def too_many_texts_message() -> str:
+    return (
+        f"The workbook's table of texts (shared strings) holds more than {max_rows():,} "
+        f"texts or {shared_strings_max_bytes() / 1_000_000:,.0f} MB, more than a list may "
+        "have. Save it as CSV or split it into several files. Nothing was sent."
+    )
+
+
+def shared_strings_max_bytes() -> int:
+    # openpyxl keeps the table in memory: a quarter of what the workbook may unpack to.
+    return xlsx_max_unpacked_bytes() // 4
+
+
 def safety_bytes(limit_bytes: int) -> int:
     """Room left under the body limit for a token that grows between the preview and the send
     (a kilobyte of 10 MB; less under the tiny limits of tests)."""
@@ -179,14 +192,20 @@ def is_xlsx(head: bytes, name: str) -> bool:
     return head.startswith(b"PK\x03\x04") or name.lower().endswith(".xlsx")
 
 
-def iter_rows(upload_path: str, *, name: str, encoding_hint: str = "") -> tuple[str, Iterator]:
-    """(encoding, rows): each row (row number, cells as stripped strings), the header first."""
+def iter_rows(
+    upload_path: str, *, name: str, encoding_hint: str = "", header_only: bool = False
+) -> tuple[str, Iterator]:
+    """(encoding, rows): each row (row number, cells as stripped strings), the header first.
+
+    `header_only`: an XLSX is unpacked only as far as its first row (a CSV is read as it is
+    asked for anyway).
+    """
     stream = storage.PlaintextStream(upload_path)
     head = stream.read(SNIFF_BYTES)
     if not head:
         raise FileRejected("The file is empty.")
     if is_xlsx(head, name):
-        return "xlsx", _xlsx_rows(upload_path)
+        return "xlsx", _xlsx_rows(upload_path, header_only=header_only)
     encoding = encoding_hint or detect_encoding(head)
     text = io.TextIOWrapper(
         io.BufferedReader(_PlaintextRaw(stream, head), 1024 * 1024),
@@ -296,22 +315,130 @@ class _BoundedZip(zipfile.ZipFile):
         if sum(info.file_size for info in self.infolist()) > limit:
             raise _WorkbookTooLarge(xlsx_too_large_message())
         self._budget = [limit]
+        self.cut_after_first_row: set[str] = set()
 
     def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, **kwargs: Any) -> Any:
-        return _CountedMember(super().open(name, mode, pwd, **kwargs), self._budget)
+        member = _CountedMember(super().open(name, mode, pwd, **kwargs), self._budget)
+        if getattr(name, "filename", name) in self.cut_after_first_row:
+            return _UpToFirstRow(member)
+        return member
 
 
-def _xlsx_rows(upload_path: str) -> Iterator[tuple[int, list[str]]]:
-    from openpyxl.reader.excel import ExcelReader
+_FIRST_ROW_END = re.compile(rb"</(?:([\w.-]+):)?row>|<(?:([\w.-]+):)?row\b[^>]*/>")
 
+
+class _UpToFirstRow:
+    """A worksheet member that ends after its first row element, closed as a whole sheet: the
+    header is all the mapping page needs, and a web request unpacks no more than that."""
+
+    def __init__(self, member: _CountedMember) -> None:
+        self._member = member
+        self._seen = b""
+        self._done = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._done:
+            return b""
+        data = self._member.read(64 * 1024 if size is None or size < 0 else max(size, 1024))
+        if not data:
+            self._done = True
+            return b""
+        start = max(0, len(self._seen) - 256)  # a closing tag split across two reads
+        window = self._seen[start:] + data
+        match = _FIRST_ROW_END.search(window)
+        if match is None:
+            self._seen = window[-256:]
+            return data
+        self._done = True
+        prefix = (match.group(1) or match.group(2) or b"").decode()
+        tag = f"{prefix}:" if prefix else ""
+        end = match.end() - (len(window) - len(data))
+        return data[:end] + f"</{tag}sheetData></{tag}worksheet>".encode()
+
+    def close(self) -> None:
+        self._member.close()
+
+    def __enter__(self) -> _UpToFirstRow:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _excel_reader(file: Any, archive: _BoundedZip, *, header_only: bool) -> Any:
+    """openpyxl's reader of the workbook (read-only, values), through `archive`: the shared
+    strings bounded in count and bytes, and with `header_only` each worksheet cut after its
+    first row."""
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class BoundedReader(ExcelReader):
+        def read_strings(self) -> None:
+            part = self.package.find(SHARED_STRINGS)
+            if part is None:
+                return
+            with archive.open(part.PartName[1:]) as source:
+                self.shared_strings = _shared_strings(_CountedStrings(source))
+
+    if header_only:
+        archive.cut_after_first_row = {
+            name
+            for name in archive.namelist()
+            if name.startswith("xl/worksheets/") and name.endswith(".xml") and "_rels" not in name
+        }
+    # openpyxl opens its own zip of the file; read through the bounded one instead.
+    reader = BoundedReader(file, read_only=True, data_only=True)
+    reader.archive = archive
+    reader.valid_files = archive.namelist()
+    return reader
+
+
+class _CountedStrings:
+    """The shared-strings member, refused past its byte limit or once it holds more than
+    `max_rows()` texts (openpyxl keeps every text in memory)."""
+
+    def __init__(self, member: _CountedMember) -> None:
+        self._member = member
+        self._left = shared_strings_max_bytes()
+        self._texts = 0
+        self._maximum = max_rows()
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._member.read(64 * 1024 if size is None or size < 0 else size)
+        self._left -= len(data)
+        self._texts += len(_TEXT_END.findall(data))
+        if self._left < 0 or self._texts > self._maximum:
+            raise _WorkbookTooLarge(too_many_texts_message())
+        return data
+
+
+_TEXT_END = re.compile(rb"</(?:[\w.-]+:)?si>|<(?:[\w.-]+:)?si\s*/>")
+
+
+def _shared_strings(source: _CountedStrings) -> list[str]:
+    """openpyxl's read_string_table, but each text's element leaves the tree once read (there
+    they would stay, emptied, one per text)."""
+    from openpyxl.cell.text import Text
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse
+
+    text_tag = f"{{{SHEET_MAIN_NS}}}si"
+    strings: list[str] = []
+    root = None
+    for event, node in iterparse(source, events=("start", "end")):
+        if root is None:
+            root = node
+        elif event == "end" and node.tag == text_tag:
+            strings.append(Text.from_tree(node).content.replace("x005F_", ""))
+            root.clear()
+    return strings
+
+
+def _xlsx_rows(upload_path: str, *, header_only: bool = False) -> Iterator[tuple[int, list[str]]]:
     maximum = max_rows()
     file = storage.SeekablePlaintext(upload_path)  # never the whole workbook in memory
     try:
         archive = _BoundedZip(file, xlsx_max_unpacked_bytes())
-        # openpyxl opens its own zip of the file; read through the bounded one instead.
-        reader = ExcelReader(file, read_only=True, data_only=True)
-        reader.archive = archive
-        reader.valid_files = archive.namelist()
+        reader = _excel_reader(file, archive, header_only=header_only)
         reader.read()
         sheet = reader.wb.worksheets[0]
         rows = sheet.iter_rows(values_only=True)

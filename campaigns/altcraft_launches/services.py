@@ -313,7 +313,7 @@ def _overhead_bytes(launch: AltcraftLaunch) -> int:
 
 def import_columns(*, launch: AltcraftLaunch) -> list[str]:
     """The header of an uploaded import file (for the mapping step); FileRejected if unreadable."""
-    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name)
+    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name, header_only=True)
     return reading.import_header(rows)
 
 

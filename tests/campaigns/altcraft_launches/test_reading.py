@@ -173,3 +173,21 @@ def test_a_list_over_the_row_limit_is_refused_with_the_limit(
     assert launch.chunks.count() == 0
     assert altcraft.received == []
     assert prepare(team.marketer, trigger, csv_bytes("email", emails[:99])).rows_valid == 99
+
+
+def test_a_workbook_with_too_many_shared_texts_is_refused_before_they_fill_memory(
+    team, trigger, altcraft, settings
+) -> None:
+    from tests.campaigns.altcraft_launches.conftest import zip_bomb_xlsx
+
+    settings.ALTCRAFT_UPLOAD_MAX_ROWS = 1000
+
+    launch = prepare(team.marketer, trigger, zip_bomb_xlsx(10, shared_texts=5000), name="a.xlsx")
+
+    assert launch.state == LaunchState.DISCARDED
+    assert launch.problem.startswith(
+        "The workbook's table of texts (shared strings) holds more than 1,000 texts"
+    )
+    assert altcraft.received == []
+    fitting = prepare(team.marketer, trigger, zip_bomb_xlsx(10, shared_texts=900), name="b.xlsx")
+    assert (fitting.rows_valid, fitting.rows_duplicate) == (1, 9)

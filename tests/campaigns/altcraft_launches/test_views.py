@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from campaigns.altcraft_launches.models import AltcraftLaunch, AltcraftTrigger, LaunchState
 from dashboard.runs.services import run_send
+from tests.campaigns.altcraft_launches.conftest import zip_bomb_xlsx
 from tests.e2e.conftest import e2e_redis, wait_for, workers  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -244,58 +245,6 @@ def test_a_nul_in_a_field_of_the_upload_form_is_refused_and_nothing_kept(
     assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
 
 
-def zip_bomb_xlsx(rows: int) -> bytes:
-    """A workbook of `rows` identical email rows, its size declared as Excel does: under a
-    megabyte packed, ~75 bytes a row unpacked (the sheet XML is written as a stream)."""
-    import io
-    import zipfile
-
-    parts = {
-        "[Content_Types].xml": (
-            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org'
-            '/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.'
-            'openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="app'
-            'lication/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.op'
-            'enxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/w'
-            'orksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spr'
-            'eadsheetml.worksheet+xml"/></Types>'
-        ),
-        "_rels/.rels": (
-            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlfo'
-            'rmats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.o'
-            'penxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workb'
-            'ook.xml"/></Relationships>'
-        ),
-        "xl/workbook.xml": (
-            '<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats'
-            '.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocum'
-            'ent/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></shee'
-            "ts></workbook>"
-        ),
-        "xl/_rels/workbook.xml.rels": (
-            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlfo'
-            'rmats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.o'
-            'penxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sh'
-            'eet1.xml"/></Relationships>'
-        ),
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for name, text in parts.items():
-            archive.writestr(name, text)
-        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            sheet.write(
-                b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxml'
-                b'formats.org/spreadsheetml/2006/main"><dimension ref="A1:A%d"/><sheetData>'
-                b'<row><c t="inlineStr"><is><t>email</t></is></c></row>' % (rows + 1)
-            )
-            row = b'<row><c t="inlineStr"><is><t>same.person@example.com</t></is></c></row>'
-            for _ in range(rows // 10_000):
-                sheet.write(row * 10_000)
-            sheet.write(b"</sheetData></worksheet>")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("setting", "limit", "problem"),
     [
@@ -392,3 +341,38 @@ def test_a_zip_bomb_posted_to_the_page_is_refused_by_a_real_worker(
     )
     assert list(upload_dir.iterdir()) == []
     assert altcraft.received == []
+
+
+def test_the_mapping_page_unpacks_an_import_workbook_only_to_its_header(
+    team, trigger, monkeypatch
+) -> None:
+    # Without its size declared, openpyxl would parse the whole sheet once just to size it:
+    # 150 MB here, in the web request.
+    from campaigns.altcraft_launches import reading
+
+    client = team.client_for("marketer")
+    response = client.post(
+        url("altcraft_launch_new") + "?kind=import",
+        {
+            "idempotency_key": "bomb-import",
+            "trigger": trigger.pk,
+            "matching": "email",
+            "kind": "import",
+            "file": SimpleUploadedFile("profiles.xlsx", zip_bomb_xlsx(2_000_000, dimension=False)),
+        },
+    )
+    unpacked = []
+    counted_read = reading._CountedMember.read
+
+    def read(self, size=-1):
+        data = counted_read(self, size)
+        unpacked.append(len(data))
+        return data
+
+    monkeypatch.setattr(reading._CountedMember, "read", read)
+
+    page = client.get(response["Location"])
+
+    assert page.status_code == 200
+    assert 'value="email"' in page.content.decode()  # the header's one column
+    assert sum(unpacked) < 1_000_000
