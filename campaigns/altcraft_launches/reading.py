@@ -315,11 +315,22 @@ class _BoundedZip(zipfile.ZipFile):
         if sum(info.file_size for info in self.infolist()) > limit:
             raise _WorkbookTooLarge(xlsx_too_large_message())
         self._budget = [limit]
-        self.cut_after_first_row: set[str] = set()
+        self.header_only = False
+        self._worksheets = {
+            name
+            for name in self.namelist()
+            if name.startswith("xl/worksheets/") and name.endswith(".xml") and "_rels" not in name
+        }
+        self._sized: set[str] = set()
 
     def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, **kwargs: Any) -> Any:
         member = _CountedMember(super().open(name, mode, pwd, **kwargs), self._budget)
-        if getattr(name, "filename", name) in self.cut_after_first_row:
+        filename = getattr(name, "filename", name)
+        if filename in self._worksheets and (self.header_only or filename not in self._sized):
+            # openpyxl opens a sheet first only to find its declared size (<dimension>, before
+            # the rows); a sheet without one it would parse whole for that, then again for the
+            # rows. The first row is enough: no size found, the rows are read to their end.
+            self._sized.add(filename)
             return _UpToFirstRow(member)
         return member
 
@@ -379,12 +390,7 @@ def _excel_reader(file: Any, archive: _BoundedZip, *, header_only: bool) -> Any:
             with archive.open(part.PartName[1:]) as source:
                 self.shared_strings = _shared_strings(_CountedStrings(source))
 
-    if header_only:
-        archive.cut_after_first_row = {
-            name
-            for name in archive.namelist()
-            if name.startswith("xl/worksheets/") and name.endswith(".xml") and "_rels" not in name
-        }
+    archive.header_only = header_only
     # openpyxl opens its own zip of the file; read through the bounded one instead.
     reader = BoundedReader(file, read_only=True, data_only=True)
     reader.archive = archive

@@ -191,3 +191,17 @@ def test_a_workbook_with_too_many_shared_texts_is_refused_before_they_fill_memor
     assert altcraft.received == []
     fitting = prepare(team.marketer, trigger, zip_bomb_xlsx(10, shared_texts=900), name="b.xlsx")
     assert (fitting.rows_valid, fitting.rows_duplicate) == (1, 9)
+
+
+def test_a_workbook_without_its_size_declared_is_unpacked_once(team, trigger, settings) -> None:
+    # openpyxl parses such a sheet whole to size it, then again for its rows: the second pass
+    # must not count twice against the limit (nor take twice the time).
+    from tests.campaigns.altcraft_launches.conftest import zip_bomb_xlsx
+
+    workbook = zip_bomb_xlsx(20_000, dimension=False)  # ~1.4 MB unpacked
+    settings.ALTCRAFT_XLSX_MAX_UNPACKED_BYTES = 2_000_000
+
+    launch = prepare(team.marketer, trigger, workbook, name="list.xlsx")
+
+    assert launch.state == LaunchState.PREVIEWED, launch.problem
+    assert (launch.rows_read, launch.rows_valid, launch.rows_duplicate) == (20_000, 1, 19_999)
