@@ -379,6 +379,15 @@ def launch_prepare_queued(
         return launch_prepare(actor=actor, launch=launch, mapping=mapping).state
     except RunActionError:  # read meanwhile by another delivery of the same message
         return "skipped"
+    except Exception:
+        # Not the file's fault (a bug, the database): the page must not say "Reading" forever.
+        _refuse(
+            actor,
+            launch,
+            "The file could not be read (an error on our side, reported to the team). Upload "
+            "it again; if it happens again, contact support.",
+        )
+        raise
 
 
 def launch_prepare(
@@ -434,6 +443,9 @@ def launch_prepare(
     except (reading.FileRejected, storage.StoredFileError) as error:
         writer.discard()
         return _refuse(actor, launch, str(error))
+    except BaseException:
+        writer.discard()  # no half-written chunk file left behind
+        raise
     writer.close()
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
