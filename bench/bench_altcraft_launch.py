@@ -4,14 +4,14 @@
 
 Generates a CSV of N recipients (about 45 bytes a line: 1,000,000 make ~45 MB), logs in to a
 gunicorn web process (one sync worker, production settings) and uploads it as a browser does
-(multipart, streamed from disk), which stores it encrypted and reads it into chunks (the
-preview); confirms; one worker process (prefork, one child) sends the chunks to the Altcraft
-sandbox. Prints, without asserting:
+(multipart, streamed from disk), which stores it encrypted; one worker process (prefork, one
+child) reads it into chunks (the preview, task altcraft.prepare_launch); confirms; the same
+worker sends the chunks to the Altcraft sandbox. Prints, without asserting:
 
 - requests used ÷ ceil(bytes sent ÷ body limit) (goal ≤ 1.05), and the largest request in bytes
   (must be ≤ the limit);
-- peak RSS (VmHWM) of the web process during the upload + preview and of the worker during the
-  send (goal ≤ 200 MB each);
+- peak RSS (VmHWM) of the web process during the upload and of the worker during the preview
+  and the send (goal ≤ 200 MB each);
 - upload + preview time, send time and the send's MB/s, against the sandbox's own receiving
   rate (the same bodies posted straight to it, no TriggerDesk in between).
 """
@@ -211,9 +211,13 @@ def main() -> int:
             },
             timeout=1800,
         )
-        upload_seconds = time.monotonic() - started
         web_peak = peak_rss_mb(group_pids(web.pid))
         launch = AltcraftLaunch.objects.order_by("-pk").first()
+        deadline = time.monotonic() + 1800
+        while launch is not None and launch.state == "uploaded" and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker reads the file (the preview)
+            launch.refresh_from_db()
+        upload_seconds = time.monotonic() - started
         if launch is None or launch.state != "previewed":
             print(f"upload failed: HTTP {answer.status_code}; {launch and launch.problem}")
             return 1

@@ -308,6 +308,8 @@ CELERY_TASK_ROUTES = {
     "altcraft.expire_uploads": {"queue": "poll"},
     # Housekeeping, never in a send's way (dashboard/password_reset.py).
     "auth.password_reset_email": {"queue": "poll"},
+    # Reading an upload takes seconds to a minute: never in front of a send.
+    "altcraft.prepare_launch": {"queue": "poll"},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a dead worker's run (heartbeat gone) or lost re-check waits at most this long.

@@ -182,6 +182,13 @@ class AltcraftLaunch(models.Model):
         return f"Altcraft launch {self.pk} ({self.kind}, {self.state})"
 
     @property
+    def is_reading(self) -> bool:
+        """Uploaded and queued for a worker to read (an import, once its columns are mapped)."""
+        return self.state == LaunchState.UPLOADED and (
+            self.kind == LaunchKind.START_BATCH or bool(self.mapping)
+        )
+
+    @property
     def content_text(self) -> str:
         """The content object as the JSON that is sent, for pages and commands."""
         content = self.parameters.get("content")

@@ -19,19 +19,72 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.conf import settings
 
 from campaigns.altcraft_launches import storage
 
 INVALID_SAMPLES_KEPT = 200
+PROGRESS_EVERY = 50_000
 SNIFF_BYTES = 64 * 1024
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 PHONE_PUNCTUATION = re.compile(r"[\s\-().]")
 PHONE = re.compile(r"^\+?\d{10,15}$")
+
+
+# Excel's own limit for a worksheet: a longer list was not saved by Excel, and the vendor's doc
+# sets none (only the 10 MB request body). It bounds a preparation's time and memory (the
+# duplicate table) for CSV files too.
+DEFAULT_MAX_ROWS = 1_048_576
+# What an XLSX may unpack to: as much as the largest upload (a CSV is read as it is stored).
+DEFAULT_XLSX_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+
+
+def max_rows() -> int:
+    """The most rows (the header included) a launch file may have."""
+    return int(getattr(settings, "ALTCRAFT_UPLOAD_MAX_ROWS", DEFAULT_MAX_ROWS))
+
+
+def xlsx_max_unpacked_bytes() -> int:
+    """The most bytes an XLSX's members may unpack to, together."""
+    return int(
+        getattr(settings, "ALTCRAFT_XLSX_MAX_UNPACKED_BYTES", DEFAULT_XLSX_MAX_UNPACKED_BYTES)
+    )
+
+
+def too_many_rows_message() -> str:
+    return (
+        f"The file has more than {max_rows():,} rows (the header included), the most a list "
+        "may have. Split it into several files. Nothing was sent."
+    )
+
+
+def xlsx_too_large_message() -> str:
+    return (
+        f"The workbook unpacks to more than {xlsx_max_unpacked_bytes() / 1_000_000:,.0f} MB, "
+        "the most an XLSX may hold. Save it as CSV or split it into several files. Nothing "
+        "was sent."
+    )
+
+
+def too_many_texts_message() -> str:
+    return (
+        f"The workbook's table of texts (shared strings) holds more than {max_rows():,} "
+        f"texts or {shared_strings_max_bytes() / 1_000_000:,.0f} MB, more than a list may "
+        "have. Save it as CSV or split it into several files. Nothing was sent."
+    )
+
+
+def shared_strings_max_bytes() -> int:
+    # openpyxl keeps the table in memory: a quarter of what the workbook may unpack to.
+    return xlsx_max_unpacked_bytes() // 4
 
 
 def safety_bytes(limit_bytes: int) -> int:
@@ -73,6 +126,13 @@ class Preparation:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     largest_body_bytes: int = 0
     total_body_bytes: int = 0
+    # Called with rows_read every PROGRESS_EVERY rows (the page shows how far the reading is).
+    report: Callable[[int], None] | None = None
+
+    def row_read(self) -> None:
+        self.rows_read += 1
+        if self.report is not None and self.rows_read % PROGRESS_EVERY == 0:
+            self.report(self.rows_read)
 
     def invalid(self, row: int, reason: str) -> None:
         self.rows_invalid += 1
@@ -132,14 +192,20 @@ def is_xlsx(head: bytes, name: str) -> bool:
     return head.startswith(b"PK\x03\x04") or name.lower().endswith(".xlsx")
 
 
-def iter_rows(upload_path: str, *, name: str, encoding_hint: str = "") -> tuple[str, Iterator]:
-    """(encoding, rows): each row (row number, cells as stripped strings), the header first."""
+def iter_rows(
+    upload_path: str, *, name: str, encoding_hint: str = "", header_only: bool = False
+) -> tuple[str, Iterator]:
+    """(encoding, rows): each row (row number, cells as stripped strings), the header first.
+
+    `header_only`: an XLSX is unpacked only as far as its first row (a CSV is read as it is
+    asked for anyway).
+    """
     stream = storage.PlaintextStream(upload_path)
     head = stream.read(SNIFF_BYTES)
     if not head:
         raise FileRejected("The file is empty.")
     if is_xlsx(head, name):
-        return "xlsx", _xlsx_rows(head + stream.read())
+        return "xlsx", _xlsx_rows(upload_path, header_only=header_only)
     encoding = encoding_hint or detect_encoding(head)
     text = io.TextIOWrapper(
         io.BufferedReader(_PlaintextRaw(stream, head), 1024 * 1024),
@@ -147,7 +213,9 @@ def iter_rows(upload_path: str, *, name: str, encoding_hint: str = "") -> tuple[
         errors="strict",
         newline="",
     )
-    return encoding, _csv_rows(text, encoding, _delimiter(head, encoding))
+    return encoding, _csv_rows(
+        text, encoding, _delimiter(head, encoding), lambda: _first_bad_line(upload_path, encoding)
+    )
 
 
 def _delimiter(head: bytes, encoding: str) -> str:
@@ -158,19 +226,42 @@ def _delimiter(head: bytes, encoding: str) -> str:
     return best if counts[best] else ","
 
 
+def _first_bad_line(upload_path: str, encoding: str) -> tuple[int, int]:
+    """(line, byte) of the first byte `encoding` cannot decode, counted in the bytes the decoder
+    actually consumed: the text reader decodes kilobytes ahead of the row the csv reader is on,
+    so that row is not where the bad byte is. Read again from the start, on the error path only.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    lines_before = 0
+    # An error's object is what that call decoded: the previous segment's incomplete character
+    # (never a newline) and this segment.
+    for segment in itertools.chain(storage.iter_plaintext(upload_path), [b""]):
+        try:
+            decoder.decode(segment, final=not segment)
+        except UnicodeDecodeError as error:
+            consumed = error.object[: error.start]
+            return lines_before + consumed.count(b"\n") + 1, error.object[error.start]
+        lines_before += segment.count(b"\n")
+    return lines_before + 1, 0
+
+
 def _csv_rows(
-    text: io.TextIOWrapper, encoding: str, delimiter: str
+    text: io.TextIOWrapper, encoding: str, delimiter: str, locate_bad_byte
 ) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(text, delimiter=delimiter, strict=True)
+    maximum = max_rows()
     number = 0
     try:
         for cells in reader:
             number += 1
+            if number > maximum:
+                raise FileRejected(too_many_rows_message())
             yield number, [cell.strip() for cell in cells]
     except UnicodeDecodeError:
+        line, byte = locate_bad_byte()
         raise FileRejected(
-            f"Row {number + 1} is not valid {encoding}: the file mixes encodings. Save it as "
-            "“CSV UTF-8” and upload it again."
+            f"Line {line} is not valid {encoding} (a byte 0x{byte:02x}): the file mixes "
+            "encodings. Save it as “CSV UTF-8” and upload it again."
         ) from None
     except csv.Error as error:
         raise FileRejected(f"Row {number + 1} cannot be read as CSV: {error}.") from None
@@ -184,17 +275,197 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
-    import openpyxl
+class _WorkbookTooLarge(FileRejected):
+    pass
 
+
+class _CountedMember:
+    """A member of the workbook as openpyxl reads it, counting the bytes it unpacks against the
+    workbook's budget: a member's declared size may lie."""
+
+    def __init__(self, member: Any, budget: list[int]) -> None:
+        self._member = member
+        self._budget = budget  # [bytes still allowed], shared by all members
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._budget[0] + 1  # enough to tell "over" without unpacking more
+        data = self._member.read(size)
+        self._budget[0] -= len(data)
+        if self._budget[0] < 0:
+            raise _WorkbookTooLarge(xlsx_too_large_message())
+        return data
+
+    def close(self) -> None:
+        self._member.close()
+
+    def __enter__(self) -> _CountedMember:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class _BoundedZip(zipfile.ZipFile):
+    """The workbook's zip, refused when its members declare more than the limit unpacked, and
+    each member counted as it is unpacked."""
+
+    def __init__(self, file: Any, limit: int) -> None:
+        super().__init__(file, "r")
+        if sum(info.file_size for info in self.infolist()) > limit:
+            raise _WorkbookTooLarge(xlsx_too_large_message())
+        self._budget = [limit]
+        self.header_only = False
+        self._worksheets = {
+            name
+            for name in self.namelist()
+            if name.startswith("xl/worksheets/") and name.endswith(".xml") and "_rels" not in name
+        }
+        self._sized: set[str] = set()
+
+    def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, **kwargs: Any) -> Any:
+        member = _CountedMember(super().open(name, mode, pwd, **kwargs), self._budget)
+        filename = getattr(name, "filename", name)
+        if filename in self._worksheets and (self.header_only or filename not in self._sized):
+            # openpyxl opens a sheet first only to find its declared size (<dimension>, before
+            # the rows); a sheet without one it would parse whole for that, then again for the
+            # rows. The first row is enough: no size found, the rows are read to their end.
+            self._sized.add(filename)
+            return _UpToFirstRow(member)
+        return member
+
+
+_FIRST_ROW_END = re.compile(rb"</(?:([\w.-]+):)?row>|<(?:([\w.-]+):)?row\b[^>]*/>")
+
+
+class _UpToFirstRow:
+    """A worksheet member that ends after its first row element, closed as a whole sheet: the
+    header is all the mapping page needs, and a web request unpacks no more than that."""
+
+    def __init__(self, member: _CountedMember) -> None:
+        self._member = member
+        self._seen = b""
+        self._done = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._done:
+            return b""
+        data = self._member.read(64 * 1024 if size is None or size < 0 else max(size, 1024))
+        if not data:
+            self._done = True
+            return b""
+        start = max(0, len(self._seen) - 256)  # a closing tag split across two reads
+        window = self._seen[start:] + data
+        match = _FIRST_ROW_END.search(window)
+        if match is None:
+            self._seen = window[-256:]
+            return data
+        self._done = True
+        prefix = (match.group(1) or match.group(2) or b"").decode()
+        tag = f"{prefix}:" if prefix else ""
+        end = match.end() - (len(window) - len(data))
+        return data[:end] + f"</{tag}sheetData></{tag}worksheet>".encode()
+
+    def close(self) -> None:
+        self._member.close()
+
+    def __enter__(self) -> _UpToFirstRow:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _excel_reader(file: Any, archive: _BoundedZip, *, header_only: bool) -> Any:
+    """openpyxl's reader of the workbook (read-only, values), through `archive`: the shared
+    strings bounded in count and bytes, and with `header_only` each worksheet cut after its
+    first row."""
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class BoundedReader(ExcelReader):
+        def read_strings(self) -> None:
+            part = self.package.find(SHARED_STRINGS)
+            if part is None:
+                return
+            with archive.open(part.PartName[1:]) as source:
+                self.shared_strings = _shared_strings(_CountedStrings(source))
+
+    archive.header_only = header_only
+    # openpyxl opens its own zip of the file; read through the bounded one instead.
+    reader = BoundedReader(file, read_only=True, data_only=True)
+    reader.archive = archive
+    reader.valid_files = archive.namelist()
+    return reader
+
+
+class _CountedStrings:
+    """The shared-strings member, refused past its byte limit or once it holds more than
+    `max_rows()` texts (openpyxl keeps every text in memory)."""
+
+    def __init__(self, member: _CountedMember) -> None:
+        self._member = member
+        self._left = shared_strings_max_bytes()
+        self._texts = 0
+        self._maximum = max_rows()
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._member.read(64 * 1024 if size is None or size < 0 else size)
+        self._left -= len(data)
+        self._texts += len(_TEXT_END.findall(data))
+        if self._left < 0 or self._texts > self._maximum:
+            raise _WorkbookTooLarge(too_many_texts_message())
+        return data
+
+
+_TEXT_END = re.compile(rb"</(?:[\w.-]+:)?si>|<(?:[\w.-]+:)?si\s*/>")
+
+
+def _shared_strings(source: _CountedStrings) -> list[str]:
+    """openpyxl's read_string_table, but each text's element leaves the tree once read (there
+    they would stay, emptied, one per text)."""
+    from openpyxl.cell.text import Text
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse
+
+    text_tag = f"{{{SHEET_MAIN_NS}}}si"
+    strings: list[str] = []
+    root = None
+    for event, node in iterparse(source, events=("start", "end")):
+        if root is None:
+            root = node
+        elif event == "end" and node.tag == text_tag:
+            strings.append(Text.from_tree(node).content.replace("x005F_", ""))
+            root.clear()
+    return strings
+
+
+def _xlsx_rows(upload_path: str, *, header_only: bool = False) -> Iterator[tuple[int, list[str]]]:
+    maximum = max_rows()
+    file = storage.SeekablePlaintext(upload_path)  # never the whole workbook in memory
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many kinds for a damaged file
+        archive = _BoundedZip(file, xlsx_max_unpacked_bytes())
+        reader = _excel_reader(file, archive, header_only=header_only)
+        reader.read()
+        sheet = reader.wb.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+    except FileRejected:
+        file.close()
+        raise
+    except Exception:  # openpyxl and zipfile raise many kinds for a damaged file
+        file.close()
         raise FileRejected("The file cannot be read as an Excel workbook (.xlsx).") from None
-    sheet = workbook.worksheets[0]
-    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-        yield number, [_cell_text(value) for value in values]
-    workbook.close()
+    try:
+        for number, values in enumerate(rows, start=1):
+            if number > maximum:
+                raise FileRejected(too_many_rows_message())
+            yield number, [_cell_text(value) for value in values]
+    except FileRejected:
+        raise
+    except Exception:
+        raise FileRejected("The file cannot be read as an Excel workbook (.xlsx).") from None
+    finally:
+        reader.wb.close()
+        file.close()
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -382,7 +653,7 @@ def prepare_launch_rows(
     for number, cells in rows:
         if not any(cells):
             continue
-        preparation.rows_read += 1
+        preparation.row_read()
         if len(cells) > len(names) and any(cells[len(names) :]):
             preparation.invalid(number, f"{len(cells)} cells, but the header names {len(names)}")
             continue
@@ -502,7 +773,7 @@ def prepare_import_rows(
     for number, cells in rows:
         if not any(cells):
             continue
-        preparation.rows_read += 1
+        preparation.row_read()
         if len(cells) > len(names) and any(cells[len(names) :]):
             preparation.invalid(number, f"{len(cells)} cells, but the header names {len(names)}")
             continue

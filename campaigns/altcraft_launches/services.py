@@ -326,7 +326,7 @@ def _overhead_bytes(launch: AltcraftLaunch) -> int:
 
 def import_columns(*, launch: AltcraftLaunch) -> list[str]:
     """The header of an uploaded import file (for the mapping step); FileRejected if unreadable."""
-    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name)
+    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name, header_only=True)
     return reading.import_header(rows)
 
 
@@ -355,6 +355,81 @@ def check_uploader(actor: Actor, launch: AltcraftLaunch, doing: str) -> None:
         )
 
 
+def launch_prepare_queue(
+    *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
+) -> AltcraftLaunch:
+    """Have a worker read the upload (`launch_prepare`, task altcraft.prepare_launch) after the
+    commit: a web request only stores the file, and its page shows the reading's progress.
+
+    An import's mapping is kept on the launch meanwhile (a queued import is one with a mapping).
+    Only the uploader may (PermissionDenied otherwise), as for `launch_prepare`.
+    """
+    check_uploader(actor, launch, "prepare this launch")
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state != LaunchState.UPLOADED:
+            raise RunActionError(f"This launch is {locked.get_state_display().lower()} already.")
+        if locked.kind == LaunchKind.IMPORT:
+            locked.mapping = mapping or {}
+            locked.save(update_fields=["mapping"])
+        record_audit_event(
+            actor=actor,
+            tenant=locked.tenant,
+            action="altcraft.launch_reading_queued",
+            object_type="altcraft_launch",
+            object_id=locked.pk,
+            summary={"mapped_columns": len((mapping or {}).get("columns") or {})}
+            if locked.kind == LaunchKind.IMPORT
+            else {},
+        )
+        arguments = {
+            "launch_id": locked.pk,
+            "user_id": actor.user.pk if actor.user is not None else None,
+            "ip_address": actor.ip_address,
+            "label": actor.label,
+        }
+
+        def enqueue() -> None:
+            from campaigns.altcraft_launches.tasks import prepare_launch
+
+            prepare_launch.apply_async(kwargs=arguments)
+
+        # robust: a broker outage must not turn the stored upload into an error page; the
+        # launch stays uploaded (discarded when it expires).
+        transaction.on_commit(enqueue, robust=True)
+    return locked
+
+
+def launch_prepare_queued(
+    *, launch_id: int, user_id: int | None, ip_address: str | None, label: str = ""
+) -> str:
+    """The worker's side of `launch_prepare_queue`: read the upload as the person who queued
+    it; a launch already read (a redelivered message) is left as it is."""
+    from django.contrib.auth import get_user_model
+
+    launch = AltcraftLaunch.objects.select_related("trigger__connection", "tenant").get(
+        pk=launch_id
+    )
+    if launch.state != LaunchState.UPLOADED:
+        return launch.state
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    actor = Actor(user=user, ip_address=ip_address, label=label)
+    mapping = launch.mapping if launch.kind == LaunchKind.IMPORT else None
+    try:
+        return launch_prepare(actor=actor, launch=launch, mapping=mapping).state
+    except RunActionError:  # read meanwhile by another delivery of the same message
+        return "skipped"
+    except Exception:
+        # Not the file's fault (a bug, the database): the page must not say "Reading" forever.
+        _refuse(
+            actor,
+            launch,
+            "The file could not be read (an error on our side, reported to the team). Upload "
+            "it again; if it happens again, contact support.",
+        )
+        raise
+
+
 def launch_prepare(
     *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
 ) -> AltcraftLaunch:
@@ -366,7 +441,7 @@ def launch_prepare(
     if launch.state != LaunchState.UPLOADED:
         raise RunActionError(f"This launch is {launch.get_state_display().lower()} already.")
     check_uploader(actor, launch, "prepare this launch")
-    preparation = reading.Preparation()
+    preparation = reading.Preparation(report=lambda rows: _report_rows_read(launch, rows))
     writer = storage.EncryptedWriter(storage.new_path("chunks"))
     try:
         overhead = _overhead_bytes(launch)
@@ -409,6 +484,9 @@ def launch_prepare(
     except (reading.FileRejected, storage.StoredFileError) as error:
         writer.discard()
         return _refuse(actor, launch, str(error))
+    except BaseException:
+        writer.discard()  # no half-written chunk file left behind
+        raise
     writer.close()
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
@@ -448,6 +526,17 @@ def launch_prepare(
             },
         )
     return locked
+
+
+def launch_refuse(*, actor: Actor, launch: AltcraftLaunch, problem: str) -> AltcraftLaunch:
+    """Discard an uploaded launch whose file cannot be sent (`problem` says why, for the page);
+    its stored file is deleted. A launch past `uploaded` is left as it is."""
+    return _refuse(actor, launch, problem)
+
+
+def _report_rows_read(launch: AltcraftLaunch, rows: int) -> None:
+    # The page polls this while a worker reads a large file (autocommit: visible at once).
+    AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.UPLOADED).update(rows_read=rows)
 
 
 def _refuse(actor: Actor, launch: AltcraftLaunch, problem: str) -> AltcraftLaunch:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import io
 import os
 import stat
 import struct
@@ -200,6 +201,101 @@ class PlaintextStream:
         else:
             data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
+
+
+class SeekablePlaintext(io.RawIOBase):
+    """A seekable, read-only view of a stored upload's plaintext, for zipfile (an XLSX): one
+    decrypted segment is held at a time, and nothing is written to disk in the clear.
+
+    An upload's segments all hold `EncryptedWriter.segment_bytes` but the last, so a position
+    maps to a segment by division; the tokens' offsets come from one pass over their headers.
+    """
+
+    def __init__(self, relative: str) -> None:
+        from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+
+        self._invalid_token = InvalidToken
+        self._cipher = credentials_cipher()
+        try:
+            self._file: BinaryIO = open(absolute(relative), "rb")  # noqa: SIM115 - close()
+        except FileNotFoundError:
+            raise StoredFileError("The stored file is gone (it expired or was deleted).") from None
+        self._tokens: list[tuple[int, int]] = []
+        self._cached_index = -1
+        self._cached = b""
+        self._position = 0
+        self._segment_bytes = self._size = 0
+        try:
+            self._index()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _index(self) -> None:
+        if self._file.read(len(MAGIC)) != MAGIC:
+            raise StoredFileError("The stored file is not an encrypted TriggerDesk file.")
+        while True:
+            header = self._file.read(_LENGTH.size)
+            if not header:
+                break
+            if len(header) != _LENGTH.size:
+                raise StoredFileError("The stored file is truncated.")
+            (length,) = _LENGTH.unpack(header)
+            self._tokens.append((self._file.tell(), length))
+            self._file.seek(length, os.SEEK_CUR)
+        self._segment_bytes = len(self._segment(0)) if self._tokens else 0
+        last = len(self._tokens) - 1
+        self._size = last * self._segment_bytes + len(self._segment(last)) if self._tokens else 0
+
+    def _segment(self, index: int) -> bytes:
+        if index != self._cached_index:
+            offset, length = self._tokens[index]
+            self._file.seek(offset)
+            token = self._file.read(length)
+            if len(token) != length:
+                raise StoredFileError("The stored file is truncated.")
+            try:
+                self._cached = self._cipher.decrypt(token)
+            except self._invalid_token:
+                raise StoredFileError(
+                    "The stored file cannot be decrypted with the configured keys."
+                ) from None
+            self._cached_index = index
+            full = index < len(self._tokens) - 1
+            if full and self._segment_bytes and len(self._cached) != self._segment_bytes:
+                raise StoredFileError("The stored file is damaged (uneven segments).")
+        return self._cached
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        # Fills the buffer across segments (zipfile takes a short read for a truncated file).
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self._position < self._size:
+            index, start = divmod(self._position, self._segment_bytes)
+            data = self._segment(index)[start : start + len(view) - filled]
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._position += len(data)
+        return filled
+
+    def close(self) -> None:
+        self._file.close()
+        self._cached = b""
+        super().close()
 
 
 def delete(relative: str) -> None:

@@ -11,3 +11,13 @@ from campaigns.altcraft_launches import services
 def expire_uploads() -> int:
     """Delete stored lists past their tenant's retention (beat, every 10 minutes)."""
     return services.launches_expire()
+
+
+@shared_task(name="altcraft.prepare_launch", acks_late=True, ignore_result=True)
+def prepare_launch(
+    launch_id: int, user_id: int | None = None, ip_address: str | None = None, label: str = ""
+) -> str:
+    """Read an upload and write its chunks: the preview (queued by the upload's request)."""
+    return services.launch_prepare_queued(
+        launch_id=launch_id, user_id=user_id, ip_address=ip_address, label=label
+    )

@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from campaigns.altcraft_launches import reading, selectors, services, storage
 from campaigns.altcraft_launches.forms import (
@@ -241,7 +241,8 @@ def _launch_new(request: HttpRequest) -> HttpResponse:
             return redirect(
                 "altcraft_launch_mapping", tenant_slug=request.tenant.slug, launch_pk=launch.pk
             )
-        services.launch_prepare(actor=actor_from_request(request), launch=launch)
+        # Read by a worker: the request stores the file and returns; the page shows progress.
+        services.launch_prepare_queue(actor=actor_from_request(request), launch=launch)
     return redirect("altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk)
 
 
@@ -319,11 +320,17 @@ def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
             "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
         )
     services.check_uploader(actor_from_request(request), launch, "map this import's columns")
+    if launch.is_reading:  # mapped already: a worker reads the file
+        return redirect(
+            "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+        )
     try:
         names = services.import_columns(launch=launch)
     except (reading.FileRejected, storage.StoredFileError) as error:
-        # Preparing records the refusal (with its reason) and deletes the stored file.
-        launch = services.launch_prepare(actor=actor_from_request(request), launch=launch)
+        # The refusal is recorded (with its reason) and the stored file deleted.
+        launch = services.launch_refuse(
+            actor=actor_from_request(request), launch=launch, problem=str(error)
+        )
         messages.error(request, str(error))
         return redirect(
             "altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk
@@ -348,7 +355,8 @@ def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
                         entry["resource_id"] = int(resource)
             columns[name] = entry
         if not errors:
-            launch = services.launch_prepare(
+            # Read by a worker, as an upload is: the page shows its progress.
+            launch = services.launch_prepare_queue(
                 actor=actor_from_request(request), launch=launch, mapping={"columns": columns}
             )
             return redirect(
@@ -407,9 +415,14 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
 @require_GET
 @vary_on_headers("HX-Request")
 def launch_detail(request: HttpRequest, launch_pk: int) -> HttpResponse:
-    """The preview before sending; each chunk's live progress after."""
+    """The reading's progress, then the preview before sending; each chunk's live progress
+    after."""
     launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
     context = _detail_context(request, launch)
+    if request.htmx and request.htmx.target == "launch-reading":
+        if not launch.is_reading:
+            return HttpResponseClientRefresh()  # read: the whole page shows the preview now
+        return HttpResponse(render_to_string(f"{DETAIL}#reading", context, request=request))
     if request.htmx:
         content = render_to_string(f"{DETAIL}#progress", context, request=request)
         if not context["live"]:

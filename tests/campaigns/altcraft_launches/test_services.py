@@ -331,3 +331,37 @@ def test_nobody_but_the_uploader_confirms_so_an_operator_cannot_confirm_and_appr
     launch.refresh_from_db()
     assert launch.state == LaunchState.PREVIEWED and not launch.confirmed_by_label
     assert altcraft.received == []
+
+
+def test_a_reading_that_fails_on_our_side_does_not_stay_reading(
+    team, trigger, monkeypatch, upload_dir
+) -> None:
+    import uuid
+
+    from campaigns.altcraft_launches import reading, services
+    from campaigns.altcraft_launches.models import LaunchState
+    from tests.campaigns.altcraft_launches.conftest import actor_of
+
+    launch = services.launch_create(
+        actor=actor_of(team.marketer),
+        trigger=trigger,
+        kind="start_batch",
+        upload=services.upload_store(pieces=[b"email\na@example.com\n"]),
+        source_name="list.csv",
+        parameters={"matching": "email"},
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(reading, "prepare_launch_rows", broken)
+    with pytest.raises(RuntimeError):
+        services.launch_prepare_queued(
+            launch_id=launch.pk, user_id=team.marketer.user.pk, ip_address=None
+        )
+
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.DISCARDED and not launch.is_reading
+    assert launch.problem.startswith("The file could not be read (an error on our side")
+    assert list(upload_dir.iterdir()) == []  # neither the upload nor a half-written chunk file

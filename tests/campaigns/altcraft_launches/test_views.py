@@ -10,6 +10,8 @@ from django.urls import reverse
 
 from campaigns.altcraft_launches.models import AltcraftLaunch, AltcraftTrigger, LaunchState
 from dashboard.runs.services import run_send
+from tests.campaigns.altcraft_launches.conftest import zip_bomb_xlsx
+from tests.e2e.conftest import e2e_redis, wait_for, workers  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
 
@@ -51,15 +53,29 @@ def test_an_operator_registers_a_trigger_and_a_marketer_cannot(team, connection)
     assert "Registration form" in page.content.decode()
 
 
-def test_upload_preview_confirm_and_progress(team, trigger, altcraft) -> None:
+def test_upload_preview_confirm_and_progress(team, trigger, altcraft, read_by_worker) -> None:
     client = team.client_for("marketer")
     content = b"email\na@example.com\nbad\na@example.com\nexample1@example.com\n"
 
-    response = upload(client, trigger, content, content='{"page": "cart"}')
+    with read_by_worker():
+        response = upload(client, trigger, content, content='{"page": "cart"}')
 
-    assert response.status_code == 302, response.content.decode()[:2000]
-    launch = AltcraftLaunch.objects.get()
+        # The request stored the file and queued its reading: the page says so and polls.
+        assert response.status_code == 302, response.content.decode()[:2000]
+        launch = AltcraftLaunch.objects.get()
+        assert launch.state == LaunchState.UPLOADED
+        page = client.get(response["Location"]).content.decode()
+        assert 'id="launch-reading"' in page and 'id="rows-valid"' not in page
+        fragment = client.get(
+            response["Location"], HTTP_HX_REQUEST="true", HTTP_HX_TARGET="launch-reading"
+        )
+        assert 'id="reading-rows">0<' in fragment.content.decode()
+    launch.refresh_from_db()
     assert launch.state == LaunchState.PREVIEWED
+    fragment = client.get(
+        response["Location"], HTTP_HX_REQUEST="true", HTTP_HX_TARGET="launch-reading"
+    )
+    assert fragment["HX-Refresh"] == "true"  # read: the whole page shows the preview
     page = client.get(response["Location"]).content.decode()
     assert re.search(r'id="rows-valid"><strong>2<', page)
     assert "not an email address: &#x27;bad&#x27;" in page
@@ -100,22 +116,23 @@ def test_a_file_over_the_upload_limit_is_refused_clearly(team, trigger, settings
     assert AltcraftLaunch.objects.count() == 0
 
 
-def test_a_pasted_list_is_a_launch_too(team, trigger) -> None:
+def test_a_pasted_list_is_a_launch_too(team, trigger, read_by_worker) -> None:
     client = team.client_for("marketer")
-    response = client.post(
-        url("altcraft_launch_new"),
-        {
-            "idempotency_key": "paste-1",
-            "trigger": trigger.pk,
-            "matching": "email",
-            "pasted": "a@example.com\nb@example.com\n",
-        },
-    )
+    with read_by_worker():
+        response = client.post(
+            url("altcraft_launch_new"),
+            {
+                "idempotency_key": "paste-1",
+                "trigger": trigger.pk,
+                "matching": "email",
+                "pasted": "a@example.com\nb@example.com\n",
+            },
+        )
     assert response.status_code == 302
     assert AltcraftLaunch.objects.get().rows_valid == 2
 
 
-def test_an_import_goes_through_the_mapping_step(team, trigger) -> None:
+def test_an_import_goes_through_the_mapping_step(team, trigger, read_by_worker) -> None:
     client = team.client_for("marketer")
     response = upload(client, trigger, b"E-mail,Name\nann@example.com,Ann\n", kind="import")
     launch = AltcraftLaunch.objects.get()
@@ -123,18 +140,26 @@ def test_an_import_goes_through_the_mapping_step(team, trigger) -> None:
     page = client.get(response["Location"]).content.decode()
     assert 'value="email"' in page  # guessed from "E-mail"
 
-    response = client.post(
-        url("altcraft_launch_mapping", launch.pk),
-        {"target_0": "field", "field_0": "email", "target_1": "field", "field_1": "_fname"},
-    )
+    with read_by_worker():
+        response = client.post(
+            url("altcraft_launch_mapping", launch.pk),
+            {"target_0": "field", "field_0": "email", "target_1": "field", "field_1": "_fname"},
+        )
+        assert response["Location"] == url("altcraft_launch_detail", launch.pk)
+        # Queued: the mapping page is not offered again while a worker reads the file.
+        assert client.get(url("altcraft_launch_mapping", launch.pk)).status_code == 302
     launch.refresh_from_db()
     assert launch.state == LaunchState.PREVIEWED, launch.problem
     trigger.refresh_from_db()
     assert trigger.import_mapping["columns"]["Name"] == {"to": "field", "name": "_fname"}
+    from dashboard.models import AuditEvent
+
+    queued = AuditEvent.objects.get(action="altcraft.launch_reading_queued")
+    assert (queued.actor_id, queued.summary) == (team.marketer.user.pk, {"mapped_columns": 2})
 
 
 def test_other_tenants_launches_are_404_and_approving_needs_an_operator(
-    team, other_team, trigger
+    team, other_team, trigger, read_by_worker
 ) -> None:
     from campaigns.altcraft_launches import services
 
@@ -145,7 +170,8 @@ def test_other_tenants_launches_are_404_and_approving_needs_an_operator(
         retention_hours=24,
     )
     client = team.client_for("marketer")
-    upload(client, trigger, b"email\na@example.com\n")
+    with read_by_worker():
+        upload(client, trigger, b"email\na@example.com\n")
     launch = AltcraftLaunch.objects.get()
     client.post(url("altcraft_launch_confirm", launch.pk), {"sha256": launch.source_sha256})
     launch.refresh_from_db()
@@ -220,7 +246,7 @@ def test_a_nul_in_a_field_of_the_upload_form_is_refused_and_nothing_kept(
 
 
 def test_another_marketer_can_neither_map_confirm_discard_nor_resend_a_launch(
-    team, trigger, altcraft
+    team, trigger, altcraft, read_by_worker
 ) -> None:
     from django.test import Client
 
@@ -229,7 +255,8 @@ def test_another_marketer_can_neither_map_confirm_discard_nor_resend_a_launch(
 
     upload(team.client_for("marketer"), trigger, b"E-mail\nann@example.com\n", kind="import")
     imported = AltcraftLaunch.objects.get()
-    upload(team.client_for("marketer"), trigger, b"email\na@example.com\n")
+    with read_by_worker():
+        upload(team.client_for("marketer"), trigger, b"email\na@example.com\n")
     launch = AltcraftLaunch.objects.exclude(pk=imported.pk).get()
     user = UserFactory(username="max")
     MembershipFactory(tenant=team.tenant, user=user, role=Role.MARKETER)
@@ -268,3 +295,136 @@ def test_another_marketer_can_neither_map_confirm_discard_nor_resend_a_launch(
     assert "Only the uploader or an operator" in response.content.decode()
     chunk.refresh_from_db()
     assert chunk.retries == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "limit", "problem"),
+    [
+        (
+            "ALTCRAFT_XLSX_MAX_UNPACKED_BYTES",
+            50_000_000,
+            "The workbook unpacks to more than 50 MB, the most an XLSX may hold.",
+        ),
+        (
+            "ALTCRAFT_UPLOAD_MAX_ROWS",
+            1000,
+            "The file has more than 1,000 rows (the header included), the most a list may have.",
+        ),
+    ],
+)
+def test_an_xlsx_zip_bomb_is_read_off_the_request_and_refused_at_its_limit(
+    team, trigger, altcraft, settings, upload_dir, read_by_worker, setting, limit, problem
+) -> None:
+    # 2 million rows: ~150 MB unpacked from a few hundred KB (the review's bomb held a
+    # request for 66 s).
+    setattr(settings, setting, limit)
+    bomb = zip_bomb_xlsx(2_000_000)
+    assert len(bomb) < 1_000_000
+    client = team.client_for("marketer")
+
+    with read_by_worker():
+        response = client.post(
+            url("altcraft_launch_new") + "?kind=start_batch",
+            {
+                "idempotency_key": "bomb",
+                "trigger": trigger.pk,
+                "matching": "email",
+                "kind": "start_batch",
+                "file": SimpleUploadedFile("list.xlsx", bomb, content_type="application/zip"),
+            },
+        )
+        # The request stored the file and returned: nothing of it was read yet.
+        assert response.status_code == 302
+        launch = AltcraftLaunch.objects.get()
+        assert launch.state == LaunchState.UPLOADED and launch.rows_read == 0
+        assert response["Location"] == url("altcraft_launch_detail", launch.pk)
+
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.DISCARDED
+    assert problem in launch.problem
+    assert launch.chunks.count() == 0 and not launch.chunks_path
+    assert list(upload_dir.iterdir()) == []  # the upload and any partial chunks are gone
+    assert altcraft.received == []
+    page = client.get(response["Location"]).content.decode()
+    assert problem in page
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_zip_bomb_posted_to_the_page_is_refused_by_a_real_worker(
+    team,
+    trigger,
+    altcraft,
+    settings,
+    upload_dir,
+    workers,  # noqa: F811 - the imported fixture, requested
+) -> None:
+    # At the default limits (256 MiB unpacked, 1,048,576 rows), with a bomb that declares it
+    # unpacks to more than the limit (4 million rows, ~276 MB).
+    bomb = zip_bomb_xlsx(4_000_000)
+    assert len(bomb) < 1_000_000
+    client = team.client_for("marketer")
+
+    response = client.post(
+        url("altcraft_launch_new") + "?kind=start_batch",
+        {
+            "idempotency_key": "bomb",
+            "trigger": trigger.pk,
+            "matching": "email",
+            "kind": "start_batch",
+            "file": SimpleUploadedFile("list.xlsx", bomb, content_type="application/zip"),
+        },
+    )
+
+    # No worker runs yet: the request answered without reading the file.
+    assert response.status_code == 302
+    launch = AltcraftLaunch.objects.get()
+    assert launch.state == LaunchState.UPLOADED and launch.is_reading
+
+    workers.start(pool="prefork", concurrency=1, env={"ALTCRAFT_UPLOAD_DIR": str(upload_dir)})
+    wait_for(
+        lambda: AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.DISCARDED).exists(),
+        timeout=60,
+        message="the worker to refuse the workbook",
+    )
+    launch.refresh_from_db()
+    assert launch.problem.startswith(
+        "The workbook unpacks to more than 268 MB, the most an XLSX may hold."
+    )
+    assert list(upload_dir.iterdir()) == []
+    assert altcraft.received == []
+
+
+def test_the_mapping_page_unpacks_an_import_workbook_only_to_its_header(
+    team, trigger, monkeypatch
+) -> None:
+    # Without its size declared, openpyxl would parse the whole sheet once just to size it:
+    # 150 MB here, in the web request.
+    from campaigns.altcraft_launches import reading
+
+    client = team.client_for("marketer")
+    response = client.post(
+        url("altcraft_launch_new") + "?kind=import",
+        {
+            "idempotency_key": "bomb-import",
+            "trigger": trigger.pk,
+            "matching": "email",
+            "kind": "import",
+            "file": SimpleUploadedFile("profiles.xlsx", zip_bomb_xlsx(2_000_000, dimension=False)),
+        },
+    )
+    unpacked = []
+    counted_read = reading._CountedMember.read
+
+    def read(self, size=-1):
+        data = counted_read(self, size)
+        unpacked.append(len(data))
+        return data
+
+    monkeypatch.setattr(reading._CountedMember, "read", read)
+
+    page = client.get(response["Location"])
+
+    assert page.status_code == 200
+    assert 'value="email"' in page.content.decode()  # the header's one column
+    assert sum(unpacked) < 1_000_000
