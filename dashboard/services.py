@@ -295,6 +295,39 @@ def connection_update(
 ) -> VendorConnection:
     """Change a connection's non-secret fields; records what changed."""
     validate_connection_fields(kind=connection.kind, name=name, base_url=base_url, options=options)
+    try:
+        return _connection_save(
+            actor=actor,
+            connection=connection,
+            name=name,
+            base_url=base_url,
+            options=options,
+            is_active=is_active,
+        )
+    except IntegrityError:
+        # Two renames to one name at once (of two connections, so neither row lock waits for the
+        # other): both passed the check in _connection_save, the unique constraint let one in.
+        # The other is the same answer as if it had come second.
+        if (
+            VendorConnection.objects.filter(tenant_id=connection.tenant_id, name=name.strip())
+            .exclude(pk=connection.pk)
+            .exists()
+        ):
+            raise ValidationError(
+                {"name": f"This tenant already has a connection named {name!r}."}
+            ) from None
+        raise
+
+
+def _connection_save(
+    *,
+    actor: Actor,
+    connection: VendorConnection,
+    name: str,
+    base_url: str,
+    options: dict,
+    is_active: bool,
+) -> VendorConnection:
     with transaction.atomic():
         connection = VendorConnection.objects.select_for_update().get(pk=connection.pk)
         if (

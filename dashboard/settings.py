@@ -326,6 +326,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.verify",
         "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=15),
     },
+    # Weekly, an hour after Sunday's nightly run (03:30 UTC by default): re-read every row, the
+    # only check that finds a row verified before and then edited in place with its hash kept.
+    "verify-audit-full": {
+        "task": "audit.verify",
+        "schedule": crontab(
+            day_of_week="sun", hour=(env_int("AUDIT_VERIFY_HOUR_UTC", 2) + 1) % 24, minute=30
+        ),
+        "kwargs": {"full": True},
+    },
     "altcraft-expire-uploads": {"task": "altcraft.expire_uploads", "schedule": 600},
 }
 # Altcraft launches: uploaded lists, encrypted at rest (campaigns/altcraft_launches/storage.py);

@@ -56,7 +56,8 @@ def sweep_runs() -> dict[str, int]:
 
 @shared_task(name="audit.verify", ignore_result=True)
 def verify_audit_trail(full: bool = False) -> dict[str, int]:
-    """Nightly (beat): verify what was appended since the last checkpoint; alerts on failure."""
+    """Nightly (beat): verify what was appended since the last checkpoint; weekly with `full`
+    (beat): re-read every row. Alerts on failure."""
     from dashboard.audit import audit_verify
 
     report = audit_verify(full=full)

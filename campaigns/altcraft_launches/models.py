@@ -131,6 +131,11 @@ class AltcraftLaunch(models.Model):
     chunks_path = models.CharField(max_length=300, blank=True)
     expires_at = models.DateTimeField()
     files_deleted_at = models.DateTimeField(null=True, blank=True)
+    # When a worker was last asked to read the upload, and when one claimed the reading or last
+    # reported progress: housekeeping queues again a reading whose message was lost or whose
+    # worker died (launches_reading_resume), and a second delivery does not read it twice.
+    reading_queued_at = models.DateTimeField(null=True, blank=True)
+    reading_claimed_at = models.DateTimeField(null=True, blank=True)
 
     rows_read = models.PositiveIntegerField(default=0)
     rows_valid = models.PositiveIntegerField(default=0)

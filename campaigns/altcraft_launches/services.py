@@ -14,12 +14,14 @@ import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from campaigns.altcraft_launches import reading, storage
 from campaigns.altcraft_launches.models import (
@@ -48,6 +50,7 @@ from dashboard.vendors.http import ConfigurationError
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024
 ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
 SYSTEM = Actor.system("altcraft-expiry")
+READING_RESUMER = Actor.system("altcraft-reading-resume")
 # The largest trigger or resource id the columns hold (PositiveIntegerField: PostgreSQL integer).
 MAX_ALTCRAFT_ID = 2**31 - 1
 # A chunk may be sent again only when its run ended without Altcraft acting on it.
@@ -371,7 +374,8 @@ def launch_prepare_queue(
             raise RunActionError(f"This launch is {locked.get_state_display().lower()} already.")
         if locked.kind == LaunchKind.IMPORT:
             locked.mapping = mapping or {}
-            locked.save(update_fields=["mapping"])
+        locked.reading_queued_at = utc_now()
+        locked.save(update_fields=["mapping", "reading_queued_at"])
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,
@@ -400,6 +404,15 @@ def launch_prepare_queue(
     return locked
 
 
+# A reading queued this long ago that no worker has claimed, or claimed without progress since
+# (Preparation reports every PROGRESS_EVERY rows), is presumed lost: housekeeping queues it again.
+READING_STALE_AFTER = timedelta(minutes=5)
+
+
+def _reading_claimable(now: datetime) -> Q:
+    return Q(reading_claimed_at__isnull=True) | Q(reading_claimed_at__lte=now - READING_STALE_AFTER)
+
+
 def launch_prepare_queued(
     *, launch_id: int, user_id: int | None, ip_address: str | None, label: str = ""
 ) -> str:
@@ -412,6 +425,17 @@ def launch_prepare_queued(
     )
     if launch.state != LaunchState.UPLOADED:
         return launch.state
+    # The claim: a second delivery of the message (or housekeeping's re-queue) while this one
+    # reads leaves it alone; a claim without progress for READING_STALE_AFTER (its worker died)
+    # may be taken over.
+    now = utc_now()
+    claimed = (
+        AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.UPLOADED)
+        .filter(_reading_claimable(now))
+        .update(reading_claimed_at=now)
+    )
+    if not claimed:
+        return "skipped"
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     actor = Actor(user=user, ip_address=ip_address, label=label)
     mapping = launch.mapping if launch.kind == LaunchKind.IMPORT else None
@@ -535,8 +559,11 @@ def launch_refuse(*, actor: Actor, launch: AltcraftLaunch, problem: str) -> Altc
 
 
 def _report_rows_read(launch: AltcraftLaunch, rows: int) -> None:
-    # The page polls this while a worker reads a large file (autocommit: visible at once).
-    AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.UPLOADED).update(rows_read=rows)
+    # The page polls this while a worker reads a large file (autocommit: visible at once); the
+    # claim's time says the reading is alive (launches_reading_resume leaves it alone).
+    AltcraftLaunch.objects.filter(pk=launch.pk, state=LaunchState.UPLOADED).update(
+        rows_read=rows, reading_claimed_at=utc_now()
+    )
 
 
 def _refuse(actor: Actor, launch: AltcraftLaunch, problem: str) -> AltcraftLaunch:
@@ -819,6 +846,66 @@ def launches_expire() -> int:
             storage.delete(path)
         count += 1
     return count + _orphans_delete()
+
+
+def launches_reading_resume() -> int:
+    """Queue again the reading of launches that have waited for it longer than
+    READING_STALE_AFTER: the message never reached the broker (it was down on commit) or was
+    lost, or the worker reading it died (no progress since). The number queued.
+
+    "Waiting" is what the page shows as Reading (`AltcraftLaunch.is_reading`), timed from the
+    last time it was queued (or its upload, when it never was). The claim in
+    `launch_prepare_queued` makes a delivery while another reads it a no-op, and a launch read
+    meanwhile is left as it is; the uploader reads it, as when they queued it.
+    """
+    now = utc_now()
+    cutoff = now - READING_STALE_AFTER
+    waiting = (
+        AltcraftLaunch.objects.filter(state=LaunchState.UPLOADED, expires_at__gt=now)
+        .filter(Q(kind=LaunchKind.START_BATCH) | ~Q(mapping={}))
+        .annotate(waiting_since=Coalesce("reading_queued_at", "created_at"))
+        .filter(waiting_since__lte=cutoff)
+        .filter(_reading_claimable(now))
+    )
+    count = 0
+    for launch in waiting.select_related("tenant"):
+        with transaction.atomic():
+            # Conditional on what was read: two housekeeping passes at once queue it once.
+            requeued = (
+                AltcraftLaunch.objects.filter(
+                    pk=launch.pk,
+                    state=LaunchState.UPLOADED,
+                    reading_queued_at=launch.reading_queued_at,
+                )
+                .filter(_reading_claimable(now))
+                .update(reading_queued_at=now)
+            )
+            if not requeued:
+                continue
+            record_audit_event(
+                actor=READING_RESUMER,
+                tenant=launch.tenant,
+                action="altcraft.launch_reading_requeued",
+                object_type="altcraft_launch",
+                object_id=launch.pk,
+                summary={
+                    "waiting_since": launch.waiting_since.isoformat(),
+                    "claimed_at": launch.reading_claimed_at.isoformat()
+                    if launch.reading_claimed_at
+                    else None,
+                },
+            )
+            arguments = {"launch_id": launch.pk, "user_id": launch.created_by_id}
+
+            def enqueue(arguments=arguments) -> None:
+                from campaigns.altcraft_launches.tasks import prepare_launch
+
+                prepare_launch.apply_async(kwargs=arguments)
+
+            # robust: with the broker still down, the next pass tries again.
+            transaction.on_commit(enqueue, robust=True)
+        count += 1
+    return count
 
 
 ORPHAN_AGE = timedelta(days=1)

@@ -9,7 +9,9 @@ from campaigns.altcraft_launches import services
 
 @shared_task(name="altcraft.expire_uploads", ignore_result=True)
 def expire_uploads() -> int:
-    """Delete stored lists past their tenant's retention (beat, every 10 minutes)."""
+    """Housekeeping (beat, every 10 minutes): delete stored lists past their tenant's
+    retention, and queue again the readings whose message was lost (or whose worker died)."""
+    services.launches_reading_resume()
     return services.launches_expire()
 
 

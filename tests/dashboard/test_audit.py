@@ -237,6 +237,25 @@ def test_incremental_run_notices_a_rewritten_checkpoint_row_and_full_run_any_row
     assert "checkpoint" in audit_verify().problems[0].reason
 
 
+def test_beat_verifies_the_trail_nightly_and_in_full_weekly_on_the_poll_queue():
+    """The nightly run resumes from its checkpoint; only the weekly full run re-reads the rows
+    verified before, which is what finds one edited in place (test above)."""
+    from celery.schedules import crontab
+    from django.conf import settings
+
+    from dashboard.celery import app
+    from dashboard.tasks import verify_audit_trail
+
+    nightly = settings.CELERY_BEAT_SCHEDULE["verify-audit"]
+    assert nightly["task"] == "audit.verify" and not nightly.get("kwargs", {}).get("full")
+    assert nightly["schedule"] == crontab(hour=2, minute=15)
+    weekly = settings.CELERY_BEAT_SCHEDULE["verify-audit-full"]
+    assert weekly["task"] == verify_audit_trail.name and weekly["kwargs"] == {"full": True}
+    assert weekly["schedule"] == crontab(day_of_week="sun", hour=3, minute=30)
+    assert verify_audit_trail.name in app.tasks
+    assert app.amqp.router.route({}, verify_audit_trail.name)["queue"].name == "poll"
+
+
 def test_failed_verification_emails_the_tenant_admins(mailoutbox):
     events = _five_events()
     admin = MembershipFactory(tenant=events[0].tenant, role=Role.ADMIN, user__email="a@example.com")

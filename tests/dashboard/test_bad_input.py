@@ -486,6 +486,61 @@ def test_two_concurrent_creates_of_one_connection_name_make_one_and_a_form_error
     assert VendorConnection.objects.filter(tenant=team.tenant, name="Altcraft").count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_renames_to_one_connection_name_rename_one_and_a_form_error(team):
+    """Two connections renamed to one new name at once, both requests past the service's "name
+    taken?" check before either saves (a barrier holds each one just after its check): the
+    unique constraint lets one rename in, the other gets the form error, never an
+    IntegrityError."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from django.db import connection as db_connection
+    from django.db.models.query import QuerySet
+
+    from dashboard.models import VendorConnection
+
+    first = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft EU")
+    second = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft US")
+    checked = threading.Barrier(2)
+    original_exists = QuerySet.exists
+    waited = threading.local()
+
+    def exists_then_wait(queryset):
+        found = original_exists(queryset)
+        if queryset.model is VendorConnection and not getattr(waited, "done", False):
+            waited.done = True
+            checked.wait(timeout=60)
+        return found
+
+    def rename(connection: VendorConnection):
+        url = reverse(
+            "connection_edit",
+            kwargs={"tenant_slug": team.tenant.slug, "connection_id": connection.pk},
+        )
+        try:
+            return team.client_for("admin").post(
+                url,
+                {"name": "Altcraft", "base_url": connection.base_url, "is_active": "on"},
+            )
+        finally:
+            db_connection.close()
+
+    with (
+        mock.patch.object(QuerySet, "exists", exists_then_wait),
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        responses = list(pool.map(rename, [first, second]))
+    assert sorted(response.status_code for response in responses) == [200, 302]
+    refused = next(response for response in responses if response.status_code == 200)
+    assert "already has a connection named" in " ".join(refused.context["form"].errors["name"])
+    names = set(
+        VendorConnection.objects.filter(pk__in=[first.pk, second.pk]).values_list("name", flat=True)
+    )
+    assert names in ({"Altcraft", "Altcraft US"}, {"Altcraft EU", "Altcraft"})
+
+
 @pytest.mark.parametrize("field", ["trigger_id", "resource_id"])
 def test_an_altcraft_id_beyond_what_the_column_holds_is_a_form_error(team, field):
     from campaigns.altcraft_launches.models import AltcraftTrigger

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.test import TestCase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -365,3 +366,120 @@ def test_a_reading_that_fails_on_our_side_does_not_stay_reading(
     assert launch.state == LaunchState.DISCARDED and not launch.is_reading
     assert launch.problem.startswith("The file could not be read (an error on our side")
     assert list(upload_dir.iterdir()) == []  # neither the upload nor a half-written chunk file
+
+
+def _queued_start_batch(team, trigger, rows: int = 3):
+    """A start_batch launch whose reading the uploader queued; the message it sent on commit
+    never reached the broker (Redis was down at that moment)."""
+    from kombu.exceptions import OperationalError
+
+    from campaigns.altcraft_launches import tasks
+
+    launch = services.launch_create(
+        actor=actor_of(team.marketer),
+        trigger=trigger,
+        kind="start_batch",
+        upload=services.upload_store(pieces=[csv_bytes("email", emails(rows))]),
+        source_name="list.csv",
+        parameters={"matching": "email"},
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(tasks.prepare_launch, "apply_async", broker_down)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            services.launch_prepare_queue(actor=actor_of(team.marketer), launch=launch)
+    launch.refresh_from_db()
+    assert launch.is_reading and launch.reading_claimed_at is None
+    return launch
+
+
+def _waited(launch, minutes: int) -> None:
+    """Move the launch's upload, queueing and any claim `minutes` into the past."""
+    from django.db.models import F
+
+    from campaigns.altcraft_launches.models import AltcraftLaunch
+
+    earlier = timedelta(minutes=minutes)
+    AltcraftLaunch.objects.filter(pk=launch.pk).update(
+        created_at=F("created_at") - earlier,
+        reading_queued_at=F("reading_queued_at") - earlier,
+        reading_claimed_at=F("reading_claimed_at") - earlier,
+    )
+
+
+def test_a_reading_whose_message_was_lost_is_queued_again_by_housekeeping(
+    team, trigger, read_by_worker
+) -> None:
+    from campaigns.altcraft_launches import tasks
+    from dashboard.models import AuditEvent
+
+    launch = _queued_start_batch(team, trigger)
+    with read_by_worker():
+        tasks.expire_uploads()  # queued just now: its message may still be on its way
+    launch.refresh_from_db()
+    assert launch.is_reading
+
+    _waited(launch, minutes=6)
+    with read_by_worker():
+        tasks.expire_uploads()
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.PREVIEWED and launch.rows_valid == 3
+    requeued = AuditEvent.objects.get(action="altcraft.launch_reading_requeued")
+    assert requeued.object_id == str(launch.pk) and requeued.actor_id is None
+    previewed = AuditEvent.objects.get(action="altcraft.launch_previewed")
+    assert previewed.actor_id == team.marketer.user.pk  # read as its uploader, as queued
+
+
+def test_a_reading_whose_worker_died_is_taken_over_after_a_while(
+    team, trigger, read_by_worker
+) -> None:
+    from campaigns.altcraft_launches import tasks
+    from campaigns.altcraft_launches.models import AltcraftLaunch
+
+    launch = _queued_start_batch(team, trigger)
+    # A worker claimed it and was killed before it reported any progress.
+    AltcraftLaunch.objects.filter(pk=launch.pk).update(reading_claimed_at=launch.reading_queued_at)
+    _waited(launch, minutes=6)
+    with read_by_worker():
+        tasks.expire_uploads()
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.PREVIEWED and launch.rows_valid == 3
+
+
+def test_a_launch_being_read_is_neither_queued_again_nor_read_twice(
+    team, trigger, monkeypatch
+) -> None:
+    """While a worker reads the launch (long after it was queued), housekeeping does not queue
+    it again, and a second delivery of its message does not read it too."""
+    from campaigns.altcraft_launches import reading, tasks
+
+    launch = _queued_start_batch(team, trigger)
+    _waited(launch, minutes=60)  # the queue was long, the reading has just begun
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.prepare_launch, "apply_async", lambda *args, **kwargs: enqueued.append(kwargs)
+    )
+    during = {}
+    original_rows = reading.prepare_launch_rows
+
+    def rows_while_other_things_happen(*args, **kwargs):
+        if not during:  # the first reading only (a second one would read rows too)
+            during["housekeeping"] = services.launches_reading_resume()
+            during["second delivery"] = services.launch_prepare_queued(
+                launch_id=launch.pk, user_id=team.marketer.user.pk, ip_address=None
+            )
+        return original_rows(*args, **kwargs)
+
+    monkeypatch.setattr(reading, "prepare_launch_rows", rows_while_other_things_happen)
+    state = services.launch_prepare_queued(
+        launch_id=launch.pk, user_id=team.marketer.user.pk, ip_address=None
+    )
+    assert state == LaunchState.PREVIEWED
+    assert during == {"housekeeping": 0, "second delivery": "skipped"}
+    assert enqueued == []
+    launch.refresh_from_db()
+    assert launch.rows_valid == 3 and launch.chunks.count() == 1
