@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from dashboard.clock import utc_now
@@ -117,6 +117,8 @@ def mark_requests_started(attempt_ids: list[int]) -> set[int]:
     """
     if not attempt_ids:
         return set()
+    if connection.vendor != "postgresql":
+        return _mark_requests_started_one_statement_at_a_time(attempt_ids)
     table = RunAttempt._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -126,6 +128,23 @@ def mark_requests_started(attempt_ids: list[int]) -> set[int]:
             [list(attempt_ids)],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def _mark_requests_started_one_statement_at_a_time(attempt_ids: list[int]) -> set[int]:
+    # make demo's SQLite has neither statement_timestamp() nor arrays. The UPDATE takes SQLite's
+    # one write lock before the read-back, so within this transaction nobody (the sweeper
+    # included) changes these rows in between: the ids carrying this call's moment are the ones
+    # it marked.
+    moment = utc_now()
+    with transaction.atomic():
+        RunAttempt.objects.filter(
+            pk__in=attempt_ids, finished_at__isnull=True, request_started_at__isnull=True
+        ).update(request_started_at=moment)
+        return set(
+            RunAttempt.objects.filter(pk__in=attempt_ids, request_started_at=moment).values_list(
+                "pk", flat=True
+            )
+        )
 
 
 def close_unsent_attempt(run: Run, *, outcome: str) -> int:

@@ -217,6 +217,26 @@ def test_a_claim_whose_request_never_started_in_time_goes_back_and_cannot_be_sen
     assert attempt.request_started_at is None
 
 
+def test_other_databases_mark_a_request_started_once_and_never_a_closed_one(
+    clean_redis, sent_messages, monkeypatch
+):
+    """make demo's SQLite has no statement_timestamp() or arrays: the same compare-and-set
+    through the ORM (only the mark takes that path here; the audit trail stays PostgreSQL's)."""
+    attempt = claimed(worker="gone-host:4242", seconds=20, request_started=False)
+    closed = claimed(worker="gone-host:4242", seconds=20, request_started=False)
+    RunAttempt.objects.filter(pk=closed.pk).update(finished_at=utc_now())
+
+    def mark(ids):
+        with monkeypatch.context() as other_database:
+            other_database.setattr(default_connection, "vendor", "sqlite")
+            return services.mark_requests_started(ids)
+
+    assert mark([attempt.pk, closed.pk]) == {attempt.pk}
+    assert mark([attempt.pk]) == set()
+    attempt.refresh_from_db()
+    assert attempt.request_started_at is not None
+
+
 def test_a_marked_request_is_never_put_back_in_the_queue(clean_redis, sent_messages):
     attempt = claimed(worker="gone-host:4242", seconds=20, request_started=False)
     assert services.mark_requests_started([attempt.pk]) == {attempt.pk}
