@@ -1,5 +1,6 @@
-// TriggerDesk's only script besides htmx. Templates carry no inline handlers or <script> (the
-// Content-Security-Policy forbids them); they declare behaviour with data-* attributes instead:
+// TriggerDesk's script for every page besides htmx (altcraft_upload.js serves the upload page
+// alone). Templates carry no inline handlers or <script> (the Content-Security-Policy forbids
+// them); they declare behaviour with data-* attributes instead:
 //   data-confirm="Question?"   on a form, a submit button or a link: ask first, stop on Cancel
 //   data-navigate              on a <select>: go to the chosen option's value (tenant switcher)
 //   data-local-of="ISO time"   fill in that moment on the reader's own clock
