@@ -1,8 +1,11 @@
-// TriggerDesk's only script besides htmx. Templates carry no inline handlers or <script> (the
-// Content-Security-Policy forbids them); they declare behaviour with data-* attributes instead:
+// TriggerDesk's script for every page besides htmx (altcraft_upload.js serves the upload page
+// alone). Templates carry no inline handlers or <script> (the Content-Security-Policy forbids
+// them); they declare behaviour with data-* attributes instead:
 //   data-confirm="Question?"   on a form, a submit button or a link: ask first, stop on Cancel
 //   data-navigate              on a <select>: go to the chosen option's value (tenant switcher)
 //   data-local-of="ISO time"   fill in that moment on the reader's own clock
+//   time.local[datetime]       append that moment on the reader's own clock (campaign pages)
+//   data-local-for="input id"  show a UTC datetime-local input's value on the reader's clock
 //   form.filters               its inputs follow the address bar when Back/Forward restores a list
 // and it shows #offline-banner while live fragments cannot reach the server.
 (function () {
@@ -72,6 +75,41 @@
   // Times are rendered in UTC on the server; this only adds each reader's local time beside them.
   function pad(number) { return String(number).padStart(2, "0"); }
 
+  function localText(date) {
+    return date.toLocaleString(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    });
+  }
+
+  // Campaign pages: a <time class="local"> gets the reader's time appended once (a restored or
+  // re-settled page keeps its mark), and a UTC datetime-local input shows its reader's time as
+  // it is typed.
+  function showLocalTimes(root) {
+    root.querySelectorAll("time.local[datetime]").forEach(function (element) {
+      if (element.dataset.localDone) return;
+      var date = new Date(element.getAttribute("datetime"));
+      if (isNaN(date)) return;
+      element.dataset.localDone = "1";
+      element.title = "Your time: " + localText(date);
+      element.insertAdjacentText("beforeend", " · your time " + localText(date));
+    });
+    root.querySelectorAll("[data-local-for]").forEach(function (element) {
+      var input = document.getElementById(element.dataset.localFor);
+      if (!input) return;
+      var update = function () {
+        if (!input.value) { element.textContent = ""; return; }
+        var date = new Date(input.value + "Z");
+        element.textContent = isNaN(date) ? "" : "= " + localText(date) + " your time";
+      };
+      if (!input.dataset.localBound) {
+        input.dataset.localBound = "1";
+        input.addEventListener("input", update);
+      }
+      update();
+    });
+  }
+
   function localize() {
     document.querySelectorAll("[data-local-of]").forEach(function (element) {
       var when = new Date(element.getAttribute("data-local-of"));
@@ -80,6 +118,7 @@
         weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"
       }) + " your time)";
     });
+    showLocalTimes(document);
     var status = document.getElementById("daily-status");
     if (!status) { return; }
     var now = new Date(status.getAttribute("data-now"));

@@ -88,3 +88,11 @@ def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
     mia.screenshot(path=str(SCREENSHOTS / "triggerdesk-campaign-published.png"), full_page=True)
     sent = sandboxes["optimove_campaigns"].state()["executions"]
     assert len(sent) == 1 and sent[0]["context"]["match_name"] == "Arsenal vs Chelsea"
+
+    # The campaign home lists the trigger with its UTC time and, beside it, the reader's own
+    # (static/js/app.js fills <time class="local">, on the campaign pages and after htmx swaps).
+    mia.goto(f"{live_server.url}/t/acme/campaigns/")
+    when = mia.locator("time.local").first
+    mia.wait_for_function("() => document.querySelector('time.local').dataset.localDone === '1'")
+    assert " UTC · your time " in when.inner_text()
+    assert when.get_attribute("title").startswith("Your time: ")
