@@ -193,9 +193,10 @@ class Stack:
         from django.db import transaction
 
         from dashboard.clock import utc_now
-        from dashboard.runs.models import Run, RunState
+        from dashboard.runs.models import Run
         from dashboard.runs.operations import operation_for
         from dashboard.runs.services import parameters_hash
+        from dashboard.runs.states import RunState
 
         now = utc_now()
         runner = operation_for(operation)

@@ -45,9 +45,10 @@ from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
 from dashboard.runs import services
-from dashboard.runs.models import Run, RunAttempt, RunState
+from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.states import RunState, sources
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
 
 logger = logging.getLogger(__name__)
@@ -329,7 +330,9 @@ def claim_sends(
         if not ready:
             return connection, secrets, [], guarded
         # We hold every row's lock: the compare-and-set cannot lose.
-        moved = Run.objects.filter(pk__in=[run.pk for run in ready], state=RunState.QUEUED).update(
+        moved = Run.objects.filter(
+            pk__in=[run.pk for run in ready], state__in=sources(RunState.SENDING, {RunState.QUEUED})
+        ).update(
             state=RunState.SENDING,
             attempt_count=F("attempt_count") + 1,
             next_attempt_at=None,

@@ -35,8 +35,9 @@ from django.utils import timezone
 from dashboard import history
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
-from dashboard.runs.models import ACTIVE_STATES, Approval, Run, RunAttempt, RunState
+from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
+from dashboard.runs.states import ACTIVE_STATES, RunState
 
 
 class RunFilters(TypedDict, total=False):

@@ -12,7 +12,7 @@ from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
 from dashboard.runs import services
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from tests.factories import MembershipFactory, RunFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

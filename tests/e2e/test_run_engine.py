@@ -21,7 +21,8 @@ from django.db import connection as db_connection
 
 from dashboard.clock import utc_now, utc_today
 from dashboard.models import AuditEvent
-from dashboard.runs.models import Operation, Run, RunAttempt, RunState
+from dashboard.runs.models import Operation, Run, RunAttempt
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.conftest import SANDBOX_SECRETS
 from tests.e2e.conftest import age_run, closed_port, release_windows, sweep, wait_for

@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.clock import utc_now
 from dashboard.observability.logs import bind, unbind
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import RunState
 from dashboard.tasks import sweep_runs
 from tests.conftest import SANDBOX_SECRETS
 from tests.e2e import netns

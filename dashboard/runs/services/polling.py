@@ -10,16 +10,13 @@ from django.db import transaction
 from django.db.models import F
 
 from dashboard.clock import utc_now
-from dashboard.runs.models import (
-    Run,
-    RunAttempt,
-    RunState,
-)
+from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, operation_for
 from dashboard.runs.rate_limits import acquire_all
 from dashboard.runs.services.attempts import failure_text, open_attempt, record_attempt
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import WORKER, enqueue, transition
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import FailureClass, VendorError
 
 logger = logging.getLogger(__name__)

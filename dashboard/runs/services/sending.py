@@ -19,12 +19,7 @@ from django.db import transaction
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
-from dashboard.runs.models import (
-    Approval,
-    Run,
-    RunAttempt,
-    RunState,
-)
+from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import acquire_all, rate_limiter
 from dashboard.runs.services.attempts import (
@@ -43,6 +38,7 @@ from dashboard.runs.services.transitions import (
     fail_run,
     transition,
 )
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
 
 logger = logging.getLogger(__name__)

@@ -16,14 +16,10 @@ from dashboard import notifications
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
-from dashboard.runs.models import (
-    CAN_CANCEL,
-    Approval,
-    Run,
-    RunState,
-)
+from dashboard.runs.models import Approval, Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue, transition
+from dashboard.runs.states import CAN_CANCEL, RunState, check_initial
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +113,7 @@ def run_submit(
     expires = now + timedelta(minutes=tenant.approval_valid_minutes)
     if utc_date is not None:
         expires = min(expires, next_utc_midnight(now))
-    state = RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED
+    state = check_initial(RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED)
     run = Run(
         tenant=tenant,
         connection=connection,

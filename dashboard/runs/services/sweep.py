@@ -11,11 +11,7 @@ from django.db.models import Q
 from dashboard import notifications
 from dashboard.clock import utc_now
 from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
-from dashboard.runs.models import (
-    Run,
-    RunAttempt,
-    RunState,
-)
+from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import RunOperation, operation_for
 from dashboard.runs.services.attempts import (
     close_lost_attempt,
@@ -24,6 +20,7 @@ from dashboard.runs.services.attempts import (
 )
 from dashboard.runs.services.credentials import connection_secrets
 from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import FailureClass
 
 logger = logging.getLogger(__name__)

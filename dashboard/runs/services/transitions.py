@@ -13,11 +13,9 @@ from django.db import transaction
 
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.runs.models import (
-    Run,
-    RunState,
-)
+from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
+from dashboard.runs.states import RunState, sources
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +45,9 @@ def transition(
     **fields: Any,
 ) -> bool:
     """Compare-and-set the run's state; audit it in the same transaction. False if it lost."""
+    allowed_from = sources(
+        to_state, from_states
+    )  # before the transaction: refused, not rolled back
     now = utc_now()
     if to_state in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED):
         fields.setdefault("finished_at", now)
@@ -54,7 +55,7 @@ def transition(
     # round trip while the audit append below holds the tenant's chain head (an exception still
     # rolls back the caller's transaction, or its savepoint, as a whole).
     with transaction.atomic(savepoint=False):
-        changed = Run.objects.filter(pk=run.pk, state__in=list(from_states)).update(
+        changed = Run.objects.filter(pk=run.pk, state__in=allowed_from).update(
             state=to_state, updated_at=now, **fields
         )
         if changed != 1:

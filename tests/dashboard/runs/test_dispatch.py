@@ -13,7 +13,8 @@ from dashboard.audit import Actor, verify_audit_chains
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
 from dashboard.runs import dispatch, services
-from dashboard.runs.models import Operation, Run, RunAttempt, RunState
+from dashboard.runs.models import Operation, Run, RunAttempt
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 
 pytestmark = [pytest.mark.usefixtures("clean_redis")]
