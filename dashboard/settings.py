@@ -289,7 +289,7 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
-# The address links in mails start with (dashboard/notifications.py: no request to derive it
+# The address links in mails start with (dashboard/runs/notifications.py: no request to derive it
 # from in a worker). Mails themselves go through MAILERS (EMAIL_BACKEND, below).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Hosts a vendor connection may call although they are not public, or over plain http: only the

@@ -231,7 +231,7 @@ def test_fifty_concurrent_approve_clicks_make_one_vendor_call(daily, monkeypatch
     from django.test import Client
     from django.urls import reverse
 
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     enqueued: list[tuple] = []
     monkeypatch.setattr(

@@ -14,7 +14,7 @@ vendor call), submit (request, approve, reject, cancel, change), sending (send, 
 reconcile, mark as sent, send again), polling, sweep. Import from this package.
 """
 
-from dashboard.runs.services.attempts import (
+from dashboard.runs.attempts import (
     NOTE_SUCCESS_EVERY_SECONDS,
     attempt_number,
     close_lost_attempt,
@@ -27,27 +27,28 @@ from dashboard.runs.services.attempts import (
     open_attempt,
     record_attempt,
 )
-from dashboard.runs.services.bulk import update_rows
-from dashboard.runs.services.credentials import connection_secrets
-from dashboard.runs.services.polling import (
+from dashboard.runs.bulk import update_rows
+from dashboard.runs.credentials import connection_secrets
+from dashboard.runs.enqueue import MAX_COUNTDOWN_SECONDS, batch_of, enqueue, enqueue_send
+from dashboard.runs.outcomes import (
     POLL_DEADLINE_MESSAGE,
+    after_send_exception,
+    approval_problem,
     expire_polling,
+    max_send_attempts,
     poll_backoff,
     poll_failure_outcome,
     poll_outcome,
-    run_poll,
+    send_backoff,
+    send_outcome,
 )
+from dashboard.runs.services.polling import run_poll
 from dashboard.runs.services.sending import (
-    after_send_exception,
-    approval_problem,
-    max_send_attempts,
     reconciling_refusal,
     run_mark_as_sent,
     run_reconcile,
     run_send,
     run_send_again,
-    send_backoff,
-    send_outcome,
 )
 from dashboard.runs.services.submit import (
     ProbableDuplicate,
@@ -61,18 +62,9 @@ from dashboard.runs.services.submit import (
     run_submit,
 )
 from dashboard.runs.services.submit_many import run_submit_many
-from dashboard.runs.services.sweep import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, runs_sweep
-from dashboard.runs.services.transitions import (
-    MAX_COUNTDOWN_SECONDS,
-    SWEEPER,
-    WORKER,
-    RunActionError,
-    batch_of,
-    enqueue,
-    enqueue_send,
-    fail_run,
-    transition,
-)
+from dashboard.runs.services.sweep import runs_sweep
+from dashboard.runs.states import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS
+from dashboard.runs.transitions import SWEEPER, WORKER, RunActionError, fail_run, transition
 
 __all__ = [
     "MAX_COUNTDOWN_SECONDS",

@@ -12,14 +12,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from dashboard import notifications
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
+from dashboard.runs import notifications
+from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Approval, Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue, transition
 from dashboard.runs.states import CAN_CANCEL, RunState, check_initial
+from dashboard.runs.transitions import RunActionError, transition
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,12 @@ from django.db import IntegrityError, transaction
 from dashboard.audit import Actor, record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection
+from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services.submit import ProbableDuplicate, parameters_hash
-from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue
 from dashboard.runs.states import RunState, check_initial
+from dashboard.runs.transitions import RunActionError
 
 
 def run_submit_many(

@@ -138,7 +138,7 @@ def claimed(*, worker: str, seconds: float, request_started: bool) -> RunAttempt
 @pytest.fixture
 def sent_messages(monkeypatch) -> list[list]:
     """The args of every runs.send message the sweeper enqueues."""
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     messages: list[list] = []
     monkeypatch.setattr(
