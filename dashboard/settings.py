@@ -281,7 +281,7 @@ CELERY_TASK_DEFAULT_QUEUE = "send"
 # fixup closes it before and after every task, so every task paid for a new backend (~20 ms of
 # database CPU per run, a third of a run's cost). The fixup reads the name with its prefix
 # (app.conf["CELERY_DB_REUSE_MAX"]) and still closes the connection every 2*N tasks;
-# dashboard.tasks drops a connection that broke or outlived CONN_MAX_AGE after the task.
+# dashboard.runs.tasks drops a connection that broke or outlived CONN_MAX_AGE after the task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE: dict = {}
 

@@ -44,7 +44,7 @@ from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
-from dashboard.runs import attempts, bulk, credentials, transitions
+from dashboard.runs import attempts, bulk, credentials, gate, transitions
 from dashboard.runs import enqueue as enqueueing
 from dashboard.runs import outcomes as run_outcomes
 from dashboard.runs.models import Run, RunAttempt
@@ -69,7 +69,6 @@ SEND_THREADS = 32
 # A dispatcher hands over to a fresh message after this long, so no task outlives the limits
 # the Celery settings assume (README "Workers": no task runs longer than ~2 minutes).
 MAX_DISPATCH_SECONDS = 90.0
-DUE_MARGIN = timedelta(milliseconds=50)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -198,13 +197,7 @@ def dispatch_sends(
         # A message that came early for its retry must not be lost: wait for it as run_send does.
         run = Run.objects.filter(pk=run_id, state=RunState.QUEUED).only("next_attempt_at").first()
         now = utc_now()
-        if run is not None and run.next_attempt_at and run.next_attempt_at > now + DUE_MARGIN:
-            enqueueing.task("runs.send").apply_async(
-                args=[run_id],
-                countdown=min(
-                    enqueueing.MAX_COUNTDOWN_SECONDS, (run.next_attempt_at - now).total_seconds()
-                ),
-            )
+        if run is not None and gate.not_yet_due(run, run.next_attempt_at, "send", now):
             return "not yet due"
         if run is None and not sent:
             state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
@@ -249,7 +242,7 @@ def claim_sends(
         runs = list(
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(connection_id=connection_id, operation=operation.name, state=RunState.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + DUE_MARGIN))
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + gate.DUE_MARGIN))
             .order_by("pk")[:limit]
         )
         if not runs:
@@ -681,7 +674,9 @@ def claim_polls(
         runs = list(
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(connection_id=connection_id, operation=operation.name, state=RunState.ACCEPTED)
-            .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + DUE_MARGIN - defer))
+            .filter(
+                Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + gate.DUE_MARGIN - defer)
+            )
             .order_by("next_poll_at", "pk")[: operation.batch_size]
         )
         if not runs:

@@ -1,17 +1,19 @@
 """The run engine's writes: request, approve, send, poll, reconcile, sweep.
 
-Rules that make a run safe to send exactly once:
-- every state change is a compare-and-set (`UPDATE ... WHERE state IN (...)`) with its audit row
-  in the same transaction (transitions);
+Rules that make a run safe to send exactly once (docs/engine.md):
+- every state change is one the table allows (runs/states.py) and a compare-and-set
+  (`UPDATE ... WHERE state IN (...)`) with its audit row in the same transaction
+  (runs/transitions.py);
 - a worker moves a run from queued to sending under a row lock before it talks to the vendor,
   and a worker that finds a run past queued does not send it (sending);
 - an unknown outcome is never retried blindly: it is reconciled (TriggerDaily asks again within
-  the same UTC day) or put before a person (sending);
-- tasks are enqueued on commit, so no task sees a row that is not there yet (transitions).
+  the same UTC day) or put before a person (sending, runs/outcomes.py);
+- tasks are enqueued on commit, so no task sees a row that is not there yet (runs/enqueue.py).
 
-Modules: transitions (state changes, enqueueing), bulk (set-based compare-and-set), credentials, attempts (the record of each
-vendor call), submit (request, approve, reject, cancel, change), sending (send, outcomes,
-reconcile, mark as sent, send again), polling, sweep. Import from this package.
+The use cases live here: submit (request, approve, reject, cancel, change), submit_many,
+sending (send, reconcile, mark as sent, send again), polling, sweep. They call the mechanics in
+dashboard/runs/ (states, transitions, attempts, bulk, credentials, enqueue, gate, outcomes,
+dispatch), never the other way; this package re-exports the mechanics' public names too.
 """
 
 from dashboard.runs.attempts import (

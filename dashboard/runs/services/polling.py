@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
 
 from dashboard.clock import utc_now
+from dashboard.runs import dispatch, gate
 from dashboard.runs.attempts import open_attempt, record_attempt
 from dashboard.runs.credentials import connection_secrets
 from dashboard.runs.enqueue import enqueue
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.outcomes import expire_polling, poll_failure_outcome, poll_outcome
-from dashboard.runs.rate_limits import acquire_all
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, transition
 from dashboard.vendors.http import VendorError
@@ -35,8 +34,6 @@ def run_poll(*, run_id: int) -> str:
     if head is None or head[0] != RunState.ACCEPTED:
         return "not accepted"
     if operation_for(head[1]).batch_size > 1:
-        from dashboard.runs import dispatch
-
         return dispatch.dispatch_polls(connection_id=head[2], operation=head[1], run_id=run_id)
     now = utc_now()
     with transaction.atomic():
@@ -49,18 +46,16 @@ def run_poll(*, run_id: int) -> str:
         if run is None or run.state != RunState.ACCEPTED:
             return "not accepted"
         operation = operation_for(run.operation)
-        if run.next_poll_at and run.next_poll_at > now + timedelta(milliseconds=50):
-            enqueue("poll", run.pk, (run.next_poll_at - now).total_seconds())
+        if gate.not_yet_due(run, run.next_poll_at, "poll", now):
             return "not yet due"
         if run.poll_deadline and now >= run.poll_deadline:
             expire_polling(run)
             return "deadline"
         secrets = connection_secrets(run.connection)
-        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        permit = gate.rate_permit(
+            run, operation, secrets, due_field="next_poll_at", task_name="poll", now=now
+        )
         if permit.wait > 0:
-            wait = permit.wait
-            Run.objects.filter(pk=run.pk).update(next_poll_at=now + timedelta(seconds=wait))
-            enqueue("poll", run.pk, wait)
             return "rate limited"
         Run.objects.filter(pk=run.pk).update(poll_count=F("poll_count") + 1)
         run.poll_count += 1

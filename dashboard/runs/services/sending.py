@@ -17,6 +17,7 @@ from django.db import transaction
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
+from dashboard.runs import dispatch, gate
 from dashboard.runs.attempts import (
     failure_text,
     note_connection,
@@ -33,7 +34,7 @@ from dashboard.runs.outcomes import (
     give_to_person,
     send_outcome,
 )
-from dashboard.runs.rate_limits import acquire_all, rate_limiter
+from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
 from dashboard.vendors.http import FailureClass, VendorError
@@ -57,8 +58,6 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
     if state != RunState.QUEUED and not (batched and slot is not None):
         return f"skipped: already {state}"
     if batched:
-        from dashboard.runs import dispatch
-
         return dispatch.dispatch_sends(
             connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
         )
@@ -74,8 +73,7 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             return "missing"
         if run.state != RunState.QUEUED:
             return f"skipped: already {run.state}"
-        if run.next_attempt_at and run.next_attempt_at > now + timedelta(milliseconds=50):
-            enqueue("send", run.pk, (run.next_attempt_at - now).total_seconds())
+        if gate.not_yet_due(run, run.next_attempt_at, "send", now):
             return "not yet due"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
@@ -100,12 +98,11 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
                 failure_class=FailureClass.NOT_SENT,
             )
             return "credentials"
-        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        permit = gate.rate_permit(
+            run, operation, secrets, due_field="next_attempt_at", task_name="send", now=now
+        )
         if permit.wait > 0:
-            wait = permit.wait
-            Run.objects.filter(pk=run.pk).update(next_attempt_at=now + timedelta(seconds=wait))
-            enqueue("send", run.pk, wait)
-            return f"rate limited for {wait:.3f}s"
+            return f"rate limited for {permit.wait:.3f}s"
         # The call is on record before the state change's audit row, which comes last: it
         # keeps the tenant's chain head locked until the commit. The row is locked since the
         # SELECT above, so the count cannot move meanwhile and the change cannot lose.
@@ -178,8 +175,7 @@ def run_reconcile(*, run_id: int) -> str:
         operation = operation_for(run.operation)
         if not operation.reconciles_automatically:
             return "needs a person"
-        if run.reconcile_after and run.reconcile_after > now + timedelta(milliseconds=50):
-            enqueue("reconcile", run.pk, (run.reconcile_after - now).total_seconds())
+        if gate.not_yet_due(run, run.reconcile_after, "reconcile", now):
             return "not yet due"
         if run.utc_date is not None and now.date() != run.utc_date:
             give_to_person(
@@ -188,11 +184,10 @@ def run_reconcile(*, run_id: int) -> str:
             )
             return "day ended"
         secrets = connection_secrets(run.connection)
-        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        permit = gate.rate_permit(
+            run, operation, secrets, due_field="reconcile_after", task_name="reconcile", now=now
+        )
         if permit.wait > 0:
-            wait = permit.wait
-            Run.objects.filter(pk=run.pk).update(reconcile_after=now + timedelta(seconds=wait))
-            enqueue("reconcile", run.pk, wait)
             return "rate window still open"
         transition(
             run,
