@@ -83,3 +83,13 @@ def check_initial(state: str) -> str:
     if state not in INITIAL_STATES:
         raise IllegalTransition(f"a run may not be created in {state}")
     return state
+
+
+def mermaid_diagram() -> str:
+    """ALLOWED as a Mermaid state diagram (docs/engine.md shows it; a test keeps them equal)."""
+    lines = ["stateDiagram-v2"]
+    lines += [f"    [*] --> {state}" for state in sorted(INITIAL_STATES)]
+    moves = sorted((source, target) for target, froms in ALLOWED.items() for source in froms)
+    lines += [f"    {source} --> {target}" for source, target in moves]
+    lines += [f"    {state} --> [*]" for state in sorted(TERMINAL_STATES)]
+    return "\n".join(lines)

@@ -2,8 +2,10 @@
 one run's compare-and-set, the dispatcher's claim and set-based outcomes, the sweeper, creation."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
@@ -151,3 +153,13 @@ def test_the_sweeper_refuses_a_move_the_table_does_not_list(clean_redis, monkeyp
     run.refresh_from_db()
     assert run.state == RunState.SENDING and not run.needs_person
     assert RunAttempt.objects.get(run=run).finished_at is None
+
+
+def test_the_engine_doc_draws_exactly_the_allowed_moves():
+    doc = (Path(settings.BASE_DIR) / "docs" / "engine.md").read_text()
+    drawn = doc.split("```mermaid\n", 1)[1].split("```", 1)[0].strip()
+    assert drawn == states.mermaid_diagram()
+    moves = {
+        tuple(line.strip().split(" --> ")) for line in drawn.splitlines()[1:] if "[*]" not in line
+    }
+    assert moves == {(source, target) for target, froms in ALLOWED.items() for source in froms}
