@@ -27,7 +27,7 @@ from batchjobs.vendors.talkifai.client import (
 )
 from dashboard.clock import utc_now
 from dashboard.models import Membership, OptimoveKeyRole, VendorConnection, VendorKind
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
 from dashboard.runs.operations import (
     RateRule,
     ReconcileResult,
@@ -38,6 +38,7 @@ from dashboard.runs.operations import (
     connection_fingerprint,
     register_operation,
 )
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError
 
 DAILY_RATE_WINDOW_SECONDS = 600

@@ -34,17 +34,11 @@ from dashboard.models import (
     VendorConnection,
     VendorKind,
 )
-from dashboard.runs.models import (
-    IN_FLIGHT_STATES,
-    Approval,
-    Operation,
-    Run,
-    RunAttempt,
-    RunState,
-)
+from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.selectors import format_duration
+from dashboard.runs.states import IN_FLIGHT_STATES, RunState
 from dashboard.selectors import with_api_key
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError

@@ -34,8 +34,9 @@ from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs import services as runs
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import RunActionError
+from dashboard.runs.states import RunState
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
 

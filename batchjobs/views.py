@@ -31,9 +31,10 @@ from dashboard.errors import form_post
 from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services import RunActionError, run_cancel_refusal
+from dashboard.runs.states import RunState
 from dashboard.tenancy import actor_from_request, tenant_view
 
 DAILY_TEMPLATE = "batchjobs/daily_trigger.html"

@@ -140,7 +140,7 @@ def main() -> int:
         from campaigns.altcraft_launches import services
         from campaigns.altcraft_launches.models import AltcraftLaunch
         from dashboard.models import Role
-        from dashboard.runs.models import RunState
+        from dashboard.runs.states import RunState
         from dashboard.services import membership_add, user_create
 
         user = user_create(username="bench-web", password=PASSWORD)

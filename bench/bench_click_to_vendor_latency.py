@@ -25,8 +25,9 @@ GOAL_P95_MS = 300.0
 def measure(stack, approvals: int, pause: float) -> list[float]:
     from dashboard.audit import Actor
     from dashboard.models import Role
-    from dashboard.runs.models import Operation, Run, RunState
+    from dashboard.runs.models import Operation, Run
     from dashboard.runs.services import run_approve, run_submit
+    from dashboard.runs.states import RunState
     from dashboard.services import membership_add, user_create
 
     system = Actor.system("bench")

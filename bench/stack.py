@@ -193,9 +193,10 @@ class Stack:
         from django.db import transaction
 
         from dashboard.clock import utc_now
-        from dashboard.runs.models import Run, RunState
+        from dashboard.runs.models import Run
         from dashboard.runs.operations import operation_for
         from dashboard.runs.services import parameters_hash
+        from dashboard.runs.states import RunState
 
         now = utc_now()
         runner = operation_for(operation)
@@ -225,7 +226,7 @@ class Stack:
         """Enqueue the runs' sends as run_submit does, once every run is committed.
 
         For a batched operation each submission's wake-up takes a free dispatcher slot
-        (`dispatch.DISPATCH_SLOTS` of them) or, when every slot is taken, does nothing: the
+        (`enqueue.DISPATCH_SLOTS` of them) or, when every slot is taken, does nothing: the
         dispatchers find every committed run. So waking the first DISPATCH_SLOTS runs sends the
         very messages that waking all of them would, without 4 Redis round trips per run in
         this process while the sends go out (18 s for 5,000, competing with the workers).

@@ -1,4 +1,4 @@
-"""The Celery app. Settings come from Django's settings (CELERY_* names); see README "Workers"."""
+"""The Celery app. Settings come from Django's settings (CELERY_* names); see docs/engine.md "Workers"."""
 
 import os
 
@@ -9,6 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 app = Celery("triggerdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The run engine keeps its tasks beside it (dashboard/runs/tasks.py).
+app.autodiscover_tasks(["dashboard.runs"])
 
 # Each worker beats in Redis for /readyz and the container health check (dashboard/heartbeat.py),
 # and logs as the web does, with the run and request in every line (dashboard/observability).

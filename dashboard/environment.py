@@ -2,7 +2,7 @@
 
 With `DJANGO_ENV=production` TriggerDesk refuses to start unless every required setting is
 present and well-formed, and it names every problem at once (not the first one a request happens
-to hit). README "Production settings" lists every variable.
+to hit). docs/operations.md "Production settings" lists every variable.
 """
 
 from __future__ import annotations
@@ -148,5 +148,5 @@ def refuse_to_start_unless_complete(environ: Mapping[str, str] | None = None) ->
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ImproperlyConfigured(
             "TriggerDesk will not start: the production environment (DJANGO_ENV=production) is "
-            f"incomplete.\n{lines}\nSee README.md, 'Production settings'."
+            f"incomplete.\n{lines}\nSee docs/operations.md, 'Production settings'."
         )

@@ -41,6 +41,7 @@ from django.utils.http import urlsafe_base64_encode
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
+from dashboard.runs.enqueue import on_commit_task
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ def password_reset_request(*, email: str, ip_address: str | None) -> ResetReques
     the rate limit refuses; audit the request either way (`auth.password_reset_requested`, with
     how many accounts are emailed, never a token). The emails leave from a Celery task, one per
     account, enqueued after the commit (password_reset_email_send). See the module docstring."""
-    from dashboard import tasks
-
     wait = _seconds_to_wait(email=email, ip_address=ip_address)
     users = [] if wait else list(PasswordResetForm().get_users(email))
     summary: dict = {"email": email, "accounts_emailed": len(users)}
@@ -126,10 +125,8 @@ def password_reset_request(*, email: str, ip_address: str | None) -> ResetReques
             # Only the user id goes through the broker; the task makes the token when it sends.
             # robust: a broker outage must not turn the answer into an error page for existing
             # accounts only (that would tell which addresses have one).
-            transaction.on_commit(
-                lambda user_id=user.pk: tasks.send_password_reset_email.delay(user_id),
-                robust=True,
-            )
+            # By name: the task module imports this one (enqueue.on_commit_task is robust).
+            on_commit_task("auth.password_reset_email", user.pk)
     return ResetRequest(len(users), math.ceil(wait))
 
 

@@ -233,7 +233,7 @@ if REDIS_URL:
     # kombu's Redis transport, repaired so a worker survives a broker restart (dashboard/broker.py).
     CELERY_BROKER_TRANSPORT = "dashboard.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Longer than any task may run or wait (countdowns stay well under it); see README.
+        # Longer than any task may run or wait (countdowns stay well under it); see docs/engine.md "Workers".
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     }
 else:
@@ -270,7 +270,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Acknowledge after the task ran, and hand a task back when its worker dies mid-run: the run's
-# state machine (not Celery) makes a second delivery harmless. See README "Workers".
+# state machine (not Celery) makes a second delivery harmless. See docs/engine.md "Workers".
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -281,7 +281,7 @@ CELERY_TASK_DEFAULT_QUEUE = "send"
 # fixup closes it before and after every task, so every task paid for a new backend (~20 ms of
 # database CPU per run, a third of a run's cost). The fixup reads the name with its prefix
 # (app.conf["CELERY_DB_REUSE_MAX"]) and still closes the connection every 2*N tasks;
-# dashboard.tasks drops a connection that broke or outlived CONN_MAX_AGE after the task.
+# dashboard.runs.tasks drops a connection that broke or outlived CONN_MAX_AGE after the task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE: dict = {}
 
@@ -289,7 +289,7 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # Vendor sandboxes (make demo, tests): where the demo tenant's connections point.
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://127.0.0.1:8100")
-# The address links in mails start with (dashboard/notifications.py: no request to derive it
+# The address links in mails start with (dashboard/runs/notifications.py: no request to derive it
 # from in a worker). Mails themselves go through MAILERS (EMAIL_BACKEND, below).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Hosts a vendor connection may call although they are not public, or over plain http: only the
@@ -343,7 +343,7 @@ ALTCRAFT_UPLOAD_DIR = Path(os.environ.get("ALTCRAFT_UPLOAD_DIR", BASE_DIR / ".up
 ALTCRAFT_UPLOAD_MAX_BYTES = env_int("ALTCRAFT_UPLOAD_MAX_BYTES", 256 * 1024 * 1024)
 RUN_MAX_SEND_ATTEMPTS = env_int("RUN_MAX_SEND_ATTEMPTS", 5)
 
-# --- Deployment: production checks, security headers, logs, metrics (README "Production
+# --- Deployment: production checks, security headers, logs, metrics (docs/operations.md "Production
 # settings"). With DJANGO_ENV=production the app refuses to start while a required setting is
 # missing or malformed, and the secure defaults below switch on.
 from django.utils.csp import CSP  # noqa: E402

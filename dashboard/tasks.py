@@ -1,65 +1,16 @@
-"""Celery tasks of the run engine: thin callers of dashboard.runs.services (and the dashboard
-app's other tasks: the audit check, the password-reset email).
+"""Celery tasks of the dashboard app that are not the run engine's (those are in
+dashboard/runs/tasks.py): the audit check and the password-reset email."""
 
-Sending and polling use separate queues ("send", "poll") so that polling never delays a send;
-CELERY_TASK_ROUTES in settings says which task goes where.
-"""
-
-import time
-
-from celery import shared_task, signals
-from django.db import connections
+from celery import shared_task
 
 from dashboard import password_reset
-from dashboard.heartbeat import record_sweep
-from dashboard.runs import dispatch, services
-
-
-@signals.task_postrun.connect
-def close_broken_database_connections(**kwargs) -> None:
-    """With CELERY_DB_REUSE_MAX the worker keeps its database connection between tasks, and no
-    request cycle runs Django's own check: drop a connection that failed or is past
-    CONN_MAX_AGE here, so the next task opens a fresh one instead of failing on it."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred or (
-            connection.close_at is not None and time.monotonic() >= connection.close_at
-        ):
-            connection.close_if_unusable_or_obsolete()
-
-
-@shared_task(name="runs.send", acks_late=True, ignore_result=True)
-def send_run(run_id: int, slot: int | None = None) -> str:
-    return services.run_send(run_id=run_id, slot=slot)
-
-
-@shared_task(name="runs.reconcile", acks_late=True, ignore_result=True)
-def reconcile_run(run_id: int) -> str:
-    return services.run_reconcile(run_id=run_id)
-
-
-@shared_task(name="runs.poll", acks_late=True, ignore_result=True)
-def poll_run(run_id: int) -> str:
-    return services.run_poll(run_id=run_id)
-
-
-@shared_task(name="runs.dispatch_polls", acks_late=True, ignore_result=True)
-def dispatch_polls(connection_id: int, operation: str) -> str:
-    return dispatch.dispatch_polls(connection_id=connection_id, operation=operation)
-
-
-@shared_task(name="runs.sweep", ignore_result=True)
-def sweep_runs() -> dict[str, int]:
-    report = services.runs_sweep()
-    record_sweep()  # for /readyz: beat scheduled it and a poll worker ran it
-    return report
+from dashboard.audit import audit_verify
 
 
 @shared_task(name="audit.verify", ignore_result=True)
 def verify_audit_trail(full: bool = False) -> dict[str, int]:
     """Nightly (beat): verify what was appended since the last checkpoint; weekly with `full`
     (beat): re-read every row. Alerts on failure."""
-    from dashboard.audit import audit_verify
-
     report = audit_verify(full=full)
     return {"events_checked": report.events_checked, "problems": len(report.problems)}
 

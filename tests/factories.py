@@ -23,8 +23,9 @@ from dashboard.models import (
     VendorConnection,
     VendorKind,
 )
-from dashboard.runs.models import Approval, Operation, Run, RunAttempt, RunState
+from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.services import parameters_hash as run_parameters_hash
+from dashboard.runs.states import RunState
 
 PASSWORD = "correct horse battery staple"
 

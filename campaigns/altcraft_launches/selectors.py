@@ -15,7 +15,8 @@ from campaigns.altcraft_launches.models import (
     LaunchState,
 )
 from dashboard.models import Tenant, VendorConnection, VendorKind
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 
 
 def trigger_list(*, tenant: Tenant) -> QuerySet[AltcraftTrigger]:

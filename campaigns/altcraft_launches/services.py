@@ -38,13 +38,14 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
-from dashboard.runs.models import Operation, RunState
+from dashboard.runs.models import Operation
 from dashboard.runs.services import (
     RunActionError,
     connection_secrets,
     owner_or_operator_refusal,
     run_submit,
 )
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError
 
 DEFAULT_UPLOAD_MAX_BYTES = 256 * 1024 * 1024

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from campaigns.event_generators.models import (
 )
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection, VendorKind
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 
 
 def generator_list(*, tenant: Tenant) -> QuerySet[EventGenerator]:

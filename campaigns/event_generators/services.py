@@ -33,12 +33,13 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Tenant, VendorConnection, VendorKind
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
 from dashboard.runs.services import (
     ProbableDuplicate,
     owner_or_operator_refusal,
     run_submit_many,
 )
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError
 
 OPERATION = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
@@ -724,7 +725,7 @@ def schedule_cancel(*, actor: Actor, schedule: ScheduledTrigger) -> None:
 
 
 # A countdown task is only used for schedules this close; beat's frequent pass catches the rest
-# (countdowns stay far below the broker's visibility timeout, see README "Workers").
+# (countdowns stay far below the broker's visibility timeout, see docs/engine.md "Workers").
 COUNTDOWN_WINDOW_SECONDS = 15 * 60
 SCHEDULER = Actor.system("scheduler")
 

@@ -28,8 +28,8 @@ from campaigns.event_generators.models import EventGenerator, ScheduleState
 from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
-from dashboard.runs.models import RunState
 from dashboard.runs.services import ProbableDuplicate, RunActionError
+from dashboard.runs.states import RunState
 from dashboard.tenancy import actor_from_request, tenant_view
 
 T = "campaigns/"

@@ -2,7 +2,7 @@
 
 Every refusal carries a stable machine-readable `code` (a client branches on it, never on the
 wording), a `detail` in plain words and, when one input is at fault, its `field`. The codes are
-listed in README "Automation API".
+listed in docs/api.md.
 """
 
 from __future__ import annotations

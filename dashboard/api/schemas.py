@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
-from dashboard.runs.models import Operation, RunState
+from dashboard.runs.models import Operation
+from dashboard.runs.states import RunState
 
 DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -34,7 +34,8 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.crypto import decrypt_secret, encrypt_secret
 from dashboard.models import Tenant
-from dashboard.runs.models import TERMINAL_STATES, Run
+from dashboard.runs.models import Run
+from dashboard.runs.states import TERMINAL_STATES
 from dashboard.vendors.destinations import DestinationNotAllowed, check_base_url
 from dashboard.vendors.http import CheckedDestinationAdapter
 

@@ -56,7 +56,8 @@ class TriggerDeskCollector:
         yield from self._redis()
 
     def _runs(self) -> Iterator[Any]:
-        from dashboard.runs.models import Run, RunState
+        from dashboard.runs.models import Run
+        from dashboard.runs.states import RunState
 
         runs = GaugeMetricFamily(
             "triggerdesk_runs",

@@ -44,19 +44,17 @@ from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
-from dashboard.runs import services
-from dashboard.runs.models import Run, RunAttempt, RunState
+from dashboard.runs import attempts, bulk, credentials, gate, transitions
+from dashboard.runs import enqueue as enqueueing
+from dashboard.runs import outcomes as run_outcomes
+from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.states import RunState, sources
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
 
 logger = logging.getLogger(__name__)
 
-# Dispatchers per (connection, operation) that submissions may wake at once: some record while
-# others send, so the brand's window never idles.
-DISPATCH_SLOTS = 4
-# A dispatcher renews its flag while it works; a dead one's flag lapses after this.
-FLAG_SECONDS = 15.0
 # A claimed poll is not claimed again for this long (a dead dispatcher's polls come back then).
 POLL_LEASE_SECONDS = 30.0
 # Polls leave this many places of the window free: while sends fill it, polls wait.
@@ -69,9 +67,8 @@ POLL_DEFER_SECONDS = 30.0
 POLL_TOKEN_PATIENCE_SECONDS = 1.0
 SEND_THREADS = 32
 # A dispatcher hands over to a fresh message after this long, so no task outlives the limits
-# the Celery settings assume (README "Workers": no task runs longer than ~2 minutes).
+# the Celery settings assume (docs/engine.md "Workers": no task runs longer than ~2 minutes).
 MAX_DISPATCH_SECONDS = 90.0
-DUE_MARGIN = timedelta(milliseconds=50)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -119,52 +116,14 @@ def _feeder() -> ThreadPoolExecutor:
 
 def _drop_stale_feeder_connection() -> None:
     """In the feeder thread: drop its database connection when it failed or outlived
-    CONN_MAX_AGE, as dashboard.tasks does for the worker's own after each task."""
+    CONN_MAX_AGE, as dashboard.runs.tasks does for the worker's own after each task."""
     if db_connection.connection is not None and (
         db_connection.errors_occurred
         or (db_connection.close_at is not None and time.monotonic() >= db_connection.close_at)
     ):
         db_connection.close_if_unusable_or_obsolete()
 
-
-def _send_flag(connection_id: int, operation: str, slot: int) -> str:
-    return f"dispatch:send:{connection_id}:{operation}:{slot}"
-
-
-def _poll_flag(connection_id: int, operation: str, due: float) -> str:
-    return f"dispatch:poll:{connection_id}:{operation}:{due:.1f}"
-
-
-# -- wake-ups (called on commit) --------------------------------------------------------------
-
-
-def wake_sends(run_id: int, connection_id: int, operation: str) -> None:
-    """Make sure a dispatcher will look for this connection's queued runs after this commit."""
-    from dashboard.tasks import send_run
-
-    limiter = rate_limiter()
-    for slot in range(DISPATCH_SLOTS):
-        if limiter.set_flag(_send_flag(connection_id, operation, slot), FLAG_SECONDS):
-            # The message names a run, so a redelivered one says what became of that run.
-            send_run.apply_async(args=[run_id], kwargs={"slot": slot})
-            return
     # Every slot's dispatcher is working: each clears its flag before its last look.
-
-
-def wake_polls(connection_id: int, operation: str, countdown: float) -> None:
-    """Make sure a poll dispatcher runs for this connection about `countdown` seconds from now.
-
-    At most one wake-up per half second of due time: a dispatcher polls every run due by then.
-    """
-    from dashboard.tasks import dispatch_polls as dispatch_polls_task
-
-    countdown = max(0.0, min(countdown, services.MAX_COUNTDOWN_SECONDS))
-    due = (int((time.time() + countdown) * 2) + 1) / 2  # the end of its half second
-    flag = _poll_flag(connection_id, operation, due)
-    if rate_limiter().set_flag(flag, max(0.0, due - time.time()) + FLAG_SECONDS):
-        dispatch_polls_task.apply_async(
-            args=[connection_id, operation], countdown=max(0.0, due - time.time()) or None
-        )
 
 
 # -- sending ----------------------------------------------------------------------------------
@@ -181,7 +140,7 @@ def dispatch_sends(
     """
     run_operation = operation_for(operation)
     limiter = rate_limiter()
-    flag = _send_flag(connection_id, operation, slot) if slot is not None else None
+    flag = enqueueing.send_flag(connection_id, operation, slot) if slot is not None else None
     sent = batches = 0
     outcomes: dict[int, str] = {}
     # Pipelined: while the feeder thread spends batch k's places (its only database work is one
@@ -195,7 +154,7 @@ def dispatch_sends(
     try:
         while True:
             if flag:
-                limiter.touch_flag(flag, FLAG_SECONDS)
+                limiter.touch_flag(flag, enqueueing.FLAG_SECONDS)
             claimed = claim_sends(connection_id=connection_id, operation=run_operation)
             if not claimed and flag:
                 # Clear the flag, then look once more: a submission that still found it set has
@@ -227,7 +186,7 @@ def dispatch_sends(
         # More may be queued: free this slot, then wake a dispatcher (this slot, or any free one).
         if flag:
             limiter.clear_flag(flag)
-        wake_sends(hand_over_to, connection_id, operation)
+        enqueueing.wake_sends(hand_over_to, connection_id, operation)
     if sent:
         logger.info(
             "dispatched %s sends of connection %s in %s batches", sent, connection_id, batches
@@ -238,15 +197,7 @@ def dispatch_sends(
         # A message that came early for its retry must not be lost: wait for it as run_send does.
         run = Run.objects.filter(pk=run_id, state=RunState.QUEUED).only("next_attempt_at").first()
         now = utc_now()
-        if run is not None and run.next_attempt_at and run.next_attempt_at > now + DUE_MARGIN:
-            from dashboard.tasks import send_run
-
-            send_run.apply_async(
-                args=[run_id],
-                countdown=min(
-                    services.MAX_COUNTDOWN_SECONDS, (run.next_attempt_at - now).total_seconds()
-                ),
-            )
+        if run is not None and gate.not_yet_due(run, run.next_attempt_at, "send", now):
             return "not yet due"
         if run is None and not sent:
             state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
@@ -280,7 +231,7 @@ def claim_sends(
     connection = VendorConnection.objects.select_related("tenant").get(pk=connection_id)
     with transaction.atomic():
         try:
-            secrets = services.connection_secrets(connection)
+            secrets = credentials.connection_secrets(connection)
             (rule,) = operation.rate_rules(connection, secrets)
             # No more than the window lets out in a few seconds: a claimed run waits in sending.
             limit = min(operation.batch_size, max(1, int(rule.limit / rule.period_seconds * 2)))
@@ -291,7 +242,7 @@ def claim_sends(
         runs = list(
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(connection_id=connection_id, operation=operation.name, state=RunState.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + DUE_MARGIN))
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + gate.DUE_MARGIN))
             .order_by("pk")[:limit]
         )
         if not runs:
@@ -302,10 +253,10 @@ def claim_sends(
         if unreadable is not None:
             error = unreadable
             for run in runs:
-                services.fail_run(
+                transitions.fail_run(
                     run,
                     from_states={RunState.QUEUED},
-                    actor=services.WORKER,
+                    actor=transitions.WORKER,
                     code="credentials_unreadable",
                     message=str(error),
                     failure_class=FailureClass.NOT_SENT,
@@ -314,13 +265,13 @@ def claim_sends(
         ready = []
         guarded: dict[int, str] = {}
         for run in runs:
-            problem = services.approval_problem(run, now) or operation.pre_send_problem(run)
+            problem = run_outcomes.approval_problem(run, now) or operation.pre_send_problem(run)
             if problem:
                 guarded[run.pk] = "guardrail"
-                services.fail_run(
+                transitions.fail_run(
                     run,
                     from_states={RunState.QUEUED},
-                    actor=services.WORKER,
+                    actor=transitions.WORKER,
                     code="guardrail",
                     message=problem,
                 )
@@ -329,7 +280,9 @@ def claim_sends(
         if not ready:
             return connection, secrets, [], guarded
         # We hold every row's lock: the compare-and-set cannot lose.
-        moved = Run.objects.filter(pk__in=[run.pk for run in ready], state=RunState.QUEUED).update(
+        moved = Run.objects.filter(
+            pk__in=[run.pk for run in ready], state__in=sources(RunState.SENDING, {RunState.QUEUED})
+        ).update(
             state=RunState.SENDING,
             attempt_count=F("attempt_count") + 1,
             next_attempt_at=None,
@@ -353,12 +306,12 @@ def claim_sends(
 
 
 def _open_attempts(runs: list[Run], purpose: str, now: Any) -> None:
-    """services.open_attempt for many runs in one INSERT; each run keeps its open attempt.
+    """attempts.open_attempt for many runs in one INSERT; each run keeps its open attempt.
 
     A send's request is not started yet (request_started_at null): _feed_sends marks it when
     its place is granted, just before it leaves.
     """
-    opened = [services.new_attempt(run, purpose=purpose, started_at=now) for run in runs]
+    opened = [attempts.new_attempt(run, purpose=purpose, started_at=now) for run in runs]
     if purpose == RunAttempt.Purpose.SEND:
         for attempt in opened:
             attempt.request_started_at = None
@@ -385,12 +338,12 @@ FINISHED_FIELDS = [
 
 
 def _state_event(run: Run, previous: str, to_state: str, reason: str = "") -> dict[str, Any]:
-    """The audit event services.transition writes for the same change."""
+    """The audit event transitions.transition writes for the same change."""
     summary = {"from": previous, "to": to_state}
     if reason:
         summary["reason"] = reason
     return {
-        "actor": services.WORKER,
+        "actor": transitions.WORKER,
         "tenant": run.tenant,
         "action": "run.state_changed",
         "object_type": "run",
@@ -524,7 +477,7 @@ def _feed_sends(
     (rule,) = operation.rate_rules(connection, secrets)
 
     def mark(granted: list[Run]) -> set[Run]:
-        started = services.mark_requests_started([run.open_attempt.pk for run in granted])
+        started = attempts.mark_requests_started([run.open_attempt.pk for run in granted])
         return {run for run in granted if run.open_attempt.pk in started}
 
     return _start_with_places(
@@ -547,7 +500,7 @@ def _finish_sends(
         # Never sent: back to queued, for a later try (its attempt_count counts this claim).
         wait = 5.0
         with transaction.atomic():
-            services.record_attempt(
+            attempts.record_attempt(
                 run,
                 purpose=RunAttempt.Purpose.SEND,
                 started_at=utc_now(),
@@ -556,22 +509,24 @@ def _finish_sends(
                     "Not sent: the rate limiter was unavailable.", code="rate_limiter_unavailable"
                 ),
             )
-            if services.transition(
+            if transitions.transition(
                 run,
                 RunState.QUEUED,
                 from_states={RunState.SENDING},
-                actor=services.WORKER,
+                actor=transitions.WORKER,
                 reason="not sent: the rate limiter was unavailable",
                 next_attempt_at=utc_now() + timedelta(seconds=wait),
             ):
-                services.enqueue("send", run.pk, wait)
+                enqueueing.enqueue("send", run.pk, wait)
         said[run.pk] = "rate limiter unavailable"
     successes = [o for o in outcomes if isinstance(o[2], SendResult)]
     if successes:
         said.update(_record_sends(connection, operation, successes))
     for run, started, error in outcomes:
         if not isinstance(error, SendResult):
-            said[run.pk] = services.after_send_exception(run, operation, error, started, secrets)
+            said[run.pk] = run_outcomes.after_send_exception(
+                run, operation, error, started, secrets
+            )
     return said
 
 
@@ -592,7 +547,7 @@ def _record_sends(
         )
         outcomes = []
         for run, _started, result in successes:
-            to_state, fields = services.send_outcome(operation, result, now)
+            to_state, fields = run_outcomes.send_outcome(operation, result, now)
             fields["state"] = to_state
             fields["updated_at"] = now
             if to_state == RunState.SUCCEEDED:
@@ -600,7 +555,7 @@ def _record_sends(
             outcomes.append((run, result, to_state, fields))
         # One compare-and-set for the batch. A sweeper may have presumed this dispatcher dead
         # meanwhile; the answer still counts.
-        changed = services.update_rows(
+        changed = bulk.update_rows(
             Run,
             [(run.pk, fields) for run, _result, _to_state, fields in outcomes],
             expected={"state": [RunState.SENDING, RunState.OUTCOME_UNKNOWN]},
@@ -615,11 +570,11 @@ def _record_sends(
             said[run.pk] = "accepted" if to_state == RunState.ACCEPTED else "succeeded"
             accepted_any = accepted_any or to_state == RunState.ACCEPTED
         # The connection row before the chain head, in the order the per-run path locks them.
-        services.note_connection(connection, now=now)
+        attempts.note_connection(connection, now=now)
         record_audit_events(events)
         if accepted_any:
             transaction.on_commit(
-                lambda: wake_polls(connection.pk, operation.name, 1.0), robust=True
+                lambda: enqueueing.wake_polls(connection.pk, operation.name, 1.0), robust=True
             )
     return said
 
@@ -633,11 +588,11 @@ def _attempt(
     error: VendorError | None = None,
 ) -> RunAttempt:
     """The run's open attempt completed with this answer (a new one if none was opened)."""
-    fields = services.finished_fields(exchange=exchange, error=error, outcome=outcome)
+    fields = attempts.finished_fields(exchange=exchange, error=error, outcome=outcome)
     attempt = getattr(run, "open_attempt", None)
     if attempt is None:
         attempt = RunAttempt(
-            run=run, number=services.attempt_number(run), purpose=purpose, started_at=started
+            run=run, number=attempts.attempt_number(run), purpose=purpose, started_at=started
         )
     return _complete(attempt, **fields)
 
@@ -647,7 +602,7 @@ def _finish_attempts(attempts: list[RunAttempt]) -> None:
     any that were not. Whatever the sweeper concluded meanwhile, the real answer wins."""
     opened = [attempt for attempt in attempts if attempt.pk is not None]
     if opened:
-        services.update_rows(
+        bulk.update_rows(
             RunAttempt,
             [
                 (attempt.pk, {name: getattr(attempt, name) for name in FINISHED_FIELDS})
@@ -670,7 +625,10 @@ def dispatch_polls(*, connection_id: int, operation: str, run_id: int | None = N
     """
     run_operation = operation_for(operation)
     limiter = rate_limiter()
-    send_flags = [_send_flag(connection_id, operation, slot) for slot in range(DISPATCH_SLOTS)]
+    send_flags = [
+        enqueueing.send_flag(connection_id, operation, slot)
+        for slot in range(enqueueing.DISPATCH_SLOTS)
+    ]
     polled = 0
     outcomes: dict[int, str] = {}
     while True:
@@ -696,7 +654,9 @@ def dispatch_polls(*, connection_id: int, operation: str, run_id: int | None = N
     )
     if following is not None:
         countdown = (following - utc_now()).total_seconds()
-        wake_polls(connection_id, operation, max(countdown, 1.0) if sends_first else countdown)
+        enqueueing.wake_polls(
+            connection_id, operation, max(countdown, 1.0) if sends_first else countdown
+        )
     if run_id in outcomes:
         return outcomes[run_id]
     return f"polled {polled}"
@@ -714,7 +674,9 @@ def claim_polls(
         runs = list(
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(connection_id=connection_id, operation=operation.name, state=RunState.ACCEPTED)
-            .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + DUE_MARGIN - defer))
+            .filter(
+                Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + gate.DUE_MARGIN - defer)
+            )
             .order_by("next_poll_at", "pk")[: operation.batch_size]
         )
         if not runs:
@@ -727,7 +689,7 @@ def claim_polls(
             run.tenant = connection.tenant
             if run.poll_deadline and now >= run.poll_deadline:
                 deadlined[run.pk] = "deadline"
-                services.expire_polling(run)
+                run_outcomes.expire_polling(run)
             else:
                 ready.append(run)
         lease = now + timedelta(seconds=POLL_LEASE_SECONDS)
@@ -738,7 +700,7 @@ def claim_polls(
             run.poll_count += 1
             run.next_poll_at = lease
         _open_attempts(ready, RunAttempt.Purpose.POLL, now)
-        secrets = services.connection_secrets(connection)
+        secrets = credentials.connection_secrets(connection)
     return connection, secrets, ready, deadlined
 
 
@@ -801,7 +763,7 @@ def poll_batch(
                 else f"poll failed: {getattr(status, 'code', 'internal_error')}"
             )
             if isinstance(status, VendorError):
-                to_state, fields = services.poll_failure_outcome(run, status, now)
+                to_state, fields = run_outcomes.poll_failure_outcome(run, status, now)
                 fields["updated_at"] = now
                 if to_state is not None:
                     said[run.pk] = f"poll refused: {status.code}"
@@ -813,12 +775,12 @@ def poll_batch(
                 continue
             if not isinstance(status, PollResult):
                 logger.error("run %s: unexpected error while polling", run.pk, exc_info=status)
-                wait = services.poll_backoff(run.poll_count)
+                wait = run_outcomes.poll_backoff(run.poll_count)
                 writes.append(
                     (run.pk, {"next_poll_at": now + timedelta(seconds=wait), "updated_at": now})
                 )
                 continue
-            to_state, fields = services.poll_outcome(run, status, now)
+            to_state, fields = run_outcomes.poll_outcome(run, status, now)
             fields["updated_at"] = now
             if to_state is not None:
                 fields["state"] = to_state
@@ -826,7 +788,7 @@ def poll_batch(
                 finished.append((run, to_state, f"vendor status {status.vendor_status}"))
             writes.append((run.pk, fields))
         # One compare-and-set per shape of answer: a run someone else moved on is left alone.
-        changed = services.update_rows(Run, writes, expected={"state": [RunState.ACCEPTED]})
+        changed = bulk.update_rows(Run, writes, expected={"state": [RunState.ACCEPTED]})
         events = []
         for run, to_state, reason in finished:
             if run.pk in changed:

@@ -13,8 +13,9 @@ from django.utils.safestring import SafeString
 
 from dashboard.models import Tenant
 from dashboard.runs import selectors
-from dashboard.runs.models import Operation, RunState
+from dashboard.runs.models import Operation
 from dashboard.runs.selectors import RunFilters
+from dashboard.runs.states import RunState
 
 
 class PlainSelect(forms.Select):

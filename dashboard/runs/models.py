@@ -7,28 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-
-class RunState(models.TextChoices):
-    DRAFT = "draft", "Draft"  # prepared, not yet requested
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"  # needs a second person
-    QUEUED = "queued", "Queued"  # approved (or needs no approval); a worker will send it
-    SENDING = "sending", "Sending"  # a worker holds it and may be talking to the vendor
-    ACCEPTED = "accepted", "Accepted"  # the vendor took it; polling its status
-    SUCCEEDED = "succeeded", "Succeeded"  # the vendor did it
-    FAILED = "failed", "Failed"  # the vendor did not do it, and will not
-    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"  # sent, no answer: being reconciled
-    CANCELLED = "cancelled", "Cancelled"  # withdrawn, rejected or expired before sending
-
-
-# A worker may be busy with these; the sweeper watches them.
-ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.SENDING, RunState.ACCEPTED})
-# Nothing more will happen to these.
-TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
-# Still open: the daily guardrail counts these as "another trigger in flight".
-IN_FLIGHT_STATES = frozenset(
-    {RunState.QUEUED, RunState.SENDING, RunState.ACCEPTED, RunState.OUTCOME_UNKNOWN}
-)
-CAN_CANCEL = frozenset({RunState.DRAFT, RunState.AWAITING_APPROVAL, RunState.QUEUED})
+from dashboard.runs.states import TERMINAL_STATES, RunState
 
 
 class Operation(models.TextChoices):

@@ -35,8 +35,10 @@ from django.utils import timezone
 from dashboard import history
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
-from dashboard.runs.models import ACTIVE_STATES, Approval, Run, RunAttempt, RunState
+from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
+from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
+from dashboard.runs.states import ACTIVE_STATES, STALE_QUEUED_SECONDS, RunState
 
 
 class RunFilters(TypedDict, total=False):
@@ -420,9 +422,6 @@ def format_duration(seconds: float) -> str:
 
 def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
     """What `run` is waiting for now, or None when nothing (a terminal run, or a person)."""
-    from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
-    from dashboard.runs.services import STALE_QUEUED_SECONDS
-
     now = now or utc_now()
     operation = operation_for(run.operation)
     if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:

@@ -28,7 +28,8 @@ from dashboard.errors import form_post
 from dashboard.models import Permission
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
-from dashboard.runs.models import CAN_CANCEL, Approval, Run, RunState
+from dashboard.runs.models import Approval, Run
+from dashboard.runs.states import CAN_CANCEL, RunState
 from dashboard.tenancy import actor_from_request, tenant_view
 
 PAGE_SIZE = 50

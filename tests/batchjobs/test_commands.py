@@ -10,8 +10,9 @@ from django.core.management.base import CommandError
 
 from batchjobs.models import FilesLanded
 from dashboard.models import AuditEvent
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import run_send
+from dashboard.runs.states import RunState
 
 pytestmark = pytest.mark.django_db
 

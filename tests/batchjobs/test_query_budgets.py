@@ -10,7 +10,8 @@ import pytest
 from django.urls import reverse
 
 from dashboard.clock import utc_now
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import RunState
 from tests.factories import ApprovalFactory, RunAttemptFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from batchjobs import selectors
 from batchjobs.vendors.optimove_daily import client as optimove
 from batchjobs.vendors.talkifai import client as talkifai_client
 from dashboard.models import Role
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.factories import (
     MembershipFactory,

@@ -15,9 +15,10 @@ from batchjobs.models import BatchJob, FilesLanded
 from batchjobs.operations import daily_rate_rule
 from dashboard.audit import Actor
 from dashboard.models import AuditEvent, ConnectionSecret
-from dashboard.runs.models import Approval, Run, RunState
+from dashboard.runs.models import Approval, Run
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.services import RunActionError, run_approve, run_send, run_submit
+from dashboard.runs.states import RunState
 from dashboard.services import connection_secret_set, connection_secrets, tenant_settings_update
 from dashboard.vendors.sandbox import Fault
 from tests.factories import ConnectionSecretFactory
@@ -230,7 +231,7 @@ def test_fifty_concurrent_approve_clicks_make_one_vendor_call(daily, monkeypatch
     from django.test import Client
     from django.urls import reverse
 
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     enqueued: list[tuple] = []
     monkeypatch.setattr(

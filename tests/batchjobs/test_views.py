@@ -14,8 +14,9 @@ from batchjobs import selectors
 from batchjobs.models import BatchJob, FilesLanded
 from batchjobs.vendors.optimove_daily.sandbox import DEFAULT_API_KEY, DEFAULT_EXPIRED_API_KEY
 from dashboard.models import ConnectionSecret, Role
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import run_send
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.factories import ConnectionSecretFactory, RunFactory
 

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from campaigns.event_generators.models import EventGenerator
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 from tests.batchjobs.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401
 from tests.campaigns.conftest import ARSENAL, CHELSEA, MATCH_START
 

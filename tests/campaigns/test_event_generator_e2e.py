@@ -24,7 +24,8 @@ from campaigns.event_generators.models import (
 )
 from dashboard.audit import Actor, verify_audit_chains
 from dashboard.clock import utc_now
-from dashboard.runs.models import Run, RunAttempt, RunState
+from dashboard.runs.models import Run, RunAttempt
+from dashboard.runs.states import RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, NEWSLETTER
 from tests.e2e.conftest import CELERY, REPO, wait_for
 

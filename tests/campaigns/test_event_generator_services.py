@@ -22,8 +22,9 @@ from campaigns.event_generators.models import (
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Role, VendorKind
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import ProbableDuplicate, RunActionError, run_approve
+from dashboard.runs.states import RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, MATCH_SCHEMA, MATCH_START
 from tests.factories import MembershipFactory, UserFactory
 

@@ -18,7 +18,8 @@ from campaigns.event_generators.models import EventGenerator, ScheduledTrigger, 
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, MATCH_SCHEMA, MATCH_START
 from tests.conftest import SANDBOX_SECRETS
 from tests.factories import MembershipFactory, UserFactory

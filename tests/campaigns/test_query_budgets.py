@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from campaigns.event_generators import services
 from dashboard.audit import Actor
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT
 from tests.factories import RunAttemptFactory
 

@@ -15,8 +15,8 @@ from django.urls import reverse
 from batchjobs.models import BatchJob
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
-from dashboard.runs.models import RunState
 from dashboard.runs.services import run_reject
+from dashboard.runs.states import RunState
 from tests.batchjobs.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401 - fixture
 from tests.factories import AuditEventFactory, RunAttemptFactory, RunFactory
 

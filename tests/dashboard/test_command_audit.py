@@ -178,7 +178,7 @@ def _altcraft_trigger_register(world):
 
 
 def _run_settle(world):
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
     from tests.factories import RunFactory
 
     team = world["team"]

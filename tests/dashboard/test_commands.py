@@ -99,7 +99,7 @@ def unknown_outcome_run(team, **fields):
     from datetime import timedelta
 
     from dashboard.clock import utc_now
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
     from tests.factories import RunFactory
 
     return RunFactory(
@@ -122,7 +122,7 @@ def settle(*args: str) -> str:
 
 
 def test_run_settle_marks_as_sent_with_the_reason_audited_as_the_member(team):
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
 
     run = unknown_outcome_run(team)
     evidence = "TalkifAI dashboard shows job-9 running since 10:02 UTC"
@@ -138,7 +138,7 @@ def test_run_settle_marks_as_sent_with_the_reason_audited_as_the_member(team):
 
 
 def test_run_settle_sends_again_and_refuses_what_the_page_refuses(team, other_team):
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
 
     run = unknown_outcome_run(team)
     with pytest.raises(CommandError, match=r"Marketer\) cannot settle runs"):

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db

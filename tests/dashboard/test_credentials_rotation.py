@@ -24,7 +24,7 @@ from dashboard.api import webhooks
 from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, ConnectionSecret
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from dashboard.services import connection_secrets
 from tests.factories import RunFactory, VendorConnectionFactory
 

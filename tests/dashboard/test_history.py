@@ -14,7 +14,8 @@ from dashboard.clock import utc_now
 from dashboard.history import Cursor, csv_safe, keyset_page
 from dashboard.models import AuditEvent
 from dashboard.runs import selectors
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 from tests.factories import ApprovalFactory, AuditEventFactory, RunAttemptFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,8 @@ import pytest
 from django.urls import reverse
 
 from dashboard.clock import utc_now
-from dashboard.runs.models import Operation, RunState
+from dashboard.runs.models import Operation
+from dashboard.runs.states import RunState
 from tests.factories import ApprovalFactory, AuditEventFactory, RunAttemptFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from tests.factories import PASSWORD, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ import pytest
 from campaigns.altcraft_launches import services
 from campaigns.altcraft_launches.models import LaunchState
 from dashboard.audit import Actor
-from dashboard.runs.models import RunState
 from dashboard.runs.services import RunActionError
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.e2e.conftest import age_run, sweep, wait_for
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from dashboard.runs.models import Operation, RunState
+from dashboard.runs.models import Operation
+from dashboard.runs.states import RunState
 from tests.e2e.conftest import closed_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

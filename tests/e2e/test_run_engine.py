@@ -21,7 +21,8 @@ from django.db import connection as db_connection
 
 from dashboard.clock import utc_now, utc_today
 from dashboard.models import AuditEvent
-from dashboard.runs.models import Operation, Run, RunAttempt, RunState
+from dashboard.runs.models import Operation, Run, RunAttempt
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.conftest import SANDBOX_SECRETS
 from tests.e2e.conftest import age_run, closed_port, release_windows, sweep, wait_for
@@ -623,7 +624,7 @@ def queue_runs(connection: Any, count: int) -> list[int]:
     """
     from dashboard.runs.operations import operation_for
     from dashboard.runs.services import parameters_hash
-    from dashboard.tasks import send_run
+    from dashboard.runs.tasks import send_run
 
     operation = operation_for(EVENT_GENERATOR)
     now = utc_now()
@@ -759,10 +760,10 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     out: one message per run, and the count was a race). The flags outlive any slow loop here.
     """
     from dashboard.audit import verify_audit_chains
-    from dashboard.runs import dispatch
+    from dashboard.runs import enqueue
     from dashboard.runs.services import enqueue_send
 
-    monkeypatch.setattr(dispatch, "FLAG_SECONDS", 3600.0)
+    monkeypatch.setattr(enqueue, "FLAG_SECONDS", 3600.0)
     count = 600
     connection = sandbox_connection(team.tenant, "optimove_campaigns")
     runs = Run.objects.filter(tenant=team.tenant)
@@ -784,7 +785,7 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     for run in created:
         enqueue_send(run)
     # One message per dispatch slot, whatever the number of runs.
-    assert e2e_redis.llen("send") == dispatch.DISPATCH_SLOTS
+    assert e2e_redis.llen("send") == enqueue.DISPATCH_SLOTS
     for _ in range(2):
         workers.start(pool="threads", concurrency=8, wait=False)
     for started in workers.started:

@@ -22,8 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.clock import utc_now
 from dashboard.observability.logs import bind, unbind
-from dashboard.runs.models import Operation, Run, RunState
-from dashboard.tasks import sweep_runs
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import RunState
+from dashboard.runs.tasks import sweep_runs
 from tests.conftest import SANDBOX_SECRETS
 from tests.e2e import netns
 from tests.e2e.conftest import age_run, sweep, wait_for

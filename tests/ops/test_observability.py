@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dashboard import heartbeat
 from dashboard.observability.logs import ContextFilter, JsonFormatter, redact
 from dashboard.observability.probe import probe, probe_host
-from dashboard.runs.models import Operation, RunAttempt, RunState
+from dashboard.runs.models import Operation, RunAttempt
+from dashboard.runs.states import RunState
 from tests.factories import RunAttemptFactory, RunFactory, VendorConnectionFactory
 
 TOKEN = "metrics-token-for-tests"

@@ -20,8 +20,9 @@ from batchjobs import selectors
 from dashboard.audit import Actor
 from dashboard.management.commands._common import command_label
 from dashboard.models import Membership, Tenant
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
+from dashboard.runs.states import RunState
 
 
 def tenant_by_slug(slug: str) -> Tenant:

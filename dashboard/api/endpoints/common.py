@@ -24,7 +24,8 @@ from dashboard.api.services import TokenUse
 from dashboard.audit import record_audit_event
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
-from dashboard.runs.models import TERMINAL_STATES, Run
+from dashboard.runs.models import Run
+from dashboard.runs.states import TERMINAL_STATES
 from dashboard.tenancy import client_ip
 
 REPLAYED_HEADER = "Idempotency-Replayed"

@@ -27,7 +27,8 @@ from dashboard.api.schemas import IsoDate
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
-from dashboard.runs.models import TERMINAL_STATES, Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import TERMINAL_STATES, RunState
 from dashboard.tenancy import client_ip
 
 

@@ -3,7 +3,7 @@
 The audit tables refuse TRUNCATE by trigger (migration 0005), so the stock flush (which the test
 runner uses between transactional tests) fails on them. A superuser may switch triggers off for
 its session anyway (session_replication_role = replica), so this does that, for a superuser
-only: the app's production login (not a superuser, see the README) still cannot empty the trail.
+only: the app's production login (not a superuser, see docs/security.md) still cannot empty the trail.
 """
 
 from django.core.management.commands.flush import Command as DjangoFlush

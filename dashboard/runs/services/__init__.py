@@ -1,20 +1,22 @@
 """The run engine's writes: request, approve, send, poll, reconcile, sweep.
 
-Rules that make a run safe to send exactly once:
-- every state change is a compare-and-set (`UPDATE ... WHERE state IN (...)`) with its audit row
-  in the same transaction (transitions);
+Rules that make a run safe to send exactly once (docs/engine.md):
+- every state change is one the table allows (runs/states.py) and a compare-and-set
+  (`UPDATE ... WHERE state IN (...)`) with its audit row in the same transaction
+  (runs/transitions.py);
 - a worker moves a run from queued to sending under a row lock before it talks to the vendor,
   and a worker that finds a run past queued does not send it (sending);
 - an unknown outcome is never retried blindly: it is reconciled (TriggerDaily asks again within
-  the same UTC day) or put before a person (sending);
-- tasks are enqueued on commit, so no task sees a row that is not there yet (transitions).
+  the same UTC day) or put before a person (sending, runs/outcomes.py);
+- tasks are enqueued on commit, so no task sees a row that is not there yet (runs/enqueue.py).
 
-Modules: transitions (state changes, enqueueing), bulk (set-based compare-and-set), credentials, attempts (the record of each
-vendor call), submit (request, approve, reject, cancel, change), sending (send, outcomes,
-reconcile, mark as sent, send again), polling, sweep. Import from this package.
+The use cases live here: submit (request, approve, reject, cancel, change), submit_many,
+sending (send, reconcile, mark as sent, send again), polling, sweep. They call the mechanics in
+dashboard/runs/ (states, transitions, attempts, bulk, credentials, enqueue, gate, outcomes,
+dispatch), never the other way; this package re-exports the mechanics' public names too.
 """
 
-from dashboard.runs.services.attempts import (
+from dashboard.runs.attempts import (
     NOTE_SUCCESS_EVERY_SECONDS,
     attempt_number,
     close_lost_attempt,
@@ -27,27 +29,28 @@ from dashboard.runs.services.attempts import (
     open_attempt,
     record_attempt,
 )
-from dashboard.runs.services.bulk import update_rows
-from dashboard.runs.services.credentials import connection_secrets
-from dashboard.runs.services.polling import (
+from dashboard.runs.bulk import update_rows
+from dashboard.runs.credentials import connection_secrets
+from dashboard.runs.enqueue import MAX_COUNTDOWN_SECONDS, batch_of, enqueue, enqueue_send
+from dashboard.runs.outcomes import (
     POLL_DEADLINE_MESSAGE,
+    after_send_exception,
+    approval_problem,
     expire_polling,
+    max_send_attempts,
     poll_backoff,
     poll_failure_outcome,
     poll_outcome,
-    run_poll,
+    send_backoff,
+    send_outcome,
 )
+from dashboard.runs.services.polling import run_poll
 from dashboard.runs.services.sending import (
-    after_send_exception,
-    approval_problem,
-    max_send_attempts,
     reconciling_refusal,
     run_mark_as_sent,
     run_reconcile,
     run_send,
     run_send_again,
-    send_backoff,
-    send_outcome,
 )
 from dashboard.runs.services.submit import (
     ProbableDuplicate,
@@ -61,18 +64,9 @@ from dashboard.runs.services.submit import (
     run_submit,
 )
 from dashboard.runs.services.submit_many import run_submit_many
-from dashboard.runs.services.sweep import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, runs_sweep
-from dashboard.runs.services.transitions import (
-    MAX_COUNTDOWN_SECONDS,
-    SWEEPER,
-    WORKER,
-    RunActionError,
-    batch_of,
-    enqueue,
-    enqueue_send,
-    fail_run,
-    transition,
-)
+from dashboard.runs.services.sweep import runs_sweep
+from dashboard.runs.states import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS
+from dashboard.runs.transitions import SWEEPER, WORKER, RunActionError, fail_run, transition
 
 __all__ = [
     "MAX_COUNTDOWN_SECONDS",

@@ -10,66 +10,36 @@ person.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.crypto import CredentialDecryptionError
-from dashboard.runs.models import (
-    Approval,
-    Run,
-    RunAttempt,
-    RunState,
-)
-from dashboard.runs.operations import RunOperation, SendResult, operation_for
-from dashboard.runs.rate_limits import acquire_all, rate_limiter
-from dashboard.runs.services.attempts import (
-    earlier_call_may_have_reached_vendor,
+from dashboard.runs import dispatch, gate
+from dashboard.runs.attempts import (
     failure_text,
     note_connection,
     open_attempt,
     record_attempt,
 )
-from dashboard.runs.services.credentials import connection_secrets
-from dashboard.runs.services.transitions import (
-    WORKER,
-    RunActionError,
-    batch_of,
-    enqueue,
-    fail_run,
-    transition,
+from dashboard.runs.credentials import connection_secrets
+from dashboard.runs.enqueue import batch_of, enqueue
+from dashboard.runs.models import Run, RunAttempt
+from dashboard.runs.operations import RunOperation, operation_for
+from dashboard.runs.outcomes import (
+    after_send_exception,
+    approval_problem,
+    give_to_person,
+    send_outcome,
 )
-from dashboard.vendors.http import ConfigurationError, FailureClass, VendorError
+from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.states import RunState
+from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
+from dashboard.vendors.http import FailureClass, VendorError
 
 logger = logging.getLogger(__name__)
-
-
-def max_send_attempts() -> int:
-    """How many times a send that provably did not go through is tried before the run fails."""
-    return getattr(settings, "RUN_MAX_SEND_ATTEMPTS", 5)
-
-
-def send_backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
-    """Seconds before retry number `attempt` of a send that did not go through: 2, 4, 8... to 120."""
-    return min(cap, base ** max(0, attempt - 1) * base)
-
-
-def approval_problem(run: Run, now: datetime) -> str:
-    """Why the run's approval does not allow sending it now ("" when it does)."""
-    if not run.approval_required:
-        return ""
-    approval = run.approvals.filter(decision=Approval.Decision.APPROVED).first()
-    if approval is None:
-        return "The run has no approval."
-    if approval.parameters_hash != run.parameters_hash:
-        return "The parameters changed after approval; a new approval is needed."
-    if approval.expires_at and now >= approval.expires_at:
-        return "The approval expired before the run could be sent; request it again."
-    return ""
 
 
 def run_send(*, run_id: int, slot: int | None = None) -> str:
@@ -88,8 +58,6 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
     if state != RunState.QUEUED and not (batched and slot is not None):
         return f"skipped: already {state}"
     if batched:
-        from dashboard.runs import dispatch
-
         return dispatch.dispatch_sends(
             connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
         )
@@ -105,8 +73,7 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             return "missing"
         if run.state != RunState.QUEUED:
             return f"skipped: already {run.state}"
-        if run.next_attempt_at and run.next_attempt_at > now + timedelta(milliseconds=50):
-            enqueue("send", run.pk, (run.next_attempt_at - now).total_seconds())
+        if gate.not_yet_due(run, run.next_attempt_at, "send", now):
             return "not yet due"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
@@ -131,12 +98,11 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
                 failure_class=FailureClass.NOT_SENT,
             )
             return "credentials"
-        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        permit = gate.rate_permit(
+            run, operation, secrets, due_field="next_attempt_at", task_name="send", now=now
+        )
         if permit.wait > 0:
-            wait = permit.wait
-            Run.objects.filter(pk=run.pk).update(next_attempt_at=now + timedelta(seconds=wait))
-            enqueue("send", run.pk, wait)
-            return f"rate limited for {wait:.3f}s"
+            return f"rate limited for {permit.wait:.3f}s"
         # The call is on record before the state change's audit row, which comes last: it
         # keeps the tenant's chain head locked until the commit. The row is locked since the
         # SELECT above, so the count cannot move meanwhile and the change cannot lose.
@@ -155,28 +121,6 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         return _perform_send(run, operation, secrets)
     finally:
         permit.answered()
-
-
-def send_outcome(
-    operation: RunOperation, result: SendResult, now: datetime
-) -> tuple[str, dict[str, Any]]:
-    """What a successful send makes of a run: its next state and the fields to store."""
-    fields: dict[str, Any] = {
-        "vendor_reference": result.vendor_reference,
-        "vendor_status": result.vendor_status,
-        "progress": result.progress,
-        "audience_size": result.audience_size,
-        "result": result.result,
-        "failure_class": "",
-        "failure_code": "",
-        "failure_message": "",
-        "needs_person": False,
-    }
-    if result.accepted and operation.polls:
-        fields["next_poll_at"] = now + timedelta(seconds=1)
-        fields["poll_deadline"] = now + timedelta(seconds=operation.poll_deadline_seconds)
-        return RunState.ACCEPTED, fields
-    return RunState.SUCCEEDED, fields
 
 
 def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) -> str:
@@ -213,162 +157,6 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
     return "succeeded"
 
 
-def after_send_exception(
-    run: Run,
-    operation: RunOperation,
-    error: Exception,
-    started: datetime,
-    secrets: dict[str, str],
-) -> str:
-    """Record a send that raised, and move the run on by the failure's class.
-
-    `run` is in sending (its attempt_count counts this send); the batch dispatcher calls this for
-    each of its rare failures, so both paths decide the same way.
-    """
-    if isinstance(error, VendorError):
-        return _after_send_failure(run, operation, error, started, secrets)
-    if isinstance(error, ConfigurationError):
-        with transaction.atomic():
-            record_attempt(
-                run,
-                purpose=RunAttempt.Purpose.SEND,
-                started_at=started,
-                exchange=None,
-                outcome=str(error),
-            )
-            fail_run(
-                run,
-                from_states={RunState.SENDING},
-                actor=WORKER,
-                code="invalid_parameters",
-                message=f"Not sent: {error}",
-                reason=str(error),
-                failure_class=FailureClass.NOT_SENT,
-            )
-        return "invalid parameters"
-    # A bug after the request may have left: treat it like a lost answer, never resend blindly.
-    logger.error("run %s: unexpected error while sending", run.pk, exc_info=error)
-    unknown = VendorError(
-        "Unexpected error while sending; the vendor may have acted.", code="internal_error"
-    )
-    unknown.failure_class = FailureClass.OUTCOME_UNKNOWN  # type: ignore[misc]
-    return _after_send_failure(run, operation, unknown, started, secrets)
-
-
-def _after_send_failure(
-    run: Run,
-    operation: RunOperation,
-    error: VendorError,
-    started: datetime,
-    secrets: dict[str, str],
-) -> str:
-    failure = error.failure_class
-    now = utc_now()
-    with transaction.atomic():
-        record_attempt(
-            run,
-            purpose=RunAttempt.Purpose.SEND,
-            started_at=started,
-            exchange=error.exchange,
-            error=error,
-        )
-        run.refresh_from_db()
-        attempts = run.attempt_count
-        duplicate = operation.duplicate_refusal(error) if failure is FailureClass.REJECTED else ""
-        if duplicate:
-            # The vendor refused because the thing is already done or under way: the connection
-            # works (it is not "last call failed"), and after an earlier call that may have
-            # reached the vendor, the refusal proves that call went through.
-            note_connection(run.connection, now=now)
-            if earlier_call_may_have_reached_vendor(run):
-                transition(
-                    run,
-                    RunState.SUCCEEDED,
-                    # A sweeper may have presumed this worker dead meanwhile; the answer counts.
-                    from_states={RunState.SENDING, RunState.OUTCOME_UNKNOWN},
-                    actor=WORKER,
-                    reason=duplicate,
-                    failure_class="",
-                    failure_code="",
-                    failure_message="",
-                    needs_person=False,
-                    result={**run.result, "reconciliation": duplicate},
-                )
-                return "succeeded: an earlier call went through"
-        else:
-            note_connection(run.connection, error=f"{error.code}: {error.message}", now=now)
-        details = {
-            "failure_class": failure.value,
-            "failure_code": error.code,
-            "failure_message": failure_text(error),
-        }
-        retryable = failure in (FailureClass.NOT_SENT, FailureClass.THROTTLED) or (
-            failure is FailureClass.SERVER_ERROR and operation.retry_server_errors
-        )
-        if failure is FailureClass.NOT_SENT:
-            # Nothing reached the vendor: give back a window we took for it.
-            limiter = rate_limiter()
-            for rule in operation.rate_rules(run.connection, secrets):
-                if rule.window:
-                    limiter.release_window(rule)
-        if retryable and attempts < max_send_attempts():
-            wait = (
-                error.retry_after
-                if failure is FailureClass.THROTTLED and error.retry_after
-                else send_backoff(attempts)
-            )
-            moved = transition(
-                run,
-                RunState.QUEUED,
-                from_states={RunState.SENDING},
-                actor=WORKER,
-                reason=f"{failure.value}: retry in {wait:.0f}s",
-                next_attempt_at=now + timedelta(seconds=wait),
-                **details,
-            )
-            if moved:
-                enqueue("send", run.pk, wait)
-            return f"retry after {failure.value}"
-        if failure is FailureClass.REJECTED or (retryable and attempts >= max_send_attempts()):
-            if retryable:
-                details["failure_message"] = (
-                    f"Gave up after {attempts} attempts. {details['failure_message']}"
-                )
-            transition(
-                run,
-                RunState.FAILED,
-                from_states={RunState.SENDING},
-                actor=WORKER,
-                reason=error.code,
-                **details,
-            )
-            return f"failed: {error.code}"
-        # Outcome unknown, or a server error where a retry could send twice.
-        automatic = operation.reconciles_automatically
-        reconcile_after = None
-        if automatic:
-            windows = [
-                r.period_seconds for r in operation.rate_rules(run.connection, secrets) if r.window
-            ]
-            reconcile_after = (run.sent_at or now) + timedelta(seconds=max(windows, default=0) + 5)
-        if automatic:
-            # The engine itself asks again: advice meant for a person would contradict it.
-            details["failure_message"] = failure_text(error, with_advice=False)
-        moved = transition(
-            run,
-            RunState.OUTCOME_UNKNOWN,
-            from_states={RunState.SENDING},
-            actor=WORKER,
-            reason=error.code,
-            needs_person=not automatic,
-            reconcile_after=reconcile_after,
-            **details,
-        )
-        if moved and automatic and reconcile_after is not None:
-            enqueue("reconcile", run.pk, (reconcile_after - now).total_seconds())
-    return f"outcome unknown: {error.code}"
-
-
 # -- reconciliation ---------------------------------------------------------------------------
 
 
@@ -387,21 +175,19 @@ def run_reconcile(*, run_id: int) -> str:
         operation = operation_for(run.operation)
         if not operation.reconciles_automatically:
             return "needs a person"
-        if run.reconcile_after and run.reconcile_after > now + timedelta(milliseconds=50):
-            enqueue("reconcile", run.pk, (run.reconcile_after - now).total_seconds())
+        if gate.not_yet_due(run, run.reconcile_after, "reconcile", now):
             return "not yet due"
         if run.utc_date is not None and now.date() != run.utc_date:
-            _give_to_person(
+            give_to_person(
                 run,
                 "The UTC day ended before the outcome could be checked. Check in the vendor's UI, then mark the run as sent or send it again.",
             )
             return "day ended"
         secrets = connection_secrets(run.connection)
-        permit = acquire_all(operation.rate_rules(run.connection, secrets))
+        permit = gate.rate_permit(
+            run, operation, secrets, due_field="reconcile_after", task_name="reconcile", now=now
+        )
         if permit.wait > 0:
-            wait = permit.wait
-            Run.objects.filter(pk=run.pk).update(reconcile_after=now + timedelta(seconds=wait))
-            enqueue("reconcile", run.pk, wait)
             return "rate window still open"
         transition(
             run,
@@ -460,7 +246,7 @@ def run_reconcile(*, run_id: int) -> str:
                 actor=WORKER,
                 reason=error.code,
             )
-            _give_to_person(
+            give_to_person(
                 run, f"Reconciliation got an answer that proves nothing: {failure_text(error)}"
             )
         return "needs a person"
@@ -493,22 +279,8 @@ def run_reconcile(*, run_id: int) -> str:
             actor=WORKER,
             reason=verdict.outcome,
         )
-        _give_to_person(run, verdict.outcome)
+        give_to_person(run, verdict.outcome)
     return "needs a person"
-
-
-def _give_to_person(run: Run, message: str) -> None:
-    Run.objects.filter(pk=run.pk).update(
-        needs_person=True, failure_message=message, updated_at=utc_now()
-    )
-    record_audit_event(
-        actor=WORKER,
-        tenant=run.tenant,
-        action="run.needs_person",
-        object_type="run",
-        object_id=run.pk,
-        summary={"reason": message},
-    )
 
 
 def run_mark_as_sent(*, actor: Actor, run: Run, comment: str) -> Run:

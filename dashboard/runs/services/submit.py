@@ -12,18 +12,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from dashboard import notifications
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
-from dashboard.runs.models import (
-    CAN_CANCEL,
-    Approval,
-    Run,
-    RunState,
-)
+from dashboard.runs import notifications
+from dashboard.runs.enqueue import batch_of, enqueue
+from dashboard.runs.models import Approval, Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue, transition
+from dashboard.runs.states import CAN_CANCEL, RunState, check_initial
+from dashboard.runs.transitions import RunActionError, transition
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +114,7 @@ def run_submit(
     expires = now + timedelta(minutes=tenant.approval_valid_minutes)
     if utc_date is not None:
         expires = min(expires, next_utc_midnight(now))
-    state = RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED
+    state = check_initial(RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED)
     run = Run(
         tenant=tenant,
         connection=connection,

@@ -12,10 +12,12 @@ from django.db import IntegrityError, transaction
 from dashboard.audit import Actor, record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.enqueue import batch_of, enqueue
+from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services.submit import ProbableDuplicate, parameters_hash
-from dashboard.runs.services.transitions import RunActionError, batch_of, enqueue
+from dashboard.runs.states import RunState, check_initial
+from dashboard.runs.transitions import RunActionError
 
 
 def run_submit_many(
@@ -81,7 +83,7 @@ def run_submit_many(
             first = next(fingerprints[key] for key, _ in new if fingerprints[key] in duplicates)
             raise ProbableDuplicate(duplicates[first])
 
-    state = RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED
+    state = check_initial(RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED)
     expires = now + timedelta(minutes=tenant.approval_valid_minutes)
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     runs = []

@@ -8,28 +8,24 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 
-from dashboard import notifications
 from dashboard.clock import utc_now
-from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
-from dashboard.runs.models import (
-    Run,
-    RunAttempt,
-    RunState,
-)
-from dashboard.runs.operations import RunOperation, operation_for
-from dashboard.runs.services.attempts import (
+from dashboard.runs import notifications
+from dashboard.runs.attempts import (
     close_lost_attempt,
     close_unsent_attempt,
     lock_open_attempts,
 )
-from dashboard.runs.services.credentials import connection_secrets
-from dashboard.runs.services.transitions import SWEEPER, batch_of, enqueue, transition
+from dashboard.runs.credentials import connection_secrets
+from dashboard.runs.enqueue import batch_of, enqueue
+from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
+from dashboard.runs.models import Run, RunAttempt
+from dashboard.runs.operations import RunOperation, operation_for
+from dashboard.runs.states import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, RunState
+from dashboard.runs.transitions import SWEEPER, transition
 from dashboard.vendors.http import FailureClass
 
 logger = logging.getLogger(__name__)
 
-STALE_QUEUED_SECONDS = 60
-STALE_POLL_SECONDS = 60
 # A re-check this overdue is presumed lost with a dead worker (its countdown message lived in
 # that worker's memory) and is enqueued again. A duplicate is harmless: run_reconcile acts only
 # on a run still in outcome unknown, under its row lock.

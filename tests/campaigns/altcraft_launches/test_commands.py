@@ -205,7 +205,7 @@ def test_an_operator_registers_a_trigger_from_the_command_line(team, connection)
 def test_a_chunk_whose_outcome_is_unknown_is_settled_from_the_command_line(
     team, trigger, altcraft, recipients
 ) -> None:
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
     from dashboard.vendors.sandbox import Fault
 
     run("altcraft_launch", "--trigger", "8", "--file", recipients, "--yes", "--as", "mia")

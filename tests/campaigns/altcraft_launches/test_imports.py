@@ -9,8 +9,9 @@ import pytest
 
 from campaigns.altcraft_launches import services
 from campaigns.altcraft_launches.models import LaunchState
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import run_poll, run_send
+from dashboard.runs.states import RunState
 from tests.campaigns.altcraft_launches.conftest import actor_of, prepare
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

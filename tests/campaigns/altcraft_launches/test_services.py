@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from campaigns.altcraft_launches import services, storage
 from campaigns.altcraft_launches.models import LaunchState
-from dashboard.runs.models import RunState
 from dashboard.runs.services import RunActionError
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 from tests.campaigns.altcraft_launches.conftest import (
     actor_of,

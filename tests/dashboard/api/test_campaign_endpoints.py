@@ -7,8 +7,9 @@ import pytest
 from campaigns.altcraft_launches.models import AltcraftLaunch, LaunchState
 from campaigns.event_generators.models import TriggerGroup
 from dashboard.audit import Actor
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
 from dashboard.runs.services import run_send
+from dashboard.runs.states import RunState
 from tests.dashboard.api.conftest import ARSENAL, GOOD, MATCH_START, make_generator
 from tests.dashboard.api.test_endpoints import forget_idempotency_keys, problem
 

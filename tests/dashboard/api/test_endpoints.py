@@ -11,7 +11,8 @@ from django.test import Client
 from batchjobs.models import BatchJob, FilesLanded
 from dashboard.clock import utc_now
 from dashboard.models import VendorKind
-from dashboard.runs.models import Run, RunState
+from dashboard.runs.models import Run
+from dashboard.runs.states import RunState
 from tests.factories import RunFactory, VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db

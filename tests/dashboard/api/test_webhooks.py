@@ -15,7 +15,7 @@ from dashboard.api import webhooks
 from dashboard.api.models import Webhook, WebhookDelivery, WebhookNotification
 from dashboard.audit import Actor
 from dashboard.models import AuditEvent
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db

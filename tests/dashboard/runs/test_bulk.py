@@ -7,7 +7,8 @@ from django.db import connection as db_connection
 
 from dashboard.clock import utc_now
 from dashboard.runs import services
-from dashboard.runs.models import Run, RunAttempt, RunState
+from dashboard.runs.models import Run, RunAttempt
+from dashboard.runs.states import RunState
 from tests.factories import RunAttemptFactory, RunFactory
 
 

@@ -12,8 +12,9 @@ from django.db import connection as db_connection
 from dashboard.audit import Actor, verify_audit_chains
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
-from dashboard.runs import dispatch, services
-from dashboard.runs.models import Operation, Run, RunAttempt, RunState
+from dashboard.runs import attempts, dispatch, enqueue, services
+from dashboard.runs.models import Operation, Run, RunAttempt
+from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
 
 pytestmark = [pytest.mark.usefixtures("clean_redis")]
@@ -264,19 +265,19 @@ def test_runs_never_sent_for_want_of_the_limiter_go_back_to_queued(
 
 
 def test_submissions_wake_at_most_one_dispatcher_per_slot(clean_redis, monkeypatch):
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     sent = []
     monkeypatch.setattr(
         tasks.send_run, "apply_async", lambda args, kwargs=None, **_: sent.append((args, kwargs))
     )
     for run_id in range(50):
-        dispatch.wake_sends(run_id, 7, OPERATION)
+        enqueue.wake_sends(run_id, 7, OPERATION)
 
-    assert sent == [([run_id], {"slot": run_id}) for run_id in range(dispatch.DISPATCH_SLOTS)]
+    assert sent == [([run_id], {"slot": run_id}) for run_id in range(enqueue.DISPATCH_SLOTS)]
     # A dispatcher that stops clears its flag: the next submission wakes one again.
-    dispatch.rate_limiter().clear_flag(dispatch._send_flag(7, OPERATION, 1))
-    dispatch.wake_sends(99, 7, OPERATION)
+    dispatch.rate_limiter().clear_flag(enqueue.send_flag(7, OPERATION, 1))
+    enqueue.wake_sends(99, 7, OPERATION)
     assert sent[-1] == ([99], {"slot": 1})
 
 
@@ -285,7 +286,7 @@ def test_a_woken_dispatcher_whose_run_went_out_still_clears_its_flag(team, campa
     run = submit(team, campaigns, 0)
     assert services.run_send(run_id=run.pk) == "accepted"
     limiter = dispatch.rate_limiter()
-    flag = dispatch._send_flag(campaigns.pk, OPERATION, 0)
+    flag = enqueue.send_flag(campaigns.pk, OPERATION, 0)
     assert limiter.set_flag(flag, 60)
     later = submit(team, campaigns, 1)  # its wake-up found the flag set (not enqueued here)
 
@@ -299,7 +300,7 @@ def test_a_woken_dispatcher_whose_run_went_out_still_clears_its_flag(team, campa
 
 @pytest.mark.django_db
 def test_a_long_dispatch_hands_over_to_a_fresh_message(team, campaigns, sandboxes, monkeypatch):
-    from dashboard import tasks
+    from dashboard.runs import tasks
     from dashboard.runs.operations import operation_for
 
     monkeypatch.setattr(operation_for(OPERATION), "batch_size", 2)
@@ -325,7 +326,7 @@ def test_a_claimed_run_the_sweeper_put_back_before_its_request_started_is_sent_o
     """The sweeper and the dispatcher race on the run's open attempt: the sweeper put the run
     back in the queue before its grant was marked started, so the dispatcher does not send it
     from that claim; it goes out once, from the queue."""
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     messages = []
     monkeypatch.setattr(tasks.send_run, "apply_async", lambda args, **kwargs: messages.append(args))
@@ -341,7 +342,7 @@ def test_a_claimed_run_the_sweeper_put_back_before_its_request_started_is_sent_o
             swept.append(services.runs_sweep())
         return mark(attempt_ids)
 
-    monkeypatch.setattr(services, "mark_requests_started", sweeper_first)
+    monkeypatch.setattr(attempts, "mark_requests_started", sweeper_first)
     messages.clear()  # the submissions' wake-ups
     try:
         dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)

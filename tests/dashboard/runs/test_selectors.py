@@ -9,7 +9,8 @@ from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import VendorKind
 from dashboard.runs import selectors
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.states import RunState
 from dashboard.services import membership_remove
 from tests.factories import (
     ApprovalFactory,

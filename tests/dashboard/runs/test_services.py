@@ -13,9 +13,10 @@ from django.db import connection as db_connection
 from dashboard.audit import Actor
 from dashboard.models import AuditEvent
 from dashboard.runs import services
-from dashboard.runs.models import Approval, Run, RunAttempt, RunState
+from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.states import RunState
 from dashboard.services import connection_secrets
 from dashboard.vendors.sandbox import Fault
 

@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 
 from dashboard.audit import Actor, verify_audit_chains
 from dashboard.models import AuditEvent, VendorKind
-from dashboard.runs.models import Operation, Run, RunState
+from dashboard.runs.models import Operation, Run
 from dashboard.runs.services import ProbableDuplicate, run_submit, run_submit_many
+from dashboard.runs.states import RunState
 from tests.factories import VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db

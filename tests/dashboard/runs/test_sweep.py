@@ -10,8 +10,9 @@ from django.db import connections, transaction
 
 from dashboard.clock import utc_now
 from dashboard.runs import services
-from dashboard.runs.models import RunAttempt, RunState
+from dashboard.runs.models import RunAttempt
 from dashboard.runs.operations import SendResult
+from dashboard.runs.states import RunState
 from dashboard.vendors.http import Exchange
 from tests.e2e.conftest import wait_for
 from tests.factories import RunAttemptFactory, RunFactory
@@ -137,7 +138,7 @@ def claimed(*, worker: str, seconds: float, request_started: bool) -> RunAttempt
 @pytest.fixture
 def sent_messages(monkeypatch) -> list[list]:
     """The args of every runs.send message the sweeper enqueues."""
-    from dashboard import tasks
+    from dashboard.runs import tasks
 
     messages: list[list] = []
     monkeypatch.setattr(

@@ -10,7 +10,8 @@ from django.urls import reverse
 from dashboard.audit import REDACTED
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Role, VendorKind
-from dashboard.runs.models import Approval, Run, RunAttempt, RunState
+from dashboard.runs.models import Approval, Run, RunAttempt
+from dashboard.runs.states import RunState
 from tests.factories import (
     ApprovalFactory,
     AuditEventFactory,

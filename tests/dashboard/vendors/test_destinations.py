@@ -258,7 +258,7 @@ def test_a_run_on_a_connection_row_pointing_inside_fails_without_sending(
     """A row written straight into the database (here by a factory) still cannot call inside."""
     from dashboard.clock import utc_now
     from dashboard.runs import services as run_services
-    from dashboard.runs.models import RunState
+    from dashboard.runs.states import RunState
 
     connection = sandbox_connection(team.tenant, "optimove_batch")  # http://127.0.0.1:<port>
     settings.VENDOR_HOST_ALLOWLIST = []

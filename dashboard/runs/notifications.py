@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
 from dashboard.runs.models import Run
+from dashboard.runs.selectors import run_description
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +108,6 @@ def _requester_address(run: Run) -> list[str]:
 
 
 def _description(run: Run) -> str:
-    # Imported here: the run selectors import the engine's operations, which import the services
-    # that call this module.
-    from dashboard.runs.selectors import run_description
-
     return run_description(run)
 
 

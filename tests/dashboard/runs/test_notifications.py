@@ -12,7 +12,7 @@ from dashboard.audit import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
 from dashboard.runs import services
-from dashboard.runs.models import RunState
+from dashboard.runs.states import RunState
 from tests.factories import MembershipFactory, RunFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -145,7 +145,7 @@ def test_a_mail_server_that_is_down_does_not_undo_the_request(
     def refuse(*args, **kwargs):
         raise ConnectionRefusedError("smtp down")
 
-    monkeypatch.setattr("dashboard.notifications.send_mail", refuse)
+    monkeypatch.setattr("dashboard.runs.notifications.send_mail", refuse)
     with django_capture_on_commit_callbacks(execute=True):
         run = request(team, connection)
     run.refresh_from_db()

@@ -20,6 +20,8 @@ from typing import Any
 from django.db import connection as default_connection
 from django.db import models
 
+from dashboard.runs.states import sources
+
 
 def update_rows(
     model: type[models.Model],
@@ -33,6 +35,12 @@ def update_rows(
     Returns the primary keys of the rows that changed. Plain values only (no expressions).
     Call it inside the transaction that must hold the change.
     """
+    guarded_states = (expected or {}).get("state")
+    if guarded_states:
+        for _pk, fields in rows:
+            if "state" in fields:
+                # A guarded state write is a move: only one the table lists (runs.states).
+                sources(fields["state"], guarded_states)
     changed: set[Any] = set()
     groups: dict[tuple[str, ...], list[tuple[Any, Mapping[str, Any]]]] = {}
     for pk, fields in rows:
