@@ -2,10 +2,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
 from batchjobs import selectors, services
-from batchjobs.management.commands._cli import (
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import (
     acting_as,
     confirmed,
-    describe_run,
     error_text,
     follow,
     tenant_by_slug,
@@ -72,4 +72,4 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Approved: trigger #{run.pk} is queued and goes to Optimove now.")
         )
         if options["follow"]:
-            follow(run, timeout=options["timeout"], out=self.stdout)
+            follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)

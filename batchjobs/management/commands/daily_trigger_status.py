@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
 from batchjobs import selectors
-from batchjobs.management.commands._cli import acting_as, describe_run, tenant_by_slug
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import acting_as, tenant_by_slug
 
 
 class Command(BaseCommand):

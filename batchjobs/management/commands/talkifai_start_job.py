@@ -4,10 +4,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import selectors, services
-from batchjobs.management.commands._cli import (
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import (
     acting_as,
     confirmed,
-    describe_run,
     error_text,
     follow,
     tenant_by_slug,
@@ -73,7 +73,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Start requested (run #{run.pk}); a worker sends it now.")
         )
         if options["follow"]:
-            follow(run, timeout=options["timeout"], out=self.stdout)
+            follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)
         else:
             self.stdout.write("\n".join(describe_run(run)))
 
