@@ -8,7 +8,10 @@ class BatchjobsConfig(AppConfig):
     # What this app plugs into the core (dashboard/plugins.py): dotted paths, each imported on
     # first use, never at start.
     # The run engine's operations, imported on its first lookup (dashboard/runs/operations.py).
-    operation_modules = ("batchjobs.operations",)
+    operation_modules = (
+        "batchjobs.vendors.optimove_daily.operation",
+        "batchjobs.vendors.talkifai.operation",
+    )
     # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
     api_modules = ("batchjobs.api",)
     # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/sandboxes.py).

@@ -20,9 +20,10 @@ from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, 
 from django.http import Http404
 
 from batchjobs.models import BatchJob, FilesLanded
-from batchjobs.operations import DAILY_RATE_WINDOW_SECONDS, daily_rate_rule, talkifai_client
 from batchjobs.vendors.optimove_daily import client as optimove
+from batchjobs.vendors.optimove_daily.access import DAILY_RATE_WINDOW_SECONDS, daily_rate_rule
 from batchjobs.vendors.talkifai import client as talkifai
+from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import BatchJobDetail
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.crypto import CredentialDecryptionError

@@ -26,8 +26,8 @@ from django.db import IntegrityError, transaction
 
 from batchjobs import selectors
 from batchjobs.models import BatchJob, FilesLanded
-from batchjobs.operations import talkifai_client
 from batchjobs.vendors.talkifai import client as talkifai
+from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import validate_batch_job_id
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now

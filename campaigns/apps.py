@@ -8,7 +8,10 @@ class CampaignsConfig(AppConfig):
     # What this app plugs into the core (dashboard/plugins.py): dotted paths, each imported on
     # first use, never at start.
     # The run engine's operations, imported on its first lookup (dashboard/runs/operations.py).
-    operation_modules = ("campaigns.operations",)
+    operation_modules = (
+        "campaigns.vendors.optimove_campaigns.operation",
+        "campaigns.vendors.altcraft.operation",
+    )
     # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
     api_modules = ("campaigns.event_generators.api", "campaigns.altcraft_launches.api")
     # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/sandboxes.py).

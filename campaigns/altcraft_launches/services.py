@@ -15,8 +15,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -31,7 +33,7 @@ from campaigns.altcraft_launches.models import (
     LaunchKind,
     LaunchState,
 )
-from campaigns.operations import altcraft_body_limit, altcraft_client
+from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
@@ -390,9 +392,10 @@ def launch_prepare_queue(
         }
 
         def enqueue() -> None:
-            from campaigns.altcraft_launches.tasks import prepare_launch
-
-            prepare_launch.apply_async(kwargs=arguments)
+            # By name: the task module imports this one. Importing it registers the task (a
+            # worker's autodiscovery has already done so; a web process has not).
+            import_module("campaigns.altcraft_launches.tasks")
+            current_app.tasks["altcraft.prepare_launch"].apply_async(kwargs=arguments)
 
         # robust: a broker outage must not turn the stored upload into an error page; the
         # launch stays uploaded (discarded when it expires).

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connections, transaction
 
 from batchjobs import selectors, services
 from batchjobs.models import BatchJob, FilesLanded
-from batchjobs.operations import daily_rate_rule
+from batchjobs.vendors.optimove_daily.access import daily_rate_rule
 from dashboard.audit import Actor
 from dashboard.models import AuditEvent, ConnectionSecret
 from dashboard.runs.models import Approval, Run, RunState
