@@ -10,7 +10,6 @@ from pydantic import Field, StrictBool, StrictInt
 from campaigns.altcraft_launches import reading as altcraft_reading
 from campaigns.altcraft_launches import selectors as altcraft_selectors
 from campaigns.altcraft_launches import services as altcraft_services
-from campaigns.altcraft_launches import storage as altcraft_storage
 from campaigns.altcraft_launches.models import (
     MATCHING_CHOICES,
     AltcraftLaunch,
@@ -192,6 +191,28 @@ def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
     }
 
 
+def _refusal_problem(launch: AltcraftLaunch) -> ApiProblem:
+    """The 422 for a list the reading refused: discarded, or its invalid rows, each named."""
+    if launch.state == LaunchState.DISCARDED:
+        return ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+    rows = [
+        {
+            "field": f"recipients.{sample['row'] - 2}",
+            "row": sample["row"],
+            "message": sample["reason"],
+        }
+        for sample in launch.invalid_samples
+    ]
+    return ApiProblem(
+        422,
+        "invalid_recipients",
+        f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
+        f"{rows[0]['message']}. Nothing was sent.",
+        field=rows[0]["field"],
+        errors=rows,
+    )
+
+
 @router.post(
     "/t/{tenant_slug}/altcraft/launches",
     response={200: AltcraftLaunchOut, 201: AltcraftLaunchOut, **ERRORS},
@@ -245,15 +266,14 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
     actor = use.actor(client_ip(request))
 
     def create(key: str) -> Any:
-        stored = altcraft_services.pasted_upload(
-            text="\n".join(values), matching=matching, field_name=field_name
-        )
         try:
-            launch = altcraft_services.launch_create(
+            return altcraft_services.launch_from_list(
                 actor=actor,
                 trigger=trigger,
                 kind=LaunchKind.START_BATCH,
-                upload=stored,
+                text="\n".join(values),
+                matching=matching,
+                field_name=field_name,
                 source_name="API recipients",
                 parameters={
                     "matching": matching,
@@ -263,42 +283,12 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
                     "skip_triggers": payload.skip_triggers,
                 },
                 idempotency_key=key,
+                read_now=True,
+                skip_invalid=payload.skip_invalid,
+                confirm=not payload.dry_run,
             )
-        except BaseException:
-            altcraft_storage.delete(stored.path)
-            raise
-        try:
-            launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
-            if launch.state == LaunchState.DISCARDED:
-                raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
-            if launch.rows_invalid and not payload.skip_invalid:
-                rows = [
-                    {
-                        "field": f"recipients.{sample['row'] - 2}",
-                        "row": sample["row"],
-                        "message": sample["reason"],
-                    }
-                    for sample in launch.invalid_samples
-                ]
-                raise ApiProblem(
-                    422,
-                    "invalid_recipients",
-                    f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
-                    f"{rows[0]['message']}. Nothing was sent.",
-                    field=rows[0]["field"],
-                    errors=rows,
-                )
-            if not payload.dry_run:
-                launch = altcraft_services.launch_confirm(
-                    actor=actor, launch=launch, sha256_seen=launch.source_sha256
-                )
-        except BaseException:
-            # The launch's row rolls back with this request: its files go now, not a day later.
-            altcraft_storage.delete(launch.upload_path)
-            if launch.chunks_path:
-                altcraft_storage.delete(launch.chunks_path)
-            raise
-        return launch
+        except altcraft_services.ListRefused as refused:
+            raise _refusal_problem(refused.launch) from None
 
     launch, replayed = create_object_once(
         request,

@@ -357,6 +357,75 @@ def check_uploader(actor: Actor, launch: AltcraftLaunch, doing: str) -> None:
         )
 
 
+class ListRefused(Exception):
+    """A list read in the request cannot be sent as given: the reading discarded it, or it has
+    invalid rows and the caller did not skip them. Nothing was sent; `launch` says why."""
+
+    def __init__(self, launch: AltcraftLaunch) -> None:
+        super().__init__(launch.problem or f"{launch.rows_invalid} invalid row(s).")
+        self.launch = launch
+
+
+def launch_from_list(
+    *,
+    actor: Actor,
+    trigger: AltcraftTrigger,
+    kind: str,
+    source_name: str,
+    parameters: dict[str, Any],
+    text: str | None = None,
+    upload: StoredUpload | None = None,
+    matching: str = "",
+    field_name: str | None = None,
+    idempotency_key: str,
+    read_now: bool = False,
+    skip_invalid: bool = False,
+    confirm: bool = False,
+) -> AltcraftLaunch:
+    """A launch from a list: the stored `upload`, or the pasted `text` (one value a line, in the
+    column `matching` and `field_name` name) -> `launch_create`; a file `launch_create`
+    refuses is deleted with nothing kept.
+
+    Then, by default (the launch page), a worker reads it (`launch_prepare_queue`: the request
+    stores the file and returns, the page shows progress); an import waits for its column
+    mapping instead. With `read_now` (the API, whose body is small) it is read here
+    (`launch_prepare`), ListRefused when the reading discarded it or found invalid rows not to
+    `skip_invalid`, and with `confirm` the preview is confirmed (`launch_confirm`). On any error
+    after the launch was recorded its files are deleted too: the caller's transaction rolls the
+    launch's row back, so they go now rather than a day later."""
+    if upload is None:
+        upload = pasted_upload(text=text or "", matching=matching, field_name=field_name)
+    try:
+        launch = launch_create(
+            actor=actor,
+            trigger=trigger,
+            kind=kind,
+            upload=upload,
+            source_name=source_name,
+            parameters=parameters,
+            idempotency_key=idempotency_key,
+        )
+    except BaseException:
+        storage.delete(upload.path)
+        raise
+    if not read_now:
+        if launch.state == LaunchState.UPLOADED and kind != LaunchKind.IMPORT:
+            launch = launch_prepare_queue(actor=actor, launch=launch)
+        return launch
+    try:
+        launch = launch_prepare(actor=actor, launch=launch)
+        if launch.state == LaunchState.DISCARDED or (launch.rows_invalid and not skip_invalid):
+            raise ListRefused(launch)
+        if confirm:
+            launch = launch_confirm(actor=actor, launch=launch, sha256_seen=launch.source_sha256)
+    except BaseException:
+        storage.delete(launch.upload_path)
+        if launch.chunks_path:
+            storage.delete(launch.chunks_path)
+        raise
+    return launch
+
+
 def launch_prepare_queue(
     *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
 ) -> AltcraftLaunch:
