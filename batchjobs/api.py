@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from ninja import Schema, Status
 from pydantic import Field, StrictBool, StrictInt
 
+from batchjobs import guardrails
 from batchjobs import selectors as batch_selectors
 from batchjobs import services as batch_services
 from batchjobs.models import FilesLanded
@@ -121,9 +122,7 @@ def files_landed_report(request: HttpRequest, tenant_slug: str, payload: FilesLa
 def daily_trigger_state(request: HttpRequest, tenant_slug: str):
     require(request, Permission.VIEW, "see the daily trigger")
     use = token_use(request)
-    status = batch_selectors.daily_trigger_status(
-        tenant=use.token.tenant, membership=use.membership
-    )
+    status = guardrails.daily_trigger_status(tenant=use.token.tenant, membership=use.membership)
 
     def maybe(run: Run | None) -> dict[str, Any] | None:
         return run_out(run) if run is not None else None

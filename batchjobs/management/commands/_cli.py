@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from batchjobs import selectors
+from batchjobs import explanations
 from dashboard.runs.models import Run, RunState
 from dashboard.runs.operations import operation_for
 
@@ -28,7 +28,7 @@ def describe_run(run: Run) -> list[str]:
     lines.append(f"  parameters hash: {run.parameters_hash}")
     if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:
         lines.append(f"  request expires at: {run.approval_expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    explanation = selectors.run_explanation(run)
+    explanation = explanations.run_explanation(run)
     if explanation:
         lines.append(f"  {explanation.headline}")
         lines.append(f"  what to do: {explanation.advice}")

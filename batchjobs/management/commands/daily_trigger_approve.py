@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
-from batchjobs import selectors, services
+from batchjobs import guardrails, services
 from batchjobs.management.commands._cli import describe_run
 from dashboard.management.commands._common import (
     acting_as,
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         tenant = tenant_by_slug(options["tenant"])
         actor, _ = acting_as(options["username"], tenant, "daily_trigger_approve")
         try:
-            run = selectors.daily_run_get(tenant=tenant, run_id=options["run_id"])
+            run = guardrails.daily_run_get(tenant=tenant, run_id=options["run_id"])
         except Http404:
             raise CommandError(
                 f"{tenant.name} has no daily trigger run #{options['run_id']}."

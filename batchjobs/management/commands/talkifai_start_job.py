@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import selectors, services
 from batchjobs.management.commands._cli import describe_run
+from batchjobs.vendors.talkifai import status as talkifai_status
 from dashboard.management.commands._common import (
     acting_as,
     confirmed,
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         tenant = tenant_by_slug(options["tenant"])
         actor, _ = acting_as(options["username"], tenant, "talkifai_start_job")
         job = self._job(tenant, actor, options)
-        status = selectors.batch_job_vendor_status(batch_job=job)
+        status = talkifai_status.batch_job_vendor_status(batch_job=job)
         self.stdout.write(f"Batch job {job.name} ({job.batch_job_id}) on {job.connection.name}")
         if status.problem:
             raise CommandError(f"Status unavailable: {status.problem} Nothing was started.")

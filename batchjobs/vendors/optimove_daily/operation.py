@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from batchjobs import selectors
+from batchjobs import guardrails
 from batchjobs.models import FilesLanded
 from batchjobs.vendors.optimove_daily.access import daily_rate_rule, optimove_daily_client
 from batchjobs.vendors.optimove_daily.client import (
@@ -89,7 +89,7 @@ class TriggerDailyOperation(RunOperation):
     def approval_problem(self, run: Run, membership: Membership) -> str:
         """Everything the daily page checks (rate window, key, files landed, another open
         trigger), so the generic run page and the commands refuse for the same reasons."""
-        status = selectors.daily_trigger_status(tenant=run.tenant, membership=membership)
+        status = guardrails.daily_trigger_status(tenant=run.tenant, membership=membership)
         blockers = status.approve_blockers(run, membership=membership)
         return " ".join(blocker.text for blocker in blockers) or self.pre_send_problem(run)
 
