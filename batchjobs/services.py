@@ -24,10 +24,11 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from batchjobs import selectors
+from batchjobs import guardrails, selectors
 from batchjobs.models import BatchJob, FilesLanded
-from batchjobs.operations import talkifai_client
 from batchjobs.vendors.talkifai import client as talkifai
+from batchjobs.vendors.talkifai import status as talkifai_status
+from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import validate_batch_job_id
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
@@ -40,7 +41,7 @@ from dashboard.runs.states import RunState
 from dashboard.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
 
-DAILY = selectors.DAILY
+DAILY = guardrails.DAILY
 START_JOB = selectors.START_JOB
 ATTESTATION = "The requester attests that all of the UTC day's files have finished uploading."
 
@@ -96,7 +97,7 @@ def daily_trigger_request(
         # One decision at a time per tenant, so two people cannot both open a request.
         locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
         now = utc_now()
-        status = selectors.daily_trigger_status(tenant=locked, now=now, membership=membership)
+        status = guardrails.daily_trigger_status(tenant=locked, now=now, membership=membership)
         if status.blockers:
             raise RunActionError(" ".join(status.reasons))
         return runs.run_submit(
@@ -124,7 +125,7 @@ def daily_trigger_approve(
     four-eyes rule, the state and the expiry under a row lock, so fifty clicks approve once.
     """
     _membership(actor, tenant, Permission.APPROVE, "approve the daily trigger")
-    run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
+    run = guardrails.daily_run_get(tenant=tenant, run_id=run.pk)
     # The daily guardrails are checked by the engine, under the run's lock, through
     # TriggerDailyOperation.approval_problem. Not inside a transaction of ours: the engine commits an expired request's cancellation.
     return runs.run_approve(
@@ -135,14 +136,14 @@ def daily_trigger_approve(
 def daily_trigger_reject(*, actor: Actor, tenant: Tenant, run: Run, comment: str = "") -> Run:
     """An operator declines a daily trigger request; nothing is sent."""
     _membership(actor, tenant, Permission.APPROVE, "reject a daily trigger request")
-    run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
+    run = guardrails.daily_run_get(tenant=tenant, run_id=run.pk)
     return runs.run_reject(actor=actor, run=run, comment=comment.strip())
 
 
 def daily_trigger_withdraw(*, actor: Actor, tenant: Tenant, run: Run) -> Run:
     """The requester (or an operator) withdraws a request that has not been sent."""
     _membership(actor, tenant, Permission.REQUEST, "withdraw a daily trigger")
-    run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
+    run = guardrails.daily_run_get(tenant=tenant, run_id=run.pk)
     # Who may withdraw is the engine's one rule for every page and command (run_cancel_refusal).
     return runs.run_cancel(actor=actor, run=run)
 
@@ -156,7 +157,7 @@ def daily_trigger_change_wait(
     again: the engine refuses an approval bound to the old parameters.
     """
     membership = _membership(actor, tenant, Permission.REQUEST, "change a daily trigger")
-    run = selectors.daily_run_get(tenant=tenant, run_id=run.pk)
+    run = guardrails.daily_run_get(tenant=tenant, run_id=run.pk)
     if run.requested_by_id != membership.user_id:
         raise RunActionError("Only the requester can change the request; others can reject it.")
     return runs.run_change_parameters(
@@ -331,7 +332,7 @@ def batch_job_start(*, actor: Actor, batch_job: BatchJob, idempotency_key: str) 
     # A page opened earlier (a second tab) may offer a start the job no longer needs: read its
     # status first. When it cannot be read, the start goes ahead: TalkifAI refuses a second
     # start itself, and the engine reads that refusal as a duplicate, not a fault.
-    vendor = selectors.batch_job_vendor_status(batch_job=batch_job)
+    vendor = talkifai_status.batch_job_vendor_status(batch_job=batch_job)
     if vendor.detail is not None and not vendor.detail.can_start_now:
         latest = selectors.batch_job_start_runs(tenant=tenant, batch_job=batch_job).first()
         by = (

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from batchjobs import selectors, services
+from batchjobs import explanations, guardrails, selectors, services
 from batchjobs.forms import (
     ApproveForm,
     BatchJobRegisterForm,
@@ -26,6 +26,7 @@ from batchjobs.forms import (
     FilesLandedForm,
     RejectForm,
 )
+from batchjobs.vendors.talkifai import status as talkifai_status
 from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
 from dashboard.errors import form_post
 from dashboard.forms import apply_service_errors
@@ -48,13 +49,15 @@ def _annotate(run: Run | None) -> Run | None:
         run.description = operation_for(run.operation).describe(run.parameters)
         # The daily status reads both with its runs; other runs from their approvals.
         if not hasattr(run, "approval"):
-            run.approval = selectors.approved_by(run) if run.operation == selectors.DAILY else None
+            run.approval = (
+                guardrails.approved_by(run) if run.operation == guardrails.DAILY else None
+            )
         if not hasattr(run, "rejection"):
             # Who rejected it, and why (only for the few runs that were rejected).
             run.rejection = (
                 run_selectors.run_rejection(run) if run.state == RunState.CANCELLED else None
             )
-        run.explanation = selectors.run_explanation(run)
+        run.explanation = explanations.run_explanation(run)
         run.vendor_started_at = parse_timestamp((run.result or {}).get("started_at"))
     return run
 
@@ -62,14 +65,14 @@ def _annotate(run: Run | None) -> Run | None:
 # -- the daily trigger ----------------------------------------------------------------------
 
 
-def _daily_status(request: HttpRequest) -> selectors.DailyTriggerStatus:
-    status = selectors.daily_trigger_status(tenant=request.tenant, membership=request.membership)
+def _daily_status(request: HttpRequest) -> guardrails.DailyTriggerStatus:
+    status = guardrails.daily_trigger_status(tenant=request.tenant, membership=request.membership)
     for run in (status.triggered_today, status.open_run, status.latest_today, *status.recent_runs):
         _annotate(run)
     return status
 
 
-def _status_context(request: HttpRequest, status: selectors.DailyTriggerStatus) -> dict[str, Any]:
+def _status_context(request: HttpRequest, status: guardrails.DailyTriggerStatus) -> dict[str, Any]:
     membership = request.membership
     open_run = status.open_run
     context: dict[str, Any] = {"status": status}
@@ -93,7 +96,7 @@ def _status_context(request: HttpRequest, status: selectors.DailyTriggerStatus) 
 
 def _render_daily(
     request: HttpRequest,
-    status: selectors.DailyTriggerStatus,
+    status: guardrails.DailyTriggerStatus,
     *,
     request_form: Form | None = None,
     http_status: int = 200,
@@ -169,7 +172,7 @@ def daily_trigger_request(request: HttpRequest) -> HttpResponse:
 @tenant_view(Permission.APPROVE)
 @form_post("daily_trigger")
 def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
+    run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The approval form was incomplete; nothing was approved.")
@@ -194,7 +197,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view(Permission.APPROVE)
 @form_post("daily_trigger")
 def daily_trigger_reject(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
+    run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = RejectForm(request.POST)
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
     try:
@@ -211,7 +214,7 @@ def daily_trigger_reject(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view(Permission.REQUEST)
 @form_post("daily_trigger")
 def daily_trigger_withdraw(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
+    run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     try:
         services.daily_trigger_withdraw(
             actor=actor_from_request(request), tenant=request.tenant, run=run
@@ -226,7 +229,7 @@ def daily_trigger_withdraw(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view(Permission.REQUEST)
 @form_post("daily_trigger")
 def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.daily_run_get(tenant=request.tenant, run_id=run_id)
+    run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = DailyTriggerChangeForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(message for field in form.errors.values() for message in field)
@@ -306,7 +309,7 @@ def batch_job_list(request: HttpRequest) -> HttpResponse:
 def batch_job_row(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     """One job's row with its status read from TalkifAI now (loaded by the list page)."""
     job = selectors.batch_job_get(tenant=request.tenant, batch_job_pk=batch_job_pk)
-    job.vendor = selectors.batch_job_vendor_status(batch_job=job)
+    job.vendor = talkifai_status.batch_job_vendor_status(batch_job=job)
     job.last_start = _annotate(selectors.last_start_run(batch_job=job))
     job.poll_seconds = _job_poll_seconds(job)
     content = render_to_string(f"{JOBS_TEMPLATE}#job_row", {"job": job}, request=request)
@@ -395,7 +398,7 @@ def batch_job_start(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
                     "TalkifAI now. The result appears under Recent starts.",
                 )
                 return redirect(reverse("batch_job_list", args=[request.tenant.slug]) + "#starts")
-    job.vendor = selectors.batch_job_vendor_status(batch_job=job)
+    job.vendor = talkifai_status.batch_job_vendor_status(batch_job=job)
     context = {
         "job": job,
         "form": form,

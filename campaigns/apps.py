@@ -5,5 +5,29 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns"
 
-    # Imported by the run engine on its first lookup (dashboard/runs/operations.py).
-    operation_modules = ("campaigns.operations",)
+    # What this app plugs into the core (dashboard/plugins.py): dotted paths, each imported on
+    # first use, never at start.
+    # The run engine's operations, imported on its first lookup (dashboard/runs/operations.py).
+    operation_modules = (
+        "campaigns.vendors.optimove_campaigns.operation",
+        "campaigns.vendors.altcraft.operation",
+    )
+    # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
+    api_modules = ("campaigns.event_generators.api", "campaigns.altcraft_launches.api")
+    # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/sandboxes.py).
+    sandboxes = {
+        "optimove_campaigns": (
+            "optimove-campaigns",
+            "campaigns.vendors.optimove_campaigns.sandbox.OptimoveCampaignsSandbox",
+        ),
+        "altcraft": ("altcraft", "campaigns.vendors.altcraft.sandbox.AltcraftSandbox"),
+    }
+    # Called with the KeyRotation by credentials_rotate_key (dashboard/services.py).
+    key_rotation_hooks = ("campaigns.altcraft_launches.storage.rotate_stored_files",)
+    # Called with (tenant, stdout) by setup_demo, in this order.
+    demo_data = (
+        "campaigns.event_generators.demo.register_demo_data",
+        "campaigns.altcraft_launches.demo.register_demo_triggers",
+    )
+    # run_settle --<name> VALUE: the run that VALUE names.
+    run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}

@@ -7,28 +7,24 @@ that every client honours a base URL with a path prefix.
 
 from __future__ import annotations
 
-from batchjobs.vendors.optimove_daily.sandbox import OptimoveDailySandbox
-from batchjobs.vendors.talkifai.sandbox import TalkifaiSandbox
-from campaigns.vendors.altcraft.sandbox import AltcraftSandbox
-from campaigns.vendors.optimove_campaigns.sandbox import OptimoveCampaignsSandbox
+from django.utils.module_loading import import_string
+
+from dashboard import plugins
 from dashboard.vendors.sandbox import Sandbox, SandboxClock, SandboxServer
 
-PREFIXES = {
-    "optimove_batch": "optimove-batch",
-    "optimove_campaigns": "optimove-campaigns",
-    "altcraft": "altcraft",
-    "talkifai": "talkifai",
-}
+
+def prefixes() -> dict[str, str]:
+    """Each vendor kind's path prefix, from the apps' `AppConfig.sandboxes` (kind -> (prefix,
+    dotted path of the sandbox class)); nothing is imported."""
+    return {kind: prefix for _label, (kind, (prefix, _path)) in plugins.declared("sandboxes")}
 
 
 def build_sandboxes(clock: SandboxClock | None = None) -> dict[str, Sandbox]:
-    """One sandbox per vendor kind, sharing one clock."""
+    """One sandbox per vendor kind the apps contribute, sharing one clock."""
     clock = clock or SandboxClock()
     return {
-        "optimove_batch": OptimoveDailySandbox(clock),
-        "optimove_campaigns": OptimoveCampaignsSandbox(clock),
-        "altcraft": AltcraftSandbox(clock),
-        "talkifai": TalkifaiSandbox(clock),
+        kind: import_string(path)(clock)
+        for _label, (kind, (_prefix, path)) in plugins.declared("sandboxes")
     }
 
 
@@ -37,10 +33,12 @@ def sandbox_server(
 ) -> SandboxServer:
     """A server mounting each sandbox under its vendor kind's prefix."""
     return SandboxServer(
-        {f"/{PREFIXES[kind]}": sandbox for kind, sandbox in sandboxes.items()}, host=host, port=port
+        {f"/{prefixes()[kind]}": sandbox for kind, sandbox in sandboxes.items()},
+        host=host,
+        port=port,
     )
 
 
 def sandbox_base_url(root: str, kind: str) -> str:
     """The base URL of one vendor's sandbox under a server root URL."""
-    return f"{root.rstrip('/')}/{PREFIXES[kind]}"
+    return f"{root.rstrip('/')}/{prefixes()[kind]}"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
-from campaigns.altcraft_launches import storage
+from dashboard import plugins
 from dashboard.api.models import Webhook
 from dashboard.audit import Actor, record_audit_event
 from dashboard.crypto import (
@@ -435,17 +435,6 @@ class KeyRotation:
     # File name (relative to the upload directory) -> why it was left as it was.
     files_failed: dict[str, str] = field(default_factory=dict)
 
-    def counted(self, outcome: storage.Rotated) -> None:
-        match outcome:
-            case storage.Rotated.REENCRYPTED:
-                self.files += 1
-            case storage.Rotated.CURRENT:
-                self.files_current += 1
-            case storage.Rotated.GONE:
-                self.files_gone += 1
-            case storage.Rotated.NOT_STORED:
-                self.files_not_ours += 1
-
     def audit_summary(self) -> dict[str, Any]:
         # No key may hold "secret" or "token": the audit would redact its value (audit.scrub).
         return {
@@ -465,7 +454,8 @@ def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
 
     1. Every secret in the database is checked against the keys first: one that no key fits
        raises CredentialDecryptionError before anything, file or row, is changed.
-    2. The stored files, one by one (storage.rotate_file): every regular file in
+    2. The stored files, through each app's `AppConfig.key_rotation_hooks` (Altcraft's
+       campaigns.altcraft_launches.storage.rotate_stored_files): every regular file in
        ALTCRAFT_UPLOAD_DIR with the TDENC1 header, not only those a launch refers to. An upload
        is on disk before its launch row exists (the upload handler writes it, launch_create
        records it), and any file left under an old key is unreadable once that key is removed.
@@ -479,11 +469,8 @@ def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
     """
     _stored_secrets_check()
     rotation = KeyRotation()
-    for name in storage.stored_file_names():
-        try:
-            rotation.counted(storage.rotate_file(name))
-        except storage.StoredFileError as error:
-            rotation.files_failed[name] = str(error)
+    for rotate_files in plugins.contributions("key_rotation_hooks"):
+        rotate_files(rotation)
     with transaction.atomic():
         for secret in ConnectionSecret.objects.select_for_update().order_by("pk"):
             secret.encrypted_value = reencrypt_secret(secret.encrypted_value)

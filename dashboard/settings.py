@@ -89,8 +89,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "dashboard",
-    "campaigns",
+    # Before campaigns: its contributions (dashboard/plugins.py) come first, as they always did
+    # (the API's daily trigger and batch job paths, the demo's batch jobs).
     "batchjobs",
+    "campaigns",
     "dashboard.api",
 ]
 

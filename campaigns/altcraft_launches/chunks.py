@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from campaigns.altcraft_launches import storage
+from campaigns.altcraft_launches.models import AltcraftChunk
 from dashboard.vendors.http import ConfigurationError
 
 # Parameters a chunk run records that are not client arguments.
@@ -32,10 +35,6 @@ def describe_chunk(parameters: dict[str, Any], verb: str) -> str:
 
 def clean_chunk_parameters(parameters: dict[str, Any], connection: Any) -> dict[str, Any]:
     """Chunk runs are made by the launch services only; check they name a chunk of this tenant."""
-    from django.core.exceptions import ValidationError
-
-    from campaigns.altcraft_launches.models import AltcraftChunk
-
     chunk = parameters["chunk"]
     exists = AltcraftChunk.objects.filter(
         launch_id=chunk.get("launch"),
@@ -50,8 +49,6 @@ def clean_chunk_parameters(parameters: dict[str, Any], connection: Any) -> dict[
 
 def send_arguments(parameters: dict[str, Any]) -> dict[str, Any]:
     """The client's keyword arguments for a chunk run: its parameters plus its rows' bytes."""
-    from campaigns.altcraft_launches.models import AltcraftChunk
-
     reference = parameters["chunk"]
     chunk = (
         AltcraftChunk.objects.select_related("launch")

@@ -145,3 +145,23 @@ def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
             )
         )
     return progress
+
+
+def run_of_chunk(value: str, *, tenants: QuerySet) -> Run:
+    """The run of the chunk named `value` ("LAUNCH:NUMBER", e.g. "12:3") among `tenants` (ids):
+    run_settle's --chunk (AppConfig.run_lookups). LookupError saying what is wrong otherwise."""
+    launch, _, number = value.partition(":")
+    if not (launch.isdigit() and number.isdigit()):
+        raise LookupError("--chunk is LAUNCH:NUMBER, for example 12:3.")
+    chunk = AltcraftChunk.objects.filter(
+        launch_id=int(launch), number=int(number), launch__tenant_id__in=tenants
+    ).first()
+    if chunk is None:
+        raise LookupError(f"No chunk {number} of launch #{launch} in your tenants.")
+    if chunk.run_id is None:
+        raise LookupError(f"Chunk {number} of launch #{launch} has not been sent yet.")
+    return Run.objects.select_related("tenant").get(pk=chunk.run_id)
+
+
+run_of_chunk.metavar = "LAUNCH:NUMBER"
+run_of_chunk.help = "An Altcraft chunk's run."

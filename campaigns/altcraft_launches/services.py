@@ -15,8 +15,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -33,7 +35,7 @@ from campaigns.altcraft_launches.models import (
     LaunchKind,
     LaunchState,
 )
-from campaigns.operations import altcraft_body_limit, altcraft_client
+from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
 from dashboard.audit import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
@@ -359,6 +361,75 @@ def check_uploader(actor: Actor, launch: AltcraftLaunch, doing: str) -> None:
         )
 
 
+class ListRefused(Exception):
+    """A list read in the request cannot be sent as given: the reading discarded it, or it has
+    invalid rows and the caller did not skip them. Nothing was sent; `launch` says why."""
+
+    def __init__(self, launch: AltcraftLaunch) -> None:
+        super().__init__(launch.problem or f"{launch.rows_invalid} invalid row(s).")
+        self.launch = launch
+
+
+def launch_from_list(
+    *,
+    actor: Actor,
+    trigger: AltcraftTrigger,
+    kind: str,
+    source_name: str,
+    parameters: dict[str, Any],
+    text: str | None = None,
+    upload: StoredUpload | None = None,
+    matching: str = "",
+    field_name: str | None = None,
+    idempotency_key: str,
+    read_now: bool = False,
+    skip_invalid: bool = False,
+    confirm: bool = False,
+) -> AltcraftLaunch:
+    """A launch from a list: the stored `upload`, or the pasted `text` (one value a line, in the
+    column `matching` and `field_name` name) -> `launch_create`; a file `launch_create`
+    refuses is deleted with nothing kept.
+
+    Then, by default (the launch page), a worker reads it (`launch_prepare_queue`: the request
+    stores the file and returns, the page shows progress); an import waits for its column
+    mapping instead. With `read_now` (the API, whose body is small) it is read here
+    (`launch_prepare`), ListRefused when the reading discarded it or found invalid rows not to
+    `skip_invalid`, and with `confirm` the preview is confirmed (`launch_confirm`). On any error
+    after the launch was recorded its files are deleted too: the caller's transaction rolls the
+    launch's row back, so they go now rather than a day later."""
+    if upload is None:
+        upload = pasted_upload(text=text or "", matching=matching, field_name=field_name)
+    try:
+        launch = launch_create(
+            actor=actor,
+            trigger=trigger,
+            kind=kind,
+            upload=upload,
+            source_name=source_name,
+            parameters=parameters,
+            idempotency_key=idempotency_key,
+        )
+    except BaseException:
+        storage.delete(upload.path)
+        raise
+    if not read_now:
+        if launch.state == LaunchState.UPLOADED and kind != LaunchKind.IMPORT:
+            launch = launch_prepare_queue(actor=actor, launch=launch)
+        return launch
+    try:
+        launch = launch_prepare(actor=actor, launch=launch)
+        if launch.state == LaunchState.DISCARDED or (launch.rows_invalid and not skip_invalid):
+            raise ListRefused(launch)
+        if confirm:
+            launch = launch_confirm(actor=actor, launch=launch, sha256_seen=launch.source_sha256)
+    except BaseException:
+        storage.delete(launch.upload_path)
+        if launch.chunks_path:
+            storage.delete(launch.chunks_path)
+        raise
+    return launch
+
+
 def launch_prepare_queue(
     *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
 ) -> AltcraftLaunch:
@@ -395,9 +466,10 @@ def launch_prepare_queue(
         }
 
         def enqueue() -> None:
-            from campaigns.altcraft_launches.tasks import prepare_launch
-
-            prepare_launch.apply_async(kwargs=arguments)
+            # By name: the task module imports this one. Importing it registers the task (a
+            # worker's autodiscovery has already done so; a web process has not).
+            import_module("campaigns.altcraft_launches.tasks")
+            current_app.tasks["altcraft.prepare_launch"].apply_async(kwargs=arguments)
 
         # robust: a broker outage must not turn the stored upload into an error page; the
         # launch stays uploaded (discarded when it expires).

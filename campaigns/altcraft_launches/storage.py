@@ -26,11 +26,14 @@ import struct
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 
 from dashboard.crypto import credentials_cipher, is_under_newest_key
+
+if TYPE_CHECKING:
+    from dashboard.services import KeyRotation
 
 MAGIC = b"TDENC1\n"
 SEGMENT_BYTES = 1024 * 1024
@@ -449,3 +452,24 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def rotate_stored_files(rotation: KeyRotation) -> None:
+    """Re-encrypt every stored file under the newest key (the key-rotation hook this app
+    contributes, AppConfig.key_rotation_hooks), counting each outcome on `rotation`; a file that
+    cannot be re-encrypted stays as it was and is named in `rotation.files_failed`."""
+    for name in stored_file_names():
+        try:
+            outcome = rotate_file(name)
+        except StoredFileError as error:
+            rotation.files_failed[name] = str(error)
+            continue
+        match outcome:
+            case Rotated.REENCRYPTED:
+                rotation.files += 1
+            case Rotated.CURRENT:
+                rotation.files_current += 1
+            case Rotated.GONE:
+                rotation.files_gone += 1
+            case Rotated.NOT_STORED:
+                rotation.files_not_ours += 1

@@ -214,21 +214,19 @@ def _launch_new(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         parameters = _parameters(form, kind)
-        if stored is None:
-            if kind == LaunchKind.IMPORT or not (data.get("pasted") or "").strip():
-                raise ValidationError({"file": "Choose a file (or paste a list)."})
-            stored = services.pasted_upload(
-                text=data["pasted"], matching=data["matching"], field_name=data["field_name"]
-            )
-            source_name = "pasted list"
-        else:
-            source_name = uploaded.name
-        launch = services.launch_create(
+        if stored is None and (kind == LaunchKind.IMPORT or not (data.get("pasted") or "").strip()):
+            raise ValidationError({"file": "Choose a file (or paste a list)."})
+        # A worker reads the list (the request stores the file and returns; the page shows
+        # progress); an import waits for its column mapping first.
+        launch = services.launch_from_list(
             actor=actor_from_request(request),
             trigger=data["trigger"],
             kind=kind,
             upload=stored,
-            source_name=source_name,
+            text=data["pasted"] if stored is None else None,
+            matching=data["matching"],
+            field_name=data["field_name"],
+            source_name="pasted list" if stored is None else uploaded.name,
             parameters=parameters,
             idempotency_key=data["idempotency_key"],
         )
@@ -236,13 +234,10 @@ def _launch_new(request: HttpRequest) -> HttpResponse:
         _forget(stored)
         apply_service_errors(form, error)
         return _render_new(request, form, kind, status=400)
-    if launch.state == LaunchState.UPLOADED:
-        if kind == LaunchKind.IMPORT:
-            return redirect(
-                "altcraft_launch_mapping", tenant_slug=request.tenant.slug, launch_pk=launch.pk
-            )
-        # Read by a worker: the request stores the file and returns; the page shows progress.
-        services.launch_prepare_queue(actor=actor_from_request(request), launch=launch)
+    if launch.state == LaunchState.UPLOADED and kind == LaunchKind.IMPORT:
+        return redirect(
+            "altcraft_launch_mapping", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+        )
     return redirect("altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk)
 
 

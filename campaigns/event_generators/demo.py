@@ -3,13 +3,14 @@ with a payload schema and readable topics."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO
 
 from django.contrib.auth import get_user_model
 
 from campaigns.event_generators.models import EventGenerator
 from campaigns.event_generators.services import generator_create
 from dashboard.audit import Actor
+from dashboard.management.commands._common import command_label
 from dashboard.models import Tenant, VendorConnection
 
 SCHEMA = "https://json-schema.org/draft/2020-12/schema"
@@ -87,8 +88,6 @@ DEMO_GENERATORS: list[dict[str, Any]] = [
 
 def register_demo_event_generators(tenant: Tenant, connection: VendorConnection) -> int:
     """Register the demo generators that are not there yet; how many were added."""
-    from dashboard.management.commands._common import command_label
-
     marketer = get_user_model().objects.filter(username="mia").first()
     actor = Actor(user=marketer, label=command_label("setup_demo", acting_as="mia"))
     added = 0
@@ -98,3 +97,11 @@ def register_demo_event_generators(tenant: Tenant, connection: VendorConnection)
         generator_create(actor=actor, tenant=tenant, connection=connection, **spec)
         added += 1
     return added
+
+
+def register_demo_data(tenant: Tenant, stdout: TextIO) -> None:
+    """The demo generators on the demo tenant's Optimove campaigns sandbox connection (setup_demo
+    calls it through AppConfig.demo_data)."""
+    register_demo_event_generators(
+        tenant, VendorConnection.objects.get(tenant=tenant, name="Optimove campaigns (sandbox)")
+    )

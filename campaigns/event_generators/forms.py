@@ -11,7 +11,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from campaigns.event_generators import schema as schemas
-from campaigns.event_generators.services import parse_topics
+from campaigns.event_generators.services import parse_import, parse_topics
 
 
 class SchemaField(forms.CharField):
@@ -91,8 +91,6 @@ class GeneratorForm(forms.Form):
         cleaned = super().clean()
         upload = cleaned.get("import_file")
         if upload:
-            from campaigns.event_generators.services import parse_import
-
             if upload.size > schemas.MAX_SCHEMA_BYTES * 2:
                 raise ValidationError({"import_file": "The file is larger than 512 KB."})
             try:

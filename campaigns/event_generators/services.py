@@ -11,8 +11,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 
+from celery import current_app
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
@@ -736,9 +738,10 @@ def _wake_at(schedule: ScheduledTrigger) -> None:
         return
 
     def enqueue() -> None:
-        from campaigns.tasks import fire_due_schedules
-
-        fire_due_schedules.apply_async(countdown=max(0.0, delay))
+        # By name: the task module imports this one. Importing it registers the task (a worker's
+        # autodiscovery has already done so; a web process has not).
+        import_module("campaigns.tasks")
+        current_app.tasks["campaigns.fire_due_schedules"].apply_async(countdown=max(0.0, delay))
 
     transaction.on_commit(enqueue, robust=True)
 

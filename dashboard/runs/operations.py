@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.apps import apps
+from dashboard import plugins
 
 if TYPE_CHECKING:
     from dashboard.models import Membership, VendorConnection
@@ -176,9 +175,7 @@ def _load_app_operations() -> None:
     with _registry_lock:
         if _apps_loaded:
             return
-        for config in apps.get_app_configs():
-            for module in getattr(config, "operation_modules", ()):
-                import_module(module)
+        plugins.contributed_modules("operation_modules")
         _apps_loaded = True
 
 

@@ -137,7 +137,7 @@ def test_with_approval_off_an_operator_command_sends_and_follows(daily, monkeypa
         run_command("daily_trigger_request", "acme", "--as", "mia", "--attest-files-uploaded")
     import time
 
-    import batchjobs.management.commands._cli as cli
+    import dashboard.management.commands._common as cli
 
     class WorkerClock:
         """The command's pauses while it follows the run: a worker sends the run meanwhile."""

@@ -63,7 +63,7 @@ def test_daily_page_and_its_live_status_cost_the_same_at_any_size(
 def test_the_daily_status_picks_the_same_runs_as_before(daily):
     """The one-query selection keeps the open request and today's latest run even when ten
     newer runs of other days exist (a clock moved back, runs created for another day)."""
-    from batchjobs.selectors import daily_trigger_status
+    from batchjobs.guardrails import daily_trigger_status
 
     open_run = daily.request("marketer")
     Run.objects.filter(pk=open_run.pk).update(created_at=utc_now() - timedelta(days=40))

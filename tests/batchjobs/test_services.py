@@ -10,9 +10,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, transaction
 
-from batchjobs import selectors, services
+from batchjobs import explanations, guardrails, selectors, services
 from batchjobs.models import BatchJob, FilesLanded
-from batchjobs.operations import daily_rate_rule
+from batchjobs.vendors.optimove_daily.access import daily_rate_rule
 from dashboard.audit import Actor
 from dashboard.models import AuditEvent, ConnectionSecret
 from dashboard.runs.models import Approval, Run
@@ -131,9 +131,9 @@ def test_approval_sends_and_the_page_knows_who_did_what(daily):
     body = daily.optimove.received_on("trigger_daily")[0].json()
     assert body == {"WaitTimeForValidationSeconds": 7}
 
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant)
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant)
     assert status.triggered_today == run
-    assert selectors.approved_by(status.triggered_today).decided_by == daily.team.operator.user
+    assert guardrails.approved_by(status.triggered_today).decided_by == daily.team.operator.user
     assert not status.can_request
     assert {blocker.code for blocker in status.blockers} >= {"triggered_today", "rate_window"}
 
@@ -303,7 +303,7 @@ def test_no_request_inside_the_rate_window_after_any_attempt(daily, clock):
         daily_rate_rule(daily.connection, connection_secrets(daily.connection))
     )
     clock.set(D.replace(hour=8, minute=7, second=30))
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant)
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant)
     assert status.window_remaining_seconds == 150
     assert status.window_remaining == "2 min 30 s"
     with pytest.raises(RunActionError, match=r"one request per 10 minutes.*08:10:00 UTC"):
@@ -315,7 +315,7 @@ def test_no_request_inside_the_rate_window_after_any_attempt(daily, clock):
 def test_the_redis_window_counts_too(daily):
     rule = daily_rate_rule(daily.connection, connection_secrets(daily.connection))
     assert rate_limiter().acquire(rule) == 0  # a worker somewhere just took the window
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant)
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant)
     assert 595 <= status.window_remaining_seconds <= 600
     with pytest.raises(RunActionError, match="one request per 10 minutes"):
         daily.request("marketer")
@@ -370,7 +370,7 @@ def test_an_expired_key_blocks_until_it_is_replaced(daily):
     rate_limiter().release_window(
         daily_rate_rule(daily.connection, connection_secrets(daily.connection))
     )
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant, now=_after_window(run))
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant, now=_after_window(run))
     assert status.key_expired
     assert [b.code for b in status.blockers] == ["key_expired"]
     connection_secret_set(
@@ -379,7 +379,7 @@ def test_an_expired_key_blocks_until_it_is_replaced(daily):
         name="api_key",
         value="sandbox-optimove-daily-key",
     )
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant, now=_after_window(run))
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant, now=_after_window(run))
     assert not status.key_expired and status.can_request
 
 
@@ -393,7 +393,7 @@ def test_files_landed_gate(daily):
     )
     with pytest.raises(RunActionError, match=r"files for .* have landed"):
         daily.request("marketer")
-    today = selectors.daily_trigger_status(tenant=daily.team.tenant).utc_date
+    today = guardrails.daily_trigger_status(tenant=daily.team.tenant).utc_date
     services.files_landed_give(
         actor=daily.actor("marketer"), tenant=daily.team.tenant, utc_date=today
     )
@@ -482,7 +482,7 @@ def test_request_just_before_midnight_is_for_that_utc_day_and_expires_at_midnigh
     shared_clock.set(D + timedelta(days=1))  # 00:00:00 UTC
     with pytest.raises(RunActionError, match="expired"):
         daily.approve(run)
-    status = selectors.daily_trigger_status(tenant=daily.team.tenant)
+    status = guardrails.daily_trigger_status(tenant=daily.team.tenant)
     assert status.utc_date == (D + timedelta(days=1)).date()
     assert status.seconds_to_midnight == 24 * 3600
     tomorrow = daily.request("marketer")
@@ -629,7 +629,7 @@ def test_start_refusals_are_explained(team, talkifai, register_job, job_id, stat
     run.refresh_from_db()
     assert run.state == RunState.FAILED
     assert run.failure_code == code
-    assert words in selectors.run_explanation(run).headline
+    assert words in explanations.run_explanation(run).headline
 
 
 # -- a stale second tab -------------------------------------------------------------------------
@@ -703,7 +703,7 @@ def test_an_unknown_start_is_reconciled_by_reading_the_jobs_status(
     assert run_send(run_id=run.pk).startswith("outcome unknown")
     run.refresh_from_db()
     assert run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person  # no person yet
-    assert "TriggerDesk reads the job's status" in selectors.run_explanation(run).advice
+    assert "TriggerDesk reads the job's status" in explanations.run_explanation(run).advice
     Run.objects.filter(pk=run.pk).update(reconcile_after=run.sent_at)
 
     run_reconcile(run_id=run.pk)

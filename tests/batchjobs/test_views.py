@@ -10,7 +10,7 @@ import pytest
 import requests
 from django.urls import reverse
 
-from batchjobs import selectors
+from batchjobs import explanations, guardrails
 from batchjobs.models import BatchJob, FilesLanded
 from batchjobs.vendors.optimove_daily.sandbox import DEFAULT_API_KEY, DEFAULT_EXPIRED_API_KEY
 from dashboard.models import ConnectionSecret, Role
@@ -296,7 +296,7 @@ def test_files_landed_button(daily):
     marketer = daily.team.client_for("marketer")
     text = page(marketer, "daily_trigger", "acme")
     assert "not yet" in text and "No one has signalled yet that all files for" in text
-    today = selectors.daily_trigger_status(tenant=daily.team.tenant).utc_date
+    today = guardrails.daily_trigger_status(tenant=daily.team.tenant).utc_date
     response = marketer.post(
         reverse("daily_files_landed", args=["acme"]), {"utc_date": today.isoformat()}, follow=True
     )
@@ -405,7 +405,7 @@ def test_every_documented_answer_is_explained_on_the_page(daily, sandboxes, code
     assert (run.state, run.failure_code) == (state, code)
 
     text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
-    headline, advice = selectors.DAILY_FAILURES[code]
+    headline, advice = explanations.DAILY_FAILURES[code]
     assert words in headline
     assert headline in text
     if state == RunState.OUTCOME_UNKNOWN:

@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAZY = ("ninja", "pydantic", "cryptography", "campaigns.operations", "batchjobs.operations")
+LAZY = (
+    "ninja",
+    "pydantic",
+    "cryptography",
+    "campaigns.vendors.optimove_campaigns.operation",
+    "campaigns.vendors.altcraft.operation",
+    "batchjobs.vendors.optimove_daily.operation",
+    "batchjobs.vendors.talkifai.operation",
+)
 
 PROBE = """
 import json, os, sys

@@ -4,11 +4,15 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import services
-from batchjobs.management.commands._cli import acting_as, error_text, tenant_by_slug
 from batchjobs.models import FilesLanded
 from dashboard.audit import Actor
 from dashboard.clock import utc_today
-from dashboard.management.commands._common import command_label
+from dashboard.management.commands._common import (
+    acting_as,
+    command_label,
+    error_text,
+    tenant_by_slug,
+)
 from dashboard.runs.services import RunActionError
 
 

@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
-from batchjobs import selectors, services
-from batchjobs.management.commands._cli import (
+from batchjobs import guardrails, services
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import (
     acting_as,
     confirmed,
-    describe_run,
     error_text,
     follow,
     tenant_by_slug,
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         tenant = tenant_by_slug(options["tenant"])
         actor, _ = acting_as(options["username"], tenant, "daily_trigger_approve")
         try:
-            run = selectors.daily_run_get(tenant=tenant, run_id=options["run_id"])
+            run = guardrails.daily_run_get(tenant=tenant, run_id=options["run_id"])
         except Http404:
             raise CommandError(
                 f"{tenant.name} has no daily trigger run #{options['run_id']}."
@@ -72,4 +72,4 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Approved: trigger #{run.pk} is queued and goes to Optimove now.")
         )
         if options["follow"]:
-            follow(run, timeout=options["timeout"], out=self.stdout)
+            follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)

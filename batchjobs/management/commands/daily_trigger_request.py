@@ -4,13 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import services
-from batchjobs.management.commands._cli import (
-    acting_as,
-    describe_run,
-    error_text,
-    follow,
-    tenant_by_slug,
-)
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import acting_as, error_text, follow, tenant_by_slug
 from dashboard.runs.services import RunActionError
 
 
@@ -72,4 +67,4 @@ class Command(BaseCommand):
                 )
             )
         elif options["follow"]:
-            follow(run, timeout=options["timeout"], out=self.stdout)
+            follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)

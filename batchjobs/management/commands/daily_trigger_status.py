@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from batchjobs import selectors
-from batchjobs.management.commands._cli import acting_as, describe_run, tenant_by_slug
+from batchjobs import guardrails
+from batchjobs.management.commands._cli import describe_run
+from dashboard.management.commands._common import acting_as, tenant_by_slug
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         membership = None
         if options["username"]:
             _, membership = acting_as(options["username"], tenant, "daily_trigger_status")
-        status = selectors.daily_trigger_status(tenant=tenant, membership=membership)
+        status = guardrails.daily_trigger_status(tenant=tenant, membership=membership)
         write = self.stdout.write
         write(f"Tenant: {tenant.name} ({tenant.slug})")
         write(
@@ -70,7 +71,7 @@ class Command(BaseCommand):
         if today is None:
             write("Today's trigger: none yet")
         else:
-            approval = selectors.approved_by(today)
+            approval = guardrails.approved_by(today)
             write(
                 f"Today's trigger: #{today.pk} {today.get_state_display().lower()}, requested by "
                 f"{today.requested_by_label}"

@@ -4,10 +4,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import selectors, services
-from batchjobs.management.commands._cli import (
+from batchjobs.management.commands._cli import describe_run
+from batchjobs.vendors.talkifai import status as talkifai_status
+from dashboard.management.commands._common import (
     acting_as,
     confirmed,
-    describe_run,
     error_text,
     follow,
     tenant_by_slug,
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         tenant = tenant_by_slug(options["tenant"])
         actor, _ = acting_as(options["username"], tenant, "talkifai_start_job")
         job = self._job(tenant, actor, options)
-        status = selectors.batch_job_vendor_status(batch_job=job)
+        status = talkifai_status.batch_job_vendor_status(batch_job=job)
         self.stdout.write(f"Batch job {job.name} ({job.batch_job_id}) on {job.connection.name}")
         if status.problem:
             raise CommandError(f"Status unavailable: {status.problem} Nothing was started.")
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Start requested (run #{run.pk}); a worker sends it now.")
         )
         if options["follow"]:
-            follow(run, timeout=options["timeout"], out=self.stdout)
+            follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)
         else:
             self.stdout.write("\n".join(describe_run(run)))
 

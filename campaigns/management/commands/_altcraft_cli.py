@@ -12,9 +12,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from batchjobs.management.commands._cli import acting_as, confirmed, error_text
 from campaigns.altcraft_launches import selectors, services, storage
 from campaigns.altcraft_launches.models import AltcraftLaunch, AltcraftTrigger, LaunchState
+from dashboard.management.commands._common import acting_as, confirmed, error_text
 from dashboard.models import Membership, Tenant
 from dashboard.runs.services import RunActionError
 

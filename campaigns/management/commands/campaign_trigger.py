@@ -11,9 +11,9 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from batchjobs.management.commands._cli import acting_as, tenant_by_slug
 from campaigns.event_generators import selectors, services
 from dashboard.input_checks import parse_json_text
+from dashboard.management.commands._common import acting_as, tenant_by_slug
 from dashboard.models import Membership, Permission
 from dashboard.runs.models import Run
 from dashboard.runs.services import ProbableDuplicate, RunActionError

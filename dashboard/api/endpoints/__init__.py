@@ -6,19 +6,15 @@ person's current role in its one tenant. Every call that acts (POST) is audited 
 name. Errors are problem+json (see problems.py).
 """
 
-# The resource modules add their endpoints to the one router in this order (the OpenAPI
-# document lists paths in the order they were added), then the router joins the API.
-# isort: off
-from dashboard.api.endpoints import daily
-from dashboard.api.endpoints import batch_jobs
+# The core's run endpoints, then each feature app's (AppConfig.api_modules, in INSTALLED_APPS
+# order), add their endpoints to the one router (the OpenAPI document lists paths in the order
+# they were added), then the router joins the API.
+from dashboard import plugins
 from dashboard.api.endpoints import runs
-from dashboard.api.endpoints import event_generators
-from dashboard.api.endpoints import altcraft
 from dashboard.api.endpoints.common import router, run_out
 from dashboard.api.endpoints.ninja_api import api
 
-# isort: on
-
+plugins.contributed_modules("api_modules")
 api.add_router("/", router)
 
-__all__ = ["altcraft", "api", "batch_jobs", "daily", "event_generators", "run_out", "runs"]
+__all__ = ["api", "run_out", "runs"]

@@ -3,7 +3,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from dashboard.sandboxes import PREFIXES, build_sandboxes, sandbox_server
+from dashboard.sandboxes import build_sandboxes, prefixes, sandbox_server
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         server = sandbox_server(build_sandboxes(), host=options["host"], port=options["port"])
         root = server.url()
-        for kind, prefix in PREFIXES.items():
+        for kind, prefix in prefixes().items():
             self.stdout.write(
                 f"{kind:<20} {root}/{prefix}   (state: {root}/{prefix}/__sandbox__/state)"
             )

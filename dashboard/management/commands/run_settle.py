@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard import plugins
 from dashboard.management.commands._common import acting_user
 from dashboard.models import Membership, Permission
 from dashboard.runs import services
@@ -24,7 +25,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--run", type=int, help="The run's number.")
-        which.add_argument("--chunk", metavar="LAUNCH:NUMBER", help="An Altcraft chunk's run.")
+        # Other ways to name a run, from the apps (AppConfig.run_lookups), e.g. Altcraft's
+        # --chunk LAUNCH:NUMBER.
+        for name, lookup in plugins.named_contributions("run_lookups").items():
+            which.add_argument(f"--{name}", metavar=lookup.metavar, help=lookup.help)
         decision = parser.add_mutually_exclusive_group(required=True)
         decision.add_argument("--mark-as-sent", action="store_true")
         decision.add_argument("--send-again", action="store_true")
@@ -64,20 +68,10 @@ class Command(BaseCommand):
             if run is None:
                 raise CommandError(f"No run #{options['run']} in your tenants.")
             return run
-        from campaigns.altcraft_launches.models import AltcraftChunk
-
-        launch, _, number = options["chunk"].partition(":")
-        if not (launch.isdigit() and number.isdigit()):
-            raise CommandError("--chunk is LAUNCH:NUMBER, for example 12:3.")
-        chunk = (
-            AltcraftChunk.objects.filter(
-                launch_id=int(launch), number=int(number), launch__tenant_id__in=tenants
-            )
-            .select_related("run")
-            .first()
-        )
-        if chunk is None:
-            raise CommandError(f"No chunk {number} of launch #{launch} in your tenants.")
-        if chunk.run_id is None:
-            raise CommandError(f"Chunk {number} of launch #{launch} has not been sent yet.")
-        return runs.get(pk=chunk.run_id)
+        for name, lookup in plugins.named_contributions("run_lookups").items():
+            if options.get(name) is not None:
+                try:
+                    return lookup(options[name], tenants=tenants)
+                except LookupError as error:
+                    raise CommandError(str(error)) from None
+        raise CommandError("Name the run.")

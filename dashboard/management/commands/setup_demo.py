@@ -6,12 +6,10 @@ printed on purpose and the connections point at the local sandboxes.
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
-from dashboard import services
-from dashboard.audit import Actor
-from dashboard.management.commands._common import command_actor, command_label
+from dashboard import plugins, services
+from dashboard.management.commands._common import command_actor
 from dashboard.models import Membership, Role, Tenant, VendorConnection
 from dashboard.sandboxes import sandbox_base_url
 
@@ -22,16 +20,6 @@ DEMO_USERS = [
     ("olga", Role.OPERATOR, "a second operator (four eyes)"),
     ("aude", Role.AUDITOR, "reads history and the audit trail"),
     ("ada", Role.ADMIN, "tenant settings, members, connections; Django admin"),
-]
-# The TalkifAI sandbox's jobs, one in each status. Registered under names without that status:
-# the sandbox's own names ("Appointment reminders (running)") go stale as the jobs move on.
-DEMO_BATCH_JOBS = [
-    ("job-scheduled-001", "Spring renewals"),
-    ("job-pending-001", "Win-back calls"),
-    ("job-running-001", "Appointment reminders"),
-    ("job-completed-001", "January survey"),
-    ("job-failed-001", "Payment follow-up"),
-    ("job-cancelled-001", "Holiday promo"),
 ]
 DEMO_CONNECTIONS = [
     (
@@ -97,66 +85,9 @@ class Command(BaseCommand):
                     secrets=secrets,
                     options=connection_options,
                 )
-        self._register_batch_jobs(tenant)
-        from campaigns.event_generators.demo import register_demo_event_generators
-
-        register_demo_event_generators(
-            tenant, VendorConnection.objects.get(tenant=tenant, name="Optimove campaigns (sandbox)")
-        )
-        self._register_altcraft_triggers(tenant)
+        # Each feature app's demo data (AppConfig.demo_data), in INSTALLED_APPS order.
+        for register_demo_data in plugins.contributions("demo_data"):
+            register_demo_data(tenant, self.stdout)
         self.stdout.write(
             self.style.SUCCESS(f"Demo tenant ready: {tenant.name} (/t/{tenant.slug}/).")
         )
-
-    def _register_batch_jobs(self, tenant: Tenant) -> None:
-        """Register the TalkifAI sandbox's jobs (the vendor has no list endpoint), checking each
-        with the sandbox as a person registering it would; skipped when the sandbox is down."""
-        from batchjobs.models import BatchJob
-        from batchjobs.services import batch_job_register
-
-        connection = VendorConnection.objects.get(tenant=tenant, name="TalkifAI (sandbox)")
-        marketer = Actor(
-            user=get_user_model().objects.get(username="mia"),
-            label=command_label("setup_demo", acting_as="mia"),
-        )
-        for batch_job_id, name in DEMO_BATCH_JOBS:
-            if BatchJob.objects.filter(tenant=tenant, batch_job_id=batch_job_id).exists():
-                continue
-            try:
-                batch_job_register(
-                    actor=marketer,
-                    tenant=tenant,
-                    connection=connection,
-                    batch_job_id=batch_job_id,
-                    name=name,
-                )
-            except ValidationError as error:
-                self.stdout.write(
-                    f"Batch job {batch_job_id} not registered: {' '.join(error.messages)}"
-                )
-
-    def _register_altcraft_triggers(self, tenant: Tenant) -> None:
-        """The Altcraft sandbox's active trigger campaigns, for bulk launches and imports."""
-        from campaigns.altcraft_launches.models import AltcraftTrigger
-        from campaigns.altcraft_launches.services import trigger_register
-
-        connection = VendorConnection.objects.get(tenant=tenant, name="Altcraft (sandbox)")
-        admin = Actor(
-            user=get_user_model().objects.get(username="ada"),
-            label=command_label("setup_demo", acting_as="ada"),
-        )
-        for trigger_id, name, content_fields, resource_id in (
-            (8, "Abandoned cart", ["page"], None),
-            (96, "Registration form", ["page"], 21),
-        ):
-            if AltcraftTrigger.objects.filter(tenant=tenant, trigger_id=trigger_id).exists():
-                continue
-            trigger_register(
-                actor=admin,
-                tenant=tenant,
-                connection=connection,
-                trigger_id=trigger_id,
-                name=name,
-                resource_id=resource_id,
-                content_fields=content_fields,
-            )

@@ -483,3 +483,75 @@ def test_a_launch_being_read_is_neither_queued_again_nor_read_twice(
     assert enqueued == []
     launch.refresh_from_db()
     assert launch.rows_valid == 3 and launch.chunks.count() == 1
+
+
+def list_launch(membership, trigger, text: str, **options):
+    return services.launch_from_list(
+        actor=actor_of(membership),
+        trigger=trigger,
+        kind="start_batch",
+        text=text,
+        matching="email",
+        field_name=None,
+        source_name="API recipients",
+        parameters={"matching": "email", "content": {"page": "x"}},
+        idempotency_key=uuid.uuid4().hex,
+        **options,
+    )
+
+
+def stored_files(upload_dir) -> list:
+    return sorted(path.name for path in upload_dir.rglob("*") if path.is_file())
+
+
+def test_launch_from_list_read_now_and_confirmed_sends_each_recipient(
+    team, trigger, altcraft
+) -> None:
+    launch = list_launch(team.marketer, trigger, "\n".join(emails(3)), read_now=True, confirm=True)
+
+    assert launch.state == LaunchState.SENDING
+    send_all(launch)
+    assert received_values(altcraft) == emails(3)
+
+
+def test_launch_from_list_by_default_leaves_the_reading_to_a_worker(
+    team, trigger, read_by_worker
+) -> None:
+    with read_by_worker():
+        launch = list_launch(team.marketer, trigger, "\n".join(emails(2)))
+        assert launch.state == LaunchState.UPLOADED  # the request only stored the list
+
+    launch.refresh_from_db()
+    assert launch.state == LaunchState.PREVIEWED
+    assert launch.rows_valid == 2
+
+
+def test_launch_from_list_refuses_invalid_rows_unless_skipped(
+    team, trigger, altcraft, upload_dir
+) -> None:
+    text = "\n".join([*emails(2), "not-an-email"])
+    with pytest.raises(services.ListRefused) as refused:
+        list_launch(team.marketer, trigger, text, read_now=True, confirm=True)
+
+    assert refused.value.launch.rows_invalid == 1
+    assert stored_files(upload_dir) == []  # the list and its chunks went with the refusal
+    assert altcraft.received == []
+
+    launch = list_launch(
+        team.marketer, trigger, text, read_now=True, skip_invalid=True, confirm=False
+    )
+    assert launch.state == LaunchState.PREVIEWED
+    assert launch.rows_valid == 2
+
+
+def test_launch_from_list_deletes_the_stored_list_when_the_reading_fails(
+    team, trigger, upload_dir, monkeypatch
+) -> None:
+    def broken(**kwargs):
+        raise RuntimeError("the reading broke")
+
+    monkeypatch.setattr(services, "launch_prepare", broken)
+    with pytest.raises(RuntimeError, match="the reading broke"):
+        list_launch(team.marketer, trigger, "\n".join(emails(2)), read_now=True)
+
+    assert stored_files(upload_dir) == []

@@ -1,6 +1,6 @@
 """Idempotency-Key records are forgotten after API_IDEMPOTENCY_RETENTION_HOURS, in bounded
 batches, by an hourly beat task. What a key answers once its record is gone is tested with the
-endpoints (test_endpoints.py, test_campaign_endpoints.py)."""
+endpoints (test_endpoints.py and each app's test_api.py)."""
 
 from __future__ import annotations
 

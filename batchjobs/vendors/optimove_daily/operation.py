@@ -1,4 +1,4 @@
-"""Run operations of the batchjobs app: Optimove TriggerDaily and TalkifAI "start now"."""
+"""The run operation of Optimove TriggerDaily (the engine's adapter)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from batchjobs import guardrails
 from batchjobs.models import FilesLanded
+from batchjobs.vendors.optimove_daily.access import daily_rate_rule, optimove_daily_client
 from batchjobs.vendors.optimove_daily.client import (
     AlreadyRunning,
     AlreadyTriggeredToday,
-    OptimoveDailyClient,
     check_validation_wait,
     effective_validation_wait_seconds,
-)
-from batchjobs.vendors.talkifai.client import (
-    AlreadyRunning as TalkifaiAlreadyRunning,
-)
-from batchjobs.vendors.talkifai.client import (
-    BatchJobStatus,
-    InvalidStatus,
-    TalkifaiApiLayout,
-    TalkifaiClient,
-    validate_batch_job_id,
 )
 from dashboard.clock import utc_now
 from dashboard.models import Membership, OptimoveKeyRole, VendorConnection, VendorKind
@@ -33,41 +24,10 @@ from dashboard.runs.operations import (
     ReconcileResult,
     RunOperation,
     SendResult,
-    account_key,
-    cached_client,
-    connection_fingerprint,
     register_operation,
 )
 from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError
-
-DAILY_RATE_WINDOW_SECONDS = 600
-
-
-def optimove_daily_client(
-    connection: VendorConnection, secrets: dict[str, str]
-) -> OptimoveDailyClient:
-    """The TriggerDaily client for a connection (its options may select the /current/ route)."""
-    options = connection.options
-    return cached_client(
-        ("optimove_daily", *connection_fingerprint(connection, secrets)),
-        lambda: OptimoveDailyClient(
-            connection.base_url,
-            api_key=secrets["api_key"],
-            use_current_route=bool(options.get("use_current_route", False)),
-            real_seconds_per_wait_second=float(options.get("real_seconds_per_wait_second", 1.0)),
-        ),
-    )
-
-
-def daily_rate_rule(connection: VendorConnection, secrets: dict[str, str]) -> RateRule:
-    """Optimove allows one TriggerDaily request per tenant per 10 minutes, across every worker."""
-    return RateRule(
-        key=account_key("optimove_daily", connection.base_url, secrets.get("api_key", "")),
-        limit=1,
-        period_seconds=DAILY_RATE_WINDOW_SECONDS,
-        window=True,
-    )
 
 
 class TriggerDailyOperation(RunOperation):
@@ -130,9 +90,7 @@ class TriggerDailyOperation(RunOperation):
     def approval_problem(self, run: Run, membership: Membership) -> str:
         """Everything the daily page checks (rate window, key, files landed, another open
         trigger), so the generic run page and the commands refuse for the same reasons."""
-        from batchjobs import selectors
-
-        status = selectors.daily_trigger_status(tenant=run.tenant, membership=membership)
+        status = guardrails.daily_trigger_status(tenant=run.tenant, membership=membership)
         blockers = status.approve_blockers(run, membership=membership)
         return " ".join(blocker.text for blocker in blockers) or self.pre_send_problem(run)
 
@@ -195,97 +153,4 @@ class TriggerDailyOperation(RunOperation):
         )
 
 
-def talkifai_client(connection: VendorConnection, secrets: dict[str, str]) -> TalkifaiClient:
-    """The TalkifAI client for a connection; paths and auth scheme come from its options."""
-    layout = TalkifaiApiLayout.from_overrides(connection.options.get("layout") or {})
-    return cached_client(
-        ("talkifai", *connection_fingerprint(connection, secrets)),
-        lambda: TalkifaiClient(connection.base_url, api_key=secrets["api_key"], layout=layout),
-    )
-
-
-class StartBatchJobOperation(RunOperation):
-    name = Operation.TALKIFAI_START_BATCH_JOB
-    vendor_kind = VendorKind.TALKIFAI
-    # An unknown outcome is settled by reading the job's status, which changes nothing.
-    reconciles_automatically = True
-    reconcile_plan = (
-        "TriggerDesk reads the job's status in TalkifAI: running or completed proves the start "
-        "went through (the run is then marked succeeded); still scheduled or pending means it "
-        "did not, and a person decides whether to start it again. No one needs to act meanwhile."
-    )
-
-    def duplicate_refusal(self, error: Exception) -> str:
-        if isinstance(error, TalkifaiAlreadyRunning):
-            return "TalkifAI says the job is already running: the first start went through."
-        if isinstance(error, InvalidStatus) and error.job_status == BatchJobStatus.COMPLETED:
-            return "TalkifAI says the job already completed: the first start went through."
-        return ""
-
-    def reconcile(
-        self, connection: VendorConnection, secrets: dict[str, str], run: Run
-    ) -> ReconcileResult:
-        """Read the job's status: only a start makes a scheduled or pending job run."""
-        detail = talkifai_client(connection, secrets).batch_job_detail(
-            run.parameters["batch_job_id"]
-        )
-        if detail.is_running or detail.status == BatchJobStatus.COMPLETED:
-            return ReconcileResult(
-                detail.exchange,
-                went_through=True,
-                outcome=f"TalkifAI shows the job {detail.status}: the start went through.",
-            )
-        if detail.can_start_now:
-            return ReconcileResult(
-                detail.exchange,
-                went_through=False,
-                outcome=(
-                    f"TalkifAI shows the job still {detail.status}: the start did not take effect. "
-                    "Start it again if it is still wanted."
-                ),
-            )
-        return ReconcileResult(
-            detail.exchange,
-            went_through=None,
-            outcome=(
-                f"TalkifAI shows the job {detail.status}, which does not tell whether this start "
-                "went through. Check in TalkifAI Studio, then mark the run as sent or not."
-            ),
-        )
-
-    def clean_parameters(
-        self, parameters: dict[str, Any], connection: VendorConnection
-    ) -> dict[str, Any]:
-        try:
-            batch_job_id = validate_batch_job_id(parameters.get("batch_job_id"))
-        except ConfigurationError as error:
-            raise ValidationError({"batch_job_id": str(error)}) from None
-        return {
-            "batch_job_id": batch_job_id,
-            "batch_job_name": str(parameters.get("batch_job_name") or "")[:200],
-        }
-
-    def describe(self, parameters: dict[str, Any]) -> str:
-        name = parameters.get("batch_job_name")
-        return f"Start batch job {parameters['batch_job_id']}" + (f" ({name})" if name else "")
-
-    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
-        started = talkifai_client(connection, secrets).start_batch_job(
-            run.parameters["batch_job_id"]
-        )
-        return SendResult(
-            exchange=started.exchange,
-            outcome=started.message or "TalkifAI started the batch job.",
-            vendor_reference=started.batch_job_id,
-            vendor_status=started.status,
-            result={
-                "contacts_enqueued": started.contacts_enqueued,
-                "started_at": started.started_at.isoformat() if started.started_at else None,
-                "scheduled_start_cancelled": started.redis_job_cancelled,
-                "message": started.message,
-            },
-        )
-
-
 register_operation(TriggerDailyOperation())
-register_operation(StartBatchJobOperation())

@@ -1,18 +1,16 @@
 """The automation API's event generator endpoints: list generators, run one."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
-from ninja import Status
+from ninja import Schema, Status
+from pydantic import Field, StrictBool
 
 from campaigns.event_generators import schema as generator_schema
 from campaigns.event_generators import selectors as generator_selectors
 from campaigns.event_generators import services as generator_services
 from campaigns.event_generators.models import TriggerGroup
-from dashboard.api import schemas
 from dashboard.api.endpoints.common import (
     ERRORS,
     REPLAYED_HEADER,
@@ -24,8 +22,62 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
+from dashboard.api.schemas import RunOut, Strict
 from dashboard.models import Permission
 from dashboard.tenancy import client_ip
+
+
+class TopicOut(Schema):
+    key: str
+    name: str
+
+
+class EventGeneratorOut(Schema):
+    id: int
+    external_id: str
+    name: str
+    description: str
+    connection: str
+    topics: list[TopicOut]
+    schema_version: int | None = Field(description="The current schema version's number.")
+    context_schema: dict[str, Any] | None = Field(
+        description="The JSON Schema a run's `context` must satisfy (the current version)."
+    )
+
+
+class EventGeneratorRunIn(Strict):
+    """Send exactly one of `topic_keys` (a list) and `topic_key` (one topic): both, or
+    neither, is a 422 `invalid_request`."""
+
+    topic_keys: list[str] | None = Field(
+        None,
+        max_length=5000,
+        description="Topics to trigger, each by its key (a UUID) or registered name. "
+        "Exactly one of topic_keys and topic_key.",
+    )
+    topic_key: str | None = Field(
+        None,
+        max_length=200,
+        description="One topic (key or name). Exactly one of topic_keys and topic_key.",
+    )
+    context: dict[str, Any] = Field(description="Checked against the generator's schema.")
+    send_anyway: StrictBool = Field(
+        False, description="Send even if an identical trigger was sent recently (409 otherwise)."
+    )
+
+
+class CampaignRunOut(RunOut):
+    topic_key: str
+    topic_name: str
+    status_url: str
+
+
+class TriggerGroupOut(Schema):
+    trigger_group_id: int
+    generator: str
+    schema_version: int
+    context: dict[str, Any]
+    runs: list[CampaignRunOut]
 
 
 def _generator_out(generator: Any) -> dict[str, Any]:
@@ -75,7 +127,7 @@ def _context_field(name: str) -> str:
 
 @router.get(
     "/t/{tenant_slug}/event-generators",
-    response={200: list[schemas.EventGeneratorOut], **ERRORS},
+    response={200: list[EventGeneratorOut], **ERRORS},
     operation_id="event_generator_list",
     summary="The tenant's Optimove event generators, their topics and current context schema",
 )
@@ -87,13 +139,13 @@ def event_generator_list(request: HttpRequest, tenant_slug: str):
 
 @router.post(
     "/t/{tenant_slug}/event-generators/{generator}/run",
-    response={200: schemas.TriggerGroupOut, 201: schemas.TriggerGroupOut, **ERRORS},
+    response={200: TriggerGroupOut, 201: TriggerGroupOut, **ERRORS},
     operation_id="event_generator_run",
     summary="Trigger an event generator for topics with a context (one run per topic)",
 )
 @acting("event_generator_run")
 def event_generator_run(
-    request: HttpRequest, tenant_slug: str, generator: str, payload: schemas.EventGeneratorRunIn
+    request: HttpRequest, tenant_slug: str, generator: str, payload: EventGeneratorRunIn
 ):
     """`generator` is its Optimove id (a UUID) or registered name; topics by key or name. A
     context the schema refuses is a 422 `invalid_context` naming each field (`context.<path>`);

@@ -1,23 +1,21 @@
 """The automation API's Altcraft launch endpoints: launch a trigger, see a launch."""
 
-from __future__ import annotations
-
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Status
+from ninja import Schema, Status
+from pydantic import Field, StrictBool, StrictInt
 
 from campaigns.altcraft_launches import reading as altcraft_reading
 from campaigns.altcraft_launches import selectors as altcraft_selectors
 from campaigns.altcraft_launches import services as altcraft_services
-from campaigns.altcraft_launches import storage as altcraft_storage
 from campaigns.altcraft_launches.models import (
     MATCHING_CHOICES,
     AltcraftLaunch,
     LaunchKind,
     LaunchState,
 )
-from dashboard.api import schemas
 from dashboard.api.endpoints.common import (
     ERRORS,
     REPLAYED_HEADER,
@@ -29,8 +27,78 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
+from dashboard.api.schemas import Strict
 from dashboard.models import Permission
 from dashboard.tenancy import client_ip
+
+
+class AltcraftLaunchIn(Strict):
+    trigger: StrictInt | str = Field(
+        description="The registered trigger campaign: its Altcraft trigger id or its name."
+    )
+    matching: str | None = Field(
+        None,
+        description="email, email_profile, phone, profile_id or custom; the trigger's default "
+        "when omitted.",
+    )
+    field_name: str | None = Field(None, max_length=120)
+    resource_id: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Only for profile imports; a bulk launch must leave it out.",
+    )
+    recipients: list[str | StrictInt | dict[str, str | StrictInt]] = Field(
+        min_length=1,
+        description="Values of the matching key, or objects {<column>: value} (column: email, "
+        "phone, profile_id, or the custom field's name).",
+    )
+    content: dict[str, Any] | None = None
+    custom_data: dict[str, Any] | None = None
+    skip_triggers: StrictBool | None = None
+    skip_invalid: StrictBool = Field(
+        False, description="Leave invalid recipients out (listed in the preview) instead of a 422."
+    )
+    dry_run: StrictBool = Field(False, description="Only preview: nothing is confirmed or sent.")
+
+
+class InvalidRecipient(Schema):
+    recipient: int = Field(description="Index in `recipients` (from 0).")
+    row: int = Field(description="Row of the list as the launch page shows it (header is 1).")
+    reason: str
+
+
+class LaunchPreviewOut(Schema):
+    rows: int
+    valid: int
+    invalid: int
+    invalid_rows: list[InvalidRecipient]
+    duplicates_removed: int
+    requests_needed: int
+
+
+class LaunchProgressOut(Schema):
+    chunks: int
+    chunks_sent: int
+    chunks_succeeded: int
+    chunks_failed: int
+    chunks_unknown: int
+    chunks_open: int
+    percent: int
+    profiles_reached: int
+
+
+class AltcraftLaunchOut(Schema):
+    id: int
+    trigger: str
+    trigger_id: int
+    state: str
+    state_label: str
+    problem: str
+    status_url: str
+    preview: LaunchPreviewOut
+    progress: LaunchProgressOut
+    created_at: datetime
 
 
 def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
@@ -52,7 +120,7 @@ def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
     return found[0]
 
 
-def _recipient_values(payload: schemas.AltcraftLaunchIn, column: str) -> list[str]:
+def _recipient_values(payload: AltcraftLaunchIn, column: str) -> list[str]:
     """The recipients as lines of the pasted list; 422 naming the first one that cannot be."""
     values = []
     for index, recipient in enumerate(payload.recipients):
@@ -123,16 +191,36 @@ def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
     }
 
 
+def _refusal_problem(launch: AltcraftLaunch) -> ApiProblem:
+    """The 422 for a list the reading refused: discarded, or its invalid rows, each named."""
+    if launch.state == LaunchState.DISCARDED:
+        return ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+    rows = [
+        {
+            "field": f"recipients.{sample['row'] - 2}",
+            "row": sample["row"],
+            "message": sample["reason"],
+        }
+        for sample in launch.invalid_samples
+    ]
+    return ApiProblem(
+        422,
+        "invalid_recipients",
+        f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
+        f"{rows[0]['message']}. Nothing was sent.",
+        field=rows[0]["field"],
+        errors=rows,
+    )
+
+
 @router.post(
     "/t/{tenant_slug}/altcraft/launches",
-    response={200: schemas.AltcraftLaunchOut, 201: schemas.AltcraftLaunchOut, **ERRORS},
+    response={200: AltcraftLaunchOut, 201: AltcraftLaunchOut, **ERRORS},
     operation_id="altcraft_launch_create",
     summary="Launch an Altcraft trigger campaign for a list of recipients (preview, confirm)",
 )
 @acting("altcraft_launch_create")
-def altcraft_launch_create(
-    request: HttpRequest, tenant_slug: str, payload: schemas.AltcraftLaunchIn
-):
+def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: AltcraftLaunchIn):
     """The list is read as a pasted list is on the launch page: checked, deduplicated, cut into
     requests. Invalid recipients are a 422 `invalid_recipients` listing each (or left out with
     `skip_invalid: true`). Unless `dry_run`, the preview is confirmed: sent now, or
@@ -178,15 +266,14 @@ def altcraft_launch_create(
     actor = use.actor(client_ip(request))
 
     def create(key: str) -> Any:
-        stored = altcraft_services.pasted_upload(
-            text="\n".join(values), matching=matching, field_name=field_name
-        )
         try:
-            launch = altcraft_services.launch_create(
+            return altcraft_services.launch_from_list(
                 actor=actor,
                 trigger=trigger,
                 kind=LaunchKind.START_BATCH,
-                upload=stored,
+                text="\n".join(values),
+                matching=matching,
+                field_name=field_name,
                 source_name="API recipients",
                 parameters={
                     "matching": matching,
@@ -196,42 +283,12 @@ def altcraft_launch_create(
                     "skip_triggers": payload.skip_triggers,
                 },
                 idempotency_key=key,
+                read_now=True,
+                skip_invalid=payload.skip_invalid,
+                confirm=not payload.dry_run,
             )
-        except BaseException:
-            altcraft_storage.delete(stored.path)
-            raise
-        try:
-            launch = altcraft_services.launch_prepare(actor=actor, launch=launch)
-            if launch.state == LaunchState.DISCARDED:
-                raise ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
-            if launch.rows_invalid and not payload.skip_invalid:
-                rows = [
-                    {
-                        "field": f"recipients.{sample['row'] - 2}",
-                        "row": sample["row"],
-                        "message": sample["reason"],
-                    }
-                    for sample in launch.invalid_samples
-                ]
-                raise ApiProblem(
-                    422,
-                    "invalid_recipients",
-                    f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
-                    f"{rows[0]['message']}. Nothing was sent.",
-                    field=rows[0]["field"],
-                    errors=rows,
-                )
-            if not payload.dry_run:
-                launch = altcraft_services.launch_confirm(
-                    actor=actor, launch=launch, sha256_seen=launch.source_sha256
-                )
-        except BaseException:
-            # The launch's row rolls back with this request: its files go now, not a day later.
-            altcraft_storage.delete(launch.upload_path)
-            if launch.chunks_path:
-                altcraft_storage.delete(launch.chunks_path)
-            raise
-        return launch
+        except altcraft_services.ListRefused as refused:
+            raise _refusal_problem(refused.launch) from None
 
     launch, replayed = create_object_once(
         request,
@@ -251,7 +308,7 @@ def altcraft_launch_create(
 
 @router.get(
     "/t/{tenant_slug}/altcraft/launches/{launch_id}",
-    response={200: schemas.AltcraftLaunchOut, **ERRORS},
+    response={200: AltcraftLaunchOut, **ERRORS},
     operation_id="altcraft_launch_get",
     summary="An Altcraft launch: its preview and progress (chunks sent, failed, profiles)",
 )

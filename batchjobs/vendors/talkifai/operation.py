@@ -1,0 +1,112 @@
+"""The run operation of TalkifAI "start now" (the engine's adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from batchjobs.vendors.talkifai.access import talkifai_client
+from batchjobs.vendors.talkifai.client import (
+    AlreadyRunning as TalkifaiAlreadyRunning,
+)
+from batchjobs.vendors.talkifai.client import (
+    BatchJobStatus,
+    InvalidStatus,
+    validate_batch_job_id,
+)
+from dashboard.models import VendorConnection, VendorKind
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.operations import (
+    ReconcileResult,
+    RunOperation,
+    SendResult,
+    register_operation,
+)
+from dashboard.vendors.http import ConfigurationError
+
+
+class StartBatchJobOperation(RunOperation):
+    name = Operation.TALKIFAI_START_BATCH_JOB
+    vendor_kind = VendorKind.TALKIFAI
+    # An unknown outcome is settled by reading the job's status, which changes nothing.
+    reconciles_automatically = True
+    reconcile_plan = (
+        "TriggerDesk reads the job's status in TalkifAI: running or completed proves the start "
+        "went through (the run is then marked succeeded); still scheduled or pending means it "
+        "did not, and a person decides whether to start it again. No one needs to act meanwhile."
+    )
+
+    def duplicate_refusal(self, error: Exception) -> str:
+        if isinstance(error, TalkifaiAlreadyRunning):
+            return "TalkifAI says the job is already running: the first start went through."
+        if isinstance(error, InvalidStatus) and error.job_status == BatchJobStatus.COMPLETED:
+            return "TalkifAI says the job already completed: the first start went through."
+        return ""
+
+    def reconcile(
+        self, connection: VendorConnection, secrets: dict[str, str], run: Run
+    ) -> ReconcileResult:
+        """Read the job's status: only a start makes a scheduled or pending job run."""
+        detail = talkifai_client(connection, secrets).batch_job_detail(
+            run.parameters["batch_job_id"]
+        )
+        if detail.is_running or detail.status == BatchJobStatus.COMPLETED:
+            return ReconcileResult(
+                detail.exchange,
+                went_through=True,
+                outcome=f"TalkifAI shows the job {detail.status}: the start went through.",
+            )
+        if detail.can_start_now:
+            return ReconcileResult(
+                detail.exchange,
+                went_through=False,
+                outcome=(
+                    f"TalkifAI shows the job still {detail.status}: the start did not take effect. "
+                    "Start it again if it is still wanted."
+                ),
+            )
+        return ReconcileResult(
+            detail.exchange,
+            went_through=None,
+            outcome=(
+                f"TalkifAI shows the job {detail.status}, which does not tell whether this start "
+                "went through. Check in TalkifAI Studio, then mark the run as sent or not."
+            ),
+        )
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        try:
+            batch_job_id = validate_batch_job_id(parameters.get("batch_job_id"))
+        except ConfigurationError as error:
+            raise ValidationError({"batch_job_id": str(error)}) from None
+        return {
+            "batch_job_id": batch_job_id,
+            "batch_job_name": str(parameters.get("batch_job_name") or "")[:200],
+        }
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        name = parameters.get("batch_job_name")
+        return f"Start batch job {parameters['batch_job_id']}" + (f" ({name})" if name else "")
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        started = talkifai_client(connection, secrets).start_batch_job(
+            run.parameters["batch_job_id"]
+        )
+        return SendResult(
+            exchange=started.exchange,
+            outcome=started.message or "TalkifAI started the batch job.",
+            vendor_reference=started.batch_job_id,
+            vendor_status=started.status,
+            result={
+                "contacts_enqueued": started.contacts_enqueued,
+                "started_at": started.started_at.isoformat() if started.started_at else None,
+                "scheduled_start_cancelled": started.redis_job_cancelled,
+                "message": started.message,
+            },
+        )
+
+
+register_operation(StartBatchJobOperation())

@@ -1,0 +1,123 @@
+"""The run operations of Altcraft launches: start a batch, import and start (the engine's adapters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from campaigns.altcraft_launches import chunks as altcraft_chunks
+from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
+from campaigns.vendors.altcraft.client import (
+    check_import_parameters,
+    check_start_batch_parameters,
+)
+from dashboard.models import VendorConnection, VendorKind
+from dashboard.runs.models import Operation, Run
+from dashboard.runs.operations import (
+    PollResult,
+    RunOperation,
+    SendResult,
+    register_operation,
+)
+from dashboard.vendors.http import ConfigurationError
+
+
+def _clean_altcraft(
+    check: Any, parameters: dict[str, Any], connection: VendorConnection
+) -> dict[str, Any]:
+    cleaned = {key: value for key, value in parameters.items() if value is not None}
+    try:
+        check(body_limit_bytes=altcraft_body_limit(connection), **cleaned)
+    except ConfigurationError as error:
+        raise ValidationError(str(error)) from None
+    return cleaned
+
+
+class AltcraftStartBatchOperation(RunOperation):
+    name = Operation.ALTCRAFT_START_BATCH
+    vendor_kind = VendorKind.ALTCRAFT
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
+        return _clean_altcraft(check_start_batch_parameters, parameters, connection)
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Launch")
+        return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            result = client.start_batch_encoded(**altcraft_chunks.send_arguments(run.parameters))
+        else:
+            result = client.start_batch(**run.parameters)
+        return SendResult(
+            exchange=result.exchange,
+            outcome=f"Altcraft launched the trigger for {len(result.profile_ids)} profiles.",
+            vendor_status="launched",
+            audience_size=len(result.profile_ids),
+            result={
+                "profile_ids": result.profile_ids[:1000],
+                "profile_count": len(result.profile_ids),
+            },
+        )
+
+
+class AltcraftImportAndStartOperation(RunOperation):
+    name = Operation.ALTCRAFT_IMPORT_AND_START
+    vendor_kind = VendorKind.ALTCRAFT
+    polls = True
+    poll_deadline_seconds = 24 * 3600
+
+    def clean_parameters(
+        self, parameters: dict[str, Any], connection: VendorConnection
+    ) -> dict[str, Any]:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.clean_chunk_parameters(parameters, connection)
+        return _clean_altcraft(check_import_parameters, parameters, connection)
+
+    def describe(self, parameters: dict[str, Any]) -> str:
+        if altcraft_chunks.is_chunk_run(parameters):
+            return altcraft_chunks.describe_chunk(parameters, "Import + launch")
+        return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
+
+    def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
+        client = altcraft_client(connection, secrets)
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            arguments = altcraft_chunks.send_arguments(run.parameters)
+            accepted = client.import_and_start_batch_task_encoded(**arguments)
+        else:
+            accepted = client.import_and_start_batch_task(**run.parameters)
+        return SendResult(
+            exchange=accepted.exchange,
+            outcome=f"Altcraft accepted import task {accepted.task_id}.",
+            accepted=True,
+            vendor_reference=accepted.task_id,
+            vendor_status="accepted",
+            progress=0,
+        )
+
+    def poll(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> PollResult:
+        status = altcraft_client(connection, secrets).task_status(run.vendor_reference)
+        return PollResult(
+            exchange=status.exchange,
+            vendor_status=status.status,
+            terminal=status.is_terminal,
+            succeeded=status.is_terminal and not status.failed,
+            progress=status.progress,
+            audience_size=len(status.profile_ids) if status.profile_ids else None,
+            result={"profile_count": len(status.profile_ids or [])},
+            failure_code=f"altcraft_task_{status.status}" if status.failed else "",
+            failure_message=status.result_error_text or "",
+        )
+
+
+register_operation(AltcraftStartBatchOperation())
+
+
+register_operation(AltcraftImportAndStartOperation())

@@ -1,0 +1,195 @@
+"""The automation API's Altcraft launch endpoints: launch a trigger for recipients, see a launch."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigns.altcraft_launches.models import AltcraftLaunch, LaunchState
+from dashboard.audit import Actor
+from dashboard.runs.models import Run
+from dashboard.runs.services import run_send
+from tests.dashboard.api.conftest import (
+    _fresh_rate_limits,  # noqa: F401 - autouse: roomy API rate limits
+)
+from tests.dashboard.api.test_endpoints import forget_idempotency_keys, problem
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_marketer_launches_an_altcraft_trigger_for_recipients(make_token, altcraft_trigger):
+    _, client = make_token("marketer")
+    response = client.post(
+        "altcraft/launches",
+        {
+            "trigger": 8,
+            "recipients": ["a@example.com", {"email": "example1@example.com"}, "A@example.com"],
+            "content": {"page": "cart"},
+        },
+        HTTP_IDEMPOTENCY_KEY="cart-1",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == LaunchState.SENDING
+    assert body["preview"]["rows"] == 3 and body["preview"]["valid"] == 2
+    assert body["preview"]["duplicates_removed"] == 1 and body["preview"]["requests_needed"] == 1
+    assert body["progress"]["chunks_sent"] == 1 and body["progress"]["chunks_failed"] == 0
+    launch = AltcraftLaunch.objects.get()
+    assert launch.parameters["content"] == {"page": "cart"}
+    status = client.get(body["status_url"].removeprefix("/api/v1/t/acme/"))
+    assert status.status_code == 200 and status.json()["id"] == launch.pk
+
+    # A worker sends the one chunk to the Altcraft sandbox; the status shows the outcome.
+    run_send(run_id=launch.chunks.get().run_id)
+    progress = client.get(body["status_url"].removeprefix("/api/v1/t/acme/")).json()["progress"]
+    assert progress["chunks_succeeded"] == 1 and progress["percent"] == 100
+    assert progress["profiles_reached"] == 1  # the sandbox knows example1 only
+
+    replay = client.post(
+        "altcraft/launches",
+        {
+            "trigger": 8,
+            "recipients": ["a@example.com", {"email": "example1@example.com"}, "A@example.com"],
+            "content": {"page": "cart"},
+        },
+        HTTP_IDEMPOTENCY_KEY="cart-1",
+    )
+    assert replay.status_code == 200 and replay["Idempotency-Replayed"] == "true"
+    assert replay.json()["id"] == launch.pk and AltcraftLaunch.objects.count() == 1
+    changed = client.post(
+        "altcraft/launches",
+        {"trigger": 8, "recipients": ["c@example.com"]},
+        HTTP_IDEMPOTENCY_KEY="cart-1",
+    )
+    problem(changed, 422, "idempotency_key_reused")
+
+
+def test_a_launch_retried_after_its_key_expired_answers_with_it_and_keeps_its_files(
+    make_token, altcraft_trigger, settings
+):
+    from campaigns.altcraft_launches import storage
+
+    _, client = make_token("marketer")
+    body = {"trigger": 8, "recipients": ["a@example.com"], "content": {"page": "cart"}}
+    first = client.post("altcraft/launches", body, HTTP_IDEMPOTENCY_KEY="cart-2")
+    assert first.status_code == 201, first.content
+    launch = AltcraftLaunch.objects.get()
+    forget_idempotency_keys(settings)
+
+    retry = client.post("altcraft/launches", body, HTTP_IDEMPOTENCY_KEY="cart-2")
+    assert retry.status_code == 200 and retry["Idempotency-Replayed"] == "true"
+    assert retry.json()["id"] == launch.pk
+    assert AltcraftLaunch.objects.count() == 1 and launch.chunks.count() == 1
+    # Not prepared or confirmed again: its stored list and chunks are where they were.
+    assert storage.absolute(launch.upload_path).exists()
+    assert storage.absolute(launch.chunks_path).exists()
+
+
+def test_a_dry_run_only_previews_and_approval_leaves_it_waiting(make_token, altcraft_trigger, team):
+    from campaigns.altcraft_launches import services
+
+    _, client = make_token("marketer")
+    dry = client.post(
+        "altcraft/launches",
+        {"trigger": "Abandoned cart", "recipients": ["a@example.com"], "dry_run": True},
+    )
+    assert dry.status_code == 201 and dry.json()["state"] == LaunchState.PREVIEWED
+    assert Run.objects.count() == 0
+
+    services.altcraft_settings_update(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        approval_required=True,
+        retention_hours=24,
+    )
+    waiting = client.post("altcraft/launches", {"trigger": 8, "recipients": ["b@example.com"]})
+    assert waiting.status_code == 201 and waiting.json()["state"] == LaunchState.AWAITING_APPROVAL
+    assert Run.objects.count() == 0
+
+
+def test_invalid_recipients_are_a_422_with_their_rows(make_token, altcraft_trigger):
+    _, client = make_token("marketer")
+    response = client.post(
+        "altcraft/launches", {"trigger": 8, "recipients": ["a@example.com", "nope", "also bad"]}
+    )
+    body = problem(response, 422, "invalid_recipients")
+    assert body["field"] == "recipients.1"
+    assert [(error["field"], error["row"]) for error in body["errors"]] == [
+        ("recipients.1", 3),
+        ("recipients.2", 4),
+    ]
+    assert AltcraftLaunch.objects.count() == 0
+
+    skipped = client.post(
+        "altcraft/launches",
+        {"trigger": 8, "recipients": ["a@example.com", "nope"], "skip_invalid": True},
+    )
+    assert skipped.status_code == 201, skipped.content
+    assert skipped.json()["preview"]["invalid_rows"] == [
+        {"recipient": 1, "row": 3, "reason": "not an email address: 'nope'"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"trigger": 8, "recipients": []}, 422, "invalid_request", "recipients"),
+        ({"trigger": 8, "recipients": [{"phone": "1"}]}, 422, "invalid_recipient", "recipients.0"),
+        ({"trigger": 8, "recipients": ["a@b.co\nc@d.co"]}, 422, "invalid_recipient", None),
+        ({"trigger": 8, "recipients": ["a@b.co", " "]}, 422, "invalid_recipient", "recipients.1"),
+        ({"trigger": 8, "recipients": ["a@b.co"], "colour": 1}, 422, "invalid_request", "colour"),
+        ({"trigger": 8, "recipients": ["a@b.co"], "matching": "fax"}, 422, "invalid_request", None),
+        ({"trigger": 8, "recipients": ["a@b.co"], "resource_id": 3}, 422, "invalid_request", None),
+        ({"trigger": 8, "recipients": ["a@b.co"], "content": [1]}, 422, "invalid_request", None),
+        ({"trigger": 99, "recipients": ["a@b.co"]}, 404, "not_found", "trigger"),
+        ({"trigger": "Nope", "recipients": ["a@b.co"]}, 404, "not_found", "trigger"),
+    ],
+)
+def test_bad_launch_bodies_are_refused_and_leave_nothing(
+    make_token, altcraft_trigger, body, status, code, field
+):
+    _, client = make_token("marketer")
+    refused = problem(client.post("altcraft/launches", body), status, code)
+    if field:
+        assert refused["field"] == field
+    assert AltcraftLaunch.objects.count() == 0
+
+
+def test_a_body_over_the_limit_is_a_413(make_token, altcraft_trigger, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    _, client = make_token("marketer")
+    recipients = [f"person{index}@example.com" for index in range(100)]
+    response = client.post("altcraft/launches", {"trigger": 8, "recipients": recipients})
+    problem(response, 413, "body_too_large")
+    assert AltcraftLaunch.objects.count() == 0
+
+
+def test_an_auditor_cannot_launch_and_other_tenants_launches_are_404(
+    make_token, altcraft_trigger, other_team
+):
+    _, auditor = make_token("auditor")
+    forbidden = auditor.post("altcraft/launches", {"trigger": 8, "recipients": ["a@b.co"]})
+    problem(forbidden, 403, "forbidden")
+    _, marketer = make_token("marketer")
+    launch_id = marketer.post(
+        "altcraft/launches", {"trigger": 8, "recipients": ["a@example.com"], "dry_run": True}
+    ).json()["id"]
+    assert auditor.get(f"altcraft/launches/{launch_id}").status_code == 200
+    _, theirs = make_token("marketer", team_=other_team)
+    problem(theirs.get(f"altcraft/launches/{launch_id}"), 404, "not_found")
+    problem(
+        theirs.post("altcraft/launches", {"trigger": 8, "recipients": ["a@b.co"]}), 404, "not_found"
+    )
+
+
+def test_rows_the_list_reader_refuses_are_a_422_and_leave_no_file(
+    make_token, altcraft_trigger, settings
+):
+    _, client = make_token("marketer")
+    response = client.post(
+        "altcraft/launches", {"trigger": 8, "recipients": ["a@example.com", "x,y@example.com"]}
+    )
+    body = problem(response, 422, "invalid_recipients")
+    assert body["field"] == "recipients.1" and body["errors"][0]["row"] == 3
+    assert AltcraftLaunch.objects.count() == 0
+    upload_dir = settings.ALTCRAFT_UPLOAD_DIR
+    assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
