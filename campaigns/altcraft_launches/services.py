@@ -430,6 +430,13 @@ def launch_from_list(
     return launch
 
 
+def _enqueue_reading(arguments: dict[str, Any]) -> None:
+    # By name: the task module imports this one. Importing it registers the task (a worker's
+    # autodiscovery has already done so; a web process has not).
+    import_module("campaigns.altcraft_launches.tasks")
+    current_app.tasks["altcraft.prepare_launch"].apply_async(kwargs=arguments)
+
+
 def launch_prepare_queue(
     *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
 ) -> AltcraftLaunch:
@@ -465,15 +472,9 @@ def launch_prepare_queue(
             "label": actor.label,
         }
 
-        def enqueue() -> None:
-            # By name: the task module imports this one. Importing it registers the task (a
-            # worker's autodiscovery has already done so; a web process has not).
-            import_module("campaigns.altcraft_launches.tasks")
-            current_app.tasks["altcraft.prepare_launch"].apply_async(kwargs=arguments)
-
         # robust: a broker outage must not turn the stored upload into an error page; the
         # launch stays uploaded (discarded when it expires).
-        transaction.on_commit(enqueue, robust=True)
+        transaction.on_commit(lambda: _enqueue_reading(arguments), robust=True)
     return locked
 
 
@@ -970,13 +971,10 @@ def launches_reading_resume() -> int:
             )
             arguments = {"launch_id": launch.pk, "user_id": launch.created_by_id}
 
-            def enqueue(arguments=arguments) -> None:
-                from campaigns.altcraft_launches.tasks import prepare_launch
-
-                prepare_launch.apply_async(kwargs=arguments)
-
             # robust: with the broker still down, the next pass tries again.
-            transaction.on_commit(enqueue, robust=True)
+            transaction.on_commit(
+                lambda arguments=arguments: _enqueue_reading(arguments), robust=True
+            )
         count += 1
     return count
 
