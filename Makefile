@@ -87,7 +87,7 @@ demo: install
 	@[ -s $(DEMO_DIR)/credentials.key ] || $(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > $(DEMO_DIR)/credentials.key
 	@[ -s $(DEMO_DIR)/secret.key ] || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DEMO_DIR)/secret.key
 	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key
-	@export CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
+	@export DEMO_DIR=$(abspath $(DEMO_DIR)) CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
 	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) VENDOR_HOST_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT) \
 	  EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend DJANGO_SETTINGS_MODULE=dashboard.settings; \
 	  unset DATABASE_URL REDIS_URL; \

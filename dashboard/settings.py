@@ -76,7 +76,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Fernet keys for vendor credentials, newest first; see dashboard/crypto.py.
 CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS")
 
-DEMO_DIR = BASE_DIR / ".demo"
+# Where the demo keeps its SQLite file and broker folders; DEMO_DIR moves them (a test's demo
+# must not share the repository's .demo/).
+DEMO_DIR = Path(os.environ.get("DEMO_DIR") or BASE_DIR / ".demo")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -166,7 +168,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static", NINJA_PACKAGE / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 # Hashed names (css/app.5f13732f59c7.css, from collectstatic's manifest): WhiteNoise then serves
 # them as immutable for good, and a new release's files get new names. Without collectstatic
 # (and DJANGO_DEBUG off) a page naming a static file fails: the image and `make demo` run it.
