@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # TriggerDesk: one image for every role; the command picks it (see docker-compose.yml):
-#   web     gunicorn dashboard.wsgi                       (the default CMD)
+#   web     gunicorn dashboard.project.wsgi                       (the default CMD)
 #   worker  celery -A dashboard worker -Q send  (and a second service with -Q poll)
 #   beat    celery -A dashboard --quiet beat
 # Every role logs through Django's LOGGING: LOG_FORMAT and LOG_LEVEL decide for gunicorn and
@@ -40,7 +40,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
-    DJANGO_SETTINGS_MODULE=dashboard.settings \
+    DJANGO_SETTINGS_MODULE=dashboard.project.settings \
     DJANGO_ENV=production \
     LOG_FORMAT=json
 # The uploads folder (Altcraft recipient files, encrypted) is a volume shared by web and workers;
@@ -59,9 +59,9 @@ EXPOSE 8000
 # needs no curl, which the slim image lacks (dashboard/observability/probe.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-m", "dashboard.observability.probe", "http://127.0.0.1:8000/healthz"]
-# gunicorn logs through Django's LOGGING from its first line (dashboard/gunicorn_conf.py): one
+# gunicorn logs through Django's LOGGING from its first line (dashboard/project/gunicorn_conf.py): one
 # JSON object per line; each request is logged by the app with its request id, so gunicorn's
 # access lines stay off.
-CMD ["gunicorn", "--config", "python:dashboard.gunicorn_conf", "dashboard.wsgi", \
+CMD ["gunicorn", "--config", "python:dashboard.project.gunicorn_conf", "dashboard.project.wsgi", \
      "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
      "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "30"]

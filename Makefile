@@ -89,7 +89,7 @@ demo: install
 	@chmod 600 $(DEMO_DIR)/credentials.key $(DEMO_DIR)/secret.key
 	@export DEMO_DIR=$(abspath $(DEMO_DIR)) CREDENTIALS_KEYS_FILE=$(DEMO_DIR)/credentials.key SECRET_KEY_FILE=$(DEMO_DIR)/secret.key \
 	  SANDBOX_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) VENDOR_HOST_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT) \
-	  EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend DJANGO_SETTINGS_MODULE=dashboard.settings; \
+	  EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend DJANGO_SETTINGS_MODULE=dashboard.project.settings; \
 	  unset DATABASE_URL REDIS_URL; \
 	  $(PY) manage.py migrate --no-input -v0 && $(PY) manage.py collectstatic --no-input -v0 || exit 1; \
 	  exec $(PY) manage.py run_demo --web-port $(WEB_PORT) --sandbox-port $(SANDBOX_PORT) --demo-dir $(DEMO_DIR)

@@ -28,7 +28,7 @@ from dashboard.api.endpoints.common import (
 from dashboard.api.schemas import IsoDate, RunOut, Strict
 from dashboard.models import Permission
 from dashboard.runs.models import Run
-from dashboard.tenancy import client_ip
+from dashboard.tenancy.scoping import client_ip
 
 
 class FilesLandedIn(Strict):

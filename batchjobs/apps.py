@@ -14,7 +14,7 @@ class BatchjobsConfig(AppConfig):
     )
     # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
     api_modules = ("batchjobs.api",)
-    # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/sandboxes.py).
+    # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/ops/sandboxes.py).
     sandboxes = {
         "optimove_batch": (
             "optimove-batch",

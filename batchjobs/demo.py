@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from batchjobs.models import BatchJob
 from batchjobs.services import batch_job_register
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.management.commands._common import command_label
 from dashboard.models import Tenant, VendorConnection
 

@@ -19,7 +19,6 @@ from batchjobs.models import FilesLanded
 from batchjobs.vendors.optimove_daily import client as optimove
 from batchjobs.vendors.optimove_daily.access import DAILY_RATE_WINDOW_SECONDS, daily_rate_rule
 from dashboard.clock import next_utc_midnight, utc_now
-from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import (
     Membership,
     OptimoveKeyRole,
@@ -32,8 +31,9 @@ from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.selectors import format_duration
 from dashboard.runs.states import IN_FLIGHT_STATES, RunState
-from dashboard.selectors import with_api_key
-from dashboard.services import connection_secrets
+from dashboard.tenancy.crypto import CredentialDecryptionError
+from dashboard.tenancy.selectors import with_api_key
+from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.http import FailureClass
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from dashboard.models import (
 )
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.states import IN_FLIGHT_STATES, RunState
-from dashboard.selectors import with_api_key
+from dashboard.tenancy.selectors import with_api_key
 
 START_JOB = Operation.TALKIFAI_START_BATCH_JOB
 

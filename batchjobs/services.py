@@ -30,15 +30,15 @@ from batchjobs.vendors.talkifai import client as talkifai
 from batchjobs.vendors.talkifai import status as talkifai_status
 from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import validate_batch_job_id
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs import services as runs
 from dashboard.runs.models import Run
 from dashboard.runs.services import RunActionError
 from dashboard.runs.states import RunState
-from dashboard.services import connection_secrets
+from dashboard.tenancy.crypto import CredentialDecryptionError
+from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
 
 DAILY = guardrails.DAILY

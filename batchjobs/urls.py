@@ -1,4 +1,4 @@
-"""The batchjobs pages, under /t/<tenant_slug>/batch/ (included by dashboard.urls)."""
+"""The batchjobs pages, under /t/<tenant_slug>/batch/ (included by dashboard.project.urls)."""
 
 from django.urls import path
 

@@ -28,15 +28,15 @@ from batchjobs.forms import (
 )
 from batchjobs.vendors.talkifai import status as talkifai_status
 from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
-from dashboard.errors import form_post
-from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
+from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services import RunActionError, run_cancel_refusal
 from dashboard.runs.states import RunState
-from dashboard.tenancy import actor_from_request, tenant_view
+from dashboard.tenancy.forms import apply_service_errors
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 DAILY_TEMPLATE = "batchjobs/daily_trigger.html"
 JOBS_TEMPLATE = "batchjobs/batch_job_list.html"

@@ -141,7 +141,7 @@ def main() -> int:
         from campaigns.altcraft_launches.models import AltcraftLaunch
         from dashboard.models import Role
         from dashboard.runs.states import RunState
-        from dashboard.services import membership_add, user_create
+        from dashboard.tenancy.services import membership_add, user_create
 
         user = user_create(username="bench-web", password=PASSWORD)
         membership_add(actor=stack.actor, tenant=stack.tenant, user=user, role=Role.OPERATOR)
@@ -157,7 +157,7 @@ def main() -> int:
         web = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("gunicorn")),
-                "dashboard.wsgi",
+                "dashboard.project.wsgi",
                 "-b",
                 f"127.0.0.1:{port}",
                 "-w",

@@ -273,7 +273,7 @@ def _append_writer(tenant_id: int, target: str, start_at: float, stop_at: float,
     """One writer process: append one event per transaction until `stop_at`."""
     from django.db import connections
 
-    from dashboard.audit import Actor, record_audit_event
+    from dashboard.audit.trail import Actor, record_audit_event
     from dashboard.models import Tenant
 
     connections.close_all()  # never the parent's socket
@@ -407,7 +407,7 @@ def main() -> None:
                     flush=True,
                 )
         # Thousands of concurrent appends later, the tenant's chain must still verify whole.
-        from dashboard.audit import verify_audit_chains
+        from dashboard.audit.trail import verify_audit_chains
 
         chain_problems = verify_audit_chains()
         print(

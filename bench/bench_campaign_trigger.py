@@ -84,7 +84,7 @@ def bench_form(stack, connection, iterations: int) -> None:
     from campaigns.event_generators import schema as schemas
     from campaigns.event_generators.services import generator_create
     from dashboard.models import Role
-    from dashboard.services import membership_add
+    from dashboard.tenancy.services import membership_add
 
     schema = fifty_field_schema()
     generator = generator_create(

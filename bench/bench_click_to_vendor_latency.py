@@ -23,12 +23,12 @@ GOAL_P95_MS = 300.0
 
 
 def measure(stack, approvals: int, pause: float) -> list[float]:
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
     from dashboard.models import Role
     from dashboard.runs.models import Operation, Run
     from dashboard.runs.services import run_approve, run_submit
     from dashboard.runs.states import RunState
-    from dashboard.services import membership_add, user_create
+    from dashboard.tenancy.services import membership_add, user_create
 
     system = Actor.system("bench")
     membership_add(actor=system, tenant=stack.tenant, user=stack.user, role=Role.MARKETER)

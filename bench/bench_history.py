@@ -137,7 +137,7 @@ EXPORT_CHILD = (
     + """
 import os, sys, time
 import django
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.project.settings")
 django.setup()
 from django.test import Client
 from django.contrib.auth import get_user_model
@@ -215,7 +215,7 @@ def main() -> int:
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_SETTINGS_MODULE": "dashboard.project.settings",
         "ALLOWED_HOSTS": "testserver,localhost",
         "DJANGO_DEBUG": "0",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-history-not-secret"),
@@ -239,9 +239,9 @@ def main() -> int:
     from django.db import connection
     from django.test import Client
 
-    from dashboard.history import Cursor
     from dashboard.models import Membership, Role, Tenant
     from dashboard.runs.models import Run
+    from dashboard.tenancy.history import Cursor
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'dashboard_run'")

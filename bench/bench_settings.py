@@ -10,7 +10,7 @@ benchmark's switch, not a product setting: the product has no way to turn the au
 
 import os
 
-from dashboard.settings import *  # noqa: F403
+from dashboard.project.settings import *  # noqa: F403
 
 # Static files from the app folders, as in the tests: the benchmarks run no collectstatic, and
 # production's manifest storage refuses to name a file it has not collected.
@@ -31,9 +31,9 @@ if os.environ.get("BENCH_AUDIT_OFF") == "1":
 
     def _turn_audit_off(**_):
         # Swapping the functions' code reaches every module that imported them by name
-        # (`from dashboard.audit import record_audit_event`). Before the first task runs, in
+        # (`from dashboard.audit.trail import record_audit_event`). Before the first task runs, in
         # whichever process runs it (prefork children included); idempotent.
-        from dashboard import audit
+        from dashboard.audit import trail as audit
 
         for function in (audit.record_audit_event, audit.record_audit_events):
             function.__code__ = _skip_audit.__code__

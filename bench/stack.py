@@ -5,7 +5,7 @@ Every benchmark script does the same thing first: create (and at the end drop) t
 database (`triggerdesk` -> `triggerdesk_bench`, `td_dx` -> `td_dx_bench`), migrate it, empty the Redis database
 named by REDIS_URL (it must be a scratch database: `make bench` passes the tests' one), serve
 every vendor sandbox on a free loopback port in this process, and start Celery worker processes
-that use the production settings (dashboard.settings, through bench/bench_settings.py, which
+that use the production settings (dashboard.project.settings, through bench/bench_settings.py, which
 changes nothing unless asked) against all of that.
 """
 
@@ -126,13 +126,13 @@ class Stack:
     )
 
     def url(self, kind: str) -> str:
-        from dashboard.sandboxes import sandbox_base_url
+        from dashboard.ops.sandboxes import sandbox_base_url
 
         return sandbox_base_url(self.server.url(), kind)
 
     def connection(self, kind: str, **options: Any) -> Any:
         """A connection of the bench tenant wired to that vendor's sandbox."""
-        from dashboard.services import connection_create
+        from dashboard.tenancy.services import connection_create
 
         return connection_create(
             actor=self.actor,
@@ -327,9 +327,9 @@ def bench_stack(
         call_command("migrate", verbosity=0, interactive=False)
         redis.Redis.from_url(redis_url).flushdb()
 
-        from dashboard.audit import Actor
-        from dashboard.sandboxes import build_sandboxes, sandbox_server
-        from dashboard.services import tenant_create, user_create
+        from dashboard.audit.trail import Actor
+        from dashboard.ops.sandboxes import build_sandboxes, sandbox_server
+        from dashboard.tenancy.services import tenant_create, user_create
         from dashboard.vendors.sandbox import SandboxClock
 
         clock = SandboxClock()

@@ -14,7 +14,7 @@ class CampaignsConfig(AppConfig):
     )
     # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
     api_modules = ("campaigns.event_generators.api", "campaigns.altcraft_launches.api")
-    # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/sandboxes.py).
+    # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/ops/sandboxes.py).
     sandboxes = {
         "optimove_campaigns": (
             "optimove-campaigns",
@@ -22,7 +22,7 @@ class CampaignsConfig(AppConfig):
         ),
         "altcraft": ("altcraft", "campaigns.vendors.altcraft.sandbox.AltcraftSandbox"),
     }
-    # Called with the KeyRotation by credentials_rotate_key (dashboard/services.py).
+    # Called with the KeyRotation by credentials_rotate_key (dashboard/tenancy/services.py).
     key_rotation_hooks = ("campaigns.altcraft_launches.storage.rotate_stored_files",)
     # Called with (tenant, stdout) by setup_demo, in this order.
     demo_data = (

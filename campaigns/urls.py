@@ -1,4 +1,4 @@
-"""The campaigns pages, under /t/<tenant_slug>/campaigns/ (included by dashboard.urls)."""
+"""The campaigns pages, under /t/<tenant_slug>/campaigns/ (included by dashboard.project.urls)."""
 
 from django.urls import include, path
 

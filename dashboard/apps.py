@@ -27,8 +27,8 @@ class DashboardConfig(AppConfig):
             allow_list()  # a typo in it must stop the start, not the first vendor call
         except ValueError as error:
             raise ImproperlyConfigured(str(error)) from None
-        from dashboard import signals  # noqa: F401 - connects the login audit receivers
-        from dashboard.errors import QuietPermissionDenied
+        from dashboard.accounts import signals  # noqa: F401 - connects the login audit receivers
+        from dashboard.project.errors import QuietPermissionDenied
 
         # Here rather than in LOGGING, so it holds whatever LOGGING the deployment configures.
         logging.getLogger("django.request").addFilter(QuietPermissionDenied())

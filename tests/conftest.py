@@ -86,7 +86,7 @@ class SandboxStack:
     clock: Any
 
     def url(self, kind: str) -> str:
-        from dashboard.sandboxes import sandbox_base_url
+        from dashboard.ops.sandboxes import sandbox_base_url
 
         return sandbox_base_url(self.server.url(), kind)
 
@@ -96,7 +96,7 @@ class SandboxStack:
 
 @pytest.fixture(scope="session")
 def sandbox_stack():
-    from dashboard.sandboxes import build_sandboxes, sandbox_server
+    from dashboard.ops.sandboxes import build_sandboxes, sandbox_server
     from dashboard.vendors.sandbox import SandboxClock
 
     clock = SandboxClock()
@@ -220,7 +220,7 @@ class ApiClient:
 def make_token(team):
     """make_token(role="operator", tenant=None, **kwargs) -> (token, ApiClient)."""
     from dashboard.api.services import api_token_create
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     def make(role: str = "operator", *, name: str = "", team_=None, **kwargs: Any):
         team_ = team_ or team
@@ -250,7 +250,7 @@ def daily_connection(team):
 @pytest.fixture
 def altcraft_trigger(team, sandbox_connection, settings, tmp_path):
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
     connection = sandbox_connection(team.tenant, "altcraft", name="Altcraft sandbox")

@@ -10,9 +10,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Max
 
 from dashboard.api.models import IdempotencyRecord
-from dashboard.audit import REDACTED, Actor, record_audit_event
+from dashboard.audit.trail import REDACTED, Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.crypto import encrypt_secret
 from dashboard.models import (
     SECRET_FIELDS,
     AuditEvent,
@@ -26,6 +25,7 @@ from dashboard.models import (
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.services import parameters_hash as run_parameters_hash
 from dashboard.runs.states import RunState
+from dashboard.tenancy.crypto import encrypt_secret
 
 PASSWORD = "correct horse battery staple"
 

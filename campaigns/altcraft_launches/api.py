@@ -29,7 +29,7 @@ from dashboard.api.endpoints.common import (
 from dashboard.api.problems import ApiProblem
 from dashboard.api.schemas import Strict
 from dashboard.models import Permission
-from dashboard.tenancy import client_ip
+from dashboard.tenancy.scoping import client_ip
 
 
 class AltcraftLaunchIn(Strict):

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 
 from campaigns.altcraft_launches.models import AltcraftTrigger
 from campaigns.altcraft_launches.services import trigger_register
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.management.commands._common import command_label
 from dashboard.models import Tenant, VendorConnection
 

@@ -36,7 +36,7 @@ from campaigns.altcraft_launches.models import (
     LaunchState,
 )
 from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind

@@ -1,7 +1,7 @@
 """Uploaded lists at rest: encrypted, streamed, deleted when they expire.
 
 A stored file is a header line `TDENC1\\n` followed by segments, each a 4-byte big-endian length
-and a Fernet token under the credentials keys (dashboard.crypto: the newest key encrypts, any
+and a Fernet token under the credentials keys (dashboard.tenancy.crypto: the newest key encrypts, any
 configured key decrypts). Files are written and read one segment at a time, so memory never
 grows with the file: an upload is encrypted in segments of SEGMENT_BYTES as it arrives, and a
 launch's prepared chunks are one segment each, read back by offset and length.
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 
-from dashboard.crypto import credentials_cipher, is_under_newest_key
+from dashboard.tenancy.crypto import credentials_cipher, is_under_newest_key
 
 if TYPE_CHECKING:
-    from dashboard.services import KeyRotation
+    from dashboard.tenancy.services import KeyRotation
 
 MAGIC = b"TDENC1\n"
 SEGMENT_BYTES = 1024 * 1024
@@ -126,7 +126,7 @@ class EncryptedWriter:
 
 def iter_plaintext(relative: str) -> Iterator[bytes]:
     """The stored file's plaintext, one segment at a time."""
-    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/tenancy/crypto.py
 
     cipher = credentials_cipher()
     try:
@@ -154,7 +154,7 @@ def iter_plaintext(relative: str) -> Iterator[bytes]:
 
 def read_record(relative: str, *, offset: int, length: int) -> bytes:
     """The plaintext `write_record` stored at (offset, length)."""
-    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/tenancy/crypto.py
 
     try:
         with open(absolute(relative), "rb") as file:
@@ -215,7 +215,9 @@ class SeekablePlaintext(io.RawIOBase):
     """
 
     def __init__(self, relative: str) -> None:
-        from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+        from cryptography.fernet import (
+            InvalidToken,  # loaded on use: see dashboard/tenancy/crypto.py
+        )
 
         self._invalid_token = InvalidToken
         self._cipher = credentials_cipher()
@@ -412,7 +414,7 @@ def _rotate(path: Path) -> Rotated:
 def _write_rotated_copy(source: BinaryIO, copy: Path, before: os.stat_result) -> None:
     """Write `source` (positioned after its header) re-encrypted to `copy`, synced, and check
     that the copy has the original's size and every segment its length."""
-    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/crypto.py
+    from cryptography.fernet import InvalidToken  # loaded on use: see dashboard/tenancy/crypto.py
 
     cipher = credentials_cipher()
     descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -33,11 +33,11 @@ from campaigns.altcraft_launches.forms import (
 )
 from campaigns.altcraft_launches.models import UNSENT_STATES, LaunchKind, LaunchState
 from campaigns.altcraft_launches.uploads import EncryptingUploadHandler, StoredUploadFile
-from dashboard.forms import apply_service_errors
 from dashboard.input_checks import unstorable_reason
 from dashboard.models import Permission
 from dashboard.runs.services import RunActionError
-from dashboard.tenancy import actor_from_request, tenant_view
+from dashboard.tenancy.forms import apply_service_errors
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 HOME = "campaigns/altcraft/home.html"
 NEW = "campaigns/altcraft/launch_new.html"
@@ -155,13 +155,13 @@ def launch_new(request: HttpRequest) -> HttpResponse:
     return _launch_new(request)
 
 
-# dashboard.middleware leaves this view's body unread: it sets its own upload handlers above
+# dashboard.project.middleware leaves this view's body unread: it sets its own upload handlers above
 # and checks its own fields for unstorable characters (`_unstorable_field`).
 launch_new.streams_upload = True
 
 
 def _unstorable_field(request: HttpRequest) -> str:
-    """What dashboard.middleware would refuse in this form, read through our handlers."""
+    """What dashboard.project.middleware would refuse in this form, read through our handlers."""
     try:
         items = list(request.POST.lists())
     except (RequestDataTooBig, TooManyFieldsSent):

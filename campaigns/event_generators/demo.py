@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 
 from campaigns.event_generators.models import EventGenerator
 from campaigns.event_generators.services import generator_create
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.management.commands._common import command_label
 from dashboard.models import Tenant, VendorConnection
 

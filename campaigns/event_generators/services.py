@@ -31,7 +31,7 @@ from campaigns.event_generators.models import (
     TriggerGroup,
 )
 from campaigns.vendors.optimove_campaigns.client import check_event_generator_id
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Tenant, VendorConnection, VendorKind

@@ -25,12 +25,12 @@ from campaigns.event_generators.forms import (
     new_idempotency_key,
 )
 from campaigns.event_generators.models import EventGenerator, ScheduleState
-from dashboard.forms import apply_service_errors
 from dashboard.models import Permission
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs.services import ProbableDuplicate, RunActionError
 from dashboard.runs.states import RunState
-from dashboard.tenancy import actor_from_request, tenant_view
+from dashboard.tenancy.forms import apply_service_errors
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 T = "campaigns/"
 

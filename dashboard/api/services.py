@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 
 from dashboard.api.models import TOKEN_PREFIX, ApiToken, IdempotencyRecord
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import Membership, Tenant
 

@@ -1,4 +1,4 @@
-"""The API tokens page, under /t/<tenant_slug>/api-tokens/ (included by dashboard.urls)."""
+"""The API tokens page, under /t/<tenant_slug>/api-tokens/ (included by dashboard.project.urls)."""
 
 from django.urls import path
 

@@ -14,7 +14,7 @@ from dashboard.api import selectors, services, webhooks
 from dashboard.api.forms import ApiTokenForm, WebhookForm
 from dashboard.api.models import Webhook
 from dashboard.models import Permission
-from dashboard.tenancy import actor_from_request, tenant_view
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 
 @tenant_view(Permission.VIEW)

@@ -30,12 +30,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from dashboard.api.models import Webhook, WebhookDelivery, WebhookNotification
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.crypto import decrypt_secret, encrypt_secret
 from dashboard.models import Tenant
 from dashboard.runs.models import Run
 from dashboard.runs.states import TERMINAL_STATES
+from dashboard.tenancy.crypto import decrypt_secret, encrypt_secret
 from dashboard.vendors.destinations import DestinationNotAllowed, check_base_url
 from dashboard.vendors.http import CheckedDestinationAdapter
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from dashboard import heartbeat
+from dashboard.observability import heartbeat
 
 QUEUES = ("send", "poll")
 

@@ -272,7 +272,7 @@ class RequestContextMiddleware:
 
     def process_view(self, request: Any, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
         # A tenant view names its user itself, once it has loaded it with the membership (one
-        # query for both, see dashboard.tenancy); loading it here would cost a query of its own.
+        # query for both, see dashboard.tenancy.scoping); loading it here would cost a query of its own.
         if not getattr(view_func, "binds_log_user", False):
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:

@@ -24,7 +24,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from dashboard import heartbeat
+from dashboard.observability import heartbeat
 from dashboard.observability.health import QUEUES
 
 RATE_LIMIT_WAITS_KEY = "triggerdesk:metrics:rate_limiter_waits"

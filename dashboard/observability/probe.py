@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# The settings' default when ALLOWED_HOSTS is unset (dashboard/settings.py).
+# The settings' default when ALLOWED_HOSTS is unset (dashboard/project/settings.py).
 DEFAULT_HOST = "localhost"
 TIMEOUT_SECONDS = 4
 

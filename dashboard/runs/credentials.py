@@ -8,8 +8,8 @@ import threading
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from dashboard.crypto import decrypt_secret
 from dashboard.models import VendorConnection
+from dashboard.tenancy.crypto import decrypt_secret
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ _decrypted_lock = threading.Lock()
 
 @sensitive_variables()
 def connection_secrets(connection: VendorConnection) -> dict[str, str]:
-    """dashboard.services.connection_secrets, each stored value decrypted once per process.
+    """dashboard.tenancy.services.connection_secrets, each stored value decrypted once per process.
 
     Keyed by the stored ciphertext and the configured keys, so a changed secret or key is a new
     entry and an unreadable one still raises CredentialDecryptionError. Process memory only;

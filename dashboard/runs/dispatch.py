@@ -39,9 +39,8 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Min, Q
 
-from dashboard.audit import record_audit_events
+from dashboard.audit.trail import record_audit_events
 from dashboard.clock import utc_now
-from dashboard.crypto import CredentialDecryptionError
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
 from dashboard.runs import attempts, bulk, credentials, gate, transitions
@@ -51,6 +50,7 @@ from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState, sources
+from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
 
 logger = logging.getLogger(__name__)

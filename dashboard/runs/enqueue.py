@@ -27,7 +27,7 @@ DISPATCH_SLOTS = 4
 FLAG_SECONDS = 15.0
 # The modules that define the tasks named here, imported on the first lookup of a name the Celery
 # app does not know yet (a web process or a test never ran the worker's autodiscovery).
-TASK_MODULES = ("dashboard.runs.tasks", "dashboard.tasks")
+TASK_MODULES = ("dashboard.runs.tasks", "dashboard.accounts.tasks", "dashboard.audit.tasks")
 
 
 def task(name: str) -> Any:

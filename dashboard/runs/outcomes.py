@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from dashboard.audit import record_audit_event
+from dashboard.audit.trail import record_audit_event
 from dashboard.clock import utc_now
 from dashboard.runs.attempts import (
     earlier_call_may_have_reached_vendor,

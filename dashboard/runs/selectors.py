@@ -32,13 +32,13 @@ from django.db.models.functions import Cast, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from dashboard import history
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Tenant, VendorConnection
 from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
 from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.states import ACTIVE_STATES, STALE_QUEUED_SECONDS, RunState
+from dashboard.tenancy import history
 
 
 class RunFilters(TypedDict, total=False):
@@ -59,7 +59,7 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
     queries (connection, requester and every approval decision).
 
     Every filter is served by an index on (tenant, filter, created_at, id) (see Run.Meta), so a
-    page of it, however deep, reads a page of index entries: paginate with dashboard.history.
+    page of it, however deep, reads a page of index entries: paginate with dashboard.tenancy.history.
     """
     runs = (
         run_filter(tenant=tenant, filters=filters)

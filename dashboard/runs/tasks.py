@@ -10,7 +10,7 @@ import time
 from celery import shared_task, signals
 from django.db import connections
 
-from dashboard.heartbeat import record_sweep
+from dashboard.observability.heartbeat import record_sweep
 from dashboard.runs import dispatch, services
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState, sources

@@ -1,4 +1,4 @@
-"""The run pages, under /t/<tenant_slug>/runs/ (included by dashboard.urls)."""
+"""The run pages, under /t/<tenant_slug>/runs/ (included by dashboard.project.urls)."""
 
 from django.urls import path
 

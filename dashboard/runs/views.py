@@ -22,15 +22,15 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from dashboard import history
-from dashboard.audit import REDACTED, SECRET_KEY_WORDS, record_audit_event
-from dashboard.errors import form_post
+from dashboard.audit.trail import REDACTED, SECRET_KEY_WORDS, record_audit_event
 from dashboard.models import Permission
+from dashboard.project.errors import form_post
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
 from dashboard.runs.models import Approval, Run
 from dashboard.runs.states import CAN_CANCEL, RunState
-from dashboard.tenancy import actor_from_request, tenant_view
+from dashboard.tenancy import history
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 PAGE_SIZE = 50
 # Bodies are shown in full up to this size; Altcraft answers can list thousands of profile ids.

@@ -53,7 +53,7 @@ class Daily:
     optimove: Any  # the Optimove TriggerDaily sandbox
 
     def actor(self, role: str) -> Any:
-        from dashboard.audit import Actor
+        from dashboard.audit.trail import Actor
 
         return Actor(user=getattr(self.team, role).user)
 
@@ -121,7 +121,7 @@ def talkifai(team, sandboxes, sandbox_connection) -> Any:
 def register_job(team, talkifai) -> Any:
     """register_job(batch_job_id, name=""): a registered job of acme (checked with the sandbox)."""
     from batchjobs.services import batch_job_register
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
     from dashboard.models import VendorConnection
 
     def register(batch_job_id: str, name: str = "") -> Any:

@@ -13,13 +13,17 @@ from django.db import IntegrityError, connections, transaction
 from batchjobs import explanations, guardrails, selectors, services
 from batchjobs.models import BatchJob, FilesLanded
 from batchjobs.vendors.optimove_daily.access import daily_rate_rule
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.models import AuditEvent, ConnectionSecret
 from dashboard.runs.models import Approval, Run
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.services import RunActionError, run_approve, run_send, run_submit
 from dashboard.runs.states import RunState
-from dashboard.services import connection_secret_set, connection_secrets, tenant_settings_update
+from dashboard.tenancy.services import (
+    connection_secret_set,
+    connection_secrets,
+    tenant_settings_update,
+)
 from dashboard.vendors.sandbox import Fault
 from tests.factories import ConnectionSecretFactory
 

@@ -672,7 +672,7 @@ def test_a_scheduled_jobs_row_keeps_checking_slowly(team, talkifai, register_job
 
 
 def test_a_rejected_start_says_who_rejected_it_when_and_why(team, talkifai, register_job):
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
     from dashboard.runs.services import run_reject
 
     job = register_job("job-pending-001")

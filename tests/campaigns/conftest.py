@@ -59,7 +59,7 @@ def campaigns_connection(team, sandbox_connection):
 @pytest.fixture
 def make_generator(team, campaigns_connection):
     from campaigns.event_generators import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     def make(**overrides: Any):
         options = {

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns.event_generators import services
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
 from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT

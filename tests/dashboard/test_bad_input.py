@@ -17,9 +17,9 @@ import pytest
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 
-from dashboard.forms import AuditFilterForm, ConnectionForm, OptionsField
 from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import Membership
+from dashboard.tenancy.forms import AuditFilterForm, ConnectionForm, OptionsField
 from tests.factories import RunFactory, VendorConnectionFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -106,7 +106,7 @@ def app_url_patterns(patterns=None, outer: frozenset = frozenset()) -> list[tupl
 def site(team, sandbox_connection):
     """A tenant with something on every page: connections, a registered job, open runs."""
     from batchjobs.services import batch_job_register
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     daily = sandbox_connection(team.tenant, "optimove_batch", name="Optimove")
     talkifai = sandbox_connection(team.tenant, "talkifai", name="TalkifAI")
@@ -313,7 +313,7 @@ UNUSABLE_IDS = [p[0] for p in UNUSABLE_JSON_VALUES]
 def campaigns_generator(team):
     """An event generator (no vendor is called) whose schema has a free JSON field, `tags`."""
     from campaigns.event_generators import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     return services.generator_create(
         actor=Actor(user=team.marketer.user),
@@ -373,7 +373,7 @@ def test_a_trigger_forms_json_field_that_cannot_be_read_or_stored_is_a_field_err
 @pytest.fixture
 def altcraft_trigger(team, settings, tmp_path):
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
     return services.trigger_register(
@@ -567,7 +567,7 @@ def test_an_altcraft_id_beyond_what_the_column_holds_is_refused_by_the_service(t
     from django.core.exceptions import ValidationError
 
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     connection = VendorConnectionFactory(tenant=team.tenant, kind="altcraft", name="Altcraft")
     with pytest.raises(ValidationError) as raised:

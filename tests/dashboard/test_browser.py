@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 
 from batchjobs.models import BatchJob
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.runs.services import run_reject
 from dashboard.runs.states import RunState

@@ -244,7 +244,7 @@ def _walk_pages(client, url, params) -> tuple[list[int], int]:
 
 
 def test_audit_pages_neither_skip_nor_repeat_events_sharing_a_timestamp(team, monkeypatch):
-    from dashboard import audit
+    from dashboard.audit import trail as audit
 
     # One newer event, 60 on one timestamp straddling the page boundary at 50, 45 older ones.
     moment = utc_now().replace(microsecond=0)

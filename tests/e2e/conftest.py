@@ -199,7 +199,7 @@ def workers(request, transactional_db, e2e_redis, settings) -> Iterator[Workers]
     }
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "dashboard.test_settings",
+            "DJANGO_SETTINGS_MODULE": "dashboard.project.test_settings",
             "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",
@@ -256,7 +256,7 @@ def release_windows(run: Any) -> None:
     """Give back the run's rate-limit windows in Redis (TriggerDaily's 10 minutes)."""
     from dashboard.runs.operations import operation_for
     from dashboard.runs.rate_limits import rate_limiter
-    from dashboard.services import connection_secrets
+    from dashboard.tenancy.services import connection_secrets
 
     operation = operation_for(run.operation)
     for rule in operation.rate_rules(run.connection, connection_secrets(run.connection)):
@@ -267,7 +267,7 @@ def release_windows(run: Any) -> None:
 @pytest.fixture
 def submit(team) -> Callable[..., Any]:
     """submit(connection, operation, parameters, **options): run_submit as the team's marketer."""
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
     from dashboard.runs.services import run_submit
 
     def make(connection: Any, operation: str, parameters: dict[str, Any], **options: Any) -> Any:

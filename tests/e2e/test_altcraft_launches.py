@@ -11,7 +11,7 @@ import pytest
 
 from campaigns.altcraft_launches import services
 from campaigns.altcraft_launches.models import LaunchState
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.runs.services import RunActionError
 from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault

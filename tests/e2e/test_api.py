@@ -13,7 +13,7 @@ from dashboard.api import webhooks
 from dashboard.api.models import WebhookDelivery
 from dashboard.api.services import api_token_create
 from dashboard.api.tasks import webhooks_dispatch
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import next_utc_midnight, utc_now
 from tests.dashboard.api.test_webhooks import Receiver
 from tests.e2e.conftest import wait_for

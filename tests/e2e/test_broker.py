@@ -68,7 +68,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 def publish(url: str, task: str, args: list[Any], *, countdown: float | None = None) -> None:
     """Send a task to the broker at `url` (the app's routes say to which queue)."""
-    from dashboard.celery import app
+    from dashboard.project.celery import app
 
     with app.connection_for_write(url) as connection:
         app.send_task(task, args=args, countdown=countdown, connection=connection)

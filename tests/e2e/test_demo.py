@@ -67,7 +67,7 @@ def _demo_environment(tmp_path: Path, demo_dir: Path, sandbox_port: int) -> dict
         SANDBOX_BASE_URL=f"http://127.0.0.1:{sandbox_port}",
         VENDOR_HOST_ALLOWLIST=f"127.0.0.1:{sandbox_port}",
         EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
-        DJANGO_SETTINGS_MODULE="dashboard.settings",
+        DJANGO_SETTINGS_MODULE="dashboard.project.settings",
         PYTHONUNBUFFERED="1",
     )
     return environment

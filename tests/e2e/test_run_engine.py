@@ -759,7 +759,7 @@ def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
     still enqueues, a slow test process could find every slot free again after each run went
     out: one message per run, and the count was a race). The flags outlive any slow loop here.
     """
-    from dashboard.audit import verify_audit_chains
+    from dashboard.audit.trail import verify_audit_chains
     from dashboard.runs import enqueue
     from dashboard.runs.services import enqueue_send
 
@@ -820,7 +820,7 @@ def test_a_send_worker_killed_mid_group_puts_before_a_person_only_requests_that_
     person; every other run goes back to the queue and is sent once. None is lost, none is sent
     twice: the sandbox's ledger has each run exactly once.
     """
-    from dashboard.audit import verify_audit_chains
+    from dashboard.audit.trail import verify_audit_chains
     from dashboard.runs import dispatch
     from dashboard.runs.services import enqueue_send
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard import heartbeat
+from dashboard.observability import heartbeat
 from dashboard.observability.logs import ContextFilter, JsonFormatter, redact
 from dashboard.observability.probe import probe, probe_host
 from dashboard.runs.models import Operation, RunAttempt
@@ -188,7 +188,7 @@ def test_metrics_refuse_a_wrong_token(client, settings):
 
 @pytest.mark.django_db
 def test_metrics_after_runs(client, settings, redis_db, team):
-    from dashboard.audit import audit_verify
+    from dashboard.audit.trail import audit_verify
     from dashboard.runs.operations import RateRule
     from dashboard.runs.rate_limits import RedisRateLimiter
 

@@ -149,7 +149,7 @@ def production_environment(home: Path) -> dict[str, str]:
         **documented_environment(),
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "REDIS_URL": os.environ["REDIS_URL"],
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_SETTINGS_MODULE": "dashboard.project.settings",
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "PYTHONUNBUFFERED": "1",

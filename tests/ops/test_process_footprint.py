@@ -35,7 +35,7 @@ from dashboard.runs.operations import registered_operations
 loaded["operations"] = sorted(registered_operations())
 reverse("api_v1:openapi-json", urlconf="dashboard.api.urlconf")
 loaded["api"] = [name for name in LAZY if name in sys.modules]
-from dashboard.celery import app
+from dashboard.project.celery import app
 app.loader.import_default_modules()
 loaded["tasks"] = sorted(name for name in app.tasks if not name.startswith("celery."))
 print(json.dumps(loaded))
@@ -46,7 +46,7 @@ def probe() -> dict[str, list[str]]:
     result = subprocess.run(
         [sys.executable, "-c", f"LAZY = {LAZY!r}\n{PROBE}"],
         cwd=REPO,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.project.test_settings"},
         capture_output=True,
         text=True,
         timeout=300,

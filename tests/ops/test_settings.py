@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from dashboard.environment import production_environment_problems
+from dashboard.project.environment import production_environment_problems
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = "k" * 20 + "Xy9-_Qw8Zr" * 4  # long and varied enough
@@ -121,7 +121,7 @@ def test_check_deploy_with_documented_environment_has_no_warning():
 
 def test_env_example_lists_every_setting_the_app_reads():
     read = set()
-    for path in [REPO / "dashboard" / "settings.py"]:
+    for path in [REPO / "dashboard" / "project" / "settings.py"]:
         read |= set(
             re.findall(
                 r"(?:os\.environ\.get|os\.environ\[|env_str|env_bool|env_int|env_list)\(?\"([A-Z_]+)\"",
@@ -142,7 +142,7 @@ def test_collected_static_files_have_hashed_names_and_are_served_immutable(tmp_p
     from django.test import RequestFactory
     from whitenoise.middleware import WhiteNoiseMiddleware
 
-    from dashboard import settings as production
+    from dashboard.project import settings as production
 
     settings.STORAGES = production.STORAGES
     settings.STATIC_ROOT = tmp_path

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from batchjobs import services
 from batchjobs.models import FilesLanded
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_today
 from dashboard.management.commands._common import (
     acting_as,

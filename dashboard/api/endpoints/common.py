@@ -21,12 +21,12 @@ from dashboard.api import schemas
 from dashboard.api.models import IdempotencyRecord
 from dashboard.api.problems import ApiProblem
 from dashboard.api.services import TokenUse
-from dashboard.audit import record_audit_event
+from dashboard.audit.trail import record_audit_event
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
 from dashboard.runs.models import Run
 from dashboard.runs.states import TERMINAL_STATES
-from dashboard.tenancy import client_ip
+from dashboard.tenancy.scoping import client_ip
 
 REPLAYED_HEADER = "Idempotency-Replayed"
 # A path id: a positive 64-bit integer (anything else is a 422 problem, not a page's 404).

@@ -29,7 +29,7 @@ from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.states import TERMINAL_STATES, RunState
-from dashboard.tenancy import client_ip
+from dashboard.tenancy.scoping import client_ip
 
 
 def pause(seconds: float) -> None:

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.models import Membership, Tenant
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState

@@ -1,10 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import services
 from dashboard.input_checks import parse_json_text
 from dashboard.management.commands._common import command_actor, read_secret, tenant_by_slug
 from dashboard.models import SECRET_FIELDS, VendorKind
+from dashboard.tenancy import services
 
 
 class Command(BaseCommand):

@@ -2,9 +2,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import services
 from dashboard.management.commands._common import command_actor, tenant_by_slug
 from dashboard.models import Role
+from dashboard.tenancy import services
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import services
 from dashboard.management.commands._common import command_actor
+from dashboard.tenancy import services
 
 
 class Command(BaseCommand):

@@ -71,7 +71,7 @@ class AuditChain:
     """A tenant's audit chain being extended: hashes computed here, rows COPYed per chunk."""
 
     def __init__(self, command: Command, tenant: Tenant) -> None:
-        from dashboard.audit import chain_for, ensure_chain_heads
+        from dashboard.audit.trail import chain_for, ensure_chain_heads
 
         self.command = command
         self.tenant = tenant

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import services
-from dashboard.crypto import CredentialDecryptionError
 from dashboard.management.commands._common import command_actor
+from dashboard.tenancy import services
+from dashboard.tenancy.crypto import CredentialDecryptionError
 
 
 def _plural(count: int, word: str) -> str:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from dashboard.demo_launcher import run_demo
+from dashboard.ops.demo_launcher import run_demo
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from dashboard.sandboxes import build_sandboxes, prefixes, sandbox_server
+from dashboard.ops.sandboxes import build_sandboxes, prefixes, sandbox_server
 
 
 class Command(BaseCommand):

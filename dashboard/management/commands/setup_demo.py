@@ -8,10 +8,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from dashboard import plugins, services
+from dashboard import plugins
 from dashboard.management.commands._common import command_actor
 from dashboard.models import Membership, Role, Tenant, VendorConnection
-from dashboard.sandboxes import sandbox_base_url
+from dashboard.ops.sandboxes import sandbox_base_url
+from dashboard.tenancy import services
 
 DEMO_PASSWORD = "triggerdesk-demo"  # noqa: S105 - printed for the demo's users on purpose
 DEMO_USERS = [

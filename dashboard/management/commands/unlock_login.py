@@ -1,8 +1,8 @@
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import services
 from dashboard.management.commands._common import acting_user
+from dashboard.tenancy import services
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.audit import audit_verify
+from dashboard.audit.trail import audit_verify
 
 
 class Command(BaseCommand):

@@ -14,9 +14,8 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
-from dashboard.crypto import CredentialDecryptionError
 from dashboard.runs import dispatch, gate
 from dashboard.runs.attempts import (
     failure_text,
@@ -37,6 +36,7 @@ from dashboard.runs.outcomes import (
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
+from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, VendorError
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
 from dashboard.runs import notifications

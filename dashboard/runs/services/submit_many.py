@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from dashboard.audit import Actor, record_audit_events
+from dashboard.audit.trail import Actor, record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection
 from dashboard.runs.enqueue import batch_of, enqueue

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from campaigns.altcraft_launches import services
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.altcraft_launches.models import AltcraftLaunch, LaunchState
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.runs.models import Run
 from dashboard.runs.services import run_send
 from tests.dashboard.api.conftest import (

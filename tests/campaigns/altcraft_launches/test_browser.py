@@ -21,7 +21,7 @@ def test_upload_preview_confirm_and_watch_it_done(
     upload_dir,
 ):
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     altcraft = sandboxes["altcraft"]
     altcraft.control("set_body_limit", {"bytes": 3000})
@@ -75,7 +75,7 @@ def test_import_map_columns_preview_confirm_and_watch_the_tasks(
     upload_dir,
 ):
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     altcraft = sandboxes["altcraft"]
     connection = sandbox_connection(team.tenant, "altcraft")

@@ -78,7 +78,7 @@ def test_a_bad_file_is_refused_with_its_reason(team, trigger, altcraft, tmp_path
 
 def test_approval_by_a_second_operator_on_the_command_line(team, trigger, recipients) -> None:
     from campaigns.altcraft_launches import services
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
 
     services.altcraft_settings_update(
         actor=Actor(user=team.admin.user),

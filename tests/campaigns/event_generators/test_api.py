@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.event_generators.models import TriggerGroup
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
 from tests.dashboard.api.conftest import (

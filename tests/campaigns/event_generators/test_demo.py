@@ -7,7 +7,7 @@ import pytest
 from campaigns.event_generators import services
 from campaigns.event_generators.demo import register_demo_event_generators
 from campaigns.event_generators.models import EventGenerator
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 
 pytestmark = pytest.mark.django_db
 

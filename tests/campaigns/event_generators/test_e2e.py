@@ -22,7 +22,7 @@ from campaigns.event_generators.models import (
     ScheduleState,
     TriggerGroup,
 )
-from dashboard.audit import Actor, verify_audit_chains
+from dashboard.audit.trail import Actor, verify_audit_chains
 from dashboard.clock import utc_now
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.states import RunState

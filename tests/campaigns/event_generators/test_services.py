@@ -19,7 +19,7 @@ from campaigns.event_generators.models import (
     Topic,
     TriggerGroup,
 )
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Role, VendorKind
 from dashboard.runs.models import Run

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from campaigns.event_generators import services
 from campaigns.event_generators.models import EventGenerator, ScheduledTrigger, TriggerGroup
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
 from dashboard.runs.models import Run

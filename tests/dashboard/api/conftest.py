@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from batchjobs.models import FilesLanded
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.runs.models import Run
 from tests.dashboard.api.test_endpoints import problem
 from tests.factories import RunFactory, VendorConnectionFactory

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from dashboard.api import services, tasks
 from dashboard.api.models import IdempotencyRecord
-from dashboard.celery import app
+from dashboard.project.celery import app
 from tests.factories import IdempotencyRecordFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.test import Client
 
 from dashboard.api import webhooks
 from dashboard.api.models import Webhook, WebhookDelivery, WebhookNotification
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.models import AuditEvent
 from dashboard.runs.states import RunState
 from tests.factories import RunFactory

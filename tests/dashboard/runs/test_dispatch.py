@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection as db_connection
 
-from dashboard.audit import Actor, verify_audit_chains
+from dashboard.audit.trail import Actor, verify_audit_chains
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
 from dashboard.runs import attempts, dispatch, enqueue, services

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
 from dashboard.runs import services

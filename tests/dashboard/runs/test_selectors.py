@@ -5,13 +5,13 @@ from datetime import timedelta
 import pytest
 from django.http import Http404
 
-from dashboard.audit import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import VendorKind
 from dashboard.runs import selectors
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.states import RunState
-from dashboard.services import membership_remove
+from dashboard.tenancy.services import membership_remove
 from tests.factories import (
     ApprovalFactory,
     AuditEventFactory,

@@ -10,14 +10,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection as db_connection
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.models import AuditEvent
 from dashboard.runs import services
 from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
-from dashboard.services import connection_secrets
+from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.sandbox import Fault
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.runs import dispatch, services, states
 from dashboard.runs.models import Operation, Run, RunAttempt

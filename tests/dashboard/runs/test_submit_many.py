@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from dashboard.audit import Actor, verify_audit_chains
+from dashboard.audit.trail import Actor, verify_audit_chains
 from dashboard.models import AuditEvent, VendorKind
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.services import ProbableDuplicate, run_submit, run_submit_many

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dashboard.celery import app
+from dashboard.project.celery import app
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_acknowledgement_settings_are_deliberate():
 
 
 def test_a_worker_finds_every_task_by_the_name_the_engine_enqueues():
-    # What a worker does at start: the autodiscovery dashboard/celery.py asked for.
+    # What a worker does at start: the autodiscovery dashboard/project/celery.py asked for.
     app.loader.import_default_modules()
     assert {
         "runs.send",

@@ -7,7 +7,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from dashboard.audit import REDACTED
+from dashboard.audit.trail import REDACTED
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, Role, VendorKind
 from dashboard.runs.models import Approval, Run, RunAttempt
@@ -874,7 +874,7 @@ def test_queryset_of_runs_untouched_by_reads(team):
 
 
 def test_a_rejected_run_says_who_rejected_it_when_and_why(team):
-    from dashboard.audit import Actor
+    from dashboard.audit.trail import Actor
     from dashboard.runs.services import run_reject
 
     run = awaiting(team)

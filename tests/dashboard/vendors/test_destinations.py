@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from dashboard import services
-from dashboard.audit import Actor
+from dashboard.audit.trail import Actor
 from dashboard.models import VendorConnection
+from dashboard.tenancy import services
 from dashboard.vendors import destinations
 from dashboard.vendors.http import DestinationRefused, VendorHttp, validate_base_url
 

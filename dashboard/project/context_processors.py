@@ -1,0 +1,35 @@
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from dashboard.models import Permission
+from dashboard.runs import selectors as run_selectors
+from dashboard.tenancy.selectors import membership_list_for_user
+
+
+def tenancy(request: HttpRequest) -> dict:
+    """The tenant switcher's memberships and the current membership's permissions."""
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    membership = getattr(request, "membership", None)
+    return {
+        "memberships": membership_list_for_user(request.user),
+        "current_tenant": getattr(request, "tenant", None),
+        "current_membership": membership,
+        "can": {p: membership.can(p) for p in Permission.values} if membership else {},
+    }
+
+
+def approvals_waiting(request: HttpRequest) -> dict:
+    """How many requests of the current tenant wait for this user's approval (the navigation's
+    badge on every page): one count over the partial index run_tenant_unfinished."""
+    membership = getattr(request, "membership", None)
+    if membership is None or not membership.can(Permission.APPROVE):
+        return {}
+    # Lazy: counted only when a template shows it (the full pages), not on every htmx poll.
+    return {
+        "approvals_waiting": SimpleLazyObject(
+            lambda: run_selectors.approvals_waiting_count(
+                tenant=membership.tenant, user=request.user
+            )
+        )
+    }

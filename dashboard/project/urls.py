@@ -1,0 +1,63 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dashboard.accounts import views as account_views
+from dashboard.observability import views as observability_views
+from dashboard.tenancy import views
+
+tenant_patterns = [
+    path("", views.tenant_home, name="tenant_home"),
+    path("connections/", views.connection_list, name="connection_list"),
+    path("connections/new/", views.connection_create, name="connection_create"),
+    path("connections/<int:connection_id>/", views.connection_detail, name="connection_detail"),
+    path("connections/<int:connection_id>/edit/", views.connection_edit, name="connection_edit"),
+    path(
+        "connections/<int:connection_id>/secret/",
+        views.connection_secret_set,
+        name="connection_secret_set",
+    ),
+    path("members/", views.member_list, name="member_list"),
+    path("members/add/", views.member_add, name="member_add"),
+    path("members/invite/", views.member_invite, name="member_invite"),
+    path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
+    path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
+    path("campaigns/", include("campaigns.urls")),
+    path("batch/", include("batchjobs.urls")),
+    path("runs/", include("dashboard.runs.urls")),
+    path("api-tokens/", include("dashboard.api.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "account/password/forgot/",
+        account_views.PasswordResetRequestView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "account/password/forgot/sent/",
+        account_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password/reset/<uidb64>/<token>/",
+        account_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "invite/<uidb64>/<token>/", account_views.InviteAcceptView.as_view(), name="invite_accept"
+    ),
+    path("t/<slug:tenant_slug>/", include(tenant_patterns)),
+    path("admin/", admin.site.urls),
+    path("healthz", observability_views.healthz, name="healthz"),
+    path("readyz", observability_views.readyz, name="readyz"),
+    path("metrics", observability_views.metrics, name="metrics"),
+    # /api/v1/: dashboard/api/urlconf.py, the URLconf of requests to /api/ (these and the API's).
+]

@@ -1,0 +1,593 @@
+"""Writes for tenants, memberships, connections, credentials and login lockouts. Every write is
+audited in the same transaction."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from axes.utils import reset as axes_reset
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.debug import sensitive_variables
+
+from dashboard import plugins
+from dashboard.accounts.lockout import locked_everywhere
+from dashboard.api.models import Webhook
+from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.input_checks import nested_unstorable_reason
+from dashboard.models import (
+    SECRET_FIELDS,
+    ConnectionSecret,
+    Membership,
+    OptimoveKeyRole,
+    Role,
+    Tenant,
+    VendorConnection,
+    VendorKind,
+)
+from dashboard.tenancy.crypto import (
+    CredentialDecryptionError,
+    check_secret,
+    decrypt_secret,
+    encrypt_secret,
+    reencrypt_secret,
+)
+from dashboard.tenancy.selectors import user_administers_a_tenant
+from dashboard.vendors.http import ConfigurationError, validate_base_url
+
+User = get_user_model()
+
+
+def tenant_create(*, actor: Actor, name: str, slug: str = "", **settings: Any) -> Tenant:
+    """Create a tenant (slug derived from the name when not given)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A tenant needs a name."})
+    slug = slugify(slug or name)
+    if not slug:
+        raise ValidationError({"slug": "The name must contain letters or digits."})
+    if Tenant.objects.filter(slug=slug).exists() or Tenant.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A tenant named {name!r} already exists."})
+    tenant = Tenant(name=name, slug=slug, **settings)
+    tenant.full_clean()
+    with transaction.atomic():
+        tenant.save()
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="tenant.created",
+            object_type="tenant",
+            object_id=tenant.pk,
+            summary={"name": tenant.name, "slug": tenant.slug},
+        )
+    return tenant
+
+
+TENANT_SETTING_FIELDS = (
+    "approval_required",
+    "require_files_landed",
+    "approval_valid_minutes",
+    "duplicate_window_minutes",
+)
+
+
+def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> Tenant:
+    """Change a tenant's settings; records old and new values."""
+    unknown = set(changes) - set(TENANT_SETTING_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown tenant settings: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        diff = {
+            field: {"from": getattr(tenant, field), "to": value}
+            for field, value in changes.items()
+            if getattr(tenant, field) != value
+        }
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.full_clean()
+        tenant.save()
+        if diff:
+            record_audit_event(
+                actor=actor,
+                tenant=tenant,
+                action="tenant.settings_changed",
+                object_type="tenant",
+                object_id=tenant.pk,
+                summary=diff,
+            )
+    return tenant
+
+
+def _validate_role(role: str) -> str:
+    if role not in Role.values:
+        raise ValidationError(
+            {"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."}
+        )
+    return role
+
+
+def membership_add(
+    *, actor: Actor, tenant: Tenant, user: AbstractBaseUser, role: str
+) -> Membership:
+    """Give a user a role in a tenant."""
+    _validate_role(role)
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError({"user": f"{user.get_username()} is already a member of {tenant}."})
+    with transaction.atomic():
+        membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="member.added",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": user.get_username(), "role": role},
+        )
+    return membership
+
+
+def membership_change_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role; the last admin of a tenant cannot be demoted."""
+    _validate_role(role)
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user", "tenant")
+            .get(pk=membership.pk)
+        )
+        old_role = membership.role
+        if old_role == role:
+            return membership
+        if old_role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
+            raise ValidationError({"role": "A tenant must keep at least one admin."})
+        membership.role = role
+        membership.save(update_fields=["role"])
+        record_audit_event(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.role_changed",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": membership.user.get_username(), "from": old_role, "to": role},
+        )
+    return membership
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member; the last admin of a tenant cannot be removed."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user", "tenant")
+            .get(pk=membership.pk)
+        )
+        if membership.role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
+            raise ValidationError("A tenant must keep at least one admin.")
+        record_audit_event(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.removed",
+            object_type="membership",
+            object_id=membership.pk,
+            summary={"user": membership.user.get_username(), "role": membership.role},
+        )
+        membership.delete()
+
+
+def _admin_count(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.ADMIN).count()
+
+
+def validate_connection_fields(*, kind: str, name: str, base_url: str, options: dict) -> None:
+    """Raise ValidationError for an unknown kind, an empty name, a bad base URL or bad options."""
+    errors: dict[str, str] = {}
+    if kind not in VendorKind.values:
+        errors["kind"] = (
+            f"Unknown vendor kind {kind!r}; choose one of {', '.join(VendorKind.values)}."
+        )
+    if not name.strip():
+        errors["name"] = "A connection needs a name."
+    elif len(name.strip()) > 120:
+        errors["name"] = "A connection's name may be at most 120 characters."
+    try:
+        validate_base_url(base_url)
+    except ConfigurationError as error:
+        errors["base_url"] = str(error)
+    reason = nested_unstorable_reason(options)
+    if reason:
+        errors["options"] = f"The options contain {reason}, which cannot be stored."
+    key_role = options.get("key_role")
+    if key_role is not None and key_role not in OptimoveKeyRole.values:
+        errors["options"] = f"Unknown key role {key_role!r}."
+    if errors:
+        raise ValidationError(errors)
+
+
+@sensitive_variables()
+def connection_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    kind: str,
+    name: str,
+    base_url: str,
+    secrets: dict[str, str],
+    options: dict | None = None,
+) -> VendorConnection:
+    """Create a connection with all the secrets its kind needs, or nothing at all."""
+    options = options or {}
+    validate_connection_fields(kind=kind, name=name, base_url=base_url, options=options)
+    needed = SECRET_FIELDS[kind]
+    missing = [label for field, label in needed.items() if not (secrets.get(field) or "").strip()]
+    if missing:
+        raise ValidationError({"secrets": f"Missing: {', '.join(missing)}."})
+    if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
+        raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+    try:
+        return _connection_insert(
+            actor=actor,
+            tenant=tenant,
+            kind=kind,
+            name=name,
+            base_url=base_url,
+            secrets=secrets,
+            options=options,
+        )
+    except IntegrityError:
+        # Two creates of one name at once: both passed the check above, the unique constraint
+        # let one in. The other is the same answer as if it had come second.
+        if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
+            raise ValidationError(
+                {"name": f"This tenant already has a connection named {name!r}."}
+            ) from None
+        raise
+
+
+@sensitive_variables()
+def _connection_insert(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    kind: str,
+    name: str,
+    base_url: str,
+    secrets: dict[str, str],
+    options: dict,
+) -> VendorConnection:
+    needed = SECRET_FIELDS[kind]
+    with transaction.atomic():
+        connection = VendorConnection.objects.create(
+            tenant=tenant, kind=kind, name=name.strip(), base_url=base_url.strip(), options=options
+        )
+        record_audit_event(
+            actor=actor,
+            tenant=tenant,
+            action="connection.created",
+            object_type="connection",
+            object_id=connection.pk,
+            summary={
+                "name": connection.name,
+                "kind": kind,
+                "base_url": connection.base_url,
+                "options": options,
+            },
+        )
+        for field in needed:
+            _store_secret(actor=actor, connection=connection, name=field, value=secrets[field])
+    return connection
+
+
+def connection_update(
+    *,
+    actor: Actor,
+    connection: VendorConnection,
+    name: str,
+    base_url: str,
+    options: dict,
+    is_active: bool,
+) -> VendorConnection:
+    """Change a connection's non-secret fields; records what changed."""
+    validate_connection_fields(kind=connection.kind, name=name, base_url=base_url, options=options)
+    try:
+        return _connection_save(
+            actor=actor,
+            connection=connection,
+            name=name,
+            base_url=base_url,
+            options=options,
+            is_active=is_active,
+        )
+    except IntegrityError:
+        # Two renames to one name at once (of two connections, so neither row lock waits for the
+        # other): both passed the check in _connection_save, the unique constraint let one in.
+        # The other is the same answer as if it had come second.
+        if (
+            VendorConnection.objects.filter(tenant_id=connection.tenant_id, name=name.strip())
+            .exclude(pk=connection.pk)
+            .exists()
+        ):
+            raise ValidationError(
+                {"name": f"This tenant already has a connection named {name!r}."}
+            ) from None
+        raise
+
+
+def _connection_save(
+    *,
+    actor: Actor,
+    connection: VendorConnection,
+    name: str,
+    base_url: str,
+    options: dict,
+    is_active: bool,
+) -> VendorConnection:
+    with transaction.atomic():
+        connection = VendorConnection.objects.select_for_update().get(pk=connection.pk)
+        if (
+            name.strip() != connection.name
+            and VendorConnection.objects.filter(
+                tenant_id=connection.tenant_id, name=name.strip()
+            ).exists()
+        ):
+            raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+        new_values = {
+            "name": name.strip(),
+            "base_url": base_url.strip(),
+            "options": options,
+            "is_active": is_active,
+        }
+        diff = {
+            field: {"from": getattr(connection, field), "to": value}
+            for field, value in new_values.items()
+            if getattr(connection, field) != value
+        }
+        for field, value in new_values.items():
+            setattr(connection, field, value)
+        connection.save()
+        if diff:
+            record_audit_event(
+                actor=actor,
+                tenant=connection.tenant,
+                action="connection.changed",
+                object_type="connection",
+                object_id=connection.pk,
+                summary=diff,
+            )
+    return connection
+
+
+@sensitive_variables()
+def connection_secret_set(
+    *, actor: Actor, connection: VendorConnection, name: str, value: str
+) -> ConnectionSecret:
+    """Replace one secret of a connection (the audit row says which, never the value)."""
+    if name not in connection.secret_fields:
+        raise ValidationError(
+            {"name": f"A {connection.get_kind_display()} connection has no secret {name!r}."}
+        )
+    if not value.strip():
+        raise ValidationError({"value": "The secret must not be empty."})
+    with transaction.atomic():
+        return _store_secret(actor=actor, connection=connection, name=name, value=value)
+
+
+@sensitive_variables()
+def _store_secret(
+    *, actor: Actor, connection: VendorConnection, name: str, value: str
+) -> ConnectionSecret:
+    value = value.strip()
+    secret, created = ConnectionSecret.objects.update_or_create(
+        connection=connection,
+        name=name,
+        defaults={
+            "encrypted_value": encrypt_secret(value),
+            "hint": value[-4:] if len(value) >= 8 else "",
+            "set_at": timezone.now(),
+            "set_by": actor.user
+            if actor.user is not None and actor.user.is_authenticated
+            else None,
+        },
+    )
+    record_audit_event(
+        actor=actor,
+        tenant=connection.tenant,
+        action="connection.secret_set" if created else "connection.secret_replaced",
+        object_type="connection",
+        object_id=connection.pk,
+        summary={"connection": connection.name, "secret": name},
+    )
+    return secret
+
+
+@sensitive_variables()
+def connection_secrets(connection: VendorConnection, *, read_with: Any = None) -> dict[str, str]:
+    """The decrypted secrets of a connection, for a vendor client only; never render or log them.
+
+    `read_with`: a row a selector fetched with the connection's API key
+    (dashboard.tenancy.selectors.with_api_key); its key is used instead of a query for the secrets.
+    """
+    if read_with is not None and hasattr(read_with, "api_key_encrypted"):
+        encrypted = read_with.api_key_encrypted
+        return {"api_key": decrypt_secret(encrypted)} if encrypted is not None else {}
+    return {
+        secret.name: decrypt_secret(secret.encrypted_value) for secret in connection.secrets.all()
+    }
+
+
+@dataclass
+class KeyRotation:
+    """What a key rotation re-encrypted: counts, and the names of the files it could not (never
+    a value or a file's contents)."""
+
+    secrets: int = 0
+    webhook_secrets: int = 0
+    files: int = 0
+    files_current: int = 0
+    files_gone: int = 0
+    files_not_ours: int = 0
+    # File name (relative to the upload directory) -> why it was left as it was.
+    files_failed: dict[str, str] = field(default_factory=dict)
+
+    def audit_summary(self) -> dict[str, Any]:
+        # No key may hold "secret" or "token": the audit would redact its value (audit.scrub).
+        return {
+            "connection_credentials": self.secrets,
+            "webhooks": self.webhook_secrets,
+            "files_reencrypted": self.files,
+            "files_already_current": self.files_current,
+            "files_gone": self.files_gone,
+            "files_not_ours": self.files_not_ours,
+            "files_failed": sorted(self.files_failed),
+        }
+
+
+def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
+    """Re-encrypt everything stored under CREDENTIALS_KEYS under its newest (first) key: the
+    vendor connections' secrets, the webhooks' signing secrets and the stored Altcraft files.
+
+    1. Every secret in the database is checked against the keys first: one that no key fits
+       raises CredentialDecryptionError before anything, file or row, is changed.
+    2. The stored files, through each app's `AppConfig.key_rotation_hooks` (Altcraft's
+       campaigns.altcraft_launches.storage.rotate_stored_files): every regular file in
+       ALTCRAFT_UPLOAD_DIR with the TDENC1 header, not only those a launch refers to. An upload
+       is on disk before its launch row exists (the upload handler writes it, launch_create
+       records it), and any file left under an old key is unreadable once that key is removed.
+       Files already under the newest key are left alone, files deleted meanwhile are skipped;
+       a file that cannot be re-encrypted stays as it was, is named in `files_failed`, and the
+       others go on.
+    3. One transaction re-encrypts the database secrets and records `credentials.key_rotated`
+       with the counts, so the audit row commits with the change it describes.
+
+    The old keys may be removed only when `files_failed` is empty.
+    """
+    _stored_secrets_check()
+    rotation = KeyRotation()
+    for rotate_files in plugins.contributions("key_rotation_hooks"):
+        rotate_files(rotation)
+    with transaction.atomic():
+        for secret in ConnectionSecret.objects.select_for_update().order_by("pk"):
+            secret.encrypted_value = reencrypt_secret(secret.encrypted_value)
+            secret.save(update_fields=["encrypted_value"])
+            rotation.secrets += 1
+        for webhook in Webhook.objects.select_for_update().order_by("pk"):
+            webhook.encrypted_secret = reencrypt_secret(webhook.encrypted_secret)
+            webhook.save(update_fields=["encrypted_secret"])
+            rotation.webhook_secrets += 1
+        record_audit_event(
+            actor=actor,
+            action="credentials.key_rotated",
+            object_type="credentials",
+            summary=rotation.audit_summary(),
+        )
+    return rotation
+
+
+def _stored_secrets_check() -> None:
+    """CredentialDecryptionError naming the first secret in the database no key fits."""
+    secrets = ConnectionSecret.objects.values_list(
+        "connection__tenant__slug", "connection__name", "name", "encrypted_value"
+    )
+    for tenant, connection, name, stored in secrets.order_by("pk").iterator():
+        try:
+            check_secret(stored)
+        except CredentialDecryptionError as error:
+            raise CredentialDecryptionError(
+                f"The secret {name!r} of connection {connection!r} ({tenant}): {error}"
+            ) from None
+    webhooks = Webhook.objects.values_list("tenant__slug", "encrypted_secret")
+    for tenant, stored in webhooks.order_by("pk").iterator():
+        try:
+            check_secret(stored)
+        except CredentialDecryptionError as error:
+            raise CredentialDecryptionError(
+                f"The webhook signing secret of {tenant}: {error}"
+            ) from None
+
+
+def user_create(
+    *, username: str, password: str | None, email: str = "", actor: Actor | None = None
+) -> AbstractBaseUser:
+    """Create a user account (used by the demo, the ops commands and invitations); audited on
+    the global chain when an actor is given."""
+    user = User(username=username, email=email)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    with transaction.atomic():
+        user.save()
+        if actor is not None:
+            record_audit_event(
+                actor=actor,
+                action="user.created",
+                object_type="user",
+                object_id=user.pk,
+                summary={"username": username, "email": email, "can_log_in": bool(password)},
+            )
+    return user
+
+
+@dataclass(frozen=True)
+class LoginUnlock:
+    """What login_unlock did."""
+
+    username: str
+    ip_address: str | None
+    # django-axes' records of failed logins removed (0: nothing was locked or counting).
+    records_removed: int
+    # After an unlock at one address: the name is still locked from every address.
+    still_locked_everywhere: bool
+
+
+def login_unlock(*, actor: Actor, username: str, ip_address: str | None = None) -> LoginUnlock:
+    """Lift the login lockout of `username`, through django-axes, and audit it (`auth.unlocked`).
+
+    With `ip_address`, only the name's failures from that address go (the name-at-an-address
+    rule); the name-from-anywhere rule may still lock it, which the result says. Without it,
+    every failure of the name goes, which lifts both rules. Only an active superuser or an admin
+    of some tenant may (PermissionDenied, checked before anything is reset): a lockout protects
+    an account of any tenant. An unknown user name or a malformed address is a ValidationError.
+    """
+    user = actor.user
+    if (
+        user is None
+        or not user.is_active
+        or not (user.is_superuser or user_administers_a_tenant(user=user))
+    ):
+        raise PermissionDenied(
+            f"Only a superuser or an admin of a tenant may lift a login lockout; {actor.display} "
+            "is neither."
+        )
+    locked = User.objects.filter(username=username).first()
+    if locked is None:
+        raise ValidationError({"username": f"No user named {username!r}."})
+    if ip_address is not None:
+        try:
+            ip_address = str(ipaddress.ip_address(ip_address.strip()))
+        except ValueError:
+            raise ValidationError({"ip_address": f"{ip_address!r} is not an IP address."}) from None
+    with transaction.atomic():
+        # axes' public API, through the configured handler (dashboard.accounts.lockout): the
+        # lockout is nothing but these records, so removing them lifts it at once.
+        removed = axes_reset(ip=ip_address, username=username)
+        record_audit_event(
+            actor=actor,
+            action="auth.unlocked",
+            object_type="user",
+            object_id=locked.pk,
+            summary={"username": username, "ip_address": ip_address, "records_removed": removed},
+        )
+    return LoginUnlock(
+        username=username,
+        ip_address=ip_address,
+        records_removed=removed,
+        still_locked_everywhere=ip_address is not None and locked_everywhere(username),
+    )
