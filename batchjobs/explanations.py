@@ -7,12 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from batchjobs.vendors.optimove_daily import client as optimove
-from batchjobs.vendors.talkifai import client as talkifai
-from dashboard.runs.models import Operation, Run
+from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.states import RunState
-from dashboard.vendors.http import FailureClass
 
 
 def _utc(moment: datetime) -> str:
@@ -27,141 +24,6 @@ class Explanation:
     advice: str
     detail: str = ""
     tone: str = "bad"  # the badge class: bad, warn
-
-
-# Optimove TriggerDaily: every documented 400 message and 401/403/429/500/504, headline written
-# here, advice from the client's error classes (so the client stays the one source of advice).
-DAILY_FAILURES: dict[str, tuple[str, str]] = {
-    optimove.TaskNotFound.code: (
-        "Optimove has no daily batch task for this tenant (“task not found”).",
-        optimove.TaskNotFound.advice,
-    ),
-    optimove.AlreadyRunning.code: (
-        "Optimove says the batch process is already running (“already running”).",
-        optimove.AlreadyRunning.advice,
-    ),
-    optimove.NotInCorrectState.code: (
-        "Optimove's batch task is not in a state it can start from (“not in correct state”).",
-        optimove.NotInCorrectState.advice,
-    ),
-    optimove.AlreadyTriggeredToday.code: (
-        "Optimove says today's batch was already triggered (“already triggered today”).",
-        optimove.AlreadyTriggeredToday.advice,
-    ),
-    optimove.ConfiguredIncorrectly.code: (
-        "Optimove's batch task is misconfigured (“configured not correctly”).",
-        optimove.ConfiguredIncorrectly.advice,
-    ),
-    optimove.ValidationFailed.code: (
-        "The batch task did not confirm that it started (“validation failed”).",
-        optimove.ValidationFailed.advice,
-    ),
-    optimove.BadRequest.code: (
-        "Optimove refused the request with a message its documentation does not list.",
-        optimove.BadRequest.advice,
-    ),
-    optimove.Unauthorized.code: (
-        "Optimove refused the API key (401 Unauthorized).",
-        optimove.Unauthorized.advice,
-    ),
-    optimove.TokenExpired.code: (
-        "The API key has expired (403 Forbidden).",
-        optimove.TokenExpired.advice
-        + " An admin replaces it on the connection page; then request again.",
-    ),
-    optimove.RateLimited.code: (
-        "Optimove's limit of one request per 10 minutes was hit (429 Too Many Requests).",
-        optimove.RateLimited.advice,
-    ),
-    optimove.OptimoveServerError.code: (
-        "Optimove had an internal error (500).",
-        optimove.OptimoveServerError.advice,
-    ),
-    optimove.GatewayTimeout.code: (
-        "Optimove's gateway gave up after 30 seconds (504 Gateway Timeout).",
-        optimove.GatewayTimeout.advice,
-    ),
-    optimove.UnexpectedStatus.code: (
-        "Optimove answered with a status its documentation does not list.",
-        optimove.UnexpectedStatus.advice,
-    ),
-    optimove.UnexpectedAnswer.code: (
-        "Optimove answered in an undocumented way, so it is unknown whether the batch started.",
-        optimove.UnexpectedAnswer.advice,
-    ),
-    optimove.TriggerNotSent.code: (
-        "The trigger never reached Optimove (connection failed).",
-        optimove.TriggerNotSent.advice,
-    ),
-    optimove.NoAnswer.code: (
-        "The trigger was sent but no answer came back.",
-        optimove.NoAnswer.advice,
-    ),
-}
-
-
-START_FAILURES: dict[str, tuple[str, str]] = {
-    talkifai.JobNotFound.error_code: (
-        "TalkifAI has no batch job with this id for this API key (“job not found”).",
-        talkifai.JobNotFound.advice,
-    ),
-    talkifai.InvalidStatus.error_code: (
-        "The job has ended (completed, failed or cancelled), so it cannot be started (“invalid status”).",
-        talkifai.InvalidStatus.advice,
-    ),
-    talkifai.AlreadyRunning.error_code: (
-        "The job is already calling its contacts (“already running”).",
-        talkifai.AlreadyRunning.advice,
-    ),
-    talkifai.Unauthorized.error_code: (
-        "TalkifAI refused the API key (401).",
-        talkifai.Unauthorized.advice,
-    ),
-    talkifai.Forbidden.error_code: (
-        "The API key may not start batch jobs (403).",
-        talkifai.Forbidden.advice,
-    ),
-    talkifai.EndpointNotFound.error_code: (
-        "TalkifAI has no such endpoint (404).",
-        talkifai.EndpointNotFound.advice,
-    ),
-    talkifai.UnexpectedRedirect.error_code: (
-        "TalkifAI redirected the call instead of answering it.",
-        talkifai.UnexpectedRedirect.advice,
-    ),
-    talkifai.RequestRejected.error_code: (
-        "TalkifAI refused the call.",
-        talkifai.RequestRejected.advice,
-    ),
-    talkifai.RateLimited.error_code: (
-        "TalkifAI is rate limiting this API key (429).",
-        talkifai.RateLimited.advice,
-    ),
-    talkifai.TalkifaiServerError.error_code: (
-        "TalkifAI had an internal error (5xx).",
-        talkifai.TalkifaiServerError.advice,
-    ),
-    talkifai.GatewayTimeout.error_code: (
-        "A gateway stopped waiting for TalkifAI (504); the job may have started.",
-        talkifai.GatewayTimeout.advice,
-    ),
-    talkifai.StartNotConfirmed.error_code: (
-        "TalkifAI did not confirm the start; the job may have started.",
-        talkifai.StartNotConfirmed.advice,
-    ),
-    talkifai.UnreadableStartAnswer.error_code: (
-        "TalkifAI's answer to the start was unreadable; the job may have started.",
-        talkifai.UnreadableStartAnswer.advice,
-    ),
-    "connection_failed": (
-        "The call never reached TalkifAI (connection failed).",
-        talkifai.ADVICE_BY_FAILURE_CLASS[FailureClass.NOT_SENT],
-    ),
-    "no_answer": (
-        "The call was sent but no answer came back.",
-        talkifai.ADVICE_BY_FAILURE_CLASS[FailureClass.OUTCOME_UNKNOWN],
-    ),
-}
 
 
 # Codes the run engine itself writes, whatever the vendor.
@@ -207,8 +69,9 @@ ENGINE_FAILURES: dict[str, tuple[str, str]] = {
 
 
 def explain_failure(operation: str, code: str, detail: str = "") -> Explanation:
-    """The plain explanation of a failure code of a run of `operation`."""
-    table = DAILY_FAILURES if operation == Operation.OPTIMOVE_TRIGGER_DAILY else START_FAILURES
+    """The plain explanation of a failure code of a run of `operation` (the vendor's own words
+    come from its operation's `failure_explanations`, the engine's from ENGINE_FAILURES)."""
+    table = operation_for(operation).failure_explanations
     headline, advice = table.get(code) or ENGINE_FAILURES.get(code) or ("", "")
     if not headline:
         headline = f"The call did not succeed ({code or 'no reason given'})."

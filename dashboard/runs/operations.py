@@ -102,6 +102,8 @@ class RunOperation:
     # Above 1, runs of one connection are sent and polled in batches of up to this many
     # (dashboard.runs.dispatch): for high-volume calls under a token-bucket rate limit only.
     batch_size: ClassVar[int] = 1
+    # Failure code -> (headline, advice) in plain words, for the pages that explain a run.
+    failure_explanations: ClassVar[dict[str, tuple[str, str]]] = {}
 
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection

@@ -6,6 +6,7 @@ import pytest
 
 from batchjobs import explanations
 from batchjobs.vendors.optimove_daily import client as optimove
+from batchjobs.vendors.optimove_daily import explanations as daily_explanations
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
 from tests.batchjobs.test_guardrails import DAILY, D, daily_run
@@ -13,7 +14,7 @@ from tests.batchjobs.test_guardrails import DAILY, D, daily_run
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("code", sorted(explanations.DAILY_FAILURES))
+@pytest.mark.parametrize("code", sorted(daily_explanations.FAILURES))
 def test_every_optimove_failure_has_a_plain_explanation(code):
     explanation = explanations.explain_failure(DAILY, code, "Optimove answered HTTP 400")
     assert explanation.headline and not explanation.headline.startswith("The call did not")
@@ -29,8 +30,8 @@ def test_every_documented_optimove_answer_is_covered():
         "server_error",
         "gateway_timeout",
     }
-    assert documented <= set(explanations.DAILY_FAILURES)
-    assert explanations.DAILY_FAILURES["validation_failed"][1] == optimove.ValidationFailed.advice
+    assert documented <= set(daily_explanations.FAILURES)
+    assert daily_explanations.FAILURES["validation_failed"][1] == optimove.ValidationFailed.advice
 
 
 def test_unknown_codes_still_read_as_a_sentence():

@@ -10,8 +10,9 @@ import pytest
 import requests
 from django.urls import reverse
 
-from batchjobs import explanations, guardrails
+from batchjobs import guardrails
 from batchjobs.models import BatchJob, FilesLanded
+from batchjobs.vendors.optimove_daily import explanations as daily_explanations
 from batchjobs.vendors.optimove_daily.sandbox import DEFAULT_API_KEY, DEFAULT_EXPIRED_API_KEY
 from dashboard.models import ConnectionSecret, Role
 from dashboard.runs.models import Run
@@ -405,7 +406,7 @@ def test_every_documented_answer_is_explained_on_the_page(daily, sandboxes, code
     assert (run.state, run.failure_code) == (state, code)
 
     text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
-    headline, advice = explanations.DAILY_FAILURES[code]
+    headline, advice = daily_explanations.FAILURES[code]
     assert words in headline
     assert headline in text
     if state == RunState.OUTCOME_UNKNOWN:

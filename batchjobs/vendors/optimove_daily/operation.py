@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from batchjobs import guardrails
 from batchjobs.models import FilesLanded
+from batchjobs.vendors.optimove_daily import explanations
 from batchjobs.vendors.optimove_daily.access import daily_rate_rule, optimove_daily_client
 from batchjobs.vendors.optimove_daily.client import (
     AlreadyRunning,
@@ -31,6 +32,7 @@ from dashboard.vendors.http import ConfigurationError
 
 
 class TriggerDailyOperation(RunOperation):
+    failure_explanations = explanations.FAILURES
     name = Operation.OPTIMOVE_TRIGGER_DAILY
     vendor_kind = VendorKind.OPTIMOVE_BATCH
     reconciles_automatically = True

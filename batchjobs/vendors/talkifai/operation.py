@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from batchjobs.vendors.talkifai import explanations
 from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import (
     AlreadyRunning as TalkifaiAlreadyRunning,
@@ -27,6 +28,7 @@ from dashboard.vendors.http import ConfigurationError
 
 
 class StartBatchJobOperation(RunOperation):
+    failure_explanations = explanations.FAILURES
     name = Operation.TALKIFAI_START_BATCH_JOB
     vendor_kind = VendorKind.TALKIFAI
     # An unknown outcome is settled by reading the job's status, which changes nothing.
