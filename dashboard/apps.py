@@ -21,6 +21,8 @@ class DashboardConfig(AppConfig):
             )
         if not settings.SECRET_KEY:
             raise ImproperlyConfigured("SECRET_KEY is not set (or set SECRET_KEY_FILE).")
+        # In ready(), not at the top: these read settings and models, which the app registry
+        # has loaded only now.
         from dashboard.vendors.destinations import allow_list
 
         try:
@@ -28,7 +30,7 @@ class DashboardConfig(AppConfig):
         except ValueError as error:
             raise ImproperlyConfigured(str(error)) from None
         from dashboard.accounts import signals  # noqa: F401 - connects the login audit receivers
-        from dashboard.project.errors import QuietPermissionDenied
+        from dashboard.project.errors import QuietPermissionDenied  # in ready(), as above
 
         # Here rather than in LOGGING, so it holds whatever LOGGING the deployment configures.
         logging.getLogger("django.request").addFilter(QuietPermissionDenied())

@@ -129,7 +129,8 @@ def webhooks_dispatch() -> list[int]:
 
 
 def _payload(run: Run) -> dict[str, Any]:
-    # The same shape as the API's run (one description of a run for pipelines).
+    # The same shape as the API's run (one description of a run for pipelines). Imported here:
+    # the endpoints load django-ninja and pydantic, which a worker needs only when it delivers.
     from dashboard.api.endpoints import run_out
 
     return {"event": "run.finished", "run": run_out(run)}

@@ -39,6 +39,7 @@ from dashboard.models import (
     Role,
     Tenant,
 )
+from dashboard.runs.models import Run
 
 logger = logging.getLogger(__name__)
 
@@ -774,8 +775,6 @@ def audit_trail_gaps() -> list[AuditProblem]:
     no chain at all, or with fewer audit rows than runs, lost rows: an emptied or truncated trail
     is a finding even when what is left of it links up.
     """
-    from dashboard.runs.models import Run
-
     problems = []
     lengths = dict(AuditChainHead.objects.values_list("chain", "length"))
     # Heads of tenants that do not exist are no chain of the trail (_unknown_chain_problems).

@@ -24,8 +24,11 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from dashboard.models import AuditVerification
 from dashboard.observability import heartbeat
 from dashboard.observability.health import QUEUES
+from dashboard.runs.models import Run, RunAttempt
+from dashboard.runs.states import RunState
 
 RATE_LIMIT_WAITS_KEY = "triggerdesk:metrics:rate_limiter_waits"
 LATENCY_BUCKETS_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -56,9 +59,6 @@ class TriggerDeskCollector:
         yield from self._redis()
 
     def _runs(self) -> Iterator[Any]:
-        from dashboard.runs.models import Run
-        from dashboard.runs.states import RunState
-
         runs = GaugeMetricFamily(
             "triggerdesk_runs",
             "Runs by state, vendor and operation.",
@@ -103,8 +103,6 @@ class TriggerDeskCollector:
         yield approvals
 
     def _attempts(self) -> Iterator[Any]:
-        from dashboard.runs.models import RunAttempt
-
         latency = HistogramMetricFamily(
             "triggerdesk_vendor_request_duration_seconds",
             "Vendor request latency (every recorded attempt), by vendor and purpose.",
@@ -215,8 +213,6 @@ class TriggerDeskCollector:
         yield wait_seconds
 
     def _audit(self) -> Iterator[Any]:
-        from dashboard.models import AuditVerification
-
         audit_ok = GaugeMetricFamily(
             "triggerdesk_audit_verification_ok",
             "1 when the newest verification of the chain found it intact, 0 when not.",

@@ -119,7 +119,8 @@ class RejectUnstorableInputMiddleware:
         request.POST = QueryDict()
         request._files = MultiValueDict()
         if is_api_request(request):
-            # API clients read problem+json (RFC 9457), not a page.
+            # API clients read problem+json (RFC 9457), not a page. Imported here: django-ninja
+            # and pydantic load with the first /api/ request, not at start-up.
             from dashboard.api.problems import problem_response
 
             return problem_response(request, 400, "bad_input", message)
@@ -159,7 +160,7 @@ class AutomationApiUrlconfMiddleware:
         ):
             # No endpoint answered: an unknown path (the site's 404 page) or a method the path
             # does not take (the 405 page). An API client reads problem+json, like every other
-            # refusal of the API.
+            # refusal of the API. (Imported here: the API's modules load with its first request.)
             from dashboard.api.problems import problem_response
 
             if response.status_code == 404:

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils.text import slugify
 
+from dashboard.audit.trail import chain_for, ensure_chain_heads
 from dashboard.models import AuditChainHead, Membership, Role, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run
 
@@ -71,8 +72,6 @@ class AuditChain:
     """A tenant's audit chain being extended: hashes computed here, rows COPYed per chunk."""
 
     def __init__(self, command: Command, tenant: Tenant) -> None:
-        from dashboard.audit.trail import chain_for, ensure_chain_heads
-
         self.command = command
         self.tenant = tenant
         self.chain = chain_for(tenant)
