@@ -31,9 +31,9 @@ from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.selectors import format_duration
 from dashboard.runs.states import IN_FLIGHT_STATES, RunState
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.tenancy.selectors import with_api_key
-from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.http import FailureClass
 
 logger = logging.getLogger(__name__)

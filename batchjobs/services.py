@@ -37,8 +37,8 @@ from dashboard.runs import services as runs
 from dashboard.runs.models import Run
 from dashboard.runs.services import RunActionError
 from dashboard.runs.states import RunState
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
-from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
 
 DAILY = guardrails.DAILY

@@ -43,13 +43,14 @@ from dashboard.audit.trail import record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
-from dashboard.runs import attempts, bulk, credentials, gate, transitions
+from dashboard.runs import attempts, bulk, gate, transitions
 from dashboard.runs import enqueue as enqueueing
 from dashboard.runs import outcomes as run_outcomes
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState, sources
+from dashboard.tenancy import credentials
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
 

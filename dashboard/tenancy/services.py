@@ -34,7 +34,6 @@ from dashboard.models import (
 from dashboard.tenancy.crypto import (
     CredentialDecryptionError,
     check_secret,
-    decrypt_secret,
     encrypt_secret,
     reencrypt_secret,
 )
@@ -404,21 +403,6 @@ def _store_secret(
         summary={"connection": connection.name, "secret": name},
     )
     return secret
-
-
-@sensitive_variables()
-def connection_secrets(connection: VendorConnection, *, read_with: Any = None) -> dict[str, str]:
-    """The decrypted secrets of a connection, for a vendor client only; never render or log them.
-
-    `read_with`: a row a selector fetched with the connection's API key
-    (dashboard.tenancy.selectors.with_api_key); its key is used instead of a query for the secrets.
-    """
-    if read_with is not None and hasattr(read_with, "api_key_encrypted"):
-        encrypted = read_with.api_key_encrypted
-        return {"api_key": decrypt_secret(encrypted)} if encrypted is not None else {}
-    return {
-        secret.name: decrypt_secret(secret.encrypted_value) for secret in connection.secrets.all()
-    }
 
 
 @dataclass

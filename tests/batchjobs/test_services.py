@@ -19,11 +19,8 @@ from dashboard.runs.models import Approval, Run
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.services import RunActionError, run_approve, run_send, run_submit
 from dashboard.runs.states import RunState
-from dashboard.tenancy.services import (
-    connection_secret_set,
-    connection_secrets,
-    tenant_settings_update,
-)
+from dashboard.tenancy.credentials import connection_secrets
+from dashboard.tenancy.services import connection_secret_set, tenant_settings_update
 from dashboard.vendors.sandbox import Fault
 from tests.factories import ConnectionSecretFactory
 

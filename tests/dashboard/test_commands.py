@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from dashboard.models import AuditEvent, Membership, Tenant, VendorConnection
-from dashboard.tenancy.services import connection_secrets
+from dashboard.tenancy.credentials import connection_secrets
 
 pytestmark = pytest.mark.django_db
 

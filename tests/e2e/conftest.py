@@ -256,7 +256,7 @@ def release_windows(run: Any) -> None:
     """Give back the run's rate-limit windows in Redis (TriggerDaily's 10 minutes)."""
     from dashboard.runs.operations import operation_for
     from dashboard.runs.rate_limits import rate_limiter
-    from dashboard.tenancy.services import connection_secrets
+    from dashboard.tenancy.credentials import connection_secrets
 
     operation = operation_for(run.operation)
     for rule in operation.rate_rules(run.connection, connection_secrets(run.connection)):

@@ -8,8 +8,8 @@ from batchjobs.models import BatchJob
 from batchjobs.vendors.talkifai import client as talkifai
 from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import BatchJobDetail
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
-from dashboard.tenancy.services import connection_secrets
 from dashboard.vendors.http import ConfigurationError, VendorError
 
 

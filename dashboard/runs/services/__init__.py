@@ -30,7 +30,6 @@ from dashboard.runs.attempts import (
     record_attempt,
 )
 from dashboard.runs.bulk import update_rows
-from dashboard.runs.credentials import connection_secrets
 from dashboard.runs.enqueue import MAX_COUNTDOWN_SECONDS, batch_of, enqueue, enqueue_send
 from dashboard.runs.outcomes import (
     POLL_DEADLINE_MESSAGE,
@@ -67,6 +66,7 @@ from dashboard.runs.services.submit_many import run_submit_many
 from dashboard.runs.services.sweep import runs_sweep
 from dashboard.runs.states import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS
 from dashboard.runs.transitions import SWEEPER, WORKER, RunActionError, fail_run, transition
+from dashboard.tenancy.credentials import connection_secrets
 
 __all__ = [
     "MAX_COUNTDOWN_SECONDS",

@@ -10,13 +10,13 @@ from django.db.models import F
 from dashboard.clock import utc_now
 from dashboard.runs import dispatch, gate
 from dashboard.runs.attempts import open_attempt, record_attempt
-from dashboard.runs.credentials import connection_secrets
 from dashboard.runs.enqueue import enqueue
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.outcomes import expire_polling, poll_failure_outcome, poll_outcome
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, transition
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.vendors.http import VendorError
 
 logger = logging.getLogger(__name__)

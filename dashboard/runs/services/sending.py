@@ -23,7 +23,6 @@ from dashboard.runs.attempts import (
     open_attempt,
     record_attempt,
 )
-from dashboard.runs.credentials import connection_secrets
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import RunOperation, operation_for
@@ -36,6 +35,7 @@ from dashboard.runs.outcomes import (
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, VendorError
 

@@ -15,13 +15,13 @@ from dashboard.runs.attempts import (
     close_unsent_attempt,
     lock_open_attempts,
 )
-from dashboard.runs.credentials import connection_secrets
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS, workers_alive
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import RunOperation, operation_for
 from dashboard.runs.states import STALE_POLL_SECONDS, STALE_QUEUED_SECONDS, RunState
 from dashboard.runs.transitions import SWEEPER, transition
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.vendors.http import FailureClass
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dashboard.runs.models import Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
-from dashboard.tenancy.services import connection_secrets
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.vendors.sandbox import Fault
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

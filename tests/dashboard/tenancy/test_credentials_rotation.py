@@ -25,7 +25,7 @@ from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent, ConnectionSecret
 from dashboard.runs.states import RunState
-from dashboard.tenancy.services import connection_secrets
+from dashboard.tenancy.credentials import connection_secrets
 from tests.factories import RunFactory, VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db

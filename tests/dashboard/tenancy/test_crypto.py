@@ -4,8 +4,8 @@ from django.core.management import call_command
 from django.db import connection as db_connection
 
 from dashboard.models import ConnectionSecret
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError, decrypt_secret, encrypt_secret
-from dashboard.tenancy.services import connection_secrets
 from tests.factories import VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db
