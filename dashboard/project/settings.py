@@ -13,15 +13,21 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard.project import environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def env_str(name: str, default: str = "") -> str:
-    """A setting from the environment, or from the file named by `NAME_FILE` (container secrets)."""
-    file_path = os.environ.get(f"{name}_FILE")
-    if file_path:
-        return Path(file_path).read_text().strip()
+    """A setting from the environment, or from the file named by `NAME_FILE` (container secrets),
+    read by the one reader the production check uses too (environment.read)."""
+    if os.environ.get(f"{name}_FILE"):
+        value, problem = environment.read(os.environ, name)
+        if problem:
+            raise ImproperlyConfigured(problem)
+        return value
     return os.environ.get(name, default)
 
 
