@@ -25,7 +25,7 @@ endef
 help:
 	@echo "make demo   - install into .venv, migrate, load the demo tenant, start web, worker, beat and sandboxes"
 	@echo "make test   - install, make sure PostgreSQL and Redis run, run the whole test suite"
-	@echo "make lint   - ruff check and format check"
+	@echo "make lint   - ruff check and format check, import-linter contracts"
 	@echo "make bench  - run the benchmarks in bench/"
 
 $(STAMP): pyproject.toml
@@ -66,13 +66,15 @@ chromium:
 	    || { echo "ERROR: could not install chromium (apt-get install chromium)." >&2; exit 1; }; fi
 
 .PHONY: test
-test: install services chromium
+test: install services chromium lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff for style and format; import-linter for the layers (pyproject.toml's contracts).
 .PHONY: lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: bench
 bench: install services
