@@ -30,7 +30,7 @@ from batchjobs.vendors.talkifai import client as talkifai
 from batchjobs.vendors.talkifai import status as talkifai_status
 from batchjobs.vendors.talkifai.access import talkifai_client
 from batchjobs.vendors.talkifai.client import validate_batch_job_id
-from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.clock import utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs import services as runs
@@ -277,21 +277,19 @@ def batch_job_register(
         registered_at=utc_now(),
     )
     try:
-        with transaction.atomic():
-            job.save()
-            record_audit_event(
-                actor=actor,
-                tenant=tenant,
-                action="batch_job.registered",
-                object_type="batch_job",
-                object_id=job.pk,
-                summary={
-                    "batch_job_id": batch_job_id,
-                    "name": job.name,
-                    "connection": connection.name,
-                    "vendor_status": detail.status,
-                },
-            )
+        save_with_audit(
+            job,
+            actor=actor,
+            tenant=tenant,
+            action="batch_job.registered",
+            object_type="batch_job",
+            summary={
+                "batch_job_id": batch_job_id,
+                "name": job.name,
+                "connection": connection.name,
+                "vendor_status": detail.status,
+            },
+        )
     except IntegrityError:
         raise ValidationError({"batch_job_id": "This job is already registered."}) from None
     return job

@@ -36,7 +36,7 @@ from campaigns.altcraft_launches.models import (
     LaunchState,
 )
 from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
-from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
@@ -154,21 +154,19 @@ def trigger_register(
         created_by=actor.user if actor.user is not None else None,
     )
     try:
-        with transaction.atomic():
-            trigger.save()
-            record_audit_event(
-                actor=actor,
-                tenant=tenant,
-                action="altcraft.trigger_registered",
-                object_type="altcraft_trigger",
-                object_id=trigger.pk,
-                summary={
-                    "trigger_id": trigger_id,
-                    "name": trigger.name,
-                    "connection": connection.name,
-                    "default_matching": default_matching,
-                },
-            )
+        save_with_audit(
+            trigger,
+            actor=actor,
+            tenant=tenant,
+            action="altcraft.trigger_registered",
+            object_type="altcraft_trigger",
+            summary={
+                "trigger_id": trigger_id,
+                "name": trigger.name,
+                "connection": connection.name,
+                "default_matching": default_matching,
+            },
+        )
     except IntegrityError:
         raise ValidationError(
             {"trigger_id": f"Trigger {trigger_id} is already registered on {connection.name}."}
@@ -269,22 +267,20 @@ def launch_create(
         created_by_label=actor.display,
     )
     try:
-        with transaction.atomic():
-            launch.save()
-            record_audit_event(
-                actor=actor,
-                tenant=tenant,
-                action="altcraft.launch_uploaded",
-                object_type="altcraft_launch",
-                object_id=launch.pk,
-                summary={
-                    "kind": kind,
-                    "trigger_id": trigger.trigger_id,
-                    "file": launch.source_name,
-                    "sha256": upload.sha256,
-                    "bytes": upload.size,
-                },
-            )
+        save_with_audit(
+            launch,
+            actor=actor,
+            tenant=tenant,
+            action="altcraft.launch_uploaded",
+            object_type="altcraft_launch",
+            summary={
+                "kind": kind,
+                "trigger_id": trigger.trigger_id,
+                "file": launch.source_name,
+                "sha256": upload.sha256,
+                "bytes": upload.size,
+            },
+        )
     except IntegrityError:
         storage.delete(upload.path)
         return AltcraftLaunch.objects.get(tenant=tenant, idempotency_key=idempotency_key)

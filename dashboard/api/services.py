@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 
 from dashboard.api.models import TOKEN_PREFIX, ApiToken, IdempotencyRecord
-from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.clock import utc_now
 from dashboard.models import Membership, Tenant
 
@@ -90,20 +90,18 @@ def api_token_create(
         expires_at=expires_at,
     )
     try:
-        with transaction.atomic():
-            token.save()
-            record_audit_event(
-                actor=actor,
-                tenant=tenant,
-                action="api_token.created",
-                object_type="api_token",
-                object_id=token.pk,
-                summary={
-                    "name": name,
-                    "prefix": token.prefix,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
-                },
-            )
+        save_with_audit(
+            token,
+            actor=actor,
+            tenant=tenant,
+            action="api_token.created",
+            object_type="api_token",
+            summary={
+                "name": name,
+                "prefix": token.prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
     except IntegrityError:
         raise ValidationError({"name": "You already have a token with this name."}) from None
     return token, secret

@@ -382,6 +382,29 @@ def record_audit_event(
     return event
 
 
+def save_with_audit(
+    instance: Any,
+    *,
+    actor: Actor,
+    action: str,
+    tenant: Tenant | None,
+    object_type: str,
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Save a new `instance` and record `action` about it in one transaction: neither without
+    the other. A unique constraint's IntegrityError reaches the caller, who knows what it means."""
+    with transaction.atomic():
+        instance.save()
+        record_audit_event(
+            actor=actor,
+            action=action,
+            tenant=tenant,
+            object_type=object_type,
+            object_id=instance.pk,
+            summary=summary,
+        )
+
+
 def record_audit_events(events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
     """Append many events, each given as record_audit_event's keyword arguments, in order.
 

@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 from dashboard import plugins
 from dashboard.accounts.lockout import locked_everywhere
 from dashboard.api.models import Webhook
-from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import (
     SECRET_FIELDS,
@@ -55,16 +55,14 @@ def tenant_create(*, actor: Actor, name: str, slug: str = "", **settings: Any) -
         raise ValidationError({"name": f"A tenant named {name!r} already exists."})
     tenant = Tenant(name=name, slug=slug, **settings)
     tenant.full_clean()
-    with transaction.atomic():
-        tenant.save()
-        record_audit_event(
-            actor=actor,
-            tenant=tenant,
-            action="tenant.created",
-            object_type="tenant",
-            object_id=tenant.pk,
-            summary={"name": tenant.name, "slug": tenant.slug},
-        )
+    save_with_audit(
+        tenant,
+        actor=actor,
+        tenant=tenant,
+        action="tenant.created",
+        object_type="tenant",
+        summary={"name": tenant.name, "slug": tenant.slug},
+    )
     return tenant
 
 
