@@ -86,6 +86,22 @@ class LaunchProgressOut(Schema):
     chunks_open: int
     percent: int
     profiles_reached: int
+    rows_succeeded: int = Field(description="Rows in the requests that succeeded.")
+    profiles_reported: bool = Field(
+        description="False when some succeeded request's answer did not say how many profiles "
+        "it reached: then profiles_reached counts only the others."
+    )
+
+
+class OutcomeOut(Schema):
+    word: str = Field(
+        description='What the launch came to, as the pages say it: "Sent", '
+        '"Imported", "Partly failed", "Failed", "Sending", or its state.'
+    )
+    tone: str = Field(description='"good", "warn", "bad", or "" while nothing is decided.')
+    detail: str = Field(
+        description='The numbers or reason, e.g. "sent; 0 of 5,000 matched a profile".'
+    )
 
 
 class AltcraftLaunchOut(Schema):
@@ -98,6 +114,7 @@ class AltcraftLaunchOut(Schema):
     status_url: str
     preview: LaunchPreviewOut
     progress: LaunchProgressOut
+    outcome: OutcomeOut
     created_at: datetime
 
 
@@ -186,7 +203,10 @@ def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
             "chunks_open": progress.open,
             "percent": progress.percent,
             "profiles_reached": progress.profiles_reached,
+            "rows_succeeded": progress.rows_succeeded,
+            "profiles_reported": not progress.profiles_unreported,
         },
+        "outcome": vars(altcraft_selectors.launch_outcome(launch, progress)),
         "created_at": launch.created_at,
     }
 

@@ -387,6 +387,7 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
     return {
         "launch": launch,
         "progress": progress,
+        "outcome": selectors.launch_outcome(launch, progress),
         "hash_form": HashForm(initial={"sha256": launch.source_sha256}),
         "may_confirm": membership.can(Permission.REQUEST)
         and is_uploader

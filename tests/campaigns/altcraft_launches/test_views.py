@@ -96,6 +96,12 @@ def test_upload_preview_confirm_and_progress(team, trigger, altcraft, read_by_wo
     assert fragment.status_code == 286  # htmx: stop polling
     assert 'id="launch-done"' in fragment.content.decode()
     assert "1 profiles reached" in fragment.content.decode()
+    # Two rows sent, one matched a profile: said, in a warning tone, not a green "Done".
+    assert (
+        '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 1 of 2 matched'
+        " a profile</span>" in fragment.content.decode()
+    )
+    assert ">Done<" not in fragment.content.decode()
 
 
 def test_content_that_is_not_a_json_object_is_a_form_error(team, trigger, upload_dir) -> None:
