@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from campaigns.altcraft_launches.models import (
@@ -37,6 +37,17 @@ def altcraft_connection_list(*, tenant: Tenant) -> QuerySet[VendorConnection]:
 
 def launch_list(*, tenant: Tenant) -> QuerySet[AltcraftLaunch]:
     return AltcraftLaunch.objects.filter(tenant=tenant).select_related("trigger")
+
+
+def launch_list_with_outcomes(*, tenant: Tenant, limit: int = 50) -> list[AltcraftLaunch]:
+    """The latest launches, each with its `outcome` (launch_outcome): two queries in all."""
+    chunks = AltcraftChunk.objects.select_related("run").order_by("number")
+    launches = list(
+        launch_list(tenant=tenant).prefetch_related(Prefetch("chunks", queryset=chunks))[:limit]
+    )
+    for launch in launches:
+        launch.outcome = launch_outcome(launch)
+    return launches
 
 
 def launch_get(*, tenant: Tenant, launch_pk: int) -> AltcraftLaunch:
@@ -109,7 +120,10 @@ class LaunchProgress:
 def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
     """Each chunk's run and where it stands, and the launch's overall progress."""
     progress = LaunchProgress()
-    chunks = list(launch.chunks.select_related("run").order_by("number"))
+    if "chunks" in getattr(launch, "_prefetched_objects_cache", {}):
+        chunks = list(launch.chunks.all())  # launch_list_with_outcomes fetched them
+    else:
+        chunks = list(launch.chunks.select_related("run").order_by("number"))
     sending = launch.state == LaunchState.SENDING
     for chunk in chunks:
         run = chunk.run

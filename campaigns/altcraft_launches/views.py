@@ -56,7 +56,7 @@ def _home_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
     found = services.altcraft_settings(tenant=tenant)
     return {
         "triggers": selectors.trigger_list(tenant=tenant),
-        "launches": selectors.launch_list(tenant=tenant)[:50],
+        "launches": selectors.launch_list_with_outcomes(tenant=tenant),
         "altcraft_settings": found,
         "register_form": forms.get("register_form") or TriggerRegisterForm(tenant=tenant),
         "settings_form": forms.get("settings_form")

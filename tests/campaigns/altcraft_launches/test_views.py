@@ -434,3 +434,24 @@ def test_the_mapping_page_unpacks_an_import_workbook_only_to_its_header(
     assert page.status_code == 200
     assert 'value="email"' in page.content.decode()  # the header's one column
     assert sum(unpacked) < 1_000_000
+
+
+def test_the_launch_list_says_a_launch_reached_nobody(team, trigger) -> None:
+    from campaigns.altcraft_launches import services
+    from tests.campaigns.altcraft_launches.conftest import csv_bytes, prepare, send_all
+
+    launch = prepare(team.marketer, trigger, csv_bytes("email", ["nobody@example.com"]))
+    launch = services.launch_confirm(
+        actor=services.Actor(user=team.marketer.user),
+        launch=launch,
+        sha256_seen=launch.source_sha256,
+    )
+    send_all(launch)
+
+    html = team.client_for("auditor").get(url("altcraft_home")).content.decode()
+
+    listing = html[html.index('id="altcraft-launches"') :]
+    assert (
+        '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 0 of 1 matched'
+        " a profile</span>" in listing
+    )
