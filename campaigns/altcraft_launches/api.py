@@ -27,7 +27,7 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
-from dashboard.api.schemas import Strict
+from dashboard.api.schemas import OutcomeOut, Strict
 from dashboard.models import Permission
 from dashboard.tenancy.scoping import client_ip
 
@@ -90,17 +90,6 @@ class LaunchProgressOut(Schema):
     profiles_reported: bool = Field(
         description="False when some succeeded request's answer did not say how many profiles "
         "it reached: then profiles_reached counts only the others."
-    )
-
-
-class OutcomeOut(Schema):
-    word: str = Field(
-        description='What the launch came to, as the pages say it: "Sent", '
-        '"Imported", "Partly failed", "Failed", "Sending", or its state.'
-    )
-    tone: str = Field(description='"good", "warn", "bad", or "" while nothing is decided.')
-    detail: str = Field(
-        description='The numbers or reason, e.g. "sent; 0 of 5,000 matched a profile".'
     )
 
 
