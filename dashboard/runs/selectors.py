@@ -593,8 +593,11 @@ _RUN_TONES = {
 
 def run_outcome(run: Run) -> Outcome:
     """A run's state in the shared words: failed with the vendor's reason, an unknown outcome
-    that waits for a person in red."""
+    that waits for a person in red, a success whose vendor reached nobody as a warning."""
     if run.state == RunState.OUTCOME_UNKNOWN and run.needs_person:
         return Outcome(run.get_state_display(), "bad", "needs a person")
+    if run.state == RunState.SUCCEEDED and run.audience_size == 0:
+        # Accepted, yet the vendor resolved nobody to send to: not a plain success.
+        return Outcome(run.get_state_display(), "warn", "reached nobody (an audience of 0)")
     detail = run.failure_message if run.state == RunState.FAILED else ""
     return Outcome(run.get_state_display(), _RUN_TONES.get(run.state, ""), detail)

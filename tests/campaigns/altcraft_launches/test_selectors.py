@@ -133,3 +133,17 @@ def test_a_task_result_without_a_profile_list_is_not_reported_as_zero(team, trig
     assert selectors.launch_outcome(launch) == Outcome(
         "Imported", "warn", "sent 1 row; Altcraft did not report how many matched a profile"
     )
+
+
+def test_a_chunk_that_reached_nobody_says_so_beside_its_run_state(team, trigger) -> None:
+    from django.template.loader import render_to_string
+
+    launch = sent(team, trigger, ["nobody@example.com"])
+    run = launch.chunks.get().run
+
+    badge = render_to_string("runs/_state_badge.html#state_badge", {"run": run})
+
+    assert badge == (
+        '<span class="badge state succeeded">Succeeded</span> '
+        '<span class="badge warn">reached nobody</span>'
+    )
