@@ -256,11 +256,22 @@ def past_schedules(*, tenant: Tenant, limit: int = 50) -> list[PastSchedule]:
     return past
 
 
-def recent_groups(*, tenant: Tenant, generator: EventGenerator | None = None, limit: int = 20):
+def recent_groups(
+    *, tenant: Tenant, generator: EventGenerator | None = None, limit: int = 20
+) -> list[TriggerGroup]:
+    """The latest trigger groups, each with its `outcome` (group_outcome): two queries."""
     groups = TriggerGroup.objects.filter(tenant=tenant).select_related("generator")
     if generator is not None:
         groups = groups.filter(generator=generator)
-    return groups.order_by("-created_at", "-id")[:limit]
+    links = CampaignRun.objects.select_related("run").order_by("run_id")
+    found = list(
+        groups.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("campaign_runs", queryset=links)
+        )[:limit]
+    )
+    for group in found:
+        group.outcome = group_outcome(_group_status_of(group.campaign_runs.all()))
+    return found
 
 
 def schedule_list(*, tenant: Tenant, upcoming_only: bool = False) -> QuerySet[ScheduledTrigger]:

@@ -456,6 +456,8 @@ def test_the_group_page_says_partly_failed_in_the_shared_badge(team, generator):
         '-detail">1 of 2 topics failed; published to an audience of 5,000</span></p>' in html
     )
     assert '<span class="badge state failed">Failed</span>' in html
+    home = team.client_for("auditor").get(url("campaign_home", team)).content.decode()
+    assert '<span class="badge warn">Partly failed</span>' in home
 
 
 def test_the_past_schedules_show_each_fired_run_its_state_reason_and_link(team, generator):
