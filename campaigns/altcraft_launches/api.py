@@ -27,7 +27,7 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
-from dashboard.api.schemas import Strict
+from dashboard.api.schemas import OutcomeOut, Strict
 from dashboard.models import Permission
 from dashboard.tenancy.scoping import client_ip
 
@@ -86,6 +86,11 @@ class LaunchProgressOut(Schema):
     chunks_open: int
     percent: int
     profiles_reached: int
+    rows_succeeded: int = Field(description="Rows in the requests that succeeded.")
+    profiles_reported: bool = Field(
+        description="False when some succeeded request's answer did not say how many profiles "
+        "it reached: then profiles_reached counts only the others."
+    )
 
 
 class AltcraftLaunchOut(Schema):
@@ -98,6 +103,7 @@ class AltcraftLaunchOut(Schema):
     status_url: str
     preview: LaunchPreviewOut
     progress: LaunchProgressOut
+    outcome: OutcomeOut
     created_at: datetime
 
 
@@ -186,7 +192,10 @@ def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
             "chunks_open": progress.open,
             "percent": progress.percent,
             "profiles_reached": progress.profiles_reached,
+            "rows_succeeded": progress.rows_succeeded,
+            "profiles_reported": not progress.profiles_unreported,
         },
+        "outcome": vars(altcraft_selectors.launch_outcome(launch, progress)),
         "created_at": launch.created_at,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from campaigns.altcraft_launches.models import (
@@ -16,6 +16,7 @@ from campaigns.altcraft_launches.models import (
 )
 from dashboard.models import Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Run
+from dashboard.runs.selectors import Outcome, count_text
 from dashboard.runs.states import RunState
 
 
@@ -36,6 +37,17 @@ def altcraft_connection_list(*, tenant: Tenant) -> QuerySet[VendorConnection]:
 
 def launch_list(*, tenant: Tenant) -> QuerySet[AltcraftLaunch]:
     return AltcraftLaunch.objects.filter(tenant=tenant).select_related("trigger")
+
+
+def launch_list_with_outcomes(*, tenant: Tenant, limit: int = 50) -> list[AltcraftLaunch]:
+    """The latest launches, each with its `outcome` (launch_outcome): two queries in all."""
+    chunks = AltcraftChunk.objects.select_related("run").order_by("number")
+    launches = list(
+        launch_list(tenant=tenant).prefetch_related(Prefetch("chunks", queryset=chunks))[:limit]
+    )
+    for launch in launches:
+        launch.outcome = launch_outcome(launch)
+    return launches
 
 
 def launch_get(*, tenant: Tenant, launch_pk: int) -> AltcraftLaunch:
@@ -84,6 +96,10 @@ class LaunchProgress:
     unknown: int = 0
     open: int = 0
     profiles_reached: int = 0
+    # The rows of the chunks that succeeded, and how many of those chunks' answers did not say
+    # how many profiles they reached (an import task's XML-shaped result lists none).
+    rows_succeeded: int = 0
+    profiles_unreported: int = 0
 
     @property
     def percent(self) -> int:
@@ -104,7 +120,10 @@ class LaunchProgress:
 def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
     """Each chunk's run and where it stands, and the launch's overall progress."""
     progress = LaunchProgress()
-    chunks = list(launch.chunks.select_related("run").order_by("number"))
+    if "chunks" in getattr(launch, "_prefetched_objects_cache", {}):
+        chunks = list(launch.chunks.all())  # launch_list_with_outcomes fetched them
+    else:
+        chunks = list(launch.chunks.select_related("run").order_by("number"))
     sending = launch.state == LaunchState.SENDING
     for chunk in chunks:
         run = chunk.run
@@ -118,6 +137,9 @@ def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
                 progress.succeeded += 1
                 profile_count = (run.result or {}).get("profile_count", run.audience_size)
                 progress.profiles_reached += profile_count or 0
+                progress.rows_succeeded += chunk.item_count
+                if profile_count is None:
+                    progress.profiles_unreported += 1
             elif run.state == RunState.ACCEPTED and launch.kind == LaunchKind.IMPORT:
                 percent = run.progress or 0
             if run.state == RunState.FAILED or run.state == RunState.CANCELLED:
@@ -145,6 +167,63 @@ def launch_progress(*, launch: AltcraftLaunch) -> LaunchProgress:
             )
         )
     return progress
+
+
+def launch_outcome(launch: AltcraftLaunch, progress: LaunchProgress | None = None) -> Outcome:
+    """What the launch came to, in the words every page and the API show: the state of its
+    requests ("Sent", "Partly failed", "Failed") and, from Altcraft's answers, how many of the
+    rows sent matched a profile ("sent; 0 of 5,000 matched a profile" is a warning, not a
+    success). `progress` is launch_progress(launch), when the caller has it already."""
+    if launch.state != LaunchState.SENDING:
+        return Outcome(launch.get_state_display(), "bad" if launch.problem else "", launch.problem)
+    if progress is None:
+        progress = launch_progress(launch=launch)
+    requests = len(progress.chunks)
+    if not progress.settled:
+        done = f"{count_text(progress.succeeded)} of {count_text(requests)} requests done"
+        return Outcome("Sending", "", done)
+    problems = []
+    if progress.failed:
+        problems.append(f"{count_text(progress.failed)} of {count_text(requests)} requests failed")
+    if progress.unknown:
+        problems.append(
+            f"{count_text(progress.unknown)} of {count_text(requests)} requests need a person "
+            "(outcome unknown)"
+        )
+    if not progress.succeeded:
+        if progress.failed == requests:
+            reasons = [status.run.failure_message for status in progress.chunks if status.run]
+            reason = next((text for text in reasons if text), "")
+            return Outcome("Failed", "bad", reason or problems[0])
+        return Outcome(
+            "Partly failed" if progress.failed else "Outcome unknown", "warn", "; ".join(problems)
+        )
+    matched, tone = _matched_text(launch, progress)
+    if problems:
+        return Outcome("Partly failed", "warn", "; ".join([*problems, matched]))
+    word = "Imported" if launch.kind == LaunchKind.IMPORT else "Sent"
+    return Outcome(word, tone, matched)
+
+
+def _matched_text(launch: AltcraftLaunch, progress: LaunchProgress) -> tuple[str, str]:
+    """How many of the rows that were sent reached a profile, by Altcraft's answers, and the
+    tone of that: all of them is good, fewer is a warning."""
+    rows = count_text(progress.rows_succeeded)
+    if progress.profiles_unreported:
+        plural = "" if progress.rows_succeeded == 1 else "s"
+        return (
+            f"sent {rows} row{plural}; Altcraft did not report how many matched a profile",
+            "warn",
+        )
+    reached = progress.profiles_reached
+    tone = "good" if reached >= progress.rows_succeeded else "warn"
+    if launch.kind == LaunchKind.IMPORT:
+        not_imported = max(0, progress.rows_succeeded - reached)
+        text = f"{count_text(reached)} of {rows} rows imported and launched"
+        if not_imported:
+            text += f"; {count_text(not_imported)} not imported"
+        return text, tone
+    return f"sent; {count_text(reached)} of {rows} matched a profile", tone
 
 
 def run_of_chunk(value: str, *, tenants: QuerySet) -> Run:

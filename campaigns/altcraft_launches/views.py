@@ -56,7 +56,7 @@ def _home_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
     found = services.altcraft_settings(tenant=tenant)
     return {
         "triggers": selectors.trigger_list(tenant=tenant),
-        "launches": selectors.launch_list(tenant=tenant)[:50],
+        "launches": selectors.launch_list_with_outcomes(tenant=tenant),
         "altcraft_settings": found,
         "register_form": forms.get("register_form") or TriggerRegisterForm(tenant=tenant),
         "settings_form": forms.get("settings_form")
@@ -387,6 +387,7 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
     return {
         "launch": launch,
         "progress": progress,
+        "outcome": selectors.launch_outcome(launch, progress),
         "hash_form": HashForm(initial={"sha256": launch.source_sha256}),
         "may_confirm": membership.can(Permission.REQUEST)
         and is_uploader

@@ -22,7 +22,7 @@ from dashboard.api.endpoints.common import (
     token_use,
 )
 from dashboard.api.problems import ApiProblem
-from dashboard.api.schemas import RunOut, Strict
+from dashboard.api.schemas import OutcomeOut, RunOut, Strict
 from dashboard.models import Permission
 from dashboard.tenancy.scoping import client_ip
 
@@ -78,6 +78,7 @@ class TriggerGroupOut(Schema):
     schema_version: int
     context: dict[str, Any]
     runs: list[CampaignRunOut]
+    outcome: OutcomeOut = Field(description="What the group came to (group_outcome).")
 
 
 def _generator_out(generator: Any) -> dict[str, Any]:
@@ -221,5 +222,8 @@ def event_generator_run(
                 }
                 for link in links
             ],
+            "outcome": vars(
+                generator_selectors.group_outcome(generator_selectors.group_status(group=group))
+            ),
         },
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from campaigns.event_generators.models import (
@@ -20,6 +20,7 @@ from campaigns.event_generators.models import (
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Run
+from dashboard.runs.selectors import Outcome, count_text, run_outcome
 from dashboard.runs.states import RunState
 
 
@@ -114,8 +115,13 @@ OPEN_STATES = frozenset(
 
 
 def group_status(*, group: TriggerGroup) -> GroupStatus:
-    latest: dict[str, CampaignRun] = {}
     links = CampaignRun.objects.filter(group=group).select_related("run").order_by("run_id")
+    return _group_status_of(links)
+
+
+def _group_status_of(links) -> GroupStatus:
+    """The status of a group from its runs' links, in run order (a retry comes after)."""
+    latest: dict[str, CampaignRun] = {}
     count = 0
     for link in links:
         count += 1
@@ -141,11 +147,131 @@ def group_status(*, group: TriggerGroup) -> GroupStatus:
     return status
 
 
-def recent_groups(*, tenant: Tenant, generator: EventGenerator | None = None, limit: int = 20):
+def _topics(count: int) -> str:
+    return f"{count_text(count)} topic{'' if count == 1 else 's'}"
+
+
+def group_outcome(status: GroupStatus) -> Outcome:
+    """What a trigger group came to, in the words every page and the API show: "Published"
+    (a warning when Optimove resolved an audience of 0), "Partly failed" when some topics failed
+    and others did not, "Failed" with Optimove's reason when all did. `status` is its
+    group_status."""
+    total = status.total
+    if not total:
+        return Outcome("Nothing sent", "", "")
+    if not status.finished:
+        return Outcome(
+            "In progress", "", f"{count_text(total - status.open)} of {_topics(total)} finished"
+        )
+    published = [link.run for link in status.rows if link.run.state == RunState.SUCCEEDED]
+    failed = [link.run for link in status.rows if link.run.state == RunState.FAILED]
+    waiting = [
+        link.run
+        for link in status.rows
+        if link.run.state == RunState.OUTCOME_UNKNOWN and link.run.needs_person
+    ]
+    if len(failed) == total:
+        reason = next((run.failure_message for run in failed if run.failure_message), "")
+        return Outcome("Failed", "bad", reason or f"all {_topics(total)} failed")
+    problems = []
+    if failed:
+        problems.append(f"{count_text(len(failed))} of {_topics(total)} failed")
+    if waiting:
+        problems.append(f"{count_text(len(waiting))} of {_topics(total)} need a person")
+    audience, tone = _audience_text(published)
+    if problems:
+        word = "Partly failed" if published or failed else "Needs a person"
+        return Outcome(word, "warn", "; ".join([*problems, *([audience] if audience else [])]))
+    if not published:
+        return Outcome("Cancelled", "", "")
+    return Outcome("Published", tone, audience)
+
+
+def _audience_text(published: list[Run]) -> tuple[str, str]:
+    """The audience Optimove resolved for the published executions, and its tone: an audience
+    of 0 is a warning; an execution whose status gave no audience_size is said to be unknown."""
+    if not published:
+        return "", ""
+    reported = [run.audience_size for run in published if run.audience_size is not None]
+    unreported = len(published) - len(reported)
+    empty = sum(1 for size in reported if size == 0)
+    total = sum(reported)
+    if reported:
+        text = f"published to an audience of {count_text(total)}"
+    else:
+        text = "published; Optimove did not report the audience"
+    if empty and len(published) > 1:
+        text += f" ({count_text(empty)} of {_topics(len(published))} reached nobody)"
+    if unreported and reported:
+        text += f"; Optimove did not report the audience of {_topics(unreported)}"
+    return text, "warn" if empty or unreported else "good"
+
+
+def execution_outcome(run: Run) -> Outcome:
+    """What one execution came to: published to an audience (a warning when it was 0 or not
+    reported), or its run's state with the vendor's reason."""
+    if run.state != RunState.SUCCEEDED:
+        return run_outcome(run)
+    audience, tone = _audience_text([run])
+    return Outcome("Published", tone, audience)
+
+
+def schedule_outcome(schedule: ScheduledTrigger, status: GroupStatus | None = None) -> Outcome:
+    """What a schedule came to: its state while nothing was sent (a failure to fire with its
+    reason), and once fired what its trigger group came to (`status`, its group_status)."""
+    if schedule.state == ScheduleState.FAILED:
+        return Outcome(schedule.get_state_display(), "bad", schedule.failure_message)
+    if schedule.state != ScheduleState.FIRED or schedule.group_id is None:
+        return Outcome(schedule.get_state_display(), "", "")
+    if status is None:
+        status = group_status(group=schedule.group)
+    return group_outcome(status)
+
+
+@dataclass
+class PastSchedule:
+    """A schedule that fired, failed or was cancelled, what it came to, and the runs it made
+    (each with its own outcome, the vendor's reason when it failed)."""
+
+    schedule: ScheduledTrigger
+    outcome: Outcome
+    runs: list[tuple[CampaignRun, Outcome]]
+
+
+def past_schedules(*, tenant: Tenant, limit: int = 50) -> list[PastSchedule]:
+    """The latest schedules that are no longer waiting, with their runs: three queries."""
+    links = CampaignRun.objects.select_related("run").order_by("run_id")
+    schedules = (
+        schedule_list(tenant=tenant)
+        .exclude(state=ScheduleState.SCHEDULED)
+        .prefetch_related(Prefetch("group__campaign_runs", queryset=links))[:limit]
+    )
+    past = []
+    for schedule in schedules:
+        status = None
+        if schedule.group_id is not None:
+            status = _group_status_of(schedule.group.campaign_runs.all())
+        runs = [(link, run_outcome(link.run)) for link in (status.rows if status else [])]
+        past.append(PastSchedule(schedule, schedule_outcome(schedule, status), runs))
+    return past
+
+
+def recent_groups(
+    *, tenant: Tenant, generator: EventGenerator | None = None, limit: int = 20
+) -> list[TriggerGroup]:
+    """The latest trigger groups, each with its `outcome` (group_outcome): two queries."""
     groups = TriggerGroup.objects.filter(tenant=tenant).select_related("generator")
     if generator is not None:
         groups = groups.filter(generator=generator)
-    return groups.order_by("-created_at", "-id")[:limit]
+    links = CampaignRun.objects.select_related("run").order_by("run_id")
+    found = list(
+        groups.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("campaign_runs", queryset=links)
+        )[:limit]
+    )
+    for group in found:
+        group.outcome = group_outcome(_group_status_of(group.campaign_runs.all()))
+    return found
 
 
 def schedule_list(*, tenant: Tenant, upcoming_only: bool = False) -> QuerySet[ScheduledTrigger]:

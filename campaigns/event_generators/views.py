@@ -403,6 +403,7 @@ def _run_context(request: HttpRequest, link) -> dict[str, Any]:
         "can_request": request.membership.can(Permission.REQUEST),
         "link": link,
         "run": run,
+        "outcome": selectors.execution_outcome(run),
         "explanation": explain_run(run),
         "live": run.is_open and not (run.state == RunState.OUTCOME_UNKNOWN and run.needs_person),
         "attempts": attempts,
@@ -442,6 +443,7 @@ def trigger_group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
     context = {
         "group": group,
         "status": status,
+        "outcome": selectors.group_outcome(status),
         "can_request": request.membership.can(Permission.REQUEST),
         "can_retry": not services.trigger_group_retry_refusal(
             actor=actor_from_request(request), group=group, membership=request.membership
@@ -486,9 +488,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
         T + "schedule_list.html",
         {
             "upcoming": upcoming,
-            "past": selectors.schedule_list(tenant=request.tenant).exclude(
-                state=ScheduleState.SCHEDULED
-            )[:50],
+            "past": selectors.past_schedules(tenant=request.tenant),
             "can_request": request.membership.can(Permission.REQUEST),
         },
     )

@@ -76,6 +76,19 @@ class TimelineEntry(Schema):
     summary: dict[str, Any]
 
 
+class OutcomeOut(Schema):
+    """What a run, launch or trigger group came to, in the words the pages show."""
+
+    word: str = Field(
+        description='The state as the pages say it: "Succeeded", "Failed", "Sent", '
+        '"Published", "Partly failed", "Sending", ...'
+    )
+    tone: str = Field(description='"good", "warn", "bad", or "" while nothing is decided.')
+    detail: str = Field(
+        description='The vendor\'s numbers or reason, e.g. "sent; 0 of 5,000 matched a profile".'
+    )
+
+
 class RunOut(Schema):
     id: int
     operation: Operation
@@ -101,6 +114,7 @@ class RunOut(Schema):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    outcome: OutcomeOut
 
 
 class RunDetailOut(RunOut):

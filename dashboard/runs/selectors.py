@@ -560,3 +560,44 @@ def vendor_health(*, tenant: Tenant, days: int = CHART_DAYS) -> list[dict[str, A
         row["error_rate"] = row["failures"] / row["attempts"] if row["attempts"] else 0.0
     cache.set(key, rows, CHART_CACHE_SECONDS)
     return rows
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run, trigger group, launch or schedule came to, in the words every page, the API
+    and the CSV use: `word` the state ("Sent", "Partly failed"), `tone` its badge class (good,
+    warn, bad, or "" when nothing is decided yet), `detail` what the vendor's answer says about it
+    ("sent; 0 of 5,000 matched a profile", a failure's reason)."""
+
+    word: str
+    tone: str = ""
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        """The word and its detail in one line, for the CSV and notifications."""
+        return f"{self.word}: {self.detail}" if self.detail else self.word
+
+
+def count_text(number: int) -> str:
+    """A count as pages show it, with thousands separators: 5000 -> "5,000"."""
+    return f"{number:,}"
+
+
+_RUN_TONES = {
+    RunState.SUCCEEDED: "good",
+    RunState.FAILED: "bad",
+    RunState.OUTCOME_UNKNOWN: "warn",
+}
+
+
+def run_outcome(run: Run) -> Outcome:
+    """A run's state in the shared words: failed with the vendor's reason, an unknown outcome
+    that waits for a person in red, a success whose vendor reached nobody as a warning."""
+    if run.state == RunState.OUTCOME_UNKNOWN and run.needs_person:
+        return Outcome(run.get_state_display(), "bad", "needs a person")
+    if run.state == RunState.SUCCEEDED and run.audience_size == 0:
+        # Accepted, yet the vendor resolved nobody to send to: not a plain success.
+        return Outcome(run.get_state_display(), "warn", "reached nobody (an audience of 0)")
+    detail = run.failure_message if run.state == RunState.FAILED else ""
+    return Outcome(run.get_state_display(), _RUN_TONES.get(run.state, ""), detail)

@@ -111,10 +111,25 @@ class AltcraftImportAndStartOperation(RunOperation):
             succeeded=status.is_terminal and not status.failed,
             progress=status.progress,
             audience_size=len(status.profile_ids) if status.profile_ids else None,
-            result={"profile_count": len(status.profile_ids or [])},
+            result=_task_result(status),
             failure_code=f"altcraft_task_{status.status}" if status.failed else "",
             failure_message=status.result_error_text or "",
         )
+
+
+def _task_result(status: Any) -> dict[str, Any]:
+    """What a task's status says it did: the number of profiles launched when its result lists
+    them (the docs' JSON shape), None when it does not (the XML shape's `captured`/`errors`,
+    kept as sent), so a page says "not reported" instead of showing 0 profiles."""
+    raw = status.result or {}
+    if "captured" in raw and "result" not in raw:
+        errors = raw.get("errors")
+        return {
+            "profile_count": None,
+            "captured": raw.get("captured"),
+            "error_count": len(errors) if isinstance(errors, list) else None,
+        }
+    return {"profile_count": len(status.profile_ids or [])}
 
 
 register_operation(AltcraftStartBatchOperation())

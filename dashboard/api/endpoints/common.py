@@ -311,6 +311,7 @@ def run_out(run: Run) -> dict[str, Any]:
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "finished_at": run.finished_at,
+        "outcome": vars(run_selectors.run_outcome(run)),
     }
 
 

@@ -43,6 +43,7 @@ def test_a_marketer_launches_an_altcraft_trigger_for_recipients(make_token, altc
     progress = client.get(body["status_url"].removeprefix("/api/v1/t/acme/")).json()["progress"]
     assert progress["chunks_succeeded"] == 1 and progress["percent"] == 100
     assert progress["profiles_reached"] == 1  # the sandbox knows example1 only
+    assert progress["rows_succeeded"] == 2 and progress["profiles_reported"] is True
 
     replay = client.post(
         "altcraft/launches",
@@ -193,3 +194,23 @@ def test_rows_the_list_reader_refuses_are_a_422_and_leave_no_file(
     assert AltcraftLaunch.objects.count() == 0
     upload_dir = settings.ALTCRAFT_UPLOAD_DIR
     assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
+
+
+def test_a_launch_that_reached_nobody_says_so_in_its_outcome(make_token, altcraft_trigger):
+    _, client = make_token("marketer")
+    body = client.post(
+        "altcraft/launches",
+        {"trigger": 8, "recipients": ["nobody@example.com", "nobody.else@example.com"]},
+        HTTP_IDEMPOTENCY_KEY="nobody-1",
+    ).json()
+    assert body["outcome"] == {"word": "Sending", "tone": "", "detail": "0 of 1 requests done"}
+
+    run_send(run_id=AltcraftLaunch.objects.get().chunks.get().run_id)
+
+    status = client.get(body["status_url"].removeprefix("/api/v1/t/acme/")).json()
+    assert status["state"] == "sending" and status["progress"]["chunks_succeeded"] == 1
+    assert status["outcome"] == {
+        "word": "Sent",
+        "tone": "warn",
+        "detail": "sent; 0 of 2 matched a profile",
+    }

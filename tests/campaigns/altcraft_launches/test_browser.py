@@ -110,5 +110,6 @@ def test_import_map_columns_preview_confirm_and_watch_the_tasks(
     page.wait_for_selector("#launch-done", timeout=90_000)
     assert page.text_content("#overall-percent").strip() == "100%"
     assert "2 profiles" in page.text_content("#chunk-table")
+    assert page.text_content("#launch-done") == "Imported 2 of 2 rows imported and launched"
     [received] = altcraft.received_on("import_and_start_batch_task")
     assert '"data":{"email":"ann@example.com","_fname":"Ann"}' in received.body

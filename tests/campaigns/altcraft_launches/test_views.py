@@ -96,6 +96,12 @@ def test_upload_preview_confirm_and_progress(team, trigger, altcraft, read_by_wo
     assert fragment.status_code == 286  # htmx: stop polling
     assert 'id="launch-done"' in fragment.content.decode()
     assert "1 profiles reached" in fragment.content.decode()
+    # Two rows sent, one matched a profile: said, in a warning tone, not a green "Done".
+    assert (
+        '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 1 of 2 matched'
+        " a profile</span>" in fragment.content.decode()
+    )
+    assert ">Done<" not in fragment.content.decode()
 
 
 def test_content_that_is_not_a_json_object_is_a_form_error(team, trigger, upload_dir) -> None:
@@ -428,3 +434,24 @@ def test_the_mapping_page_unpacks_an_import_workbook_only_to_its_header(
     assert page.status_code == 200
     assert 'value="email"' in page.content.decode()  # the header's one column
     assert sum(unpacked) < 1_000_000
+
+
+def test_the_launch_list_says_a_launch_reached_nobody(team, trigger) -> None:
+    from campaigns.altcraft_launches import services
+    from tests.campaigns.altcraft_launches.conftest import csv_bytes, prepare, send_all
+
+    launch = prepare(team.marketer, trigger, csv_bytes("email", ["nobody@example.com"]))
+    launch = services.launch_confirm(
+        actor=services.Actor(user=team.marketer.user),
+        launch=launch,
+        sha256_seen=launch.source_sha256,
+    )
+    send_all(launch)
+
+    html = team.client_for("auditor").get(url("altcraft_home")).content.decode()
+
+    listing = html[html.index('id="altcraft-launches"') :]
+    assert (
+        '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 0 of 1 matched'
+        " a profile</span>" in listing
+    )

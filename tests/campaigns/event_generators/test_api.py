@@ -205,3 +205,42 @@ def test_a_service_refusing_the_tokens_user_is_a_403_problem_and_audited(
     assert body["detail"] == "Only the person who triggered it or an operator can do this."
     call = AuditEvent.objects.filter(action="api.called").latest("pk")
     assert call.summary["status"] == 403
+
+
+def test_a_group_and_its_runs_carry_the_pages_outcome_words(make_token, generator):
+    _, client = make_token("marketer")
+    body = client.post(
+        "event-generators/Match start/run",
+        {"topic_keys": [ARSENAL, "Chelsea"], "context": GOOD},
+        HTTP_IDEMPOTENCY_KEY="outcome-1",
+    ).json()
+    assert body["outcome"] == {
+        "word": "In progress",
+        "tone": "",
+        "detail": "0 of 2 topics finished",
+    }
+    assert body["runs"][0]["outcome"] == {"word": "Queued", "tone": "", "detail": ""}
+
+    [first, second] = [run["id"] for run in body["runs"]]
+    Run.objects.filter(pk=first).update(
+        state=RunState.SUCCEEDED, vendor_status="published", audience_size=0
+    )
+    Run.objects.filter(pk=second).update(
+        state=RunState.FAILED, failure_message="HTTP 422: not an API-triggered campaign"
+    )
+    replay = client.post(
+        "event-generators/Match start/run",
+        {"topic_keys": [ARSENAL, "Chelsea"], "context": GOOD},
+        HTTP_IDEMPOTENCY_KEY="outcome-1",
+    ).json()
+    assert replay["outcome"] == {
+        "word": "Partly failed",
+        "tone": "warn",
+        "detail": "1 of 2 topics failed; published to an audience of 0",
+    }
+    failed = client.get(f"runs/{second}").json()
+    assert failed["outcome"] == {
+        "word": "Failed",
+        "tone": "bad",
+        "detail": "HTTP 422: not an API-triggered campaign",
+    }

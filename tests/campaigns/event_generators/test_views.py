@@ -431,3 +431,75 @@ def test_another_marketer_cannot_retry_a_trigger_group_from_its_page(team, gener
     assert refused.status_code == 403
     assert "Only the person who triggered it or an operator" in refused.content.decode()
     assert Run.objects.count() == 2
+
+
+def test_the_group_page_says_partly_failed_in_the_shared_badge(team, generator):
+    group = services.campaign_trigger(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL, CHELSEA],
+        context=GOOD_CONTEXT,
+        idempotency_key="g",
+    )
+    Run.objects.filter(parameters__topic_key=ARSENAL).update(
+        state=RunState.SUCCEEDED, vendor_status="published", audience_size=5000
+    )
+    Run.objects.filter(parameters__topic_key=CHELSEA).update(
+        state=RunState.FAILED, failure_code="audience_resolution_failed"
+    )
+
+    page = team.client_for("auditor").get(url("trigger_group_detail", team, group_id=group.pk))
+
+    html = page.content.decode()
+    assert (
+        '<p id="group-outcome"><span class="badge warn">Partly failed</span> <span class="outcome'
+        '-detail">1 of 2 topics failed; published to an audience of 5,000</span></p>' in html
+    )
+    assert '<span class="badge state failed">Failed</span>' in html
+    home = team.client_for("auditor").get(url("campaign_home", team)).content.decode()
+    assert '<span class="badge warn">Partly failed</span>' in home
+
+
+def test_the_past_schedules_show_each_fired_run_its_state_reason_and_link(team, generator):
+    planned = services.schedule_create(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context=GOOD_CONTEXT,
+        fire_at=utc_now() + timedelta(hours=1),
+    )
+    ScheduledTrigger.objects.filter(pk=planned.pk).update(fire_at=utc_now() - timedelta(seconds=1))
+    assert services.schedules_fire_due() == 1
+    run = Run.objects.get()
+    Run.objects.filter(pk=run.pk).update(
+        state=RunState.FAILED,
+        failure_code="not_api_triggered",
+        failure_message="HTTP 422: the Event Generator is not API-triggered",
+    )
+
+    html = team.client_for("auditor").get(url("campaign_schedule_list", team)).content.decode()
+
+    past = html[html.index('id="past"') :]
+    assert "<th>State</th><th>Outcome</th><th>Runs</th>" in past
+    run_link = url("campaign_run_detail", team, run_id=run.pk)
+    assert f'<a href="{run_link}">run #{run.pk}</a>' in past
+    assert (
+        '<span class="badge bad">Failed</span> <span class="outcome-detail">HTTP 422: the Event'
+        " Generator is not API-triggered</span>" in past
+    )
+
+
+def test_the_campaign_run_page_says_its_state_once(team, generator):
+    group = services.campaign_trigger(
+        actor=Actor(user=team.marketer.user),
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context=GOOD_CONTEXT,
+        idempotency_key="x",
+    )
+    run = group.campaign_runs.get().run
+
+    html = team.client_for("marketer").get(url("campaign_run_detail", team, run_id=run.pk))
+
+    assert "(run:" not in html.content.decode()
+    assert 'id="run-outcome"><span class="badge">Queued</span>' in html.content.decode()

@@ -172,3 +172,33 @@ def test_attempts_and_timeline_in_one_query_match_the_separate_reads(
         (e.pk, e.created_at, e.action, e.actor_label, e.summary) for e in separate
     ]
     assert [e.summary["to"] for e in timeline] == ["queued", "sending", "accepted"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"state": RunState.QUEUED}, selectors.Outcome("Queued", "", "")),
+        (
+            {"state": RunState.SUCCEEDED, "audience_size": 1250},
+            selectors.Outcome("Succeeded", "good"),
+        ),
+        (
+            {"state": RunState.SUCCEEDED, "audience_size": 0},
+            selectors.Outcome("Succeeded", "warn", "reached nobody (an audience of 0)"),
+        ),
+        (
+            {"state": RunState.FAILED, "failure_message": "HTTP 422: not API-triggered"},
+            selectors.Outcome("Failed", "bad", "HTTP 422: not API-triggered"),
+        ),
+        (
+            {"state": RunState.OUTCOME_UNKNOWN, "needs_person": True},
+            selectors.Outcome("Outcome unknown", "bad", "needs a person"),
+        ),
+    ],
+)
+def test_run_outcome_words_and_tones(fields, expected):
+    assert selectors.run_outcome(RunFactory.build(**fields)) == expected
+
+
+def test_counts_are_shown_with_thousands_separators():
+    assert selectors.count_text(5000) == "5,000" and selectors.count_text(3120) == "3,120"

@@ -185,6 +185,20 @@ def test_run_export_is_streamed_filtered_escaped_and_audited(team, other_team):
     assert "'@SUM(A1)" in {row[rows[0].index("vendor_reference")] for row in everything[1:]}
 
 
+def test_run_export_ends_with_each_runs_outcome_in_the_pages_words(team):
+    RunFactory(tenant=team.tenant, state=RunState.FAILED, failure_message="HTTP 422: refused")
+    RunFactory(tenant=team.tenant, state=RunState.SUCCEEDED, audience_size=0)
+    client = team.client_for("auditor")
+
+    rows = _csv_rows(client.get(reverse("run_export", args=["acme"])))
+
+    assert rows[0][-1] == "outcome" and rows[0][-2] == "parameters"
+    assert sorted(row[-1] for row in rows[1:]) == [
+        "Failed: HTTP 422: refused",
+        "Succeeded: reached nobody (an audience of 0)",
+    ]
+
+
 def test_export_batches_cover_every_row_once(team, monkeypatch):
     from dashboard.tenancy import history
 
