@@ -228,7 +228,11 @@ def main() -> int:
         )
 
         started = time.monotonic()
-        services.launch_confirm(actor=stack.actor, launch=launch, sha256_seen=launch.source_sha256)
+        from dashboard.audit.trail import Actor
+
+        # Only the uploader confirms an upload (four eyes compare the approver with them).
+        uploader = Actor(user=user)
+        services.launch_confirm(actor=uploader, launch=launch, sha256_seen=launch.source_sha256)
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             states = list(launch.chunks.values_list("run__state", flat=True))
