@@ -232,7 +232,7 @@ class Stack:
         this process while the sends go out (18 s for 5,000, competing with the workers).
         A per-run operation gets one message per run.
         """
-        from dashboard.runs.dispatch import DISPATCH_SLOTS
+        from dashboard.runs.enqueue import DISPATCH_SLOTS
         from dashboard.runs.operations import operation_for
         from dashboard.runs.services import enqueue_send
 
