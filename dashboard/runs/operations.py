@@ -96,6 +96,7 @@ class ConnectionCheck:
 def reachability_check(connection: VendorConnection, vendor: str) -> ConnectionCheck:
     """DNS, TCP and TLS to the connection's host, no request sent: for a vendor without a call
     that changes nothing, so the credentials stay unchecked (and the answer says so)."""
+    # Here, not at the top: a page that only looks operations up must not load requests.
     from dashboard.vendors.http import reach
 
     reached = reach(connection.base_url)

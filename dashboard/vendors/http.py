@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -421,8 +422,6 @@ def reach(base_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) ->
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
     if secure:
-        import certifi
-
         connection: HTTPConnection = CheckedHTTPSConnection(
             host, port, timeout=connect_timeout, ca_certs=certifi.where()
         )
