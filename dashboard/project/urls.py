@@ -17,6 +17,11 @@ tenant_patterns = [
         views.connection_secret_set,
         name="connection_secret_set",
     ),
+    path(
+        "connections/<int:connection_id>/test/",
+        views.connection_test,
+        name="connection_test",
+    ),
     path("members/", views.member_list, name="member_list"),
     path("members/add/", views.member_add, name="member_add"),
     path("members/invite/", views.member_invite, name="member_invite"),

@@ -84,6 +84,31 @@ class ReconcileResult:
     sent_now: bool = False  # the reconciling call itself was the one that did it
 
 
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The answer of a connection test: whether it passed and, in plain words, what was checked
+    (and what could not be). Never carries a secret."""
+
+    ok: bool
+    checked: str
+
+
+def reachability_check(connection: VendorConnection, vendor: str) -> ConnectionCheck:
+    """DNS, TCP and TLS to the connection's host, no request sent: for a vendor without a call
+    that changes nothing, so the credentials stay unchecked (and the answer says so)."""
+    # Here, not at the top: a page that only looks operations up must not load requests.
+    from dashboard.vendors.http import reach
+
+    reached = reach(connection.base_url)
+    if not reached.reached:
+        return ConnectionCheck(False, reached.description)
+    return ConnectionCheck(
+        True,
+        f"{reached.description} {vendor} has no read-only call, so the credentials were not "
+        "checked (no request was sent).",
+    )
+
+
 class RunOperation:
     """Base class for one kind of vendor call."""
 
@@ -145,6 +170,14 @@ class RunOperation:
     # page, the daily page and the commands (which say when).
     reconcile_plan: ClassVar[str] = "TriggerDesk asks the vendor whether it went through."
 
+    def check_connection(
+        self, connection: VendorConnection, secrets: dict[str, str]
+    ) -> ConnectionCheck:
+        """Prove the connection works with a call that changes nothing at the vendor (a read);
+        never a send. The default only reaches the host: override it where the vendor has a read.
+        """
+        return reachability_check(connection, connection.get_kind_display())
+
     def duplicate_refusal(self, error: Exception) -> str:
         """When the vendor refused a send because the same thing is already done or under way
         ("already triggered today", "already running"): the outcome that proves, after an
@@ -194,6 +227,15 @@ def registered_operations() -> dict[str, RunOperation]:
     """Every registered operation by name."""
     _load_app_operations()
     return dict(_registry)
+
+
+def connection_check_for(kind: str) -> RunOperation:
+    """The operation whose `check_connection` tests a connection of `kind` (the first registered
+    for that kind; the base reachability check when no app registers one)."""
+    for operation in registered_operations().values():
+        if operation.vendor_kind == kind:
+            return operation
+    return RunOperation()
 
 
 def account_key(*parts: str) -> str:

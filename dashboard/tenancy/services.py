@@ -4,6 +4,7 @@ audited in the same transaction."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ from dashboard.models import (
     VendorConnection,
     VendorKind,
 )
+from dashboard.runs.operations import ConnectionCheck, connection_check_for
+from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import (
     CredentialDecryptionError,
     check_secret,
@@ -41,6 +44,7 @@ from dashboard.tenancy.selectors import user_administers_a_tenant
 from dashboard.vendors.http import ConfigurationError, validate_base_url
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
 
 
 def tenant_create(*, actor: Actor, name: str, slug: str = "", **settings: Any) -> Tenant:
@@ -401,6 +405,56 @@ def _store_secret(
         summary={"connection": connection.name, "secret": name},
     )
     return secret
+
+
+def connection_test(*, actor: Actor, connection: VendorConnection) -> ConnectionCheck:
+    """Prove the connection reaches its vendor, with a call that changes nothing there (a read
+    where the vendor has one, else DNS + TCP + TLS only; never a trigger), and audit the result.
+
+    Admins of the connection's tenant only (and an operator at the command line, with no user):
+    PermissionDenied otherwise. The result and its audit row say what was checked, never a secret.
+    """
+    user = actor.user
+    if user is not None and not (
+        user.is_active
+        and (
+            user.is_superuser
+            or Membership.objects.filter(
+                user=user, tenant_id=connection.tenant_id, role=Role.ADMIN
+            ).exists()
+        )
+    ):
+        raise PermissionDenied("Only an admin of this tenant may test its connections.")
+    try:
+        secrets = connection_secrets(connection)
+    except CredentialDecryptionError:
+        result = ConnectionCheck(
+            False,
+            "The connection's stored secrets cannot be decrypted with the configured keys; "
+            "nothing was sent. Set the secrets again.",
+        )
+    else:
+        try:
+            result = connection_check_for(connection.kind).check_connection(connection, secrets)
+        except Exception as error:  # a check must answer, never raise into the page
+            logger.exception("connection test of connection %s failed", connection.pk)
+            result = ConnectionCheck(
+                False, f"The test itself failed ({type(error).__name__}); nothing was triggered."
+            )
+    with transaction.atomic():
+        record_audit_event(
+            actor=actor,
+            tenant=connection.tenant,
+            action="connection.tested",
+            object_type="connection",
+            object_id=connection.pk,
+            summary={
+                "connection": connection.name,
+                "result": "ok" if result.ok else "failed",
+                "checked": result.checked,
+            },
+        )
+    return result
 
 
 @dataclass

@@ -220,6 +220,28 @@ def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpRespo
     )
 
 
+@tenant_view(Permission.MANAGE)
+@form_post("connection_detail", "connection_id")
+def connection_test(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Test the connection with a call that changes nothing at the vendor; the result in place
+    (htmx) or as a message on the connection page."""
+    connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
+    result = services.connection_test(actor=actor_from_request(request), connection=connection)
+    if request.htmx:
+        return render(
+            request,
+            "dashboard/connection_detail.html#connection_test",
+            {"connection": connection, "test_result": result},
+        )
+    if result.ok:
+        messages.success(request, f"Connection test passed: {result.checked}")
+    else:
+        messages.error(request, f"Connection test failed: {result.checked}")
+    return redirect(
+        "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
+    )
+
+
 @tenant_view(Permission.VIEW)
 def member_list(request: HttpRequest) -> HttpResponse:
     return render(

@@ -17,10 +17,12 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import Retry
 
@@ -396,3 +398,48 @@ def classify_transport_error(error: requests.RequestException) -> FailureClass:
 def describe_transport_error(error: requests.RequestException) -> str:
     """A one-line description of a transport failure, without the URL's query."""
     return f"{type(error).__name__}: {error}"
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What opening a connection to a base URL showed, without sending a request."""
+
+    reached: bool
+    description: str
+
+
+def reach(base_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Reachability:
+    """Resolve the base URL's host, connect to it (TLS with the certificate checked for https)
+    and close again, without writing a single byte of HTTP: for a vendor whose only endpoint
+    acts (TriggerDaily), this is all a check may do. The destination rule applies as for a call.
+    """
+    try:
+        validate_base_url(base_url)
+    except ConfigurationError as error:
+        return Reachability(False, f"Not tried: {error}")
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    if secure:
+        connection: HTTPConnection = CheckedHTTPSConnection(
+            host, port, timeout=connect_timeout, ca_certs=certifi.where()
+        )
+    else:
+        connection = CheckedHTTPConnection(host, port, timeout=connect_timeout)
+    try:
+        connection.connect()
+    except destinations.DestinationNotAllowed as error:
+        return Reachability(False, f"Not tried: {error}")
+    except NameResolutionError:
+        return Reachability(False, f"The host name {host} could not be resolved (DNS).")
+    except (Urllib3Error, OSError) as error:
+        what = "a TLS connection" if secure else "a connection"
+        return Reachability(
+            False, f"Could not open {what} to {host}:{port}: {type(error).__name__}: {error}"
+        )
+    finally:
+        connection.close()
+    if secure:
+        return Reachability(True, f"Reached {host}:{port} over TLS (certificate valid).")
+    return Reachability(True, f"Reached {host}:{port} (plain HTTP, allow-listed host).")

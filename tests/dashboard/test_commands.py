@@ -156,3 +156,28 @@ def test_run_settle_sends_again_and_refuses_what_the_page_refuses(team, other_te
     assert run.state == RunState.QUEUED
     with pytest.raises(CommandError, match="was not changed: Only a run whose outcome is unknown"):
         settle("--run", str(run.pk), "--mark-as-sent", "--reason", "Seen", "--as", "oscar")
+
+
+def test_test_connection_reports_the_result_and_audits_it(team, sandbox_connection, sandboxes):
+    connection = sandbox_connection(team.tenant, "talkifai")
+    out = io.StringIO()
+
+    call_command("test_connection", "acme", connection.name, "--as", "ada", stdout=out)
+
+    assert "Connection test passed" in out.getvalue()
+    assert "API key accepted" in out.getvalue()
+    assert AuditEvent.objects.get(action="connection.tested").summary["result"] == "ok"
+    assert sandboxes["talkifai"].received_on("start_batch_job") == []
+
+
+def test_test_connection_fails_loudly_and_refuses_non_admins(team, sandbox_connection):
+    connection = sandbox_connection(
+        team.tenant, "altcraft", secret_values={"token": "wrong-token-4321"}
+    )
+    with pytest.raises(CommandError, match="Invalid token") as failed:
+        call_command("test_connection", "acme", connection.name, "--as", "ada")
+    assert "wrong-token-4321" not in str(failed.value)
+    with pytest.raises(CommandError, match="Not tested: Only an admin"):
+        call_command("test_connection", "acme", connection.name, "--as", "oscar")
+    with pytest.raises(CommandError, match="no connection named"):
+        call_command("test_connection", "acme", "nope", "--as", "ada")

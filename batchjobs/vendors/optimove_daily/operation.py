@@ -21,10 +21,12 @@ from dashboard.clock import utc_now
 from dashboard.models import Membership, OptimoveKeyRole, VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.operations import (
+    ConnectionCheck,
     RateRule,
     ReconcileResult,
     RunOperation,
     SendResult,
+    reachability_check,
     register_operation,
 )
 from dashboard.runs.states import RunState
@@ -36,6 +38,14 @@ class TriggerDailyOperation(RunOperation):
     name = Operation.OPTIMOVE_TRIGGER_DAILY
     vendor_kind = VendorKind.OPTIMOVE_BATCH
     reconciles_automatically = True
+
+    def check_connection(
+        self, connection: VendorConnection, secrets: dict[str, str]
+    ) -> ConnectionCheck:
+        """DNS, TCP and TLS only: TriggerDaily's one endpoint starts the batch, so it is never
+        called to test a connection, and the API key stays unchecked."""
+        return reachability_check(connection, "TriggerDaily")
+
     # The longest validation wait (30 s) plus the client's margin, and room to spare.
     max_send_seconds = 120.0
 

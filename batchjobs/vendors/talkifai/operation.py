@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -14,17 +15,23 @@ from batchjobs.vendors.talkifai.client import (
 from batchjobs.vendors.talkifai.client import (
     BatchJobStatus,
     InvalidStatus,
+    JobNotFound,
     validate_batch_job_id,
 )
 from dashboard.models import VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.operations import (
+    ConnectionCheck,
     ReconcileResult,
     RunOperation,
     SendResult,
     register_operation,
 )
-from dashboard.vendors.http import ConfigurationError
+from dashboard.vendors.http import ConfigurationError, VendorError
+
+# The job a connection test reads: an id no one uses, so TalkifAI answers "not found" once it
+# has accepted the key (a read of a job changes nothing, whatever its answer).
+CONNECTION_TEST_JOB_ID = "triggerdesk-connection-test"
 
 
 class StartBatchJobOperation(RunOperation):
@@ -38,6 +45,25 @@ class StartBatchJobOperation(RunOperation):
         "went through (the run is then marked succeeded); still scheduled or pending means it "
         "did not, and a person decides whether to start it again. No one needs to act meanwhile."
     )
+
+    def check_connection(
+        self, connection: VendorConnection, secrets: dict[str, str]
+    ) -> ConnectionCheck:
+        """Read a batch job (Get Batch Job Detail): "not found" still proves the key."""
+        host = urlsplit(connection.base_url).hostname or connection.base_url
+        try:
+            talkifai_client(connection, secrets).batch_job_detail(CONNECTION_TEST_JOB_ID)
+        except KeyError:
+            return ConnectionCheck(False, "The connection has no API key set; nothing was sent.")
+        except ConfigurationError as error:
+            return ConnectionCheck(False, f"Not tried: {error}")
+        except JobNotFound:
+            pass
+        except VendorError as error:
+            return ConnectionCheck(False, f"Tried to read a batch job at {host}: {error.message}")
+        return ConnectionCheck(
+            True, f"Reached {host} and read a batch job (Get Batch Job Detail): API key accepted."
+        )
 
     def duplicate_refusal(self, error: Exception) -> str:
         if isinstance(error, TalkifaiAlreadyRunning):

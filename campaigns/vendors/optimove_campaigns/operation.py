@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -11,6 +12,7 @@ from campaigns.vendors.optimove_campaigns.access import (
     optimove_campaigns_client,
 )
 from campaigns.vendors.optimove_campaigns.client import (
+    ExecutionNotFound,
     check_context,
     check_event_generator_id,
     check_topic_key,
@@ -18,13 +20,18 @@ from campaigns.vendors.optimove_campaigns.client import (
 from dashboard.models import VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.operations import (
+    ConnectionCheck,
     PollResult,
     RateRule,
     RunOperation,
     SendResult,
     register_operation,
 )
-from dashboard.vendors.http import ConfigurationError
+from dashboard.vendors.http import ConfigurationError, VendorError
+
+# The execution a connection test reads: an id no run returns, so Optimove answers 404 once it
+# has accepted both keys (the doc's 401 and 403 come first; a status read changes nothing).
+CONNECTION_TEST_EXECUTION_ID = "triggerdesk-connection-test"
 
 
 class RunEventGeneratorOperation(RunOperation):
@@ -38,6 +45,33 @@ class RunEventGeneratorOperation(RunOperation):
     # Thousands of these may go out at once against 500 requests/s per brand: one task claims,
     # sends and records a hundred at a time (dashboard.runs.dispatch).
     batch_size = 100
+
+    def check_connection(
+        self, connection: VendorConnection, secrets: dict[str, str]
+    ) -> ConnectionCheck:
+        """Read an unknown execution's status (Get Execution Status): 404 proves both keys."""
+        host = urlsplit(connection.base_url).hostname or connection.base_url
+        try:
+            optimove_campaigns_client(connection, secrets).execution_status(
+                CONNECTION_TEST_EXECUTION_ID
+            )
+        except KeyError:
+            return ConnectionCheck(
+                False, "The connection's API key or brand key is not set; nothing was sent."
+            )
+        except ConfigurationError as error:
+            return ConnectionCheck(False, f"Not tried: {error}")
+        except ExecutionNotFound:
+            pass
+        except VendorError as error:
+            return ConnectionCheck(
+                False, f"Tried to read an execution's status at {host}: {error.message}"
+            )
+        return ConnectionCheck(
+            True,
+            f"Reached {host} and read an execution's status (Get Execution Status): API key "
+            "and brand key accepted.",
+        )
 
     def clean_parameters(
         self, parameters: dict[str, Any], connection: VendorConnection

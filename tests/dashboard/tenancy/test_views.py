@@ -492,3 +492,63 @@ def test_every_page_has_the_favicon_and_the_script(team):
     assert 'rel="icon" href="/static/img/favicon.svg"' in content
     assert 'src="/static/js/app.js"' in content
     assert 'id="offline-banner"' in content
+
+
+def test_test_connection_is_for_admins_only(team, sandbox_connection, sandboxes):
+    connection = sandbox_connection(team.tenant, "talkifai")
+    url = reverse("connection_test", args=[team.tenant.slug, connection.pk])
+    for role in (Role.MARKETER, Role.OPERATOR, Role.AUDITOR):
+        assert team.client_for(role).post(url).status_code == 403, role
+    assert sandboxes["talkifai"].received == []
+    assert not AuditEvent.objects.filter(action="connection.tested").exists()
+
+
+def test_test_connection_shows_the_result_in_place_and_audits_it(
+    team, sandbox_connection, sandboxes
+):
+    connection = sandbox_connection(team.tenant, "altcraft")
+    client = team.client_for("admin")
+    page = client.get(reverse("connection_detail", args=[team.tenant.slug, connection.pk]))
+    assert 'hx-post="' + reverse("connection_test", args=[team.tenant.slug, connection.pk]) in (
+        page.content.decode()
+    )
+
+    response = client.post(
+        reverse("connection_test", args=[team.tenant.slug, connection.pk]), HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="connection-test"')
+    assert "passed" in html and "API token accepted" in html
+    assert "sandbox-altcraft-token" not in html
+    event = AuditEvent.objects.get(action="connection.tested")
+    assert event.summary["result"] == "ok"
+    assert "token accepted" in event.summary["checked"]
+    assert "sandbox-altcraft-token" not in str(event.summary)
+
+
+def test_test_connection_without_htmx_says_why_it_failed_on_the_page(team, sandbox_connection):
+    connection = sandbox_connection(
+        team.tenant, "talkifai", secret_values={"api_key": "wrong-key-5678"}
+    )
+    client = team.client_for("admin")
+
+    response = client.post(
+        reverse("connection_test", args=[team.tenant.slug, connection.pk]), follow=True
+    )
+
+    html = response.content.decode()
+    assert "Connection test failed" in html and "401" in html
+    assert "wrong-key-5678" not in html
+    event = AuditEvent.objects.get(action="connection.tested")
+    assert event.summary["result"] == "failed"
+    assert "wrong-key-5678" not in str(event.summary)
+
+
+def test_the_test_connection_button_is_not_shown_to_non_admins(team):
+    connection = VendorConnectionFactory(tenant=team.tenant)
+    page = team.client_for(Role.OPERATOR).get(
+        reverse("connection_detail", args=[team.tenant.slug, connection.pk])
+    )
+    assert "Test connection" not in page.content.decode()
