@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
@@ -249,6 +249,23 @@ def test_approve_reject_and_withdraw_ask_first_on_the_page(daily):
     assert withdraw and f'data-confirm="Withdraw request #{run.pk}? It will not be sent."' in (
         withdraw.group(0)
     )
+
+
+def test_done_for_today_says_when_the_next_trigger_is_possible(daily, clock):
+    today = clock.moment.date()
+    clock.set(datetime.combine(today, time(20, 48), tzinfo=UTC))
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "This block refreshes itself every 30 seconds." in text
+    request_via_page(daily)
+    run = Run.objects.get()
+    approve_via_page(daily, run)
+    assert run_send(run_id=run.pk) == "succeeded"
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert (
+        "Next trigger possible at 00:00 UTC, in 3 h 12 min; this block refreshes itself then."
+        in (text)
+    )
+    assert "refreshes itself every" not in text
 
 
 def test_an_operator_cannot_approve_their_own_request_on_the_page(daily):
