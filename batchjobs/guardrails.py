@@ -111,11 +111,16 @@ class DailyTriggerStatus:
         return format_duration(self.window_remaining_seconds)
 
     @property
+    def done_until_midnight(self) -> bool:
+        """Triggered today and nothing open: the next trigger is possible at 00:00 UTC."""
+        return self.triggered_today is not None and self.open_run is None
+
+    @property
     def poll_seconds(self) -> int:
         """How often the page refreshes: every few seconds while a run moves, slower otherwise."""
         if self.open_run is not None and self.open_run.state in IN_FLIGHT_STATES:
             return 2
-        if self.triggered_today is not None and self.open_run is None:
+        if self.done_until_midnight:
             # Done for the day: nothing on the page can change before the UTC day does (a
             # request is refused until then), so the next refresh is at midnight.
             return max(5, self.seconds_to_midnight + 1)

@@ -16,7 +16,7 @@ from campaigns.altcraft_launches.models import (
 )
 from dashboard.models import Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Run
-from dashboard.runs.selectors import Outcome, count_text
+from dashboard.runs.selectors import Outcome, count_noun, count_text
 from dashboard.runs.states import RunState
 
 
@@ -180,15 +180,17 @@ def launch_outcome(launch: AltcraftLaunch, progress: LaunchProgress | None = Non
         progress = launch_progress(launch=launch)
     requests = len(progress.chunks)
     if not progress.settled:
-        done = f"{count_text(progress.succeeded)} of {count_text(requests)} requests done"
+        done = f"{count_text(progress.succeeded)} of {count_noun(requests, 'request')} done"
         return Outcome("Sending", "", done)
     problems = []
     if progress.failed:
-        problems.append(f"{count_text(progress.failed)} of {count_text(requests)} requests failed")
+        problems.append(
+            f"{count_text(progress.failed)} of {count_noun(requests, 'request')} failed"
+        )
     if progress.unknown:
         problems.append(
-            f"{count_text(progress.unknown)} of {count_text(requests)} requests need a person "
-            "(outcome unknown)"
+            f"{count_text(progress.unknown)} of {count_noun(requests, 'request')} "
+            f"{'needs' if progress.unknown == 1 else 'need'} a person (outcome unknown)"
         )
     if not progress.succeeded:
         if progress.failed == requests:
@@ -209,8 +211,8 @@ def _matched_text(launch: AltcraftLaunch, progress: LaunchProgress) -> tuple[str
     """How many of the rows that were sent reached a profile, by Altcraft's answers, and the
     tone of that: all of them is good, fewer is a warning."""
     rows = count_text(progress.rows_succeeded)
+    plural = "" if progress.rows_succeeded == 1 else "s"
     if progress.profiles_unreported:
-        plural = "" if progress.rows_succeeded == 1 else "s"
         return (
             f"sent {rows} row{plural}; Altcraft did not report how many matched a profile",
             "warn",
@@ -219,7 +221,7 @@ def _matched_text(launch: AltcraftLaunch, progress: LaunchProgress) -> tuple[str
     tone = "good" if reached >= progress.rows_succeeded else "warn"
     if launch.kind == LaunchKind.IMPORT:
         not_imported = max(0, progress.rows_succeeded - reached)
-        text = f"{count_text(reached)} of {rows} rows imported and launched"
+        text = f"{count_text(reached)} of {rows} row{plural} imported and launched"
         if not_imported:
             text += f"; {count_text(not_imported)} not imported"
         return text, tone

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma and friends: 220,734 rows, not 220734
     "django_htmx",
     "axes",
     "dashboard",

@@ -584,6 +584,11 @@ def count_text(number: int) -> str:
     return f"{number:,}"
 
 
+def count_noun(number: int, singular: str, plural: str = "") -> str:
+    """A count and its noun, as pages show them: "1 request", "5,000 requests"."""
+    return f"{count_text(number)} {singular if number == 1 else plural or singular + 's'}"
+
+
 _RUN_TONES = {
     RunState.SUCCEEDED: "good",
     RunState.FAILED: "bad",

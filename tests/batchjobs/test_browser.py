@@ -95,8 +95,11 @@ def test_request_approve_and_watch_the_outcome_live(
     oscar = log_in(browser, live_server, "oscar")
     oscar.goto(daily_url)
     assert "Trigger daily batch (validation wait 10 s)" in oscar.locator("#open-run").inner_text()
+    asked: list[str] = []
+    oscar.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     oscar.get_by_role("button", name="Approve and trigger now").click()
     oscar.get_by_text("is queued and goes to Optimove now").wait_for()
+    assert asked and asked[0].endswith("and trigger TriggerDaily now? It cannot be undone.")
 
     # The worker sends it; both pages follow it to the outcome without a reload.
     oscar.get_by_text("Done for today: Optimove's batch was triggered at").wait_for(timeout=30_000)

@@ -4,7 +4,8 @@ and every documented vendor answer shown in plain words (the sandboxes over HTTP
 from __future__ import annotations
 
 import html
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
@@ -230,6 +231,41 @@ def test_request_approve_and_outcome_through_the_pages(daily):
     assert "Done for today: Optimove's batch was triggered at" in text
     assert "requested by mia" in text and "approved by oscar" in text
     assert "Today's batch was already triggered" in text
+
+
+def test_approve_reject_and_withdraw_ask_first_on_the_page(daily):
+    request_via_page(daily)
+    run = Run.objects.get()
+    operator_view = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    approve = re.search(r'<button type="submit" id="approve-button"[^>]*>', operator_view)
+    assert approve and (
+        f'data-confirm="Approve request #{run.pk} and trigger TriggerDaily now?' in approve.group(0)
+    )
+    reject = re.search(r'<button [^>]*id="reject-button"[^>]*>', operator_view)
+    assert reject and f"/t/acme/batch/daily/{run.pk}/reject/" in reject.group(0)
+    assert f'data-confirm="Reject request #{run.pk}? It will not be sent."' in reject.group(0)
+    requester_view = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
+    withdraw = re.search(r'<form [^>]*action="[^"]*/withdraw/"[^>]*>', requester_view)
+    assert withdraw and f'data-confirm="Withdraw request #{run.pk}? It will not be sent."' in (
+        withdraw.group(0)
+    )
+
+
+def test_done_for_today_says_when_the_next_trigger_is_possible(daily, clock):
+    today = clock.moment.date()
+    clock.set(datetime.combine(today, time(20, 48), tzinfo=UTC))
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "This block refreshes itself every 30 seconds." in text
+    request_via_page(daily)
+    run = Run.objects.get()
+    approve_via_page(daily, run)
+    assert run_send(run_id=run.pk) == "succeeded"
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert (
+        "Next trigger possible at 00:00 UTC, in 3 h 12 min; this block refreshes itself then."
+        in (text)
+    )
+    assert "refreshes itself every" not in text
 
 
 def test_an_operator_cannot_approve_their_own_request_on_the_page(daily):

@@ -259,3 +259,36 @@ def test_the_tenant_switcher_and_a_session_that_ended_under_a_live_page(
     # The next poll is answered by the login page: the browser goes there (and back after).
     page.wait_for_url(re.compile(rf".*/login/\?next=%2Ft%2Facme%2Fruns%2F{run.pk}%2F$"))
     assert page.locator("#run-status").count() == 0
+
+
+def test_revoking_a_token_asks_first_and_dismissing_changes_nothing(
+    team,
+    make_token,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+):
+    token, _ = make_token("operator", name="nightly export")
+    page = log_in(browser, live_server, "oscar")
+    page.goto(f"{live_server.url}/t/acme/api-tokens/")
+    asked: list[str] = []
+
+    def dismiss(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.locator(f"form[action='/t/acme/api-tokens/{token.pk}/revoke/']").get_by_role(
+        "button", name="Revoke"
+    ).click()
+    assert asked and asked[0].startswith("Revoke the token nightly export?")
+    assert page.url == f"{live_server.url}/t/acme/api-tokens/"
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"form[action='/t/acme/api-tokens/{token.pk}/revoke/']").get_by_role(
+        "button", name="Revoke"
+    ).click()
+    page.get_by_text("revoked; it no longer works.").wait_for()
+    token.refresh_from_db()
+    assert token.revoked_at is not None

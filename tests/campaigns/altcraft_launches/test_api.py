@@ -203,7 +203,7 @@ def test_a_launch_that_reached_nobody_says_so_in_its_outcome(make_token, altcraf
         {"trigger": 8, "recipients": ["nobody@example.com", "nobody.else@example.com"]},
         HTTP_IDEMPOTENCY_KEY="nobody-1",
     ).json()
-    assert body["outcome"] == {"word": "Sending", "tone": "", "detail": "0 of 1 requests done"}
+    assert body["outcome"] == {"word": "Sending", "tone": "", "detail": "0 of 1 request done"}
 
     run_send(run_id=AltcraftLaunch.objects.get().chunks.get().run_id)
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from campaigns.altcraft_launches.models import AltcraftLaunch, AltcraftTrigger, LaunchState
 from dashboard.runs.services import run_send
-from tests.campaigns.altcraft_launches.conftest import zip_bomb_xlsx
+from tests.campaigns.altcraft_launches.conftest import csv_bytes, prepare, zip_bomb_xlsx
 from tests.e2e.conftest import e2e_redis, wait_for, workers  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -95,7 +95,7 @@ def test_upload_preview_confirm_and_progress(team, trigger, altcraft, read_by_wo
     fragment = client.get(url("altcraft_launch_detail", launch.pk), HTTP_HX_REQUEST="true")
     assert fragment.status_code == 286  # htmx: stop polling
     assert 'id="launch-done"' in fragment.content.decode()
-    assert "1 profiles reached" in fragment.content.decode()
+    assert "1 profile reached" in fragment.content.decode()
     # Two rows sent, one matched a profile: said, in a warning tone, not a green "Done".
     assert (
         '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 1 of 2 matched'
@@ -455,3 +455,23 @@ def test_the_launch_list_says_a_launch_reached_nobody(team, trigger) -> None:
         '<span class="badge warn">Sent</span> <span class="outcome-detail">sent; 0 of 1 matched'
         " a profile</span>" in listing
     )
+
+
+def test_large_counts_have_thousands_separators_and_one_is_singular(team, trigger) -> None:
+    launch = prepare(team.marketer, trigger, csv_bytes("email", ["a@example.com"]))
+    assert launch.state == LaunchState.PREVIEWED
+    page = team.client_for("marketer").get(url("altcraft_launch_detail", launch.pk)).content
+    assert ">Send to 1 recipient</button>" in page.decode()
+
+    AltcraftLaunch.objects.filter(pk=launch.pk).update(
+        rows_read=221_000, rows_valid=220_734, rows_invalid=1_266, rows_duplicate=1_000
+    )
+    page = (
+        team.client_for("marketer").get(url("altcraft_launch_detail", launch.pk)).content.decode()
+    )
+    assert '<dd id="rows-read">221,000</dd>' in page
+    assert '<dd id="rows-valid"><strong>220,734</strong></dd>' in page
+    assert '<dd id="rows-invalid">1,266</dd>' in page
+    assert ">Send to 220,734 recipients</button>" in page
+    home = team.client_for("marketer").get(url("altcraft_home")).content.decode()
+    assert "<td>220,734</td>" in home

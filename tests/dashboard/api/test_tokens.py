@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -151,3 +152,17 @@ def test_one_cannot_revoke_someone_elses_token(make_token, team):
     assert browser.post(f"/t/acme/api-tokens/{token.pk}/revoke/").status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+def test_the_revoke_button_asks_first_on_the_rendered_page(make_token, team):
+    token, _ = make_token("marketer", name="cron job")
+    browser = Client()
+    browser.force_login(team.marketer.user)
+    html = browser.get("/t/acme/api-tokens/").content.decode()
+    form = re.search(rf'<form [^>]*id="revoke-token-{token.pk}"[^>]*>.*?</form>', html, re.DOTALL)
+    assert form, "no revoke form for the token"
+    assert f'action="/t/acme/api-tokens/{token.pk}/revoke/"' in form.group(0)
+    assert 'data-confirm="Revoke the token cron job? Programs using it stop working' in form.group(
+        0
+    )
+    assert ">Revoke</button>" in form.group(0)

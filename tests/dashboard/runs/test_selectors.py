@@ -202,3 +202,10 @@ def test_run_outcome_words_and_tones(fields, expected):
 
 def test_counts_are_shown_with_thousands_separators():
     assert selectors.count_text(5000) == "5,000" and selectors.count_text(3120) == "3,120"
+
+
+def test_a_count_and_its_noun_agree():
+    assert selectors.count_noun(1, "request") == "1 request"
+    assert selectors.count_noun(0, "request") == "0 requests"
+    assert selectors.count_noun(220734, "row") == "220,734 rows"
+    assert selectors.count_noun(2, "person", "people") == "2 people"

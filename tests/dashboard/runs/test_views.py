@@ -226,7 +226,7 @@ def test_list_row_shows_what_who_state_decision_and_outcome(team):
     assert 'class="badge state accepted"' in page
     assert "mia" in page
     assert "Approved by oscar" in page
-    assert "running" in page and "40%" in page and "1234 recipients" in page
+    assert "running" in page and "40%" in page and "1,234 recipients" in page
     assert 'class="badge state failed"' in page
     assert failed.failure_message in page
 
