@@ -86,7 +86,7 @@ def test_runs_are_polled_to_published_and_failed_and_only_failed_are_retried(
         reverse("trigger_group_detail", args=[team.tenant.slug, group.pk])
     ).content.decode()
     assert 'id="published-count">1<' in page and 'id="failed-count">1<' in page
-    assert f'id="audience-total">{published.audience_size}<' in page
+    assert f'id="audience-total">{published.audience_size:,}<' in page
 
     retried = services.trigger_group_retry_failed(actor=Actor(user=team.marketer.user), group=group)
     assert [run.parameters["topic_key"] for run in retried] == [CHELSEA]

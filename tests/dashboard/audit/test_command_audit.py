@@ -9,12 +9,13 @@ added here with a test of its audit rows (or declared read-only).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.core.management import call_command, get_commands
+from django.core.management import CommandError, call_command, get_commands
 
 from dashboard.models import AuditEvent, Tenant
 
@@ -192,7 +193,20 @@ def _run_settle(world):
     )
 
 
+def _test_connection(world):
+    from tests.factories import VendorConnectionFactory
+
+    # A closed loopback port: the test fails fast, is audited, and the command exits non-zero.
+    VendorConnectionFactory(
+        tenant=world["team"].tenant, name="Daily", base_url="http://127.0.0.1:9"
+    )
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    with contextlib.suppress(CommandError):
+        call_command("test_connection", "acme", "Daily", "--as", "ada", stdout=io.StringIO())
+
+
 CASES: dict[str, Case] = {
+    "test_connection": Case(_test_connection, acting_as="ada"),
     "event_generator_register": Case(_event_generator_register, acting_as="mia"),
     "altcraft_trigger_register": Case(_altcraft_trigger_register, acting_as="oscar"),
     "run_settle": Case(_run_settle, acting_as="oscar"),
