@@ -28,6 +28,7 @@ from dashboard.project.errors import form_post
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
 from dashboard.runs.models import Approval, Run
+from dashboard.runs.result_fields import result_fields
 from dashboard.runs.states import CAN_CANCEL, RunState
 from dashboard.tenancy import history
 from dashboard.tenancy.scoping import actor_from_request, tenant_view
@@ -201,6 +202,7 @@ def _status_context(run: Run) -> dict[str, Any]:
         "run": run,
         "wait": selectors.run_wait(run),
         "live_key": _live_key(run),
+        "result_rows": result_fields(run.result) if run.result else [],
         "result_json": _pretty_json(run.result) if run.result else "",
     }
 

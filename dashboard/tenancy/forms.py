@@ -255,7 +255,9 @@ class AuditFilterForm(forms.Form):
         self.fields["actor"].widget.attrs.update(
             {"list": "audit-actors", "placeholder": "exact name, e.g. mia or cli:root"}
         )
-        self.fields["action"].widget.attrs.update({"placeholder": "run.approved, or run. for all"})
+        self.fields["action"].widget.attrs.update(
+            {"list": "audit-actions", "placeholder": "run.approved, or run. for all"}
+        )
 
     def clean(self):
         cleaned = super().clean()

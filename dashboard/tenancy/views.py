@@ -394,6 +394,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "form": form,
         "actors": actors,
+        # The datalist sits outside the fragment a filter change swaps in.
+        "actions": [] if request.htmx else selectors.audit_action_choices(tenant=request.tenant),
         "filters": filters,
         "export_query": _without(request, "after"),
         "verification": latest_audit_verification(tenant=request.tenant),
