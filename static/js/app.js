@@ -7,6 +7,8 @@
 //   time.local[datetime]       append that moment on the reader's own clock (campaign pages)
 //   data-local-for="input id"  show a UTC datetime-local input's value on the reader's clock
 //   form.filters               its inputs follow the address bar when Back/Forward restores a list
+//   data-countdown-to="ISO"    its text counts down to that moment ("3 h 12 min", as the server
+//                              writes it), once a second, from the server's own clock
 // and it shows #offline-banner while live fragments cannot reach the server.
 (function () {
   "use strict";
@@ -230,10 +232,40 @@
     if (event.detail && event.detail.successful) { showOnline(); }
   });
 
+  // -- countdowns ------------------------------------------------------------------------------
+  // The server writes how long is left when it renders; the text then moves on its own. The
+  // offset from the server's clock (data-countdown-now) keeps a wrong client clock out of it.
+  function durationText(seconds) {
+    seconds = Math.max(0, Math.ceil(seconds));
+    var hours = Math.floor(seconds / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    var rest = seconds % 60;
+    if (hours) { return hours + " h " + pad(minutes) + " min"; }
+    if (minutes) { return minutes + " min " + pad(rest) + " s"; }
+    return rest + " s";
+  }
+
+  function tickCountdowns() {
+    document.querySelectorAll("[data-countdown-to]").forEach(function (element) {
+      var target = Date.parse(element.getAttribute("data-countdown-to"));
+      if (isNaN(target)) { return; }
+      if (!element.dataset.countdownOffset) {
+        var serverNow = Date.parse(element.getAttribute("data-countdown-now") || "");
+        element.dataset.countdownOffset = String(isNaN(serverNow) ? 0 : serverNow - Date.now());
+      }
+      var left = (target - (Date.now() + Number(element.dataset.countdownOffset))) / 1000;
+      var text = durationText(left);
+      if (element.textContent !== text) { element.textContent = text; }
+    });
+  }
+
+  window.setInterval(tickCountdowns, 1000);
+
   function enhance() {
     showFieldsForKind();
     localize();
     labelTableCells();
+    tickCountdowns();
   }
 
   document.addEventListener("DOMContentLoaded", enhance);

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from dashboard.runs.selectors import format_duration
 from tests.e2e.conftest import e2e_redis, workers  # noqa: F401 - the e2e harness's fixtures
 from tests.factories import PASSWORD
 
@@ -113,6 +114,21 @@ def test_request_approve_and_watch_the_outcome_live(
     received = sandboxes["optimove_batch"].received_on("trigger_daily")
     assert len(received) == 1
     assert received[0].json() == {"WaitTimeForValidationSeconds": 10}
+
+    # The time to the next possible trigger counts down on its own (a fake page clock moved two
+    # minutes on: no waiting for real minutes to pass).
+    oscar.clock.install()
+    oscar.reload()
+    countdown = oscar.locator("#daily-live-note .countdown")
+    target = datetime.fromisoformat(countdown.get_attribute("data-countdown-to"))
+    rendered_at = datetime.fromisoformat(countdown.get_attribute("data-countdown-now"))
+    assert countdown.inner_text() == format_duration((target - rendered_at).total_seconds())
+    oscar.clock.fast_forward("02:00")
+    moved = [format_duration((target - rendered_at).total_seconds() - s) for s in range(120, 131)]
+    oscar.wait_for_function(
+        "moved => moved.includes(document.querySelector('#daily-live-note .countdown').textContent)",
+        arg=moved,
+    )
 
 
 def test_a_reader_east_of_utc_is_told_which_day_counts(
