@@ -7,6 +7,8 @@
 //   time.local[datetime]       append that moment on the reader's own clock (campaign pages)
 //   data-local-for="input id"  show a UTC datetime-local input's value on the reader's clock
 //   form.filters               its inputs follow the address bar when Back/Forward restores a list
+//   ul[data-invalid-fields]    (a live check's answer) clears the errors shown under the fields of
+//                              form#data-errors-of that the check no longer finds wrong
 //   data-countdown-to="ISO"    its text counts down to that moment ("3 h 12 min", as the server
 //                              writes it), once a second, from the server's own clock
 // and it shows #offline-banner while live fragments cannot reach the server.
@@ -230,6 +232,38 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail && event.detail.successful) { showOnline(); }
+  });
+
+  // -- stale field errors ----------------------------------------------------------------------
+  // A submit that failed leaves an error under each wrong field; once the live check says a
+  // field is right, its old error would only mislead. Errors of fields the check does not cover
+  // (no data-field, e.g. the topics) stay until the next submit.
+  function clearFixedErrors(root) {
+    root.querySelectorAll("ul[data-invalid-fields]").forEach(function (list) {
+      var form = document.getElementById(list.getAttribute("data-errors-of"));
+      if (!form) { return; }
+      var invalid = Array.prototype.map.call(list.querySelectorAll("li"), function (item) {
+        return item.textContent;
+      });
+      var stillWrong = function (name) {
+        return invalid.some(function (wrong) { return wrong === name || wrong.indexOf(name + "/") === 0; });
+      };
+      form.querySelectorAll(".field.has-error[data-field]").forEach(function (field) {
+        if (stillWrong(field.getAttribute("data-field"))) { return; }
+        field.classList.remove("has-error");
+        field.querySelectorAll(".field-error").forEach(function (error) { error.remove(); });
+      });
+      form.querySelectorAll("fieldset[data-path]").forEach(function (fieldset) {
+        if (stillWrong(fieldset.getAttribute("data-path"))) { return; }
+        Array.prototype.forEach.call(fieldset.children, function (child) {
+          if (child.matches("p.errorlist")) { child.remove(); }
+        });
+      });
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target instanceof Element) { clearFixedErrors(event.target); }
   });
 
   // -- countdowns ------------------------------------------------------------------------------

@@ -68,8 +68,19 @@ def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
     mia.get_by_text("21:00:00").first.wait_for()
     mia.locator('input[name="ctx/url"]').fill("not a url")
     mia.locator("#preview-errors").get_by_text("Not an absolute URL").wait_for()
+    # Sent anyway: refused, nothing sent, the error under the field; fixing the field clears it
+    # as soon as the live check agrees (no stale error beside a green "matches").
+    mia.get_by_role("button", name="Send").click()
+    url_field = mia.locator('.field[data-field="ctx/url"]')
+    url_field.locator(".field-error").wait_for()
+    assert Run.objects.count() == 0
     mia.locator('input[name="ctx/url"]').fill("https://example.com/match/1")
     mia.locator("#preview-ok").wait_for()
+    mia.wait_for_function(
+        "() => !document.querySelector('.field[data-field=\"ctx/url\"]')"
+        ".classList.contains('has-error')"
+    )
+    assert url_field.locator(".field-error").count() == 0
     body = mia.locator("#preview-body").inner_text()
     assert body == (
         '{"topic_key":"' + ARSENAL + '","context":{"url":"https://example.com/match/1",'
