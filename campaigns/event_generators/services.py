@@ -8,6 +8,7 @@ bad input leaves nothing behind: no half-saved generator, no half a trigger grou
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 from celery import current_app
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from campaigns.event_generators import schema as schemas
@@ -44,6 +45,7 @@ from dashboard.runs.services import (
 from dashboard.runs.states import RunState
 from dashboard.vendors.http import ConfigurationError
 
+logger = logging.getLogger(__name__)
 OPERATION = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
 MAX_TOPICS_PER_TRIGGER = 5000
 EXPORT_FORMAT = "triggerdesk.event-generator/1"
@@ -791,16 +793,22 @@ def _fire(schedule: ScheduledTrigger) -> None:
             )
     except (ValidationError, ProbableDuplicate) as error:
         message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        ScheduledTrigger.objects.filter(pk=schedule.pk).update(
-            state=ScheduleState.FAILED, fired_at=now, failure_message=message[:2000]
-        )
-        record_audit_event(
-            actor=SCHEDULER,
-            tenant=schedule.tenant,
-            action="schedule.failed",
-            object_type="schedule",
-            object_id=schedule.pk,
-            summary={"reason": message[:500]},
+        _fail_schedule(schedule, now, message)
+        return
+    except DatabaseError:
+        # The database itself failed (a lost connection, a deadlock): the claim rolls back and
+        # the next pass fires the schedule again; nothing was sent.
+        raise
+    except Exception as error:
+        # A defect, not the schedule's fault: without this, the schedule would stay due and
+        # every pass would stop on it, holding up every schedule behind it.
+        logger.exception("Schedule %s could not create its runs", schedule.pk)
+        _fail_schedule(
+            schedule,
+            now,
+            "TriggerDesk could not create its runs (an internal error: "
+            f"{type(error).__name__}); nothing was sent. Create the trigger again, and tell "
+            "your administrator.",
         )
         return
     ScheduledTrigger.objects.filter(pk=schedule.pk).update(
@@ -816,4 +824,19 @@ def _fire(schedule: ScheduledTrigger) -> None:
             "group": group.pk,
             "late_seconds": round((now - schedule.fire_at).total_seconds(), 1),
         },
+    )
+
+
+def _fail_schedule(schedule: ScheduledTrigger, now: datetime, message: str) -> None:
+    """Record that `schedule` could not fire, and why, in words its pages show."""
+    ScheduledTrigger.objects.filter(pk=schedule.pk).update(
+        state=ScheduleState.FAILED, fired_at=now, failure_message=message[:2000]
+    )
+    record_audit_event(
+        actor=SCHEDULER,
+        tenant=schedule.tenant,
+        action="schedule.failed",
+        object_type="schedule",
+        object_id=schedule.pk,
+        summary={"reason": message[:500]},
     )

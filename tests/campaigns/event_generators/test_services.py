@@ -303,6 +303,49 @@ def test_a_schedule_that_cannot_fire_says_why_and_sends_nothing(generator, team)
     assert not Run.objects.exists()
 
 
+def test_a_schedule_that_hits_a_defect_fails_in_words_and_the_next_one_still_fires(
+    generator, team, monkeypatch
+):
+    broken = schedule(team, generator, topics=[ARSENAL])
+    fine = schedule(team, generator, seconds=3601, topics=[CHELSEA])
+    ScheduledTrigger.objects.filter(pk=broken.pk).update(fire_at=utc_now() - timedelta(seconds=2))
+    ScheduledTrigger.objects.filter(pk=fine.pk).update(fire_at=utc_now() - timedelta(seconds=1))
+    real_trigger = services.campaign_trigger
+
+    def trigger(**kwargs):
+        if kwargs["idempotency_key"] == f"schedule-{broken.pk}":
+            raise KeyError("ctx")  # a bug, not bad input
+        return real_trigger(**kwargs)
+
+    monkeypatch.setattr(services, "campaign_trigger", trigger)
+
+    assert services.schedules_fire_due() == 2
+
+    broken.refresh_from_db()
+    fine.refresh_from_db()
+    assert broken.state == ScheduleState.FAILED and broken.group is None
+    assert broken.failure_message.startswith(
+        "TriggerDesk could not create its runs (an internal error: KeyError); nothing was sent."
+    )
+    assert fine.state == ScheduleState.FIRED
+    assert [run.parameters["topic_key"] for run in Run.objects.all()] == [CHELSEA]
+    assert AuditEvent.objects.filter(action="schedule.failed", object_id=str(broken.pk)).exists()
+
+
+def test_the_schedules_page_says_why_a_schedule_could_not_fire(generator, team):
+    planned = schedule(team, generator, topics=[ARSENAL])
+    Topic.objects.filter(key=ARSENAL).delete()
+    ScheduledTrigger.objects.filter(pk=planned.pk).update(fire_at=utc_now() - timedelta(seconds=1))
+    services.schedules_fire_due()
+
+    html = team.client_for("marketer").get("/t/acme/campaigns/schedules/").content.decode()
+
+    past = html[html.index('id="past"') :]
+    assert (
+        '<span class="badge bad">Failed</span> <span class="outcome-detail">Unknown topic' in past
+    )
+
+
 def test_another_marketer_can_neither_edit_nor_cancel_a_schedule(generator, team):
     planned = schedule(team, generator)
     other = second_marketer(team)
