@@ -69,9 +69,9 @@ def test_yes_sends_through_the_engine_and_audits_the_os_user(team, trigger, altc
 
 def test_a_bad_file_is_refused_with_its_reason(team, trigger, altcraft, tmp_path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("email,name\na@example.com,Ann\n", encoding="utf-8")
+    path.write_text("email,name,name\na@example.com,Ann,A\n", encoding="utf-8")
 
-    with pytest.raises(CommandError, match="unknown column"):
+    with pytest.raises(CommandError, match="names the column 'name' more than once"):
         run("altcraft_launch", "--trigger", "8", "--file", str(path), "--yes", "--as", "mia")
     assert altcraft.received == []
 

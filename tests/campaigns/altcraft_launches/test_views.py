@@ -303,14 +303,36 @@ def test_another_marketer_can_neither_map_confirm_discard_nor_resend_a_launch(
     assert chunk.retries == 0
 
 
+def test_an_xlsx_zip_bomb_declaring_its_size_is_refused_by_the_request_at_once(
+    team, trigger, altcraft, settings, upload_dir
+) -> None:
+    # The request reads the header only (for the column to send): the workbook's declared
+    # size is over the limit before anything is unpacked, so it is a form error, nothing kept.
+    settings.ALTCRAFT_XLSX_MAX_UNPACKED_BYTES = 50_000_000
+    bomb = zip_bomb_xlsx(2_000_000)
+    response = team.client_for("marketer").post(
+        url("altcraft_launch_new") + "?kind=start_batch",
+        {
+            "idempotency_key": "bomb",
+            "trigger": trigger.pk,
+            "matching": "email",
+            "kind": "start_batch",
+            "file": SimpleUploadedFile("list.xlsx", bomb, content_type="application/zip"),
+        },
+    )
+
+    assert response.status_code == 400
+    assert "The workbook unpacks to more than 50 MB, the most an XLSX may hold." in (
+        response.content.decode()
+    )
+    assert AltcraftLaunch.objects.count() == 0
+    assert list(upload_dir.iterdir()) == []
+    assert altcraft.received == []
+
+
 @pytest.mark.parametrize(
     ("setting", "limit", "problem"),
     [
-        (
-            "ALTCRAFT_XLSX_MAX_UNPACKED_BYTES",
-            50_000_000,
-            "The workbook unpacks to more than 50 MB, the most an XLSX may hold.",
-        ),
         (
             "ALTCRAFT_UPLOAD_MAX_ROWS",
             1000,
