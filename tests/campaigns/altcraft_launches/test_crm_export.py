@@ -289,3 +289,13 @@ def test_a_single_column_named_like_the_kind_is_read_at_once(team, trigger, read
     launch.refresh_from_db()
     assert launch.state == LaunchState.PREVIEWED and launch.column == "Email"
     assert launch.ignored_columns == []
+
+
+def test_a_row_too_short_to_reach_the_column_counts_as_empty(team, trigger) -> None:
+    content = b"first_name,page,email\nAnn,cart,ann@example.com\nBob\nCid,home\n"
+
+    launch = prepare(team.marketer, trigger, content, column="email")
+
+    assert launch.state == LaunchState.PREVIEWED, launch.problem
+    assert (launch.rows_valid, launch.rows_empty, launch.empty_samples) == (1, 2, [3, 4])
+    assert launch.rows_invalid == 0
