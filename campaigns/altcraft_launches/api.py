@@ -1,5 +1,8 @@
 """The automation API's Altcraft launch endpoints: launch a trigger, see a launch."""
 
+import csv
+import io
+import json
 from datetime import datetime
 from typing import Any
 
@@ -51,13 +54,27 @@ class AltcraftLaunchIn(Strict):
     recipients: list[str | StrictInt | dict[str, str | StrictInt]] = Field(
         min_length=1,
         description="Values of the matching key, or objects {<column>: value} (column: email, "
-        "phone, profile_id, or the custom field's name).",
+        "phone, profile_id, or the custom field's name). With `column`, objects are rows of a "
+        "CRM export: only `column`'s value is sent, their other keys are ignored.",
+    )
+    column: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description='The key of object recipients whose value is sent (e.g. "email" of '
+        '{"first_name": …, "email": …}); 422 `column_missing` when one lacks it, '
+        "`duplicate_column` when one names it twice, `empty_values` when it is empty.",
     )
     content: dict[str, Any] | None = None
     custom_data: dict[str, Any] | None = None
     skip_triggers: StrictBool | None = None
     skip_invalid: StrictBool = Field(
         False, description="Leave invalid recipients out (listed in the preview) instead of a 422."
+    )
+    skip_empty: StrictBool = Field(
+        False,
+        description="With `column`: leave out the recipients whose value in it is empty "
+        "(counted in the preview) instead of a 422 `empty_values`.",
     )
     dry_run: StrictBool = Field(False, description="Only preview: nothing is confirmed or sent.")
 
@@ -75,6 +92,12 @@ class LaunchPreviewOut(Schema):
     invalid_rows: list[InvalidRecipient]
     duplicates_removed: int
     requests_needed: int
+    column: str = Field(description="The column whose values are sent.")
+    ignored_columns: list[str] = Field(description="The other columns: not sent.")
+    empty: int = Field(description="Recipients with no value in `column`: not sent.")
+    empty_recipients: list[int] = Field(
+        description="Indexes in `recipients` of the first empty ones."
+    )
 
 
 class LaunchProgressOut(Schema):
@@ -152,10 +175,122 @@ def _recipient_values(payload: AltcraftLaunchIn, column: str) -> list[str]:
     return values
 
 
+# What the list written for a `column` request may not hold in its header: its delimiter and
+# line breaks (the reader finds the delimiter from the header line).
+HEADER_FORBIDDEN = (",", ";", "\t", "\n", "\r")
+
+
+class _JsonObject(dict):
+    """A parsed JSON object that remembers the first key its text named twice."""
+
+    repeated = ""
+
+
+def _json_object(items: list[tuple[str, Any]]) -> _JsonObject:
+    parsed = _JsonObject(items)
+    seen: set[str] = set()
+    for name, _ in items:
+        if name in seen:
+            parsed.repeated = name
+            break
+        seen.add(name)
+    return parsed
+
+
+def _duplicate_key(body: bytes) -> tuple[int, str] | None:
+    """(index, key) of the first recipient object that names a key twice: the JSON parser keeps
+    only the last of the two, so it is found in the raw body."""
+    try:
+        raw = json.loads(body, object_pairs_hook=_json_object)
+    except ValueError:
+        return None
+    recipients = raw.get("recipients") if isinstance(raw, dict) else None
+    for index, recipient in enumerate(recipients if isinstance(recipients, list) else []):
+        if isinstance(recipient, _JsonObject) and recipient.repeated:
+            return index, recipient.repeated
+    return None
+
+
+def _export_rows(
+    request: HttpRequest, payload: AltcraftLaunchIn, column: str
+) -> tuple[list[str], list[list[str]]]:
+    """The recipients as a CRM export: (header, rows), `column` first, then each other key in
+    the order first seen. 422 with a code naming the first recipient that cannot be a row."""
+    repeated = _duplicate_key(request.body)
+    if repeated is not None:
+        index, key = repeated
+        raise ApiProblem(
+            422,
+            "duplicate_column",
+            f"recipients.{index}: names the key {key!r} twice; each column needs one name. "
+            "Nothing was sent.",
+            field=f"recipients.{index}",
+        )
+    header = [column]
+    for recipient in payload.recipients:
+        if isinstance(recipient, dict):
+            header += [key for key in recipient if key not in header]
+    bad = next((key for key in header if any(mark in key for mark in HEADER_FORBIDDEN)), None)
+    if bad is not None or any(not key.strip() for key in header):
+        raise ApiProblem(
+            422,
+            "invalid_recipient",
+            f"recipients: the key {bad!r} holds a comma, semicolon, tab or line break (or is "
+            "blank); rename it.",
+            field="recipients",
+        )
+    rows, empty = [], []
+    for index, recipient in enumerate(payload.recipients):
+        field = f"recipients.{index}"
+        if not isinstance(recipient, dict):
+            recipient = {column: recipient}
+        if column not in recipient:
+            raise ApiProblem(
+                422,
+                "column_missing",
+                f"{field}: has no key {column!r}, the column whose value is sent. Nothing was "
+                "sent.",
+                field=field,
+            )
+        cells = [str(recipient.get(key, "")).strip() for key in header]
+        if not any(cells):
+            # A blank row of a list is skipped, not counted: say so rather than drop it.
+            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
+        if len(cells[0].splitlines()) > 1:
+            raise ApiProblem(
+                422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field
+            )
+        if not cells[0]:
+            empty.append({"field": field, "row": index + 2, "message": f"no {column}"})
+        rows.append(cells)
+    if empty and (not payload.skip_empty or len(empty) == len(rows)):
+        raise ApiProblem(
+            422,
+            "empty_values",
+            f"{len(empty)} of {len(rows)} recipient(s) have no value in {column!r}, the first "
+            f"{empty[0]['field']}. Fill them, or pass skip_empty: true to send the others "
+            "without them. Nothing was sent.",
+            field=empty[0]["field"],
+            errors=empty[:200],
+        )
+    return header, rows
+
+
+def _export_upload(header: list[str], rows: list[list[str]]) -> Any:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return altcraft_services.upload_store(pieces=[text.getvalue().encode("utf-8")])
+
+
 def _invalid_recipients(values: list[str], matching: str) -> list[dict[str, Any]]:
-    """Each recipient the launch would refuse, by the launch's own rule, with its row number."""
+    """Each recipient the launch would refuse, by the launch's own rule, with its row number
+    (an empty value is not invalid: `empty_values` is about those)."""
     invalid = []
     for index, value in enumerate(values):
+        if not value:
+            continue
         _, _, reason = altcraft_reading.clean_value(matching, value)
         if reason:
             invalid.append({"field": f"recipients.{index}", "row": index + 2, "message": reason})
@@ -182,6 +317,10 @@ def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
             ],
             "duplicates_removed": launch.rows_duplicate,
             "requests_needed": len(progress.chunks),
+            "column": launch.column,
+            "ignored_columns": launch.ignored_columns or [],
+            "empty": launch.rows_empty,
+            "empty_recipients": [row - 2 for row in launch.empty_samples or []],
         },
         "progress": {
             "chunks": len(progress.chunks),
@@ -204,6 +343,13 @@ def _refusal_problem(launch: AltcraftLaunch) -> ApiProblem:
     """The 422 for a list the reading refused: discarded, or its invalid rows, each named."""
     if launch.state == LaunchState.DISCARDED:
         return ApiProblem(422, "invalid_recipients", launch.problem, field="recipients")
+    if not launch.rows_invalid:
+        return ApiProblem(
+            422,
+            "empty_values",
+            altcraft_services.empty_rows_refusal(launch),
+            field=f"recipients.{launch.empty_samples[0] - 2}",
+        )
     rows = [
         {
             "field": f"recipients.{sample['row'] - 2}",
@@ -261,7 +407,12 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
             "field_name: custom matching needs the profile field name.",
             field="field_name",
         )
-    values = _recipient_values(payload, altcraft_reading.launch_column(matching, field_name))
+    if payload.column is None:
+        header, rows = None, None
+        values = _recipient_values(payload, altcraft_reading.launch_column(matching, field_name))
+    else:
+        header, rows = _export_rows(request, payload, payload.column)
+        values = [row[0] for row in rows]
     invalid = _invalid_recipients(values, matching)
     if invalid and (not payload.skip_invalid or len(invalid) == len(values)):
         raise ApiProblem(
@@ -275,12 +426,16 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
     actor = use.actor(client_ip(request))
 
     def create(key: str) -> Any:
+        upload = _export_upload(header, rows) if header is not None else None
         try:
             return altcraft_services.launch_from_list(
                 actor=actor,
                 trigger=trigger,
                 kind=LaunchKind.START_BATCH,
-                text="\n".join(values),
+                text="\n".join(values) if upload is None else None,
+                upload=upload,
+                column=payload.column,
+                skip_empty=payload.skip_empty,
                 matching=matching,
                 field_name=field_name,
                 source_name="API recipients",

@@ -152,3 +152,28 @@ class HashForm(forms.Form):
 
     sha256 = forms.CharField(max_length=64, widget=forms.HiddenInput)
     comment = forms.CharField(max_length=500, required=False)
+    # Confirm: the uploader's "skip the rows with no value" when the preview found some.
+    skip_empty = forms.BooleanField(required=False)
+
+
+class ColumnForm(forms.Form):
+    """The column of a bulk-launch file whose values are sent, and what they match."""
+
+    column = forms.ChoiceField(
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose the column whose values are sent."},
+    )
+    matching = forms.ChoiceField(choices=MATCHING_CHOICES, label="Its values are")
+    field_name = forms.CharField(
+        max_length=120, required=False, label="Profile field (custom matching)"
+    )
+
+    def __init__(self, *args, names: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["column"].choices = [(name, name) for name in names if name]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("matching") == "custom" and not cleaned.get("field_name"):
+            self.add_error("field_name", "Custom matching needs the profile field name.")
+        return cleaned

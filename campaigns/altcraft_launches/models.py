@@ -62,6 +62,9 @@ class AltcraftTrigger(models.Model):
     content_fields = models.JSONField(default=list, blank=True)
     # The last column mapping used for an import to this trigger, offered again next time.
     import_mapping = models.JSONField(default=dict, blank=True)
+    # The last column a bulk launch to this trigger sent ({"column", "matching", "field_name"}),
+    # offered again next time when no column is named like the matching kind.
+    launch_choice = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -120,6 +123,10 @@ class AltcraftLaunch(models.Model):
     parameters = models.JSONField(default=dict)
     # The column mapping of an import (CSV column -> profile field or subscription).
     mapping = models.JSONField(default=dict, blank=True)
+    # A bulk launch: the header of the column whose values are sent, "" while the uploader has
+    # not chosen it; the other columns of the header, which are not sent (for the preview).
+    column = models.CharField(max_length=255, blank=True)
+    ignored_columns = models.JSONField(default=list, blank=True)
 
     source_name = models.CharField(max_length=255)
     source_sha256 = models.CharField(max_length=64)
@@ -141,6 +148,10 @@ class AltcraftLaunch(models.Model):
     rows_valid = models.PositiveIntegerField(default=0)
     rows_invalid = models.PositiveIntegerField(default=0)
     rows_duplicate = models.PositiveIntegerField(default=0)
+    # Rows with other cells but none in the sent column: never sent, and the uploader must say
+    # "skip them" to confirm. The first few row numbers are kept for the preview.
+    rows_empty = models.PositiveIntegerField(default=0)
+    empty_samples = models.JSONField(default=list, blank=True)
     # The first invalid rows, each {"row": n, "reason": "..."}; the counts above are complete.
     invalid_samples = models.JSONField(default=list, blank=True)
     body_limit_bytes = models.PositiveIntegerField()
@@ -188,10 +199,11 @@ class AltcraftLaunch(models.Model):
 
     @property
     def is_reading(self) -> bool:
-        """Uploaded and queued for a worker to read (an import, once its columns are mapped)."""
-        return self.state == LaunchState.UPLOADED and (
-            self.kind == LaunchKind.START_BATCH or bool(self.mapping)
-        )
+        """Uploaded and queued for a worker to read: once an import's columns are mapped, once
+        a bulk launch's column is chosen."""
+        if self.state != LaunchState.UPLOADED:
+            return False
+        return bool(self.mapping) if self.kind == LaunchKind.IMPORT else bool(self.column)
 
     @property
     def content_text(self) -> str:

@@ -122,6 +122,8 @@ class Preparation:
     rows_valid: int = 0
     rows_invalid: int = 0
     rows_duplicate: int = 0
+    rows_empty: int = 0
+    empty_samples: list[int] = field(default_factory=list)
     invalid_samples: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
     largest_body_bytes: int = 0
@@ -133,6 +135,11 @@ class Preparation:
         self.rows_read += 1
         if self.report is not None and self.rows_read % PROGRESS_EVERY == 0:
             self.report(self.rows_read)
+
+    def empty(self, row: int) -> None:
+        self.rows_empty += 1
+        if len(self.empty_samples) < EMPTY_SAMPLES_KEPT:
+            self.empty_samples.append(row)
 
     def invalid(self, row: int, reason: str) -> None:
         self.rows_invalid += 1
@@ -608,46 +615,118 @@ def _item_bytes(item: dict[str, Any]) -> bytes:
 
 # -- preparing a launch file -----------------------------------------------------------------------
 
+# How many empty rows' numbers a launch keeps to show (the count is complete).
+EMPTY_SAMPLES_KEPT = 10
+# Other spellings of each matching kind's column that CRM exports use ("E-mail", "Mobile"...),
+# compared without case, spaces, dashes or underscores.
+COLUMN_ALIASES = {
+    "email": {"email", "mail", "emailaddress"},
+    "email_profile": {"email", "mail", "emailaddress"},
+    "phone": {"phone", "phones", "mobile", "phonenumber", "mobilephone"},
+    "profile_id": {"profileid"},
+}
+
 
 def launch_column(matching: str, field_name: str | None) -> str:
+    """The column a list for `matching` names when it has only that one (a pasted list)."""
     return field_name if matching == "custom" else LAUNCH_COLUMNS[matching]
+
+
+def _compact(name: str) -> str:
+    return re.sub(r"[\s_\-]", "", name).casefold()
+
+
+def named_like(name: str, *, matching: str, field_name: str | None) -> bool:
+    """Whether a header names the column of the matching kind (custom: the profile field)."""
+    if matching == "custom":
+        return bool(field_name) and _compact(name) in (_compact(field_name), "fieldvalue")
+    return _compact(name) in COLUMN_ALIASES[matching]
+
+
+def launch_header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
+    """The header row (row 1) of a bulk launch file: FileRejected when it is missing, holds
+    values instead of names, or names a column twice."""
+    return import_header(rows)
+
+
+def default_column(
+    names: list[str], *, matching: str, field_name: str | None, remembered: str = ""
+) -> str:
+    """The column offered first: the one named like the matching kind (when one is), else the
+    last one chosen for the trigger (when the header has it), else ""."""
+    named = [
+        name
+        for name in names
+        if name and named_like(name, matching=matching, field_name=field_name)
+    ]
+    if len(named) == 1:
+        return named[0]
+    if remembered and remembered in names:
+        return remembered
+    return ""
+
+
+def obvious_column(names: list[str], *, matching: str, field_name: str | None) -> str:
+    """The column to read without asking: the header's only column, named like the matching
+    kind ("" when the uploader must choose)."""
+    named = [name for name in names if name]
+    if len(named) == 1 and named_like(named[0], matching=matching, field_name=field_name):
+        return named[0]
+    return ""
+
+
+def ignored_columns(names: list[str], column: str) -> list[str]:
+    """The header's other columns, as the preview lists them (an unnamed one by position)."""
+    return [
+        name or f"column {position} (no name)"
+        for position, name in enumerate(names, start=1)
+        if name != column and (name or position < len(names))
+    ]
+
+
+def _column_index(
+    names: list[str], column: str | None, matching: str, field_name: str | None
+) -> int:
+    if column:
+        if column in names:
+            return names.index(column)
+        # A launch queued before it named its column names its kind's ("email" for "Email").
+        folded = [i for i, name in enumerate(names) if name.casefold() == column.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        raise FileRejected(
+            f"Row 1 (the header) has no column {column!r}. Found: "
+            f"{', '.join(repr(name) for name in names if name) or 'nothing'}. Choose the column "
+            "to send again."
+        )
+    found = default_column(names, matching=matching, field_name=field_name)
+    if found:
+        return names.index(found)
+    expected = launch_column(matching, field_name)
+    raise FileRejected(
+        f"Row 1 (the header) has no column named {expected!r}, which matching {matching!r} "
+        f"reads. Found: {', '.join(repr(name) for name in names if name) or 'nothing'}. Choose "
+        "the column whose values to send."
+    )
 
 
 def prepare_launch_rows(
     rows: Iterator[tuple[int, list[str]]],
+    names: list[str],
     *,
+    column: str | None,
     matching: str,
     field_name: str | None,
     chunks: ChunkWriter,
     preparation: Preparation,
-) -> None:
-    """Check a bulk-launch file's rows and write its chunks of `{key: value}` items."""
-    column = launch_column(matching, field_name)
-    header_row = next(rows, None)
-    if header_row is None:
-        raise FileRejected("The file is empty.")
-    _, header = header_row
-    names = [name for name in header]
-    wanted = [i for i, name in enumerate(names) if _same_column(name, column, matching)]
-    if not wanted:
-        if any(_looks_like_value(name) for name in names):
-            raise FileRejected(
-                f"The file has no header row: row 1 holds values ({names[0][:60]!r}). Add a "
-                f"first row naming the column: {column}."
-            )
-        raise FileRejected(
-            f"Row 1 (the header) has no column {column!r}, which matching {matching!r} reads. "
-            f"Found: {', '.join(repr(name) for name in names if name) or 'nothing'}."
-        )
-    if len(wanted) > 1:
-        raise FileRejected(f"Row 1 (the header) names the column {column!r} twice.")
-    unknown = [name for i, name in enumerate(names) if name and i != wanted[0]]
-    if unknown:
-        raise FileRejected(
-            f"Row 1 (the header) has unknown column(s) {', '.join(repr(u) for u in unknown)}: "
-            f"a launch by {matching!r} reads only {column!r}. Remove the other columns."
-        )
-    index = wanted[0]
+) -> str:
+    """Check a bulk-launch file's rows and write its chunks of `{key: value}` items, each with
+    the value of `column` only (None: the column named like the matching kind); the column read.
+
+    The other columns are not read. A row with cells but none in `column` is counted as empty
+    (`Preparation.empty`), neither sent nor invalid: the uploader decides about them.
+    """
+    index = _column_index(names, column, matching, field_name)
     key = ITEM_KEYS[matching]
     seen = SeenValues()
     for number, cells in rows:
@@ -658,6 +737,9 @@ def prepare_launch_rows(
             preparation.invalid(number, f"{len(cells)} cells, but the header names {len(names)}")
             continue
         raw = cells[index] if index < len(cells) else ""
+        if not raw:
+            preparation.empty(number)
+            continue
         value, duplicate_key, reason = clean_value(matching, raw)
         if reason:
             preparation.invalid(number, reason)
@@ -668,12 +750,7 @@ def prepare_launch_rows(
         _add_item(chunks, preparation, _item_bytes({key: value}), number)
     if preparation.rows_read == 0:
         raise FileRejected("The file has a header but no rows.")
-
-
-def _same_column(name: str, column: str, matching: str) -> bool:
-    if matching == "custom":
-        return name == column or name.lower() == "field_value"
-    return name.lower() == column
+    return names[index]
 
 
 def _add_item(chunks: ChunkWriter, preparation: Preparation, item: bytes, row: int) -> None:
@@ -704,9 +781,14 @@ def import_header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
         raise FileRejected(
             "The file has no header row: row 1 holds values. Add a first row naming the columns."
         )
-    duplicates = sorted({name for name in names if name and names.count(name) > 1})
+    duplicates = [name for position, name in enumerate(names) if name and name in names[:position]]
     if duplicates:
-        raise FileRejected(f"Row 1 (the header) names {duplicates[0]!r} twice.")
+        first = duplicates[0]
+        positions = [str(position) for position, name in enumerate(names, start=1) if name == first]
+        raise FileRejected(
+            f"Row 1 (the header) names the column {first!r} more than once (columns "
+            f"{' and '.join(positions)}): rename them so that each column has its own name."
+        )
     return names
 
 

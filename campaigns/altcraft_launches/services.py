@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 
 from campaigns.altcraft_launches import reading, storage
 from campaigns.altcraft_launches.models import (
+    MATCHING_CHOICES,
     UNSENT_STATES,
     AltcraftChunk,
     AltcraftLaunch,
@@ -326,6 +327,65 @@ def _overhead_bytes(launch: AltcraftLaunch) -> int:
         raise reading.FileRejected(f"The launch parameters are not valid: {error}") from None
 
 
+def upload_header(*, upload: StoredUpload, source_name: str) -> list[str]:
+    """The header (row 1) of a stored bulk-launch upload, read in the request as far as that row
+    only; FileRejected (or StoredFileError) when it is missing, holds values or names a column
+    twice."""
+    _, rows = reading.iter_rows(upload.path, name=source_name, header_only=True)
+    return reading.launch_header(rows)
+
+
+def launch_columns(*, launch: AltcraftLaunch) -> list[str]:
+    """The header of an uploaded bulk launch (for choosing its column); FileRejected if
+    unreadable."""
+    _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name, header_only=True)
+    return reading.launch_header(rows)
+
+
+def launch_column_default(*, launch: AltcraftLaunch, names: list[str]) -> str:
+    """The column the page offers first: named like the launch's matching kind, else the one
+    last chosen for its trigger (when this header has it), else ""."""
+    return reading.default_column(
+        names,
+        matching=launch.parameters["matching"],
+        field_name=launch.parameters.get("field_name"),
+        remembered=(launch.trigger.launch_choice or {}).get("column", ""),
+    )
+
+
+def launch_column_choose(
+    *,
+    actor: Actor,
+    launch: AltcraftLaunch,
+    names: list[str],
+    column: str,
+    matching: str,
+    field_name: str = "",
+) -> AltcraftLaunch:
+    """The uploader chose the column of a bulk launch whose values are sent (the others are
+    ignored) and its matching kind; a worker reads the file. ValidationError, with nothing
+    changed, for a column not in the header or a kind that is not valid."""
+    check_uploader(actor, launch, "choose this launch's column")
+    if launch.kind != LaunchKind.START_BATCH:
+        raise ValidationError({"column": "Only a bulk launch reads one column."})
+    if not column or column not in names:
+        raise ValidationError({"column": "Choose one of the file's columns."})
+    if matching not in dict(MATCHING_CHOICES):
+        raise ValidationError({"matching": "Choose one of the matching kinds."})
+    parameters = dict(launch.parameters)
+    parameters["matching"] = matching
+    parameters["field_name"] = field_name.strip() or None
+    cleaned = _clean_parameters(launch.trigger, launch.kind, parameters)
+    # One transaction: the kind chosen and the reading queued together, or neither.
+    with transaction.atomic():
+        locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
+        if locked.state != LaunchState.UPLOADED or locked.column:
+            raise RunActionError("This launch's column is chosen already.")
+        locked.parameters = cleaned
+        locked.save(update_fields=["parameters"])
+        return launch_prepare_queue(actor=actor, launch=locked, column=column)
+
+
 def import_columns(*, launch: AltcraftLaunch) -> list[str]:
     """The header of an uploaded import file (for the mapping step); FileRejected if unreadable."""
     _, rows = reading.iter_rows(launch.upload_path, name=launch.source_name, header_only=True)
@@ -377,9 +437,11 @@ def launch_from_list(
     upload: StoredUpload | None = None,
     matching: str = "",
     field_name: str | None = None,
+    column: str | None = None,
     idempotency_key: str,
     read_now: bool = False,
     skip_invalid: bool = False,
+    skip_empty: bool = False,
     confirm: bool = False,
 ) -> AltcraftLaunch:
     """A launch from a list: the stored `upload`, or the pasted `text` (one value a line, in the
@@ -388,13 +450,20 @@ def launch_from_list(
 
     Then, by default (the launch page), a worker reads it (`launch_prepare_queue`: the request
     stores the file and returns, the page shows progress); an import waits for its column
-    mapping instead. With `read_now` (the API, whose body is small) it is read here
-    (`launch_prepare`), ListRefused when the reading discarded it or found invalid rows not to
-    `skip_invalid`, and with `confirm` the preview is confirmed (`launch_confirm`). On any error
-    after the launch was recorded its files are deleted too: the caller's transaction rolls the
-    launch's row back, so they go now rather than a day later."""
+    mapping instead, and a bulk launch whose file has several columns for its `column` to be
+    chosen (`launch_column_choose`; the header is read here, as far as row 1: a bad header is
+    a ValidationError on "file", with nothing kept). With `read_now` (the API, whose body is
+    small) it is read here (`launch_prepare`, `column` or the one named like the matching kind),
+    ListRefused when the reading discarded it or found invalid rows not to `skip_invalid` or
+    rows without a value not to `skip_empty`, and with `confirm` the preview is confirmed
+    (`launch_confirm`). On any error after the launch was recorded its files are deleted too:
+    the caller's transaction rolls the launch's row back, so they go now rather than a day
+    later."""
     if upload is None:
         upload = pasted_upload(text=text or "", matching=matching, field_name=field_name)
+        column = column or reading.launch_column(matching, field_name)
+    if kind == LaunchKind.START_BATCH and not read_now and not column:
+        column = _obvious_column(trigger, upload, source_name, parameters)
     try:
         launch = launch_create(
             actor=actor,
@@ -409,21 +478,45 @@ def launch_from_list(
         storage.delete(upload.path)
         raise
     if not read_now:
-        if launch.state == LaunchState.UPLOADED and kind != LaunchKind.IMPORT:
-            launch = launch_prepare_queue(actor=actor, launch=launch)
+        if launch.state == LaunchState.UPLOADED and kind != LaunchKind.IMPORT and column:
+            launch = launch_prepare_queue(actor=actor, launch=launch, column=column)
         return launch
     try:
-        launch = launch_prepare(actor=actor, launch=launch)
-        if launch.state == LaunchState.DISCARDED or (launch.rows_invalid and not skip_invalid):
+        launch = launch_prepare(actor=actor, launch=launch, column=column)
+        if (
+            launch.state == LaunchState.DISCARDED
+            or (launch.rows_invalid and not skip_invalid)
+            or (launch.rows_empty and not skip_empty)
+        ):
             raise ListRefused(launch)
         if confirm:
-            launch = launch_confirm(actor=actor, launch=launch, sha256_seen=launch.source_sha256)
+            launch = launch_confirm(
+                actor=actor,
+                launch=launch,
+                sha256_seen=launch.source_sha256,
+                skip_empty=skip_empty,
+            )
     except BaseException:
         storage.delete(launch.upload_path)
         if launch.chunks_path:
             storage.delete(launch.chunks_path)
         raise
     return launch
+
+
+def _obvious_column(
+    trigger: AltcraftTrigger, upload: StoredUpload, source_name: str, parameters: dict[str, Any]
+) -> str:
+    """The column of an uploaded bulk-launch file when there is nothing to choose, else "";
+    a header that cannot be read is a ValidationError on "file" and the upload is deleted."""
+    try:
+        names = upload_header(upload=upload, source_name=source_name)
+    except (reading.FileRejected, storage.StoredFileError) as error:
+        storage.delete(upload.path)
+        raise ValidationError({"file": f"{error} Nothing was sent or kept."}) from None
+    matching = parameters.get("matching") or trigger.default_matching
+    field_name = parameters.get("field_name") or trigger.default_field_name or None
+    return reading.obvious_column(names, matching=matching, field_name=field_name)
 
 
 def _enqueue_reading(arguments: dict[str, Any]) -> None:
@@ -434,23 +527,31 @@ def _enqueue_reading(arguments: dict[str, Any]) -> None:
 
 
 def launch_prepare_queue(
-    *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
+    *,
+    actor: Actor,
+    launch: AltcraftLaunch,
+    mapping: dict[str, Any] | None = None,
+    column: str | None = None,
 ) -> AltcraftLaunch:
     """Have a worker read the upload (`launch_prepare`, task altcraft.prepare_launch) after the
     commit: a web request only stores the file, and its page shows the reading's progress.
 
-    An import's mapping is kept on the launch meanwhile (a queued import is one with a mapping).
-    Only the uploader may (PermissionDenied otherwise), as for `launch_prepare`.
+    An import's mapping, or a bulk launch's column, is kept on the launch meanwhile (a queued
+    launch is one with either). Only the uploader may (PermissionDenied otherwise), as for `launch_prepare`.
     """
     check_uploader(actor, launch, "prepare this launch")
+    if launch.kind == LaunchKind.START_BATCH and not column:
+        raise ValueError("A bulk launch is read once the column it sends is chosen.")
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state != LaunchState.UPLOADED:
             raise RunActionError(f"This launch is {locked.get_state_display().lower()} already.")
         if locked.kind == LaunchKind.IMPORT:
             locked.mapping = mapping or {}
+        else:
+            locked.column = column or ""
         locked.reading_queued_at = utc_now()
-        locked.save(update_fields=["mapping", "reading_queued_at"])
+        locked.save(update_fields=["mapping", "column", "reading_queued_at"])
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,
@@ -459,7 +560,7 @@ def launch_prepare_queue(
             object_id=locked.pk,
             summary={"mapped_columns": len((mapping or {}).get("columns") or {})}
             if locked.kind == LaunchKind.IMPORT
-            else {},
+            else {"column": locked.column},
         )
         arguments = {
             "launch_id": locked.pk,
@@ -525,9 +626,17 @@ def launch_prepare_queued(
 
 
 def launch_prepare(
-    *, actor: Actor, launch: AltcraftLaunch, mapping: dict[str, Any] | None = None
+    *,
+    actor: Actor,
+    launch: AltcraftLaunch,
+    mapping: dict[str, Any] | None = None,
+    column: str | None = None,
 ) -> AltcraftLaunch:
     """Read the upload, check every row, write its chunks: the preview. Nothing is sent.
+
+    A bulk launch sends the values of `column` (or the one chosen on the launch, else the one
+    named like the matching kind) and ignores the others; the choice is remembered for its
+    trigger, as an import's mapping is.
 
     A file that cannot be sent at all (FileRejected) leaves the launch discarded with the reason
     in `problem`, and its stored files deleted.
@@ -562,8 +671,11 @@ def launch_prepare(
                 preparation=preparation,
             )
         else:
-            reading.prepare_launch_rows(
+            names = reading.launch_header(rows)
+            column = reading.prepare_launch_rows(
                 rows,
+                names,
+                column=column or launch.column or None,
                 matching=matching,
                 field_name=field_name,
                 chunks=chunks,
@@ -572,8 +684,8 @@ def launch_prepare(
         chunks.flush()
         if not chunks.chunks:
             raise reading.FileRejected(
-                f"No row of the file can be sent: all {preparation.rows_read} are invalid or "
-                "duplicates."
+                f"No row of the file can be sent: all {preparation.rows_read} are invalid, "
+                "duplicates or have no value" + (f" in the column {column!r}." if column else ".")
             )
     except (reading.FileRejected, storage.StoredFileError) as error:
         writer.discard()
@@ -598,12 +710,24 @@ def launch_prepare(
         locked.rows_valid = preparation.rows_valid
         locked.rows_invalid = preparation.rows_invalid
         locked.rows_duplicate = preparation.rows_duplicate
+        locked.rows_empty = preparation.rows_empty
+        locked.empty_samples = preparation.empty_samples
         locked.invalid_samples = preparation.invalid_samples
+        if launch.kind == LaunchKind.START_BATCH:
+            locked.column = column
+            locked.ignored_columns = reading.ignored_columns(names, column)
         locked.largest_body_bytes = max(chunk["body_bytes"] for chunk in chunks.chunks)
         locked.total_body_bytes = sum(chunk["body_bytes"] for chunk in chunks.chunks)
         locked.save()
         if launch.kind == LaunchKind.IMPORT and mapping:
             AltcraftTrigger.objects.filter(pk=locked.trigger_id).update(import_mapping=mapping)
+        if launch.kind == LaunchKind.START_BATCH:
+            choice = {
+                "column": column,
+                "matching": matching,
+                "field_name": field_name or "",
+            }
+            AltcraftTrigger.objects.filter(pk=locked.trigger_id).update(launch_choice=choice)
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,
@@ -615,6 +739,7 @@ def launch_prepare(
                 "rows_valid": locked.rows_valid,
                 "rows_invalid": locked.rows_invalid,
                 "rows_duplicate": locked.rows_duplicate,
+                "rows_empty": locked.rows_empty,
                 "requests": len(chunks.chunks),
                 "encoding": locked.encoding,
             },
@@ -662,9 +787,27 @@ def _check_seen(launch: AltcraftLaunch, sha256_seen: str) -> None:
         )
 
 
-def launch_confirm(*, actor: Actor, launch: AltcraftLaunch, sha256_seen: str) -> AltcraftLaunch:
+def empty_rows_refusal(launch: AltcraftLaunch) -> str:
+    """Why a preview with rows that have no value to send cannot be confirmed as it is."""
+    shown = ", ".join(str(row) for row in launch.empty_samples)
+    more = ", …" if launch.rows_empty > len(launch.empty_samples) else ""
+    return (
+        f"{launch.rows_empty:,} row{'s' if launch.rows_empty != 1 else ''} "
+        f"(row{'s' if launch.rows_empty != 1 else ''} {shown}{more}) "
+        f"{'have' if launch.rows_empty != 1 else 'has'} no value in the column "
+        f"{launch.column!r}. Choose to skip them, or discard the launch and fill them in. "
+        "Nothing was sent."
+    )
+
+
+def launch_confirm(
+    *, actor: Actor, launch: AltcraftLaunch, sha256_seen: str, skip_empty: bool = False
+) -> AltcraftLaunch:
     """The uploader confirms the preview: send now, or wait for an operator where required.
-    Nobody else may (PermissionDenied): the approver is checked against the uploader."""
+    Nobody else may (PermissionDenied): the approver is checked against the uploader.
+
+    Rows without a value in the sent column are never sent: with some, the uploader must say
+    `skip_empty` (RunActionError otherwise, nothing changed)."""
     check_uploader(actor, launch, "confirm this launch")
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
@@ -673,6 +816,8 @@ def launch_confirm(*, actor: Actor, launch: AltcraftLaunch, sha256_seen: str) ->
                 return locked  # a double click
             raise RunActionError(f"This launch is {locked.get_state_display().lower()}.")
         _check_seen(locked, sha256_seen)
+        if locked.rows_empty and not skip_empty:
+            raise RunActionError(empty_rows_refusal(locked))
         if locked.expires_at <= utc_now():
             raise RunActionError("This upload expired; upload the file again.")
         locked.confirmed_by_label = actor.display
@@ -686,7 +831,11 @@ def launch_confirm(*, actor: Actor, launch: AltcraftLaunch, sha256_seen: str) ->
             action="altcraft.launch_confirmed",
             object_type="altcraft_launch",
             object_id=locked.pk,
-            summary={"sha256": locked.source_sha256, "needs_approval": needs_approval},
+            summary={
+                "sha256": locked.source_sha256,
+                "needs_approval": needs_approval,
+                "empty_rows_skipped": locked.rows_empty,
+            },
         )
         if not needs_approval:
             _submit_chunks(actor, locked)
@@ -932,7 +1081,10 @@ def launches_reading_resume() -> int:
     cutoff = now - READING_STALE_AFTER
     waiting = (
         AltcraftLaunch.objects.filter(state=LaunchState.UPLOADED, expires_at__gt=now)
-        .filter(Q(kind=LaunchKind.START_BATCH) | ~Q(mapping={}))
+        .filter(
+            (Q(kind=LaunchKind.START_BATCH) & ~Q(column=""))
+            | (Q(kind=LaunchKind.IMPORT) & ~Q(mapping={}))
+        )
         .annotate(waiting_since=Coalesce("reading_queued_at", "created_at"))
         .filter(waiting_since__lte=cutoff)
         .filter(_reading_claimable(now))

@@ -11,6 +11,7 @@ urlpatterns = [
     path("launches/new/", views.launch_new, name="altcraft_launch_new"),
     path("launches/<int:launch_pk>/", views.launch_detail, name="altcraft_launch_detail"),
     path("launches/<int:launch_pk>/mapping/", views.launch_mapping, name="altcraft_launch_mapping"),
+    path("launches/<int:launch_pk>/column/", views.launch_column, name="altcraft_launch_column"),
     path("launches/<int:launch_pk>/confirm/", views.launch_confirm, name="altcraft_launch_confirm"),
     path("launches/<int:launch_pk>/approve/", views.launch_approve, name="altcraft_launch_approve"),
     path("launches/<int:launch_pk>/reject/", views.launch_reject, name="altcraft_launch_reject"),

@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from campaigns.altcraft_launches import reading, selectors, services, storage
 from campaigns.altcraft_launches.forms import (
+    ColumnForm,
     HashForm,
     ImportForm,
     LaunchForm,
@@ -42,6 +43,7 @@ from dashboard.tenancy.scoping import actor_from_request, tenant_view
 HOME = "campaigns/altcraft/home.html"
 NEW = "campaigns/altcraft/launch_new.html"
 MAPPING = "campaigns/altcraft/launch_mapping.html"
+COLUMN = "campaigns/altcraft/launch_column.html"
 DETAIL = "campaigns/altcraft/launch_detail.html"
 TARGETS = [
     ("field", "Profile field"),
@@ -238,6 +240,10 @@ def _launch_new(request: HttpRequest) -> HttpResponse:
         return redirect(
             "altcraft_launch_mapping", tenant_slug=request.tenant.slug, launch_pk=launch.pk
         )
+    if launch.state == LaunchState.UPLOADED and not launch.is_reading:
+        return redirect(
+            "altcraft_launch_column", tenant_slug=request.tenant.slug, launch_pk=launch.pk
+        )
     return redirect("altcraft_launch_detail", tenant_slug=request.tenant.slug, launch_pk=launch.pk)
 
 
@@ -376,6 +382,60 @@ def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
     return render(request, MAPPING, context, status=400 if errors else 200)
 
 
+# -- the column to send (bulk launches) ----------------------------------------------------------
+
+
+@tenant_view(Permission.REQUEST)
+@require_http_methods(["GET", "POST"])
+def launch_column(request: HttpRequest, launch_pk: int) -> HttpResponse:
+    """Choose which column of a bulk-launch file is sent (and its matching kind); the others
+    are ignored."""
+    launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
+    if launch.kind != LaunchKind.START_BATCH or launch.state != LaunchState.UPLOADED:
+        return _back(request, launch)
+    actor = actor_from_request(request)
+    services.check_uploader(actor, launch, "choose this launch's column")
+    if launch.is_reading:  # chosen already: a worker reads the file
+        return _back(request, launch)
+    try:
+        names = services.launch_columns(launch=launch)
+    except (reading.FileRejected, storage.StoredFileError) as error:
+        launch = services.launch_refuse(actor=actor, launch=launch, problem=str(error))
+        messages.error(request, str(error))
+        return _back(request, launch)
+    if request.method == "POST":
+        form = ColumnForm(request.POST, names=names)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.launch_column_choose(
+                    actor=actor,
+                    launch=launch,
+                    names=names,
+                    column=data["column"],
+                    matching=data["matching"],
+                    field_name=data["field_name"],
+                )
+            except ValidationError as error:
+                apply_service_errors(form, error)
+            except RunActionError as error:
+                messages.error(request, str(error))
+                return _back(request, launch)
+            else:
+                return _back(request, launch)
+    else:
+        form = ColumnForm(
+            names=names,
+            initial={
+                "column": services.launch_column_default(launch=launch, names=names),
+                "matching": launch.parameters["matching"],
+                "field_name": launch.parameters.get("field_name") or "",
+            },
+        )
+    context = {"launch": launch, "form": form, "names": [name for name in names if name]}
+    return render(request, COLUMN, context, status=400 if form.errors else 200)
+
+
 # -- a launch --------------------------------------------------------------------------------------
 
 
@@ -452,7 +512,10 @@ def _act(request: HttpRequest, launch_pk: int, action) -> HttpResponse:
 def launch_confirm(request: HttpRequest, launch_pk: int) -> HttpResponse:
     def confirm(launch, data):
         launch = services.launch_confirm(
-            actor=actor_from_request(request), launch=launch, sha256_seen=data["sha256"]
+            actor=actor_from_request(request),
+            launch=launch,
+            sha256_seen=data["sha256"],
+            skip_empty=data["skip_empty"],
         )
         if launch.state == LaunchState.AWAITING_APPROVAL:
             return "Confirmed. An operator must now approve this file before it is sent."

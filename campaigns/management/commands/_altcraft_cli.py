@@ -147,6 +147,13 @@ def print_preview(command: BaseCommand, launch: AltcraftLaunch) -> None:
     if launch.rows_invalid > 20:
         write(f"    … and {launch.rows_invalid - 20} more")
     write(f"  duplicates removed: {launch.rows_duplicate}")
+    if launch.column:
+        write(f"  column sent: {launch.column}")
+        if launch.ignored_columns:
+            write(f"  ignored: {', '.join(launch.ignored_columns)}")
+    if launch.rows_empty:
+        shown = ", ".join(str(row) for row in launch.empty_samples)
+        write(f"  rows with no {launch.column} (not sent): {launch.rows_empty} (rows {shown})")
     write(
         f"  requests: {launch.chunks.count()} (limit {launch.body_limit_bytes} bytes, "
         f"largest {launch.largest_body_bytes})"
@@ -158,6 +165,13 @@ def confirm_and_send(command: BaseCommand, actor, launch: AltcraftLaunch, option
         services.launch_discard(actor=actor, launch=launch)
         command.stdout.write("Dry run: nothing was sent; the stored file is deleted.")
         return
+    skip_empty = bool(options.get("skip_empty"))
+    if launch.rows_empty and not skip_empty:
+        services.launch_discard(actor=actor, launch=launch)
+        raise CommandError(
+            f"{services.empty_rows_refusal(launch)} (Pass --skip-empty to skip them.) "
+            "The stored file is deleted."
+        )
     if not options["yes"] and not confirmed(
         f"Send to {launch.rows_valid} recipients? Type yes to confirm: ", expected="yes"
     ):
@@ -165,7 +179,7 @@ def confirm_and_send(command: BaseCommand, actor, launch: AltcraftLaunch, option
         raise CommandError("Not sent (pass --yes, or confirm on a terminal). File deleted.")
     try:
         launch = services.launch_confirm(
-            actor=actor, launch=launch, sha256_seen=launch.source_sha256
+            actor=actor, launch=launch, sha256_seen=launch.source_sha256, skip_empty=skip_empty
         )
     except RunActionError as error:
         raise CommandError(f"Not sent: {error}") from None

@@ -79,9 +79,11 @@ def prepare(
     name: str = "recipients.csv",
     kind: str = "start_batch",
     mapping: dict | None = None,
+    column: str | None = None,
     **parameters: Any,
 ):
-    """Upload `content` and read it: the preview (a launch in previewed or discarded)."""
+    """Upload `content` and read it (a bulk launch: sending `column`, by default the one named
+    like the matching kind): the preview (a launch in previewed or discarded)."""
     upload = services.upload_store(pieces=[file_content])
     launch = services.launch_create(
         actor=actor_of(membership),
@@ -92,7 +94,9 @@ def prepare(
         parameters={"matching": "email", **parameters},
         idempotency_key=uuid.uuid4().hex,
     )
-    return services.launch_prepare(actor=actor_of(membership), launch=launch, mapping=mapping)
+    return services.launch_prepare(
+        actor=actor_of(membership), launch=launch, mapping=mapping, column=column
+    )
 
 
 def send_all(launch) -> list[str]:

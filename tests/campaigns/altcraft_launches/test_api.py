@@ -214,3 +214,87 @@ def test_a_launch_that_reached_nobody_says_so_in_its_outcome(make_token, altcraf
         "tone": "warn",
         "detail": "sent; 0 of 2 matched a profile",
     }
+
+
+def crm_rows() -> list[dict]:
+    return [
+        {"first_name": "Ann", "email": "ann@example.com", "page": "cart"},
+        {"first_name": "Bob", "email": "", "page": "home"},
+        {"first_name": "Cid", "email": "example1@example.com"},
+    ]
+
+
+def test_a_crm_export_sends_only_the_named_column(make_token, altcraft_trigger, sandboxes):
+    _, client = make_token("marketer")
+
+    refused = client.post(
+        "altcraft/launches", {"trigger": 8, "column": "email", "recipients": crm_rows()}
+    )
+    body = problem(refused, 422, "empty_values")
+    assert body["field"] == "recipients.1"
+    assert body["errors"] == [{"field": "recipients.1", "row": 3, "message": "no email"}]
+    assert "pass skip_empty: true" in body["detail"]
+    assert AltcraftLaunch.objects.count() == 0
+
+    response = client.post(
+        "altcraft/launches",
+        {"trigger": 8, "column": "email", "recipients": crm_rows(), "skip_empty": True},
+    )
+    assert response.status_code == 201, response.content
+    preview = response.json()["preview"]
+    assert (preview["column"], preview["ignored_columns"]) == ("email", ["first_name", "page"])
+    assert (preview["valid"], preview["empty"], preview["empty_recipients"]) == (2, 1, [1])
+    launch = AltcraftLaunch.objects.get()
+    assert launch.state == LaunchState.SENDING
+    run_send(run_id=launch.chunks.get().run_id)
+    [received] = sandboxes["altcraft"].received_on("start_batch")
+    assert '"data":[{"email":"ann@example.com"},{"email":"example1@example.com"}]' in (
+        received.body.replace(" ", "")
+    )
+    assert "Ann" not in received.body and "cart" not in received.body
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "field"),
+    [
+        (
+            '{"trigger": 8, "column": "email", "recipients": '
+            '[{"email": "a@example.com"}, {"first_name": "Bob"}]}',
+            "column_missing",
+            "recipients.1",
+        ),
+        (
+            '{"trigger": 8, "column": "email", "recipients": '
+            '[{"email": "a@example.com", "email": "b@example.com"}]}',
+            "duplicate_column",
+            "recipients.0",
+        ),
+        (
+            '{"trigger": 8, "column": "email", "recipients": [{"email": "", "page": ""}]}',
+            "invalid_recipient",
+            "recipients.0",
+        ),
+        (
+            '{"trigger": 8, "column": "email", "skip_empty": true, "recipients": '
+            '[{"email": "", "page": "x"}]}',
+            "empty_values",
+            "recipients.0",
+        ),
+        (
+            '{"trigger": 8, "column": "email", "recipients": [{"email": "a@b.co", "a,b": "x"}]}',
+            "invalid_recipient",
+            "recipients",
+        ),
+    ],
+)
+def test_a_crm_export_whose_column_is_missing_twice_or_empty_is_refused(
+    make_token, altcraft_trigger, settings, raw, code, field
+):
+    _, client = make_token("marketer")
+
+    body = problem(client.post("altcraft/launches", raw=raw), 422, code)
+
+    assert body["field"] == field
+    assert AltcraftLaunch.objects.count() == 0
+    upload_dir = settings.ALTCRAFT_UPLOAD_DIR
+    assert not upload_dir.exists() or list(upload_dir.iterdir()) == []

@@ -69,9 +69,9 @@ def test_yes_sends_through_the_engine_and_audits_the_os_user(team, trigger, altc
 
 def test_a_bad_file_is_refused_with_its_reason(team, trigger, altcraft, tmp_path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("email,name\na@example.com,Ann\n", encoding="utf-8")
+    path.write_text("email,name,name\na@example.com,Ann,A\n", encoding="utf-8")
 
-    with pytest.raises(CommandError, match="unknown column"):
+    with pytest.raises(CommandError, match="names the column 'name' more than once"):
         run("altcraft_launch", "--trigger", "8", "--file", str(path), "--yes", "--as", "mia")
     assert altcraft.received == []
 
@@ -235,3 +235,29 @@ def test_a_chunk_whose_outcome_is_unknown_is_settled_from_the_command_line(
             "--as",
             "oscar",
         )
+
+
+def test_a_crm_export_sends_the_named_column_once_empty_rows_are_skipped(
+    team, trigger, altcraft, tmp_path
+) -> None:
+    path = tmp_path / "crm.csv"
+    path.write_text(
+        "first_name,E-mail,page\nAnn,example1@example.com,cart\nBob,,home\n", encoding="utf-8"
+    )
+    arguments = ["altcraft_launch", "--trigger", "8", "--file", str(path), "--as", "mia"]
+
+    with pytest.raises(CommandError) as refused:
+        run(*arguments, "--column", "E-mail", "--yes")
+    assert "1 row (row 3) has no value in the column 'E-mail'" in str(refused.value)
+    assert "--skip-empty" in str(refused.value)
+    assert AltcraftLaunch.objects.get().state == LaunchState.DISCARDED
+    assert altcraft.received == []
+
+    output = run(*arguments, "--column", "E-mail", "--skip-empty", "--yes")
+
+    assert "column sent: E-mail" in output and "ignored: first_name, page" in output
+    assert "rows with no E-mail (not sent): 1 (rows 3)" in output
+    launch = AltcraftLaunch.objects.get(state=LaunchState.SENDING)
+    run_send(run_id=launch.chunks.get().run_id)
+    [received] = altcraft.received_on("start_batch")
+    assert json.loads(received.body)["data"] == [{"email": "example1@example.com"}]

@@ -391,7 +391,9 @@ def _queued_start_batch(team, trigger, rows: int = 3):
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(tasks.prepare_launch, "apply_async", broker_down)
         with TestCase.captureOnCommitCallbacks(execute=True):
-            services.launch_prepare_queue(actor=actor_of(team.marketer), launch=launch)
+            services.launch_prepare_queue(
+                actor=actor_of(team.marketer), launch=launch, column="email"
+            )
     launch.refresh_from_db()
     assert launch.is_reading and launch.reading_claimed_at is None
     return launch
