@@ -2,6 +2,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from dashboard.models import Permission
+from dashboard.pauses import selectors as pause_selectors
 from dashboard.runs import selectors as run_selectors
 from dashboard.tenancy.selectors import membership_list_for_user
 
@@ -17,6 +18,15 @@ def tenancy(request: HttpRequest) -> dict:
         "current_membership": membership,
         "can": {p: membership.can(p) for p in Permission.values} if membership else {},
     }
+
+
+def sending_paused(request: HttpRequest) -> dict:
+    """The current tenant's open pauses, for the banner on every page: one indexed query
+    (pause_open_by_tenant), made only when a template shows the banner (full pages)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    return {"sending_pauses": SimpleLazyObject(lambda: pause_selectors.open_pauses(tenant=tenant))}
 
 
 def approvals_waiting(request: HttpRequest) -> dict:
