@@ -73,7 +73,11 @@ def connection_for_pause(
         connection = found.filter(pk=int(text)).first()
     if connection is None:
         raise ValidationError(
-            {"connection": f"{tenant.name} has no connection {text!r}."}, code="not_found"
+            {
+                "connection": ValidationError(
+                    f"{tenant.name} has no connection {text!r}.", code="not_found"
+                )
+            }
         )
     return connection
 

@@ -1,8 +1,6 @@
 """The automation API's pause endpoints: see, pause and resume sending for the tenant or one of
 its connections (the same services as the settings page and the pause_sending command)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 
