@@ -18,6 +18,7 @@ from typing import Any
 from celery import current_app
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from campaigns.event_generators import schema as schemas
@@ -36,6 +37,8 @@ from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Tenant, VendorConnection, VendorKind
+from dashboard.pauses.selectors import paused_scopes
+from dashboard.pauses.services import SendingPaused, check_sending_allowed
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.services import (
     ProbableDuplicate,
@@ -413,6 +416,7 @@ def campaign_trigger(
     ).first()
     if existing is not None:
         return existing
+    check_sending_allowed(tenant=generator.tenant, connection=generator.connection)
     checked = trigger_check(
         generator=generator,
         topic_keys=topic_keys,
@@ -756,23 +760,31 @@ def schedules_fire_due(*, limit: int = 100) -> int:
     twice, and a process that dies mid-fire rolls back to "scheduled" (fired on the next pass).
     """
     handled = 0
+    # A schedule of a paused tenant or connection waits (still scheduled) and fires on the first
+    # pass after the resume.
+    paused_tenants, paused_connections = paused_scopes()
     while handled < limit:
         with transaction.atomic():
             schedule = (
                 ScheduledTrigger.objects.select_for_update(skip_locked=True)
                 .filter(state=ScheduleState.SCHEDULED, fire_at__lte=utc_now())
+                .exclude(
+                    Q(generator__tenant_id__in=paused_tenants)
+                    | Q(generator__connection_id__in=paused_connections)
+                )
                 .select_related("generator", "generator__tenant", "generator__connection")
                 .order_by("fire_at", "id")
                 .first()
             )
             if schedule is None:
                 return handled
-            _fire(schedule)
+            if _fire(schedule) is False:
+                return handled  # paused meanwhile: the next pass lists it as paused
         handled += 1
     return handled
 
 
-def _fire(schedule: ScheduledTrigger) -> None:
+def _fire(schedule: ScheduledTrigger) -> bool | None:
     # Fired as its requester (whoever last set what it sends), so that the four-eyes check of
     # its runs' approval compares the approver with that person.
     actor = Actor(
@@ -791,6 +803,9 @@ def _fire(schedule: ScheduledTrigger) -> None:
                 send_anyway=schedule.send_anyway,
                 schema_version=schedule.schema_version,
             )
+    except SendingPaused:
+        # Paused since this pass listed the paused scopes: it stays scheduled, for the resume.
+        return False
     except (ValidationError, ProbableDuplicate) as error:
         message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
         _fail_schedule(schedule, now, message)

@@ -1,7 +1,9 @@
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from dashboard.models import Permission
+from dashboard.models import Membership, Permission
+from dashboard.pauses import selectors as pause_selectors
 from dashboard.runs import selectors as run_selectors
 from dashboard.tenancy.selectors import membership_list_for_user
 
@@ -12,11 +14,35 @@ def tenancy(request: HttpRequest) -> dict:
         return {}
     membership = getattr(request, "membership", None)
     return {
-        "memberships": membership_list_for_user(request.user),
+        "memberships": _memberships(request),
         "current_tenant": getattr(request, "tenant", None),
         "current_membership": membership,
         "can": {p: membership.can(p) for p in Permission.values} if membership else {},
     }
+
+
+def _memberships(request: HttpRequest) -> QuerySet[Membership]:
+    """One lazy queryset per request, shared by the switcher and the pause banner."""
+    if not hasattr(request, "_switcher_memberships"):
+        request._switcher_memberships = membership_list_for_user(request.user)  # type: ignore[attr-defined]
+    return request._switcher_memberships  # type: ignore[attr-defined]
+
+
+def sending_paused(request: HttpRequest) -> dict:
+    """The current tenant's open pauses, for the banner on every page. The switcher's
+    memberships (read for the header before the banner) say whether the tenant is paused, so
+    only a paused tenant's pages make a query of their own (pause_open_by_tenant)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    memberships = _memberships(request)
+
+    def pauses() -> list:
+        if not any(m.tenant_id == tenant.pk and m.tenant_sending_paused for m in memberships):
+            return []
+        return pause_selectors.open_pauses(tenant=tenant)
+
+    return {"sending_pauses": SimpleLazyObject(pauses)}
 
 
 def approvals_waiting(request: HttpRequest) -> dict:

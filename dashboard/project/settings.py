@@ -150,6 +150,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.project.context_processors.tenancy",
                 "dashboard.project.context_processors.approvals_waiting",
+                "dashboard.project.context_processors.sending_paused",
             ],
         },
     },

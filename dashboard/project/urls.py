@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from dashboard.accounts import views as account_views
 from dashboard.observability import views as observability_views
+from dashboard.pauses import views as pause_views
 from dashboard.tenancy import views
 
 tenant_patterns = [
@@ -28,6 +29,9 @@ tenant_patterns = [
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
+    path("pause/new/", pause_views.sending_pause, name="sending_pause"),
+    path("pause/resume/", pause_views.sending_resume, name="sending_resume"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("campaigns/", include("campaigns.urls")),

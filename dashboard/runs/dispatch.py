@@ -43,6 +43,7 @@ from dashboard.audit.trail import record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
+from dashboard.pauses.selectors import sending_pause_for
 from dashboard.runs import attempts, bulk, gate, transitions
 from dashboard.runs import enqueue as enqueueing
 from dashboard.runs import outcomes as run_outcomes
@@ -70,6 +71,11 @@ SEND_THREADS = 32
 # A dispatcher hands over to a fresh message after this long, so no task outlives the limits
 # the Celery settings assume (docs/engine.md "Workers": no task runs longer than ~2 minutes).
 MAX_DISPATCH_SECONDS = 90.0
+
+
+class SendingHeld(Exception):
+    """Sending was paused after a batch was claimed, before its requests started."""
+
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -230,6 +236,10 @@ def claim_sends(
     """
     now = utc_now()
     connection = VendorConnection.objects.select_related("tenant").get(pk=connection_id)
+    # One indexed read per batch: held runs stay queued (resuming wakes a dispatcher). The
+    # requests' mark re-checks under the pause lock (_feed_sends), for a pause committed since.
+    if sending_pause_for(tenant_id=connection.tenant_id, connection_id=connection_id):
+        return None
     with transaction.atomic():
         try:
             secrets = credentials.connection_secrets(connection)
@@ -429,6 +439,8 @@ def _start_with_places(
                 if give_up is not None and time.monotonic() + wait > give_up:
                     break
                 time.sleep(wait)
+    except SendingHeld as held:
+        logger.info("sending paused; %s calls not started: %s", len(pending), held)
     except Exception:
         # Redis (or, for `mark`, PostgreSQL) unreachable: what has not started provably did not
         # leave; the caller hands it back.
@@ -478,7 +490,16 @@ def _feed_sends(
     (rule,) = operation.rate_rules(connection, secrets)
 
     def mark(granted: list[Run]) -> set[Run]:
-        started = attempts.mark_requests_started([run.open_attempt.pk for run in granted])
+        with transaction.atomic():
+            # Under the pause lock until the mark commits: a pause that committed since the
+            # claim keeps these (and the rest of the batch) from leaving: _finish_sends puts
+            # them back in the queue, held.
+            pause = sending_pause_for(
+                tenant_id=connection.tenant_id, connection_id=connection.pk, lock=True
+            )
+            if pause is not None:
+                raise SendingHeld(pause.held_reason())
+            started = attempts.mark_requests_started([run.open_attempt.pk for run in granted])
         return {run for run in granted if run.open_attempt.pk in started}
 
     return _start_with_places(
@@ -497,29 +518,44 @@ def _finish_sends(
     started, unsent = fed.result()
     outcomes = _collect(started)
     said: dict[int, str] = {}
+    pause = (
+        sending_pause_for(tenant_id=connection.tenant_id, connection_id=connection.pk)
+        if unsent
+        else None
+    )
     for run in unsent:
-        # Never sent: back to queued, for a later try (its attempt_count counts this claim).
+        # Never sent: back to queued, for a later try (its attempt_count counts this claim);
+        # held while sending is paused (resuming enqueues it).
         wait = 5.0
+        if pause is not None:
+            error = NotSent(f"Not sent: {pause.held_reason()}", code="paused")
+            why = "not sent: sending was paused before its request started"
+        else:
+            error = NotSent(
+                "Not sent: the rate limiter was unavailable.", code="rate_limiter_unavailable"
+            )
+            why = "not sent: the rate limiter was unavailable"
         with transaction.atomic():
             attempts.record_attempt(
                 run,
                 purpose=RunAttempt.Purpose.SEND,
                 started_at=utc_now(),
                 exchange=None,
-                error=NotSent(
-                    "Not sent: the rate limiter was unavailable.", code="rate_limiter_unavailable"
-                ),
+                error=error,
             )
-            if transitions.transition(
-                run,
-                RunState.QUEUED,
-                from_states={RunState.SENDING},
-                actor=transitions.WORKER,
-                reason="not sent: the rate limiter was unavailable",
-                next_attempt_at=utc_now() + timedelta(seconds=wait),
+            if (
+                transitions.transition(
+                    run,
+                    RunState.QUEUED,
+                    from_states={RunState.SENDING},
+                    actor=transitions.WORKER,
+                    reason=why,
+                    next_attempt_at=utc_now() + timedelta(seconds=wait) if pause is None else None,
+                )
+                and pause is None
             ):
                 enqueueing.enqueue("send", run.pk, wait)
-        said[run.pk] = "rate limiter unavailable"
+        said[run.pk] = "held: sending paused" if pause is not None else "rate limiter unavailable"
     successes = [o for o in outcomes if isinstance(o[2], SendResult)]
     if successes:
         said.update(_record_sends(connection, operation, successes))

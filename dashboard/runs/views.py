@@ -24,6 +24,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from dashboard.audit.trail import REDACTED, SECRET_KEY_WORDS, record_audit_event
 from dashboard.models import Permission
+from dashboard.pauses.selectors import sending_pause_for
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors, services
 from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, RunFilterForm
@@ -201,6 +202,10 @@ def _status_context(run: Run) -> dict[str, Any]:
     return {
         "run": run,
         "wait": selectors.run_wait(run),
+        # A queued run a pause holds says so, with who paused and why.
+        "held": sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id)
+        if run.state == RunState.QUEUED
+        else None,
         "live_key": _live_key(run),
         "result_rows": result_fields(run.result) if run.result else [],
         "result_json": _pretty_json(run.result) if run.result else "",

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from dashboard.models import (
@@ -18,11 +18,23 @@ from dashboard.models import (
     Tenant,
     VendorConnection,
 )
+from dashboard.pauses.models import SendingPause
 
 
 def membership_list_for_user(user: AbstractBaseUser) -> QuerySet[Membership]:
-    """The user's memberships, for the tenant switcher."""
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+    """The user's memberships, for the tenant switcher, each with `tenant_sending_paused`: the
+    banner on every page asks for the pauses' details only when its tenant has one (no query
+    of its own on a page whose tenant is not paused)."""
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("tenant")
+        .annotate(
+            tenant_sending_paused=Exists(
+                SendingPause.objects.filter(tenant=OuterRef("tenant"), resumed_at__isnull=True)
+            )
+        )
+        .order_by("tenant__name")
+    )
 
 
 def user_administers_a_tenant(*, user: AbstractBaseUser) -> bool:

@@ -16,6 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.accounts import invitations
 from dashboard.audit.trail import latest_audit_verification, record_audit_event
 from dashboard.models import Permission, VendorKind
+from dashboard.pauses import selectors as pause_selectors
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
 from dashboard.tenancy import charts, history, selectors, services
@@ -144,6 +145,7 @@ def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
             "secret_rows": secret_rows,
             "secret_form": SecretForm(secret_fields=connection.secret_fields),
             "history": history,
+            "pause": pause_selectors.open_pause(tenant=request.tenant, connection_id=connection.pk),
         },
     )
 

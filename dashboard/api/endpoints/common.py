@@ -22,6 +22,7 @@ from dashboard.api.models import IdempotencyRecord
 from dashboard.api.problems import ApiProblem
 from dashboard.api.services import TokenUse
 from dashboard.audit.trail import record_audit_event
+from dashboard.pauses.services import SendingPaused
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
 from dashboard.runs.models import Run
@@ -118,6 +119,9 @@ def acting(action: str) -> Callable:
                 return result
             except ApiProblem as problem:
                 status = problem.status
+                raise
+            except SendingPaused:
+                status = 409
                 raise
             except (DjangoValidationError, NinjaValidationError):
                 status = 422

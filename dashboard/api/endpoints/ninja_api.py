@@ -22,6 +22,7 @@ from dashboard.api.endpoints.common import audit_refused_before_the_endpoint
 from dashboard.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, from_problem, problem_response
 from dashboard.api.services import TokenRefused, TokenUse, api_token_authenticate
 from dashboard.input_checks import MAX_JSON_DEPTH, unstorable_part
+from dashboard.pauses.services import SendingPaused
 from dashboard.runs import services as run_services
 from dashboard.runs.operations import RateRule
 from dashboard.runs.rate_limits import rate_limiter
@@ -212,6 +213,11 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         field=first["field"] or None,
         errors=errors,
     )
+
+
+@api.exception_handler(SendingPaused)
+def _paused(request: HttpRequest, exc: SendingPaused) -> HttpResponse:
+    return problem_response(request, 409, "paused", exc.messages[0])
 
 
 @api.exception_handler(DjangoValidationError)

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
+from dashboard.pauses.selectors import sending_pause_for
 from dashboard.runs import dispatch, gate
 from dashboard.runs.attempts import (
     failure_text,
@@ -75,6 +76,10 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             return f"skipped: already {run.state}"
         if gate.not_yet_due(run, run.next_attempt_at, "send", now):
             return "not yet due"
+        # Shared pause lock until this transaction commits the move to sending: a pause that
+        # commits first stops the send; resuming enqueues the run again.
+        if sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id, lock=True):
+            return "held: sending paused"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
         if problem:
@@ -177,6 +182,9 @@ def run_reconcile(*, run_id: int) -> str:
             return "needs a person"
         if gate.not_yet_due(run, run.reconcile_after, "reconcile", now):
             return "not yet due"
+        # A re-check may itself trigger (TriggerDaily's sent_now): it waits for the resume too.
+        if sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id, lock=True):
+            return "held: sending paused"
         if run.utc_date is not None and now.date() != run.utc_date:
             give_to_person(
                 run,

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
+from dashboard.pauses.services import check_sending_allowed
 from dashboard.runs import notifications
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Approval, Run
@@ -87,6 +88,8 @@ def run_submit(
     existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing
+    # After the replay: a retry of a request made before the pause answers with its run.
+    check_sending_allowed(tenant=tenant, connection=connection)
 
     cleaned = run_operation.clean_parameters(parameters, connection)
     fingerprint = parameters_hash(

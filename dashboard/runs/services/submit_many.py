@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from dashboard.audit.trail import Actor, record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import Tenant, VendorConnection
+from dashboard.pauses.services import check_sending_allowed
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
@@ -61,6 +62,8 @@ def run_submit_many(
         for key, (_, parameters) in zip(keys, requests, strict=True)
         if key not in existing
     ]
+    if new:  # a replay of keys used before the pause answers with their runs
+        check_sending_allowed(tenant=tenant, connection=connection)
     fingerprints = {
         key: parameters_hash(operation=operation, connection_id=connection.pk, parameters=cleaned)
         for key, cleaned in new

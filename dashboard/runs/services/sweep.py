@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from dashboard.clock import utc_now
+from dashboard.pauses.selectors import paused_scopes
 from dashboard.runs import notifications
 from dashboard.runs.attempts import (
     close_lost_attempt,
@@ -53,10 +54,16 @@ def runs_sweep() -> dict[str, int]:
         "expired": 0,
     }
 
+    # Held runs of a paused tenant or connection stay queued, and their re-checks wait: resuming
+    # enqueues them. (Sending runs, polls and approval expiry go on as ever.)
+    paused_tenants, paused_connections = paused_scopes()
+    held = Q(tenant_id__in=paused_tenants) | Q(connection_id__in=paused_connections)
+
     stale = now - timedelta(seconds=STALE_QUEUED_SECONDS)
     for run in (
         Run.objects.filter(state=RunState.QUEUED, updated_at__lt=stale)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now))
+        .exclude(held)
         .only("pk", "operation", "connection_id")[:500]
     ):
         with transaction.atomic():
@@ -137,11 +144,15 @@ def runs_sweep() -> dict[str, int]:
                 enqueue("poll", run.pk, batch=batch_of(run))
                 report["polls"] += 1
 
-    for run_id in Run.objects.filter(
-        state=RunState.OUTCOME_UNKNOWN,
-        needs_person=False,
-        reconcile_after__lt=now - timedelta(seconds=OVERDUE_RECONCILE_SECONDS),
-    ).values_list("pk", flat=True)[:500]:
+    for run_id in (
+        Run.objects.filter(
+            state=RunState.OUTCOME_UNKNOWN,
+            needs_person=False,
+            reconcile_after__lt=now - timedelta(seconds=OVERDUE_RECONCILE_SECONDS),
+        )
+        .exclude(held)
+        .values_list("pk", flat=True)[:500]
+    ):
         with transaction.atomic():
             if Run.objects.filter(pk=run_id, state=RunState.OUTCOME_UNKNOWN).update(
                 reconcile_after=now, updated_at=now
