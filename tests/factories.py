@@ -23,7 +23,9 @@ from dashboard.models import (
     VendorKind,
 )
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt
+from dashboard.runs.operations import operation_for
 from dashboard.runs.services import parameters_hash as run_parameters_hash
+from dashboard.runs.services.submit import run_titles
 from dashboard.runs.states import RunState
 from dashboard.tenancy.crypto import encrypt_secret
 
@@ -160,6 +162,21 @@ class RunFactory(factory.django.DjangoModelFactory):
         )
     )
     idempotency_key = factory.Sequence(lambda n: f"idem-{n}")
+    # Named as run_submit names a run: by its operation, with the connection's name of the day.
+    title = factory.LazyAttribute(
+        lambda run: run_titles(
+            operation_for(run.operation),
+            [
+                Run(
+                    operation=run.operation,
+                    connection=run.connection,
+                    parameters=run.parameters,
+                    utc_date=getattr(run, "utc_date", None),
+                )
+            ],
+        )[0]
+    )
+    connection_name = factory.LazyAttribute(lambda run: run.connection.name)
     state = RunState.AWAITING_APPROVAL
     requested_by = factory.SubFactory(UserFactory)
     requested_by_label = factory.LazyAttribute(

@@ -12,9 +12,10 @@ import hashlib
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 
 from campaigns.altcraft_launches import storage
-from campaigns.altcraft_launches.models import AltcraftChunk
+from campaigns.altcraft_launches.models import AltcraftChunk, AltcraftLaunch
 from dashboard.vendors.http import ConfigurationError
 
 # Parameters a chunk run records that are not client arguments.
@@ -31,6 +32,34 @@ def describe_chunk(parameters: dict[str, Any], verb: str) -> str:
         f"{verb} trigger {parameters.get('trigger_id')}: launch {chunk.get('launch')} chunk "
         f"{chunk.get('number')} ({chunk.get('items')} rows, file rows {chunk.get('rows')})"
     )
+
+
+def chunk_titles(runs: list[Any]) -> list[str]:
+    """ "<trigger's name> · chunk k of n (5,000 rows)" for chunk runs being requested: one query
+    for the launches they belong to, however many chunks."""
+    launches = {
+        launch.pk: launch
+        for launch in AltcraftLaunch.objects.filter(
+            pk__in={run.parameters["chunk"].get("launch") for run in runs}
+        )
+        .select_related("trigger")
+        .only("id", "trigger__name")
+        .annotate(chunk_count=Count("chunks"))
+    }
+    titles = []
+    for run in runs:
+        chunk = run.parameters["chunk"]
+        launch = launches.get(chunk.get("launch"))
+        items = chunk.get("items") or 0
+        rows = f"{items:,} row" + ("" if items == 1 else "s")
+        if launch is None:
+            titles.append(f"Launch {chunk.get('launch')} · chunk {chunk.get('number')} ({rows})")
+        else:
+            titles.append(
+                f"{launch.trigger.name} · chunk {chunk.get('number')} of {launch.chunk_count} "
+                f"({rows})"
+            )
+    return titles
 
 
 def clean_chunk_parameters(parameters: dict[str, Any], connection: Any) -> dict[str, Any]:

@@ -91,14 +91,25 @@ class OutcomeOut(Schema):
 
 class RunOut(Schema):
     id: int
+    title: str = Field(
+        description="What people call the run, as it was when it was requested: "
+        '"Match Start Notifications → Arsenal", "Abandoned cart · chunk 1 of 3 (5,000 rows)", '
+        '"Daily batch · 2026-12-06". Renaming a generator or connection later does not change it.'
+    )
     operation: Operation
     operation_label: str
-    description: str
+    description: str = Field(
+        description="The run's parameters in one line, with their ids "
+        '("Event generator <id> → topic <key>").'
+    )
     state: RunState
     state_label: str
     terminal: bool
     needs_person: bool
-    connection: str
+    connection: str = Field(
+        description="The connection's name as it was when the run was requested."
+    )
+    connection_id: int
     parameters: dict[str, Any]
     parameters_hash: str
     requested_by: str

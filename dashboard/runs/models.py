@@ -24,6 +24,11 @@ class Run(models.Model):
         "dashboard.VendorConnection", on_delete=models.PROTECT, related_name="runs"
     )
     operation = models.CharField(max_length=60, choices=Operation.choices)
+    # What people call the run ("Match Start Notifications → Arsenal", "Daily batch ·
+    # 2026-12-06") and its connection's name, both as they were when it was requested: a
+    # generator or connection renamed later must not rewrite the history (RunOperation.title).
+    title = models.CharField(max_length=300, blank=True)
+    connection_name = models.CharField(max_length=120, blank=True)
     # The exact parameters, snapshotted at request time (never secrets) and their hash, which an
     # approval is bound to and duplicate detection compares.
     parameters = models.JSONField(default=dict)
@@ -177,6 +182,20 @@ class Run(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state not in TERMINAL_STATES
+
+    @property
+    def name(self) -> str:
+        """The run's readable name: its title, or for a run recorded without one its
+        parameters in a line (its operation's label if even that fails)."""
+        if self.title:
+            return self.title
+        # Here, not at the top: the operations' registry is the engine's, loaded on first use.
+        from dashboard.runs.operations import operation_for
+
+        try:
+            return operation_for(self.operation).describe(self.parameters)
+        except Exception:
+            return self.get_operation_display() or self.operation
 
     def state_in_words(self) -> str:
         """Where the run stands, as the end of a sentence starting "This run …" (a refusal

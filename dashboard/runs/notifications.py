@@ -38,11 +38,11 @@ def approval_needed(*, run: Run) -> None:
         if run.approval_expires_at
         else ""
     )
-    subject = f"Approval needed: run #{run.pk}, {_description(run)}"
+    subject = f"Approval needed: run #{run.pk}, {run.name}"
     body = (
         f"{run.requested_by_label or 'Someone'} requested run #{run.pk} in {run.tenant.name}:\n"
-        f"  {_description(run)}\n"
-        f"  on {run.connection.name}\n\n"
+        f"{_what(run)}"
+        f"  on {run.connection_name or run.connection.name}\n\n"
         f"It needs a second person's approval before anything is sent.\n{expires}\n"
         f"Review it: {_run_url(run)}\n"
     )
@@ -61,10 +61,10 @@ def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str =
         else "Nothing was sent. Request it again if it is still needed."
     )
     said = f"\nTheir comment: {comment}\n" if comment else ""
-    subject = f"Run #{run.pk} {verdict}: {_description(run)}"
+    subject = f"Run #{run.pk} {verdict}: {run.name}"
     body = (
         f"{decided_by} {verdict} your request #{run.pk} in {run.tenant.name}:\n"
-        f"  {_description(run)}\n{said}\n{what_now}\n\n"
+        f"{_what(run)}{said}\n{what_now}\n\n"
         f"See it: {_run_url(run)}\n"
     )
     _send_after_commit(subject, body, recipients)
@@ -75,10 +75,10 @@ def request_expired(*, run: Run) -> None:
     recipients = _requester_address(run)
     if not recipients:
         return
-    subject = f"Run #{run.pk} expired unapproved: {_description(run)}"
+    subject = f"Run #{run.pk} expired unapproved: {run.name}"
     body = (
         f"Nobody approved your request #{run.pk} in {run.tenant.name} in time:\n"
-        f"  {_description(run)}\n\n"
+        f"{_what(run)}\n"
         "Nothing was sent. Request it again if it is still needed.\n\n"
         f"See it: {_run_url(run)}\n"
     )
@@ -107,8 +107,9 @@ def _requester_address(run: Run) -> list[str]:
     return [email] if email else []
 
 
-def _description(run: Run) -> str:
-    return run_description(run)
+def _what(run: Run) -> str:
+    """The run's title as it was requested, then its parameters' ids (each on its own line)."""
+    return f"  {run.name}\n  ({run_description(run)})\n"
 
 
 def _run_url(run: Run) -> str:

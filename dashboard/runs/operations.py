@@ -137,8 +137,20 @@ class RunOperation:
         raise NotImplementedError
 
     def describe(self, parameters: dict[str, Any]) -> str:
-        """One line a person reads in lists and approvals."""
+        """The run's parameters in one line, ids included: the technical line a person reads
+        under the run's title (and the fallback title of a run recorded without one)."""
         return ", ".join(f"{key}={value}" for key, value in parameters.items())
+
+    def title(self, run: Run) -> str:
+        """The run's readable name, from the names people gave what it acts on ("Match Start
+        Notifications → Arsenal"), for an unsaved run being requested: its connection,
+        parameters and UTC day are set. The run keeps it, so a later rename changes nothing."""
+        return self.describe(run.parameters)
+
+    def titles(self, runs: list[Run]) -> list[str]:
+        """`title` of each of `runs` (unsaved, of one connection), in order. Override it where a
+        title reads names from the database, to read them for all the runs at once."""
+        return [self.title(run) for run in runs]
 
     def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
@@ -96,6 +97,8 @@ RUN_LIST_FIELDS = (
     "id",
     "created_at",
     "operation",
+    "title",
+    "connection_name",
     "parameters",
     "state",
     "needs_person",
@@ -107,7 +110,6 @@ RUN_LIST_FIELDS = (
     "vendor_status",
     "progress",
     "audience_size",
-    "connection__name",
     "requested_by__username",
 )
 DECISION_LABELS = dict(Approval._meta.get_field("decision").flatchoices)
@@ -121,9 +123,10 @@ def run_history_page(
     size: int = history.PAGE_SIZE,
 ) -> history.KeysetPage[Run]:
     """One keyset page of the run history (see `run_list`), ready to show: each run with its
-    connection's name and requester (only the columns the list shows), its approval decisions
-    oldest first as `run.decisions` (DecisionLine), and what the list prints as plain attributes
-    (`description`, `operation_label`, `state_label`, `requester_text`, `requested_at_text`).
+    title and connection's name as they were when it was requested, its requester (only the
+    columns the list shows), its approval decisions oldest first as `run.decisions`
+    (DecisionLine), and what the list prints as plain attributes (`description`, the ids'
+    line, `operation_label`, `state_label`, `requester_text`, `requested_at_text`).
 
     Two queries however deep the page. The decisions come from one query over the page's ids
     rather than prefetch_related, which builds a filtered queryset per run: a third of a
@@ -131,7 +134,7 @@ def run_history_page(
     """
     rows = (
         run_filter(tenant=tenant, filters=filters)
-        .select_related("connection", "requested_by")
+        .select_related("requested_by")
         .only(*RUN_LIST_FIELDS)
     )
     page = history.keyset_page(rows, cursor=cursor, size=size)
@@ -315,6 +318,20 @@ def run_timeline(*, run: Run) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         tenant_id=run.tenant_id, object_type="run", object_id=str(run.pk)
     ).order_by("created_at", "id")
+
+
+def run_names(*, tenant: Tenant, run_ids: Iterable[str | int]) -> dict[str, str]:
+    """The titles of the tenant's runs among `run_ids` (as they were when requested), by id as
+    text (an audit row's object_id): one query for a page of rows that point at runs."""
+    ids = {int(run_id) for run_id in run_ids if str(run_id).isdigit()}
+    if not ids:
+        return {}
+    return {
+        str(run_id): title or OPERATION_LABELS.get(operation, operation)
+        for run_id, title, operation in Run.objects.filter(tenant=tenant, pk__in=ids).values_list(
+            "pk", "title", "operation"
+        )
+    }
 
 
 def run_description(run: Run) -> str:

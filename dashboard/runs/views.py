@@ -105,11 +105,15 @@ def run_export(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
+# The title and connection name as they were when each run was requested (a renamed generator
+# or connection does not rewrite the history); the ids beside them for joining elsewhere.
 RUN_EXPORT_FIELDS = [
     "id",
+    "title",
     "created_at",
     "operation",
-    "connection__name",
+    "connection_name",
+    "connection_id",
     "state",
     "requested_by_label",
     "requested_at",
@@ -126,9 +130,11 @@ RUN_EXPORT_FIELDS = [
 ]
 RUN_EXPORT_HEADER = [
     "run",
+    "title",
     "created_at_utc",
     "operation",
     "connection",
+    "connection_id",
     "state",
     "requested_by",
     "requested_at_utc",
@@ -155,6 +161,9 @@ def _run_export_cells(row: dict[str, Any]) -> list[Any]:
             audience_size=row["audience_size"],
             failure_message=row["failure_message"],
         )
+    )
+    row["title"] = row["title"] or selectors.OPERATION_LABELS.get(
+        row["operation"], row["operation"]
     )
     return [*(row[field] for field in RUN_EXPORT_FIELDS), outcome.text]
 

@@ -390,8 +390,14 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     page = history.keyset_page(
         selectors.audit_event_list(tenant=request.tenant, **filters), cursor=cursor
     )
+    # Rows about runs name them as they were requested; one query for the page.
+    run_names = run_selectors.run_names(
+        tenant=request.tenant,
+        run_ids=[event.object_id for event in page if event.object_type == "run"],
+    )
     for event in page:
         event.changes = selectors.audit_changes(action=event.action, summary=event.summary)
+        event.run_name = run_names.get(event.object_id, "") if event.object_type == "run" else ""
     context = {
         "page": page,
         "form": form,

@@ -37,7 +37,8 @@ def test_request_approve_status_through_the_commands(daily, monkeypatch):
     assert requested.actor_label == "mia (cli:ops-anna:daily_trigger_request)"
 
     status = run_command("daily_trigger_status", "acme")
-    assert f"Run #{run.pk}: Trigger daily batch (validation wait 10 s)" in status
+    assert f"Run #{run.pk}: Daily batch · {run.utc_date:%Y-%m-%d}" in status
+    assert "  what: Trigger daily batch (validation wait 10 s)" in status
     assert f"Request #{run.pk} is waiting for an operator's approval" in status
     assert "Can request now: no" in status
 

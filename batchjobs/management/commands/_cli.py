@@ -14,7 +14,8 @@ from dashboard.runs.states import RunState
 
 def describe_run(run: Run) -> list[str]:
     lines = [
-        f"Run #{run.pk}: {operation_for(run.operation).describe(run.parameters)}",
+        f"Run #{run.pk}: {run.name}",
+        f"  what: {operation_for(run.operation).describe(run.parameters)}",
         f"  state: {run.get_state_display()}",
     ]
     if run.utc_date:

@@ -67,6 +67,11 @@ class TriggerDailyOperation(RunOperation):
         wait = parameters.get("wait_time_for_validation_seconds")
         return f"Trigger daily batch (validation wait {effective_validation_wait_seconds(wait)} s)"
 
+    def title(self, run: Run) -> str:
+        """ "Daily batch · 2026-12-06": the UTC day it triggers the batch for."""
+        day = run.utc_date or utc_now().date()
+        return f"Daily batch · {day:%Y-%m-%d}"
+
     def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
         return [daily_rate_rule(connection, secrets)]
 

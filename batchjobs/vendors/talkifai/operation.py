@@ -119,6 +119,11 @@ class StartBatchJobOperation(RunOperation):
         name = parameters.get("batch_job_name")
         return f"Start batch job {parameters['batch_job_id']}" + (f" ({name})" if name else "")
 
+    def title(self, run: Run) -> str:
+        """The job's name as registered when the start was requested (its id without one)."""
+        name = run.parameters.get("batch_job_name")
+        return name or f"Batch job {run.parameters['batch_job_id']}"
+
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         started = talkifai_client(connection, secrets).start_batch_job(
             run.parameters["batch_job_id"]

@@ -61,6 +61,39 @@ class AltcraftConnectionCheck:
         )
 
 
+def _altcraft_titles(runs: list[Run], verb: str) -> list[str]:
+    """Chunk runs by their trigger's name and chunk; a direct call by its trigger's registered
+    name (its id when the tenant never registered it) and its number of profiles."""
+    chunk_runs = [run for run in runs if altcraft_chunks.is_chunk_run(run.parameters)]
+    chunk_titles = iter(altcraft_chunks.chunk_titles(chunk_runs) if chunk_runs else [])
+    direct = [run for run in runs if not altcraft_chunks.is_chunk_run(run.parameters)]
+    names: dict[int, str] = {}
+    if direct:
+        # Here, not at the top: the engine looks operations up without loading the campaigns.
+        from campaigns.altcraft_launches.models import AltcraftTrigger
+
+        names = dict(
+            AltcraftTrigger.objects.filter(
+                connection_id=direct[0].connection_id,
+                trigger_id__in={
+                    run.parameters.get("trigger_id")
+                    for run in direct
+                    if isinstance(run.parameters.get("trigger_id"), int)
+                },
+            ).values_list("trigger_id", "name")
+        )
+    titles = []
+    for run in runs:
+        if altcraft_chunks.is_chunk_run(run.parameters):
+            titles.append(next(chunk_titles))
+            continue
+        trigger_id = run.parameters.get("trigger_id")
+        count = len(run.parameters.get("data") or [])
+        profiles = f"{count:,} profile" + ("" if count == 1 else "s")
+        titles.append(f"{names.get(trigger_id) or f'Trigger {trigger_id}'} · {verb}{profiles}")
+    return titles
+
+
 def _clean_altcraft(
     check: Any, parameters: dict[str, Any], connection: VendorConnection
 ) -> dict[str, Any]:
@@ -87,6 +120,9 @@ class AltcraftStartBatchOperation(AltcraftConnectionCheck, RunOperation):
         if altcraft_chunks.is_chunk_run(parameters):
             return altcraft_chunks.describe_chunk(parameters, "Launch")
         return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
+
+    def titles(self, runs: list[Run]) -> list[str]:
+        return _altcraft_titles(runs, "")
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         client = altcraft_client(connection, secrets)
@@ -123,6 +159,9 @@ class AltcraftImportAndStartOperation(AltcraftConnectionCheck, RunOperation):
         if altcraft_chunks.is_chunk_run(parameters):
             return altcraft_chunks.describe_chunk(parameters, "Import + launch")
         return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
+
+    def titles(self, runs: list[Run]) -> list[str]:
+        return _altcraft_titles(runs, "import ")
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         client = altcraft_client(connection, secrets)

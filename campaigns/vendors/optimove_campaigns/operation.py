@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.db.models.functions import Lower
 
 from campaigns.vendors.optimove_campaigns.access import (
     optimove_brand_rate_rule,
@@ -96,6 +97,43 @@ class RunEventGeneratorOperation(RunOperation):
         return (
             f"Event generator {parameters['event_generator_id']} → topic {parameters['topic_key']}"
         )
+
+    def titles(self, runs: list[Run]) -> list[str]:
+        """ "<generator's name> → <topic's name>", from the generator registered for the runs'
+        connection and its topics (two queries for a whole trigger group); an id stands in for
+        a name the tenant never registered."""
+        if not runs:
+            return []
+        # Here, not at the top: the engine looks operations up without loading the campaigns.
+        from campaigns.event_generators.models import EventGenerator, Topic
+
+        # External ids are unique per tenant whatever their case (a UUID typed either way).
+        generators = {
+            generator.lowered_id: generator
+            for generator in EventGenerator.objects.annotate(lowered_id=Lower("external_id"))
+            .filter(
+                connection_id=runs[0].connection_id,
+                lowered_id__in={str(run.parameters["event_generator_id"]).lower() for run in runs},
+            )
+            .only("id", "name", "external_id")
+        }
+        topic_names = {
+            (topic.generator_id, topic.key): topic.name
+            for topic in Topic.objects.filter(
+                generator__in=list(generators.values()),
+                key__in={run.parameters["topic_key"] for run in runs},
+            )
+        }
+        titles = []
+        for run in runs:
+            generator = generators.get(str(run.parameters["event_generator_id"]).lower())
+            topic_key = run.parameters["topic_key"]
+            if generator is None:
+                titles.append(self.describe(run.parameters))
+                continue
+            topic = topic_names.get((generator.pk, topic_key)) or f"topic {topic_key}"
+            titles.append(f"{generator.name} → {topic}")
+        return titles
 
     def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
         return [optimove_brand_rate_rule(connection, secrets)]

@@ -292,6 +292,7 @@ def run_created_response(request: HttpRequest, run: Run, replayed: bool) -> Stat
 def run_out(run: Run) -> dict[str, Any]:
     return {
         "id": run.pk,
+        "title": run.name,
         "operation": run.operation,
         "operation_label": run.get_operation_display(),
         "description": run_selectors.run_description(run),
@@ -299,7 +300,8 @@ def run_out(run: Run) -> dict[str, Any]:
         "state_label": run.get_state_display(),
         "terminal": run.state in TERMINAL_STATES,
         "needs_person": run.needs_person,
-        "connection": run.connection.name,
+        "connection": run.connection_name or run.connection.name,
+        "connection_id": run.connection_id,
         "parameters": run.parameters,
         "parameters_hash": run.parameters_hash,
         "requested_by": run.requested_by_label,

@@ -47,7 +47,7 @@ RUN_COLUMNS = (
     " utc_date, requested_by_id, requested_by_label, requested_at, approval_required,"
     " attestation, send_anyway, attempt_count, sent_at, needs_person, vendor_reference,"
     " vendor_status, progress, audience_size, result, poll_count, failure_class, failure_code,"
-    " failure_message, created_at, updated_at, finished_at"
+    " failure_message, created_at, updated_at, finished_at, title, connection_name"
 )
 AUDIT_COLUMNS = (
     "chain, sequence, tenant_id, actor_id, actor_label, action, object_type, object_id, summary,"
@@ -330,6 +330,10 @@ class Command(BaseCommand):
                     moment,
                     finished,
                     finished if state in ("succeeded", "failed", "cancelled") else None,
+                    f"Daily batch · {utc_date:%Y-%m-%d}"
+                    if utc_date
+                    else f"Generated campaign {parameters['campaign']}",
+                    connection_row.name,
                 )
             )
             approver = None

@@ -19,7 +19,7 @@ from dashboard.pauses.services import check_sending_allowed
 from dashboard.runs import notifications
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Approval, Run
-from dashboard.runs.operations import operation_for
+from dashboard.runs.operations import RunOperation, operation_for
 from dashboard.runs.states import CAN_CANCEL, RunState, check_initial
 from dashboard.runs.transitions import RunActionError, transition
 
@@ -48,6 +48,21 @@ def parameters_hash(*, operation: str, connection_id: int, parameters: dict[str,
         default=str,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def run_titles(operation: RunOperation, runs: list[Run]) -> list[str]:
+    """The titles of `runs` being requested (unsaved, of one connection), as they are stored.
+
+    A title is a name for people, never a reason to refuse a request: when the operation cannot
+    make one (a name it reads is gone), the run is named by its parameters instead.
+    """
+    field = Run._meta.get_field("title").max_length
+    try:
+        titles = operation.titles(runs)
+    except Exception:
+        logger.exception("Could not name a %s run; naming it by its parameters.", operation.name)
+        titles = [run.name for run in runs]  # its parameters in a line, else its operation
+    return [" ".join(str(title).split())[:field] for title in titles]
 
 
 # -- requesting -------------------------------------------------------------------------------
@@ -135,7 +150,9 @@ def run_submit(
         attestation=attestation,
         send_anyway=bool(send_anyway and duplicate is not None),
         duplicate_of=duplicate if send_anyway else None,
+        connection_name=connection.name,
     )
+    run.title = run_titles(run_operation, [run])[0]
     try:
         with transaction.atomic():
             run.save()
@@ -359,13 +376,17 @@ def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any])
             raise RunActionError("Only a request awaiting approval can be changed.")
         if actor.user is None or locked.requested_by_id != actor.user.pk:
             raise RunActionError("Only the requester can change the request; others can reject it.")
-        cleaned = operation_for(locked.operation).clean_parameters(parameters, locked.connection)
+        run_operation = operation_for(locked.operation)
+        cleaned = run_operation.clean_parameters(parameters, locked.connection)
         old = locked.parameters
         locked.parameters = cleaned
         locked.parameters_hash = parameters_hash(
             operation=locked.operation, connection_id=locked.connection_id, parameters=cleaned
         )
-        locked.save(update_fields=["parameters", "parameters_hash", "updated_at"])
+        # What it will send changed, so may what it is called (not the connection's name: the
+        # request still goes through the connection as it was named when requested).
+        locked.title = run_titles(run_operation, [locked])[0]
+        locked.save(update_fields=["parameters", "parameters_hash", "title", "updated_at"])
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,

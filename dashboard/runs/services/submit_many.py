@@ -16,7 +16,7 @@ from dashboard.pauses.services import check_sending_allowed
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services.submit import ProbableDuplicate, parameters_hash
+from dashboard.runs.services.submit import ProbableDuplicate, parameters_hash, run_titles
 from dashboard.runs.states import RunState, check_initial
 from dashboard.runs.transitions import RunActionError
 
@@ -108,8 +108,11 @@ def run_submit_many(
                 approval_expires_at=expires if approval_required else None,
                 send_anyway=bool(send_anyway and duplicate is not None),
                 duplicate_of=duplicate if send_anyway else None,
+                connection_name=connection.name,
             )
         )
+    for run, title in zip(runs, run_titles(run_operation, runs), strict=True):
+        run.title = title
     try:
         with transaction.atomic():
             created = Run.objects.bulk_create(runs)
