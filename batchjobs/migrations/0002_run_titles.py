@@ -48,7 +48,7 @@ def name_runs(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("batchjobs", "0001_initial"),
-        ("dashboard", "0011_run_title_and_connection_name"),
+        ("dashboard", "0012_run_title_and_connection_name"),
     ]
 
     operations = [

@@ -148,10 +148,10 @@ def test_the_backfill_names_old_runs_from_todays_names(team, daily_connection, b
     }
     Run.objects.update(title="", connection_name="")
 
-    migration("dashboard.migrations.0011_run_title_and_connection_name").name_connections(
+    migration("dashboard.migrations.0012_run_title_and_connection_name").name_connections(
         apps, None
     )
-    migration("campaigns.migrations.0005_run_titles").name_runs(apps, None)
+    migration("campaigns.migrations.0006_run_titles").name_runs(apps, None)
     migration("batchjobs.migrations.0002_run_titles").name_runs(apps, None)
 
     titles = {key: Run.objects.get(pk=run.pk).title for key, run in old.items()}
@@ -201,7 +201,7 @@ def test_the_backfill_names_old_altcraft_chunks_by_trigger_and_chunk(team, altcr
         title="",
     )
 
-    migration("campaigns.migrations.0005_run_titles").name_runs(apps, None)
+    migration("campaigns.migrations.0006_run_titles").name_runs(apps, None)
 
     run.refresh_from_db()
     assert run.title == "Abandoned cart · chunk 1 of 3 (5,000 rows)"

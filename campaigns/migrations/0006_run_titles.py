@@ -89,8 +89,8 @@ def name_runs(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0004_altcraft_launch_reading_claim"),
-        ("dashboard", "0011_run_title_and_connection_name"),
+        ("campaigns", "0005_altcraft_launch_column"),
+        ("dashboard", "0012_run_title_and_connection_name"),
     ]
 
     operations = [

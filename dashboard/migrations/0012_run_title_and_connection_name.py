@@ -21,7 +21,7 @@ def name_connections(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0010_run_attempt_request_started_at"),
+        ("dashboard", "0011_sending_pause"),
     ]
 
     operations = [
