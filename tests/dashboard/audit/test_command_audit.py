@@ -205,7 +205,28 @@ def _test_connection(world):
         call_command("test_connection", "acme", "Daily", "--as", "ada", stdout=io.StringIO())
 
 
+def _resume_sending(world):
+    call_command(
+        "pause_sending", "acme", "--reason", "Wrong audience", "--as", "oscar", stdout=io.StringIO()
+    )
+    world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    call_command("resume_sending", "acme", "--as", "oscar", stdout=io.StringIO())
+
+
 CASES: dict[str, Case] = {
+    "pause_sending": Case(
+        lambda world: call_command(
+            "pause_sending",
+            "acme",
+            "--reason",
+            "Wrong audience",
+            "--as",
+            "oscar",
+            stdout=io.StringIO(),
+        ),
+        acting_as="oscar",
+    ),
+    "resume_sending": Case(_resume_sending, acting_as="oscar"),
     "test_connection": Case(_test_connection, acting_as="ada"),
     "event_generator_register": Case(_event_generator_register, acting_as="mia"),
     "altcraft_trigger_register": Case(_altcraft_trigger_register, acting_as="oscar"),
