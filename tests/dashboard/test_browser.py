@@ -242,11 +242,12 @@ def every_page(data) -> list[str]:
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
         "/api/v1/docs",
-        f"{slug}/no-such-page/",  # the 404 page
+        ERROR_PAGE,
         reverse("password_change"),
     ]
 
 
+ERROR_PAGE = "/t/acme/no-such-page/"  # the 404 page
 # The pages of someone who is not signed in.
 SIGNED_OUT_PAGES = [
     "/login/",
@@ -272,27 +273,31 @@ def visit(page, live_server, path: str, data: dict) -> None:
 
 
 def each_page(chromium, live_server, data, viewport):
-    """(name, page) for every page, signed out, signed in as an admin, and the 403 page as a
-    marketer sees it."""
+    """(name, page, console) for every page, signed out, signed in as an admin, and the 403 page
+    as a marketer sees it; console: what that page has logged as an error so far."""
     context = chromium.new_context(viewport=viewport, timezone_id="UTC", locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    console = console_errors(page)
     for path in SIGNED_OUT_PAGES:
+        console.clear()
         visit(page, live_server, path, data)
-        yield path, page
+        yield path, page, console
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", "ada")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/t/**")
     for path in every_page(data):
+        console.clear()
         visit(page, live_server, path, data)
-        yield path, page
+        yield path, page, console
     context.close()
     mia = log_in(chromium, live_server, "mia", viewport=viewport)
+    console = console_errors(mia)
     mia.goto(f"{live_server.url}/t/acme/settings/")
     mia.get_by_text("Your role (Marketer) cannot do this.").wait_for()
-    yield "403", mia
+    yield "403", mia, console
     mia.context.close()
 
 
@@ -309,7 +314,7 @@ def test_no_page_is_wider_than_the_screen(
 ):
     data = phone_data(team, sandbox_connection, settings, tmp_path)
     too_wide = {}
-    for path, page in each_page(browser, live_server, data, viewport):
+    for path, page, _ in each_page(browser, live_server, data, viewport):
         if not no_overflow(page):
             too_wide[path] = (page_width(page), widest_elements(page))
         if viewport is PHONE:
@@ -330,13 +335,23 @@ def test_no_page_has_a_serious_accessibility_violation(
 ):
     data = phone_data(team, sandbox_connection, settings, tmp_path)
     found = {}
-    for path, page in each_page(browser, live_server, data, viewport):
+    logged = {}
+    for path, page, console in each_page(browser, live_server, data, viewport):
         violations = axe_violations(page)
         if violations:
             found[path] = violations
+        # An error page's own status is the one error its console may show.
+        errors = [
+            line
+            for line in console
+            if not (path in ("403", ERROR_PAGE) and line.startswith("Failed to load resource"))
+        ]
+        if errors:
+            logged[path] = errors
     assert found == {}, "\n".join(
         f"{path}: {line}" for path, lines in found.items() for line in lines
     )
+    assert logged == {}
 
 
 def test_on_a_phone_the_menu_folds_behind_a_button_that_works_with_a_keyboard(
