@@ -404,6 +404,7 @@ def test_on_a_phone_the_menu_folds_behind_a_button_that_works_with_a_keyboard(
         }"""
     )
     assert axe_violations(page) == []
+    screenshot(page, "menu-open")
 
     # Escape closes it and gives the focus back to the button.
     nav.get_by_role("link", name="Runs", exact=True).focus()
