@@ -57,6 +57,30 @@
     }
   });
 
+  // -- the menu button (phones) --------------------------------------------------------------
+  // On a narrow screen static/css/app.css folds the navigation behind the .menu-toggle button; the
+  // button opens and closes it and says which (aria-expanded). Escape closes it and gives the
+  // focus back to the button.
+  function setMenu(button, open) {
+    var menu = document.getElementById(button.getAttribute("aria-controls"));
+    if (!menu) { return; }
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    menu.classList.toggle("is-open", open);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest(".menu-toggle") : null;
+    if (button) { setMenu(button, button.getAttribute("aria-expanded") !== "true"); }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    document.querySelectorAll(".menu-toggle[aria-expanded=true]").forEach(function (button) {
+      setMenu(button, false);
+      button.focus();
+    });
+  });
+
   // -- vendor-specific fields ----------------------------------------------------------------
   // A field marked data-kinds="a b" (the connection form) is shown only while the form's
   // "kind" select holds one of those kinds.

@@ -7,65 +7,16 @@ Headless Debian chromium driven by Playwright; the worker comes from the end-to-
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from dashboard.runs.selectors import format_duration
+# The shared browser fixture and helpers; other browser tests import them from here too.
+from tests.browser_support import SCREENSHOTS, browser, log_in  # noqa: F401
 from tests.e2e.conftest import e2e_redis, workers  # noqa: F401 - the e2e harness's fixtures
-from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path("/tmp")  # noqa: S108 - screenshots to look at, not secrets
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does it)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # ORM calls made while Playwright's loop runs get their own connection (asgiref's
-            # context-local storage); close it, or the test database cannot be dropped.
-            connections.close_all()
-
-
-def log_in(browser, live_server, username: str, *, timezone_id: str = "UTC"):
-    context = browser.new_context(
-        timezone_id=timezone_id, locale="en-GB", viewport={"width": 1280, "height": 900}
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/t/**")
-    return page
 
 
 def test_request_approve_and_watch_the_outcome_live(
@@ -74,7 +25,7 @@ def test_request_approve_and_watch_the_outcome_live(
     sandbox_connection,
     workers,  # noqa: F811 - the imported fixture, requested
     live_server,
-    browser,
+    browser,  # noqa: F811 - the imported fixture
 ):
     sandbox_connection(team.tenant, "optimove_batch", name="Optimove EU")
     workers.start(pool="threads", concurrency=4)
@@ -132,7 +83,11 @@ def test_request_approve_and_watch_the_outcome_live(
 
 
 def test_a_reader_east_of_utc_is_told_which_day_counts(
-    team, sandbox_connection, browser, live_server, monkeypatch
+    team,
+    sandbox_connection,
+    browser,  # noqa: F811 - the imported fixture
+    live_server,
+    monkeypatch,
 ):
     # 23:30 UTC is already tomorrow in Moscow (UTC+3): the page says the trigger is for the UTC
     # date, and shows the reader's own clock beside the UTC times.
@@ -163,7 +118,7 @@ def test_start_a_talkifai_job_and_see_what_it_did(
     register_job,
     workers,  # noqa: F811 - the imported fixture, requested
     live_server,
-    browser,
+    browser,  # noqa: F811 - the imported fixture
 ):
     register_job("job-scheduled-001")
     register_job("job-completed-001")

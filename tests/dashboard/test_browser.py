@@ -8,6 +8,7 @@ No worker is needed: nothing here is sent to a vendor.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -17,14 +18,23 @@ from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.runs.services import run_reject
 from dashboard.runs.states import RunState
-from tests.batchjobs.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401 - fixture
-from tests.factories import AuditEventFactory, RunAttemptFactory, RunFactory
+from tests.browser_support import (  # noqa: F401 - the browser fixture
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    browser,
+    console_errors,
+    log_in,
+    no_overflow,
+    page_width,
+    screenshot,
+    widest_elements,
+)
+from tests.factories import PASSWORD, AuditEventFactory, RunAttemptFactory, RunFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LONG = "x" * 500  # one unbroken word: the comment that made a run page 5,139 px wide
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 
 
 def needs_person(team, **fields):
@@ -87,7 +97,7 @@ def test_mark_as_sent_and_send_again_ask_first_and_cancel_sends_nothing(
     assert run.state == RunState.SUCCEEDED
 
 
-def phone_data(team, sandbox_connection):
+def phone_data(team, sandbox_connection, settings, tmp_path):
     """Everything the pages show, with long unbroken text wherever a person can type some."""
     sandbox_connection(team.tenant, "optimove_batch", name="Optimove " + "n" * 100)
     talkifai = sandbox_connection(team.tenant, "talkifai", name="TalkifAI")
@@ -110,17 +120,116 @@ def phone_data(team, sandbox_connection):
     AuditEventFactory(
         tenant=team.tenant, action="test.long", summary={"note": LONG, "x": {"from": LONG, "to": 1}}
     )
-    return {"rejected": rejected, "unknown": unknown, "job": job, "connection": talkifai}
+    return {
+        "rejected": rejected,
+        "unknown": unknown,
+        "job": job,
+        "connection": talkifai,
+        **campaign_data(team, sandbox_connection),
+        **altcraft_data(team, sandbox_connection, settings, tmp_path),
+    }
+
+
+def campaign_data(team, sandbox_connection) -> dict:
+    """An event generator with a long name, long topics and a long context: triggered (a group
+    of runs) and scheduled."""
+    from campaigns.event_generators import services as generators
+    from tests.campaigns.conftest import ARSENAL, CHELSEA, GOOD_CONTEXT, MATCH_SCHEMA
+
+    connection = sandbox_connection(team.tenant, "optimove_campaigns", name="Optimove " + "o" * 90)
+    ada = Actor(user=team.admin.user)
+    generator = generators.generator_create(
+        actor=ada,
+        tenant=team.tenant,
+        connection=connection,
+        external_id="00000000-abcd-abcd-abcd-000000000000",
+        name="Match start " + "g" * 100,
+        topics=[(ARSENAL, "Arsenal " + "a" * 100), (CHELSEA, "Chelsea")],
+        schema=MATCH_SCHEMA,
+    )
+    context = {**GOOD_CONTEXT, "match_name": "m" * 200, "url": "https://example.com/" + "u" * 200}
+    group = generators.campaign_trigger(
+        actor=ada,
+        generator=generator,
+        topic_keys=[ARSENAL, CHELSEA],
+        context=context,
+        idempotency_key="phone-1",
+    )
+    schedule = generators.schedule_create(
+        actor=ada,
+        generator=generator,
+        topic_keys=[ARSENAL],
+        context={**context, "match_name": "later " + "s" * 200},
+        fire_at=utc_now() + timedelta(days=2),
+    )
+    return {
+        "generator": generator,
+        "group": group,
+        "campaign_run": group.campaign_runs.first().run,
+        "schedule": schedule,
+    }
+
+
+def altcraft_data(team, sandbox_connection, settings, tmp_path) -> dict:
+    """An Altcraft trigger with a long name: a bulk launch read and waiting for its confirmation,
+    and an import waiting for its column mapping."""
+    from campaigns.altcraft_launches import services as altcraft
+
+    settings.ALTCRAFT_UPLOAD_DIR = tmp_path / "uploads"
+    ada = Actor(user=team.admin.user)
+    connection = sandbox_connection(team.tenant, "altcraft", name="Altcraft " + "c" * 90)
+    trigger = altcraft.trigger_register(
+        actor=ada,
+        tenant=team.tenant,
+        connection=connection,
+        trigger_id=8,
+        name="Abandoned cart " + "t" * 150,
+        content_fields=["page"],
+        resource_id=21,
+    )
+    rows = "email,page\n" + "".join(f"user{n}@example.com,/p/{'q' * 120}\n" for n in range(30))
+    launches = {}
+    for kind in ("start_batch", "import"):
+        launch = altcraft.launch_create(
+            actor=ada,
+            trigger=trigger,
+            kind=kind,
+            upload=altcraft.upload_store(pieces=[rows.encode()]),
+            source_name="recipients-" + "f" * 150 + ".csv",
+            parameters={"matching": "email"},
+            idempotency_key=f"phone-{kind}",
+        )
+        if kind == "start_batch":
+            launch = altcraft.launch_prepare(actor=ada, launch=launch, mapping=None)
+        launches[kind] = launch
+    return {"launch": launches["start_batch"], "import": launches["import"]}
 
 
 def every_page(data) -> list[str]:
+    """Every page of the product a signed-in admin reaches (the 403 and the pages of people
+    who are not signed in are visited apart)."""
     slug = "/t/acme"
     connection = data["connection"].pk
+    generator = data["generator"].pk
     return [
         f"{slug}/",
         f"{slug}/batch/daily/",
         f"{slug}/batch/jobs/",
         f"{slug}/batch/jobs/{data['job'].pk}/start/",
+        f"{slug}/campaigns/",
+        f"{slug}/campaigns/settings/",
+        f"{slug}/campaigns/generators/new/",
+        f"{slug}/campaigns/generators/{generator}/",
+        f"{slug}/campaigns/generators/{generator}/edit/",
+        f"{slug}/campaigns/generators/{generator}/trigger/",
+        f"{slug}/campaigns/runs/{data['campaign_run'].pk}/",
+        f"{slug}/campaigns/triggers/{data['group'].pk}/",
+        f"{slug}/campaigns/schedules/",
+        f"{slug}/campaigns/schedules/{data['schedule'].pk}/edit/",
+        f"{slug}/campaigns/altcraft/",
+        f"{slug}/campaigns/altcraft/launches/new/",
+        f"{slug}/campaigns/altcraft/launches/{data['launch'].pk}/",
+        f"{slug}/campaigns/altcraft/launches/{data['import'].pk}/mapping/",
         f"{slug}/runs/",
         f"{slug}/runs/{data['rejected'].pk}/",
         f"{slug}/runs/{data['unknown'].pk}/",
@@ -131,13 +240,65 @@ def every_page(data) -> list[str]:
         f"{slug}/members/",
         f"{slug}/settings/",
         f"{slug}/audit/",
-        f"{slug}/no-such-page/",  # the 404 page
+        f"{slug}/api-tokens/",
+        "/api/v1/docs",
+        ERROR_PAGE,
         reverse("password_change"),
     ]
 
 
-def page_width(page) -> int:
-    return page.evaluate("document.scrollingElement.scrollWidth")
+ERROR_PAGE = "/t/acme/no-such-page/"  # the 404 page
+# The pages of someone who is not signed in.
+SIGNED_OUT_PAGES = [
+    "/login/",
+    "/account/password/forgot/",
+    "/account/password/forgot/sent/",
+    "/account/password/reset/MQ/no-such-token/",  # the "link no longer works" page
+    "/invite/MQ/no-such-token/",
+]
+
+
+def visit(page, live_server, path: str, data: dict) -> None:
+    """Open `path` and wait until what loads after the page has loaded too."""
+    page.goto(live_server.url + path)
+    page.wait_for_load_state("load")
+    if path.endswith("/batch/jobs/"):
+        # The rows load TalkifAI's status after the page; measure with them.
+        page.locator(f"#job-{data['job'].pk}").get_by_text("contacts called").wait_for()
+    if path == "/api/v1/docs":
+        # As a reader uses it: an operation opened (parameters, examples) and the schemas.
+        page.locator(".opblock-post .opblock-summary-control").first.click()
+        page.locator(".opblock-body .highlight-code pre[tabindex]").first.wait_for()
+        page.locator(".models-control").click()
+
+
+def each_page(chromium, live_server, data, viewport):
+    """(name, page, console) for every page, signed out, signed in as an admin, and the 403 page
+    as a marketer sees it; console: what that page has logged as an error so far."""
+    context = chromium.new_context(viewport=viewport, timezone_id="UTC", locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    console = console_errors(page)
+    for path in SIGNED_OUT_PAGES:
+        console.clear()
+        visit(page, live_server, path, data)
+        yield path, page, console
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/t/**")
+    for path in every_page(data):
+        console.clear()
+        visit(page, live_server, path, data)
+        yield path, page, console
+    context.close()
+    mia = log_in(chromium, live_server, "mia", viewport=viewport)
+    console = console_errors(mia)
+    mia.goto(f"{live_server.url}/t/acme/settings/")
+    mia.get_by_text("Your role (Marketer) cannot do this.").wait_for()
+    yield "403", mia, console
+    mia.context.close()
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
@@ -145,42 +306,122 @@ def test_no_page_is_wider_than_the_screen(
     team,
     sandboxes,
     sandbox_connection,
+    settings,
+    tmp_path,
     live_server,
     browser,  # noqa: F811 - the imported fixture
     viewport,
 ):
-    data = phone_data(team, sandbox_connection)
-    context = browser.new_context(viewport=viewport, timezone_id="UTC", locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/login/")
-    assert page_width(page) <= viewport["width"], "login"
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", "correct horse battery staple")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/t/**")
+    data = phone_data(team, sandbox_connection, settings, tmp_path)
     too_wide = {}
-    for path in every_page(data):
-        page.goto(live_server.url + path)
-        page.wait_for_load_state("load")
-        if path.endswith("/batch/jobs/"):
-            # The rows load TalkifAI's status after the page; measure with them.
-            page.locator(f"#job-{data['job'].pk}").get_by_text("contacts called").wait_for()
-        width = page_width(page)
-        if width > viewport["width"]:
-            too_wide[path] = width
+    for path, page, _ in each_page(browser, live_server, data, viewport):
+        if not no_overflow(page):
+            too_wide[path] = (page_width(page), widest_elements(page))
         if viewport is PHONE:
-            name = re.sub(r"\W+", "-", path.strip("/")) or "home"
-            page.screenshot(path=str(SCREENSHOTS / f"triggerdesk-390-{name}.png"), full_page=True)
-    # The 403 page, as a marketer.
-    mia = log_in(browser, live_server, "mia")
-    mia.set_viewport_size(viewport)
-    mia.goto(f"{live_server.url}/t/acme/settings/")
-    mia.get_by_text("Your role (Marketer) cannot do this.").wait_for()
-    if page_width(mia) > viewport["width"]:
-        too_wide["403"] = page_width(mia)
-    assert too_wide == {}
-    context.close()
+            screenshot(page, path)
+    assert too_wide == {}, "\n".join(f"{path}: {found}" for path, found in too_wide.items())
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_no_page_has_a_serious_accessibility_violation(
+    team,
+    sandboxes,
+    sandbox_connection,
+    settings,
+    tmp_path,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+    viewport,
+):
+    data = phone_data(team, sandbox_connection, settings, tmp_path)
+    found = {}
+    logged = {}
+    for path, page, console in each_page(browser, live_server, data, viewport):
+        violations = axe_violations(page)
+        if violations:
+            found[path] = violations
+        # An error page's own status is the one error its console may show.
+        errors = [
+            line
+            for line in console
+            if not (path in ("403", ERROR_PAGE) and line.startswith("Failed to load resource"))
+        ]
+        if errors:
+            logged[path] = errors
+    assert found == {}, "\n".join(
+        f"{path}: {line}" for path, lines in found.items() for line in lines
+    )
+    assert logged == {}
+
+
+def test_on_a_phone_the_menu_folds_behind_a_button_that_works_with_a_keyboard(
+    team,
+    other_team,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+):
+    from dashboard.models import Role
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(tenant=other_team.tenant, user=team.admin.user, role=Role.AUDITOR)
+    RunFactory(tenant=team.tenant, requested_by=team.marketer.user)  # awaiting approval
+    page = log_in(browser, live_server, "ada", viewport=PHONE)
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/t/acme/")
+    button = page.get_by_role("button", name="Menu")
+    nav = page.get_by_role("navigation", name="Main")
+    assert button.get_attribute("aria-expanded") == "false"
+    assert nav.is_hidden()
+    # What needs doing stays in sight with the menu closed.
+    assert page.locator("#approvals-waiting").is_visible()
+    assert no_overflow(page)
+
+    # Keyboard: the button is reached with Tab and opens with Enter.
+    page.keyboard.press("Tab")
+    for _ in range(5):
+        if page.evaluate("document.activeElement.classList.contains('menu-toggle')"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert button.get_attribute("aria-expanded") == "true"
+    menu = page.locator("#" + button.get_attribute("aria-controls"))
+    for name in ("Overview", "Daily trigger", "Campaigns", "Runs", "Connections", "Settings"):
+        assert nav.get_by_role("link", name=name, exact=True).is_visible()
+    assert menu.get_by_role("link", name="API tokens").is_visible()
+    assert menu.get_by_role("button", name="Log out").is_visible()
+    assert no_overflow(page)
+    # The tenant selector shows its whole choice, not a clipped one.
+    switcher = page.get_by_label("Switch tenant")
+    assert switcher.is_visible()
+    assert page.evaluate(
+        """() => {
+            const select = document.querySelector("select[data-navigate]");
+            const style = getComputedStyle(select);
+            const context = document.createElement("canvas").getContext("2d");
+            context.font = style.font;
+            const text = context.measureText(select.selectedOptions[0].text).width;
+            return text + 24 <= select.clientWidth;  // 24 px: the arrow and padding
+        }"""
+    )
+    assert axe_violations(page) == []
+    screenshot(page, "menu-open")
+
+    # Escape closes it and gives the focus back to the button.
+    nav.get_by_role("link", name="Runs", exact=True).focus()
+    page.keyboard.press("Escape")
+    assert button.get_attribute("aria-expanded") == "false"
+    assert nav.is_hidden()
+    assert page.evaluate("document.activeElement.classList.contains('menu-toggle')")
+
+    # A click opens it too, and a link in it goes where it says.
+    button.click()
+    nav.get_by_role("link", name="Connections").click()
+    page.wait_for_url(f"{live_server.url}/t/acme/connections/")
+    assert errors == []
+
+    # On a wide screen there is no button: the navigation is in the top bar.
+    page.set_viewport_size(DESKTOP)
+    assert button.is_hidden() and nav.is_visible()
 
 
 def test_an_offline_banner_appears_while_polls_fail_and_goes_when_they_work(

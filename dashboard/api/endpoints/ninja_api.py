@@ -116,7 +116,13 @@ class TriggerDeskApi(NinjaAPI):
 class VendoredSwagger(Swagger):
     """Swagger UI from django-ninja's own vendored files, never its CDN page: ninja is not an
     installed app (it would be loaded by every process), so its templates and static folder are
-    on the settings' paths instead (settings.NINJA_PACKAGE)."""
+    on the settings' paths instead (settings.NINJA_PACKAGE). Our own page around it
+    (templates/api/swagger.html) gives it a language and readable colours; deep links are off,
+    as Swagger UI puts them as links inside its operations' buttons, which screen readers and
+    keyboards cannot use (a link in a button)."""
+
+    template = "api/swagger.html"
+    default_settings = {**Swagger.default_settings, "deepLinking": False}
 
     def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
         self.settings["url"] = self.get_openapi_url(api, kwargs)

@@ -4,14 +4,16 @@ server, a real Celery worker process and the Optimove campaigns sandbox over HTT
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from campaigns.event_generators.models import EventGenerator
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
-from tests.batchjobs.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401
+from tests.browser_support import SCREENSHOTS, browser, console_errors, log_in  # noqa: F401
 from tests.campaigns.conftest import ARSENAL, CHELSEA, MATCH_START
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -108,3 +110,40 @@ def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
     mia.wait_for_function("() => document.querySelector('time.local').dataset.localDone === '1'")
     assert " UTC · your time " in when.inner_text()
     assert when.get_attribute("title").startswith("Your time: ")
+
+
+def test_typing_in_the_trigger_form_logs_no_error_and_previews_what_was_typed_last(
+    team,
+    generator,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+):
+    """Each pause in typing asks the server for the preview; a pause while the previous answer is
+    still on its way used to abort that request, and htmx logs every abort as an error
+    (htmx:sendAbort, htmx:afterRequest) in the reader's console."""
+    mia = log_in(browser, live_server, "mia")
+    errors = console_errors(mia)
+    held = []  # the preview requests, answered only when the test says so
+    mia.route("**/trigger/preview/", lambda route: held.append(route))
+    mia.goto(f"{live_server.url}/t/acme/campaigns/generators/{generator.pk}/trigger/")
+    mia.evaluate(
+        """() => {
+            window.previewsAsked = 0;
+            document.body.addEventListener("htmx:confirm", () => { window.previewsAsked += 1; });
+        }"""
+    )
+    field = mia.locator('input[name="ctx/match_name"]')
+    field.press_sequentially("Arsenal")
+    mia.wait_for_function("() => window.previewsAsked >= 1")
+    # A second burst while the first preview is still unanswered.
+    field.press_sequentially(" vs Chelsea")
+    mia.wait_for_function("() => window.previewsAsked >= 2")
+    # Answer whatever was asked, as often as it is asked, until the preview shows the last words.
+    mia.unroute("**/trigger/preview/")
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # a request the page itself gave up
+            route.continue_()
+    mia.locator("#preview-body").get_by_text('"match_name":"Arsenal vs Chelsea"').wait_for()
+    field.press_sequentially("!")
+    mia.locator("#preview-body").get_by_text('"match_name":"Arsenal vs Chelsea!"').wait_for()
+    assert errors == []
