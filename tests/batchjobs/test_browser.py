@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dashboard.runs.selectors import format_duration
+
 # The shared browser fixture and helpers; other browser tests import them from here too.
 from tests.browser_support import SCREENSHOTS, browser, log_in  # noqa: F401
 from tests.e2e.conftest import e2e_redis, workers  # noqa: F401 - the e2e harness's fixtures
