@@ -27,6 +27,7 @@ help:
 	@echo "make test   - install, make sure PostgreSQL and Redis run, run the whole test suite"
 	@echo "make lint   - ruff check and format check, import-linter contracts"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make proofs - the full fault schedule (PROOFS_MINUTES, default 20) and its figures"
 
 $(STAMP): pyproject.toml
 	@python=$$($(find_python)) || { echo "ERROR: TriggerDesk needs Python 3.12 or newer (Django 6). None found on PATH or under pyenv; install one (e.g. 'pyenv install 3.12')." >&2; exit 1; }; \
@@ -79,6 +80,14 @@ lint: install
 .PHONY: bench
 bench: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/run_all.py
+
+# The proofs under faults (tests/chaos): the short variant runs in `make test`; this is the full
+# schedule, whose figures the README's Reliability section quotes.
+PROOFS_MINUTES ?= 20
+.PHONY: proofs
+proofs: install services
+	PROOFS_MINUTES=$(PROOFS_MINUTES) DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(PY) -m pytest tests/chaos -k full_fault_schedule -s -p no:cacheprovider
 
 # The demo needs no server: SQLite and kombu's filesystem broker under .demo/. `run_demo` starts
 # sandboxes, demo data, worker, beat and web, and stops every one of them on Ctrl-C or SIGTERM

@@ -9,6 +9,7 @@ Reversing an API URL elsewhere: reverse("api_v1:...", urlconf="dashboard.api.url
 from django.urls import path
 
 from dashboard.api.endpoints import api
+from dashboard.project.urls import handler500  # noqa: F401 - Django reads it from here
 from dashboard.project.urls import urlpatterns as site_urlpatterns
 
 urlpatterns = [*site_urlpatterns, path("api/v1/", api.urls)]

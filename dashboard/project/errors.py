@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Callable
 from functools import wraps
 
+import redis
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -73,3 +77,52 @@ class QuietPermissionDenied(logging.Filter):
                 record.exc_info = None
                 record.exc_text = None
         return True
+
+
+# What "the database or Redis cannot be reached right now" raises: a 503 with Retry-After (try
+# again in a moment) rather than a 500 (a defect). Nothing was half-saved: a request's writes
+# are one transaction, rolled back with the connection.
+UNAVAILABLE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+RETRY_AFTER_SECONDS = 5
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500, for the site's and the API's URLconf: 503 with Retry-After when a
+    backing service cannot be reached, else the 500 page; problem+json under /api/."""
+    unavailable = isinstance(sys.exc_info()[1], UNAVAILABLE_ERRORS)
+    status = 503 if unavailable else 500
+    if request.path.startswith("/api/"):
+        code, detail = (
+            (
+                "service_unavailable",
+                "TriggerDesk cannot reach its database or queue right now; "
+                "nothing was done. Try again in a few seconds (same Idempotency-Key).",
+            )
+            if unavailable
+            else ("server_error", "TriggerDesk hit an unexpected error and has logged it.")
+        )
+        response = HttpResponse(
+            json.dumps(
+                {
+                    "type": f"urn:triggerdesk:problem:{code}",
+                    "title": "Service Unavailable" if unavailable else "Internal Server Error",
+                    "status": status,
+                    "code": code,
+                    "detail": detail,
+                    "instance": request.path,
+                }
+            ),
+            status=status,
+            content_type="application/problem+json",
+        )
+    else:
+        template = "503.html" if unavailable else "500.html"
+        response = HttpResponse(render_to_string(template), status=status)
+    if unavailable:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

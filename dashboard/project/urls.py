@@ -40,6 +40,9 @@ tenant_patterns = [
     path("api-tokens/", include("dashboard.api.urls")),
 ]
 
+# A database or Redis that cannot be reached answers 503 with Retry-After, not 500.
+handler500 = "dashboard.project.errors.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.test import RequestFactory
+import redis
+from django.db import InterfaceError, OperationalError
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.views.defaults import server_error
 
@@ -118,3 +120,65 @@ def test_an_expired_form_gets_a_styled_page(team):
     assert response.status_code == 403
     assert "This form expired" in text(response)
     assert "Nothing was changed." in text(response)
+
+
+@pytest.fixture
+def failing_run_list(monkeypatch):
+    """The runs page's and the API's read of the runs raises `error`, as a lost database or
+    Redis makes every query raise."""
+
+    def fail_with(error: Exception) -> None:
+        def raise_it(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr("dashboard.runs.selectors.run_history_page", raise_it)
+        monkeypatch.setattr("dashboard.runs.selectors.run_list", raise_it)
+
+    return fail_with
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("connection to server at 127.0.0.1, port 5432 failed"),
+        InterfaceError("connection already closed"),
+        redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
+    ],
+    ids=["database-down", "connection-closed", "redis-down"],
+)
+def test_an_unreachable_database_or_redis_is_a_503_to_retry_not_a_500(
+    team, failing_run_list, error
+):
+    failing_run_list(error)
+    client = team.client_for("marketer")
+    client.raise_request_exception = False
+    response = client.get(reverse("run_list", args=["acme"]))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "TriggerDesk cannot reach its database right now" in text(response)
+    assert "Nothing was done with this request" in text(response)
+
+
+def test_the_api_answers_503_problem_json_when_the_database_is_unreachable(
+    make_token, failing_run_list
+):
+    failing_run_list(OperationalError("the connection is closed"))
+    _, api = make_token("auditor")
+    client = Client(raise_request_exception=False)
+    response = client.get(api.url("runs"), headers=api.headers())
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Retry-After"] == "5"
+    body = response.json()
+    assert body["code"] == "service_unavailable" and body["status"] == 503
+    assert "same Idempotency-Key" in body["detail"]
+
+
+def test_any_other_error_is_still_the_500_page(team, failing_run_list):
+    failing_run_list(KeyError("a defect"))
+    client = team.client_for("marketer")
+    client.raise_request_exception = False
+    response = client.get(reverse("run_list", args=["acme"]))
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+    assert "Something went wrong on our side" in text(response)

@@ -1,0 +1,207 @@
+"""The checker: what the vendors saw (the sandboxes' own records) against what the database says,
+over the whole history of a proof run. Every violation names the run or the vendor action it
+is about, so the report can print that run's history.
+
+Properties (issue 23):
+- none stuck: every run is terminal, or before a person as outcome unknown with its evidence
+  (an attempt row), once the faults stopped and the deadlines passed;
+- no vendor action twice: one execution per (request ref, topic) at Optimove, one start per
+  TalkifAI job, one TriggerDaily per tenant and UTC day, one trigger group per schedule and per
+  Idempotency-Key;
+- nothing lost: every topic of an answered trigger has its run; every run the vendor acted on
+  is recorded as sent (an attempt row) and none that says "succeeded" is unknown to the vendor;
+- the audit chains verify; the metrics agree with the database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from dashboard.runs.models import Operation, Run, RunAttempt
+from dashboard.runs.states import TERMINAL_STATES, RunState
+
+TERMINAL = TERMINAL_STATES
+EVENT_GENERATOR = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
+
+
+@dataclass
+class Violation:
+    rule: str
+    detail: str
+    run_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Findings:
+    violations: list[Violation] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, rule: str, detail: str, run_ids: list[int] | None = None) -> None:
+        self.violations.append(Violation(rule, detail, run_ids or []))
+
+
+def open_runs() -> list[Run]:
+    """Runs neither terminal nor before a person: what "settled" waits for."""
+    return list(
+        Run.objects.exclude(state__in=TERMINAL)
+        .exclude(state=RunState.OUTCOME_UNKNOWN, needs_person=True)
+        .exclude(state__in=[RunState.AWAITING_APPROVAL, RunState.DRAFT])
+        .only("id", "state")
+    )
+
+
+def check(sandboxes, intents, schedules) -> Findings:
+    """Every property over the finished proof; `intents` are the workload's, `schedules` the
+    ScheduledTrigger rows it created."""
+    findings = Findings()
+    runs = list(Run.objects.all())
+    by_state = Counter(run.state for run in runs)
+    findings.figures["runs"] = len(runs)
+    findings.figures["runs_by_state"] = dict(sorted(by_state.items()))
+    attempted = set(RunAttempt.objects.values_list("run_id", flat=True).distinct())
+
+    # -- none stuck --------------------------------------------------------------------------
+    stuck = open_runs()
+    findings.figures["stuck"] = len(stuck)
+    if stuck:
+        findings.add(
+            "stuck", f"{len(stuck)} runs still open after settling", [r.pk for r in stuck][:20]
+        )
+    unknown = [r for r in runs if r.state == RunState.OUTCOME_UNKNOWN and r.pk not in attempted]
+    if unknown:
+        findings.add("evidence", "outcome unknown without an attempt row", [r.pk for r in unknown])
+    findings.figures["before_a_person"] = sum(
+        1 for r in runs if r.state == RunState.OUTCOME_UNKNOWN and r.needs_person
+    )
+
+    # -- Optimove campaigns: one execution per (ref, topic) -----------------------------------
+    executions = sandboxes["optimove_campaigns"].state()["executions"]
+    seen = Counter((e["context"].get("ref"), e["topic_key"]) for e in executions)
+    duplicates = {pair: count for pair, count in seen.items() if count > 1}
+    campaign_runs: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.operation == EVENT_GENERATOR:
+            context = run.parameters.get("context") or {}
+            campaign_runs[(context.get("ref"), run.parameters.get("topic_key"))].append(run)
+    for pair, count in duplicates.items():
+        findings.add(
+            "duplicate",
+            f"Optimove ran {pair} {count} times",
+            [r.pk for r in campaign_runs.get(pair, [])],
+        )
+    for pair, pair_runs in campaign_runs.items():
+        if len(pair_runs) > 1:
+            findings.add(
+                "duplicate_run", f"{len(pair_runs)} runs for {pair}", [r.pk for r in pair_runs]
+            )
+    for pair in seen:
+        pair_runs = campaign_runs.get(pair, [])
+        if not pair_runs:
+            findings.add("lost", f"Optimove ran {pair}, no run records it")
+        elif not any(r.pk in attempted for r in pair_runs):
+            findings.add(
+                "unrecorded",
+                f"Optimove ran {pair} without an attempt row",
+                [r.pk for r in pair_runs],
+            )
+        elif any(r.state == RunState.CANCELLED for r in pair_runs):
+            findings.add("sent_but_cancelled", f"Optimove ran {pair}", [r.pk for r in pair_runs])
+    for pair, pair_runs in campaign_runs.items():
+        for run in pair_runs:
+            if run.state == RunState.SUCCEEDED and pair not in seen:
+                findings.add("phantom", f"run succeeded, Optimove never ran {pair}", [run.pk])
+    findings.figures["optimove_executions"] = len(executions)
+    # Of the runs before a person, how many Optimove had in fact run (what the person will find).
+    unknown_pairs = [
+        pair
+        for pair, pair_runs in campaign_runs.items()
+        if any(r.state == RunState.OUTCOME_UNKNOWN for r in pair_runs)
+    ]
+    findings.figures["unknown_that_the_vendor_ran"] = sum(1 for p in unknown_pairs if p in seen)
+    findings.figures["unknown_that_the_vendor_never_saw"] = sum(
+        1 for p in unknown_pairs if p not in seen
+    )
+    duplicate_sends = sum(count - 1 for count in duplicates.values())
+
+    # -- every topic of an answered trigger has its run -----------------------------------------
+    for intent in intents:
+        if intent.kind not in ("trigger", "probe") or intent.status not in (200, 201):
+            continue
+        ref = intent.body["context"]["ref"]
+        missing = [t for t in intent.body["topic_keys"] if (ref, t) not in campaign_runs]
+        if missing:
+            findings.add("lost", f"intent {intent.key}: no run for {len(missing)} topics")
+
+    # -- TalkifAI: one start per job -------------------------------------------------------------
+    starts = sandboxes["talkifai"].state()["starts"]
+    talkifai_runs = defaultdict(list)
+    for run in runs:
+        if run.operation == Operation.TALKIFAI_START_BATCH_JOB:
+            talkifai_runs[run.parameters.get("batch_job_id")].append(run)
+    for job_id, count in starts.items():
+        if count > 1:
+            duplicate_sends += count - 1
+            findings.add(
+                "duplicate",
+                f"TalkifAI started {job_id} {count} times",
+                [r.pk for r in talkifai_runs.get(job_id, [])],
+            )
+        recorded = any(r.pk in attempted for r in talkifai_runs.get(job_id, []))
+        if count and not recorded and job_id.startswith("chaos-"):
+            findings.add("unrecorded", f"TalkifAI started {job_id} without an attempt row")
+    findings.figures["talkifai_starts"] = sum(starts.values())
+
+    # -- TriggerDaily: once per tenant and UTC day ------------------------------------------------
+    triggered = Counter()
+    for record in sandboxes["optimove_batch"].received_on("trigger_daily"):
+        if record.effect and record.effect.get("triggered"):
+            triggered[(record.effect.get("tenant"), record.at[:10])] += 1
+    for key, count in triggered.items():
+        if count > 1:
+            duplicate_sends += count - 1
+            findings.add("duplicate", f"TriggerDaily ran {count} times for {key}")
+    findings.figures["daily_triggers"] = sum(triggered.values())
+
+    # -- schedules: each fired once ---------------------------------------------------------------
+    for schedule in schedules:
+        schedule.refresh_from_db()
+        if schedule.state == "scheduled":
+            findings.add("stuck", f"schedule #{schedule.pk} never fired")
+    findings.figures["schedules"] = len(schedules)
+
+    # -- the audit chains --------------------------------------------------------------------------
+    from dashboard.audit.trail import audit_verify
+
+    report = audit_verify(full=True)
+    problems = list(getattr(report, "problems", []) or [])
+    if problems:
+        findings.add("audit", f"{len(problems)} audit problems: {problems[:3]}")
+    findings.figures["duplicates"] = duplicate_sends + sum(
+        len(v) - 1 for v in campaign_runs.values() if len(v) > 1
+    )
+    findings.figures["lost"] = sum(1 for v in findings.violations if v.rule in ("lost", "phantom"))
+    return findings
+
+
+def run_history(run_id: int) -> str:
+    """One run's story for a violation report: its row, attempts and audit timeline."""
+    from dashboard.models import AuditEvent
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return f"run #{run_id}: gone"
+    lines = [
+        f"run #{run.pk} {run.operation} state={run.state} needs_person={run.needs_person} "
+        f"attempts={run.attempt_count} vendor_reference={run.vendor_reference!r} "
+        f"failure={run.failure_code!r} {run.failure_message[:120]!r}"
+    ]
+    for attempt in RunAttempt.objects.filter(run=run).order_by("id"):
+        lines.append(
+            f"  attempt #{attempt.pk} status={attempt.status_code} outcome={attempt.outcome!r} "
+            f"class={attempt.failure_class!r}"
+        )
+    for event in AuditEvent.objects.filter(object_type="run", object_id=str(run.pk)).order_by("id"):
+        lines.append(f"  {event.created_at:%H:%M:%S.%f} {event.action} {event.summary}")
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""The proofs' workload: what many people and pipelines do at once, over the HTTP API.
+
+Every request is one *intent* with its own Idempotency-Key, retried with the same key and body
+after a dropped connection, a timeout or a 5xx (what a careful client does, as Stripe's clients
+do). Its content is drawn from a seeded generator, so a seed names the same workload again; the
+interleaving of the client threads is not reproducible, the checker does not depend on it.
+
+Kinds of intent:
+- `trigger`: an event generator for 1-40 topics (one run each, one trigger group), through
+  `POST event-generators/<id>/run`; the context carries the intent's `ref`, so the vendor's own
+  record of each execution names the intent and topic it came from;
+- `talkifai`: start a TalkifAI batch job now (an operator, `POST batch-jobs/<id>/start`);
+- `daily`: request the daily trigger and have another operator approve it (once per tenant);
+- `schedule`: a scheduled trigger (the scheduler fires it, under two beats at times);
+- `approve` / `reject`: an operator decides a run that waits for approval.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import requests
+
+GENERATOR_ID = "44444444-abcd-abcd-abcd-{:012d}"
+TOPICS_PER_GENERATOR = 60
+FAILING_TOPIC = "fail-topic"  # the sandbox fails any topic key containing "fail"
+CONTEXT_SCHEMA = {
+    "type": "object",
+    "properties": {"ref": {"type": "string"}, "n": {"type": "integer"}},
+    "required": ["ref"],
+    "additionalProperties": False,
+}
+REQUEST_TIMEOUT = 15.0
+# How long a client keeps retrying one intent through faults before giving up on it (it then
+# counts as "not answered": the checker still verifies what, if anything, it made).
+RETRY_SECONDS = 120.0
+
+
+@dataclass
+class Brand:
+    """One tenant of the proof: its slug, tokens and what it can trigger."""
+
+    slug: str
+    generator_id: str
+    topic_keys: list[str]
+    batch_job_pks: list[int]
+    marketer_token: str
+    operator_token: str
+    second_operator_token: str
+    campaigns_brand: str
+    daily_tenant: str
+
+
+@dataclass
+class Intent:
+    kind: str
+    brand: Brand
+    key: str
+    body: dict[str, Any]
+    path: str
+    token: str
+    attempts: int = 0
+    status: int | None = None  # the last answer's HTTP status (None: never answered)
+    answer: dict[str, Any] = field(default_factory=dict)
+    errors: Counter = field(default_factory=Counter)
+
+
+class Workload:
+    """Draws intents from `seed` and sends them from `threads` client threads until stopped."""
+
+    def __init__(self, *, seed: int, brands: list[Brand], web_url: str, threads: int = 4) -> None:
+        self.random = random.Random(seed)
+        self.brands = brands
+        self.web_url = web_url
+        self.threads = threads
+        self.intents: list[Intent] = []
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.workers: list[threading.Thread] = []
+        self.started_jobs: set[int] = set()
+        self.daily_requested: set[str] = set()
+        self.decided: set[int] = set()
+
+    # -- drawing intents ---------------------------------------------------------------------
+
+    def next_intent(self) -> Intent | None:
+        with self.lock:
+            brand = self.random.choice(self.brands)
+            roll = self.random.random()
+            if roll < 0.06 and brand.slug not in self.daily_requested:
+                self.daily_requested.add(brand.slug)
+                return self._intent(
+                    "daily",
+                    brand,
+                    "daily-trigger",
+                    {"files_uploaded_attested": True},
+                    brand.marketer_token,
+                )
+            free_jobs = [pk for pk in brand.batch_job_pks if pk not in self.started_jobs]
+            if roll < 0.16 and free_jobs:
+                job = self.random.choice(free_jobs)
+                self.started_jobs.add(job)
+                return self._intent(
+                    "talkifai", brand, f"batch-jobs/{job}/start", {}, brand.operator_token
+                )
+            count = self.random.choice([1, 1, 2, 3, 5, 10, 20, 40])
+            topics = self.random.sample(brand.topic_keys, min(count, len(brand.topic_keys)))
+            ref = f"r{uuid.UUID(int=self.random.getrandbits(128)).hex[:12]}"
+            return self._intent(
+                "trigger",
+                brand,
+                f"event-generators/{brand.generator_id}/run",
+                {"topic_keys": topics, "context": {"ref": ref, "n": len(topics)}},
+                brand.marketer_token,
+                key=ref,
+            )
+
+    def _intent(self, kind, brand, path, body, token, *, key: str | None = None) -> Intent:
+        key = key or f"{kind}-{uuid.UUID(int=self.random.getrandbits(128)).hex[:16]}"
+        intent = Intent(kind, brand, key, body, f"/api/v1/t/{brand.slug}/{path}", token)
+        self.intents.append(intent)
+        return intent
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, intent: Intent, session: requests.Session) -> None:
+        """POST the intent until it is answered (2xx or 4xx) or RETRY_SECONDS pass."""
+        deadline = time.monotonic() + RETRY_SECONDS
+        while time.monotonic() < deadline:
+            intent.attempts += 1
+            try:
+                response = session.post(
+                    self.web_url + intent.path,
+                    json=intent.body,
+                    headers={
+                        "Authorization": f"Bearer {intent.token}",
+                        "Idempotency-Key": intent.key,
+                    },
+                    timeout=REQUEST_TIMEOUT,
+                )
+            except requests.RequestException as error:
+                intent.errors[type(error).__name__] += 1
+                time.sleep(0.5)
+                continue
+            intent.status = response.status_code
+            if response.status_code >= 500 or response.status_code == 429:
+                intent.errors[str(response.status_code)] += 1
+                time.sleep(float(response.headers.get("Retry-After", "0.5") or 0.5))
+                continue
+            try:
+                intent.answer = response.json()
+            except ValueError:
+                intent.answer = {"text": response.text[:200]}
+            return
+
+    def decide(self, session: requests.Session, brand: Brand, run_id: int, approve: bool) -> None:
+        """Another operator approves (or rejects) a run that waits for approval."""
+        path = f"/api/v1/t/{brand.slug}/runs/{run_id}"
+        deadline = time.monotonic() + RETRY_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                run = session.get(
+                    self.web_url + path,
+                    headers={"Authorization": f"Bearer {brand.second_operator_token}"},
+                    timeout=REQUEST_TIMEOUT,
+                )
+                if run.status_code >= 500:
+                    time.sleep(0.5)
+                    continue
+                body = run.json()
+                if body.get("state") != "awaiting_approval":
+                    return
+                action = "approve" if approve else "reject"
+                payload = {"parameters_hash": body["parameters_hash"]} if approve else {}
+                answer = session.post(
+                    f"{self.web_url}{path}/{action}",
+                    json=payload,
+                    headers={"Authorization": f"Bearer {brand.second_operator_token}"},
+                    timeout=REQUEST_TIMEOUT,
+                )
+                if answer.status_code < 500:
+                    return
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+
+    def _client(self) -> None:
+        session = requests.Session()
+        while not self.stop_event.is_set():
+            intent = self.next_intent()
+            if intent is None:
+                return
+            self.send(intent, session)
+            run = intent.answer if isinstance(intent.answer, dict) else {}
+            if intent.status in (200, 201) and run.get("state") == "awaiting_approval":
+                self.decide(session, intent.brand, int(run["id"]), approve=True)
+            # A person's pace, not a benchmark's: keeps the proof about faults, not load.
+            self.stop_event.wait(self.random.uniform(0.05, 0.4))
+
+    def start(self) -> None:
+        for number in range(self.threads):
+            thread = threading.Thread(target=self._client, name=f"client-{number}", daemon=True)
+            thread.start()
+            self.workers.append(thread)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.workers:
+            thread.join(timeout=RETRY_SECONDS + REQUEST_TIMEOUT + 5)
+
+    def counts(self) -> Counter:
+        return Counter(intent.kind for intent in self.intents)
+
+
+def schedule_fires(seed: int, *, count: int, within_seconds: float) -> list[timedelta]:
+    """When the proof's scheduled triggers fire, from the start: seeded, spread over the run."""
+    drawn = random.Random(seed * 7919 + 1)
+    return sorted(
+        timedelta(seconds=drawn.uniform(5, max(6.0, within_seconds))) for _ in range(count)
+    )
