@@ -22,10 +22,13 @@ from typing import Any
 from django.db import DatabaseError
 from django.db import connection as database
 
-from . import checker, faults, workload
+from tests.factories import PASSWORD
+
+from . import checker, faults, fuzz, workload
 from .stack import Stack, wait_until
 
-SETTLE_SECONDS = 420.0  # generous: the sweeper's stale-run rules wait up to a few minutes
+SETTLE_SECONDS = 420.0
+STACK_START_SECONDS = 20.0  # generous: the sweeper's stale-run rules wait up to a few minutes
 PROBE_SECONDS = 300.0
 
 
@@ -85,7 +88,7 @@ def child_environment(database_url: str) -> dict[str, str]:
     return env
 
 
-def build_brands(sandboxes, count: int) -> list[workload.Brand]:
+def build_brands(sandboxes, count: int, *, prefix: str = "chaos") -> list[workload.Brand]:
     """`count` tenants, each with its own Optimove brand, TalkifAI jobs and daily task."""
     from batchjobs.services import batch_job_register
     from campaigns.event_generators.services import generator_create
@@ -97,9 +100,9 @@ def build_brands(sandboxes, count: int) -> list[workload.Brand]:
 
     brands = []
     for number in range(count):
-        slug = f"chaos{number}"
+        slug = f"{prefix}{number}"
         team = make_team(
-            f"Chaos Brand {number}",
+            f"{prefix.title()} Brand {number}",
             slug,
             {
                 field: f"{slug}-{field}"
@@ -118,13 +121,13 @@ def build_brands(sandboxes, count: int) -> list[workload.Brand]:
                 secret_values=secrets,
             )
 
-        brand_name = f"chaos-brand-{number}"
-        secrets = {"api_key": f"chaos-api-{number}", "brand_key": f"chaos-brand-key-{number}"}
+        brand_name = f"{prefix}-brand-{number}"
+        secrets = {"api_key": f"{prefix}-api-{number}", "brand_key": f"{prefix}-brand-key-{number}"}
         sandboxes["optimove_campaigns"].control(
             "add_brand",
             {"brand": brand_name, **secrets, "rate_limit_per_second": 500},
         )
-        generator_id = workload.GENERATOR_ID.format(number)
+        generator_id = workload.GENERATOR_ID.format(number + (900 if prefix != "chaos" else 0))
         topics = [f"topic-{number}-{index:03d}" for index in range(workload.TOPICS_PER_GENERATOR)]
         topics[-1] = f"{workload.FAILING_TOPIC}-{number}"
         sandboxes["optimove_campaigns"].control(
@@ -136,14 +139,14 @@ def build_brands(sandboxes, count: int) -> list[workload.Brand]:
             tenant=tenant,
             connection=connection(VendorKind.OPTIMOVE_CAMPAIGNS, secrets),
             external_id=generator_id,
-            name=f"Chaos {number}",
+            name=f"{prefix.title()} {number}",
             topics=[(key, key.title()) for key in topics],
             schema=workload.CONTEXT_SCHEMA,
         )
         talkifai = connection(VendorKind.TALKIFAI, SANDBOX_SECRETS["talkifai"])
         job_pks = []
         for job in range(12):
-            job_id = f"chaos-{number}-{job:02d}"
+            job_id = f"{prefix}-{number}-{job:02d}"
             sandboxes["talkifai"].control(
                 "add_job", {"id": job_id, "status": "pending", "contacts": 10}
             )
@@ -156,11 +159,12 @@ def build_brands(sandboxes, count: int) -> list[workload.Brand]:
                     name=f"Calls {job_id}",
                 ).pk
             )
-        daily_tenant = f"chaos-daily-{number}"
+        daily_tenant = f"{prefix}-daily-{number}"
+        daily_key = f"{prefix}-daily-key-{number}"
         sandboxes["optimove_batch"].control(
-            "add_key", {"api_key": f"chaos-daily-key-{number}", "tenant": daily_tenant}
+            "add_key", {"api_key": daily_key, "tenant": daily_tenant}
         )
-        connection(VendorKind.OPTIMOVE_BATCH, {"api_key": f"chaos-daily-key-{number}"})
+        connection(VendorKind.OPTIMOVE_BATCH, {"api_key": daily_key})
 
         def token(member, *, tenant=tenant):
             return api_token_create(
@@ -206,7 +210,8 @@ def create_schedules(brands, seed: int, *, count: int, within_seconds: float) ->
                 generator=generator,
                 topic_keys=topics,
                 context={"ref": f"s{seed}-{index}", "n": len(topics)},
-                fire_at=now + offset + timedelta(seconds=30),
+                # The stack starts after this: the first fires come once it is up.
+                fire_at=now + offset + timedelta(seconds=STACK_START_SECONDS),
             )
         )
     return created
@@ -248,7 +253,11 @@ def run_proof(
 
     report = Report(seed=seed, duration=duration)
     brands = build_brands(sandboxes, brands_count)
-    scheduled = create_schedules(brands, seed, count=schedules, within_seconds=duration)
+    [fuzz_brand] = build_brands(sandboxes, 1, prefix="fuzz")
+    # Every schedule falls due while the faults run, so each fire meets some of them.
+    scheduled = create_schedules(
+        brands, seed, count=schedules, within_seconds=max(10.0, duration - STACK_START_SECONDS)
+    )
     stack = Stack(directory=directory, database_url_direct=database_url, environment={})
     stack.start()
     stack.environment = child_environment(database_url)
@@ -310,10 +319,20 @@ def run_proof(
             terminate_backends=lambda: terminate_backends(stack),
             on_fault_over=on_fault_over,
         )
+        fuzzer = fuzz.Fuzzer(
+            seed=seed,
+            web_url=stack.web_url,
+            slug=fuzz_brand.slug,
+            token=fuzz_brand.operator_token,
+            username=f"{fuzz_brand.slug}-marketer",
+            password=PASSWORD,
+        )
         load.start()
+        fuzzer.start()
         runner.start()
         time.sleep(duration)  # the proof's length: faults and load run meanwhile
         runner.stop()
+        fuzzer.stop()
         load.stop()
         # The faults stop: every part up again, the vendors well.
         for proxy in (stack.redis_proxy, stack.database_proxy):
@@ -334,7 +353,7 @@ def run_proof(
         settle_started = time.monotonic()
         with contextlib.suppress(TimeoutError):  # the checker reports what did not settle
             wait_until(
-                lambda: not checker.open_runs(),
+                lambda: not checker.open_runs() and not checker.due_schedules(),
                 seconds=SETTLE_SECONDS,
                 what="every run settled",
                 interval=1.0,
@@ -344,6 +363,11 @@ def run_proof(
         for thread in recoveries:
             thread.join(timeout=max(0.0, probes_deadline - time.monotonic()))
         found = checker.check(sandboxes, load.intents, scheduled)
+        report.figures["fuzzed_requests"] = dict(fuzzer.sent)
+        for what in fuzzer.server_errors[:10]:
+            found.add("server_error", f"bad input answered 500: {what}")
+        for problem in fuzz.structural_problems():
+            found.add("half_saved", problem)
         report.figures.update(found.figures)
         report.figures["intents"] = dict(load.counts())
         report.figures["intents_unanswered"] = sum(1 for i in load.intents if i.status is None)

@@ -39,7 +39,7 @@ def prove(seed: int, duration: float, sandboxes, **options) -> None:
 
 @pytest.mark.parametrize("seed", SHORT_SEEDS)
 def test_no_run_is_lost_or_sent_twice_under_a_short_fault_schedule(seed, sandboxes):
-    prove(seed, SHORT_SECONDS, sandboxes, mean_gap=3.5, scale=3.0, schedules=8)
+    prove(seed, SHORT_SECONDS, sandboxes, mean_gap=2.5, scale=3.0, schedules=8)
 
 
 @pytest.mark.skipif(not os.environ.get("PROOFS_MINUTES"), reason="make proofs runs the full one")
