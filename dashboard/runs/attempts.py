@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
 from dashboard.clock import utc_now
@@ -20,6 +22,44 @@ from dashboard.runs.operations import operation_for
 from dashboard.vendors.http import Exchange, FailureClass, VendorError
 
 logger = logging.getLogger(__name__)
+
+# How long a worker holding a vendor's answer keeps trying to write it down while the database is
+# unreachable: the vendor acted, and a brief outage must not turn its answer into "outcome
+# unknown, ask a person" (the proofs under faults, docs/reliability.md). Past this, the sweeper's
+# rules take over as before.
+RECORD_RETRY_SECONDS = 60.0
+
+
+def record_answer[Answer](
+    record: Callable[[], Answer], *, before_retry: Callable[[], None] | None = None
+) -> Answer:
+    """Run `record` (the transaction that writes a vendor's answer), again after a lost database
+    connection, until it commits or RECORD_RETRY_SECONDS pass.
+
+    Safe to repeat: the transaction rolled back as a whole, and its state change is a
+    compare-and-set that also accepts a run the sweeper meanwhile moved to outcome unknown.
+    Inside an outer transaction (a test's) it cannot reconnect, so it raises at once.
+    `before_retry` restores what the failed try changed in memory (the runs' states, which the
+    state change's audit row reads as "from").
+    """
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    wait = 0.5
+    while True:
+        try:
+            return record()
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or time.monotonic() + wait > deadline:
+                raise
+            logger.warning("database unreachable while recording an answer; again in %.1f s", wait)
+            connection.close()
+            time.sleep(wait)
+            wait = min(wait * 2, 8.0)
+            if before_retry is not None:
+                try:
+                    before_retry()
+                except (OperationalError, InterfaceError):
+                    connection.close()  # still unreachable: the next try says so
+
 
 # A success is written to the connection row at most this often: every worker writing the same
 # row on every send made them queue on its lock.

@@ -185,10 +185,12 @@ def dispatch_sends(
                 break
     finally:
         # Also after an error: what went out is recorded (or left in sending for the sweeper).
-        if in_flight is not None:
-            outcomes.update(_finish_sends(*in_flight, operation=run_operation))
-        if feeder is not None:
-            feeder.submit(_drop_stale_feeder_connection).result()
+        try:
+            if in_flight is not None:
+                outcomes.update(_finish_sends(*in_flight, operation=run_operation))
+        finally:
+            if feeder is not None:
+                feeder.submit(_drop_stale_feeder_connection).result()
     if hand_over_to is not None:
         # More may be queued: free this slot, then wake a dispatcher (this slot, or any free one).
         if flag:
@@ -557,12 +559,30 @@ def _finish_sends(
                 enqueueing.enqueue("send", run.pk, wait)
         said[run.pk] = "held: sending paused" if pause is not None else "rate limiter unavailable"
     successes = [o for o in outcomes if isinstance(o[2], SendResult)]
+
+    def reread_states() -> None:
+        states = dict(
+            Run.objects.filter(pk__in=[o[0].pk for o in outcomes]).values_list("pk", "state")
+        )
+        for run, _started, _result in outcomes:
+            run.state = states.get(run.pk, run.state)
+
+    # The vendor has acted: a database that is briefly unreachable delays the record, it does
+    # not turn the answers into unknown outcomes (attempts.record_answer).
     if successes:
-        said.update(_record_sends(connection, operation, successes))
+        said.update(
+            attempts.record_answer(
+                lambda: _record_sends(connection, operation, successes),
+                before_retry=reread_states,
+            )
+        )
     for run, started, error in outcomes:
         if not isinstance(error, SendResult):
-            said[run.pk] = run_outcomes.after_send_exception(
-                run, operation, error, started, secrets
+            said[run.pk] = attempts.record_answer(
+                lambda run=run, started=started, error=error: run_outcomes.after_send_exception(
+                    run, operation, error, started, secrets
+                ),
+                before_retry=lambda run=run: run.refresh_from_db(fields=["state"]),
             )
     return said
 

@@ -10,7 +10,7 @@ person.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -22,11 +22,12 @@ from dashboard.runs.attempts import (
     failure_text,
     note_connection,
     open_attempt,
+    record_answer,
     record_attempt,
 )
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run, RunAttempt
-from dashboard.runs.operations import RunOperation, operation_for
+from dashboard.runs.operations import RunOperation, SendResult, operation_for
 from dashboard.runs.outcomes import (
     after_send_exception,
     approval_problem,
@@ -134,7 +135,24 @@ def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) ->
     try:
         result = operation.send(run.connection, secrets, run)
     except Exception as error:
-        return after_send_exception(run, operation, error, started, secrets)
+        failure = error  # the name `error` is unbound when the except block ends
+        return record_answer(
+            lambda: after_send_exception(run, operation, failure, started, secrets),
+            before_retry=lambda: run.refresh_from_db(fields=["state"]),
+        )
+    return record_answer(
+        lambda: _record_send(run, operation, result, started, attempt_number),
+        before_retry=lambda: run.refresh_from_db(fields=["state"]),
+    )
+
+
+def _record_send(
+    run: Run,
+    operation: RunOperation,
+    result: SendResult,
+    started: datetime,
+    attempt_number: int,
+) -> str:
     with transaction.atomic():
         record_attempt(
             run,
