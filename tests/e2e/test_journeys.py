@@ -66,15 +66,17 @@ def sign_in(chromium, live_server, username: str, *, viewport: dict | None = Non
     return page, errors
 
 
-def check_page(page, errors: list[str], name: str = "", *, menu_shot: bool = False) -> None:
+def check_page(
+    page, errors: list[str], name: str = "", *, phone_shot: bool = False, menu_shot: bool = False
+) -> None:
     """The page as it is now, at 1280 and at 390 px: not wider than the window, no serious or
     critical axe-core violation, no console error. `name` keeps a 1280 px screenshot of the
-    window; `menu_shot` one at 390 px with the Menu open too."""
+    window; `phone_shot` one at 390 px too, `menu_shot` one at 390 px with the Menu open."""
     for viewport in (DESKTOP, PHONE):
         page.set_viewport_size(viewport)
         assert no_overflow(page), (page.url, viewport, widest_elements(page))
         assert axe_violations(page) == [], (page.url, viewport)
-        if name and viewport is DESKTOP:
+        if name and (viewport is DESKTOP or phone_shot):
             screenshot(page, name, full_page=False)
         if menu_shot and viewport is PHONE:
             page.get_by_role("button", name="Menu").click()
@@ -107,7 +109,7 @@ def test_a_marketer_triggers_a_campaign_for_three_topics_and_watches_them_publis
     workers.start(pool="threads", concurrency=4)
     mia, errors = sign_in(browser, live_server, "mia")
     mia.get_by_role("heading", name="Acme Sports").wait_for()
-    check_page(mia, errors, "overview", menu_shot=True)
+    check_page(mia, errors)
 
     mia.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
     mia.get_by_role("link", name="Trigger →").click()
@@ -126,7 +128,7 @@ def test_a_marketer_triggers_a_campaign_for_three_topics_and_watches_them_publis
     assert rows.count() == 3
     for _, topic in TOPICS:
         assert rows.filter(has_text=topic).count() == 1
-    check_page(mia, errors, "trigger-published")
+    check_page(mia, errors, "trigger-published", phone_shot=True)
 
     # Optimove received one execution per topic, each once, with what the form showed.
     executions = sandboxes["optimove_campaigns"].state()["executions"]
@@ -157,7 +159,7 @@ def test_a_marketer_schedules_a_campaign_and_sees_it_fire(
     mia.get_by_label("Schedule for later").check()
     # A little ahead, so the test waits little; the form takes UTC, to the second. The worker's
     # countdown fires it (beat's pass does in production).
-    fire_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    fire_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
     mia.get_by_label("Send at (UTC)").fill(fire_at.strftime("%Y-%m-%dT%H:%M:%S"))
     mia.get_by_role("button", name="Send").click()
 
@@ -166,7 +168,7 @@ def test_a_marketer_schedules_a_campaign_and_sees_it_fire(
     upcoming = mia.locator("#upcoming").get_by_role("row").filter(has_text="Match Start")
     assert f"{fire_at:%Y-%m-%d %H:%M:%S} UTC" in upcoming.inner_text()
     assert sandboxes["optimove_campaigns"].state()["executions"] == []  # nothing before then
-    check_page(mia, errors, "schedules")
+    check_page(mia, errors)
 
     # The schedules page is not live: the marketer reloads it until the past list shows how
     # it went.
@@ -180,7 +182,7 @@ def test_a_marketer_schedules_a_campaign_and_sees_it_fire(
     assert "Fired at" in past.inner_text()
     assert "Chelsea: Succeeded" in past.inner_text()
     assert mia.locator("#upcoming").get_by_text("Nothing scheduled.").is_visible()
-    check_page(mia, errors)
+    check_page(mia, errors, "schedules")
     past.get_by_role("link", name=re.compile(r"^trigger #")).click()
     mia.get_by_text(f"fired by schedule #{schedule.pk}").wait_for()
     mia.locator("#group-outcome").get_by_text("Published", exact=True).wait_for()
@@ -209,6 +211,8 @@ def test_a_marketer_sends_a_crm_export_to_altcraft_and_watches_the_chunks(
     altcraft = sandboxes["altcraft"]
     # A small body limit: 120 recipients go in several chunks.
     altcraft.control("set_body_limit", {"bytes": 3000})
+    # The account holds every customer of the export, as it would in production.
+    altcraft.control("set_match_every_item", {"enabled": True})
     connection = sandbox_connection(
         team.tenant, "altcraft", name="Altcraft", options={"body_limit_bytes": 3000}
     )
@@ -263,7 +267,10 @@ def test_a_marketer_sends_a_crm_export_to_altcraft_and_watches_the_chunks(
     mia.get_by_role("button", name="Send to 120 recipients").click()
     mia.locator("#launch-done").wait_for(timeout=LIVE)
     assert mia.locator("#overall-percent").inner_text().strip() == "100%"
+    mia.get_by_text("120 of 120 matched a profile").wait_for()
     chunks = mia.locator("#chunk-table tbody tr")
+    mia.get_by_role("heading", name="Progress").scroll_into_view_if_needed()
+    mia.mouse.wheel(0, 300)  # the chunks, under their progress bar, in the screenshot
     check_page(mia, errors, "altcraft-chunks")
 
     # Each chunk reached Altcraft once, with the chosen column's values and nothing else.
@@ -298,6 +305,8 @@ def test_an_operator_approves_another_operators_daily_request(
     # Oscar sees it waiting for him from the overview, and approves it on the daily page.
     oscar, errors = sign_in(browser, live_server, "oscar")
     oscar.get_by_role("link", name="1 waiting for your approval").wait_for()
+    assert "requested by olga" in oscar.locator("#needs-a-person").inner_text()
+    check_page(oscar, errors, "overview", menu_shot=True)
     oscar.get_by_role("navigation", name="Main").get_by_role("link", name="Daily trigger").click()
     request = oscar.locator("#open-run")
     request.get_by_text("awaits approval").wait_for()
