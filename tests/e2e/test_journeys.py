@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
@@ -382,7 +383,7 @@ def test_an_auditor_filters_the_trail_and_the_runs_and_exports_them(
     action.press("Enter")
     aude.wait_for_url(re.compile(r".*action=run\.rejected"))
     events = aude.locator("#events tbody tr")
-    wait_for(lambda: events.count() == 1, timeout=20, message="the filtered trail")
+    expect(events).to_have_count(1, timeout=20_000)
     assert "oscar" in events.inner_text() and "Wrong list" in events.inner_text()
     check_page(aude, errors, "audit")
 
@@ -392,7 +393,7 @@ def test_an_auditor_filters_the_trail_and_the_runs_and_exports_them(
     aude.get_by_label("State").select_option(label="Awaiting approval")
     aude.wait_for_url(re.compile(r".*state=awaiting_approval"))
     shown = aude.locator("#runs tbody tr")
-    wait_for(lambda: shown.count() == 2, timeout=20, message="the filtered runs")
+    expect(shown).to_have_count(2, timeout=20_000)
     assert aude.locator(f"#run-{rejected.pk}").count() == 0
     check_page(aude, errors, "runs")
 
@@ -417,6 +418,8 @@ def test_an_admin_replaces_a_secret_tests_the_connection_and_never_sees_it_again
     browser,  # noqa: F811
     caplog,
 ):
+    from dashboard.models import AuditEvent
+
     caplog.set_level(logging.DEBUG)
     # The stored token was revoked at Altcraft; the vendor issued a new one.
     sandbox_connection(
@@ -464,6 +467,9 @@ def test_an_admin_replaces_a_secret_tests_the_connection_and_never_sees_it_again
     assert errors == []
 
     assert all(new_token not in html for html in seen)
+    stored = json.dumps(list(AuditEvent.objects.values_list("summary", flat=True)))
+    assert "connection.secret_replaced" in AuditEvent.objects.values_list("action", flat=True)
+    assert new_token not in stored
     logged = "\n".join(record.getMessage() for record in caplog.records) + caplog.text
     assert new_token not in logged
     assert audit.get_by_text("connection.secret").count() >= 1
