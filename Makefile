@@ -28,6 +28,7 @@ help:
 	@echo "make lint   - ruff check and format check, import-linter contracts"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make proofs - the full fault schedule (PROOFS_MINUTES, default 20) and its figures"
+	@echo "make screenshots - run the journeys' browser tests, keeping their screenshots in docs/screenshots"
 
 $(STAMP): pyproject.toml
 	@python=$$($(find_python)) || { echo "ERROR: TriggerDesk needs Python 3.12 or newer (Django 6). None found on PATH or under pyenv; install one (e.g. 'pyenv install 3.12')." >&2; exit 1; }; \
@@ -76,6 +77,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# The README's screenshots are taken by the journeys' browser tests (tests/e2e/test_journeys.py).
+.PHONY: screenshots
+screenshots: install services chromium
+	TRIGGERDESK_SCREENSHOTS=$(CURDIR)/docs/screenshots DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(PY) -m pytest tests/e2e/test_journeys.py $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: install services

@@ -131,12 +131,13 @@ def console_errors(page) -> list[str]:
     return errors
 
 
-def screenshot(page, name: str) -> Path:
-    """A full-page screenshot in SCREENSHOTS, named triggerdesk-<width>-<name>.png."""
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """A screenshot in SCREENSHOTS, named triggerdesk-<width>-<name>.png: the whole page, or
+    only what the window shows (`full_page=False`: small enough for the README)."""
     slug = re.sub(r"\W+", "-", name.strip("/")).strip("-") or "home"
     path = SCREENSHOTS / f"triggerdesk-{page.viewport_size['width']}-{slug}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
