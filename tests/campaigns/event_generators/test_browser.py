@@ -97,7 +97,7 @@ def test_a_marketer_builds_a_schema_triggers_and_watches_it_publish(
     run = Run.objects.get()
     assert run.state == RunState.SUCCEEDED
     assert mia.locator("#execution-id").inner_text() == run.vendor_reference
-    assert mia.locator("#audience-size").inner_text() == str(run.audience_size)
+    assert mia.locator("#audience-size").inner_text() == f"{run.audience_size:,}"
     mia.get_by_role("link", name="Relaunch").wait_for()
     mia.screenshot(path=str(SCREENSHOTS / "triggerdesk-campaign-published.png"), full_page=True)
     sent = sandboxes["optimove_campaigns"].state()["executions"]
