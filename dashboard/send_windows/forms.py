@@ -23,7 +23,9 @@ class SendWindowForm(forms.Form):
     command) and its errors land on these fields."""
 
     any_time = forms.BooleanField(
-        required=False, label="No window: any time (only the blackout dates apply)"
+        required=False,
+        label="No window: any time",
+        help_text="Untick to send only on the weekdays and between the times below.",
     )
     weekdays = forms.MultipleChoiceField(
         choices=[(str(number), name) for number, name in enumerate(WEEKDAY_NAMES)],

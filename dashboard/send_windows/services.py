@@ -39,9 +39,13 @@ class OutsideSendWindow(ValidationError):
     def __init__(self, found: SendRules, next_allowed_at: datetime | None) -> None:
         self.rules = found
         self.next_allowed_at = next_allowed_at
+        then = (
+            f"next allowed {found.when(next_allowed_at)}"
+            if next_allowed_at is not None
+            else "no time is allowed in the next two years"
+        )
         super().__init__(
-            f"Outside the send window of {found.connection_name} ({found.describe()}): next "
-            f"allowed {found.when(next_allowed_at)}.",
+            f"Outside the send window of {found.connection_name} ({found.describe()}): {then}.",
             code="outside_send_window",
         )
 
