@@ -4,9 +4,12 @@ a schedule that comes due outside it fails saying why."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from campaigns.event_generators import services
 from campaigns.event_generators.models import ScheduledTrigger, ScheduleState, TriggerGroup
@@ -90,3 +93,20 @@ def test_a_schedule_due_outside_the_window_fails_saying_why(team, generator, bla
     assert planned.state == ScheduleState.FAILED and not Run.objects.exists()
     assert planned.failure_message.startswith("Outside the send window of ")
     assert f"next allowed {blacked_out:%a %Y-%m-%d} 00:00 UTC" in planned.failure_message
+
+
+def test_the_campaign_trigger_command_says_outside_the_window_and_sends_nothing(
+    team, generator, blacked_out, tmp_path
+):
+    context = tmp_path / "ctx.json"
+    context.write_text(json.dumps(GOOD_CONTEXT))
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "campaign_trigger", "--generator", generator.external_id, "--topic", ARSENAL,
+            "--context-file", str(context), "--as", "mia", stdout=StringIO(),
+        )  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith("Nothing was sent:")
+    assert f"Outside the send window of {generator.connection.name}" in message
+    assert f"next allowed {blacked_out:%a %Y-%m-%d} 00:00 UTC" in message
+    assert not Run.objects.exists()
