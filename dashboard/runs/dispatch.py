@@ -51,7 +51,7 @@ from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState, sources
-from dashboard.send_windows.selectors import send_hold_for
+from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
 from dashboard.tenancy import credentials
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
@@ -251,6 +251,7 @@ def claim_sends(
             next_attempt_at=hold.until
         )
         return None
+    hold_by_feature_windows(connection_id=connection_id, operation=operation.name, now=now)
     with transaction.atomic():
         try:
             secrets = credentials.connection_secrets(connection)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from dashboard import plugins
 from dashboard.send_windows import rules
 from dashboard.send_windows.models import BlackoutDate, SendWindow
 
@@ -56,6 +57,23 @@ class SendRules:
         return text
 
 
+def next_allowed_for_all(found: list[SendRules], at: datetime) -> datetime | None:
+    """The first instant at or after `at` that every one of these rules allows (a connection's
+    and an event generator's), None when there is none ahead. Each step moves to the next
+    opening of a rule that is closed, so it ends at the first common instant."""
+    moment: datetime | None = at
+    for _ in range(200):
+        if moment is None:
+            return None
+        moved = moment
+        for one in found:
+            moved = one.next_allowed(moved) if moved is not None else None
+        if moved == moment:
+            return moment
+        moment = moved
+    return None
+
+
 def send_rules_for(*, connection_id: int, connection_name: str = "") -> SendRules:
     """The connection's send window and blackout dates (two small indexed reads)."""
     window = SendWindow.objects.filter(connection_id=connection_id).first()
@@ -93,3 +111,12 @@ def send_hold_for(
     if not found.is_set or found.is_allowed(at):
         return None
     return SendHold(rules=found, until=found.next_allowed(at))
+
+
+def hold_by_feature_windows(*, connection_id: int, operation: str, now: datetime) -> None:
+    """Let feature apps hold queued runs by windows of their own (an event generator's):
+    each `AppConfig.send_holds` function moves the due time (next_attempt_at) of the runs of
+    this connection and operation it holds to its window's next opening, so the claim that
+    follows skips them and the sweeper wakes them then."""
+    for hold in plugins.contributions("send_holds"):
+        hold(connection_id=connection_id, operation=operation, now=now)

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.models import Permission, VendorConnection
+from dashboard.models import Permission, Tenant, VendorConnection
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
@@ -48,6 +48,24 @@ class OutsideSendWindow(ValidationError):
             f"Outside the send window of {found.connection_name} ({found.describe()}): {then}.",
             code="outside_send_window",
         )
+
+
+def release_held_runs(runs: Any, until: datetime | None, now: datetime) -> int:
+    """Make queued `runs` held until `until` (by rules that changed) due at once, and wake
+    their senders after the commit; the worker holds again any the new rules still hold."""
+    if until is None:
+        return 0
+    held = list(runs.filter(state=RunState.QUEUED, next_attempt_at=until))
+    Run.objects.filter(pk__in=[run.pk for run in held]).update(next_attempt_at=now)
+    woken: set[tuple[int, str]] = set()
+    for run in held:
+        batch = batch_of(run)
+        if batch is not None:
+            if batch in woken:
+                continue
+            woken.add(batch)
+        enqueue("send", run.pk, batch=batch)
+    return len(held)
 
 
 def check_send_window(*, connection: VendorConnection, at: datetime | None = None) -> None:
@@ -206,9 +224,9 @@ def clean_window(given: WindowInput) -> rules.Window:
     return rules.Window(weekdays=frozenset(weekdays), start=start, end=end, zone=zone)
 
 
-def _check_actor(actor: Actor, connection: VendorConnection) -> None:
-    """Only an operator or admin of the connection's tenant may change its send window."""
-    tenant = connection.tenant
+def check_may_change(actor: Actor, tenant: Tenant) -> None:
+    """Only an operator or admin of the tenant may change a send window (a connection's, an
+    event generator's)."""
     user = actor.user
     if user is None or not user.is_authenticated:
         raise PermissionDenied(
@@ -251,7 +269,7 @@ def send_window_set(
     """Set the connection's send window (None: any time) and its blackout dates (replacing the
     list), all or nothing: any bad part is a ValidationError naming it, and nothing changes.
     Audited as send_window.changed with who, why, before and after."""
-    _check_actor(actor, connection)
+    check_may_change(actor, connection.tenant)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why the send window changes."}, code="required")
@@ -304,23 +322,10 @@ def send_window_set(
 
 def _release_held(connection: VendorConnection, before: SendRules, after: SendRules) -> int:
     """The connection's queued runs the old rules held until their next opening become due
-    again under the new ones (a blackout lifted, a window widened): due at once, and woken
-    after the commit; the worker holds again any the new rules still hold. Runs waiting for
-    another reason (a retry's back-off) keep their time."""
+    again under the new ones (a blackout lifted, a window widened). Runs waiting for another
+    reason (a retry's back-off) keep their time."""
     now = utc_now()
     until = before.next_allowed(now) if before.is_set and not before.is_allowed(now) else None
     if until is None or until == after.next_allowed(now):
         return 0
-    held = list(
-        Run.objects.filter(connection=connection, state=RunState.QUEUED, next_attempt_at=until)
-    )
-    Run.objects.filter(pk__in=[run.pk for run in held]).update(next_attempt_at=now)
-    woken: set[tuple[int, str]] = set()
-    for run in held:
-        batch = batch_of(run)
-        if batch is not None:
-            if batch in woken:
-                continue
-            woken.add(batch)
-        enqueue("send", run.pk, batch=batch)
-    return len(held)
+    return release_held_runs(Run.objects.filter(connection=connection), until, now)

@@ -36,7 +36,7 @@ from dashboard.runs.outcomes import (
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
-from dashboard.send_windows.selectors import send_hold_for
+from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
 from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, VendorError
@@ -84,6 +84,11 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         # Approved late, or queued long: a run never leaves outside its connection's send
         # window. It waits queued, due when the window opens (the sweeper or this countdown).
         if _held_by_window(run, "next_attempt_at", "send", now):
+            return "held: outside the send window"
+        hold_by_feature_windows(connection_id=run.connection_id, operation=run.operation, now=now)
+        due = Run.objects.filter(pk=run.pk).values_list("next_attempt_at", flat=True).first()
+        if due is not None and due > now + gate.DUE_MARGIN:
+            enqueue("send", run.pk, (due - now).total_seconds())
             return "held: outside the send window"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
