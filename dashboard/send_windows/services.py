@@ -155,7 +155,8 @@ def parse_blackouts(value: str | list[Any]) -> list[tuple[date, str]]:
         if isinstance(item, dict):
             text, reason = str(item.get("date", "")), str(item.get("reason") or "")
         else:
-            text, _, reason = str(item).strip().partition(" ")
+            # "2026-12-24 Christmas Eve", or with a tab or several spaces between.
+            text, reason = ([*str(item).split(maxsplit=1), ""])[:2]
         where = f"Blackout date {number} ({text!r})" if text else f"Blackout date {number}"
         try:
             day = (

@@ -84,7 +84,7 @@ def test_a_window_and_blackouts_are_saved_shown_in_words_and_audited_before_afte
         actor=oscar(team),
         connection=campaigns,
         window=BERLIN_OFFICE,
-        blackouts="2026-12-24 Christmas Eve\n\n2026-12-31",
+        blackouts="2026-12-24\tChristmas Eve\n\n  2026-12-31  ",
         reason="Brand rules for Q4",
     )
 
