@@ -180,3 +180,41 @@ def test_the_generator_page_shows_and_changes_its_window(team, generator):
     assert "Mon\u2013Fri 09:00\u201317:00 America/New_York" in html
     assert "Change its send window" not in html
     assert team.client_for("marketer").post(post, data).status_code == 403
+
+
+def test_the_api_shows_and_sets_a_generators_window(team, generator, make_token, settings):
+    settings.API_RATE_LIMIT_PER_MINUTE = 6000
+    _, operator = make_token("operator", name="ops-bot")
+    path = f"event-generators/{MATCH_START}/send-window"
+
+    shown = operator.get(path).json()
+    assert (shown["window"], shown["text"], shown["allowed_now"]) == (None, "Any time", True)
+
+    bad = operator.post(
+        path, {"window": {"weekdays": [], "start": "09:00", "end": "17:00"}, "reason": "x"}
+    )
+    assert (bad.status_code, bad.json()["code"], bad.json()["field"]) == (
+        422,
+        "invalid",
+        "weekdays",
+    )
+    generator.refresh_from_db()
+    assert generator.send_window is None
+
+    window = {
+        "weekdays": "Mon-Fri",
+        "start": "09:00",
+        "end": "17:00",
+        "time_zone": "America/New_York",
+    }
+    response = operator.post(path, {"window": window, "reason": "US desk"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["text"] == "Mon\u2013Fri 09:00\u201317:00 America/New_York"
+    assert body["window"]["weekdays"] == [0, 1, 2, 3, 4]
+    event = AuditEvent.objects.get(action="generator.send_window_changed")
+    assert event.actor_label == "oscar via API token “ops-bot”"
+
+    _, marketer = make_token("marketer")
+    refused = marketer.post(path, {"window": None, "reason": "x"})
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
