@@ -29,5 +29,8 @@ class CampaignsConfig(AppConfig):
         "campaigns.event_generators.demo.register_demo_data",
         "campaigns.altcraft_launches.demo.register_demo_triggers",
     )
+    # Called with (connection_id, operation, now) before the engine sends a connection's queued
+    # runs: an event generator's own send window holds its runs (dashboard/send_windows).
+    send_holds = ("campaigns.event_generators.send_window.hold_generator_runs",)
     # run_settle --<name> VALUE: the run that VALUE names.
     run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}

@@ -16,6 +16,11 @@ urlpatterns = [
         name="event_generator_detail",
     ),
     path(
+        "generators/<int:generator_id>/send-window/",
+        event_generators.generator_send_window,
+        name="event_generator_send_window",
+    ),
+    path(
         "generators/<int:generator_id>/edit/",
         event_generators.generator_edit,
         name="event_generator_edit",

@@ -295,3 +295,4 @@ class AuditVerification(models.Model):
 
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
+from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401

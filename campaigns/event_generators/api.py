@@ -1,5 +1,7 @@
-"""The automation API's event generator endpoints: list generators, run one."""
+"""The automation API's event generator endpoints: list generators, run one, see and set its
+own send window."""
 
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -9,6 +11,7 @@ from pydantic import Field, StrictBool
 
 from campaigns.event_generators import schema as generator_schema
 from campaigns.event_generators import selectors as generator_selectors
+from campaigns.event_generators import send_window as generator_send_window
 from campaigns.event_generators import services as generator_services
 from campaigns.event_generators.models import TriggerGroup
 from dashboard.api.endpoints.common import (
@@ -21,9 +24,12 @@ from dashboard.api.endpoints.common import (
     run_out,
     token_use,
 )
+from dashboard.api.endpoints.send_windows import WindowIn, WindowOut
 from dashboard.api.problems import ApiProblem
 from dashboard.api.schemas import OutcomeOut, RunOut, Strict
+from dashboard.clock import utc_now
 from dashboard.models import Permission
+from dashboard.send_windows.services import WindowInput, rules_summary
 from dashboard.tenancy.scoping import client_ip
 
 
@@ -227,3 +233,70 @@ def event_generator_run(
             ),
         },
     )
+
+
+class GeneratorWindowIn(Strict):
+    window: WindowIn | None = Field(description="Its own window; null for none.")
+    reason: str = Field(max_length=500, description="Why it changes (audited).")
+
+
+class GeneratorWindowOut(Schema):
+    generator: str
+    window: WindowOut | None
+    text: str = Field(description="Its own window in words, as its page shows it.")
+    allowed_now: bool = Field(description="Whether both it and its connection allow now.")
+    next_allowed_at: datetime | None = Field(
+        description="The next instant both its window and its connection's allow (UTC)."
+    )
+
+
+def _window_out(generator: Any) -> dict[str, Any]:
+    found = generator_send_window.generator_rules(generator)
+    now = utc_now()
+    summary = rules_summary(found)
+    next_at = generator_send_window.next_allowed_for_generator(generator, now)
+    return {
+        "generator": generator.name,
+        "window": summary["window"],
+        "text": summary["text"],
+        "allowed_now": next_at == now,
+        "next_allowed_at": next_at,
+    }
+
+
+@router.get(
+    "/t/{tenant_slug}/event-generators/{generator}/send-window",
+    response={200: GeneratorWindowOut, **ERRORS},
+    operation_id="event_generator_send_window_state",
+    summary="An event generator's own send window, and when it and its connection next allow",
+)
+def event_generator_send_window_state(request: HttpRequest, tenant_slug: str, generator: str):
+    return _window_out(_generator_get(request, generator))
+
+
+@router.post(
+    "/t/{tenant_slug}/event-generators/{generator}/send-window",
+    response={200: GeneratorWindowOut, **ERRORS},
+    operation_id="event_generator_send_window_set",
+    summary="Set an event generator's own send window (or none), with a reason",
+)
+@acting("event_generator_send_window_set")
+def event_generator_send_window_set(
+    request: HttpRequest, tenant_slug: str, generator: str, payload: GeneratorWindowIn
+):
+    """200 with the new window; 422 `invalid` naming the field (`end`: an empty window;
+    `weekdays`: none), 404 `not_found`, 403 for a marketer or auditor."""
+    require(request, Permission.APPROVE, "change a send window")
+    use = token_use(request)
+    found = _generator_get(request, generator)
+    window = payload.window
+    generator_send_window.generator_window_set(
+        actor=use.actor(client_ip(request)),
+        generator=found,
+        window=None
+        if window is None
+        else WindowInput(window.weekdays, window.start, window.end, window.time_zone),
+        reason=payload.reason,
+    )
+    found.refresh_from_db()
+    return Status(200, _window_out(found))

@@ -138,6 +138,8 @@ class TriggerForm(forms.Form):
         help_text="In UTC; your local time is shown beside it.",
     )
     send_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The "schedule it for the next allowed time" button shown after a send-window refusal.
+    at_next_allowed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, topics=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -40,6 +40,9 @@ class EventGenerator(models.Model):
     external_id = models.CharField(max_length=100)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    # Its own send window ({"weekdays", "start", "end", "time_zone"}), on top of its
+    # connection's: null for none (event_generators/send_window.py).
+    send_window = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

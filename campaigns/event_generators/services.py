@@ -32,6 +32,7 @@ from campaigns.event_generators.models import (
     Topic,
     TriggerGroup,
 )
+from campaigns.event_generators.send_window import check_generator_window
 from campaigns.vendors.optimove_campaigns.client import check_event_generator_id
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
@@ -417,6 +418,7 @@ def campaign_trigger(
     if existing is not None:
         return existing
     check_sending_allowed(tenant=generator.tenant, connection=generator.connection)
+    check_generator_window(generator=generator)
     checked = trigger_check(
         generator=generator,
         topic_keys=topic_keys,

@@ -4,6 +4,7 @@ schema module reads the context, services decide and write, selectors read."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -25,10 +26,20 @@ from campaigns.event_generators.forms import (
     new_idempotency_key,
 )
 from campaigns.event_generators.models import EventGenerator, ScheduleState
+from campaigns.event_generators.send_window import (
+    generator_rules,
+    generator_window_set,
+    next_allowed_for_generator,
+)
+from dashboard.clock import utc_now
 from dashboard.models import Permission
+from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs.services import ProbableDuplicate, RunActionError
 from dashboard.runs.states import RunState
+from dashboard.send_windows import selectors as send_window_selectors
+from dashboard.send_windows.forms import SendWindowForm
+from dashboard.send_windows.services import OutsideSendWindow, WindowInput
 from dashboard.tenancy.forms import apply_service_errors
 from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
@@ -188,6 +199,16 @@ def schema_preview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def generator_detail(request: HttpRequest, generator_id: int) -> HttpResponse:
     generator = selectors.generator_get(tenant=request.tenant, generator_id=generator_id)
+    return _generator_page(request, generator)
+
+
+def _generator_page(
+    request: HttpRequest,
+    generator: EventGenerator,
+    *,
+    window_form: GeneratorWindowForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     history = selectors.generator_history(generator=generator)
     runs = selectors.generator_runs(generator=generator)
     for link in runs:
@@ -204,8 +225,52 @@ def generator_detail(request: HttpRequest, generator_id: int) -> HttpResponse:
             "runs": runs,
             "groups": selectors.recent_groups(tenant=request.tenant, generator=generator, limit=10),
             "can_request": request.membership.can(Permission.REQUEST),
+            "window_rules": generator_rules(generator),
+            "window_form": window_form or GeneratorWindowForm.for_rules(generator_rules(generator)),
+            "window_open": window_form is not None,
         },
+        status=status,
     )
+
+
+class GeneratorWindowForm(SendWindowForm):
+    """The connection's send-window form without blackout dates (those are the connection's)."""
+
+    blackouts = None
+
+
+@tenant_view(Permission.APPROVE)
+@form_post("event_generator_detail", "generator_id")
+def generator_send_window(request: HttpRequest, generator_id: int) -> HttpResponse:
+    generator = selectors.generator_get(tenant=request.tenant, generator_id=generator_id)
+    form = GeneratorWindowForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        window = (
+            None
+            if data["any_time"]
+            else WindowInput(
+                [int(day) for day in data["weekdays"]],
+                data["start"],
+                data["end"],
+                data["time_zone"],
+            )
+        )
+        try:
+            found = generator_window_set(
+                actor=actor_from_request(request),
+                generator=generator,
+                window=window,
+                reason=data["reason"],
+            )
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, f"Send window of {generator.name}: {found.describe()}.")
+            return redirect(
+                "event_generator_detail", tenant_slug=request.tenant.slug, generator_id=generator.pk
+            )
+    return _generator_page(request, generator, window_form=form, status=422)
 
 
 @tenant_view(Permission.VIEW)
@@ -238,6 +303,7 @@ def _trigger_page(
     values: dict[str, str],
     field_errors: dict[str, list[str]] | None = None,
     duplicate: ProbableDuplicate | None = None,
+    outside: OutsideSendWindow | None = None,
     schedule: Any = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -253,6 +319,8 @@ def _trigger_page(
         "field_errors": field_errors or {},
         "non_field_errors": (field_errors or {}).get(schemas.NON_FIELD, []),
         "duplicate": duplicate,
+        "outside": outside,
+        "outside_next": outside.rules.when(outside.next_allowed_at) if outside else "",
         "schedule": schedule,
         "topic_count": generator.topics.count(),
         "approval_required": services.campaign_settings(tenant=request.tenant).approval_required,
@@ -325,6 +393,10 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
     topic_keys = form.topic_keys([topic.key for topic in topics])
     actor = actor_from_request(request)
     try:
+        if data["when"] == "now" and data["at_next_allowed"]:
+            scheduled = _schedule_at_next_allowed(request, generator, topic_keys, context, data)
+            if scheduled is not None:
+                return scheduled
         if data["when"] == "later":
             schedule = services.schedule_create(
                 actor=actor,
@@ -351,6 +423,11 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
         return _trigger_page(
             request, generator, form=form, values=values, duplicate=duplicate, status=409
         )
+    except OutsideSendWindow as outside:
+        # Refused, with the choice of a schedule for when the window opens (nothing saved yet).
+        return _trigger_page(
+            request, generator, form=form, values=values, outside=outside, status=409
+        )
     except (ValidationError, RunActionError) as error:
         field_errors: dict[str, list[str]] = {}
         if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
@@ -369,6 +446,41 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
             request, generator, form=form, values=values, field_errors=field_errors, status=400
         )
     return _after_trigger(request, group)
+
+
+def _schedule_at_next_allowed(
+    request: HttpRequest,
+    generator: EventGenerator,
+    topic_keys: list[str],
+    context: Any,
+    data: dict[str, Any],
+) -> HttpResponse | None:
+    """Schedule the trigger for its connection's next allowed time, through the schedule
+    service (checked and audited as any schedule); None when that time is now: send now."""
+    now = utc_now()
+    # Both the connection's window and the generator's own.
+    found = send_window_selectors.send_rules_for(
+        connection_id=generator.connection_id, connection_name=generator.connection.name
+    )
+    fire_at = next_allowed_for_generator(generator, now)
+    if fire_at is not None and fire_at <= now + timedelta(seconds=1):
+        return None  # the window opened meanwhile
+    if fire_at is None:
+        raise ValidationError(found.when(None).capitalize() + ": nothing can be scheduled.")
+    schedule = services.schedule_create(
+        actor=actor_from_request(request),
+        generator=generator,
+        topic_keys=topic_keys,
+        context=context,
+        fire_at=fire_at,
+        send_anyway=data["send_anyway"],
+    )
+    messages.success(
+        request,
+        f"Scheduled for the next allowed time of {generator.connection.name}: "
+        f"{found.when(schedule.fire_at)}. Nothing is sent before then.",
+    )
+    return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)
 
 
 def _after_trigger(request: HttpRequest, group) -> HttpResponse:

@@ -46,7 +46,9 @@ def problem_body(
     instance: str = "",
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The problem's members; `extra`: the problem type's own (RFC 9457 extension members)."""
     body: dict[str, Any] = {
         "type": f"urn:triggerdesk:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -60,6 +62,8 @@ def problem_body(
         body["field"] = field
     if errors:
         body["errors"] = errors
+    if extra:
+        body.update(extra)
     return body
 
 
@@ -72,6 +76,7 @@ def problem_response(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """The problem+json response; `instance` is the request's path."""
     body = problem_body(
@@ -81,6 +86,7 @@ def problem_response(
         instance=request.path if request is not None else "",
         field=field,
         errors=errors,
+        extra=extra,
     )
     response = HttpResponse(
         json.dumps(body, ensure_ascii=False), status=status, content_type=PROBLEM_CONTENT_TYPE

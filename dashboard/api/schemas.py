@@ -47,6 +47,9 @@ class Problem(Schema):
     instance: str | None = None
     field: str | None = None
     errors: list[dict[str, Any]] | None = None
+    next_allowed_at: str | None = Field(
+        None, description="With `outside_send_window`: when the window next opens (UTC)."
+    )
 
 
 class ApproveIn(Strict):

@@ -20,6 +20,7 @@ from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import transition
+from dashboard.send_windows.services import check_send_window
 
 REASON_MAX_CHARS = 500
 
@@ -39,13 +40,17 @@ class SendingPaused(ValidationError):
 
 def check_sending_allowed(*, tenant: Tenant, connection: VendorConnection | None = None) -> None:
     """Refuse a new trigger of this tenant (through this connection) while sending is paused:
-    raises SendingPaused. Every trigger path calls it (run_submit and run_submit_many at the
-    end of every path; the feature apps earlier, before any work)."""
+    raises SendingPaused; outside the connection's send window or on one of its blackout dates:
+    raises OutsideSendWindow. Every trigger path calls it (run_submit and run_submit_many at
+    the end of every path; the feature apps earlier, before any work)."""
     pause = selectors.sending_pause_for(
         tenant_id=tenant.pk, connection_id=connection.pk if connection is not None else None
     )
     if pause is not None:
         raise SendingPaused(pause)
+    if connection is not None:
+        # Its send window and blackout dates (issue 25 item 2): OutsideSendWindow.
+        check_send_window(connection=connection)
 
 
 def _check_actor(actor: Actor, tenant: Tenant, doing: str) -> None:

@@ -5,6 +5,7 @@ from django.urls import include, path
 from dashboard.accounts import views as account_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
+from dashboard.send_windows import views as send_window_views
 from dashboard.tenancy import views
 
 tenant_patterns = [
@@ -13,6 +14,11 @@ tenant_patterns = [
     path("connections/new/", views.connection_create, name="connection_create"),
     path("connections/<int:connection_id>/", views.connection_detail, name="connection_detail"),
     path("connections/<int:connection_id>/edit/", views.connection_edit, name="connection_edit"),
+    path(
+        "connections/<int:connection_id>/send-window/",
+        send_window_views.connection_send_window,
+        name="connection_send_window",
+    ),
     path(
         "connections/<int:connection_id>/secret/",
         views.connection_secret_set,

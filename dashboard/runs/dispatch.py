@@ -51,6 +51,7 @@ from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState, sources
+from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
 from dashboard.tenancy import credentials
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
@@ -242,6 +243,17 @@ def claim_sends(
     # requests' mark re-checks under the pause lock (_feed_sends), for a pause committed since.
     if sending_pause_for(tenant_id=connection.tenant_id, connection_id=connection_id):
         return None
+    # Outside the connection's send window: its queued runs become due when it opens (the
+    # sweeper wakes them then); a batch claimed inside it goes out even if it closes meanwhile.
+    hold = send_hold_for(connection_id=connection_id, at=now, connection_name=connection.name)
+    if hold is not None:
+        Run.objects.filter(
+            connection_id=connection_id, operation=operation.name, state=RunState.QUEUED
+        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=hold.until or now)).update(
+            next_attempt_at=hold.until
+        )
+        return None
+    hold_by_feature_windows(connection_id=connection_id, operation=operation.name, now=now)
     with transaction.atomic():
         try:
             secrets = credentials.connection_secrets(connection)

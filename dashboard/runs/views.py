@@ -23,6 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from dashboard.audit.trail import REDACTED, SECRET_KEY_WORDS, record_audit_event
+from dashboard.clock import utc_now
 from dashboard.models import Permission
 from dashboard.pauses.selectors import sending_pause_for
 from dashboard.project.errors import form_post
@@ -31,6 +32,7 @@ from dashboard.runs.forms import ApproveForm, PersonDecisionForm, RejectForm, Ru
 from dashboard.runs.models import Approval, Run
 from dashboard.runs.result_fields import result_fields
 from dashboard.runs.states import CAN_CANCEL, RunState
+from dashboard.send_windows.selectors import send_hold_for
 from dashboard.tenancy import history
 from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
@@ -213,6 +215,12 @@ def _status_context(run: Run) -> dict[str, Any]:
         "wait": selectors.run_wait(run),
         # A queued run a pause holds says so, with who paused and why.
         "held": sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id)
+        if run.state == RunState.QUEUED
+        else None,
+        # ... and one its connection's send window holds, until when.
+        "window_hold": send_hold_for(
+            connection_id=run.connection_id, at=utc_now(), connection_name=run.connection_name
+        )
         if run.state == RunState.QUEUED
         else None,
         "live_key": _live_key(run),

@@ -15,10 +15,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard.accounts import invitations
 from dashboard.audit.trail import latest_audit_verification, record_audit_event
-from dashboard.models import Permission, VendorKind
+from dashboard.models import Permission, VendorConnection, VendorKind
 from dashboard.pauses import selectors as pause_selectors
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
+from dashboard.send_windows import selectors as send_window_selectors
+from dashboard.send_windows.forms import SendWindowForm
 from dashboard.tenancy import charts, history, selectors, services
 from dashboard.tenancy.forms import (
     AuditFilterForm,
@@ -129,6 +131,17 @@ def connection_create(request: HttpRequest) -> HttpResponse:
 @tenant_view(Permission.VIEW)
 def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = selectors.connection_get(tenant=request.tenant, connection_id=connection_id)
+    return connection_page(request, connection)
+
+
+def connection_page(
+    request: HttpRequest,
+    connection: VendorConnection,
+    *,
+    window_form: SendWindowForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The connection's page; `window_form`: the send-window form as posted, with its errors."""
     secrets = {secret.name: secret for secret in connection.secrets.all()}
     secret_rows = [
         {"name": name, "label": label, "secret": secrets.get(name)}
@@ -137,6 +150,9 @@ def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
     history = selectors.audit_event_list(
         tenant=request.tenant, object_type="connection", object_id=str(connection.pk)
     )[:20]
+    send_rules = send_window_selectors.send_rules_for(
+        connection_id=connection.pk, connection_name=connection.name
+    )
     return render(
         request,
         "dashboard/connection_detail.html",
@@ -146,7 +162,11 @@ def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
             "secret_form": SecretForm(secret_fields=connection.secret_fields),
             "history": history,
             "pause": pause_selectors.open_pause(tenant=request.tenant, connection_id=connection.pk),
+            "send_rules": send_rules,
+            "window_form": window_form or SendWindowForm.for_rules(send_rules),
+            "window_open": window_form is not None,
         },
+        status=status,
     )
 
 

@@ -27,6 +27,7 @@ from dashboard.runs import selectors as run_selectors
 from dashboard.runs import services as run_services
 from dashboard.runs.models import Run
 from dashboard.runs.states import TERMINAL_STATES
+from dashboard.send_windows.services import OutsideSendWindow
 from dashboard.tenancy.scoping import client_ip
 
 REPLAYED_HEADER = "Idempotency-Replayed"
@@ -120,7 +121,7 @@ def acting(action: str) -> Callable:
             except ApiProblem as problem:
                 status = problem.status
                 raise
-            except SendingPaused:
+            except (SendingPaused, OutsideSendWindow):
                 status = 409
                 raise
             except (DjangoValidationError, NinjaValidationError):

@@ -26,6 +26,7 @@ from dashboard.pauses.services import SendingPaused
 from dashboard.runs import services as run_services
 from dashboard.runs.operations import RateRule
 from dashboard.runs.rate_limits import rate_limiter
+from dashboard.send_windows.services import OutsideSendWindow
 
 # -- parsing, authentication, rate limit ------------------------------------------------------
 
@@ -224,6 +225,18 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
 @api.exception_handler(SendingPaused)
 def _paused(request: HttpRequest, exc: SendingPaused) -> HttpResponse:
     return problem_response(request, 409, "paused", exc.messages[0])
+
+
+@api.exception_handler(OutsideSendWindow)
+def _outside_send_window(request: HttpRequest, exc: OutsideSendWindow) -> HttpResponse:
+    at = exc.next_allowed_at
+    return problem_response(
+        request,
+        409,
+        "outside_send_window",
+        exc.messages[0],
+        extra={"next_allowed_at": at.isoformat().replace("+00:00", "Z") if at else None},
+    )
 
 
 @api.exception_handler(DjangoValidationError)

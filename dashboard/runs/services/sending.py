@@ -37,6 +37,7 @@ from dashboard.runs.outcomes import (
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
+from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
 from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, VendorError
@@ -81,6 +82,15 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         # commits first stops the send; resuming enqueues the run again.
         if sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id, lock=True):
             return "held: sending paused"
+        # Approved late, or queued long: a run never leaves outside its connection's send
+        # window. It waits queued, due when the window opens (the sweeper or this countdown).
+        if _held_by_window(run, "next_attempt_at", "send", now):
+            return "held: outside the send window"
+        hold_by_feature_windows(connection_id=run.connection_id, operation=run.operation, now=now)
+        due = Run.objects.filter(pk=run.pk).values_list("next_attempt_at", flat=True).first()
+        if due is not None and due > now + gate.DUE_MARGIN:
+            enqueue("send", run.pk, (due - now).total_seconds())
+            return "held: outside the send window"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
         if problem:
@@ -127,6 +137,22 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         return _perform_send(run, operation, secrets)
     finally:
         permit.answered()
+
+
+def _held_by_window(run: Run, due_field: str, task_name: str, now: datetime) -> bool:
+    """True when the run's connection is outside its send window: the run's `due_field` moves
+    to the window's next opening and task `task_name` is enqueued for then (countdowns are
+    capped; an early message finds the run not yet due and waits again)."""
+    hold = send_hold_for(
+        connection_id=run.connection_id, at=now, connection_name=run.connection.name
+    )
+    if hold is None:
+        return False
+    Run.objects.filter(pk=run.pk).update(**{due_field: hold.until})
+    if hold.until is not None:
+        enqueue(task_name, run.pk, (hold.until - now).total_seconds())
+    logger.info("run %s %s", run.pk, hold.held_reason())
+    return True
 
 
 def _perform_send(run: Run, operation: RunOperation, secrets: dict[str, str]) -> str:
@@ -203,6 +229,8 @@ def run_reconcile(*, run_id: int) -> str:
         # A re-check may itself trigger (TriggerDaily's sent_now): it waits for the resume too.
         if sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id, lock=True):
             return "held: sending paused"
+        if _held_by_window(run, "reconcile_after", "reconcile", now):
+            return "held: outside the send window"
         if run.utc_date is not None and now.date() != run.utc_date:
             give_to_person(
                 run,
