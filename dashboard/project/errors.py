@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 
-import redis
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -82,19 +81,26 @@ class QuietPermissionDenied(logging.Filter):
 # What "the database or Redis cannot be reached right now" raises: a 503 with Retry-After (try
 # again in a moment) rather than a 500 (a defect). Nothing was half-saved: a request's writes
 # are one transaction, rolled back with the connection.
-UNAVAILABLE_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    # redis is imported here, on the error path: at start-up it would pull in cryptography
+    # (tests/ops/test_process_footprint.py keeps heavy libraries out of every process's start).
+    import redis
+
+    return (
+        OperationalError,
+        InterfaceError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500, for the site's and the API's URLconf: 503 with Retry-After when a
     backing service cannot be reached, else the 500 page; problem+json under /api/."""
-    unavailable = isinstance(sys.exc_info()[1], UNAVAILABLE_ERRORS)
+    unavailable = isinstance(sys.exc_info()[1], unavailable_errors())
     status = 503 if unavailable else 500
     if request.path.startswith("/api/"):
         code, detail = (
