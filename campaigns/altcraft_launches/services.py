@@ -959,6 +959,8 @@ def _submit_chunk(actor: Actor, launch: AltcraftLaunch, chunk: AltcraftChunk) ->
         idempotency_key=f"altcraft:{launch.pk}:{chunk.number}:{chunk.retries}",
         approval_required=False,
         check_duplicates=False,
+        # The launch as a whole was judged by the approval policies when it was confirmed.
+        apply_policies=False,
     )
     AltcraftChunk.objects.filter(pk=chunk.pk).update(run=run)
 

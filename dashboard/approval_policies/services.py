@@ -254,9 +254,13 @@ def policy_delete(*, actor: Actor, policy: ApprovalPolicy) -> None:
     tenant = policy.tenant
     _check_admin(actor, tenant)
     with transaction.atomic():
-        before = policy_snapshot(policy)
-        policy_id = policy.pk
-        ApprovalPolicy.objects.filter(pk=policy_id).delete()
+        # What it is now, not what the caller last read: the audit row says what was deleted.
+        locked = ApprovalPolicy.objects.select_for_update().filter(pk=policy.pk).first()
+        if locked is None:
+            raise ValidationError("This policy was already deleted. Nothing changed.", code="gone")
+        before = policy_snapshot(locked)
+        policy_id = locked.pk
+        locked.delete()
         record_audit_event(
             actor=actor,
             tenant=tenant,
