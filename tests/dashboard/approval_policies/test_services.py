@@ -239,3 +239,40 @@ def test_the_old_switch_is_a_policy_of_one_approval(team, campaigns):
     approve(team.operator, run)
     run.refresh_from_db()
     assert run.state == RunState.QUEUED
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def test_the_command_adds_changes_lists_and_deletes_through_the_same_rules(team):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def run(*args):
+        out = StringIO()
+        call_command("approval_policy", "acme", *args, stdout=out)
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="--topics-above: 'twenty' is not a whole number"):
+        run("add", "--as", "ada", "--name", "Big", "--topics-above", "twenty", "--approvals", "2")
+    with pytest.raises(CommandError, match="--approvals: 2 approvals cannot be given"):
+        team.operator.delete()
+        team.second_operator.delete()
+        run("add", "--as", "ada", "--name", "Big", "--topics-above", "20", "--approvals", "2")
+    with pytest.raises(CommandError, match="cannot change the approval policies"):
+        run("add", "--as", "mia", "--name", "Big", "--approvals", "1")
+    assert not ApprovalPolicy.objects.exists()
+    run("add", "--as", "ada", "--name", "Big", "--topics-above", "20", "--approvals", "1")
+    run("change", "--as", "ada", "--name", "Big", "--topics-above", "30")
+    assert ApprovalPolicy.objects.get().topics_above == 30
+    assert "Big:" in run("list")
+    run("delete", "--as", "ada", "--name", "Big")
+    assert not ApprovalPolicy.objects.exists()
+    events = AuditEvent.objects.filter(action__startswith="approval_policy.").order_by("pk")
+    assert [event.action for event in events] == [
+        "approval_policy.created",
+        "approval_policy.changed",
+        "approval_policy.deleted",
+    ]
+    assert all("cli:" in event.actor_label for event in events)

@@ -142,3 +142,37 @@ def test_the_run_page_shows_the_approver_what_the_policy_asks(team):
     assert "Approve and send" in olga.get(url("run_detail", run.pk)).text
     olga.post(url("run_approve", run.pk), {"parameters_hash": run.parameters_hash, "comment": ""})
     assert Run.objects.get(pk=run.pk).state == RunState.QUEUED
+
+
+def test_the_api_lists_the_policies_and_a_runs_approval_needs(team, make_token):
+    from dashboard.api.endpoints.common import run_out
+
+    team.client_for("admin").post(url("approval_policy_create"), FORM)
+    _, api = make_token("marketer")
+    response = api.get("approval-policies")
+    assert response.status_code == 200
+    [policy] = response.json()
+    assert policy["name"] == "Big triggers" and policy["approvals_needed"] == 2
+    assert policy["topics_above"] == 2 and policy["office_start"] == "09:00"
+    connection = VendorConnectionFactory(tenant=team.tenant, kind=VendorKind.OPTIMOVE_CAMPAIGNS)
+    [run, *_] = services.run_submit_many(
+        actor=Actor(user=team.marketer.user),
+        tenant=team.tenant,
+        connection=connection,
+        operation="optimove_run_event_generator",
+        requests=[
+            (
+                f"k{i}",
+                {
+                    "event_generator_id": "00000000-abcd-abcd-abcd-000000000000",
+                    "topic_key": f"t{i}",
+                    "context": {},
+                },
+            )
+            for i in range(3)
+        ],
+        approval_required=False,
+    )
+    out = api.get(f"runs/{run.pk}").json()
+    assert out["approvals_needed"] == 2 and out["approval_facts"] == {"topics": 3}
+    assert out["approval_reasons"] == run_out(run)["approval_reasons"]
