@@ -450,7 +450,9 @@ def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
     operation = operation_for(run.operation)
     if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:
         return RunWait(
-            "an operator's approval",
+            "an operator's approval"
+            if run.approvals_needed <= 1
+            else f"the approvals of {run.approvals_needed} operators",
             run.approval_expires_at,
             "Then the request expires and nothing is sent.",
             now,
