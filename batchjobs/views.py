@@ -33,7 +33,7 @@ from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services import RunActionError, run_cancel_refusal
+from dashboard.runs.services import RunActionError, approval_progress, run_cancel_refusal
 from dashboard.runs.states import RunState
 from dashboard.tenancy.forms import apply_service_errors
 from dashboard.tenancy.scoping import actor_from_request, tenant_view
@@ -82,6 +82,18 @@ def _status_context(request: HttpRequest, status: guardrails.DailyTriggerStatus)
             {
                 "is_requester": is_requester,
                 "approve_blockers": status.approve_blockers(open_run, membership=membership),
+                "approvals_given": [
+                    approval
+                    for approval in open_run.approvals.all()
+                    if approval.decision == approval.Decision.APPROVED
+                    and approval.parameters_hash == open_run.parameters_hash
+                ],
+                "i_approved": any(
+                    approval.decided_by_id == request.user.pk
+                    and approval.decision == approval.Decision.APPROVED
+                    and approval.parameters_hash == open_run.parameters_hash
+                    for approval in open_run.approvals.all()
+                ),
                 "approve_form": ApproveForm(
                     initial={"parameters_hash": open_run.parameters_hash},
                     auto_id=f"approve-{open_run.pk}-%s",
@@ -178,7 +190,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, "The approval form was incomplete; nothing was approved.")
         return _back_to_daily(request)
     try:
-        services.daily_trigger_approve(
+        run = services.daily_trigger_approve(
             actor=actor_from_request(request),
             tenant=request.tenant,
             run=run,
@@ -189,7 +201,9 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"Not approved: {error}")
     else:
         messages.success(
-            request, f"Approved: trigger #{run.pk} is queued and goes to Optimove now."
+            request,
+            approval_progress(run)
+            or f"Approved: trigger #{run.pk} is queued and goes to Optimove now.",
         )
     return _back_to_daily(request)
 

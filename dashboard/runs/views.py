@@ -279,12 +279,8 @@ def _render_detail(
 
 def approved_message(run: Run) -> str:
     """What an approver is told: queued, or how many approvals are still missing."""
-    if run.state != RunState.AWAITING_APPROVAL:
-        return "Approved. The run is queued and will be sent shortly."
-    state = selectors.run_approval_state(run)
     return (
-        f"Approved ({len(state.given)} of {state.needed}). It waits for {state.remaining} more "
-        f"operator{'s' if state.remaining != 1 else ''} before anything is sent."
+        services.approval_progress(run) or "Approved. The run is queued and will be sent shortly."
     )
 
 

@@ -299,6 +299,19 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
     return locked
 
 
+def approval_progress(run: Run) -> str:
+    """What an approver is told after approving `run`: "" once it is released (queued), else
+    how many approvals it has and how many are missing (the pages, the API and the commands)."""
+    if run.state != RunState.AWAITING_APPROVAL:
+        return ""
+    given = len(approvers_of(run))
+    missing = max(0, run.approvals_needed - given)
+    return (
+        f"Approved ({given} of {run.approvals_needed}). It waits for {missing} more "
+        f"operator{'s' if missing != 1 else ''} before anything is sent."
+    )
+
+
 def approvers_of(run: Run) -> list[int]:
     """The ids of the people who approved the run's current parameters, first first: those who
     count towards its `approvals_needed` (an approval of earlier parameters no longer does)."""
