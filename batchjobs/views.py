@@ -31,7 +31,7 @@ from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
 from dashboard.models import Permission
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
-from dashboard.runs.models import Run
+from dashboard.runs.models import Approval, Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.services import RunActionError, approval_progress, run_cancel_refusal
 from dashboard.runs.states import RunState
@@ -78,22 +78,23 @@ def _status_context(request: HttpRequest, status: guardrails.DailyTriggerStatus)
     context: dict[str, Any] = {"status": status}
     if open_run is not None and open_run.state == RunState.AWAITING_APPROVAL:
         is_requester = open_run.requested_by_id == request.user.pk
+        # Only a request needing more than one approval reads who approved it so far (one
+        # query): the usual page keeps its query budget.
+        given = (
+            list(
+                open_run.approvals.filter(
+                    decision=Approval.Decision.APPROVED, parameters_hash=open_run.parameters_hash
+                ).select_related("decided_by")
+            )
+            if open_run.approvals_needed > 1
+            else []
+        )
         context.update(
             {
                 "is_requester": is_requester,
                 "approve_blockers": status.approve_blockers(open_run, membership=membership),
-                "approvals_given": [
-                    approval
-                    for approval in open_run.approvals.all()
-                    if approval.decision == approval.Decision.APPROVED
-                    and approval.parameters_hash == open_run.parameters_hash
-                ],
-                "i_approved": any(
-                    approval.decided_by_id == request.user.pk
-                    and approval.decision == approval.Decision.APPROVED
-                    and approval.parameters_hash == open_run.parameters_hash
-                    for approval in open_run.approvals.all()
-                ),
+                "approvals_given": given,
+                "i_approved": any(approval.decided_by_id == request.user.pk for approval in given),
                 "approve_form": ApproveForm(
                     initial={"parameters_hash": open_run.parameters_hash},
                     auto_id=f"approve-{open_run.pk}-%s",

@@ -238,7 +238,10 @@ def _render_detail(
         event.why = summary.get("comment") or summary.get("reason") or ""
         event.details = _event_details(summary)
     can_approve = membership.can(Permission.APPROVE)
-    approval_state = selectors.run_approval_state(run) if run.approval_required else None
+    # Who approved so far and of how many (two queries): only while a decision is awaited.
+    approval_state = (
+        selectors.run_approval_state(run) if run.state == RunState.AWAITING_APPROVAL else None
+    )
     is_requester = run.requested_by_id is not None and run.requested_by_id == request.user.pk
     context = {
         **_status_context(run),

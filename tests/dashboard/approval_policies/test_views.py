@@ -176,3 +176,35 @@ def test_the_api_lists_the_policies_and_a_runs_approval_needs(team, make_token):
     out = api.get(f"runs/{run.pk}").json()
     assert out["approvals_needed"] == 2 and out["approval_facts"] == {"topics": 3}
     assert out["approval_reasons"] == run_out(run)["approval_reasons"]
+
+
+def test_approving_through_the_api_counts_distinct_people(team, make_token):
+    team.client_for("admin").post(url("approval_policy_create"), FORM)
+    connection = VendorConnectionFactory(tenant=team.tenant, kind=VendorKind.OPTIMOVE_CAMPAIGNS)
+    [run, *_] = services.run_submit_many(
+        actor=Actor(user=team.marketer.user),
+        tenant=team.tenant,
+        connection=connection,
+        operation="optimove_run_event_generator",
+        requests=[
+            (
+                f"k{i}",
+                {
+                    "event_generator_id": "00000000-abcd-abcd-abcd-000000000000",
+                    "topic_key": f"t{i}",
+                    "context": {},
+                },
+            )
+            for i in range(3)
+        ],
+        approval_required=False,
+    )
+    _, oscar = make_token("operator")
+    _, olga = make_token("second_operator")
+    body = {"parameters_hash": run.parameters_hash}
+    first = oscar.post(f"runs/{run.pk}/approve", body)
+    assert first.status_code == 200 and first.json()["state"] == "awaiting_approval"
+    again = oscar.post(f"runs/{run.pk}/approve", body)
+    assert again.status_code == 409 and "already approved" in again.json()["detail"]
+    second = olga.post(f"runs/{run.pk}/approve", body)
+    assert second.status_code == 200 and second.json()["state"] == "queued"
