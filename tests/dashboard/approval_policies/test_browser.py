@@ -10,7 +10,16 @@ import pytest
 from dashboard.models import AuditEvent
 from dashboard.runs.models import Run
 from dashboard.runs.states import RunState
-from tests.browser_support import SCREENSHOTS, browser, log_in  # noqa: F401
+from tests.browser_support import (  # noqa: F401
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    axe_violations,
+    browser,
+    console_errors,
+    log_in,
+    no_overflow,
+)
 from tests.campaigns.conftest import ARSENAL, campaigns_connection, generator, make_generator  # noqa: F401
 from tests.e2e.conftest import (  # noqa: F401 - the e2e harness's fixtures
     e2e_redis,
@@ -122,3 +131,38 @@ def test_a_trigger_above_the_policy_needs_two_operators(
     assert Run.objects.get(pk=next(r.pk for r in runs if r.pk != arsenal.pk)).state == (
         RunState.AWAITING_APPROVAL
     )
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_the_policies_page_fits_the_screen_and_has_no_serious_violation(
+    team,
+    live_server,
+    browser,  # noqa: F811 - the imported fixture
+    viewport,
+):
+    from dashboard.approval_policies.services import policy_create
+    from dashboard.audit.trail import Actor
+
+    policy = policy_create(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        data={
+            "name": "Nights " + "n" * 70,
+            "outside_office_hours": True,
+            "office_zone": "Europe/Paris",
+            "approvals_needed": "2",
+        },
+    )
+    ada = log_in(browser, live_server, "ada", viewport=viewport)
+    console = console_errors(ada)
+    for path in ("approval-policies/", f"approval-policies/{policy.pk}/"):
+        ada.goto(f"{live_server.url}/t/acme/{path}")
+        assert no_overflow(ada), path
+        assert axe_violations(ada) == [], path
+    # A refused form (its errors shown) fits too.
+    ada.get_by_label("Approvals needed").fill("many")
+    ada.get_by_role("button", name="Save the policy").click()
+    ada.get_by_text("'many' is not a whole number.").wait_for()
+    assert no_overflow(ada) and axe_violations(ada) == []
+    # The refused form's own status (422) is the one error the console may show.
+    assert [line for line in console if "status of 422" not in line] == []
