@@ -31,9 +31,9 @@ from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
 from dashboard.models import Permission
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
-from dashboard.runs.models import Run
+from dashboard.runs.models import Approval, Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services import RunActionError, run_cancel_refusal
+from dashboard.runs.services import RunActionError, approval_progress, run_cancel_refusal
 from dashboard.runs.states import RunState
 from dashboard.tenancy.forms import apply_service_errors
 from dashboard.tenancy.scoping import actor_from_request, tenant_view
@@ -78,10 +78,23 @@ def _status_context(request: HttpRequest, status: guardrails.DailyTriggerStatus)
     context: dict[str, Any] = {"status": status}
     if open_run is not None and open_run.state == RunState.AWAITING_APPROVAL:
         is_requester = open_run.requested_by_id == request.user.pk
+        # Only a request needing more than one approval reads who approved it so far (one
+        # query): the usual page keeps its query budget.
+        given = (
+            list(
+                open_run.approvals.filter(
+                    decision=Approval.Decision.APPROVED, parameters_hash=open_run.parameters_hash
+                ).select_related("decided_by")
+            )
+            if open_run.approvals_needed > 1
+            else []
+        )
         context.update(
             {
                 "is_requester": is_requester,
                 "approve_blockers": status.approve_blockers(open_run, membership=membership),
+                "approvals_given": given,
+                "i_approved": any(approval.decided_by_id == request.user.pk for approval in given),
                 "approve_form": ApproveForm(
                     initial={"parameters_hash": open_run.parameters_hash},
                     auto_id=f"approve-{open_run.pk}-%s",
@@ -178,7 +191,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, "The approval form was incomplete; nothing was approved.")
         return _back_to_daily(request)
     try:
-        services.daily_trigger_approve(
+        run = services.daily_trigger_approve(
             actor=actor_from_request(request),
             tenant=request.tenant,
             run=run,
@@ -189,7 +202,9 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"Not approved: {error}")
     else:
         messages.success(
-            request, f"Approved: trigger #{run.pk} is queued and goes to Optimove now."
+            request,
+            approval_progress(run)
+            or f"Approved: trigger #{run.pk} is queued and goes to Optimove now.",
         )
     return _back_to_daily(request)
 

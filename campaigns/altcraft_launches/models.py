@@ -172,6 +172,13 @@ class AltcraftLaunch(models.Model):
     approved_by_label = models.CharField(max_length=150, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_comment = models.CharField(max_length=500, blank=True)
+    # What the approval policies asked when it was confirmed (dashboard.approval_policies):
+    # how many distinct operators, why, and by when; and the approvals given so far, each
+    # {"user": id, "label", "at", "sha256", "comment"} (the last one releases it).
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    approval_reasons = models.JSONField(default=list, blank=True)
+    approval_deadline = models.DateTimeField(null=True, blank=True)
+    approvals = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

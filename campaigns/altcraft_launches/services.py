@@ -37,6 +37,8 @@ from campaigns.altcraft_launches.models import (
     LaunchState,
 )
 from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
+from dashboard.approval_policies.evaluation import ApprovalFacts
+from dashboard.approval_policies.selectors import approval_verdict
 from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
@@ -822,7 +824,24 @@ def launch_confirm(
             raise RunActionError("This upload expired; upload the file again.")
         locked.confirmed_by_label = actor.display
         locked.confirmed_at = utc_now()
-        needs_approval = altcraft_settings(tenant=locked.tenant).approval_required
+        # The approval policies judge the launch as a whole (its chunks' runs are not judged
+        # again); the Altcraft "approval required" setting is a policy of one approval.
+        verdict = approval_verdict(
+            tenant=locked.tenant,
+            operation=_operation(locked),
+            operation_label=Operation(_operation(locked)).label,
+            facts=ApprovalFacts(recipients=locked.rows_valid, file_sha256=locked.source_sha256),
+            moment=locked.confirmed_at,
+            switch=altcraft_settings(tenant=locked.tenant).approval_required,
+        )
+        needs_approval = verdict.required
+        locked.approvals_needed = max(1, verdict.approvals_needed)
+        locked.approval_reasons = list(verdict.reasons)
+        locked.approval_deadline = (
+            min(locked.expires_at, locked.confirmed_at + timedelta(minutes=verdict.valid_minutes))
+            if needs_approval and verdict.valid_minutes
+            else None
+        )
         locked.state = LaunchState.AWAITING_APPROVAL if needs_approval else LaunchState.SENDING
         locked.save()
         record_audit_event(
@@ -834,6 +853,8 @@ def launch_confirm(
             summary={
                 "sha256": locked.source_sha256,
                 "needs_approval": needs_approval,
+                "approvals_needed": verdict.approvals_needed,
+                "approval_reasons": list(verdict.reasons),
                 "empty_rows_skipped": locked.rows_empty,
             },
         )
@@ -850,7 +871,9 @@ def launch_approve(
     sha256_seen: str,
     comment: str = "",
 ) -> AltcraftLaunch:
-    """An operator other than the uploader approves the exact file (its SHA-256); it is sent."""
+    """An operator other than the uploader approves the exact file (its SHA-256); it is sent
+    once `approvals_needed` distinct operators did (before the policy's deadline), and waits,
+    the approval recorded and audited, until then."""
     if not membership.can(Permission.APPROVE):
         raise PermissionDenied("Only operators approve launches.")
     with transaction.atomic():
@@ -864,6 +887,43 @@ def launch_approve(
             raise RunActionError("Four eyes: someone other than the uploader must approve.")
         if locked.expires_at <= utc_now():
             raise RunActionError("This upload expired; it must be uploaded again.")
+        if locked.approval_deadline is not None and locked.approval_deadline <= utc_now():
+            raise RunActionError(
+                "The approval window of this launch has closed; discard it and upload the file "
+                "again."
+            )
+        given = [a for a in locked.approvals if a.get("sha256") == locked.source_sha256]
+        if any(a.get("user") == membership.user_id for a in given):
+            raise RunActionError(
+                f"You already approved this launch ({len(given)} of {locked.approvals_needed}); "
+                "another operator must approve it too."
+            )
+        given.append(
+            {
+                "user": membership.user_id,
+                "label": actor.display,
+                "at": utc_now().isoformat(),
+                "sha256": locked.source_sha256,
+                "comment": comment[:500],
+            }
+        )
+        locked.approvals = given
+        if len(given) < locked.approvals_needed:
+            locked.save(update_fields=["approvals"])
+            record_audit_event(
+                actor=actor,
+                tenant=locked.tenant,
+                action="altcraft.launch_approval_recorded",
+                object_type="altcraft_launch",
+                object_id=locked.pk,
+                summary={
+                    "sha256": locked.source_sha256,
+                    "comment": comment[:500],
+                    "approvals": len(given),
+                    "approvals_needed": locked.approvals_needed,
+                },
+            )
+            return locked
         locked.state = LaunchState.SENDING
         locked.approved_by = membership.user
         locked.approved_by_label = actor.display
@@ -876,10 +936,27 @@ def launch_approve(
             action="altcraft.launch_approved",
             object_type="altcraft_launch",
             object_id=locked.pk,
-            summary={"sha256": locked.source_sha256, "comment": comment[:500]},
+            summary={
+                "sha256": locked.source_sha256,
+                "comment": comment[:500],
+                "approvals": len(given),
+                "approvals_needed": locked.approvals_needed,
+            },
         )
         _submit_chunks(actor, locked)
     return locked
+
+
+def launch_approved_message(launch: AltcraftLaunch) -> str:
+    """What an approver is told after approving: sending, or how many approvals are missing."""
+    if launch.state != LaunchState.AWAITING_APPROVAL:
+        return "Approved: sending."
+    given = [a for a in launch.approvals if a.get("sha256") == launch.source_sha256]
+    missing = launch.approvals_needed - len(given)
+    return (
+        f"Approved ({len(given)} of {launch.approvals_needed}): it waits for {missing} more "
+        f"operator{'s' if missing != 1 else ''} before anything is sent."
+    )
 
 
 def launch_reject(
@@ -959,6 +1036,8 @@ def _submit_chunk(actor: Actor, launch: AltcraftLaunch, chunk: AltcraftChunk) ->
         idempotency_key=f"altcraft:{launch.pk}:{chunk.number}:{chunk.retries}",
         approval_required=False,
         check_duplicates=False,
+        # The launch as a whole was judged by the approval policies when it was confirmed.
+        apply_policies=False,
     )
     AltcraftChunk.objects.filter(pk=chunk.pk).update(run=run)
 

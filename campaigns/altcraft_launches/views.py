@@ -444,6 +444,8 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
     progress = selectors.launch_progress(launch=launch)
     is_uploader = launch.created_by_id == request.user.pk
     actor = actor_from_request(request)
+    approvals_given = [a for a in launch.approvals if a.get("sha256") == launch.source_sha256]
+    i_approved = any(a.get("user") == request.user.pk for a in approvals_given)
     return {
         "launch": launch,
         "progress": progress,
@@ -458,7 +460,10 @@ def _detail_context(request: HttpRequest, launch) -> dict[str, Any]:
         ),
         "may_approve": membership.can(Permission.APPROVE)
         and launch.state == LaunchState.AWAITING_APPROVAL
-        and not is_uploader,
+        and not is_uploader
+        and not i_approved,
+        "i_approved": i_approved,
+        "approvals_given": approvals_given,
         "is_uploader": is_uploader,
         "may_retry": not services.launch_change_refusal(
             actor=actor, launch=launch, doing="retry", membership=membership
@@ -528,14 +533,14 @@ def launch_confirm(request: HttpRequest, launch_pk: int) -> HttpResponse:
 @require_POST
 def launch_approve(request: HttpRequest, launch_pk: int) -> HttpResponse:
     def approve(launch, data):
-        services.launch_approve(
+        launch = services.launch_approve(
             actor=actor_from_request(request),
             membership=request.membership,
             launch=launch,
             sha256_seen=data["sha256"],
             comment=data["comment"],
         )
-        return "Approved: sending."
+        return services.launch_approved_message(launch)
 
     return _act(request, launch_pk, approve)
 

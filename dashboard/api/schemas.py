@@ -119,6 +119,16 @@ class RunOut(Schema):
     requested_at: datetime | None
     approval_required: bool
     approval_expires_at: datetime | None
+    approvals_needed: int = Field(
+        description="How many distinct operators must approve it (0: none), per the policies."
+    )
+    approval_reasons: list[str] = Field(
+        description="Why it needs approval: one line per approval policy that applied."
+    )
+    approval_facts: dict[str, Any] = Field(
+        description="What the policies judged: recipients, topics, audience_estimate, "
+        "file_sha256 (those known)."
+    )
     utc_date: date | None
     vendor_reference: str
     vendor_status: str

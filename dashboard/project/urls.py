@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.accounts import views as account_views
+from dashboard.approval_policies import views as policy_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.send_windows import views as send_window_views
@@ -38,6 +39,23 @@ tenant_patterns = [
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),
     path("pause/resume/", pause_views.sending_resume, name="sending_resume"),
+    path("approval-policies/", policy_views.policy_list, name="approval_policy_list"),
+    path("approval-policies/new/", policy_views.policy_create, name="approval_policy_create"),
+    path(
+        "approval-policies/<int:policy_id>/",
+        policy_views.policy_edit_page,
+        name="approval_policy_edit",
+    ),
+    path(
+        "approval-policies/<int:policy_id>/save/",
+        policy_views.policy_update,
+        name="approval_policy_update",
+    ),
+    path(
+        "approval-policies/<int:policy_id>/delete/",
+        policy_views.policy_delete,
+        name="approval_policy_delete",
+    ),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("campaigns/", include("campaigns.urls")),

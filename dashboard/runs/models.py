@@ -45,6 +45,12 @@ class Run(models.Model):
     requested_at = models.DateTimeField(null=True, blank=True)
     approval_required = models.BooleanField(default=False)
     approval_expires_at = models.DateTimeField(null=True, blank=True)
+    # What the approval policies asked when it was requested (approval_policies): how many
+    # distinct approvers, and why in words naming each policy; and the facts they judged
+    # (recipients, topics, audience estimate, file hash), shown to the approvers.
+    approvals_needed = models.PositiveSmallIntegerField(default=1, db_default=1)
+    approval_reasons = models.JSONField(default=list, blank=True, db_default=[])
+    approval_facts = models.JSONField(default=dict, blank=True, db_default={})
     attestation = models.CharField(max_length=300, blank=True)
     send_anyway = models.BooleanField(
         default=False, help_text="A person confirmed this probable duplicate should still be sent."
@@ -236,9 +242,12 @@ class Approval(models.Model):
 
     class Meta:
         constraints = [
-            # One approval per run: fifty concurrent clicks make one.
+            # One approval per person of the parameters they saw: fifty concurrent clicks
+            # make one, and one person never counts twice towards "N of M".
             models.UniqueConstraint(
-                fields=["run"], condition=Q(decision="approved"), name="approval_one_per_run"
+                fields=["run", "decided_by", "parameters_hash"],
+                condition=Q(decision="approved"),
+                name="approval_one_per_person",
             )
         ]
 

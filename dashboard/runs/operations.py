@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dashboard import plugins
+from dashboard.approval_policies.evaluation import ApprovalFacts
 
 if TYPE_CHECKING:
     from dashboard.models import Membership, VendorConnection
@@ -165,6 +166,15 @@ class RunOperation:
         Checked under the run's row lock, after the four-eyes rule, the state and the expiry.
         """
         return self.pre_send_problem(run)
+
+    def approval_facts(
+        self, parameters: list[dict[str, Any]], connection: VendorConnection
+    ) -> ApprovalFacts:
+        """What the approval policies judge of a request: the runs of these cleaned parameter
+        sets, requested together (one for run_submit, a group's topics for run_submit_many).
+        Count only what is known before sending (recipients in a file, topics); leave the rest
+        None, so no condition on it holds."""
+        return ApprovalFacts()
 
     def send(self, connection: VendorConnection, secrets: dict[str, str], run: Run) -> SendResult:
         """Make the vendor call; raise a VendorError subclass when it does not succeed."""

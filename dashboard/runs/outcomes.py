@@ -41,15 +41,23 @@ def send_backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> floa
 
 
 def approval_problem(run: Run, now: datetime) -> str:
-    """Why the run's approval does not allow sending it now ("" when it does)."""
+    """Why the run's approvals do not allow sending it now ("" when they do): it needs
+    `approvals_needed` distinct people who approved its current parameters, unexpired."""
     if not run.approval_required:
         return ""
-    approval = run.approvals.filter(decision=Approval.Decision.APPROVED).first()
-    if approval is None:
+    given = [
+        approval
+        for approval in run.approvals.filter(decision=Approval.Decision.APPROVED)
+        if approval.parameters_hash == run.parameters_hash
+    ]
+    people = {approval.decided_by_id for approval in given}
+    if not people:
+        if run.approvals.filter(decision=Approval.Decision.APPROVED).exists():
+            return "The parameters changed after approval; a new approval is needed."
         return "The run has no approval."
-    if approval.parameters_hash != run.parameters_hash:
-        return "The parameters changed after approval; a new approval is needed."
-    if approval.expires_at and now >= approval.expires_at:
+    if len(people) < run.approvals_needed:
+        return f"The run has {len(people)} of the {run.approvals_needed} approvals it needs."
+    if any(approval.expires_at and now >= approval.expires_at for approval in given):
         return "The approval expired before the run could be sent; request it again."
     return ""
 

@@ -246,12 +246,18 @@ def _render_detail(
         event.why = summary.get("comment") or summary.get("reason") or ""
         event.details = _event_details(summary)
     can_approve = membership.can(Permission.APPROVE)
+    # Who approved so far and of how many (two queries): only while a decision is awaited.
+    approval_state = (
+        selectors.run_approval_state(run) if run.state == RunState.AWAITING_APPROVAL else None
+    )
     is_requester = run.requested_by_id is not None and run.requested_by_id == request.user.pk
     context = {
         **_status_context(run),
         "description": selectors.run_description(run),
         "parameters_json": _pretty_json(run.parameters),
         "approvals": list(run.approvals.all()),
+        "approval_state": approval_state,
+        "i_approved": bool(approval_state and approval_state.approved_by(request.user.pk)),
         "approval": next(
             (a for a in run.approvals.all() if a.decision == Approval.Decision.APPROVED), None
         ),
@@ -282,12 +288,19 @@ def _render_detail(
 # -- actions ----------------------------------------------------------------------------------
 
 
+def approved_message(run: Run) -> str:
+    """What an approver is told: queued, or how many approvals are still missing."""
+    return (
+        services.approval_progress(run) or "Approved. The run is queued and will be sent shortly."
+    )
+
+
 def _act(
     request: HttpRequest,
     run_id: int,
     *,
     perform: Callable[[Run, dict[str, Any]], Any],
-    done: str,
+    done: str | Callable[[Any], str],
     form_class: type[Form] | None = None,
     form_key: str = "",
 ) -> HttpResponse:
@@ -306,13 +319,13 @@ def _act(
             return _render_detail(request, run, forms={form_key: form}, status=400)
         cleaned = form.cleaned_data
     try:
-        perform(run, cleaned)
+        result = perform(run, cleaned)
     except services.RunActionError as error:
         messages.error(request, str(error))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, done)
+        messages.success(request, done if isinstance(done, str) else done(result))
     return redirect("run_detail", tenant_slug=request.tenant.slug, run_id=run.pk)
 
 
@@ -335,7 +348,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
             parameters_hash_seen=data["parameters_hash"],
             comment=data["comment"],
         ),
-        done="Approved. The run is queued and will be sent shortly.",
+        done=approved_message,
     )
 
 

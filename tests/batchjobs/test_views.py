@@ -233,6 +233,35 @@ def test_request_approve_and_outcome_through_the_pages(daily):
     assert "Today's batch was already triggered" in text
 
 
+def test_a_policy_of_two_approvals_on_the_daily_page(daily):
+    from dashboard.approval_policies.services import policy_create
+    from dashboard.audit.trail import Actor
+
+    policy_create(
+        actor=Actor(user=daily.team.admin.user),
+        tenant=daily.team.tenant,
+        data={"name": "Daily twice", "operation": "optimove_trigger_daily", "approvals_needed": 2},
+    )
+    request_via_page(daily)
+    run = Run.objects.get()
+    assert run.approvals_needed == 2
+    text = page(daily.team.client_for("operator"), "daily_trigger", "acme")
+    assert "Needs 2 distinct operators, never the requester; approved so far 0 of 2." in text
+    assert "(policy 'Daily twice')" in text
+    assert "Approve (1 of 2)" in text
+    followed = approve_via_page(daily, run).content.decode()
+    assert "Approved (1 of 2). It waits for 1 more operator before anything is sent." in followed
+    assert "You approved it; another operator must approve it too" in followed
+    assert Run.objects.get().state == RunState.AWAITING_APPROVAL
+    assert "Approve and trigger now" in page(
+        daily.team.client_for("second_operator"), "daily_trigger", "acme"
+    )
+    followed = approve_via_page(daily, run, role="second_operator").content.decode()
+    assert f"Approved: trigger #{run.pk} is queued" in followed
+    assert run_send(run_id=run.pk) == "succeeded"
+    assert daily.calls() == 1
+
+
 def test_approve_reject_and_withdraw_ask_first_on_the_page(daily):
     request_via_page(daily)
     run = Run.objects.get()

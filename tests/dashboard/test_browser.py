@@ -120,10 +120,24 @@ def phone_data(team, sandbox_connection, settings, tmp_path):
     AuditEventFactory(
         tenant=team.tenant, action="test.long", summary={"note": LONG, "x": {"from": LONG, "to": 1}}
     )
+    from dashboard.approval_policies.services import policy_create
+
+    policy = policy_create(
+        actor=Actor(user=team.admin.user),
+        tenant=team.tenant,
+        data={
+            "name": "Big " + "p" * 70,
+            "topics_above": "20",
+            "outside_office_hours": True,
+            "office_zone": "America/Argentina/Buenos_Aires",
+            "approvals_needed": "2",
+        },
+    )
     return {
         "rejected": rejected,
         "unknown": unknown,
         "job": job,
+        "policy": policy,
         "connection": talkifai,
         **campaign_data(team, sandbox_connection),
         **altcraft_data(team, sandbox_connection, settings, tmp_path),
@@ -239,6 +253,8 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/new/",
         f"{slug}/members/",
         f"{slug}/settings/",
+        f"{slug}/approval-policies/",
+        f"{slug}/approval-policies/{data['policy'].pk}/",
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
         "/api/v1/docs",

@@ -10,7 +10,7 @@ from dashboard.management.commands._common import (
     follow,
     tenant_by_slug,
 )
-from dashboard.runs.services import RunActionError
+from dashboard.runs.services import RunActionError, approval_progress
 
 
 class Command(BaseCommand):
@@ -69,7 +69,10 @@ class Command(BaseCommand):
         except RunActionError as error:
             raise CommandError(f"Not approved: {error_text(error)}") from None
         self.stdout.write(
-            self.style.SUCCESS(f"Approved: trigger #{run.pk} is queued and goes to Optimove now.")
+            self.style.SUCCESS(
+                approval_progress(run)
+                or f"Approved: trigger #{run.pk} is queued and goes to Optimove now."
+            )
         )
         if options["follow"]:
             follow(run, timeout=options["timeout"], out=self.stdout, describe=describe_run)

@@ -213,10 +213,14 @@ def approve_or_retry(command: BaseCommand, options, command_name: str) -> bool:
         if options.get("approve"):
             if not options.get("sha256"):
                 raise CommandError("--approve needs --sha256: the hash of the file you checked.")
-            services.launch_approve(
+            launch = services.launch_approve(
                 actor=actor, membership=membership, launch=launch, sha256_seen=options["sha256"]
             )
-            command.stdout.write(command.style.SUCCESS(f"Approved launch #{launch.pk}: sending."))
+            command.stdout.write(
+                command.style.SUCCESS(
+                    f"Launch #{launch.pk}: {services.launch_approved_message(launch)}"
+                )
+            )
         else:
             count = services.launch_retry_failed(actor=actor, launch=launch)
             command.stdout.write(f"Sending {count} failed request(s) again.")

@@ -18,6 +18,7 @@ from campaigns.vendors.optimove_campaigns.client import (
     check_event_generator_id,
     check_topic_key,
 )
+from dashboard.approval_policies.evaluation import ApprovalFacts
 from dashboard.models import VendorConnection, VendorKind
 from dashboard.runs.models import Operation, Run
 from dashboard.runs.operations import (
@@ -134,6 +135,35 @@ class RunEventGeneratorOperation(RunOperation):
             topic = topic_names.get((generator.pk, topic_key)) or f"topic {topic_key}"
             titles.append(f"{generator.name} → {topic}")
         return titles
+
+    # How far back the audience estimate looks for a topic's last resolved audience.
+    AUDIENCE_LOOKBACK_RUNS = 2000
+
+    def approval_facts(
+        self, parameters: list[dict[str, Any]], connection: VendorConnection
+    ) -> ApprovalFacts:
+        """A trigger's topics (the runs requested together) and its audience estimate: the sum
+        of the audience Optimove last resolved for each of these topics of the generator (a
+        topic never published counts 0; no topic ever published: no estimate). One query."""
+        if not parameters:
+            return ApprovalFacts()
+        wanted = {(str(p["event_generator_id"]).lower(), p["topic_key"]) for p in parameters}
+        latest: dict[tuple[str, str], int] = {}
+        for found in (
+            Run.objects.filter(
+                connection=connection, operation=self.name, audience_size__isnull=False
+            )
+            .order_by("-finished_at", "-pk")
+            .values_list("parameters", "audience_size")[: self.AUDIENCE_LOOKBACK_RUNS]
+        ):
+            done, size = found
+            key = (str(done.get("event_generator_id", "")).lower(), done.get("topic_key"))
+            if key in wanted and key not in latest:
+                latest[key] = size
+        return ApprovalFacts(
+            topics=len(parameters),
+            audience_estimate=sum(latest.values()) if latest else None,
+        )
 
     def rate_rules(self, connection: VendorConnection, secrets: dict[str, str]) -> list[RateRule]:
         return [optimove_brand_rate_rule(connection, secrets)]

@@ -53,6 +53,8 @@ from dashboard.runs.services.sending import (
 )
 from dashboard.runs.services.submit import (
     ProbableDuplicate,
+    approval_progress,
+    approvers_of,
     owner_or_operator_refusal,
     parameters_hash,
     run_approve,
@@ -80,6 +82,8 @@ __all__ = [
     "RunActionError",
     "after_send_exception",
     "approval_problem",
+    "approval_progress",
+    "approvers_of",
     "attempt_number",
     "batch_of",
     "close_lost_attempt",

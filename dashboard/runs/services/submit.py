@@ -12,6 +12,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from dashboard.approval_policies.evaluation import ApprovalFacts, Verdict
+from dashboard.approval_policies.selectors import approval_verdict
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import next_utc_midnight, utc_now
 from dashboard.models import Membership, Permission, Tenant, VendorConnection
@@ -65,6 +67,39 @@ def run_titles(operation: RunOperation, runs: list[Run]) -> list[str]:
     return [" ".join(str(title).split())[:field] for title in titles]
 
 
+def request_verdict(
+    *,
+    tenant: Tenant,
+    connection: VendorConnection,
+    run_operation: RunOperation,
+    parameters: list[dict[str, Any]],
+    switch: bool,
+    now: datetime,
+    apply_policies: bool = True,
+) -> tuple[Verdict, ApprovalFacts]:
+    """What the tenant's approval policies (and the caller's "approval required" `switch`) ask
+    of a request of these cleaned parameter sets, and the facts they judged. With
+    `apply_policies` False (a part of something already judged as a whole, such as a chunk of
+    an Altcraft launch) only the switch counts."""
+    facts = run_operation.approval_facts(parameters, connection) if apply_policies else None
+    if facts is None:
+        facts = ApprovalFacts()
+    if not apply_policies:
+        label = Run(operation=run_operation.name).get_operation_display()
+        reasons = (f"{label}: every request needs 1 approval (approval required (setting))",)
+        verdict = Verdict(1, reasons, tenant.approval_valid_minutes) if switch else Verdict()
+        return verdict, facts
+    verdict = approval_verdict(
+        tenant=tenant,
+        operation=run_operation.name,
+        operation_label=Run(operation=run_operation.name).get_operation_display(),
+        facts=facts,
+        moment=now,
+        switch=switch,
+    )
+    return verdict, facts
+
+
 # -- requesting -------------------------------------------------------------------------------
 
 
@@ -81,11 +116,15 @@ def run_submit(
     attestation: str = "",
     utc_date: Any = None,
     check_duplicates: bool = True,
+    apply_policies: bool = True,
 ) -> Run:
     """Record a requested vendor call; queue it now, or hold it for approval.
 
-    The same idempotency key always yields the same run (a double click, a resubmitted form).
-    A run identical to a recent one raises ProbableDuplicate unless `send_anyway`.
+    It is held when `approval_required` (the caller's setting) or one of the tenant's approval
+    policies asks for it (request_verdict): the run keeps how many approvals it needs, why,
+    and the facts judged. The same idempotency key always yields the same run (a double click,
+    a resubmitted form). A run identical to a recent one raises ProbableDuplicate unless
+    `send_anyway`.
     """
     if connection.tenant_id != tenant.pk:
         raise ValidationError("That connection belongs to another tenant.")
@@ -129,7 +168,17 @@ def run_submit(
         if duplicate is not None and not send_anyway:
             raise ProbableDuplicate(duplicate)
 
-    expires = now + timedelta(minutes=tenant.approval_valid_minutes)
+    verdict, facts = request_verdict(
+        tenant=tenant,
+        connection=connection,
+        run_operation=run_operation,
+        parameters=[cleaned],
+        switch=approval_required,
+        now=now,
+        apply_policies=apply_policies,
+    )
+    approval_required = verdict.required
+    expires = now + timedelta(minutes=verdict.valid_minutes or tenant.approval_valid_minutes)
     if utc_date is not None:
         expires = min(expires, next_utc_midnight(now))
     state = check_initial(RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED)
@@ -147,6 +196,9 @@ def run_submit(
         requested_at=now,
         approval_required=approval_required,
         approval_expires_at=expires if approval_required else None,
+        approvals_needed=max(1, verdict.approvals_needed),
+        approval_reasons=list(verdict.reasons),
+        approval_facts=facts.as_dict(),
         attestation=attestation,
         send_anyway=bool(send_anyway and duplicate is not None),
         duplicate_of=duplicate if send_anyway else None,
@@ -170,6 +222,8 @@ def run_submit(
                     "attestation": attestation,
                     "send_anyway": run.send_anyway,
                     "duplicate_of": duplicate.pk if duplicate and send_anyway else None,
+                    "approvals_needed": verdict.approvals_needed,
+                    "approval_reasons": list(verdict.reasons),
                 },
             )
             if state == RunState.QUEUED:
@@ -187,7 +241,12 @@ def run_submit(
 
 
 def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: str = "") -> Run:
-    """A second person approves the exact parameters they saw; the run is queued at once."""
+    """An operator who did not request it approves the exact parameters they saw.
+
+    The run is queued once `approvals_needed` distinct people (operators or admins, never the
+    requester, each counted once) approved its current parameters before it expired; until
+    then each approval is recorded and audited (run.approval_recorded) and the run waits.
+    """
     now = utc_now()
     with transaction.atomic():
         locked = Run.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=run.pk)
@@ -210,13 +269,20 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
             )
         expired = bool(locked.approval_expires_at and now >= locked.approval_expires_at)
         if not expired:
+            given = approvers_of(locked)
+            if actor.user.pk in given:
+                raise RunActionError(
+                    f"You already approved this request ({len(given)} of "
+                    f"{locked.approvals_needed}); another operator must approve it too."
+                )
             problem = operation_for(locked.operation).approval_problem(locked, membership)
             if problem:
                 raise RunActionError(problem)
-            _approve_locked(actor=actor, run=locked, now=now, comment=comment)
-            notifications.request_decided(
-                run=locked, approved=True, decided_by=actor.display, comment=comment
-            )
+            _approve_locked(actor=actor, run=locked, now=now, comment=comment, count=len(given) + 1)
+            if locked.state == RunState.QUEUED:
+                notifications.request_decided(
+                    run=locked, approved=True, decided_by=actor.display, comment=comment
+                )
     if expired:
         # Outside the approval's transaction: the expiry is recorded even though we refuse.
         if transition(
@@ -233,8 +299,38 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
     return locked
 
 
-def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> None:
-    """Record the approval and queue the run; the caller holds the run's row lock."""
+def approval_progress(run: Run) -> str:
+    """What an approver is told after approving `run`: "" once it is released (queued), else
+    how many approvals it has and how many are missing (the pages, the API and the commands)."""
+    if run.state != RunState.AWAITING_APPROVAL:
+        return ""
+    given = len(approvers_of(run))
+    missing = max(0, run.approvals_needed - given)
+    return (
+        f"Approved ({given} of {run.approvals_needed}). It waits for {missing} more "
+        f"operator{'s' if missing != 1 else ''} before anything is sent."
+    )
+
+
+def approvers_of(run: Run) -> list[int]:
+    """The ids of the people who approved the run's current parameters, first first: those who
+    count towards its `approvals_needed` (an approval of earlier parameters no longer does)."""
+    seen: list[int] = []
+    for user_id in (
+        Approval.objects.filter(
+            run=run, decision=Approval.Decision.APPROVED, parameters_hash=run.parameters_hash
+        )
+        .order_by("decided_at", "pk")
+        .values_list("decided_by_id", flat=True)
+    ):
+        if user_id not in seen:
+            seen.append(user_id)
+    return seen
+
+
+def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str, count: int) -> None:
+    """Record the approval, the `count`th of the run's current parameters, and queue the run
+    when it is the last one needed; the caller holds the run's row lock."""
     Approval.objects.create(
         run=run,
         decided_by=actor.user,
@@ -244,6 +340,22 @@ def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> N
         decided_at=now,
         expires_at=run.approval_expires_at,
     )
+    if count < run.approvals_needed:
+        record_audit_event(
+            actor=actor,
+            tenant=run.tenant,
+            action="run.approval_recorded",
+            object_type="run",
+            object_id=run.pk,
+            summary={
+                "comment": comment,
+                "parameters_hash": run.parameters_hash,
+                "approvals": count,
+                "approvals_needed": run.approvals_needed,
+                "reasons": run.approval_reasons,
+            },
+        )
+        return
     try:
         with transaction.atomic():
             moved = transition(
@@ -252,7 +364,12 @@ def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str) -> N
                 from_states={RunState.AWAITING_APPROVAL},
                 actor=actor,
                 action="run.approved",
-                extra_summary={"comment": comment, "parameters_hash": run.parameters_hash},
+                extra_summary={
+                    "comment": comment,
+                    "parameters_hash": run.parameters_hash,
+                    "approvals": count,
+                    "approvals_needed": run.approvals_needed,
+                },
             )
     except IntegrityError:
         raise RunActionError(
@@ -386,7 +503,33 @@ def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any])
         # What it will send changed, so may what it is called (not the connection's name: the
         # request still goes through the connection as it was named when requested).
         locked.title = run_titles(run_operation, [locked])[0]
-        locked.save(update_fields=["parameters", "parameters_hash", "title", "updated_at"])
+        # The new parameters may meet more policies (more recipients): they can raise what the
+        # request needs, never lower it (earlier approvals no longer count anyway).
+        verdict, facts = request_verdict(
+            tenant=locked.tenant,
+            connection=locked.connection,
+            run_operation=run_operation,
+            parameters=[cleaned],
+            switch=False,
+            now=utc_now(),
+        )
+        locked.approvals_needed = max(locked.approvals_needed, verdict.approvals_needed)
+        locked.approval_reasons = [
+            *locked.approval_reasons,
+            *(reason for reason in verdict.reasons if reason not in locked.approval_reasons),
+        ]
+        locked.approval_facts = facts.as_dict()
+        locked.save(
+            update_fields=[
+                "parameters",
+                "parameters_hash",
+                "title",
+                "approvals_needed",
+                "approval_reasons",
+                "approval_facts",
+                "updated_at",
+            ]
+        )
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,

@@ -16,7 +16,12 @@ from dashboard.pauses.services import check_sending_allowed
 from dashboard.runs.enqueue import batch_of, enqueue
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
-from dashboard.runs.services.submit import ProbableDuplicate, parameters_hash, run_titles
+from dashboard.runs.services.submit import (
+    ProbableDuplicate,
+    parameters_hash,
+    request_verdict,
+    run_titles,
+)
 from dashboard.runs.states import RunState, check_initial
 from dashboard.runs.transitions import RunActionError
 
@@ -30,13 +35,16 @@ def run_submit_many(
     requests: list[tuple[str, dict[str, Any]]],
     approval_required: bool,
     send_anyway: bool = False,
+    apply_policies: bool = True,
 ) -> list[Run]:
     """Record many requested calls as run_submit would, all or nothing, in request order.
 
     `requests` are (idempotency key, parameters) pairs. A key already used yields its existing
     run; every parameter set is cleaned before anything is saved; if any run would be a probable
     duplicate of a recent one, ProbableDuplicate is raised (for the first) and nothing is saved,
-    unless `send_anyway`. Not for the daily trigger (no UTC day, no attestation).
+    unless `send_anyway`. Not for the daily trigger (no UTC day, no attestation). The approval
+    policies judge the new runs together (a trigger to 30 topics is one request of 30 topics):
+    they all wait for the same number of approvals, or none does.
     """
     if connection.tenant_id != tenant.pk:
         raise ValidationError("That connection belongs to another tenant.")
@@ -86,8 +94,18 @@ def run_submit_many(
             first = next(fingerprints[key] for key, _ in new if fingerprints[key] in duplicates)
             raise ProbableDuplicate(duplicates[first])
 
+    verdict, facts = request_verdict(
+        tenant=tenant,
+        connection=connection,
+        run_operation=run_operation,
+        parameters=[cleaned for _, cleaned in new],
+        switch=approval_required,
+        now=now,
+        apply_policies=apply_policies and bool(new),
+    )
+    approval_required = verdict.required
     state = check_initial(RunState.AWAITING_APPROVAL if approval_required else RunState.QUEUED)
-    expires = now + timedelta(minutes=tenant.approval_valid_minutes)
+    expires = now + timedelta(minutes=verdict.valid_minutes or tenant.approval_valid_minutes)
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     runs = []
     for key, cleaned in new:
@@ -106,6 +124,9 @@ def run_submit_many(
                 requested_at=now,
                 approval_required=approval_required,
                 approval_expires_at=expires if approval_required else None,
+                approvals_needed=max(1, verdict.approvals_needed),
+                approval_reasons=list(verdict.reasons),
+                approval_facts=facts.as_dict(),
                 send_anyway=bool(send_anyway and duplicate is not None),
                 duplicate_of=duplicate if send_anyway else None,
                 connection_name=connection.name,
@@ -131,6 +152,8 @@ def run_submit_many(
                         "attestation": "",
                         "send_anyway": run.send_anyway,
                         "duplicate_of": run.duplicate_of_id,
+                        "approvals_needed": verdict.approvals_needed,
+                        "approval_reasons": list(verdict.reasons),
                     },
                 }
                 for run in created

@@ -194,6 +194,56 @@ def test_four_eyes_an_operator_approves_the_exact_file(team, trigger, altcraft) 
     assert send_all(launch) == ["succeeded"]
 
 
+def test_a_big_list_policy_needs_two_distinct_operators_of_the_exact_file(
+    team, trigger, altcraft
+) -> None:
+    from dashboard.approval_policies.services import policy_create
+    from dashboard.models import AuditEvent
+
+    policy_create(
+        actor=actor_of(team.admin),
+        tenant=team.tenant,
+        data={
+            "name": "Big lists",
+            "operation": "altcraft_start_batch",
+            "recipients_above": "4",
+            "approvals_needed": "2",
+            "valid_minutes": "30",
+        },
+    )
+    small = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", emails(4))))
+    assert small.state == LaunchState.SENDING  # 4 recipients: not above 4
+    launch = confirm(team.marketer, prepare(team.marketer, trigger, csv_bytes("email", emails(5))))
+    assert launch.state == LaunchState.AWAITING_APPROVAL
+    assert launch.approvals_needed == 2
+    assert launch.approval_reasons == [
+        "Altcraft: bulk trigger launch: 5 recipients, above 4; needs 2 approvals "
+        "(policy 'Big lists')"
+    ]
+
+    def approve(membership):
+        return services.launch_approve(
+            actor=actor_of(membership),
+            membership=membership,
+            launch=launch,
+            sha256_seen=launch.source_sha256,
+        )
+
+    launch = approve(team.operator)
+    assert launch.state == LaunchState.AWAITING_APPROVAL
+    assert services.launch_approved_message(launch).startswith("Approved (1 of 2)")
+    assert launch.chunks.filter(run__isnull=False).count() == 0
+    with pytest.raises(RunActionError, match="already approved"):
+        approve(team.operator)
+    launch = approve(team.second_operator)
+    assert launch.state == LaunchState.SENDING
+    assert AuditEvent.objects.filter(action="altcraft.launch_approval_recorded").count() == 1
+    approved = AuditEvent.objects.get(action="altcraft.launch_approved")
+    assert approved.summary["approvals"] == 2
+    # The launch was judged as a whole: its chunks' runs do not wait again.
+    assert {chunk.run.state for chunk in launch.chunks.all()} == {RunState.QUEUED}
+
+
 def test_uploads_are_encrypted_at_rest_and_expire(team, trigger, upload_dir) -> None:
     launch = prepare(team.marketer, trigger, csv_bytes("email", ["secret.person@example.com"]))
     for path in (launch.upload_path, launch.chunks_path):
