@@ -227,6 +227,17 @@ CASES: dict[str, Case] = {
         acting_as="oscar",
     ),
     "resume_sending": Case(_resume_sending, acting_as="oscar"),
+    "send_window": Case(
+        lambda world: call_command(
+            "send_window",
+            "acme",
+            "TalkifAI",
+            *("--weekdays", "Mon-Fri", "--start", "08:00", "--end", "21:00"),
+            *("--zone", "Europe/Berlin", "--reason", "Quiet nights", "--as", "oscar"),
+            stdout=io.StringIO(),
+        ),
+        acting_as="oscar",
+    ),
     "approval_policy": Case(
         lambda world: call_command(
             "approval_policy",
