@@ -157,7 +157,7 @@ def test_a_worker_started_as_compose_starts_it_logs_each_run_in_json_lines(
     lines = [line for line in worker.log().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # each one JSON, or this raises
     (start_up,) = [e for e in entries if e["logger"] == "triggerdesk.worker"]
-    assert start_up["queues"] == ["poll", "send"] and start_up["concurrency"] == 2
+    assert start_up["queues"] == ["interactive", "poll", "send"] and start_up["concurrency"] == 2
     assert finished["request_id"] == "e2e-request-0001"
     assert finished["tenant"] == team.tenant.slug
     run_lines = [e for e in entries if e.get("run_id") == run.pk]
