@@ -161,14 +161,17 @@ class Stack:
         pool: str = "prefork",
         concurrency: int = 2,
         queues: str = "send,poll",
+        nice: int = 0,
     ) -> None:
-        """Start `count` worker processes consuming `queues` and wait until all are ready."""
+        """Start `count` worker processes consuming `queues` (at CPU priority `nice`, as
+        `nice -n`) and wait until all are ready."""
         for _ in range(count):
             name = f"bench-{uuid.uuid4().hex[:6]}"
             log_path = self.tmp_dir / f"{name}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     [
+                        *(["nice", "-n", str(nice)] if nice else []),
                         str(Path(sys.executable).with_name("celery")),
                         "-A",
                         "dashboard",
@@ -314,12 +317,14 @@ def bench_stack(
     interactive_workers: int = 1,
     interactive_pool: str = "threads",
     interactive_concurrency: int = 2,
+    bulk_nice: int = 0,
 ) -> Iterator[Stack]:
     """Bring the whole stack up (see the module docstring); tear everything down afterwards.
 
     `workers` consume send and poll; `interactive_workers` the single sends a person starts,
     as production runs them (docker-compose.yml). With none, the `workers` consume that queue
-    too: a click then waits for a free process like a burst's dispatchers do.
+    too: a click then waits for a free process like a burst's dispatchers do. `bulk_nice`: the
+    `workers` run at that lower CPU priority (`nice -n`), the interactive ones at the usual.
     """
     base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -372,6 +377,7 @@ def bench_stack(
             pool=pool,
             concurrency=concurrency,
             queues="send,poll" if interactive_workers else "send,interactive,poll",
+            nice=bulk_nice,
         )
         if interactive_workers:
             stack.start_workers(
