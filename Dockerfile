@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # TriggerDesk: one image for every role; the command picks it (see docker-compose.yml):
 #   web     gunicorn dashboard.project.wsgi                       (the default CMD)
-#   worker  celery -A dashboard worker -Q send  (and a second service with -Q poll)
+#   worker  celery -A dashboard worker -Q send  (and services with -Q interactive, -Q poll)
 #   beat    celery -A dashboard --quiet beat
 # Every role logs through Django's LOGGING: LOG_FORMAT and LOG_LEVEL decide for gunicorn and
 # Celery too (no --loglevel needed; see dashboard/observability/logs.py).

@@ -4,7 +4,8 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 `FIGURE <name> <value>` line is summarised as min / median / max over the runs, with the
 machine's load average around each run (a shared machine makes single runs noisy).
 
-Usage: .venv/bin/python bench/run_all.py [--repeat 3] [--only throughput|latency|campaigns|altcraft|audit|history]
+Usage: .venv/bin/python bench/run_all.py [--repeat 3]
+       [--only throughput|latency|latency-nice|campaigns|altcraft|audit|history]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "throughput": ["bench_event_generator_throughput.py"],
     "latency": ["bench_click_to_vendor_latency.py"],
+    # The same with the burst workers at a lower CPU priority than the interactive one.
+    "latency-nice": ["bench_click_to_vendor_latency.py", "--bulk-nice", "10"],
     "campaigns": ["bench_campaign_trigger.py"],
     # A fifth of the issue's million recipients keeps `make bench` short; run the script alone
     # with --recipients 1000000 for the full figure (bench/README.md).

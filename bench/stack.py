@@ -1,10 +1,11 @@
-"""The benchmarks' stack: their own database, the sandboxes in-process, two worker processes.
+"""The benchmarks' stack: their own database, the sandboxes in-process, the worker processes.
 
 Every benchmark script does the same thing first: create (and at the end drop) the database
 `<name>_bench` on the server named by DATABASE_URL, where `<name>` is DATABASE_URL's own
 database (`triggerdesk` -> `triggerdesk_bench`, `td_dx` -> `td_dx_bench`), migrate it, empty the Redis database
 named by REDIS_URL (it must be a scratch database: `make bench` passes the tests' one), serve
 every vendor sandbox on a free loopback port in this process, and start Celery worker processes
+(two for the send and poll queues, one for the interactive queue, as in production)
 that use the production settings (dashboard.project.settings, through bench/bench_settings.py, which
 changes nothing unless asked) against all of that.
 """
@@ -130,34 +131,53 @@ class Stack:
 
         return sandbox_base_url(self.server.url(), kind)
 
-    def connection(self, kind: str, **options: Any) -> Any:
-        """A connection of the bench tenant wired to that vendor's sandbox."""
+    def connection(
+        self,
+        kind: str,
+        *,
+        secrets: dict[str, str] | None = None,
+        tenant: Any = None,
+        **options: Any,
+    ) -> Any:
+        """A connection of the bench tenant (or of `tenant`, set up by the system) wired to
+        that vendor's sandbox (`secrets`: another of its accounts, e.g. a second Optimove brand)."""
+        from dashboard.audit.trail import Actor
         from dashboard.tenancy.services import connection_create
 
         return connection_create(
-            actor=self.actor,
-            tenant=self.tenant,
+            actor=self.actor if tenant is None else Actor.system("bench"),
+            tenant=tenant or self.tenant,
             kind=kind,
             name=f"{kind} sandbox {uuid.uuid4().hex[:6]}",
             base_url=self.url(kind),
-            secrets=SANDBOX_SECRETS[kind],
+            secrets=secrets or SANDBOX_SECRETS[kind],
             options=options or ({"key_role": "ApiRole"} if kind == "optimove_batch" else {}),
         )
 
-    def start_workers(self, *, count: int = 2, pool: str = "prefork", concurrency: int = 2) -> None:
-        """Start `count` worker processes (queues send and poll) and wait until all are ready."""
+    def start_workers(
+        self,
+        *,
+        count: int = 2,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        queues: str = "send,poll",
+        nice: int = 0,
+    ) -> None:
+        """Start `count` worker processes consuming `queues` (at CPU priority `nice`, as
+        `nice -n`) and wait until all are ready."""
         for _ in range(count):
             name = f"bench-{uuid.uuid4().hex[:6]}"
             log_path = self.tmp_dir / f"{name}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     [
+                        *(["nice", "-n", str(nice)] if nice else []),
                         str(Path(sys.executable).with_name("celery")),
                         "-A",
                         "dashboard",
                         "worker",
                         "-Q",
-                        "send,poll",
+                        queues,
                         "--pool",
                         pool,
                         "-c",
@@ -205,7 +225,7 @@ class Stack:
             cleaned = runner.clean_parameters(raw, connection)
             rows.append(
                 Run(
-                    tenant=self.tenant,
+                    tenant=connection.tenant,
                     connection=connection,
                     operation=operation,
                     parameters=cleaned,
@@ -290,9 +310,22 @@ def _wait_until_answering(worker: WorkerProcess) -> None:
 
 @contextlib.contextmanager
 def bench_stack(
-    *, pool: str = "prefork", concurrency: int = 2, workers: int = 2
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    workers: int = 2,
+    interactive_workers: int = 1,
+    interactive_pool: str = "threads",
+    interactive_concurrency: int = 2,
+    bulk_nice: int = 0,
 ) -> Iterator[Stack]:
-    """Bring the whole stack up (see the module docstring); tear everything down afterwards."""
+    """Bring the whole stack up (see the module docstring); tear everything down afterwards.
+
+    `workers` consume send and poll; `interactive_workers` the single sends a person starts,
+    as production runs them (docker-compose.yml). With none, the `workers` consume that queue
+    too: a click then waits for a free process like a burst's dispatchers do. `bulk_nice`: the
+    `workers` run at that lower CPU priority (`nice -n`), the interactive ones at the usual.
+    """
     base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     database = bench_database_name(base_url)
@@ -339,7 +372,20 @@ def bench_stack(
         tenant = tenant_create(actor=system, name="Bench Brand", duplicate_window_minutes=0)
         user = user_create(username="bench-marketer", password=None)
         stack = Stack(sandboxes, server, clock, tenant, user, Actor(user=user))
-        stack.start_workers(count=workers, pool=pool, concurrency=concurrency)
+        stack.start_workers(
+            count=workers,
+            pool=pool,
+            concurrency=concurrency,
+            queues="send,poll" if interactive_workers else "send,interactive,poll",
+            nice=bulk_nice,
+        )
+        if interactive_workers:
+            stack.start_workers(
+                count=interactive_workers,
+                pool=interactive_pool,
+                concurrency=interactive_concurrency,
+                queues="interactive",
+            )
         yield stack
     finally:
         if stack is not None:

@@ -16,7 +16,7 @@ from django.db import connection
 
 from dashboard.observability import heartbeat
 
-QUEUES = ("send", "poll")
+QUEUES = ("send", "interactive", "poll")
 
 
 @dataclass(frozen=True)

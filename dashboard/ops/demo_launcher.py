@@ -1,4 +1,4 @@
-"""`make demo`'s processes: the sandboxes, the demo data, a worker, beat and the web server.
+"""`make demo`'s processes: the sandboxes, the demo data, two workers, beat and the web server.
 
 Every process runs under one `ProcessSupervisor`, so Ctrl-C or SIGTERM stops all of them and
 leaves nothing behind (the launcher returns 0 once every process group is empty). A worker or
@@ -16,8 +16,10 @@ from pathlib import Path
 from dashboard.ops.process_supervisor import ProcessExited, ProcessSupervisor, Stopped
 
 SANDBOX_READY_TIMEOUT_SECONDS = 30.0
-# One worker process with threads: the demo's filesystem broker and in-process rate limiter.
+# Worker processes with threads: the demo's filesystem broker and in-process rate limiter. One
+# for bursts and polls, one for the single sends a person starts (never behind a burst).
 WORKER_OPTIONS = ("--pool", "threads", "-c", "4", "--loglevel", "INFO")
+INTERACTIVE_WORKER_OPTIONS = ("--pool", "threads", "-c", "2", "--loglevel", "INFO")
 WEB_OPTIONS = ("-w", "2", "--threads", "4", "--access-logfile", "-")
 
 
@@ -69,6 +71,22 @@ def run_demo(
                 "worker",
                 [celery, "-A", "dashboard", "worker", "-Q", "send,poll", *WORKER_OPTIONS],
                 log_path=demo_dir / "worker.log",
+                restart=True,
+            )
+            supervisor.start(
+                "worker-interactive",
+                [
+                    celery,
+                    "-A",
+                    "dashboard",
+                    "worker",
+                    "-Q",
+                    "interactive",
+                    "-n",
+                    "interactive@%h",
+                    *INTERACTIVE_WORKER_OPTIONS,
+                ],
+                log_path=demo_dir / "worker-interactive.log",
                 restart=True,
             )
             supervisor.start(

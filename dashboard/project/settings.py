@@ -309,6 +309,9 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # dashboard/vendors/destinations.py.
 VENDOR_HOST_ALLOWLIST = env_list("VENDOR_HOST_ALLOWLIST")
 
+# A single run's send (a person's click) goes to the "interactive" queue instead, named by
+# dashboard.runs.enqueue at the call: runs.send of a batched operation runs a dispatcher, of a
+# single-run one just that run, and only the message knows which. Workers: docs/engine.md.
 CELERY_TASK_ROUTES = {
     "runs.send": {"queue": "send"},
     "runs.reconcile": {"queue": "send"},

@@ -13,7 +13,9 @@ out at once (Optimove event generators: 500 requests/s per brand). A dispatcher 
 3. records every answer in one transaction (attempts completed in one UPDATE, one set-based
    compare-and-set UPDATE for the runs, audit rows in one append); a failed send goes through the per-run failure handling.
 
-It loops until no due queued run is left. The rules of dashboard.runs.services hold unchanged:
+It loops until no due queued run is left, or its slice (DISPATCH_SLICE_SECONDS) is over: it
+then hands over to a fresh message at the back of the queue, so dispatchers of several brands
+take turns on the workers. The rules of dashboard.runs.services hold unchanged:
 a run is sending (committed) before its request leaves, each state change is a compare-and-set
 with its audit row in the same transaction, nothing that may have reached the vendor is resent.
 
@@ -69,9 +71,11 @@ POLL_DEFER_SECONDS = 30.0
 # holds the window): a worker thread is not held for a burst's length.
 POLL_TOKEN_PATIENCE_SECONDS = 1.0
 SEND_THREADS = 32
-# A dispatcher hands over to a fresh message after this long, so no task outlives the limits
-# the Celery settings assume (docs/engine.md "Workers": no task runs longer than ~2 minutes).
-MAX_DISPATCH_SECONDS = 90.0
+# A dispatcher works this long, then hands over to a fresh message at the back of its queue:
+# another brand's dispatchers, queued meanwhile, get the worker in between, so one brand's
+# 100,000 runs never starve another's 100 (and no task outlives the limits the Celery settings
+# assume: docs/engine.md "Workers"). A hand-over costs a message and a claim, a few ms.
+DISPATCH_SLICE_SECONDS = 2.0
 
 
 class SendingHeld(Exception):
@@ -181,7 +185,7 @@ def dispatch_sends(
                 in_flight = (connection, secrets, fed)
             sent += len(runs)
             batches += 1
-            if runs and time.monotonic() - began > MAX_DISPATCH_SECONDS:
+            if runs and time.monotonic() - began > DISPATCH_SLICE_SECONDS:
                 hand_over_to = runs[-1].pk
                 break
     finally:
@@ -700,6 +704,7 @@ def dispatch_polls(*, connection_id: int, operation: str, run_id: int | None = N
     ]
     polled = 0
     outcomes: dict[int, str] = {}
+    began = time.monotonic()
     while True:
         sends_first = limiter.any_flag(send_flags)
         claimed = claim_polls(
@@ -714,6 +719,10 @@ def dispatch_polls(*, connection_id: int, operation: str, run_id: int | None = N
         said = poll_batch(connection, run_operation, secrets, runs)
         outcomes.update(said)
         polled += len(said)
+        if time.monotonic() - began > DISPATCH_SLICE_SECONDS:
+            # The look below wakes a fresh dispatcher for the runs still due, at the back of
+            # the queue, as a send dispatcher hands over after its slice.
+            break
     following = (
         Run.objects.filter(
             connection_id=connection_id, operation=operation, state=RunState.ACCEPTED

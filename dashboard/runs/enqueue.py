@@ -25,6 +25,9 @@ MAX_COUNTDOWN_SECONDS = 15 * 60
 DISPATCH_SLOTS = 4
 # A dispatcher renews its flag while it works; a dead one's flag lapses after this.
 FLAG_SECONDS = 15.0
+# The lane of a single run's send (a person's click: a TalkifAI start, a daily trigger, an
+# approval): its own queue and worker, so it never waits behind a burst's dispatchers on "send".
+INTERACTIVE_QUEUE = "interactive"
 # The modules that define the tasks named here, imported on the first lookup of a name the Celery
 # app does not know yet (a web process or a test never ran the worker's autodiscovery).
 TASK_MODULES = ("dashboard.runs.tasks", "dashboard.accounts.tasks", "dashboard.audit.tasks")
@@ -53,6 +56,16 @@ def on_commit_task(name: str, *args: Any, countdown: float | None = None) -> Non
         )
 
 
+def send_queue(run_id: int) -> str | None:
+    """The queue of a plain runs.send message for this run: INTERACTIVE_QUEUE for a single-run
+    operation, None (the route in settings: "send") for a batched one, whose message runs a
+    dispatcher for the whole connection and must never occupy the interactive lane."""
+    operation = Run.objects.filter(pk=run_id).values_list("operation", flat=True).first()
+    if operation is not None and operation_for(operation).batch_size > 1:
+        return None
+    return INTERACTIVE_QUEUE
+
+
 def batch_of(run: Run) -> tuple[int, str] | None:
     """(connection id, operation) when the run's operation is sent and polled in batches."""
     if operation_for(run.operation).batch_size > 1:
@@ -78,10 +91,15 @@ def enqueue(
         transaction.on_commit(wake, robust=True)
         return
     run_task = task(TASK_NAMES[task_name])
+    # Looked up now, in the caller's transaction (the run may not be committed yet); a caller
+    # that names the batch has said it is not a single run's send.
+    queue = send_queue(run_id) if task_name == "send" and batch is None else None
+    options = {"queue": queue} if queue else {}
     # robust: a broker outage must not turn a committed decision into an error page; the sweeper
     # re-enqueues queued runs whose message never left.
     transaction.on_commit(
-        lambda: run_task.apply_async(args=[run_id], countdown=countdown or None), robust=True
+        lambda: run_task.apply_async(args=[run_id], countdown=countdown or None, **options),
+        robust=True,
     )
 
 

@@ -271,7 +271,7 @@ class Stack:
                 "dashboard",
                 "worker",
                 "-Q",
-                "send,poll",
+                "send,interactive,poll",
                 "--pool",
                 "threads",
                 "-c",

@@ -133,8 +133,10 @@ class Workers:
         hostname: str = "%h",
         prefix: list[str] | None = None,
         loglevel: str | None = "INFO",
+        queues: str = "send,interactive,poll",
     ) -> Worker:
-        """Start `celery worker -Q send,poll` with the given pool; wait until it is ready.
+        """Start `celery worker -Q send,interactive,poll` (`queues`) with the given pool; wait
+        until it is ready.
 
         `hostname` names the worker's host (`-n e2e-…@<hostname>`, as on another machine);
         `prefix` runs the command under another, e.g. `ip netns exec <namespace>`; `loglevel`
@@ -148,7 +150,7 @@ class Workers:
             "dashboard",
             "worker",
             "-Q",
-            "send,poll",
+            queues,
             "--pool",
             pool,
             "-c",

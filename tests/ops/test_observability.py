@@ -31,7 +31,7 @@ def redis_db(settings):
 
 
 def beat_everything(client) -> None:
-    for queue in ("send", "poll"):
+    for queue in ("send", "interactive", "poll"):
         heartbeat.beat_worker(client=client, queues=[queue], hostname=f"{queue}-1@host-a")
     heartbeat.record_sweep(client)
 
@@ -125,6 +125,7 @@ def test_readyz_is_ready_with_database_redis_workers_and_a_recent_sweep(client, 
         "database",
         "redis",
         "worker:send",
+        "worker:interactive",
         "worker:poll",
         "beat:sweep",
     }

@@ -22,7 +22,15 @@ import yaml
 from tests.ops.test_settings import documented_environment
 
 REPO = Path(__file__).resolve().parents[2]
-APP_SERVICES = {"migrate", "web", "worker-send", "worker-poll", "beat", "sandboxes"}
+APP_SERVICES = {
+    "migrate",
+    "web",
+    "worker-send",
+    "worker-interactive",
+    "worker-poll",
+    "beat",
+    "sandboxes",
+}
 
 
 def compose() -> dict:
@@ -69,6 +77,8 @@ def test_compose_has_every_role_from_one_image():
     commands = {name: " ".join(map(str, services[name]["command"])) for name in APP_SERVICES}
     assert "-Q send " in commands["worker-send"] and "poll" not in commands["worker-send"]
     assert "-Q poll " in commands["worker-poll"] and "send" not in commands["worker-poll"]
+    # A person's click never waits behind a burst: its queue has workers of its own.
+    assert "-Q interactive " in commands["worker-interactive"]
     assert commands["beat"].startswith("celery -A dashboard --quiet beat")
     assert commands["migrate"] == "python manage.py migrate --no-input"
     assert services["sandboxes"]["profiles"] == ["demo"]
@@ -77,16 +87,24 @@ def test_compose_has_every_role_from_one_image():
 def test_compose_waits_for_health_and_migrations_and_keeps_data_in_named_volumes():
     document = compose()
     services = document["services"]
-    for name in ("web", "worker-send", "worker-poll", "beat"):
+    for name in ("web", "worker-send", "worker-interactive", "worker-poll", "beat"):
         depends = services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
         assert depends["migrate"]["condition"] == "service_completed_successfully"
-    for name in ("postgres", "redis", "web", "worker-send", "worker-poll", "sandboxes"):
+    for name in (
+        "postgres",
+        "redis",
+        "web",
+        "worker-send",
+        "worker-interactive",
+        "worker-poll",
+        "sandboxes",
+    ):
         assert services[name]["healthcheck"]["test"], name
     assert set(document["volumes"]) == {"postgres-data", "redis-data", "uploads"}
     # Altcraft recipient files are written by web and read by the send workers.
-    for name in ("web", "worker-send"):
+    for name in ("web", "worker-send", "worker-interactive"):
         assert "uploads:/var/lib/triggerdesk/uploads" in services[name]["volumes"], name
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "--appendonly" in services["redis"]["command"]

@@ -304,7 +304,7 @@ def test_a_long_dispatch_hands_over_to_a_fresh_message(team, campaigns, sandboxe
     from dashboard.runs.operations import operation_for
 
     monkeypatch.setattr(operation_for(OPERATION), "batch_size", 2)
-    monkeypatch.setattr(dispatch, "MAX_DISPATCH_SECONDS", -1.0)
+    monkeypatch.setattr(dispatch, "DISPATCH_SLICE_SECONDS", -1.0)
     woken = []
     monkeypatch.setattr(
         tasks.send_run, "apply_async", lambda args, kwargs=None, **_: woken.append((args, kwargs))
@@ -317,6 +317,33 @@ def test_a_long_dispatch_hands_over_to_a_fresh_message(team, campaigns, sandboxe
     assert woken == [([runs[1].pk], {"slot": 0})]
     runs[2].refresh_from_db()
     assert runs[2].state == RunState.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_long_poll_dispatch_hands_over_to_a_fresh_message(
+    team, campaigns, sandboxes, monkeypatch
+):
+    """After its slice a poll dispatcher stops and wakes a fresh one for the runs still due,
+    at the back of the queue: another brand's dispatchers get the worker in between."""
+    from dashboard.runs import tasks
+    from dashboard.runs.operations import operation_for
+
+    runs = [submit(team, campaigns, number) for number in range(3)]
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+    Run.objects.filter(pk__in=[r.pk for r in runs]).update(next_poll_at=None)
+    monkeypatch.setattr(operation_for(OPERATION), "batch_size", 2)
+    monkeypatch.setattr(dispatch, "DISPATCH_SLICE_SECONDS", -1.0)
+    woken = []
+    monkeypatch.setattr(
+        tasks.dispatch_polls, "apply_async", lambda args, **options: woken.append(args)
+    )
+
+    assert dispatch.dispatch_polls(connection_id=campaigns.pk, operation=OPERATION) == "polled 2"
+
+    assert sorted(
+        Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("poll_count", flat=True)
+    ) == [0, 1, 1]
+    assert woken == [[campaigns.pk, OPERATION]]
 
 
 @pytest.mark.django_db(transaction=True)

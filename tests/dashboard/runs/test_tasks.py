@@ -1,8 +1,14 @@
-"""Sending and polling go to separate queues, so polling never delays a send."""
+"""Sending and polling go to separate queues, so polling never delays a send; a single run's
+send (a person's click) has a queue of its own, so a burst never delays it."""
 
 import pytest
 
+from dashboard.models import VendorKind
 from dashboard.project.celery import app
+from dashboard.runs import enqueue
+from dashboard.runs.models import Operation
+from dashboard.runs.states import RunState
+from tests.factories import RunFactory, VendorConnectionFactory
 
 
 @pytest.mark.parametrize(
@@ -39,3 +45,57 @@ def test_a_worker_finds_every_task_by_the_name_the_engine_enqueues():
         "auth.password_reset_email",
         "campaigns.fire_due_schedules",
     } <= set(app.tasks)
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """The runs.send messages enqueued (after the commit): (args, kwargs, queue)."""
+    from dashboard.runs import tasks
+
+    sent = []
+    monkeypatch.setattr(
+        tasks.send_run,
+        "apply_async",
+        lambda args, kwargs=None, queue=None, **_: sent.append((args, kwargs, queue)),
+    )
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_single_runs_send_goes_to_the_interactive_queue(
+    messages, django_capture_on_commit_callbacks
+):
+    run = RunFactory(state=RunState.QUEUED)  # a TalkifAI start, as an approval queues it
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue("send", run.pk)
+        enqueue.enqueue("send", run.pk, 5.0)  # its retry too
+
+    assert messages == [([run.pk], None, "interactive")] * 2
+
+
+@pytest.mark.django_db
+def test_a_batched_runs_plain_send_message_stays_on_the_send_queue(
+    messages, django_capture_on_commit_callbacks, clean_redis
+):
+    """Such a message runs a dispatcher for the whole connection: it must never take the
+    interactive lane, whether or not its caller named the batch (a retry, the sweeper)."""
+    connection = VendorConnectionFactory(kind=VendorKind.OPTIMOVE_CAMPAIGNS)
+    run = RunFactory(
+        tenant=connection.tenant,
+        connection=connection,
+        operation=Operation.OPTIMOVE_RUN_EVENT_GENERATOR,
+        parameters={"event_generator_id": "g", "topic_key": "t", "context": {}},
+        state=RunState.QUEUED,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue("send", run.pk, 5.0)  # a retry, batch not named
+        enqueue.enqueue("send", run.pk)  # the sweeper's plain message
+        enqueue.enqueue("send", run.pk, batch=enqueue.batch_of(run))  # a submission's wake-up
+
+    assert messages == [
+        ([run.pk], None, None),
+        ([run.pk], None, None),
+        ([run.pk], {"slot": 0}, None),
+    ]
