@@ -19,6 +19,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Count
+
 from dashboard.runs.models import Operation, Run, RunAttempt
 from dashboard.runs.states import TERMINAL_STATES, RunState
 
@@ -220,3 +222,25 @@ def run_history(run_id: int) -> str:
     for event in AuditEvent.objects.filter(object_type="run", object_id=str(run.pk)).order_by("id"):
         lines.append(f"  {event.created_at:%H:%M:%S.%f} {event.action} {event.summary}")
     return "\n".join(lines)
+
+
+def check_metrics(findings: Findings, web_url: str, token: str) -> None:
+    """The web process's /metrics (what an alert reads) agree with the database: runs by state."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = requests.get(
+        f"{web_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    if answer.status_code != 200:
+        findings.add("metrics", f"/metrics answered {answer.status_code}")
+        return
+    scraped: Counter = Counter()
+    for family in text_string_to_metric_families(answer.text):
+        if family.name == "triggerdesk_runs":
+            for sample in family.samples:
+                scraped[sample.labels["state"]] += int(sample.value)
+    database = Counter(dict(Run.objects.values_list("state").annotate(n=Count("id"))))
+    findings.figures["metrics_agree"] = scraped == database
+    if scraped != database:
+        findings.add("metrics", f"/metrics says {dict(scraped)}, the database {dict(database)}")

@@ -28,7 +28,8 @@ from . import checker, faults, fuzz, workload
 from .stack import Stack, wait_until
 
 SETTLE_SECONDS = 420.0
-STACK_START_SECONDS = 20.0  # generous: the sweeper's stale-run rules wait up to a few minutes
+STACK_START_SECONDS = 20.0
+METRICS_TOKEN = "proofs-metrics-token"
 PROBE_SECONDS = 300.0
 
 
@@ -83,6 +84,7 @@ def child_environment(database_url: str) -> dict[str, str]:
             "CELERY_VISIBILITY_TIMEOUT": "10",
             "API_RATE_LIMIT_PER_MINUTE": "1000000",
             "API_RATE_LIMIT_BURST": "100000",
+            "METRICS_TOKEN": METRICS_TOKEN,
         }
     )
     return env
@@ -363,6 +365,7 @@ def run_proof(
         for thread in recoveries:
             thread.join(timeout=max(0.0, probes_deadline - time.monotonic()))
         found = checker.check(sandboxes, load.intents, scheduled)
+        checker.check_metrics(found, stack.web_url, METRICS_TOKEN)
         report.figures["fuzzed_requests"] = dict(fuzzer.sent)
         for what in fuzzer.server_errors[:10]:
             found.add("server_error", f"bad input answered 500: {what}")

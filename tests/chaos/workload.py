@@ -6,7 +6,7 @@ do). Its content is drawn from a seeded generator, so a seed names the same work
 interleaving of the client threads is not reproducible, the checker does not depend on it.
 
 Kinds of intent:
-- `trigger`: an event generator for 1-40 topics (one run each, one trigger group), through
+- `trigger`: an event generator for 1-300 topics (one run each, one trigger group), through
   `POST event-generators/<id>/run`; the context carries the intent's `ref`, so the vendor's own
   record of each execution names the intent and topic it came from;
 - `talkifai`: start a TalkifAI batch job now (an operator, `POST batch-jobs/<id>/start`);
@@ -29,7 +29,7 @@ from typing import Any
 import requests
 
 GENERATOR_ID = "44444444-abcd-abcd-abcd-{:012d}"
-TOPICS_PER_GENERATOR = 60
+TOPICS_PER_GENERATOR = 300
 FAILING_TOPIC = "fail-topic"  # the sandbox fails any topic key containing "fail"
 CONTEXT_SCHEMA = {
     "type": "object",
@@ -110,7 +110,8 @@ class Workload:
                 return self._intent(
                     "talkifai", brand, f"batch-jobs/{job}/start", {}, brand.operator_token
                 )
-            count = self.random.choice([1, 1, 2, 3, 5, 10, 20, 40])
+            # Mostly small triggers, now and then a campaign to hundreds of topics at once.
+            count = self.random.choice([1, 1, 2, 3, 5, 10, 20, 40, 40, 120, 300])
             topics = self.random.sample(brand.topic_keys, min(count, len(brand.topic_keys)))
             ref = f"r{uuid.UUID(int=self.random.getrandbits(128)).hex[:12]}"
             return self._intent(
