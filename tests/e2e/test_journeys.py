@@ -258,7 +258,7 @@ def test_a_marketer_sends_a_crm_export_to_altcraft_and_watches_the_chunks(
     assert mia.locator("#launch-column").inner_text().strip() == "Work e-mail"
     assert (
         mia.locator("#ignored-columns").inner_text().strip()
-        == "Ignored: Customer id, First name, Lifetime value"
+        == "Customer id, First name, Lifetime value"
     )
     assert mia.locator("#empty-rows").inner_text().strip() == "5"
     assert altcraft.received == []  # the preview sent nothing

@@ -524,7 +524,7 @@ def test_a_crm_export_picks_its_column_previews_what_is_ignored_and_skips_empty_
     assert launch.state == LaunchState.PREVIEWED, launch.problem
     page = client.get(chosen["Location"]).content.decode()
     assert '<code id="launch-column">email</code>' in page
-    assert '<dd id="ignored-columns">Ignored: first_name, page</dd>' in page
+    assert '<dt>Columns not sent</dt><dd id="ignored-columns">first_name, page</dd>' in page
     assert '<span id="rows-empty">1</span>' in page and '<span id="empty-rows">3</span>' in page
     assert 'id="skip-empty" required' in page
     assert "Skip the 1 empty row" in page
