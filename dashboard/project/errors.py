@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -14,6 +13,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+
+from dashboard.project.middleware import is_api_request
 
 
 def form_post(page: str, *page_kwargs: str) -> Callable:
@@ -102,29 +103,25 @@ def server_error(request: HttpRequest) -> HttpResponse:
     backing service cannot be reached, else the 500 page; problem+json under /api/."""
     unavailable = isinstance(sys.exc_info()[1], unavailable_errors())
     status = 503 if unavailable else 500
-    if request.path.startswith("/api/"):
-        code, detail = (
-            (
+    if is_api_request(request):
+        # On the error path only: the API's module is not loaded by every process's start.
+        from dashboard.api.problems import problem_response
+
+        response = (
+            problem_response(
+                request,
+                503,
                 "service_unavailable",
-                "TriggerDesk cannot reach its database or queue right now; "
-                "nothing was done. Try again in a few seconds (same Idempotency-Key).",
+                "TriggerDesk cannot reach its database or queue right now; nothing was done. "
+                "Try again in a few seconds (same Idempotency-Key).",
             )
             if unavailable
-            else ("server_error", "TriggerDesk hit an unexpected error and has logged it.")
-        )
-        response = HttpResponse(
-            json.dumps(
-                {
-                    "type": f"urn:triggerdesk:problem:{code}",
-                    "title": "Service Unavailable" if unavailable else "Internal Server Error",
-                    "status": status,
-                    "code": code,
-                    "detail": detail,
-                    "instance": request.path,
-                }
-            ),
-            status=status,
-            content_type="application/problem+json",
+            else problem_response(
+                request,
+                500,
+                "server_error",
+                "TriggerDesk hit an unexpected error and has logged it.",
+            )
         )
     else:
         template = "503.html" if unavailable else "500.html"
