@@ -28,6 +28,7 @@ from batchjobs.forms import (
 )
 from batchjobs.vendors.talkifai import status as talkifai_status
 from batchjobs.vendors.talkifai.client import FINISHED_STATUSES, parse_timestamp
+from dashboard.mfa.step_up import step_up_required
 from dashboard.models import Permission
 from dashboard.project.errors import form_post
 from dashboard.runs import selectors as run_selectors
@@ -184,6 +185,7 @@ def daily_trigger_request(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(Permission.APPROVE)
 @form_post("daily_trigger")
+@step_up_required
 def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = ApproveForm(request.POST)

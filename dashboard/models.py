@@ -49,6 +49,11 @@ class Tenant(models.Model):
         default=60,
         help_text="A run identical to one sent this recently is flagged as a probable duplicate.",
     )
+    require_second_factor = models.BooleanField(
+        default=False,
+        help_text="Operators and admins must set up a second factor (an authenticator app or a "
+        "passkey) before they can use this tenant, and prove it when they log in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -294,6 +299,7 @@ class AuditVerification(models.Model):
 
 
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
+from dashboard.mfa.models import Passkey  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
 from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401

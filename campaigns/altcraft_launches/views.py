@@ -35,6 +35,7 @@ from campaigns.altcraft_launches.forms import (
 from campaigns.altcraft_launches.models import UNSENT_STATES, LaunchKind, LaunchState
 from campaigns.altcraft_launches.uploads import EncryptingUploadHandler, StoredUploadFile
 from dashboard.input_checks import unstorable_reason
+from dashboard.mfa.step_up import step_up_required
 from dashboard.models import Permission
 from dashboard.runs.services import RunActionError
 from dashboard.tenancy.forms import apply_service_errors
@@ -531,6 +532,7 @@ def launch_confirm(request: HttpRequest, launch_pk: int) -> HttpResponse:
 
 @tenant_view(Permission.APPROVE)
 @require_POST
+@step_up_required
 def launch_approve(request: HttpRequest, launch_pk: int) -> HttpResponse:
     def approve(launch, data):
         launch = services.launch_approve(

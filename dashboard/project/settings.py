@@ -97,6 +97,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",  # intcomma and friends: 220,734 rows, not 220734
     "django_htmx",
     "axes",
+    # Second factors (dashboard/mfa): TOTP devices with replay protection, recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "dashboard",
     # Before campaigns: its contributions (dashboard/plugins.py) come first, as they always did
     # (the API's daily trigger and batch job paths, the demo's batch jobs).
@@ -117,6 +121,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After sessions, authentication and messages: a person with a second factor proves it
+    # after the password (or SSO) step before anything else (dashboard/mfa/middleware.py).
+    "dashboard.mfa.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Django's empty 405 becomes a page with a way back (dashboard/project/errors.py).
@@ -187,6 +194,8 @@ STORAGES = {
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
+# Second factors (dashboard/mfa): the name an authenticator app shows beside the code.
+OTP_TOTP_ISSUER = "TriggerDesk"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
@@ -441,3 +450,11 @@ CELERY_BEAT_SCHEDULE["expire-api-idempotency-records"] = {
     "task": "api.idempotency_records_expire",
     "schedule": 3600,
 }
+
+# Passkeys (dashboard/mfa/passkeys.py): the relying party id (the site's domain) and the origins
+# a browser may sign from. Unset, both come from the request's host (fine behind a proxy that
+# sets Host and X-Forwarded-Proto); set them where the app has several host names.
+MFA_PASSKEY_RP_ID = env_str("MFA_PASSKEY_RP_ID")
+MFA_PASSKEY_ORIGINS = [
+    origin.strip() for origin in env_str("MFA_PASSKEY_ORIGINS").split(",") if origin.strip()
+]

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from dashboard.accounts import views as account_views
 from dashboard.approval_policies import views as policy_views
+from dashboard.mfa import views as mfa_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.send_windows import views as send_window_views
@@ -86,6 +87,36 @@ urlpatterns = [
         "account/password/reset/<uidb64>/<token>/",
         account_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
+    ),
+    path("account/security/", mfa_views.security_page, name="mfa_security"),
+    path("account/security/app/start/", mfa_views.totp_start, name="mfa_totp_start"),
+    path("account/security/app/confirm/", mfa_views.totp_confirm, name="mfa_totp_confirm"),
+    path("account/security/recovery-codes/", mfa_views.recovery_codes, name="mfa_recovery_codes"),
+    path(
+        "account/security/recovery-codes/new/",
+        mfa_views.recovery_codes_after_first_passkey,
+        name="mfa_recovery_codes_after_first_passkey",
+    ),
+    path(
+        "account/security/passkeys/begin/",
+        mfa_views.passkey_register_begin,
+        name="mfa_passkey_register_begin",
+    ),
+    path(
+        "account/security/passkeys/complete/",
+        mfa_views.passkey_register_complete,
+        name="mfa_passkey_register_complete",
+    ),
+    path(
+        "account/security/<str:kind>/<int:device_id>/remove/",
+        mfa_views.factor_remove,
+        name="mfa_factor_remove",
+    ),
+    path("account/second-factor/", mfa_views.check, name="mfa_check"),
+    path(
+        "account/second-factor/passkey/",
+        mfa_views.passkey_check_begin,
+        name="mfa_passkey_check_begin",
     ),
     path(
         "invite/<uidb64>/<token>/", account_views.InviteAcceptView.as_view(), name="invite_accept"

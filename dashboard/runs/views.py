@@ -24,6 +24,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from dashboard.audit.trail import REDACTED, SECRET_KEY_WORDS, record_audit_event
 from dashboard.clock import utc_now
+from dashboard.mfa.step_up import step_up_required
 from dashboard.models import Permission
 from dashboard.pauses.selectors import sending_pause_for
 from dashboard.project.errors import form_post
@@ -335,6 +336,7 @@ def _form_error_text(form: Form) -> str:
 
 @tenant_view(Permission.APPROVE)
 @form_post("run_detail", "run_id")
+@step_up_required
 def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     return _act(

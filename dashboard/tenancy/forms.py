@@ -219,6 +219,7 @@ class TenantSettingsForm(forms.ModelForm):
             "require_files_landed",
             "approval_valid_minutes",
             "duplicate_window_minutes",
+            "require_second_factor",
         ]
 
     def clean_approval_valid_minutes(self) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -19,11 +20,17 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import empty
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.audit.trail import Actor
-from dashboard.models import Membership, Permission
+from dashboard.mfa import session_state
+from dashboard.models import Membership, Permission, Role
 from dashboard.observability.logs import bind
 from dashboard.tenancy.selectors import membership_for, membership_with_user
 
@@ -90,6 +97,35 @@ def _membership_and_user_at_once(request: HttpRequest, tenant_slug: str) -> Memb
     return membership
 
 
+# The roles a tenant's "require a second factor" setting applies to: those who approve and send.
+SECOND_FACTOR_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
+
+
+def second_factor_missing(request: HttpRequest, membership: Membership) -> HttpResponse | None:
+    """The way to Account security for an operator or admin of a tenant that requires a second
+    factor and who has none yet (whatever the page or action); None when they may go on."""
+    if not (
+        membership.tenant.require_second_factor
+        and membership.role in SECOND_FACTOR_ROLES
+        and not session_state.is_enrolled(request)
+    ):
+        return None
+    messages.warning(
+        request,
+        _(
+            "%(tenant)s requires a second factor for operators and admins: set up an "
+            "authenticator app or a passkey to go on."
+        )
+        % {"tenant": membership.tenant.name},
+    )
+    target = reverse("mfa_security")
+    if request.method == "GET":
+        target += "?" + urlencode({"next": request.get_full_path()})
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
+
+
 def tenant_view(permission: str = Permission.VIEW) -> Callable:
     """Resolve `tenant_slug` to the user's membership, set request.tenant and request.membership,
     and require `permission`."""
@@ -110,6 +146,9 @@ def tenant_view(permission: str = Permission.VIEW) -> Callable:
             # navigation and names the role.
             request.membership = membership
             request.tenant = membership.tenant
+            setup_first = second_factor_missing(request, membership)
+            if setup_first is not None:
+                return setup_first
             if not membership.can(permission):
                 raise PermissionDenied(
                     f"Your role ({membership.get_role_display()}) cannot do this."

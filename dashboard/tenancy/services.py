@@ -75,6 +75,7 @@ TENANT_SETTING_FIELDS = (
     "require_files_landed",
     "approval_valid_minutes",
     "duplicate_window_minutes",
+    "require_second_factor",
 )
 
 
