@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from django_otp.oath import hotp
@@ -21,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.mfa.models import Passkey
 from dashboard.mfa.selectors import USED_RECOVERY_CODE_PREFIX, has_second_factor
-from dashboard.models import Tenant
+from dashboard.models import Membership, Role, Tenant
 
 RECOVERY_CODE_COUNT = 10
 # No 0/o, 1/l/i: a code copied from paper is read back right.
@@ -184,6 +185,52 @@ def factor_remove(*, actor: Actor, user: AbstractBaseUser, kind: str, device_id:
             summary={"kind": kind, "name": name, "no_factor_left": last},
         )
     return name
+
+
+def second_factor_reset(*, actor: Actor, username: str, reason: str) -> int:
+    """Remove every factor of a person who lost theirs (apps, passkeys, recovery codes), so
+    they can log in with their password and set up new ones (a tenant that requires one sends
+    them to). Only a superuser, or an admin of a tenant the person belongs to, may; a reason is
+    required. Returns how many factors were removed. Audited as mfa.reset (who, whose, why)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("Say why the second factor is reset."), code="required")
+    person = get_user_model().objects.filter(username=username).first()
+    if person is None:
+        raise ValidationError(_("No user named %(name)s.") % {"name": username}, code="not_found")
+    acting = actor.user
+    allowed = acting is not None and (
+        acting.is_superuser
+        or Membership.objects.filter(
+            user=acting,
+            role=Role.ADMIN,
+            tenant__in=Membership.objects.filter(user=person).values("tenant"),
+        ).exists()
+    )
+    if not allowed:
+        raise PermissionDenied(
+            _(
+                "Only a superuser, or an admin of a tenant %(name)s belongs to, may reset their "
+                "second factor."
+            )
+            % {"name": username}
+        )
+    with transaction.atomic():
+        removed = (
+            TOTPDevice.objects.filter(user=person, confirmed=True).count()
+            + Passkey.objects.filter(user=person).count()
+        )
+        TOTPDevice.objects.filter(user=person).delete()
+        Passkey.objects.filter(user=person).delete()
+        StaticDevice.objects.filter(user=person).delete()
+        record_audit_event(
+            actor=actor,
+            action="mfa.reset",
+            object_type="user",
+            object_id=person.pk,
+            summary={"user": person.get_username(), "factors_removed": removed, "reason": reason},
+        )
+    return removed
 
 
 # -- checking a code --------------------------------------------------------------------------

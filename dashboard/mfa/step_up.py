@@ -50,6 +50,13 @@ def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
             or session_state.step_up_is_fresh(request)
         ):
             return _for_htmx(request, view(request, *args, **kwargs))
+        if session_state.is_enrolled(request) and not selectors.has_second_factor(
+            user_id=request.user.pk
+        ):
+            # Their factors were removed elsewhere (another session, an admin's reset).
+            session_state.set_enrolled(request, enrolled=False)
+            if not step_up_needed(request):
+                return _for_htmx(request, view(request, *args, **kwargs))
         if not session_state.is_enrolled(request):
             messages.error(
                 request, _("Set up a second factor first: this tenant requires one to approve.")

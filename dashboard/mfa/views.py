@@ -210,6 +210,10 @@ def check(request: HttpRequest) -> HttpResponse:
     if not session_state.login_check_pending(request):
         return redirect(target)
     factors = selectors.factors_of(user=request.user)
+    if not factors.any:
+        # Their factors were removed since the login began (an admin's reset): nothing to ask.
+        session_state.set_enrolled(request, enrolled=False)
+        return redirect(target)
     context = {
         "next": _safe_next(request),
         "has_passkey": bool(factors.passkeys),

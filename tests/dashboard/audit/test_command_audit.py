@@ -296,6 +296,19 @@ CASES: dict[str, Case] = {
         ),
         acting_as="ada",
     ),
+    "reset_second_factor": Case(
+        lambda world: call_command(
+            "reset_second_factor",
+            "--username",
+            "oscar",
+            "--reason",
+            "Lost phone",
+            "--as",
+            "ada",
+            stdout=io.StringIO(),
+        ),
+        acting_as="ada",
+    ),
     "talkifai_start_job": Case(
         lambda world: call_command(
             "talkifai_start_job",

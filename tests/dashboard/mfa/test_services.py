@@ -185,3 +185,32 @@ def test_a_forged_passkey_answer_is_refused(team):
     assert refusal(
         lambda: passkeys.authentication_verify(request=request, user=user, response="x")
     ).code in {"no_challenge", "invalid"}
+
+
+def test_an_admin_of_the_persons_tenant_resets_their_factors_with_a_reason(team):
+    from django.core.exceptions import PermissionDenied
+
+    from tests.factories import UserFactory
+
+    person = team.operator.user
+    add_app(person)
+    services.recovery_codes_generate(actor=Actor(user=person), user=person)
+    with pytest.raises(PermissionDenied):
+        services.second_factor_reset(
+            actor=Actor(user=team.marketer.user), username="oscar", reason="Lost phone"
+        )
+    with pytest.raises(PermissionDenied):
+        services.second_factor_reset(
+            actor=Actor(user=UserFactory()), username="oscar", reason="Lost phone"
+        )
+    with pytest.raises(ValidationError):
+        services.second_factor_reset(actor=Actor(user=team.admin.user), username="oscar", reason="")
+    assert factors_of(user=person).any
+
+    removed = services.second_factor_reset(
+        actor=Actor(user=team.admin.user), username="oscar", reason="Lost phone"
+    )
+    factors = factors_of(user=person)
+    assert removed == 1 and not factors.any and not factors.has_recovery_codes
+    event = AuditEvent.objects.get(action="mfa.reset")
+    assert event.summary == {"user": "oscar", "factors_removed": 1, "reason": "Lost phone"}
