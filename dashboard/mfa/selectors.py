@@ -57,3 +57,12 @@ def has_second_factor(*, user_id: int) -> bool:
         TOTPDevice.objects.filter(user_id=user_id, confirmed=True).exists()
         or Passkey.objects.filter(user_id=user_id, confirmed=True).exists()
     )
+
+
+def users_with_second_factor(*, user_ids: list[int]) -> set[int]:
+    """Which of these people have a confirmed app or passkey (the members page; two queries)."""
+    with_app = TOTPDevice.objects.filter(user_id__in=user_ids, confirmed=True)
+    with_passkey = Passkey.objects.filter(user_id__in=user_ids, confirmed=True)
+    return set(with_app.values_list("user_id", flat=True)) | set(
+        with_passkey.values_list("user_id", flat=True)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -15,7 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard.mfa import passkeys, selectors, services, session_state
 from dashboard.mfa.step_up import CODE_FIELD, PASSKEY_FIELD, step_up_required
-from dashboard.tenancy.scoping import actor_from_request
+from dashboard.models import Permission
+from dashboard.project.errors import form_post
+from dashboard.tenancy import selectors as tenancy_selectors
+from dashboard.tenancy.scoping import actor_from_request, tenant_view
 
 PENDING_TOTP_KEY = "mfa.pending_totp"
 SECURITY = "mfa/security.html"
@@ -250,3 +253,27 @@ def check(request: HttpRequest) -> HttpResponse:
             % {"left": proved.recovery_codes_left},
         )
     return redirect(target)
+
+
+@tenant_view(Permission.MANAGE)
+@form_post("member_list")
+@step_up_required
+def member_second_factor_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """An admin removes a member's second factors (they lost them), with a reason; the admin's
+    own fresh check first."""
+    membership = tenancy_selectors.member_get(tenant=request.tenant, membership_id=membership_id)
+    try:
+        removed = services.second_factor_reset(
+            actor=actor_from_request(request),
+            username=membership.user.get_username(),
+            reason=request.POST.get("reason", ""),
+        )
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    else:
+        messages.success(
+            request,
+            _("%(name)s's second factors were removed (%(count)s); they set up new ones.")
+            % {"name": membership.user.get_username(), "count": removed},
+        )
+    return redirect("member_list", tenant_slug=request.tenant.slug)

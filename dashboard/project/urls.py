@@ -36,6 +36,11 @@ tenant_patterns = [
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "members/<int:membership_id>/second-factor/reset/",
+        mfa_views.member_second_factor_reset,
+        name="member_second_factor_reset",
+    ),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),

@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard.accounts import invitations
 from dashboard.audit.trail import latest_audit_verification, record_audit_event
+from dashboard.mfa import selectors as mfa_selectors
 from dashboard.models import Permission, VendorConnection, VendorKind
 from dashboard.pauses import selectors as pause_selectors
 from dashboard.project.errors import form_post
@@ -266,11 +267,18 @@ def connection_test(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 @tenant_view(Permission.VIEW)
 def member_list(request: HttpRequest) -> HttpResponse:
+    members = list(selectors.member_list(tenant=request.tenant))
     return render(
         request,
         "dashboard/member_list.html",
         {
-            "members": selectors.member_list(tenant=request.tenant),
+            "members": members,
+            # Admins see who has a second factor, and may reset it.
+            "with_second_factor": mfa_selectors.users_with_second_factor(
+                user_ids=[member.user_id for member in members]
+            )
+            if request.membership.can(Permission.MANAGE)
+            else set(),
             "add_form": MemberAddForm(),
             "invite_form": MemberInviteForm(),
             "role_form": MemberRoleForm(),

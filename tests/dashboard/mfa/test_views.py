@@ -222,3 +222,25 @@ def test_bad_passkey_input_is_a_clear_json_problem(team):
     client.post("/account/security/passkeys/begin/")
     nameless = client.post("/account/security/passkeys/complete/", {"name": " ", "response": "{}"})
     assert nameless.status_code == 422 and "name" in nameless.json()["fields"]
+
+
+def test_an_admin_sees_who_has_a_factor_and_resets_one_after_their_own_check(team, totp_clock):
+    add_app(team.operator.user)
+    admin, admin_app = logged_in_with_app(team, "admin")
+    page = admin.get("/t/acme/members/").content.decode()
+    assert page.count('name="reason"') == 2  # oscar's and the admin's own
+    url = f"/t/acme/members/{team.operator.pk}/second-factor/reset/"
+
+    asked = admin.post(url, {"reason": "Lost phone"}, **HTMX)
+    assert 'id="step-up-form"' in asked.content.decode()
+    assert 'value="Lost phone"' in asked.content.decode()
+    done = admin.post(
+        url, {"reason": "Lost phone", "second_factor_code": totp_clock.code(admin_app)}, **HTMX
+    )
+    assert done["HX-Redirect"] == "/t/acme/members/"
+    event = AuditEvent.objects.get(action="mfa.reset")
+    assert (event.actor, event.summary["user"]) == (team.admin.user, "oscar")
+    page = admin.get("/t/acme/members/").content.decode()
+    assert page.count('name="reason"') == 1
+
+    assert team.client_for("marketer").post(url, {"reason": "x"}).status_code == 403
