@@ -6,7 +6,8 @@
 //   button[data-passkey-check="begin URL"] inside form[data-second-factor-form]
 //       ask the browser for a passkey, put its answer into the form's [data-passkey-answer]
 //       field and submit the form (htmx posts it in place where the form has hx-post)
-// Errors go into the form's [data-passkey-error]. The options and answers use the browser's own
+// Errors go into the form's [data-passkey-error], in the page's language: the form carries the
+// texts (data-msg-unsupported, -cancelled, -duplicate, -failed, -name). The options and answers use the browser's own
 // JSON helpers (PublicKeyCredential.parse*OptionsFromJSON, credential.toJSON()).
 (function () {
   "use strict";
@@ -24,7 +25,11 @@
       body: body || new FormData(),
     }).then(function (response) {
       return response.json().then(function (data) {
-        if (!response.ok) { throw new Error(data.detail || ("HTTP " + response.status)); }
+        if (!response.ok) {
+          var problem = new Error(data.detail || ("HTTP " + response.status));
+          problem.fromServer = true;
+          throw problem;
+        }
         return data;
       });
     });
@@ -38,14 +43,19 @@
     }
   }
 
-  function browserMessage(error) {
+  function text(form, name, fallback) {
+    return form.getAttribute("data-msg-" + name) || fallback;
+  }
+
+  function browserMessage(form, error) {
     if (error && error.name === "NotAllowedError") {
-      return "The passkey request was cancelled or timed out; try again.";
+      return text(form, "cancelled", "The passkey request was cancelled or timed out; try again.");
     }
     if (error && error.name === "InvalidStateError") {
-      return "This passkey is already registered.";
+      return text(form, "duplicate", "This passkey is already registered.");
     }
-    return (error && error.message) || "The passkey did not work; try again.";
+    // The server's own message (a JSON problem's detail, translated there) when it gave one.
+    return (error && error.fromServer && error.message) || text(form, "failed", "The passkey did not work; try again.");
   }
 
   function supported() {
@@ -56,9 +66,9 @@
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-passkey-register")) { return; }
     event.preventDefault();
-    if (!supported()) { showError(form, "This browser cannot use passkeys."); return; }
+    if (!supported()) { showError(form, text(form, "unsupported", "This browser cannot use passkeys.")); return; }
     var name = form.querySelector("input[name=name]").value.trim();
-    if (!name) { showError(form, "Give the passkey a name, e.g. “Work laptop”."); return; }
+    if (!name) { showError(form, text(form, "name", "Give the passkey a name, e.g. “Work laptop”.")); return; }
     post(form.getAttribute("data-passkey-register"), form)
       .then(function (options) {
         return navigator.credentials.create({
@@ -74,7 +84,7 @@
         var firstCodes = form.getAttribute("data-recovery-codes");
         window.location.assign(firstCodes + (answer.next ? "?next=" + encodeURIComponent(answer.next) : ""));
       })
-      .catch(function (error) { showError(form, browserMessage(error)); });
+      .catch(function (error) { showError(form, browserMessage(form, error)); });
   });
 
   document.addEventListener("click", function (event) {
@@ -83,7 +93,7 @@
     var form = button.closest("form[data-second-factor-form]");
     if (!form) { return; }
     event.preventDefault();
-    if (!supported()) { showError(form, "This browser cannot use passkeys."); return; }
+    if (!supported()) { showError(form, text(form, "unsupported", "This browser cannot use passkeys.")); return; }
     post(button.getAttribute("data-passkey-check"), form)
       .then(function (options) {
         return navigator.credentials.get({
@@ -96,6 +106,6 @@
         if (code) { code.value = ""; }
         form.requestSubmit();
       })
-      .catch(function (error) { showError(form, browserMessage(error)); });
+      .catch(function (error) { showError(form, browserMessage(form, error)); });
   });
 })();
