@@ -26,6 +26,7 @@ from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
     Membership,
+    MembershipSource,
     OptimoveKeyRole,
     Role,
     Tenant,
@@ -149,14 +150,22 @@ def membership_change_role(*, actor: Actor, membership: Membership, role: str) -
         if old_role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
             raise ValidationError({"role": "A tenant must keep at least one admin."})
         membership.role = role
-        membership.save(update_fields=["role"])
+        # A role set by hand is the person's choice from now on: single sign-on leaves it alone.
+        from_sso = membership.source == MembershipSource.SSO
+        membership.source = MembershipSource.MANUAL
+        membership.save(update_fields=["role", "source"])
         record_audit_event(
             actor=actor,
             tenant=membership.tenant,
             action="member.role_changed",
             object_type="membership",
             object_id=membership.pk,
-            summary={"user": membership.user.get_username(), "from": old_role, "to": role},
+            summary={
+                "user": membership.user.get_username(),
+                "from": old_role,
+                "to": role,
+                **({"was_from_sso": True} if from_sso else {}),
+            },
         )
     return membership
 
