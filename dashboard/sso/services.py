@@ -78,18 +78,21 @@ def _check_admin(actor: Actor, tenant: Tenant) -> None:
         )
 
 
+def _field_error(field_name: str, message: str, code: str) -> ValidationError:
+    """A refusal about one field that keeps its code (the API's problem code)."""
+    return ValidationError({field_name: ValidationError(message, code=code)})
+
+
 def clean_group(group: str) -> str:
     """A group name as stored and compared: stripped, not empty, at most GROUP_MAX_CHARS."""
     group = (group or "").strip()
     if not group:
-        raise ValidationError({"group": _("Name the IdP group.")}, code="required")
+        raise _field_error("group", _("Name the IdP group."), "required")
     if len(group) > GROUP_MAX_CHARS:
-        raise ValidationError(
-            {
-                "group": _("Keep the group name to %(count)d characters.")
-                % {"count": GROUP_MAX_CHARS}
-            },
-            code="max_length",
+        raise _field_error(
+            "group",
+            _("Keep the group name to %(count)d characters.") % {"count": GROUP_MAX_CHARS},
+            "max_length",
         )
     return group
 
@@ -100,12 +103,11 @@ def mapping_set(*, actor: Actor, tenant: Tenant, group: str, role: str) -> SsoGr
     _check_admin(actor, tenant)
     group = clean_group(group)
     if role not in Role.values:
-        raise ValidationError(
-            {
-                "role": _("Unknown role %(role)r; choose one of %(roles)s.")
-                % {"role": role, "roles": ", ".join(Role.values)}
-            },
-            code="invalid_role",
+        raise _field_error(
+            "role",
+            _("Unknown role %(role)r; choose one of %(roles)s.")
+            % {"role": role, "roles": ", ".join(Role.values)},
+            "invalid_role",
         )
     try:
         with transaction.atomic():
@@ -140,12 +142,10 @@ def mapping_set(*, actor: Actor, tenant: Tenant, group: str, role: str) -> SsoGr
             )
     except IntegrityError:
         # A concurrent request mapped the same group first.
-        raise ValidationError(
-            {
-                "group": _("The group %(group)r was just mapped by someone else; reload.")
-                % {"group": group}
-            },
-            code="conflict",
+        raise _field_error(
+            "group",
+            _("The group %(group)r was just mapped by someone else; reload.") % {"group": group},
+            "conflict",
         ) from None
     return mapping
 
@@ -164,12 +164,11 @@ def mapping_remove(*, actor: Actor, tenant: Tenant, group: str) -> None:
             .first()
         )
         if mapping is None:
-            raise ValidationError(
-                {
-                    "group": _("%(tenant)s has no mapping for the group %(group)r.")
-                    % {"tenant": tenant.name, "group": group}
-                },
-                code="not_found",
+            raise _field_error(
+                "group",
+                _("%(tenant)s has no mapping for the group %(group)r.")
+                % {"tenant": tenant.name, "group": group},
+                "not_found",
             )
         record_audit_event(
             actor=actor,

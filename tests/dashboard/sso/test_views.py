@@ -5,39 +5,15 @@ bad ID token or state refused, audited as sso.login_refused and granting nothing
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
-import requests
 
 from dashboard.models import AuditEvent, Membership, MembershipSource, Role
 from dashboard.sso.models import SsoGroupMapping, SsoIdentity
 from dashboard.tenancy.crypto import decrypt_secret
+from tests.dashboard.sso.helpers import finish, sign_in, start
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def start(client, provider, login: str):
-    """Click "Sign in with ..." and sign in at the provider as `login`: the callback's URL."""
-    response = client.get("/login/sso/")
-    assert response.status_code == 302
-    authorize = response["Location"]
-    assert authorize.startswith(f"{provider.issuer}/authorize?")
-    query = parse_qs(urlsplit(authorize).query)
-    assert query["code_challenge_method"] == ["S256"] and query["nonce"] and query["state"]
-    answer = requests.get(authorize, params={"login": login}, allow_redirects=False, timeout=10)
-    assert answer.status_code == 302
-    return answer.headers["Location"]
-
-
-def finish(client, callback_url: str):
-    parts = urlsplit(callback_url)
-    return client.get(f"{parts.path}?{parts.query}")
-
-
-def sign_in(client, provider, login: str):
-    return finish(client, start(client, provider, login))
 
 
 def refusals() -> list[str]:
