@@ -33,12 +33,6 @@ class SsoGroupMapping(models.Model):
     def __str__(self) -> str:
         return f"{self.group} → {self.role} in {self.tenant_id}"
 
-    def get_role_display(self) -> str:
-        # Role lives in dashboard.models, which imports this module at its end.
-        from dashboard.models import Role
-
-        return Role(self.role).label if self.role in Role.values else self.role
-
 
 class SsoIdentity(models.Model):
     """A person's IdP account: matched once by verified email, then held to its subject."""

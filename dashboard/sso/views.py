@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
-from dashboard.models import Permission
+from dashboard.models import Permission, Role
 from dashboard.project.errors import form_post
 from dashboard.sso import configuration, selectors, services
 from dashboard.sso.forms import MappingForm, MappingRemoveForm
@@ -166,7 +166,10 @@ def _page(request: HttpRequest, *, form: MappingForm | None = None, status: int 
         request,
         "dashboard/sso_mappings.html",
         {
-            "mappings": selectors.mapping_list(tenant=request.tenant),
+            "mappings": [
+                (mapping, Role(mapping.role).label if mapping.role in Role.values else mapping.role)
+                for mapping in selectors.mapping_list(tenant=request.tenant)
+            ],
             "sso_members": selectors.sso_members(tenant=request.tenant),
             "form": form or MappingForm(),
             "sso_enabled": configuration.sso_enabled(),
