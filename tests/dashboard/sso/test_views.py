@@ -240,3 +240,28 @@ class TestLocalPasswordsOff:
         provider.add("oscar", email="oscar@example.com", groups=["ops"])
         assert sign_in(client, provider, "oscar").status_code == 302
         assert Membership.objects.get(tenant=tenant).role == Role.OPERATOR
+
+
+def test_a_second_idp_account_with_the_same_email_cannot_take_over_the_account(client, provider):
+    tenant = TenantFactory(name="Acme", slug="acme")
+    map_group(tenant, "ops", Role.OPERATOR)
+    user = UserFactory(username="ada", email="ada@example.com")
+    provider.add("ada", email="ada@example.com", groups=["ops"])
+    sign_in(client, provider, "ada")
+    client.logout()
+    # Another IdP account (another subject) that now claims ada's address.
+    provider.add("impostor", sub="sub-other", email="ADA@example.com", groups=["ops"])
+
+    response = sign_in(client, provider, "impostor")
+
+    assert response.status_code == 403
+    assert refusals() == ["subject_mismatch"]
+    assert SsoIdentity.objects.get().user == user
+
+
+def test_an_email_of_two_accounts_is_refused(client, provider):
+    UserFactory(username="a1", email="shared@example.com")
+    UserFactory(username="a2", email="Shared@example.com")
+    provider.add("shared", email="shared@example.com")
+    assert sign_in(client, provider, "shared").status_code == 403
+    assert refusals() == ["ambiguous_email"]
