@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 
 from dashboard.models import Membership, MembershipSource, Role
-from tests.browser_support import DESKTOP, SCREENSHOTS, browser, log_in  # noqa: F401 - fixture
+from tests.browser_support import (  # noqa: F401 - browser is a fixture
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    axe_violations,
+    browser,
+    log_in,
+    no_overflow,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -27,12 +35,16 @@ def test_sign_in_with_the_idp_lands_in_the_tenant_with_the_mapped_role(
     form.get_by_role("button", name="Save").click()
     admin.get_by_text("Members of campaign-ops get the role operator").wait_for()
     admin.screenshot(path=str(SCREENSHOTS / "sso-mappings.png"), full_page=True)
+    assert axe_violations(admin) == []
+    admin.set_viewport_size(PHONE)
+    assert no_overflow(admin)
 
     provider.add("sam", email="sam@example.com", groups=["campaign-ops", "cafeteria"])
     context = browser.new_context(timezone_id="UTC", locale="en-GB", viewport=DESKTOP)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{live_server.url}/t/acme/runs/")
+    assert axe_violations(page) == []
     page.get_by_role("link", name="Sign in with Test IdP").click()
     page.wait_for_url(f"{provider.issuer}/authorize?**")
     page.get_by_label("Login").fill("sam")
