@@ -64,6 +64,9 @@ def test_times_show_the_chosen_zone_beside_utc_and_numbers_follow_the_language(t
     # UTC as always, and the person's own time beside it, written the Russian way.
     assert "2026-12-07 02:53 UTC" in page
     assert "(07.12.2026 05:53 MSK)" in page
+    preferences_update(actor=Actor(user=team.auditor.user), language="en", time_zone="Asia/Tokyo")
+    tokyo = team.client_for("auditor").get("/t/acme/").content.decode()
+    assert "2026-12-07 02:53 UTC" in tokyo and "(2026-12-07 11:53 JST)" in tokyo
     english = team.client_for("operator").get("/t/acme/").content.decode()
     assert "2026-12-07 02:53 UTC" in english
     # Without a chosen zone the browser's is filled in by static/js/app.js.
