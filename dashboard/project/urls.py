@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.accounts import views as account_views
+from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
@@ -70,6 +71,11 @@ handler500 = "dashboard.project.errors.server_error"
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "approval-links/<str:token>/",
+        approval_link_views.approval_link,
+        name="approval_link",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
     path(
