@@ -5,6 +5,7 @@ from django.urls import include, path
 from dashboard.accounts import views as account_views
 from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
+from dashboard.chat_webhooks import views as chat_webhook_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.send_windows import views as send_window_views
@@ -37,6 +38,9 @@ tenant_patterns = [
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("settings/chat/", chat_webhook_views.chat_webhooks_page, name="chat_webhooks_page"),
+    path("settings/chat/save/", chat_webhook_views.chat_webhooks_save, name="chat_webhooks_save"),
+    path("settings/chat/test/", chat_webhook_views.chat_webhooks_test, name="chat_webhooks_test"),
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),
     path("pause/resume/", pause_views.sending_resume, name="sending_resume"),

@@ -253,12 +253,14 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/new/",
         f"{slug}/members/",
         f"{slug}/settings/",
+        f"{slug}/settings/chat/",
         f"{slug}/approval-policies/",
         f"{slug}/approval-policies/{data['policy'].pk}/",
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
         "/api/v1/docs",
         ERROR_PAGE,
+        "/approval-links/" + "x" * 43 + "/",  # the "approval link is not valid" page
         reverse("password_change"),
     ]
 
