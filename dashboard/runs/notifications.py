@@ -21,9 +21,9 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
-from django.utils.translation import gettext as _
 
-from dashboard.approval_links.services import approval_link_url, approval_links_issue
+from dashboard.approval_links.mail import link_text
+from dashboard.approval_links.services import approval_links_issue
 from dashboard.chat_webhooks.services import ChatNews, chat_announce
 from dashboard.clock import utc_now
 from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
@@ -65,7 +65,7 @@ def approval_needed(*, run: Run) -> None:
     )
     _send_after_commit(
         subject,
-        {address: body + _link_text(tokens[user_id]) for user_id, address in recipients},
+        {address: body + link_text(tokens[user_id]) for user_id, address in recipients},
     )
 
 
@@ -121,13 +121,6 @@ def _approvers(run: Run) -> list[tuple[int, str]]:
         .values_list("user_id", "user__email")
     )
     return sorted(set(members), key=lambda member: (member[1], member[0]))
-
-
-def _link_text(token: str) -> str:
-    return "\n" + _(
-        "Or decide from this link, made for you only (sign-in required; it works once, "
-        "until the request expires):\n%(url)s\n"
-    ) % {"url": approval_link_url(token)}
 
 
 def _chat(run: Run, event: str, *, who: str = "", comment: str = "") -> None:
