@@ -196,3 +196,17 @@ def requested_with_chat(
 @pytest.fixture
 def connection(team, sandbox_connection):
     return sandbox_connection(team.tenant, "optimove_batch", name="Optimove EU")
+
+
+def test_a_key_rotation_reencrypts_the_urls(team, receiver, settings):
+    from cryptography.fernet import Fernet
+
+    from dashboard.tenancy.services import credentials_rotate_key
+
+    set_both(team, receiver)
+    newest = Fernet.generate_key().decode()
+    settings.CREDENTIALS_KEYS = [newest, *settings.CREDENTIALS_KEYS]
+    rotation = credentials_rotate_key(actor=Actor(label="ops"))
+    assert rotation.chat_webhook_urls == 2
+    settings.CREDENTIALS_KEYS = [newest]  # the old keys removed: the URLs still decrypt
+    assert services.chat_post(tenant_id=team.tenant.pk, target="teams", news={}) == "posted"
