@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from campaigns.altcraft_launches.models import AltcraftLaunch
 from dashboard.approval_links.mail import approvers_notify
@@ -18,22 +19,34 @@ def launch_approval_needed(*, launch: AltcraftLaunch) -> None:
     Call it in the transaction that moved it to awaiting approval."""
     deadline = launch.approval_deadline or launch.expires_at
     url = _launch_url(launch)
-    body = (
-        f"{launch.created_by_label} asks to send the Altcraft launch #{launch.pk} in "
-        f"{launch.tenant.name}:\n"
-        f"  {launch.get_kind_display()} to trigger {launch.trigger.name}: {launch.source_name}\n"
-        f"  {launch.rows_valid:,} recipients, file SHA-256 {launch.source_sha256}\n\n"
-        f"It needs {launch.approvals_needed} approval(s) before anything is sent.\n"
-        f"It expires at {deadline:%Y-%m-%d %H:%M} UTC if nobody approves it.\n\n"
-        f"Review it: {url}\n"
-    )
+    body = _(
+        "%(who)s asks to send the Altcraft launch #%(number)s in %(tenant)s:\n"
+        "  %(kind)s to trigger %(trigger)s: %(file)s\n"
+        "  %(recipients)s recipients, file SHA-256 %(sha256)s\n\n"
+        "It needs %(needed)s approval(s) before anything is sent.\n"
+        "It expires at %(deadline)s UTC if nobody approves it.\n\n"
+        "Review it: %(url)s\n"
+    ) % {
+        "who": launch.created_by_label,
+        "number": launch.pk,
+        "tenant": launch.tenant.name,
+        "kind": launch.get_kind_display(),
+        "trigger": launch.trigger.name,
+        "file": launch.source_name,
+        "recipients": f"{launch.rows_valid:,}",
+        "sha256": launch.source_sha256,
+        "needed": launch.approvals_needed,
+        "deadline": f"{deadline:%Y-%m-%d %H:%M}",
+        "url": url,
+    }
     approvers_notify(
         tenant=launch.tenant,
         subject_type="altcraft_launch",
         subject_id=launch.pk,
         requester_id=launch.created_by_id,
         expires_at=deadline,
-        subject=f"Approval needed: Altcraft launch #{launch.pk}, {launch.trigger.name}",
+        subject=_("Approval needed: Altcraft launch #%(number)s, %(trigger)s")
+        % {"number": launch.pk, "trigger": launch.trigger.name},
         body=body,
     )
     _chat(launch, "requested", who=launch.created_by_label)
@@ -62,8 +75,10 @@ def _chat(launch: AltcraftLaunch, event: str, *, who: str = "", comment: str = "
         news=ChatNews(
             event=event,
             tenant=launch.tenant.name,
-            title=f"Altcraft launch #{launch.pk}: {launch.trigger.name}",
-            what=f"{launch.get_kind_display()}, {launch.rows_valid:,} recipients",
+            title=_("Altcraft launch #%(number)s: %(trigger)s")
+            % {"number": launch.pk, "trigger": launch.trigger.name},
+            what=_("%(kind)s, %(recipients)s recipients")
+            % {"kind": launch.get_kind_display(), "recipients": f"{launch.rows_valid:,}"},
             who=who,
             reasons=[str(reason) for reason in launch.approval_reasons or []]
             if event == "requested"

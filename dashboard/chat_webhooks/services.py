@@ -9,12 +9,14 @@ receiver that is down never blocks, delays or fails an approval.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -36,6 +38,7 @@ KIND_LABELS = {"slack": "Slack", "teams": "Microsoft Teams"}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 TIMEOUT_SECONDS = 10
 MAX_URL_LENGTH = 1000
+POST_TASK = "chat_webhooks.post"
 
 
 @dataclass
@@ -197,17 +200,23 @@ def chat_announce(*, tenant: Tenant, news: ChatNews) -> None:
 
 
 def _enqueue(tenant_id: int, targets: list[str], news: ChatNews) -> None:
-    # Imported here: Celery is not loaded by a page that only reads (process footprint).
-    from dashboard.chat_webhooks.tasks import chat_post
-
     payload = news.as_dict()
     for target in targets:
-        transaction.on_commit(lambda target=target: _delay(chat_post, tenant_id, target, payload))
+        transaction.on_commit(lambda target=target: _delay(tenant_id, target, payload))
 
 
-def _delay(task: Any, tenant_id: int, target: str, payload: dict[str, Any]) -> None:
+def _post_task() -> Any:
+    """The registered chat post task (by name, as dashboard.runs.enqueue finds its tasks: the
+    tasks module imports this one, and a web process never ran the worker's autodiscovery)."""
+    tasks = current_app.tasks
+    if POST_TASK not in tasks:
+        importlib.import_module("dashboard.chat_webhooks.tasks")
+    return tasks[POST_TASK]
+
+
+def _delay(tenant_id: int, target: str, payload: dict[str, Any]) -> None:
     try:
-        task.delay(tenant_id, target, payload)
+        _post_task().delay(tenant_id, target, payload)
     except Exception:  # a broker that is down must not fail the request that committed
         logger.exception("Could not queue a %s chat post for tenant %s.", target, tenant_id)
 
@@ -218,9 +227,10 @@ def chat_post(*, tenant_id: int, target: str, news: dict[str, Any], session: Any
     Returns "posted", "retry" (a 5xx, 429 or network failure: the task tries again) or
     "skipped" (the webhook was removed meanwhile) / "failed" (a 4xx: retrying cannot help).
     The URL never appears in a log line."""
+    # Imported here: requests and the checked adapter load only in the worker that posts.
     import requests
 
-    from dashboard.vendors.http import CheckedDestinationAdapter
+    from dashboard.vendors.http import CheckedDestinationAdapter  # (as requests, above)
 
     webhook = ChatWebhook.objects.filter(tenant_id=tenant_id).first()
     stored = getattr(webhook, f"{target}_url_encrypted", "") if webhook is not None else ""

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from dashboard.approval_links.mail import link_text
 from dashboard.approval_links.services import approval_links_issue
@@ -129,7 +130,7 @@ def _chat(run: Run, event: str, *, who: str = "", comment: str = "") -> None:
         news=ChatNews(
             event=event,
             tenant=run.tenant.name,
-            title=f"Run #{run.pk}: {run.name}",
+            title=_("Run #%(number)s: %(name)s") % {"number": run.pk, "name": run.name},
             what=run_description(run),
             who=who,
             reasons=[str(reason) for reason in run.approval_reasons or []]
