@@ -92,7 +92,8 @@ def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> T
             _("Unknown tenant settings: %(names)s") % {"names": ", ".join(sorted(unknown))}
         )
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        # NO KEY UPDATE: the same row lock as the save takes, not blocking inserts for the tenant.
+        tenant = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
         diff = {
             field: {"from": getattr(tenant, field), "to": value}
             for field, value in changes.items()
