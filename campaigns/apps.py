@@ -34,3 +34,8 @@ class CampaignsConfig(AppConfig):
     send_holds = ("campaigns.event_generators.send_window.hold_generator_runs",)
     # run_settle --<name> VALUE: the run that VALUE names.
     run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}
+    # What recurring schedules (dashboard.recurring) can fire.
+    recurring_targets = {
+        "event_generator": "campaigns.event_generators.recurring.EventGeneratorTarget",
+        "altcraft_launch": "campaigns.altcraft_launches.recurring.AltcraftLaunchTarget",
+    }
