@@ -289,34 +289,50 @@ def _fire(schedule: RecurringSchedule) -> None:
     fire_at = schedule.next_fire_at
     assert fire_at is not None
     rule = cron.rule_of(expression=schedule.cron, time_zone=schedule.time_zone)
-    if now - fire_at > LATE_LIMIT:
-        missed = sum(1 for _fire_time in rule.fires_between(fire_at, now - LATE_LIMIT))
-        outcome, reason, result = (
+    # Every fire due by now: after a stop of the scheduler, only the latest is sent (when it is
+    # still recent); the ones before it are recorded as missed, in one row.
+    due = [fire_at, *rule.fires_between(fire_at + timedelta(microseconds=1), now)]
+    latest = due[-1]
+    send = now - latest <= LATE_LIMIT
+    missed = due[:-1] if send else due
+    if missed:
+        _record(
+            schedule,
+            missed[0],
+            now,
             FireOutcome.SKIPPED,
             _(
                 "Missed: the scheduler was not running at its time (%(count)d fire(s) missed "
                 "until %(until)s UTC); nothing was sent late."
             )
-            % {"count": missed, "until": f"{now - LATE_LIMIT:%Y-%m-%d %H:%M}"},
+            % {"count": len(missed), "until": f"{missed[-1]:%Y-%m-%d %H:%M}"},
             "",
         )
-        following = rule.next_after(max(fire_at, now - LATE_LIMIT))
-    else:
-        following = rule.next_after(fire_at)
+    if send:
         try:
             with transaction.atomic():
                 # The unique fire row first: should the schedule's row ever be fired from
                 # elsewhere, the second writer stops here, before anything is sent.
                 RecurringFire.objects.create(
-                    schedule=schedule,
-                    fire_at=fire_at,
-                    outcome=FireOutcome.FIRED,
-                    recorded_at=now,
+                    schedule=schedule, fire_at=latest, outcome=FireOutcome.FIRED, recorded_at=now
                 )
         except IntegrityError:
-            _move_on(schedule, following)
-            return
-        outcome, reason, result = _submit(schedule, fire_at)
+            pass  # fired already: only move on
+        else:
+            outcome, reason, result = _submit(schedule, latest)
+            _record(schedule, latest, now, outcome, reason, result)
+    _move_on(schedule, rule.next_after(max(latest, now)))
+
+
+def _record(
+    schedule: RecurringSchedule,
+    fire_at: datetime,
+    now: datetime,
+    outcome: str,
+    reason: str,
+    result: str,
+) -> None:
+    """The fire's row (what happened and why) and its audit row, by the scheduler."""
     RecurringFire.objects.update_or_create(
         schedule=schedule,
         fire_at=fire_at,
@@ -327,7 +343,6 @@ def _fire(schedule: RecurringSchedule) -> None:
             "recorded_at": now,
         },
     )
-    _move_on(schedule, following)
     record_audit_event(
         actor=SCHEDULER,
         tenant=schedule.tenant,
@@ -363,7 +378,7 @@ def _submit(schedule: RecurringSchedule, fire_at: datetime) -> tuple[str, str, s
                 actor=actor,
                 tenant=schedule.tenant,
                 parameters=schedule.parameters,
-                idempotency_key=f"recurring-{schedule.pk}-{fire_at:%Y%m%d%H%M}",
+                idempotency_key=f"recurring-{schedule.pk}-{fire_at:%Y%m%d%H%M%S}",
                 fire_at=fire_at,
             )
     except (SendingPaused, OutsideSendWindow, FireSkipped) as error:
