@@ -32,7 +32,7 @@ class EventGeneratorTarget:
     label = gettext_lazy("Event generator trigger")
 
     def choices(self, *, tenant: Tenant) -> list[tuple[int, str]]:
-        return [(item.pk, str(item)) for item in selectors.generator_list(tenant=tenant)]
+        return [(item.pk, item.name) for item in selectors.generator_list(tenant=tenant)]
 
     def check(
         self, *, tenant: Tenant, target_input: dict[str, Any], stored: dict[str, Any] | None
