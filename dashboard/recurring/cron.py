@@ -38,6 +38,11 @@ _ALLOWED = re.compile(r"^[0-9a-z*,/\- ]+$")
 _LAST_OR_NEAREST = re.compile(r"(?<![a-z])(l|lw|\d+w|\d+l)(?![a-z])")
 
 
+# Each rule's fires by local date, computed once per process (at most this many dates a rule).
+DAYS_REMEMBERED = 800
+_DAY_FIRES: dict[tuple[str, str], dict[date, list[datetime]]] = {}
+
+
 @dataclass(frozen=True)
 class Rule:
     """A checked rule: the expanded fields (None for "every") in its IANA zone."""
@@ -66,7 +71,19 @@ class Rule:
         return day_matches and weekday_matches
 
     def fires_of_day(self, day: date) -> list[datetime]:
-        """The UTC instants the rule fires on local date `day`, in order, each once."""
+        """The UTC instants the rule fires on local date `day`, in order, each once.
+
+        Remembered per rule (rules are parsed once per process): the calendar asks for the
+        same days of the same rules on every request."""
+        known = _DAY_FIRES.setdefault((self.expression, self.zone_name), {})
+        found = known.get(day)
+        if found is None:
+            if len(known) > DAYS_REMEMBERED:
+                known.clear()
+            found = known[day] = self._compute_fires_of_day(day)
+        return found
+
+    def _compute_fires_of_day(self, day: date) -> list[datetime]:
         if not self.fires_on(day):
             return []
         zone = self.zone

@@ -7,6 +7,7 @@ import calendar as month_calendar
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
@@ -26,7 +27,7 @@ from dashboard.send_windows.selectors import SendRules, send_rules_for
 NEXT_FIRES = 5
 # Fires listed per day; the rest are counted ("and 940 more"), so a month of a thousand daily
 # schedules stays a page a browser can show.
-WEEK_DAY_LIMIT = 40
+WEEK_DAY_LIMIT = 25
 MONTH_DAY_LIMIT = 4
 
 
@@ -84,6 +85,14 @@ class CalendarEntry:
     utc: datetime
     # Why it will be skipped as things stand (a pause, the window, a blackout date), or "".
     warning: str = ""
+
+    @property
+    def local_time(self) -> str:
+        return f"{self.local:%H:%M}"
+
+    @property
+    def utc_time(self) -> str:
+        return f"{self.utc:%H:%M}"
 
 
 @dataclass
@@ -170,12 +179,13 @@ def tenant_calendar(
     by_rule: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for row in schedules:
         by_rule[(row[3], row[4])].append(row)
-    per_day: dict[date, list[tuple[datetime, tuple]]] = defaultdict(list)
-    for (expression, rule_zone), rows in by_rule.items():
+    # Per local day: (instant, the schedules of one rule), one item per rule's fire, so a
+    # thousand schedules sharing rules are not a thousand items per fire.
+    per_day: dict[date, list[tuple[datetime, int, list[tuple]]]] = defaultdict(list)
+    for order, ((expression, rule_zone), rows) in enumerate(by_rule.items()):
         rule = cron.rule_of(expression=expression, time_zone=rule_zone)
         for instant in rule.fires_between(start, end) if start < end else ():
-            day = instant.astimezone(zone).date()
-            per_day[day].extend((instant, row) for row in rows)
+            per_day[instant.astimezone(zone).date()].append((instant, order, rows))
     limit = WEEK_DAY_LIMIT if view == "week" else MONTH_DAY_LIMIT
     pauses = open_pauses(tenant=tenant)
     rules_by_connection: dict[int, SendRules] = {}
@@ -203,26 +213,31 @@ def tenant_calendar(
     day = first
     while day <= last:
         fires = per_day.get(day, [])
-        fires.sort(key=lambda item: (item[0], item[1][1]))
-        total += len(fires)
+        count = sum(len(rows) for _instant, _order, rows in fires)
+        total += count
         cell = CalendarDay(
             day=day,
             in_range=view == "week" or day.month == anchor.month,
             is_today=day == today,
-            more=max(0, len(fires) - limit),
+            more=max(0, count - limit),
             blackouts=blackouts_by_day.get(day, []),
         )
-        for instant, row in fires[:limit]:
-            cell.entries.append(
-                CalendarEntry(
-                    schedule_id=row[0],
-                    name=row[1],
-                    target=row[2],
-                    local=instant.astimezone(zone),
-                    utc=instant.astimezone(UTC),
-                    warning=warning(row[5], instant),
+        fires.sort(key=itemgetter(0, 1))
+        for instant, _order, rows in fires:
+            if len(cell.entries) >= limit:
+                break
+            local = instant.astimezone(zone)
+            for row in rows[: limit - len(cell.entries)]:
+                cell.entries.append(
+                    CalendarEntry(
+                        schedule_id=row[0],
+                        name=row[1],
+                        target=row[2],
+                        local=local,
+                        utc=instant,
+                        warning=warning(row[5], instant),
+                    )
                 )
-            )
         if day.weekday() == 0:
             weeks.append([])
         weeks[-1].append(cell)
