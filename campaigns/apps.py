@@ -23,7 +23,10 @@ class CampaignsConfig(AppConfig):
         "altcraft": ("altcraft", "campaigns.vendors.altcraft.sandbox.AltcraftSandbox"),
     }
     # Called with the KeyRotation by credentials_rotate_key (dashboard/tenancy/services.py).
-    key_rotation_hooks = ("campaigns.altcraft_launches.storage.rotate_stored_files",)
+    key_rotation_hooks = (
+        "campaigns.altcraft_launches.storage.rotate_stored_files",
+        "campaigns.altcraft_launches.recurring.rotate_stored_lists",
+    )
     # Called with (tenant, stdout) by setup_demo, in this order.
     demo_data = (
         "campaigns.event_generators.demo.register_demo_data",

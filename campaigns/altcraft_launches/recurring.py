@@ -22,7 +22,7 @@ from campaigns.altcraft_launches.models import MATCHING_CHOICES, LaunchKind
 from dashboard.audit.trail import Actor
 from dashboard.models import Tenant
 from dashboard.recurring.targets import CheckedTarget
-from dashboard.tenancy.crypto import decrypt_secret, encrypt_secret
+from dashboard.tenancy.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
 
 MAX_RECIPIENTS = 10_000
 MATCHING_KINDS = {value for value, _label in MATCHING_CHOICES}
@@ -125,3 +125,24 @@ class AltcraftLaunchTarget:
         except services.ListRefused as refused:
             raise ValidationError(str(refused)) from None
         return _("Altcraft launch #%(id)s") % {"id": launch.pk}
+
+
+def rotate_stored_lists(rotation: Any) -> None:
+    """Re-encrypt every recurring schedule's stored list under the newest key (a key-rotation
+    hook, AppConfig.key_rotation_hooks): a list left under an old key could not be read once
+    that key is removed, and its schedule's fires would fail."""
+    from django.db import transaction
+
+    from dashboard.recurring.models import RecurringSchedule
+
+    with transaction.atomic():
+        for schedule in RecurringSchedule.objects.select_for_update().filter(
+            target_kind=AltcraftLaunchTarget.kind
+        ):
+            stored = schedule.parameters.get("recipients")
+            if stored:
+                schedule.parameters = {
+                    **schedule.parameters,
+                    "recipients": reencrypt_secret(stored),
+                }
+                schedule.save(update_fields=["parameters"])

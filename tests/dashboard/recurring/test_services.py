@@ -299,3 +299,29 @@ def test_after_a_stop_only_the_latest_recent_fire_is_sent_and_the_rest_are_one_m
     assert fired.outcome == "fired"
     assert utc_now() - fired.fire_at <= timedelta(minutes=5)
     assert TriggerGroup.objects.count() == 1
+
+
+def test_a_key_rotation_re_encrypts_a_stored_list(team, altcraft_trigger, settings) -> None:
+    from cryptography.fernet import Fernet
+
+    from dashboard.tenancy.crypto import decrypt_secret
+    from dashboard.tenancy.services import credentials_rotate_key
+
+    schedule = services.schedule_create(
+        actor=Actor(user=team.operator.user),
+        tenant=team.tenant,
+        data=services.ScheduleInput(
+            name="Digest",
+            cron="0 8 * * mon",
+            time_zone="UTC",
+            target_kind="altcraft_launch",
+            target_input={"id": altcraft_trigger.pk, "recipients": "a@example.com"},
+        ),
+    )
+    before = schedule.parameters["recipients"]
+    settings.CREDENTIALS_KEYS = [Fernet.generate_key().decode(), *settings.CREDENTIALS_KEYS]
+    credentials_rotate_key(actor=Actor(user=team.admin.user))
+    schedule.refresh_from_db()
+    assert schedule.parameters["recipients"] != before
+    settings.CREDENTIALS_KEYS = settings.CREDENTIALS_KEYS[:1]  # the old key removed
+    assert decrypt_secret(schedule.parameters["recipients"]) == "a@example.com"
