@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class RecurringSchedule(models.Model):
@@ -72,9 +73,9 @@ class RecurringSchedule(models.Model):
 
 
 class FireOutcome(models.TextChoices):
-    FIRED = "fired", "Fired"  # its target was submitted (approvals and policies then apply)
-    SKIPPED = "skipped", "Skipped"  # a pause, the send window, a blackout or a daily rule said no
-    FAILED = "failed", "Failed"  # the target refused it (the reason says why); nothing was sent
+    FIRED = "fired", _("Fired")  # its target was submitted (approvals and policies then apply)
+    SKIPPED = "skipped", _("Skipped")  # a pause, the send window, a blackout or a daily rule said no
+    FAILED = "failed", _("Failed")  # the target refused it (the reason says why); nothing was sent
 
 
 class RecurringFire(models.Model):
