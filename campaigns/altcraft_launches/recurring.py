@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -21,6 +22,7 @@ from campaigns.altcraft_launches import selectors, services
 from campaigns.altcraft_launches.models import MATCHING_CHOICES, LaunchKind
 from dashboard.audit.trail import Actor
 from dashboard.models import Tenant
+from dashboard.recurring.models import RecurringSchedule
 from dashboard.recurring.targets import CheckedTarget
 from dashboard.tenancy.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
 
@@ -131,10 +133,6 @@ def rotate_stored_lists(rotation: Any) -> None:
     """Re-encrypt every recurring schedule's stored list under the newest key (a key-rotation
     hook, AppConfig.key_rotation_hooks): a list left under an old key could not be read once
     that key is removed, and its schedule's fires would fail."""
-    from django.db import transaction
-
-    from dashboard.recurring.models import RecurringSchedule
-
     with transaction.atomic():
         for schedule in RecurringSchedule.objects.select_for_update().filter(
             target_kind=AltcraftLaunchTarget.kind

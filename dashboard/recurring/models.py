@@ -74,7 +74,10 @@ class RecurringSchedule(models.Model):
 
 class FireOutcome(models.TextChoices):
     FIRED = "fired", _("Fired")  # its target was submitted (approvals and policies then apply)
-    SKIPPED = "skipped", _("Skipped")  # a pause, the send window, a blackout or a daily rule said no
+    SKIPPED = (
+        "skipped",
+        _("Skipped"),
+    )  # a pause, the send window, a blackout or a daily rule said no
     FAILED = "failed", _("Failed")  # the target refused it (the reason says why); nothing was sent
 
 
