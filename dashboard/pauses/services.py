@@ -74,7 +74,7 @@ def connection_for_pause(
     found = VendorConnection.objects.filter(tenant=tenant)
     text = str(name_or_id).strip()
     connection = found.filter(name=text).first()
-    # isascii: "²" is a digit to str.isdigit, not to int().
+    # isascii: "³" is a digit to str.isdigit() but not to int().
     if connection is None and text.isascii() and text.isdigit() and len(text) < 19:
         connection = found.filter(pk=int(text)).first()
     if connection is None:

@@ -273,6 +273,7 @@ def every_page(data) -> list[str]:
         f"{slug}/recurring/{data['recurring'].pk}/",
         f"{slug}/recurring/calendar/",
         f"{slug}/recurring/calendar/?view=month",
+        f"{slug}/sso/",
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
         "/api/v1/docs",
