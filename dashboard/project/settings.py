@@ -352,6 +352,7 @@ CELERY_TASK_ROUTES = {
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
     "campaigns.fire_due_schedules": {"queue": "send"},
+    "recurring.fire_due": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
     "altcraft.expire_uploads": {"queue": "poll"},
     # Housekeeping, never in a send's way (dashboard/accounts/password_reset.py).
@@ -369,6 +370,12 @@ CELERY_BEAT_SCHEDULE = {
     "fire-campaign-schedules": {
         "task": "campaigns.fire_due_schedules",
         "schedule": env_int("CAMPAIGN_SCHEDULE_INTERVAL_SECONDS", 5),
+    },
+    # Recurring schedules likewise: the fire row, unique per schedule and time, makes each
+    # fire once across beat restarts and two beats (dashboard/recurring/services.py).
+    "fire-recurring-schedules": {
+        "task": "recurring.fire_due",
+        "schedule": env_int("RECURRING_SCHEDULE_INTERVAL_SECONDS", 5),
     },
     # Nightly: verify the audit trail appended since the last checkpoint, and re-check cheaply
     # that the rows verified before are all still there (see dashboard.audit.trail.audit_verify).

@@ -13,6 +13,7 @@ from dashboard.chat_webhooks import views as chat_webhook_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
+from dashboard.recurring import views as recurring_views
 from dashboard.send_windows import views as send_window_views
 from dashboard.sso import views as sso_views
 from dashboard.tenancy import views
@@ -68,6 +69,25 @@ tenant_patterns = [
         "approval-policies/<int:policy_id>/delete/",
         policy_views.policy_delete,
         name="approval_policy_delete",
+    ),
+    path("recurring/", recurring_views.recurring_list, name="recurring_list"),
+    path("recurring/new/", recurring_views.recurring_create, name="recurring_create"),
+    path("recurring/calendar/", recurring_views.recurring_calendar, name="recurring_calendar"),
+    path("recurring/<int:schedule_id>/", recurring_views.recurring_detail, name="recurring_detail"),
+    path(
+        "recurring/<int:schedule_id>/save/",
+        recurring_views.recurring_update,
+        name="recurring_update",
+    ),
+    path(
+        "recurring/<int:schedule_id>/enabled/",
+        recurring_views.recurring_set_enabled,
+        name="recurring_set_enabled",
+    ),
+    path(
+        "recurring/<int:schedule_id>/delete/",
+        recurring_views.recurring_delete,
+        name="recurring_delete",
     ),
     path("sso/", sso_views.mapping_page, name="sso_mapping_page"),
     path("sso/map/", sso_views.mapping_set, name="sso_mapping_set"),
