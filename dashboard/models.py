@@ -294,6 +294,7 @@ class AuditVerification(models.Model):
 
 
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
+from dashboard.login_sessions.models import LoginSession  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
 from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401

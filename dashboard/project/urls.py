@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from dashboard.accounts import views as account_views
 from dashboard.approval_policies import views as policy_views
+from dashboard.login_sessions import views as session_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.send_windows import views as send_window_views
@@ -35,6 +36,16 @@ tenant_patterns = [
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "members/<int:membership_id>/sessions/",
+        session_views.member_sessions,
+        name="member_sessions",
+    ),
+    path(
+        "members/<int:membership_id>/sessions/end/",
+        session_views.member_sessions_end,
+        name="member_sessions_end",
+    ),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),
@@ -72,6 +83,17 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/sessions/", session_views.own_sessions, name="account_sessions"),
+    path(
+        "account/sessions/<int:session_id>/end/",
+        session_views.own_session_end,
+        name="account_session_end",
+    ),
+    path(
+        "account/sessions/end-others/",
+        session_views.own_sessions_end_others,
+        name="account_sessions_end_others",
+    ),
     path(
         "account/password/forgot/",
         account_views.PasswordResetRequestView.as_view(),

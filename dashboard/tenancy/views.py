@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -376,11 +377,24 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     try:
-        services.membership_remove(actor=actor_from_request(request), membership=membership)
+        removed = services.membership_remove(
+            actor=actor_from_request(request), membership=membership
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"{membership.user.get_username()} removed.")
+        messages.success(
+            request,
+            _(
+                "%(user)s removed: %(sessions)s session(s) ended and %(tokens)s API token(s) "
+                "revoked."
+            )
+            % {
+                "user": membership.user.get_username(),
+                "sessions": removed.sessions_ended,
+                "tokens": removed.api_tokens_revoked,
+            },
+        )
     return redirect("member_list", tenant_slug=request.tenant.slug)
 
 
