@@ -28,12 +28,18 @@ MEMBER_TEMPLATE = "login_sessions/member_sessions.html"
 
 def _own_page(request: HttpRequest, *, notice: str = "", failed: bool = False) -> HttpResponse:
     template = f"{OWN_TEMPLATE}#sessions" if request.htmx else OWN_TEMPLATE
+    current_hash = selectors.current_key_hash(request.session.session_key)
+    # This browser's own session first, then the others by when they were last seen.
+    sessions = sorted(
+        selectors.session_list(user=request.user),
+        key=lambda session: session.key_hash != current_hash,
+    )
     return render(
         request,
         template,
         {
-            "sessions": selectors.session_list(user=request.user),
-            "current_hash": selectors.current_key_hash(request.session.session_key),
+            "sessions": sessions,
+            "current_hash": current_hash,
             "notice": notice,
             "failed": failed,
         },

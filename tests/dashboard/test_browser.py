@@ -139,6 +139,8 @@ def phone_data(team, sandbox_connection, settings, tmp_path):
         "job": job,
         "policy": policy,
         "connection": talkifai,
+        # Their sessions page: the admin's own sessions are listed there (this test's browser).
+        "member": team.admin,
         **campaign_data(team, sandbox_connection),
         **altcraft_data(team, sandbox_connection, settings, tmp_path),
     }
@@ -252,6 +254,7 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/{connection}/edit/",
         f"{slug}/connections/new/",
         f"{slug}/members/",
+        f"{slug}/members/{data['member'].pk}/sessions/",
         f"{slug}/settings/",
         f"{slug}/approval-policies/",
         f"{slug}/approval-policies/{data['policy'].pk}/",
@@ -260,6 +263,7 @@ def every_page(data) -> list[str]:
         "/api/v1/docs",
         ERROR_PAGE,
         reverse("password_change"),
+        reverse("account_sessions"),
     ]
 
 
