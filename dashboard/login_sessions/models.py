@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from dashboard.login_sessions.devices import device_label
+
 
 class LoginSession(models.Model):
     """One logged-in browser of a person, while its session lives.
@@ -24,8 +26,10 @@ class LoginSession(models.Model):
     # The address it was last seen from.
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
-    # What the user agent reads as, for people: "Chrome on macOS".
-    device = models.CharField(max_length=120, blank=True)
+    # What the user agent reads as ("Chrome", "macOS"; "" when it cannot be read): names, not
+    # words, so each reader gets "Chrome on macOS" in their own language (`device`).
+    browser = models.CharField(max_length=60, blank=True)
+    operating_system = models.CharField(max_length=60, blank=True)
 
     class Meta:
         indexes = [
@@ -35,4 +39,9 @@ class LoginSession(models.Model):
         ordering = ["-last_seen_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.device or 'Unknown device'} of user {self.user_id}"
+        return f"{self.browser or '?'} on {self.operating_system or '?'} of user {self.user_id}"
+
+    @property
+    def device(self) -> str:
+        """The device in words, in the reader's language: "Chrome on macOS"."""
+        return device_label(self.browser, self.operating_system)

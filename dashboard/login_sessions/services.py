@@ -29,12 +29,13 @@ from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from dashboard.api.models import ApiToken
 from dashboard.api.services import api_token_revoke
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.login_sessions.devices import device_label
+from dashboard.login_sessions.devices import device_parts
 from dashboard.login_sessions.models import LoginSession
 from dashboard.login_sessions.selectors import current_key_hash, session_key_hash
 from dashboard.models import Membership, Permission, Tenant
@@ -77,6 +78,7 @@ def login_session_record(
     now = utc_now()
     key_hash = session_key_hash(session_key)
     user_agent = (user_agent or "")[:USER_AGENT_MAX_CHARS]
+    browser, system = device_parts(user_agent)
     session, _created = LoginSession.objects.update_or_create(
         key_hash=key_hash,
         defaults={
@@ -85,7 +87,8 @@ def login_session_record(
             "last_seen_at": now,
             "ip_address": ip_address,
             "user_agent": user_agent,
-            "device": device_label(user_agent),
+            "browser": browser,
+            "operating_system": system,
         },
     )
     _remember_seen(key_hash)
@@ -108,6 +111,7 @@ def login_session_seen(
     # this request ran is no longer in the store and stays ended.
     if not updated and _session_store()().exists(session_key):
         user_agent = (user_agent or "")[:USER_AGENT_MAX_CHARS]
+        browser, system = device_parts(user_agent)
         LoginSession.objects.get_or_create(
             key_hash=key_hash,
             defaults={
@@ -116,7 +120,8 @@ def login_session_seen(
                 "last_seen_at": now,
                 "ip_address": ip_address,
                 "user_agent": user_agent,
-                "device": device_label(user_agent),
+                "browser": browser,
+                "operating_system": system,
             },
         )
 
@@ -181,10 +186,12 @@ def _end(sessions: Iterable[LoginSession]) -> list[dict]:
 
     transaction.on_commit(forget_cached_copies)
     LoginSession.objects.filter(pk__in=[session.pk for session in sessions]).delete()
-    return [
-        {"session": session.pk, "device": session.device, "ip_address": session.ip_address}
-        for session in sessions
-    ]
+    # In English, whoever reads the trail later.
+    with override("en"):
+        return [
+            {"session": session.pk, "device": session.device, "ip_address": session.ip_address}
+            for session in sessions
+        ]
 
 
 def _signed_in_user(actor: Actor) -> AbstractBaseUser:

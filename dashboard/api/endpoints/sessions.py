@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Path, Schema, Status
+from pydantic import Field
 
 from dashboard.api.endpoints.common import ERRORS, RecordId, acting, require, router, token_use
 from dashboard.api.problems import ApiProblem
@@ -20,7 +21,9 @@ from dashboard.tenancy.scoping import client_ip
 
 class SessionOut(Schema):
     id: int
-    device: str
+    device: str = Field(description='The device in words: "Chrome on macOS".')
+    browser: str = Field(description='As read from the user agent ("" when unreadable).')
+    operating_system: str
     ip_address: str | None
     created_at: datetime
     last_seen_at: datetime
@@ -39,6 +42,8 @@ def _session_out(session: LoginSession) -> dict:
     return {
         "id": session.pk,
         "device": session.device,
+        "browser": session.browser,
+        "operating_system": session.operating_system,
         "ip_address": session.ip_address,
         "created_at": session.created_at,
         "last_seen_at": session.last_seen_at,

@@ -24,7 +24,16 @@ def test_a_token_lists_its_persons_sessions(team, browser_login, make_token):
     assert response.status_code == 200
     [session] = response.json()
     assert session["device"] == "Firefox on Windows" and session["ip_address"] == "203.0.113.5"
-    assert set(session) == {"id", "device", "ip_address", "created_at", "last_seen_at"}
+    assert (session["browser"], session["operating_system"]) == ("Firefox", "Windows")
+    assert set(session) == {
+        "id",
+        "device",
+        "browser",
+        "operating_system",
+        "ip_address",
+        "created_at",
+        "last_seen_at",
+    }
 
 
 def test_a_token_ends_one_of_its_persons_sessions(team, browser_login, make_token):

@@ -15,7 +15,7 @@ from django.urls import reverse
 from dashboard.api.models import ApiToken
 from dashboard.audit.trail import Actor
 from dashboard.login_sessions import services
-from dashboard.login_sessions.devices import device_label
+from dashboard.login_sessions.devices import device_label, device_parts
 from dashboard.login_sessions.models import LoginSession
 from dashboard.models import AuditEvent, Role
 from dashboard.tenancy.services import membership_remove
@@ -42,7 +42,8 @@ def test_a_login_records_its_session_by_hash_with_device_and_address(team, brows
     key = session_cookie(client)
     assert session.user == team.operator.user
     assert session.key_hash == hashlib.sha256(key.encode()).hexdigest()
-    assert key not in {session.key_hash, session.user_agent, session.device}
+    assert key not in {session.key_hash, session.user_agent, session.browser}
+    assert (session.browser, session.operating_system) == ("Firefox", "Windows")
     assert session.device == "Firefox on Windows"
     assert str(session.ip_address) == "203.0.113.9"
     assert session.created_at == session.last_seen_at
@@ -276,4 +277,4 @@ def test_a_password_change_keeps_this_session_and_ends_the_others(team, browser_
     ],
 )
 def test_devices_are_named_as_people_name_them(user_agent, device):
-    assert device_label(user_agent) == device
+    assert device_label(*device_parts(user_agent)) == device

@@ -37,7 +37,7 @@ def test_your_sessions_lists_every_browser_and_marks_this_one(team, browser_logi
 def test_ending_a_session_from_the_page_logs_that_browser_out(team, browser_login):
     here = browser_login("oscar")
     other = browser_login("oscar", WINDOWS_FIREFOX)
-    other_id = LoginSession.objects.get(device="Firefox on Windows").pk
+    other_id = LoginSession.objects.get(browser="Firefox").pk
 
     response = here.post(reverse("account_session_end", args=[other_id]), HTTP_HX_REQUEST="true")
 
