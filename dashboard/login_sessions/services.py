@@ -37,7 +37,7 @@ from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.login_sessions.devices import device_parts
 from dashboard.login_sessions.models import LoginSession
-from dashboard.login_sessions.selectors import current_key_hash, session_key_hash
+from dashboard.login_sessions.selectors import current_key_hash, session_key_hash, session_list
 from dashboard.models import Membership, Permission, Tenant
 
 SEEN_EVERY_SECONDS = 60
@@ -141,30 +141,49 @@ def login_session_rekey(*, old_key: str | None, new_key: str | None) -> None:
         )
 
 
-def _store_keys(key_hashes: set[str]) -> list[str]:
-    """The session store's keys whose hashes are these (only hashes are kept here).
+def _store_keys(key_hashes: set[str], *, live_only: bool = False) -> list[str]:
+    """The session store's keys whose hashes are these (only hashes are kept here); with
+    `live_only`, only those of sessions that have not expired.
 
     One pass over the store's table, hashed by PostgreSQL (a few milliseconds per ten thousand
-    sessions); SQLite (the demo) has no SHA-256, so Python hashes there. Only ending sessions
-    pays for it, never a page view.
+    sessions); SQLite (the demo) has no SHA-256, so Python hashes there. Only the sessions pages
+    and ending sessions pay for it, never any other page.
     """
     if not key_hashes:
         return []
-    table = _session_store().get_model_class()._meta.db_table
+    model = _session_store().get_model_class()
     if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT session_key FROM {connection.ops.quote_name(table)} "  # noqa: S608
-                "WHERE encode(sha256(convert_to(session_key, 'UTF8')), 'hex') = ANY(%s)",
-                [sorted(key_hashes)],
+                f"SELECT session_key FROM {table} "  # noqa: S608 - our own table's name
+                "WHERE encode(sha256(convert_to(session_key, 'UTF8')), 'hex') = ANY(%s) "
+                "AND (%s OR expire_date > %s)",
+                [sorted(key_hashes), not live_only, utc_now()],
             )
             return [row[0] for row in cursor.fetchall()]
-    model = _session_store().get_model_class()
+    stored = model.objects.all()
+    if live_only:
+        stored = stored.filter(expire_date__gt=utc_now())
     return [
         key
-        for key in model.objects.values_list("session_key", flat=True).iterator()
+        for key in stored.values_list("session_key", flat=True).iterator()
         if session_key_hash(key) in key_hashes
     ]
+
+
+def live_sessions(*, user: AbstractBaseUser) -> list[LoginSession]:
+    """The person's sessions that the store still holds and that have not expired, most
+    recently seen first; records of the others are dropped on the way (a session that expired,
+    or that Django flushed when someone else logged in on that browser without logging out)."""
+    recorded = list(session_list(user=user))
+    live = {
+        session_key_hash(key) for key in _store_keys({s.key_hash for s in recorded}, live_only=True)
+    }
+    gone = [session.pk for session in recorded if session.key_hash not in live]
+    if gone:
+        LoginSession.objects.filter(pk__in=gone).delete()
+    return [session for session in recorded if session.key_hash in live]
 
 
 def _end(sessions: Iterable[LoginSession]) -> list[dict]:

@@ -31,7 +31,7 @@ def _own_page(request: HttpRequest, *, notice: str = "", failed: bool = False) -
     current_hash = selectors.current_key_hash(request.session.session_key)
     # This browser's own session first, then the others by when they were last seen.
     sessions = sorted(
-        selectors.session_list(user=request.user),
+        services.live_sessions(user=request.user),
         key=lambda session: session.key_hash != current_hash,
     )
     return render(
@@ -106,7 +106,7 @@ def _member_page(
         template,
         {
             "member": membership,
-            "sessions": selectors.session_list(user=membership.user),
+            "sessions": services.live_sessions(user=membership.user),
             "current_hash": selectors.current_key_hash(request.session.session_key),
             "notice": notice,
             "failed": failed,

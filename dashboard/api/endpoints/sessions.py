@@ -13,7 +13,7 @@ from pydantic import Field
 
 from dashboard.api.endpoints.common import ERRORS, RecordId, acting, require, router, token_use
 from dashboard.api.problems import ApiProblem
-from dashboard.login_sessions import selectors, services
+from dashboard.login_sessions import services
 from dashboard.login_sessions.models import LoginSession
 from dashboard.models import Membership, Permission
 from dashboard.tenancy.scoping import client_ip
@@ -58,7 +58,7 @@ def _session_out(session: LoginSession) -> dict:
 )
 def session_list(request: HttpRequest, tenant_slug: str):
     user = token_use(request).membership.user
-    return [_session_out(session) for session in selectors.session_list(user=user)]
+    return [_session_out(session) for session in services.live_sessions(user=user)]
 
 
 @router.post(

@@ -11,6 +11,7 @@ from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.api.models import ApiToken
 from dashboard.audit.trail import Actor
@@ -278,3 +279,20 @@ def test_a_password_change_keeps_this_session_and_ends_the_others(team, browser_
 )
 def test_devices_are_named_as_people_name_them(user_agent, device):
     assert device_label(*device_parts(user_agent)) == device
+
+
+def test_lists_leave_out_sessions_the_store_no_longer_holds(team, browser_login):
+    here = browser_login("oscar")
+    flushed = browser_login("oscar", WINDOWS_FIREFOX)
+    expired = browser_login("oscar", WINDOWS_FIREFOX, "203.0.113.77")
+    # One left the store without a logout (Django flushes a session when another person logs
+    # in on that browser through an invitation or reset link; clearsessions), one expired.
+    Session.objects.filter(session_key=session_cookie(flushed)).delete()
+    Session.objects.filter(session_key=session_cookie(expired)).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+    live = services.live_sessions(user=team.operator.user)
+
+    assert [session.pk for session in live] == [row_of(here).pk]
+    assert LoginSession.objects.count() == 1
