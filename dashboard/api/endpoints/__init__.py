@@ -10,7 +10,14 @@ name. Errors are problem+json (see problems.py).
 # order), add their endpoints to the one router (the OpenAPI document lists paths in the order
 # they were added), then the router joins the API.
 from dashboard import plugins
-from dashboard.api.endpoints import approval_policies, pauses, runs, send_windows, sessions
+from dashboard.api.endpoints import (
+    approval_policies,
+    pauses,
+    runs,
+    send_windows,
+    sessions,
+    sso_groups,
+)
 from dashboard.api.endpoints.common import router, run_out
 from dashboard.api.endpoints.ninja_api import api
 
@@ -25,4 +32,5 @@ __all__ = [
     "runs",
     "send_windows",
     "sessions",
+    "sso_groups",
 ]

@@ -69,8 +69,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         schema = schemathesis.openapi.from_wsgi("/api/v1/schema", WSGIHandler())
         operations = [result.ok() for result in schema.get_all_operations()]
         assert (
-            len(operations) == 24
-        )  # every endpoint: send windows, approval policies, sessions too
+            len(operations) == 27
+        )  # every endpoint: send windows, approval policies, SSO groups and sessions too
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 run_operation(operation, mode, client.secret, checks)
