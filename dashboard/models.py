@@ -308,6 +308,7 @@ class AuditVerification(models.Model):
 from dashboard.approval_links.models import ApprovalLink  # noqa: E402, F401
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
 from dashboard.chat_webhooks.models import ChatWebhook  # noqa: E402, F401
+from dashboard.login_sessions.models import LoginSession  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.preferences.models import PersonalPreference  # noqa: E402, F401
 from dashboard.recurring.models import RecurringFire, RecurringSchedule  # noqa: E402, F401

@@ -121,6 +121,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # The signed-in person's language and time zone (dashboard/preferences/).
     "dashboard.preferences.middleware.PersonalPreferencesMiddleware",
+    # Notes a session's last use (at most once a minute) after the view, before the session is
+    # saved (dashboard/login_sessions/middleware.py).
+    "dashboard.login_sessions.middleware.SessionLastSeenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -10,6 +10,7 @@ from dashboard.accounts import views as account_views
 from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
 from dashboard.chat_webhooks import views as chat_webhook_views
+from dashboard.login_sessions import views as session_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
@@ -46,6 +47,16 @@ tenant_patterns = [
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "members/<int:membership_id>/sessions/",
+        session_views.member_sessions,
+        name="member_sessions",
+    ),
+    path(
+        "members/<int:membership_id>/sessions/end/",
+        session_views.member_sessions_end,
+        name="member_sessions_end",
+    ),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("settings/chat/", chat_webhook_views.chat_webhooks_page, name="chat_webhooks_page"),
     path("settings/chat/save/", chat_webhook_views.chat_webhooks_save, name="chat_webhooks_save"),
@@ -115,6 +126,17 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/sessions/", session_views.own_sessions, name="account_sessions"),
+    path(
+        "account/sessions/<int:session_id>/end/",
+        session_views.own_session_end,
+        name="account_session_end",
+    ),
+    path(
+        "account/sessions/end-others/",
+        session_views.own_sessions_end_others,
+        name="account_sessions_end_others",
+    ),
     path(
         "account/password/forgot/",
         account_views.PasswordResetRequestView.as_view(),

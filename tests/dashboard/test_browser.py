@@ -139,6 +139,8 @@ def phone_data(team, sandbox_connection, settings, tmp_path):
         "job": job,
         "policy": policy,
         "connection": talkifai,
+        # Their sessions page: the admin's own sessions are listed there (this test's browser).
+        "member": team.admin,
         **campaign_data(team, sandbox_connection),
         **altcraft_data(team, sandbox_connection, settings, tmp_path),
     }
@@ -266,6 +268,7 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/{connection}/edit/",
         f"{slug}/connections/new/",
         f"{slug}/members/",
+        f"{slug}/members/{data['member'].pk}/sessions/",
         f"{slug}/settings/",
         f"{slug}/settings/chat/",
         f"{slug}/approval-policies/",
@@ -281,6 +284,7 @@ def every_page(data) -> list[str]:
         ERROR_PAGE,
         reverse("password_change"),
         reverse("preferences"),
+        reverse("account_sessions"),
     ]
 
 

@@ -18,6 +18,7 @@ from dashboard.api.endpoints import (
     recurring,
     runs,
     send_windows,
+    sessions,
     sso_groups,
 )
 from dashboard.api.endpoints.common import router, run_out
@@ -36,5 +37,6 @@ __all__ = [
     "run_out",
     "runs",
     "send_windows",
+    "sessions",
     "sso_groups",
 ]

@@ -383,6 +383,12 @@ CASES: dict[str, Case] = {
         ),
         acting_as="ada",
     ),
+    "end_sessions": Case(
+        lambda world: call_command(
+            "end_sessions", "acme", "--username", "oscar", "--as", "ada", stdout=io.StringIO()
+        ),
+        acting_as="ada",
+    ),
     "talkifai_start_job": Case(
         lambda world: call_command(
             "talkifai_start_job",
