@@ -12,6 +12,10 @@ SANDBOX_PORT ?= 8100
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/triggerdesk
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
+# The suite runs in two pytest-xdist workers (one per core), a test file per worker at a time:
+# much of its time is spent waiting on live workers, browsers and vendors' answers. Each worker
+# has its own test database (pytest-django) and Redis database (test_settings.py).
+TEST_WORKERS ?= 2
 
 # A Python >= 3.12 (Django 6 needs it): on PATH first, then under pyenv.
 define find_python
@@ -28,6 +32,7 @@ help:
 	@echo "make lint   - ruff check and format check, import-linter contracts"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make proofs - the full fault schedule (PROOFS_MINUTES, default 20) and its figures"
+	@echo "make messages - collect the strings to translate into locale/ru/LC_MESSAGES/*.po"
 	@echo "make screenshots - run the journeys' browser tests, keeping their screenshots in docs/screenshots"
 
 $(STAMP): pyproject.toml
@@ -38,8 +43,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
+# The translations (locale/*/LC_MESSAGES/*.po) compiled to the .mo files Django reads; the .mo
+# files are built, never committed. msgfmt comes with Debian's gettext.
+.PHONY: gettext
+gettext:
+	@if ! command -v msgfmt >/dev/null 2>&1; then \
+	  echo "Installing Debian's gettext for the translations (msgfmt)"; \
+	  if [ "$$(id -u)" = 0 ]; then APT=""; else APT="sudo"; fi; \
+	  $$APT apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$APT apt-get install -y -qq gettext >/dev/null \
+	    || { echo "ERROR: could not install gettext (apt-get install gettext), which compiles the translations." >&2; exit 1; }; fi
+
+# The message commands only need the settings to import: throwaway keys, never used.
+I18N_ENV := SECRET_KEY=messages-only CREDENTIALS_KEYS=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=
+.PHONY: compilemessages
+compilemessages: $(STAMP) gettext
+	$(I18N_ENV) $(PY) manage.py compilemessages --ignore .venv -v0
+
 .PHONY: install
-install: $(STAMP)
+install: $(STAMP) compilemessages
+
+# Collect every translatable string of the project into locale/ru/LC_MESSAGES/ (django.po for
+# Python and templates, djangojs.po for static/js); fill in the new msgstr, then `make install`.
+MESSAGES_IGNORE := --ignore .venv --ignore tests --ignore bench --ignore staticfiles --ignore .demo
+.PHONY: messages
+messages: $(STAMP) gettext
+	$(I18N_ENV) $(PY) manage.py makemessages -l ru --no-obsolete $(MESSAGES_IGNORE) --add-location file
+	$(I18N_ENV) $(PY) manage.py makemessages -d djangojs -l ru --no-obsolete $(MESSAGES_IGNORE) --ignore static/vendor --add-location file
 
 .PHONY: services
 services:
@@ -69,7 +98,7 @@ chromium:
 
 .PHONY: test
 test: install services chromium lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff for style and format; import-linter for the layers (pyproject.toml's contracts).
 .PHONY: lint

@@ -23,7 +23,10 @@ class CampaignsConfig(AppConfig):
         "altcraft": ("altcraft", "campaigns.vendors.altcraft.sandbox.AltcraftSandbox"),
     }
     # Called with the KeyRotation by credentials_rotate_key (dashboard/tenancy/services.py).
-    key_rotation_hooks = ("campaigns.altcraft_launches.storage.rotate_stored_files",)
+    key_rotation_hooks = (
+        "campaigns.altcraft_launches.storage.rotate_stored_files",
+        "campaigns.altcraft_launches.recurring.rotate_stored_lists",
+    )
     # Called with (tenant, stdout) by setup_demo, in this order.
     demo_data = (
         "campaigns.event_generators.demo.register_demo_data",
@@ -32,5 +35,14 @@ class CampaignsConfig(AppConfig):
     # Called with (connection_id, operation, now) before the engine sends a connection's queued
     # runs: an event generator's own send window holds its runs (dashboard/send_windows).
     send_holds = ("campaigns.event_generators.send_window.hold_generator_runs",)
+    # Kinds of approval request a mailed one-time link can decide (dashboard/approval_links).
+    approval_link_subjects = {
+        "altcraft_launch": "campaigns.altcraft_launches.approval_links.LAUNCH_SUBJECT"
+    }
     # run_settle --<name> VALUE: the run that VALUE names.
     run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}
+    # What recurring schedules (dashboard.recurring) can fire.
+    recurring_targets = {
+        "event_generator": "campaigns.event_generators.recurring.EventGeneratorTarget",
+        "altcraft_launch": "campaigns.altcraft_launches.recurring.AltcraftLaunchTarget",
+    }

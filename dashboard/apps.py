@@ -30,6 +30,7 @@ class DashboardConfig(AppConfig):
         except ValueError as error:
             raise ImproperlyConfigured(str(error)) from None
         from dashboard.accounts import signals  # noqa: F401 - connects the login audit receivers
+        from dashboard.login_sessions import signals as session_signals  # noqa: F401 - records
         from dashboard.mfa import signals as mfa_signals  # noqa: F401 - the second-factor state
         from dashboard.project.errors import QuietPermissionDenied  # in ready(), as above
 

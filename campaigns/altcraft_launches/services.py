@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
-from campaigns.altcraft_launches import reading, storage
+from campaigns.altcraft_launches import notifications, reading, storage
 from campaigns.altcraft_launches.models import (
     MATCHING_CHOICES,
     UNSENT_STATES,
@@ -858,7 +858,9 @@ def launch_confirm(
                 "empty_rows_skipped": locked.rows_empty,
             },
         )
-        if not needs_approval:
+        if needs_approval:
+            notifications.launch_approval_needed(launch=locked)
+        else:
             _submit_chunks(actor, locked)
     return locked
 
@@ -944,6 +946,9 @@ def launch_approve(
             },
         )
         _submit_chunks(actor, locked)
+        notifications.launch_decided(
+            launch=locked, approved=True, decided_by=actor.display, comment=comment[:500]
+        )
     return locked
 
 
@@ -989,6 +994,10 @@ def _close_unsent(
         locked.state = state
         locked.files_deleted_at = utc_now()
         locked.save()
+        if state == LaunchState.REJECTED:
+            notifications.launch_decided(
+                launch=locked, approved=False, decided_by=actor.display, comment=comment[:500]
+            )
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,
@@ -1128,6 +1137,8 @@ def launches_expire() -> int:
             locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
             if locked.files_deleted_at is not None:
                 continue
+            if locked.state == LaunchState.AWAITING_APPROVAL:
+                notifications.launch_expired(launch=locked)
             if locked.state in UNSENT_STATES:
                 locked.state = LaunchState.DISCARDED
             locked.files_deleted_at = now

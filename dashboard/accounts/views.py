@@ -10,8 +10,10 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from dashboard.accounts import invitations, password_reset
+from dashboard.login_sessions import services as login_sessions
 from dashboard.sso import configuration as sso
 from dashboard.tenancy.scoping import client_ip
 
@@ -77,7 +79,7 @@ class InviteAcceptView(PasswordsOffMixin, auth_views.PasswordResetConfirmView):
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)
         invitations.invite_accepted(user=form.user, ip_address=client_ip(self.request))
-        messages.success(self.request, "Your password is set. Welcome to TriggerDesk.")
+        messages.success(self.request, _("Your password is set. Welcome to TriggerDesk."))
         return response
 
 
@@ -89,9 +91,20 @@ class PasswordChangeView(PasswordsOffMixin, auth_views.PasswordChangeView):
     success_url = reverse_lazy("home")
 
     def form_valid(self, form) -> HttpResponse:
+        old_key = self.request.session.session_key
         response = super().form_valid(form)
+        # Django gave this browser a new session key: the same login, the same record.
+        login_sessions.login_session_rekey(
+            old_key=old_key, new_key=self.request.session.session_key
+        )
+        login_sessions.sessions_end_after_password_change(
+            user=form.user,
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+            why="password changed",
+        )
         invitations.password_changed(user=form.user, ip_address=client_ip(self.request))
-        messages.success(self.request, "Your password was changed.")
+        messages.success(self.request, _("Your password was changed."))
         return response
 
 
@@ -113,8 +126,14 @@ class PasswordResetRequestView(PasswordsOffMixin, auth_views.PasswordResetView):
             minutes = -(-result.retry_after_seconds // 60)
             form.add_error(
                 "email",
-                "Too many reset requests for this address or from your network; "
-                f"try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                ngettext(
+                    "Too many reset requests for this address or from your network; "
+                    "try again in %(minutes)s minute.",
+                    "Too many reset requests for this address or from your network; "
+                    "try again in %(minutes)s minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
             )
             response = self.form_invalid(form)
             response.status_code = 429
@@ -142,9 +161,16 @@ class PasswordResetConfirmView(PasswordsOffMixin, auth_views.PasswordResetConfir
 
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)
+        login_sessions.sessions_end_after_password_change(
+            user=form.user,
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+            why="password reset",
+        )
         password_reset.password_reset_completed(user=form.user, ip_address=client_ip(self.request))
         messages.success(
-            self.request, "Your password was reset. Any other session of yours was logged out."
+            self.request,
+            _("Your password was reset. Any other session of yours was logged out."),
         )
         return response
 

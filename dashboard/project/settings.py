@@ -117,9 +117,17 @@ MIDDLEWARE = [
     # Requests to /api/ are resolved with the URLconf that adds the API (dashboard/api/urlconf.py).
     "dashboard.project.middleware.AutomationApiUrlconfMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language, or the language cookie); a person's own choice
+    # overrides it below, once they are known.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in person's language and time zone (dashboard/preferences/).
+    "dashboard.preferences.middleware.PersonalPreferencesMiddleware",
+    # Notes a session's last use (at most once a minute) after the view, before the session is
+    # saved (dashboard/login_sessions/middleware.py).
+    "dashboard.login_sessions.middleware.SessionLastSeenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After sessions, authentication and messages: a person with a second factor proves it
     # after the password (or SSO) step before anything else (dashboard/mfa/middleware.py).
@@ -156,8 +164,11 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates", NINJA_PACKAGE / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # Every template shows times the same way: UTC, and the reader's own time beside.
+            "builtins": ["dashboard.templatetags.moments"],
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.project.context_processors.tenancy",
@@ -181,7 +192,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# English and Russian: a person chooses on their Preferences page; until then, and on the pages
+# of people not signed in, the browser's Accept-Language decides. The catalogue lives in
+# locale/ (compiled by `make install` and the image; `make messages` updates it).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our English date formats (dashboard/formats/en/); Russian is Django's own.
+FORMAT_MODULE_PATH = ["dashboard.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -346,10 +364,13 @@ CELERY_TASK_ROUTES = {
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
     "campaigns.fire_due_schedules": {"queue": "send"},
+    "recurring.fire_due": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
     "altcraft.expire_uploads": {"queue": "poll"},
     # Housekeeping, never in a send's way (dashboard/accounts/password_reset.py).
     "auth.password_reset_email": {"queue": "poll"},
+    # Approval news for a tenant's chat (dashboard/chat_webhooks): a courtesy, never urgent.
+    "chat_webhooks.post": {"queue": "poll"},
     # Reading an upload takes seconds to a minute: never in front of a send.
     "altcraft.prepare_launch": {"queue": "poll"},
 }
@@ -361,6 +382,12 @@ CELERY_BEAT_SCHEDULE = {
     "fire-campaign-schedules": {
         "task": "campaigns.fire_due_schedules",
         "schedule": env_int("CAMPAIGN_SCHEDULE_INTERVAL_SECONDS", 5),
+    },
+    # Recurring schedules likewise: the fire row, unique per schedule and time, makes each
+    # fire once across beat restarts and two beats (dashboard/recurring/services.py).
+    "fire-recurring-schedules": {
+        "task": "recurring.fire_due",
+        "schedule": env_int("RECURRING_SCHEDULE_INTERVAL_SECONDS", 5),
     },
     # Nightly: verify the audit trail appended since the last checkpoint, and re-check cheaply
     # that the rows verified before are all still there (see dashboard.audit.trail.audit_verify).

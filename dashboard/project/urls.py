@@ -1,15 +1,26 @@
+from datetime import UTC, datetime
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.decorators.http import last_modified
+from django.views.i18n import JavaScriptCatalog
 
 from dashboard.accounts import views as account_views
+from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
+from dashboard.chat_webhooks import views as chat_webhook_views
+from dashboard.login_sessions import views as session_views
 from dashboard.mfa import views as mfa_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
+from dashboard.preferences import views as preference_views
+from dashboard.recurring import views as recurring_views
 from dashboard.send_windows import views as send_window_views
 from dashboard.sso import views as sso_views
 from dashboard.tenancy import views
+
+CATALOGUE_LOADED_AT = datetime.now(UTC).replace(microsecond=0)
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -38,11 +49,24 @@ tenant_patterns = [
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path(
+        "members/<int:membership_id>/sessions/",
+        session_views.member_sessions,
+        name="member_sessions",
+    ),
+    path(
+        "members/<int:membership_id>/sessions/end/",
+        session_views.member_sessions_end,
+        name="member_sessions_end",
+    ),
+    path(
         "members/<int:membership_id>/second-factor/reset/",
         mfa_views.member_second_factor_reset,
         name="member_second_factor_reset",
     ),
     path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("settings/chat/", chat_webhook_views.chat_webhooks_page, name="chat_webhooks_page"),
+    path("settings/chat/save/", chat_webhook_views.chat_webhooks_save, name="chat_webhooks_save"),
+    path("settings/chat/test/", chat_webhook_views.chat_webhooks_test, name="chat_webhooks_test"),
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),
     path("pause/resume/", pause_views.sending_resume, name="sending_resume"),
@@ -63,6 +87,25 @@ tenant_patterns = [
         policy_views.policy_delete,
         name="approval_policy_delete",
     ),
+    path("recurring/", recurring_views.recurring_list, name="recurring_list"),
+    path("recurring/new/", recurring_views.recurring_create, name="recurring_create"),
+    path("recurring/calendar/", recurring_views.recurring_calendar, name="recurring_calendar"),
+    path("recurring/<int:schedule_id>/", recurring_views.recurring_detail, name="recurring_detail"),
+    path(
+        "recurring/<int:schedule_id>/save/",
+        recurring_views.recurring_update,
+        name="recurring_update",
+    ),
+    path(
+        "recurring/<int:schedule_id>/enabled/",
+        recurring_views.recurring_set_enabled,
+        name="recurring_set_enabled",
+    ),
+    path(
+        "recurring/<int:schedule_id>/delete/",
+        recurring_views.recurring_delete,
+        name="recurring_delete",
+    ),
     path("sso/", sso_views.mapping_page, name="sso_mapping_page"),
     path("sso/map/", sso_views.mapping_set, name="sso_mapping_set"),
     path("sso/unmap/", sso_views.mapping_remove, name="sso_mapping_remove"),
@@ -82,8 +125,24 @@ urlpatterns = [
     path("login/", account_views.LoginView.as_view(), name="login"),
     path("login/sso/", sso_views.SingleSignOnStartView.as_view(), name="sso_login"),
     path("login/sso/callback/", sso_views.sso_callback, name="sso_callback"),
+    path(
+        "approval-links/<str:token>/",
+        approval_link_views.approval_link,
+        name="approval_link",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/sessions/", session_views.own_sessions, name="account_sessions"),
+    path(
+        "account/sessions/<int:session_id>/end/",
+        session_views.own_session_end,
+        name="account_session_end",
+    ),
+    path(
+        "account/sessions/end-others/",
+        session_views.own_sessions_end_others,
+        name="account_sessions_end_others",
+    ),
     path(
         "account/password/forgot/",
         account_views.PasswordResetRequestView.as_view(),
@@ -134,6 +193,15 @@ urlpatterns = [
     ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
+    path("account/preferences/", preference_views.preferences_page, name="preferences"),
+    # static/js/app.js's words in the reader's language (locale/*/LC_MESSAGES/djangojs.po).
+    # Unchanged until the next deploy: a browser revalidates it and gets a 304 (the page adds the
+    # language to its address, so a person who switches language gets the other catalogue).
+    path(
+        "jsi18n/",
+        last_modified(lambda request: CATALOGUE_LOADED_AT)(JavaScriptCatalog.as_view()),
+        name="javascript_catalog",
+    ),
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),

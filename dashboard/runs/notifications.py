@@ -6,19 +6,27 @@ Mails leave after the transaction that made the change commits (`transaction.on_
 rolled-back change tells nobody, and a mail server that is down never undoes or blocks a run: the
 failure is logged and the run page still says everything. Mails carry what a person needs to
 decide and a link; never parameters' secrets (runs hold none) nor anything from a vendor answer.
+
+Each approver's mail also carries their own one-time approval link (dashboard/approval_links),
+and the same news goes to the tenant's chat webhooks (dashboard/chat_webhooks) with a link to
+the run's page, never a one-time token.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
+from dashboard.approval_links.mail import link_text
+from dashboard.approval_links.services import approval_links_issue
+from dashboard.chat_webhooks.services import ChatNews, chat_announce
+from dashboard.clock import utc_now
 from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
 from dashboard.runs.models import Run
 from dashboard.runs.selectors import run_description
@@ -29,8 +37,10 @@ APPROVER_ROLES = [role for role, perms in ROLE_PERMISSIONS.items() if Permission
 
 
 def approval_needed(*, run: Run) -> None:
-    """Tell the tenant's approvers (all but the requester) that `run` waits for one of them."""
-    recipients = _approver_addresses(run)
+    """Tell the tenant's approvers (all but the requester) that `run` waits for one of them,
+    each with their own one-time approval link, and the tenant's chat."""
+    _chat(run, "requested", who=run.requested_by_label or "Someone")
+    recipients = _approvers(run)
     if not recipients:
         return
     expires = (
@@ -46,11 +56,24 @@ def approval_needed(*, run: Run) -> None:
         f"It needs a second person's approval before anything is sent.\n{expires}\n"
         f"Review it: {_run_url(run)}\n"
     )
-    _send_after_commit(subject, body, recipients)
+    # The links are made in the run's transaction: a rolled-back request leaves none behind.
+    tokens = approval_links_issue(
+        tenant=run.tenant,
+        subject_type="run",
+        subject_id=run.pk,
+        recipient_ids=[user_id for user_id, _address in recipients],
+        expires_at=run.approval_expires_at or utc_now(),
+    )
+    _send_after_commit(
+        subject,
+        {address: body + link_text(tokens[user_id]) for user_id, address in recipients},
+    )
 
 
 def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str = "") -> None:
-    """Tell the requester that `run` was approved (and is being sent) or rejected."""
+    """Tell the requester (and the tenant's chat) that `run` was approved (and is being sent)
+    or rejected."""
+    _chat(run, "approved" if approved else "rejected", who=decided_by, comment=comment)
     recipients = _requester_address(run)
     if not recipients:
         return
@@ -67,11 +90,12 @@ def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str =
         f"{_what(run)}{said}\n{what_now}\n\n"
         f"See it: {_run_url(run)}\n"
     )
-    _send_after_commit(subject, body, recipients)
+    _send_after_commit(subject, dict.fromkeys(recipients, body))
 
 
 def request_expired(*, run: Run) -> None:
-    """Tell the requester that nobody approved `run` in time."""
+    """Tell the requester (and the tenant's chat) that nobody approved `run` in time."""
+    _chat(run, "expired")
     recipients = _requester_address(run)
     if not recipients:
         return
@@ -82,21 +106,40 @@ def request_expired(*, run: Run) -> None:
         "Nothing was sent. Request it again if it is still needed.\n\n"
         f"See it: {_run_url(run)}\n"
     )
-    _send_after_commit(subject, body, recipients)
+    _send_after_commit(subject, dict.fromkeys(recipients, body))
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _approver_addresses(run: Run) -> list[str]:
-    addresses = (
+def _approvers(run: Run) -> list[tuple[int, str]]:
+    """(user id, address) of each approver who gets the mail, by address."""
+    members = (
         Membership.objects.filter(tenant_id=run.tenant_id, role__in=APPROVER_ROLES)
         .exclude(user_id=run.requested_by_id)
         .filter(user__is_active=True)
         .exclude(user__email="")
-        .values_list("user__email", flat=True)
+        .values_list("user_id", "user__email")
     )
-    return sorted(set(addresses))
+    return sorted(set(members), key=lambda member: (member[1], member[0]))
+
+
+def _chat(run: Run, event: str, *, who: str = "", comment: str = "") -> None:
+    chat_announce(
+        tenant=run.tenant,
+        news=ChatNews(
+            event=event,
+            tenant=run.tenant.name,
+            title=_("Run #%(number)s: %(name)s") % {"number": run.pk, "name": run.name},
+            what=run_description(run),
+            who=who,
+            reasons=[str(reason) for reason in run.approval_reasons or []]
+            if event == "requested"
+            else [],
+            comment=comment,
+            link=_run_url(run),
+        ),
+    )
 
 
 def _requester_address(run: Run) -> list[str]:
@@ -117,12 +160,12 @@ def _run_url(run: Run) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def _send_after_commit(subject: str, body: str, recipients: Iterable[str]) -> None:
-    recipients = list(recipients)
+def _send_after_commit(subject: str, bodies: dict[str, str]) -> None:
+    """Send `subject` to each address with its own body, after the commit."""
 
     def send() -> None:
-        # One mail per person: no one learns the others' addresses.
-        for address in recipients:
+        # One mail per person: no one learns the others' addresses (nor their links).
+        for address, body in bodies.items():
             try:
                 send_mail(subject, body, None, [address])
             except Exception as error:  # a mail server's trouble must not fail the run's commit

@@ -151,7 +151,8 @@ def tenant_view(permission: str = Permission.VIEW) -> Callable:
                 return setup_first
             if not membership.can(permission):
                 raise PermissionDenied(
-                    f"Your role ({membership.get_role_display()}) cannot do this."
+                    _("Your role (%(role)s) cannot do this.")
+                    % {"role": membership.get_role_display()}
                 )
             return view(request, *args, **kwargs)
 

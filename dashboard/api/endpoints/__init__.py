@@ -12,10 +12,14 @@ name. Errors are problem+json (see problems.py).
 from dashboard import plugins
 from dashboard.api.endpoints import (
     approval_policies,
+    chat_webhooks,
     pauses,
+    preferences,
+    recurring,
     runs,
     second_factor,
     send_windows,
+    sessions,
     sso_groups,
 )
 from dashboard.api.endpoints.common import router, run_out
@@ -27,10 +31,14 @@ api.add_router("/", router)
 __all__ = [
     "api",
     "approval_policies",
+    "chat_webhooks",
     "pauses",
+    "preferences",
+    "recurring",
     "run_out",
     "runs",
     "second_factor",
     "send_windows",
+    "sessions",
     "sso_groups",
 ]

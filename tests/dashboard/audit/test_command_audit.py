@@ -315,6 +315,33 @@ CASES: dict[str, Case] = {
         ),
         acting_as="ada",
     ),
+    "chat_webhook": Case(
+        lambda world: call_command(
+            "chat_webhook",
+            "acme",
+            "set",
+            "--slack-url",
+            "https://hooks.slack.example/services/T0/B0/xyz",
+            "--reason",
+            "Approvals in #launches",
+            "--as",
+            "ada",
+            stdout=io.StringIO(),
+        ),
+        acting_as="ada",
+    ),
+    "recurring_schedule": Case(
+        lambda world: call_command(
+            "recurring_schedule",
+            "acme",
+            "add",
+            *("--as", "oscar", "--name", "Morning daily", "--cron", "0 6 * * 1-5"),
+            *("--zone", "Europe/Berlin", "--kind", "daily_trigger", "--target", "Optimove"),
+            "--attest",
+            stdout=io.StringIO(),
+        ),
+        acting_as="oscar",
+    ),
     "test_connection": Case(_test_connection, acting_as="ada"),
     "event_generator_register": Case(_event_generator_register, acting_as="mia"),
     "altcraft_trigger_register": Case(_altcraft_trigger_register, acting_as="oscar"),
@@ -366,6 +393,12 @@ CASES: dict[str, Case] = {
             "--as",
             "ada",
             stdout=io.StringIO(),
+        ),
+        acting_as="ada",
+    ),
+    "end_sessions": Case(
+        lambda world: call_command(
+            "end_sessions", "acme", "--username", "oscar", "--as", "ada", stdout=io.StringIO()
         ),
         acting_as="ada",
     ),

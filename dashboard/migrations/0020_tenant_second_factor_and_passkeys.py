@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0015_sso_single_sign_on"),
+        ("dashboard", "0019_login_sessions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
