@@ -15,8 +15,17 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.mfa import session_state
 
 # What a person between the two steps may still reach: the check itself (and its passkey
-# ceremony), logging out, static files, probes. The API authenticates by token, not session.
-OPEN_PATHS = ("/account/second-factor/", "/logout/", "/healthz", "/readyz", "/metrics", "/api/")
+# ceremony), logging out, static files and the script translations its page loads, probes. The
+# API authenticates by token, not session.
+OPEN_PATHS = (
+    "/account/second-factor/",
+    "/logout/",
+    "/jsi18n/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/",
+)
 
 
 class SecondFactorMiddleware:
