@@ -6,16 +6,26 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy
 
 from dashboard.runs.states import TERMINAL_STATES, RunState
 
 
 class Operation(models.TextChoices):
-    OPTIMOVE_TRIGGER_DAILY = "optimove_trigger_daily", "Optimove: trigger daily batch"
-    OPTIMOVE_RUN_EVENT_GENERATOR = "optimove_run_event_generator", "Optimove: run event generator"
-    ALTCRAFT_START_BATCH = "altcraft_start_batch", "Altcraft: bulk trigger launch"
-    ALTCRAFT_IMPORT_AND_START = "altcraft_import_and_start", "Altcraft: import profiles + trigger"
-    TALKIFAI_START_BATCH_JOB = "talkifai_start_batch_job", "TalkifAI: start batch job now"
+    OPTIMOVE_TRIGGER_DAILY = "optimove_trigger_daily", gettext_lazy("Optimove: trigger daily batch")
+    OPTIMOVE_RUN_EVENT_GENERATOR = (
+        "optimove_run_event_generator",
+        gettext_lazy("Optimove: run event generator"),
+    )
+    ALTCRAFT_START_BATCH = "altcraft_start_batch", gettext_lazy("Altcraft: bulk trigger launch")
+    ALTCRAFT_IMPORT_AND_START = (
+        "altcraft_import_and_start",
+        gettext_lazy("Altcraft: import profiles + trigger"),
+    )
+    TALKIFAI_START_BATCH_JOB = (
+        "talkifai_start_batch_job",
+        gettext_lazy("TalkifAI: start batch job now"),
+    )
 
 
 class Run(models.Model):
@@ -227,8 +237,8 @@ class Approval(models.Model):
     """A second person's decision on a run, bound to the exact parameters they saw."""
 
     class Decision(models.TextChoices):
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        APPROVED = "approved", gettext_lazy("Approved")
+        REJECTED = "rejected", gettext_lazy("Rejected")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
     decided_by = models.ForeignKey(
@@ -259,10 +269,10 @@ class RunAttempt(models.Model):
     """One conversation with the vendor on behalf of a run: the request, the answer, the verdict."""
 
     class Purpose(models.TextChoices):
-        SEND = "send", "Send"
-        POLL = "poll", "Status poll"
-        RECONCILE = "reconcile", "Reconciliation"
-        CHECK = "check", "Pre-send check"
+        SEND = "send", gettext_lazy("Send")
+        POLL = "poll", gettext_lazy("Status poll")
+        RECONCILE = "reconcile", gettext_lazy("Reconciliation")
+        CHECK = "check", gettext_lazy("Pre-send check")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
