@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy
 
 from batchjobs import guardrails
 from batchjobs.models import FilesLanded
@@ -123,7 +124,7 @@ class TriggerDailyOperation(RunOperation):
             result={"effective_wait_seconds": result.effective_wait_seconds},
         )
 
-    reconcile_plan = (
+    reconcile_plan = gettext_lazy(
         "TriggerDesk asks Optimove again (its 10-minute window has passed by then): “already "
         "triggered today” proves the first call went through and the run is marked succeeded; "
         "any other answer means it had not, and that call triggers today's batch. No one needs "
