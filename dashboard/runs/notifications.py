@@ -11,15 +11,18 @@ decide and a link; never parameters' secrets (runs hold none) nor anything from 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
-from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
+from dashboard.models import ROLE_PERMISSIONS, Permission
 from dashboard.runs.models import Run
 from dashboard.runs.selectors import run_description
 
@@ -30,81 +33,129 @@ APPROVER_ROLES = [role for role, perms in ROLE_PERMISSIONS.items() if Permission
 
 def approval_needed(*, run: Run) -> None:
     """Tell the tenant's approvers (all but the requester) that `run` waits for one of them."""
-    recipients = _approver_addresses(run)
+    recipients = _approver_recipients(run)
     if not recipients:
         return
-    expires = (
-        f"It expires at {run.approval_expires_at:%Y-%m-%d %H:%M} UTC if nobody approves it.\n"
-        if run.approval_expires_at
-        else ""
-    )
-    subject = f"Approval needed: run #{run.pk}, {run.name}"
-    body = (
-        f"{run.requested_by_label or 'Someone'} requested run #{run.pk} in {run.tenant.name}:\n"
-        f"{_what(run)}"
-        f"  on {run.connection_name or run.connection.name}\n\n"
-        f"It needs a second person's approval before anything is sent.\n{expires}\n"
-        f"Review it: {_run_url(run)}\n"
-    )
-    _send_after_commit(subject, body, recipients)
+
+    def compose() -> tuple[str, str]:
+        expires = (
+            gettext("It expires at %(when)s UTC if nobody approves it.")
+            % {"when": format(run.approval_expires_at, "%Y-%m-%d %H:%M")}
+            + "\n"
+            if run.approval_expires_at
+            else ""
+        )
+        subject = gettext("Approval needed: run #%(run_pk)s, %(name)s") % {
+            "run_pk": run.pk,
+            "name": run.name,
+        }
+        body = (
+            gettext("%(who)s requested run #%(run_pk)s in %(tenant)s:")
+            % {
+                "who": run.requested_by_label or gettext("Someone"),
+                "run_pk": run.pk,
+                "tenant": run.tenant.name,
+            }
+            + "\n"
+            + _what(run)
+            + "  "
+            + gettext("on %(connection)s")
+            % {"connection": run.connection_name or run.connection.name}
+            + "\n\n"
+            + gettext("It needs a second person's approval before anything is sent.")
+            + "\n"
+            + expires
+            + "\n"
+            + gettext("Review it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
+    _send_after_commit(compose, recipients)
 
 
 def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str = "") -> None:
     """Tell the requester that `run` was approved (and is being sent) or rejected."""
-    recipients = _requester_address(run)
+    recipients = _requester_recipients(run)
     if not recipients:
         return
-    verdict = "approved" if approved else "rejected"
-    what_now = (
-        "It is queued and is being sent to the vendor now."
-        if approved
-        else "Nothing was sent. Request it again if it is still needed."
-    )
-    said = f"\nTheir comment: {comment}\n" if comment else ""
-    subject = f"Run #{run.pk} {verdict}: {run.name}"
-    body = (
-        f"{decided_by} {verdict} your request #{run.pk} in {run.tenant.name}:\n"
-        f"{_what(run)}{said}\n{what_now}\n\n"
-        f"See it: {_run_url(run)}\n"
-    )
-    _send_after_commit(subject, body, recipients)
+
+    def compose() -> tuple[str, str]:
+        names = {"run_pk": run.pk, "name": run.name, "who": decided_by, "tenant": run.tenant.name}
+        if approved:
+            subject = gettext("Run #%(run_pk)s approved: %(name)s") % names
+            headline = gettext("%(who)s approved your request #%(run_pk)s in %(tenant)s:") % names
+            what_now = gettext("It is queued and is being sent to the vendor now.")
+        else:
+            subject = gettext("Run #%(run_pk)s rejected: %(name)s") % names
+            headline = gettext("%(who)s rejected your request #%(run_pk)s in %(tenant)s:") % names
+            what_now = gettext("Nothing was sent. Request it again if it is still needed.")
+        said = "\n" + gettext("Their comment: %(comment)s") % {"comment": comment} + "\n"
+        body = (
+            f"{headline}\n{_what(run)}{said if comment else ''}\n{what_now}\n\n"
+            + gettext("See it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
+    _send_after_commit(compose, recipients)
 
 
 def request_expired(*, run: Run) -> None:
     """Tell the requester that nobody approved `run` in time."""
-    recipients = _requester_address(run)
+    recipients = _requester_recipients(run)
     if not recipients:
         return
-    subject = f"Run #{run.pk} expired unapproved: {run.name}"
-    body = (
-        f"Nobody approved your request #{run.pk} in {run.tenant.name} in time:\n"
-        f"{_what(run)}\n"
-        "Nothing was sent. Request it again if it is still needed.\n\n"
-        f"See it: {_run_url(run)}\n"
-    )
-    _send_after_commit(subject, body, recipients)
+
+    def compose() -> tuple[str, str]:
+        names = {"run_pk": run.pk, "name": run.name, "tenant": run.tenant.name}
+        subject = gettext("Run #%(run_pk)s expired unapproved: %(name)s") % names
+        body = (
+            gettext("Nobody approved your request #%(run_pk)s in %(tenant)s in time:") % names
+            + "\n"
+            + _what(run)
+            + "\n"
+            + gettext("Nothing was sent. Request it again if it is still needed.")
+            + "\n\n"
+            + gettext("See it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
+    _send_after_commit(compose, recipients)
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _approver_addresses(run: Run) -> list[str]:
-    addresses = (
-        Membership.objects.filter(tenant_id=run.tenant_id, role__in=APPROVER_ROLES)
-        .exclude(user_id=run.requested_by_id)
-        .filter(user__is_active=True)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
+def _approver_recipients(run: Run) -> list[tuple[str, str]]:
+    users = (
+        get_user_model()
+        .objects.filter(
+            memberships__tenant_id=run.tenant_id,
+            memberships__role__in=APPROVER_ROLES,
+            is_active=True,
+        )
+        .exclude(pk=run.requested_by_id)
+        .exclude(email="")
+        .distinct()
     )
-    return sorted(set(addresses))
+    recipients = {user.email: recipient_language(user) for user in users}
+    return sorted(recipients.items())
 
 
-def _requester_address(run: Run) -> list[str]:
+def _requester_recipients(run: Run) -> list[tuple[str, str]]:
     if run.requested_by_id is None:
         return []
     user = get_user_model().objects.filter(pk=run.requested_by_id, is_active=True).first()
     email = getattr(user, "email", "") if user is not None else ""
-    return [email] if email else []
+    return [(email, recipient_language(user))] if email else []
+
+
+def recipient_language(user: Any) -> str:
+    """The language a person reads their mail in: the deployment's (LANGUAGE_CODE). A mail is
+    composed once per recipient, so a per-person preference only has to be returned here."""
+    return settings.LANGUAGE_CODE
 
 
 def _what(run: Run) -> str:
@@ -117,12 +168,17 @@ def _run_url(run: Run) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def _send_after_commit(subject: str, body: str, recipients: Iterable[str]) -> None:
+def _send_after_commit(
+    compose: Callable[[], tuple[str, str]], recipients: Iterable[tuple[str, str]]
+) -> None:
     recipients = list(recipients)
 
     def send() -> None:
-        # One mail per person: no one learns the others' addresses.
-        for address in recipients:
+        # One mail per person: no one learns the others' addresses, and each reads it in their
+        # own language (composed under that language, whatever the request's or worker's).
+        for address, language in recipients:
+            with translation.override(language):
+                subject, body = compose()
             try:
                 send_mail(subject, body, None, [address])
             except Exception as error:  # a mail server's trouble must not fail the run's commit
