@@ -78,7 +78,10 @@ def explain_failure(operation: str, code: str, detail: str = "") -> Explanation:
     """The plain explanation of a failure code of a run of `operation` (the vendor's own words
     come from its operation's `failure_explanations`, the engine's from ENGINE_FAILURES)."""
     table = operation_for(operation).failure_explanations
-    headline, advice = table.get(code) or ENGINE_FAILURES.get(code) or ("", "")
+    # Read in the active language now: an Explanation holds plain text (pages, API, tests).
+    headline, advice = (
+        str(text) for text in table.get(code) or ENGINE_FAILURES.get(code) or ("", "")
+    )
     if not headline:
         headline = gettext("The call did not succeed (%(code)s).") % {
             "code": code or gettext("no reason given")

@@ -127,11 +127,11 @@ def explain_run(run: Run) -> Explanation | None:
             ),
         )
         if run.state == RunState.QUEUED:
-            return Explanation(headline, advice, tone="warn")
-        return Explanation(headline, advice)
+            return Explanation(str(headline), str(advice), tone="warn")
+        return Explanation(str(headline), str(advice))
     if run.state == RunState.OUTCOME_UNKNOWN:
         headline, advice = FAILURES.get(code, FAILURES["no_answer"])
-        return Explanation(headline, advice, tone="warn")
+        return Explanation(str(headline), str(advice), tone="warn")
     if run.state == RunState.CANCELLED:
         return Explanation(
             gettext("Cancelled before it was sent."), gettext("Nothing was sent."), tone="warn"

@@ -443,7 +443,7 @@ ADVICE_BY_FAILURE_CLASS: dict[FailureClass, str] = {
 def advice_for(error: VendorError) -> str:
     """Plain-words advice for the UI about any error a TalkifAI call raised."""
     advice = getattr(type(error), "advice", "")
-    return advice or ADVICE_BY_FAILURE_CLASS[error.failure_class]
+    return str(advice or ADVICE_BY_FAILURE_CLASS[error.failure_class])
 
 
 # Vendor error codes that name one of our classes, whatever the HTTP status that carried them.
