@@ -16,6 +16,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# gettext's msgfmt compiles the translations (locale/); the runtime stage needs only the .mo files.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gettext \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
@@ -28,11 +32,15 @@ COPY campaigns ./campaigns
 COPY batchjobs ./batchjobs
 COPY templates ./templates
 COPY static ./static
+COPY locale ./locale
 # Static files are collected (and compressed by WhiteNoise) at build time. The settings only need
 # to import: the real keys come at run time, these throwaway values never leave this stage.
 RUN SECRET_KEY=collectstatic-only \
     CREDENTIALS_KEYS=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA= \
     python manage.py collectstatic --no-input -v0 \
+ && SECRET_KEY=compilemessages-only \
+    CREDENTIALS_KEYS=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA= \
+    python manage.py compilemessages -v0 \
  && python -m compileall -q dashboard campaigns batchjobs
 
 # --- runtime: slim, no compilers, no pip cache, a non-root user --------------------------------

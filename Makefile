@@ -28,6 +28,7 @@ help:
 	@echo "make lint   - ruff check and format check, import-linter contracts"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make proofs - the full fault schedule (PROOFS_MINUTES, default 20) and its figures"
+	@echo "make messages - collect the strings to translate into locale/ru/LC_MESSAGES/*.po"
 	@echo "make screenshots - run the journeys' browser tests, keeping their screenshots in docs/screenshots"
 
 $(STAMP): pyproject.toml
@@ -38,8 +39,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
+# The translations (locale/*/LC_MESSAGES/*.po) compiled to the .mo files Django reads; the .mo
+# files are built, never committed. msgfmt comes with Debian's gettext.
+.PHONY: gettext
+gettext:
+	@if ! command -v msgfmt >/dev/null 2>&1; then \
+	  echo "Installing Debian's gettext for the translations (msgfmt)"; \
+	  if [ "$$(id -u)" = 0 ]; then APT=""; else APT="sudo"; fi; \
+	  $$APT apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$APT apt-get install -y -qq gettext >/dev/null \
+	    || { echo "ERROR: could not install gettext (apt-get install gettext), which compiles the translations." >&2; exit 1; }; fi
+
+# The message commands only need the settings to import: throwaway keys, never used.
+I18N_ENV := SECRET_KEY=messages-only CREDENTIALS_KEYS=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=
+.PHONY: compilemessages
+compilemessages: $(STAMP) gettext
+	$(I18N_ENV) $(PY) manage.py compilemessages --ignore .venv -v0
+
 .PHONY: install
-install: $(STAMP)
+install: $(STAMP) compilemessages
+
+# Collect every translatable string of the project into locale/ru/LC_MESSAGES/ (django.po for
+# Python and templates, djangojs.po for static/js); fill in the new msgstr, then `make install`.
+MESSAGES_IGNORE := --ignore .venv --ignore tests --ignore bench --ignore staticfiles --ignore .demo
+.PHONY: messages
+messages: $(STAMP) gettext
+	$(I18N_ENV) $(PY) manage.py makemessages -l ru --no-obsolete $(MESSAGES_IGNORE) --add-location file
+	$(I18N_ENV) $(PY) manage.py makemessages -d djangojs -l ru --no-obsolete $(MESSAGES_IGNORE) --ignore static/vendor --add-location file
 
 .PHONY: services
 services:

@@ -295,5 +295,6 @@ class AuditVerification(models.Model):
 
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
+from dashboard.preferences.models import PersonalPreference  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
 from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401

@@ -8,6 +8,8 @@ from django.dispatch import receiver
 
 from dashboard.accounts.lockout import USERNAME, USERNAME_AND_ADDRESS
 from dashboard.audit.trail import Actor, record_audit_event
+from dashboard.preferences import selectors as preference_selectors
+from dashboard.preferences import services as preference_services
 from dashboard.tenancy.scoping import client_ip
 
 
@@ -19,6 +21,17 @@ def audit_login(sender, request, user, **kwargs) -> None:
         object_type="user",
         object_id=user.pk,
     )
+
+
+@receiver(user_logged_in)
+def remember_preferences(sender, request, user, **kwargs) -> None:
+    """The person's language and time zone go into the session at login: each page then reads
+    them without a query (dashboard/preferences/middleware.py)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        preference_services.preferences_remember(
+            session, preference_selectors.preferences_for_user(user)
+        )
 
 
 @receiver(user_logged_out)

@@ -113,9 +113,14 @@ MIDDLEWARE = [
     # Requests to /api/ are resolved with the URLconf that adds the API (dashboard/api/urlconf.py).
     "dashboard.project.middleware.AutomationApiUrlconfMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language, or the language cookie); a person's own choice
+    # overrides it below, once they are known.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in person's language and time zone (dashboard/preferences/).
+    "dashboard.preferences.middleware.PersonalPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -144,8 +149,11 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates", NINJA_PACKAGE / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # Every template shows times the same way: UTC, and the reader's own time beside.
+            "builtins": ["dashboard.templatetags.moments"],
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.project.context_processors.tenancy",
@@ -169,7 +177,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# English and Russian: a person chooses on their Preferences page; until then, and on the pages
+# of people not signed in, the browser's Accept-Language decides. The catalogue lives in
+# locale/ (compiled by `make install` and the image; `make messages` updates it).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from dashboard.accounts import views as account_views
 from dashboard.approval_policies import views as policy_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
+from dashboard.preferences import views as preference_views
 from dashboard.send_windows import views as send_window_views
 from dashboard.tenancy import views
 
@@ -92,6 +94,9 @@ urlpatterns = [
     ),
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("admin/", admin.site.urls),
+    path("account/preferences/", preference_views.preferences_page, name="preferences"),
+    # static/js/app.js's words in the reader's language (locale/*/LC_MESSAGES/djangojs.po).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript_catalog"),
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),

@@ -12,8 +12,18 @@
 //   data-countdown-to="ISO"    its text counts down to that moment ("3 h 12 min", as the server
 //                              writes it), once a second, from the server's own clock
 // and it shows #offline-banner while live fragments cannot reach the server.
+// Its words come in the reader's language from the catalogue /jsi18n/ loads before it
+// (locale/*/LC_MESSAGES/djangojs.po); times are written for <html lang> in the zone the reader
+// chose (body[data-time-zone], their preferences), else in the browser's own.
 (function () {
   "use strict";
+
+  var gettext = window.gettext || function (text) { return text; };
+  var pgettext = window.pgettext || function (context, text) { return text; };
+  var interpolate = window.interpolate || function (format, values) {
+    var index = 0;
+    return format.replace(/%s/g, function () { return String(values[index++]); });
+  };
 
   // -- confirmations --------------------------------------------------------------------------
   // window.confirm, named in full: inside an inline handler a form field called "confirm"
@@ -103,11 +113,25 @@
   // Times are rendered in UTC on the server; this only adds each reader's local time beside them.
   function pad(number) { return String(number).padStart(2, "0"); }
 
+  function readerLocale() { return document.documentElement.lang || undefined; }
+
+  function readerZone() { return (document.body && document.body.getAttribute("data-time-zone")) || undefined; }
+
   function localText(date) {
-    return date.toLocaleString(undefined, {
+    return date.toLocaleString(readerLocale(), {
       year: "numeric", month: "2-digit", day: "2-digit",
       hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+      timeZone: readerZone(),
     });
+  }
+
+  // The reader's calendar date (YYYY-MM-DD) of a moment, in their zone.
+  function localDateOf(date) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-CA", {
+      year: "numeric", month: "2-digit", day: "2-digit", timeZone: readerZone(),
+    }).formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day;
   }
 
   // Campaign pages: a <time class="local"> gets the reader's time appended once (a restored or
@@ -119,8 +143,8 @@
       var date = new Date(element.getAttribute("datetime"));
       if (isNaN(date)) return;
       element.dataset.localDone = "1";
-      element.title = "Your time: " + localText(date);
-      element.insertAdjacentText("beforeend", " · your time " + localText(date));
+      element.title = interpolate(gettext("Your time: %s"), [localText(date)]);
+      element.insertAdjacentText("beforeend", " · " + interpolate(gettext("your time %s"), [localText(date)]));
     });
     root.querySelectorAll("[data-local-for]").forEach(function (element) {
       var input = document.getElementById(element.dataset.localFor);
@@ -128,7 +152,7 @@
       var update = function () {
         if (!input.value) { element.textContent = ""; return; }
         var date = new Date(input.value + "Z");
-        element.textContent = isNaN(date) ? "" : "= " + localText(date) + " your time";
+        element.textContent = isNaN(date) ? "" : "= " + interpolate(gettext("%s your time"), [localText(date)]);
       };
       if (!input.dataset.localBound) {
         input.dataset.localBound = "1";
@@ -142,9 +166,10 @@
     document.querySelectorAll("[data-local-of]").forEach(function (element) {
       var when = new Date(element.getAttribute("data-local-of"));
       if (isNaN(when)) { return; }
-      element.textContent = "(" + when.toLocaleString([], {
-        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"
-      }) + " your time)";
+      element.textContent = "(" + interpolate(gettext("%s your time"), [when.toLocaleString(readerLocale(), {
+        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+        timeZone: readerZone(),
+      })]) + ")";
     });
     showLocalTimes(document);
     var status = document.getElementById("daily-status");
@@ -153,10 +178,12 @@
     var utcDate = status.getAttribute("data-utc-date");
     var note = document.getElementById("local-date-note");
     if (note && !isNaN(now)) {
-      var localDate = now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate());
+      var localDate = localDateOf(now);
       note.hidden = localDate === utcDate;
-      note.textContent = "Your local date is " + localDate + ", but Optimove counts days in UTC: " +
-        "today's trigger is for " + utcDate + " (UTC).";
+      note.textContent = interpolate(
+        gettext("Your local date is %s, but Optimove counts days in UTC: today's trigger is for %s (UTC)."),
+        [localDate, utcDate]
+      );
     }
     var canRequest = status.getAttribute("data-can-request") === "true";
     var button = document.getElementById("request-submit");
@@ -232,12 +259,12 @@
   }
 
   document.addEventListener("htmx:sendError", function () {
-    showOffline("TriggerDesk cannot be reached (the server or your connection is down).");
+    showOffline(gettext("TriggerDesk cannot be reached (the server or your connection is down)."));
   });
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
     if (status >= 500 || status === 0) {
-      showOffline("TriggerDesk answered with an error (HTTP " + status + ").");
+      showOffline(interpolate(gettext("TriggerDesk answered with an error (HTTP %s)."), [status]));
     }
   });
   // A session that ended (logged out elsewhere, expired) answers a poll with the login page:
@@ -298,9 +325,12 @@
     var hours = Math.floor(seconds / 3600);
     var minutes = Math.floor((seconds % 3600) / 60);
     var rest = seconds % 60;
-    if (hours) { return hours + " h " + pad(minutes) + " min"; }
-    if (minutes) { return minutes + " min " + pad(rest) + " s"; }
-    return rest + " s";
+    var h = pgettext("hours, short", "h");
+    var min = pgettext("minutes, short", "min");
+    var s = pgettext("seconds, short", "s");
+    if (hours) { return hours + " " + h + " " + pad(minutes) + " " + min; }
+    if (minutes) { return minutes + " " + min + " " + pad(rest) + " " + s; }
+    return rest + " " + s;
   }
 
   function tickCountdowns() {
