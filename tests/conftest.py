@@ -280,3 +280,17 @@ def batch_job(team):
         name="Win-back calls",
         registered_at=utc_now(),
     )
+
+
+@pytest.fixture(scope="session")
+def compiled_translations() -> None:
+    """The .mo files Django reads, compiled from locale/'s .po files when missing or older (`make
+    install` compiles them; a test run straight after editing a .po must not read stale ones)."""
+    import subprocess
+    from pathlib import Path
+
+    locale = Path(__file__).resolve().parent.parent / "locale"
+    for po in locale.rglob("*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            subprocess.run(["msgfmt", "--check-format", "-o", str(mo), str(po)], check=True)

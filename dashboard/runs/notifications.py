@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,6 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 
 from dashboard.models import ROLE_PERMISSIONS, Permission
+from dashboard.preferences.models import PersonalPreference
 from dashboard.runs.models import Run
 from dashboard.runs.selectors import run_description
 
@@ -128,7 +128,7 @@ def request_expired(*, run: Run) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _approver_recipients(run: Run) -> list[tuple[str, str]]:
+def _approver_recipients(run: Run) -> list[tuple[str, int]]:
     users = (
         get_user_model()
         .objects.filter(
@@ -140,22 +140,27 @@ def _approver_recipients(run: Run) -> list[tuple[str, str]]:
         .exclude(email="")
         .distinct()
     )
-    recipients = {user.email: recipient_language(user) for user in users}
-    return sorted(recipients.items())
+    return sorted({user.email: user.pk for user in users}.items())
 
 
-def _requester_recipients(run: Run) -> list[tuple[str, str]]:
+def _requester_recipients(run: Run) -> list[tuple[str, int]]:
     if run.requested_by_id is None:
         return []
     user = get_user_model().objects.filter(pk=run.requested_by_id, is_active=True).first()
     email = getattr(user, "email", "") if user is not None else ""
-    return [(email, recipient_language(user))] if email else []
+    return [(email, user.pk)] if email else []
 
 
-def recipient_language(user: Any) -> str:
-    """The language a person reads their mail in: the deployment's (LANGUAGE_CODE). A mail is
-    composed once per recipient, so a per-person preference only has to be returned here."""
-    return settings.LANGUAGE_CODE
+def recipient_languages(user_ids: Iterable[int]) -> dict[int, str]:
+    """The language each person reads their mail in: the one they chose on their Preferences
+    page, else the deployment's (LANGUAGE_CODE; a mail has no browser to ask). One query."""
+    user_ids = set(user_ids)
+    chosen = dict(
+        PersonalPreference.objects.filter(user_id__in=user_ids)
+        .exclude(language="")
+        .values_list("user_id", "language")
+    )
+    return {user_id: chosen.get(user_id) or settings.LANGUAGE_CODE for user_id in user_ids}
 
 
 def _what(run: Run) -> str:
@@ -169,15 +174,16 @@ def _run_url(run: Run) -> str:
 
 
 def _send_after_commit(
-    compose: Callable[[], tuple[str, str]], recipients: Iterable[tuple[str, str]]
+    compose: Callable[[], tuple[str, str]], recipients: Iterable[tuple[str, int]]
 ) -> None:
     recipients = list(recipients)
 
     def send() -> None:
         # One mail per person: no one learns the others' addresses, and each reads it in their
         # own language (composed under that language, whatever the request's or worker's).
-        for address, language in recipients:
-            with translation.override(language):
+        languages = recipient_languages(user_id for _address, user_id in recipients)
+        for address, user_id in recipients:
+            with translation.override(languages[user_id]):
                 subject, body = compose()
             try:
                 send_mail(subject, body, None, [address])
