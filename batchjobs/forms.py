@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_lazy
 
 from batchjobs.vendors.optimove_daily.client import MAXIMUM_VALIDATION_WAIT_SECONDS
 from dashboard.models import Tenant, VendorConnection, VendorKind
@@ -41,20 +41,20 @@ class WaitField(forms.IntegerField):
             required=False,
             min_value=0,
             max_value=MAXIMUM_VALIDATION_WAIT_SECONDS,
-            label=gettext("Extra validation wait (seconds, optional)"),
-            help_text=gettext(
+            label=gettext_lazy("Extra validation wait (seconds, optional)"),
+            help_text=gettext_lazy(
                 "0 to 30. Optimove always waits 5 s while it checks that the batch "
                 "started, plus anything you ask above 5: empty or up to 5 means 5 s, 10 means 10 s, "
                 "30 means 30 s (the maximum)."
             ),
             error_messages={
-                "invalid": gettext(
+                "invalid": gettext_lazy(
                     "Enter a whole number of seconds from 0 to 30, or leave it empty."
                 ),
-                "min_value": gettext(
+                "min_value": gettext_lazy(
                     "The wait cannot be negative: enter 0 to 30, or leave it empty."
                 ),
-                "max_value": gettext(
+                "max_value": gettext_lazy(
                     "Optimove allows at most 30 seconds (more answers 504 without "
                     "triggering): enter 0 to 30."
                 ),

@@ -387,9 +387,11 @@ def history_chart_svg(history: GeneratorHistory, *, width: int = 560, height: in
     count = max(1, len(history.days))
     slot = plot_width / count
     top = max([day.audience for day in history.days] + [1])
+    # Outside the f-string: xgettext (makemessages) does not look inside one.
+    chart_label = escape(gettext("Audience and success rate per day"))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="history-chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(gettext("Audience and success rate per day"))}">',
+        f'width="{width}" height="{height}" role="img" aria-label="{chart_label}">',
         f'<line x1="{margin_left}" y1="{margin_top + plot_height}" x2="{width - 8}" '
         f'y2="{margin_top + plot_height}" stroke="#999"/>',
         f'<text x="2" y="{margin_top + 8}" font-size="10">{count_text(top)}</text>',

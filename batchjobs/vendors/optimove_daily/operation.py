@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from batchjobs import guardrails
 from batchjobs.models import FilesLanded
@@ -66,7 +66,9 @@ class TriggerDailyOperation(RunOperation):
 
     def describe(self, parameters: dict[str, Any]) -> str:
         wait = parameters.get("wait_time_for_validation_seconds")
-        return f"Trigger daily batch (validation wait {effective_validation_wait_seconds(wait)} s)"
+        return gettext("Trigger daily batch (validation wait %(seconds)s s)") % {
+            "seconds": effective_validation_wait_seconds(wait)
+        }
 
     def title(self, run: Run) -> str:
         """ "Daily batch · 2026-12-06": the UTC day it triggers the batch for."""
