@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
@@ -74,32 +75,52 @@ def check_schema(schema: Any) -> dict[str, Any]:
     """Return `schema` if it is a valid draft 2020-12 schema of a JSON object; else raise
     ValidationError saying what is wrong (and where)."""
     if not isinstance(schema, dict):
-        raise ValidationError({"schema": "The schema must be a JSON object."})
+        raise ValidationError({"schema": gettext("The schema must be a JSON object.")})
     # Before anything reads it: jsonschema and the form builder recurse into it, and the size
     # check encodes it (a lone surrogate or a non-finite number cannot be encoded).
     reason = nested_unstorable_reason(schema)
     if reason:
-        raise ValidationError({"schema": f"The schema contains {reason}, which cannot be stored."})
+        raise ValidationError(
+            {
+                "schema": gettext("The schema contains %(reason)s, which cannot be stored.")
+                % {"reason": reason}
+            }
+        )
     declared = schema.get("$schema")
     if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
         raise ValidationError(
-            {"schema": f"$schema must be {DRAFT_2020_12} (draft 2020-12), not {declared!r}."}
+            {
+                "schema": gettext(
+                    "$schema must be %(draft)s (draft 2020-12), not %(declared)s."
+                )
+                % {"draft": DRAFT_2020_12, "declared": repr(declared)}
+            }
         )
     if len(minified_json(schema)) > MAX_SCHEMA_BYTES:
-        raise ValidationError({"schema": "The schema is larger than 256 KB."})
+        raise ValidationError({"schema": gettext("The schema is larger than 256 KB.")})
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
         where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise ValidationError(
-            {"schema": f"Not a valid JSON Schema (draft 2020-12) at {where}: {error.message}"}
+            {
+                "schema": gettext(
+                    "Not a valid JSON Schema (draft 2020-12) at %(where)s: %(message)s"
+                )
+                % {"where": where, "message": error.message}
+            }
         ) from None
     if schema.get("type") != "object":
         raise ValidationError(
-            {"schema": 'The context is a JSON object: the schema needs "type": "object".'}
+            {"schema": gettext('The context is a JSON object: the schema needs "type": "object".')}
         )
     if sum(1 for _ in _walk(form_fields(schema))) > MAX_FIELDS:
-        raise ValidationError({"schema": f"The schema has more than {MAX_FIELDS} fields."})
+        raise ValidationError(
+            {
+                "schema": gettext("The schema has more than %(maximum)s fields.")
+                % {"maximum": MAX_FIELDS}
+            }
+        )
     return schema
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from campaigns.event_generators.models import EventGenerator
 from dashboard.audit.trail import Actor, record_audit_event
@@ -75,10 +76,16 @@ def generator_window_set(
     check_may_change(actor, generator.tenant)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the send window changes."}, code="required")
+        raise ValidationError(
+            {"reason": gettext("Say why the send window changes.")}, code="required"
+        )
     if len(reason) > REASON_MAX_CHARS:
         raise ValidationError(
-            {"reason": f"Keep the reason to {REASON_MAX_CHARS} characters."}, code="max_length"
+            {
+                "reason": gettext("Keep the reason to %(maximum)s characters.")
+                % {"maximum": REASON_MAX_CHARS}
+            },
+            code="max_length",
         )
     cleaned = clean_window(window) if window is not None else None
     now = utc_now()

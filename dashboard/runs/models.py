@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from dashboard.runs.states import TERMINAL_STATES, RunState
 
@@ -218,19 +218,19 @@ class Run(models.Model):
         shown to a person whose page is out of date)."""
         if self.state == RunState.CANCELLED:
             return {
-                "rejected_by_approver": "was rejected",
-                "approval_expired": "expired before anyone approved it",
-            }.get(self.failure_code, "was cancelled")
+                "rejected_by_approver": gettext("was rejected"),
+                "approval_expired": gettext("expired before anyone approved it"),
+            }.get(self.failure_code) or gettext("was cancelled")
         return {
-            RunState.DRAFT: "is still a draft",
-            RunState.AWAITING_APPROVAL: "is waiting for approval",
-            RunState.QUEUED: "was already approved and is waiting to be sent",
-            RunState.SENDING: "is being sent right now",
-            RunState.ACCEPTED: "was sent and the vendor is working on it",
-            RunState.SUCCEEDED: "was already sent and went through",
-            RunState.FAILED: "has failed",
-            RunState.OUTCOME_UNKNOWN: "was sent and its outcome is not known yet",
-        }.get(self.state, f"is {self.get_state_display().lower()}")
+            RunState.DRAFT: gettext("is still a draft"),
+            RunState.AWAITING_APPROVAL: gettext("is waiting for approval"),
+            RunState.QUEUED: gettext("was already approved and is waiting to be sent"),
+            RunState.SENDING: gettext("is being sent right now"),
+            RunState.ACCEPTED: gettext("was sent and the vendor is working on it"),
+            RunState.SUCCEEDED: gettext("was already sent and went through"),
+            RunState.FAILED: gettext("has failed"),
+            RunState.OUTCOME_UNKNOWN: gettext("was sent and its outcome is not known yet"),
+        }.get(self.state) or gettext("is %(state)s") % {"state": self.get_state_display().lower()}
 
 
 class Approval(models.Model):
