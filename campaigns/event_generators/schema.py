@@ -90,9 +90,7 @@ def check_schema(schema: Any) -> dict[str, Any]:
     if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
         raise ValidationError(
             {
-                "schema": gettext(
-                    "$schema must be %(draft)s (draft 2020-12), not %(declared)s."
-                )
+                "schema": gettext("$schema must be %(draft)s (draft 2020-12), not %(declared)s.")
                 % {"draft": DRAFT_2020_12, "declared": repr(declared)}
             }
         )
