@@ -17,13 +17,17 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 # Deeper than any schema, context or options a person writes; shallow enough that every
 # recursive reader of it (jsonschema, json.dumps, the form builder) stays far from Python's
 # recursion limit.
 MAX_JSON_DEPTH = 100
-NOT_FINITE = "a number that is not finite (Infinity, NaN, or too large, such as 1e999999)"
+NOT_FINITE = gettext_lazy(
+    "a number that is not finite (Infinity, NaN, or too large, such as 1e999999)"
+)
 
 
 def unstorable_reason(text: str) -> str:
@@ -32,8 +36,8 @@ def unstorable_reason(text: str) -> str:
     if match is None:
         return ""
     if match.group() == "\x00":
-        return "a NUL character (0x00)"
-    return "a broken Unicode character (a lone surrogate)"
+        return _("a NUL character (0x00)")
+    return _("a broken Unicode character (a lone surrogate)")
 
 
 def nested_unstorable_reason(value: Any) -> str:
@@ -51,7 +55,7 @@ def unstorable_part(value: Any) -> tuple[str, str]:
     while pending:
         item, depth, top = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            return f"nesting deeper than {MAX_JSON_DEPTH} levels", top
+            return _("nesting deeper than %(depth)s levels") % {"depth": MAX_JSON_DEPTH}, top
         if isinstance(item, str):
             reason = unstorable_reason(item)
             if reason:
@@ -73,33 +77,45 @@ def check_storable(value: Any) -> Any:
     """Return `value`, or raise ValidationError when some part of it cannot be stored."""
     reason = nested_unstorable_reason(value)
     if reason:
-        raise ValidationError(f"This value contains {reason}, which cannot be stored.")
+        raise ValidationError(
+            _("This value contains %(reason)s, which cannot be stored.") % {"reason": reason}
+        )
     return value
 
 
-def parse_json_text(text: str | bytes, *, subject: str = "The value") -> Any:
+def parse_json_text(text: str | bytes, *, subject: str = "") -> Any:
     """The value of a JSON document that can be stored; ValidationError in plain words, starting
     with `subject`, when the text is not JSON or holds what cannot be stored (see
     nested_unstorable_reason).
 
     Never lets a reading error through: a document nested 100,000 deep (RecursionError) or a
     number of 5,000 digits (a ValueError that is not a JSONDecodeError) are refusals too."""
+    subject = subject or _("The value")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValidationError(
-            f"{subject} is not JSON (line {error.lineno}, column {error.colno}): {error.msg}."
+            _("%(subject)s is not JSON (line %(line)s, column %(column)s): %(error)s.")
+            % {"subject": subject, "line": error.lineno, "column": error.colno, "error": error.msg}
         ) from None
     except RecursionError:
         raise ValidationError(
-            f"{subject} is nested deeper than {MAX_JSON_DEPTH} levels, which cannot be stored."
+            _("%(subject)s is nested deeper than %(depth)s levels, which cannot be stored.")
+            % {"subject": subject, "depth": MAX_JSON_DEPTH}
         ) from None
     except UnicodeDecodeError:
-        raise ValidationError(f"{subject} is not UTF-8 text (JSON).") from None
+        raise ValidationError(
+            _("%(subject)s is not UTF-8 text (JSON).") % {"subject": subject}
+        ) from None
     except ValueError:
         # Python refuses to read an integer of more than 4,300 digits.
-        raise ValidationError(f"{subject} holds a number too long to read.") from None
+        raise ValidationError(
+            _("%(subject)s holds a number too long to read.") % {"subject": subject}
+        ) from None
     reason = nested_unstorable_reason(value)
     if reason:
-        raise ValidationError(f"{subject} contains {reason}, which cannot be stored.")
+        raise ValidationError(
+            _("%(subject)s contains %(reason)s, which cannot be stored.")
+            % {"subject": subject, "reason": reason}
+        )
     return value

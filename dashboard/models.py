@@ -5,21 +5,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    MARKETER = "marketer", "Marketer"  # prepares and requests triggers
-    OPERATOR = "operator", "Operator"  # approves and runs daily triggers
-    AUDITOR = "auditor", "Auditor"  # read-only history and audit
-    ADMIN = "admin", "Admin"  # tenant settings, members, connections; may do everything
+    MARKETER = "marketer", _("Marketer")  # prepares and requests triggers
+    OPERATOR = "operator", _("Operator")  # approves and runs daily triggers
+    AUDITOR = "auditor", _("Auditor")  # read-only history and audit
+    ADMIN = "admin", _("Admin")  # tenant settings, members, connections; may do everything
 
 
 class Permission(models.TextChoices):
-    VIEW = "view", "See the tenant's runs and connections"
-    REQUEST = "request", "Prepare and request triggers"
-    APPROVE = "approve", "Approve and run triggers"
-    VIEW_AUDIT = "view_audit", "Read the audit trail"
-    MANAGE = "manage", "Manage settings, members and connections"
+    VIEW = "view", _("See the tenant's runs and connections")
+    REQUEST = "request", _("Prepare and request triggers")
+    APPROVE = "approve", _("Approve and run triggers")
+    VIEW_AUDIT = "view_audit", _("Read the audit trail")
+    MANAGE = "manage", _("Manage settings, members and connections")
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -36,18 +37,20 @@ class Tenant(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
     approval_required = models.BooleanField(
-        default=True, help_text="Daily triggers need a second person (an operator) to approve."
+        default=True, help_text=_("Daily triggers need a second person (an operator) to approve.")
     )
     require_files_landed = models.BooleanField(
         default=False,
-        help_text="The daily trigger waits for a 'files landed' signal for the UTC date.",
+        help_text=_("The daily trigger waits for a 'files landed' signal for the UTC date."),
     )
     approval_valid_minutes = models.PositiveIntegerField(
-        default=120, help_text="An approval expires after this long, or at the UTC day boundary."
+        default=120, help_text=_("An approval expires after this long, or at the UTC day boundary.")
     )
     duplicate_window_minutes = models.PositiveIntegerField(
         default=60,
-        help_text="A run identical to one sent this recently is flagged as a probable duplicate.",
+        help_text=_(
+            "A run identical to one sent this recently is flagged as a probable duplicate."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -83,28 +86,28 @@ class Membership(models.Model):
 
 
 class VendorKind(models.TextChoices):
-    OPTIMOVE_BATCH = "optimove_batch", "Optimove batch process (TriggerDaily)"
-    OPTIMOVE_CAMPAIGNS = "optimove_campaigns", "Optimove API-triggered campaigns"
+    OPTIMOVE_BATCH = "optimove_batch", _("Optimove batch process (TriggerDaily)")
+    OPTIMOVE_CAMPAIGNS = "optimove_campaigns", _("Optimove API-triggered campaigns")
     ALTCRAFT = "altcraft", "Altcraft"
-    TALKIFAI = "talkifai", "TalkifAI batch calling"
+    TALKIFAI = "talkifai", _("TalkifAI batch calling")
 
 
 # Which secrets each kind of connection needs, with the label a person sees.
 SECRET_FIELDS: dict[str, dict[str, str]] = {
-    VendorKind.OPTIMOVE_BATCH: {"api_key": "API key (X-API-KEY)"},
+    VendorKind.OPTIMOVE_BATCH: {"api_key": _("API key (X-API-KEY)")},
     VendorKind.OPTIMOVE_CAMPAIGNS: {
-        "api_key": "API key (x-api-key)",
-        "brand_key": "Brand key (x-brand-key)",
+        "api_key": _("API key (x-api-key)"),
+        "brand_key": _("Brand key (x-brand-key)"),
     },
-    VendorKind.ALTCRAFT: {"token": "API token"},
-    VendorKind.TALKIFAI: {"api_key": "API key"},
+    VendorKind.ALTCRAFT: {"token": _("API token")},
+    VendorKind.TALKIFAI: {"api_key": _("API key")},
 }
 
 
 class OptimoveKeyRole(models.TextChoices):
     API_ROLE = "ApiRole", "ApiRole (admin)"
     TRANSACTIONAL_MAIL = "TransactionalMail", "TransactionalMail"
-    THIRD_PARTY = "3rdParty", "3rdParty (blocked by TriggerDaily)"
+    THIRD_PARTY = "3rdParty", _("3rdParty (blocked by TriggerDaily)")
 
 
 class VendorConnection(models.Model):
@@ -114,7 +117,8 @@ class VendorConnection(models.Model):
     kind = models.CharField(max_length=40, choices=VendorKind.choices)
     name = models.CharField(max_length=120)
     base_url = models.URLField(
-        max_length=500, help_text="Regional host, staging or the sandbox; may carry a path prefix."
+        max_length=500,
+        help_text=_("Regional host, staging or the sandbox; may carry a path prefix."),
     )
     # Vendor-specific, non-secret settings (key role, TalkifAI paths, Altcraft body limit...).
     options = models.JSONField(default=dict, blank=True)
@@ -156,7 +160,7 @@ class ConnectionSecret(models.Model):
     )
     name = models.CharField(max_length=40)
     encrypted_value = models.TextField()
-    hint = models.CharField(max_length=8, help_text="The last 4 characters, for recognition.")
+    hint = models.CharField(max_length=8, help_text=_("The last 4 characters, for recognition."))
     set_at = models.DateTimeField()
     set_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

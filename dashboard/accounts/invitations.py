@@ -26,13 +26,15 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.models import Membership, Permission, Role, Tenant
+from dashboard.preferences.selectors import language_for_user
 from dashboard.tenancy.services import membership_add, user_create
 
 logger = logging.getLogger(__name__)
@@ -195,26 +197,42 @@ def _send_invitation(
     inviter: str,
     link: str,
 ) -> tuple[bool, str]:
-    lines = [
-        f"{inviter} gave you access to {tenant.name} on TriggerDesk as "
-        f"{membership.get_role_display().lower()}.",
-        "",
-        f"Your user name: {user.get_username()}",
-    ]
-    if link:
-        expires = timezone.now() + invite_valid_for()
+    # The invitee's own language if they chose one already, else the inviting admin's.
+    with translation.override(language_for_user(user, fallback=translation.get_language())):
+        lines = [
+            _("%(inviter)s gave you access to %(tenant)s on TriggerDesk as %(role)s.")
+            % {
+                "inviter": inviter,
+                "tenant": tenant.name,
+                "role": membership.get_role_display().lower(),
+            },
+            "",
+            _("Your user name: %(username)s") % {"username": user.get_username()},
+        ]
+        if link:
+            expires = timezone.now() + invite_valid_for()
+            lines += [
+                "",
+                _(
+                    "Set your password with this link (it works once, until %(expires)s UTC; "
+                    "it replaces any earlier invitation link):"
+                )
+                % {"expires": f"{expires:%Y-%m-%d %H:%M}"},
+                link,
+            ]
+        else:
+            lines += [
+                "",
+                _("Log in as usual: %(url)s") % {"url": f"{settings.SITE_URL}{reverse('login')}"},
+            ]
         lines += [
             "",
-            "Set your password with this link (it works once, until "
-            f"{expires:%Y-%m-%d %H:%M} UTC; it replaces any earlier invitation link):",
-            link,
+            _("If you did not expect this, ignore this email and tell your team's admin."),
         ]
-    else:
-        lines += ["", f"Log in as usual: {settings.SITE_URL}{reverse('login')}"]
-    lines += ["", "If you did not expect this, ignore this email and tell your team's admin."]
+        subject = _("You have access to %(tenant)s on TriggerDesk") % {"tenant": tenant.name}
     try:
         send_mail(
-            subject=f"You have access to {tenant.name} on TriggerDesk",
+            subject=subject,
             message="\n".join(lines),
             from_email=None,
             recipient_list=[user.email],

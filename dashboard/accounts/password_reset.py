@@ -35,12 +35,15 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
+from dashboard.preferences.selectors import language_for_user
 from dashboard.runs.enqueue import on_commit_task
 
 logger = logging.getLogger(__name__)
@@ -126,33 +129,37 @@ def password_reset_request(*, email: str, ip_address: str | None) -> ResetReques
             # robust: a broker outage must not turn the answer into an error page for existing
             # accounts only (that would tell which addresses have one).
             # By name: the task module imports this one (enqueue.on_commit_task is robust).
-            on_commit_task("auth.password_reset_email", user.pk)
+            # The email speaks the person's own language, else the one of the browser that asked.
+            on_commit_task("auth.password_reset_email", user.pk, translation.get_language())
     return ResetRequest(len(users), math.ceil(wait))
 
 
-def password_reset_email_send(*, user_id: int) -> str:
+def password_reset_email_send(*, user_id: int, language: str = "") -> str:
     """Email the account `user_id` a fresh reset link (the task auth.password_reset_email, which
     password_reset_request enqueues): "sent"; "skipped" when the account is by now gone,
     inactive, without an email address or without a usable password; "failed" when the mail
     transport refused (logged with the user id only, never the address or the link).
 
-    The token is made here, at send time, so it never travels through the broker."""
+    The token is made here, at send time, so it never travels through the broker. The email is
+    in the person's chosen language, else in `language` (the requesting browser's)."""
     user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
     if user is None or not user.has_usable_password() or not user.email:
         logger.info("password reset email to user %s skipped: account no longer eligible", user_id)
         return "skipped"
-    body = render_to_string(
-        "registration/password_reset_email.txt",
-        {
-            "username": user.get_username(),
-            "link": reset_link(user=user),
-            "valid_minutes": reset_valid_minutes(),
-            "login_url": settings.SITE_URL + reverse("login"),
-        },
-    )
+    with translation.override(language_for_user(user, fallback=language)):
+        body = render_to_string(
+            "registration/password_reset_email.txt",
+            {
+                "username": user.get_username(),
+                "link": reset_link(user=user),
+                "valid_minutes": reset_valid_minutes(),
+                "login_url": settings.SITE_URL + reverse("login"),
+            },
+        )
+        subject = _("Reset your TriggerDesk password")
     try:
         send_mail(
-            subject="Reset your TriggerDesk password",
+            subject=subject,
             message=body,
             from_email=None,
             recipient_list=[user.email],

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from dashboard.accounts import invitations, password_reset
 from dashboard.tenancy.scoping import client_ip
@@ -27,7 +29,7 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)
         invitations.invite_accepted(user=form.user, ip_address=client_ip(self.request))
-        messages.success(self.request, "Your password is set. Welcome to TriggerDesk.")
+        messages.success(self.request, _("Your password is set. Welcome to TriggerDesk."))
         return response
 
 
@@ -41,7 +43,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)
         invitations.password_changed(user=form.user, ip_address=client_ip(self.request))
-        messages.success(self.request, "Your password was changed.")
+        messages.success(self.request, _("Your password was changed."))
         return response
 
 
@@ -63,8 +65,14 @@ class PasswordResetRequestView(auth_views.PasswordResetView):
             minutes = -(-result.retry_after_seconds // 60)
             form.add_error(
                 "email",
-                "Too many reset requests for this address or from your network; "
-                f"try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                ngettext(
+                    "Too many reset requests for this address or from your network; "
+                    "try again in %(minutes)s minute.",
+                    "Too many reset requests for this address or from your network; "
+                    "try again in %(minutes)s minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
             )
             response = self.form_invalid(form)
             response.status_code = 429
@@ -94,7 +102,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         password_reset.password_reset_completed(user=form.user, ip_address=client_ip(self.request))
         messages.success(
-            self.request, "Your password was reset. Any other session of yours was logged out."
+            self.request,
+            _("Your password was reset. Any other session of yours was logged out."),
         )
         return response
 

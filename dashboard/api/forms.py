@@ -3,16 +3,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(
-        max_length=80, help_text="What will use it, e.g. “airflow-daily”: the audit shows it."
+        label=_("Name"),
+        max_length=80,
+        help_text=_("What will use it, e.g. “airflow-daily”: the audit shows it."),
     )
     expires_on = forms.DateField(
+        label=_("Expires on"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Optional: the token stops working at the start of this UTC day.",
+        help_text=_("Optional: the token stops working at the start of this UTC day."),
     )
 
     def expires_at(self) -> datetime | None:
@@ -22,7 +26,8 @@ class ApiTokenForm(forms.Form):
 
 class WebhookForm(forms.Form):
     url = forms.URLField(
+        label=_("URL"),
         max_length=500,
         assume_scheme="https",
-        help_text="TriggerDesk POSTs here, signed, whenever a run ends.",
+        help_text=_("TriggerDesk POSTs here, signed, whenever a run ends."),
     )

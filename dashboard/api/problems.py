@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -38,6 +39,23 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
+# The title of each status the API answers with, in the client's language (Accept-Language);
+# any other status keeps its English reason phrase.
+TITLES = {
+    400: _("Bad Request"),
+    401: _("Unauthorized"),
+    403: _("Forbidden"),
+    404: _("Not Found"),
+    405: _("Method Not Allowed"),
+    409: _("Conflict"),
+    413: _("Content Too Large"),
+    422: _("Unprocessable Content"),
+    429: _("Too Many Requests"),
+    500: _("Internal Server Error"),
+    503: _("Service Unavailable"),
+}
+
+
 def problem_body(
     *,
     status: int,
@@ -51,7 +69,7 @@ def problem_body(
     """The problem's members; `extra`: the problem type's own (RFC 9457 extension members)."""
     body: dict[str, Any] = {
         "type": f"urn:triggerdesk:problem:{code}",
-        "title": HTTPStatus(status).phrase,
+        "title": str(TITLES.get(status, HTTPStatus(status).phrase)),
         "status": status,
         "code": code,
         "detail": detail,

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from dashboard.api.models import TOKEN_PREFIX, ApiToken, IdempotencyRecord
 from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
@@ -71,14 +72,17 @@ def api_token_create(
     """
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Give the token a name (the pipeline that will use it)."})
+        raise ValidationError({"name": _("Give the token a name (the pipeline that will use it).")})
     if len(name) > 80:
-        raise ValidationError({"name": "At most 80 characters."})
+        raise ValidationError({"name": _("At most 80 characters.")})
     now = utc_now()
     if expires_at is not None and expires_at <= now:
-        raise ValidationError({"expires_at": "The expiry must be in the future."})
+        raise ValidationError({"expires_at": _("The expiry must be in the future.")})
     if not Membership.objects.filter(user=user, tenant=tenant).exists():
-        raise ValidationError(f"{user.get_username()} is not a member of {tenant.name}.")
+        raise ValidationError(
+            _("%(username)s is not a member of %(tenant)s.")
+            % {"username": user.get_username(), "tenant": tenant.name}
+        )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     token = ApiToken(
         user=user,
@@ -103,7 +107,7 @@ def api_token_create(
             },
         )
     except IntegrityError:
-        raise ValidationError({"name": "You already have a token with this name."}) from None
+        raise ValidationError({"name": _("You already have a token with this name.")}) from None
     return token, secret
 
 
@@ -134,31 +138,31 @@ def api_token_authenticate(*, secret: str, tenant_slug: str) -> TokenUse:
     Records the time of use.
     """
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
-        raise TokenRefused("invalid_token", "The token is not a TriggerDesk API token.")
+        raise TokenRefused("invalid_token", _("The token is not a TriggerDesk API token."))
     token = (
         ApiToken.objects.select_related("tenant", "user")
         .filter(token_hash=token_hash(secret))
         .first()
     )
     if token is None:
-        raise TokenRefused("invalid_token", "The token is unknown.")
+        raise TokenRefused("invalid_token", _("The token is unknown."))
     now = utc_now()
     if token.revoked_at is not None:
-        raise TokenRefused("token_revoked", "The token was revoked.")
+        raise TokenRefused("token_revoked", _("The token was revoked."))
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenRefused("token_expired", "The token has expired.")
+        raise TokenRefused("token_expired", _("The token has expired."))
     if not token.user.is_active:
-        raise TokenRefused("invalid_token", "The token's account is deactivated.")
+        raise TokenRefused("invalid_token", _("The token's account is deactivated."))
     if token.tenant.slug != tenant_slug:
         # Like the pages: another tenant is not there, for this token.
-        raise TokenRefused("tenant_not_found", "No such tenant for this token.")
+        raise TokenRefused("tenant_not_found", _("No such tenant for this token."))
     membership = (
         Membership.objects.select_related("user", "tenant")
         .filter(user=token.user, tenant=token.tenant)
         .first()
     )
     if membership is None:
-        raise TokenRefused("invalid_token", "The token's person is no longer a member.")
+        raise TokenRefused("invalid_token", _("The token's person is no longer a member."))
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return TokenUse(token=token, membership=membership)
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -37,7 +38,9 @@ def api_token_list(request: HttpRequest) -> HttpResponse:
         else:
             # Rendered, not redirected: the secret is in this one response and nowhere else.
             form = ApiTokenForm()
-            messages.success(request, f"Token “{token.name}” created. Copy it now.")
+            messages.success(
+                request, _("Token “%(name)s” created. Copy it now.") % {"name": token.name}
+            )
     return _page(request, form=form, secret=secret)
 
 
@@ -86,7 +89,7 @@ def webhook_set(request: HttpRequest) -> HttpResponse:
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
-            messages.success(request, "Webhook set. Copy its signing secret now.")
+            messages.success(request, _("Webhook set. Copy its signing secret now."))
             return _page(request, webhook_secret=secret)
     return _page(request, webhook_form=form)
 
@@ -95,7 +98,7 @@ def webhook_set(request: HttpRequest) -> HttpResponse:
 @require_POST
 def webhook_remove(request: HttpRequest) -> HttpResponse:
     webhooks.webhook_remove(actor=actor_from_request(request), tenant=request.tenant)
-    messages.success(request, "Webhook removed.")
+    messages.success(request, _("Webhook removed."))
     return redirect("api_token_list", tenant_slug=request.tenant.slug)
 
 
@@ -104,5 +107,7 @@ def webhook_remove(request: HttpRequest) -> HttpResponse:
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = selectors.api_token_get(user=request.user, tenant=request.tenant, token_id=token_id)
     services.api_token_revoke(actor=actor_from_request(request), token=token)
-    messages.success(request, f"Token “{token.name}” revoked; it no longer works.")
+    messages.success(
+        request, _("Token “%(name)s” revoked; it no longer works.") % {"name": token.name}
+    )
     return redirect("api_token_list", tenant_slug=request.tenant.slug)

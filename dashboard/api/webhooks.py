@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from dashboard.api.models import Webhook, WebhookDelivery, WebhookNotification
 from dashboard.audit.trail import Actor, record_audit_event
@@ -55,7 +56,7 @@ def webhook_set(*, actor: Actor, tenant: Tenant, url: str, is_active: bool = Tru
     """Set (or replace) the tenant's webhook; returns the new signing secret, shown once."""
     url = (url or "").strip()
     if not url.startswith(("https://", "http://")):
-        raise ValidationError({"url": "An absolute https:// address."})
+        raise ValidationError({"url": _("An absolute https:// address.")})
     try:
         check_base_url(url)
     except DestinationNotAllowed as error:

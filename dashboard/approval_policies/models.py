@@ -7,10 +7,20 @@ from datetime import time
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 MAX_APPROVALS = 3
 # ISO weekdays, Monday = 1.
-WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+WEEKDAYS = {
+    1: pgettext_lazy("weekday", "Mon"),
+    2: pgettext_lazy("weekday", "Tue"),
+    3: pgettext_lazy("weekday", "Wed"),
+    4: pgettext_lazy("weekday", "Thu"),
+    5: pgettext_lazy("weekday", "Fri"),
+    6: pgettext_lazy("weekday", "Sat"),
+    7: pgettext_lazy("weekday", "Sun"),
+}
 
 
 class ApprovalPolicy(models.Model):
@@ -66,5 +76,5 @@ class ApprovalPolicy(models.Model):
         if days and days == list(range(days[0], days[-1] + 1)) and len(days) > 2:
             day_text = f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
         else:
-            day_text = ", ".join(WEEKDAYS[day] for day in days) or "no day"
+            day_text = ", ".join(str(WEEKDAYS[day]) for day in days) or str(_("no day"))
         return f"{day_text} {self.office_start:%H:%M}-{self.office_end:%H:%M} {self.office_zone}"

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from dashboard.approval_policies import selectors
 from dashboard.approval_policies.models import MAX_APPROVALS, ApprovalPolicy
@@ -44,18 +47,27 @@ MAX_THRESHOLD = 2_000_000_000
 def _check_admin(actor: Actor, tenant: Tenant) -> None:
     user = actor.user
     if user is None or not user.is_authenticated:
-        raise PermissionDenied(f"Only a signed-in admin of {tenant.name} can change policies.")
+        raise PermissionDenied(
+            _("Only a signed-in admin of %(tenant)s can change policies.") % {"tenant": tenant.name}
+        )
     membership = user.memberships.filter(tenant=tenant).first()
-    if membership is None or not membership.can(Permission.MANAGE):
-        role = f"Your role ({membership.get_role_display()})" if membership else "A non-member"
-        raise PermissionDenied(f"{role} cannot change the approval policies of {tenant.name}.")
+    if membership is None:
+        raise PermissionDenied(
+            _("A non-member cannot change the approval policies of %(tenant)s.")
+            % {"tenant": tenant.name}
+        )
+    if not membership.can(Permission.MANAGE):
+        raise PermissionDenied(
+            _("Your role (%(role)s) cannot change the approval policies of %(tenant)s.")
+            % {"role": membership.get_role_display(), "tenant": tenant.name}
+        )
 
 
 def _whole(value: Any, field: str, errors: dict, *, low: int, high: int, optional: bool):
     if value is None or (isinstance(value, str) and not value.strip()):
         if optional:
             return None
-        errors[field] = ValidationError("Give a whole number.", code="required")
+        errors[field] = ValidationError(_("Give a whole number."), code="required")
         return None
     if isinstance(value, bool):
         value = str(value)
@@ -64,12 +76,18 @@ def _whole(value: Any, field: str, errors: dict, *, low: int, high: int, optiona
         number = int(text)
     except ValueError:
         errors[field] = ValidationError(
-            f"{str(value)[:40]!r} is not a whole number.", code="not_a_number"
+            _("'%(value)s' is not a whole number.") % {"value": str(value)[:40]},
+            code="not_a_number",
         )
         return None
     if not low <= number <= high:
         errors[field] = ValidationError(
-            f"Give a whole number from {low:,} to {high:,}.", code="out_of_range"
+            _("Give a whole number from %(low)s to %(high)s.")
+            % {
+                "low": number_format(low, force_grouping=True),
+                "high": number_format(high, force_grouping=True),
+            },
+            code="out_of_range",
         )
         return None
     return number
@@ -90,7 +108,8 @@ def _time(value: Any, field: str, errors: dict) -> time | None:
         return time(int(hours), int(minutes))
     except ValueError:
         errors[field] = ValidationError(
-            f"{text[:20]!r} is not a time of day (HH:MM).", code="not_a_time"
+            _("'%(value)s' is not a time of day (HH:MM).") % {"value": text[:20]},
+            code="not_a_time",
         )
         return None
 
@@ -101,14 +120,17 @@ def clean_policy(*, tenant: Tenant, data: Mapping[str, Any]) -> dict[str, Any]:
     errors: dict[str, ValidationError] = {}
     name = " ".join(str(data.get("name") or "").split())
     if not name:
-        errors["name"] = ValidationError("Give the policy a name.", code="required")
+        errors["name"] = ValidationError(_("Give the policy a name."), code="required")
     elif len(name) > 80:
-        errors["name"] = ValidationError("Keep the name to 80 characters.", code="max_length")
+        errors["name"] = ValidationError(_("Keep the name to 80 characters."), code="max_length")
     operation = str(data.get("operation") or "").strip()
     if operation and operation not in Operation.values:
         errors["operation"] = ValidationError(
-            f"{operation[:60]!r} is not an operation; use one of {', '.join(Operation.values)} "
-            "or leave it empty for any.",
+            _(
+                "'%(operation)s' is not an operation; use one of %(operations)s "
+                "or leave it empty for any."
+            )
+            % {"operation": operation[:60], "operations": ", ".join(Operation.values)},
             code="unknown_operation",
         )
     cleaned: dict[str, Any] = {"name": name, "operation": operation}
@@ -124,7 +146,7 @@ def clean_policy(*, tenant: Tenant, data: Mapping[str, Any]) -> dict[str, Any]:
     days = "".join(sorted(set(str(days or "").replace(",", "").replace(" ", ""))))
     if not days or any(day not in "1234567" for day in days):
         errors["office_days"] = ValidationError(
-            "Give office days as ISO weekday numbers, Monday = 1 (e.g. 12345).",
+            _("Give office days as ISO weekday numbers, Monday = 1 (e.g. 12345)."),
             code="bad_days",
         )
     cleaned["office_days"] = days
@@ -136,14 +158,15 @@ def clean_policy(*, tenant: Tenant, data: Mapping[str, Any]) -> dict[str, Any]:
         and cleaned["office_start"] >= cleaned["office_end"]
     ):
         errors["office_end"] = ValidationError(
-            "Office hours must end after they start, within the day.", code="bad_window"
+            _("Office hours must end after they start, within the day."), code="bad_window"
         )
     zone = str(data.get("office_zone") or "UTC").strip()
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         errors["office_zone"] = ValidationError(
-            f"{zone[:64]!r} is not a time zone (use a name such as Europe/Paris).",
+            _("'%(zone)s' is not a time zone (use a name such as Europe/Paris).")
+            % {"zone": zone[:64]},
             code="unknown_zone",
         )
     cleaned["office_zone"] = zone
@@ -159,8 +182,14 @@ def clean_policy(*, tenant: Tenant, data: Mapping[str, Any]) -> dict[str, Any]:
         approvers = selectors.approver_count(tenant=tenant)
         if needed > approvers:
             errors["approvals_needed"] = ValidationError(
-                f"{needed} approvals cannot be given: {tenant.name} has {approvers} "
-                f"member{'s' if approvers != 1 else ''} who may approve (operators and admins).",
+                ngettext(
+                    "%(needed)s approvals cannot be given: %(tenant)s has %(approvers)s "
+                    "member who may approve (operators and admins).",
+                    "%(needed)s approvals cannot be given: %(tenant)s has %(approvers)s "
+                    "members who may approve (operators and admins).",
+                    approvers,
+                )
+                % {"needed": needed, "tenant": tenant.name, "approvers": approvers},
                 code="too_few_approvers",
             )
     cleaned["approvals_needed"] = needed
@@ -189,7 +218,9 @@ def _name_taken(tenant: Tenant, name: str) -> ValidationError:
     return ValidationError(
         {
             "name": ValidationError(
-                f"{tenant.name} already has a policy named {name!r}.", code="name_taken"
+                _("%(tenant)s already has a policy named '%(name)s'.")
+                % {"tenant": tenant.name, "name": name},
+                code="name_taken",
             )
         }
     )
@@ -257,7 +288,9 @@ def policy_delete(*, actor: Actor, policy: ApprovalPolicy) -> None:
         # What it is now, not what the caller last read: the audit row says what was deleted.
         locked = ApprovalPolicy.objects.select_for_update().filter(pk=policy.pk).first()
         if locked is None:
-            raise ValidationError("This policy was already deleted. Nothing changed.", code="gone")
+            raise ValidationError(
+                _("This policy was already deleted. Nothing changed."), code="gone"
+            )
         before = policy_snapshot(locked)
         policy_id = locked.pk
         locked.delete()

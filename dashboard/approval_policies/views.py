@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from dashboard.approval_policies import selectors, services
@@ -52,7 +53,7 @@ def _policy(request: HttpRequest, policy_id: int) -> ApprovalPolicy:
     try:
         return selectors.policy_get(tenant=request.tenant, policy_id=policy_id)
     except ApprovalPolicy.DoesNotExist:
-        raise Http404("No such policy.") from None
+        raise Http404(_("No such policy.")) from None
 
 
 def _data(form: PolicyForm) -> dict:
@@ -93,9 +94,9 @@ def policy_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(request, f"Policy {policy.name!r} added.")
+            messages.success(request, _("Policy '%(name)s' added.") % {"name": policy.name})
             return redirect("approval_policy_list", tenant_slug=request.tenant.slug)
-    messages.error(request, "Nothing was saved: correct the fields marked below.")
+    messages.error(request, _("Nothing was saved: correct the fields marked below."))
     return _page(request, form=form, status=422)
 
 
@@ -112,9 +113,9 @@ def policy_update(request: HttpRequest, policy_id: int) -> HttpResponse:
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(request, f"Policy {policy.name!r} saved.")
+            messages.success(request, _("Policy '%(name)s' saved.") % {"name": policy.name})
             return redirect("approval_policy_list", tenant_slug=request.tenant.slug)
-    messages.error(request, "Nothing was saved: correct the fields marked below.")
+    messages.error(request, _("Nothing was saved: correct the fields marked below."))
     return _page(request, form=form, editing=policy, status=422)
 
 
@@ -127,5 +128,5 @@ def policy_delete(request: HttpRequest, policy_id: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"Policy {policy.name!r} deleted.")
+        messages.success(request, _("Policy '%(name)s' deleted.") % {"name": policy.name})
     return redirect("approval_policy_list", tenant_slug=request.tenant.slug)

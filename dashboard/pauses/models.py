@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 
 class SendingPause(models.Model):
@@ -75,7 +76,9 @@ class SendingPause(models.Model):
 
     def held_reason(self) -> str:
         """Why a run or a scheduled fire waits, as shown beside it."""
-        return (
-            f"Held: sending paused for {self.scope_label} by {self.paused_by_label} at "
-            f"{self.paused_at:%Y-%m-%d %H:%M} UTC: {self.reason}"
-        )
+        return _("Held: sending paused for %(scope)s by %(by)s at %(when)s UTC: %(reason)s") % {
+            "scope": self.scope_label,
+            "by": self.paused_by_label,
+            "when": f"{self.paused_at:%Y-%m-%d %H:%M}",
+            "reason": self.reason,
+        }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
@@ -31,9 +32,16 @@ class SendingPaused(ValidationError):
     def __init__(self, pause: SendingPause) -> None:
         self.pause = pause
         super().__init__(
-            f"Sending is paused for {pause.scope_label} (by {pause.paused_by_label} at "
-            f"{pause.paused_at:%Y-%m-%d %H:%M} UTC: {pause.reason}). Nothing new can be "
-            "triggered until an operator resumes it.",
+            _(
+                "Sending is paused for %(scope)s (by %(by)s at %(when)s UTC: %(reason)s). "
+                "Nothing new can be triggered until an operator resumes it."
+            )
+            % {
+                "scope": pause.scope_label,
+                "by": pause.paused_by_label,
+                "when": f"{pause.paused_at:%Y-%m-%d %H:%M}",
+                "reason": pause.reason,
+            },
             code="paused",
         )
 
@@ -54,14 +62,33 @@ def check_sending_allowed(*, tenant: Tenant, connection: VendorConnection | None
 
 
 def _check_actor(actor: Actor, tenant: Tenant, doing: str) -> None:
-    """Only an operator or admin of the tenant may pause or resume."""
+    """Only an operator or admin of the tenant may pause or resume (`doing`: "pause" or
+    "resume")."""
     user = actor.user
+    pausing = doing == "pause"
+    names = {"tenant": tenant.name}
     if user is None or not user.is_authenticated:
-        raise PermissionDenied(f"Only a signed-in operator or admin of {tenant.name} can {doing}.")
+        message = (
+            _("Only a signed-in operator or admin of %(tenant)s can pause sending.")
+            if pausing
+            else _("Only a signed-in operator or admin of %(tenant)s can resume sending.")
+        )
+        raise PermissionDenied(message % names)
     membership = user.memberships.filter(tenant=tenant).first()
-    if membership is None or not membership.can(Permission.APPROVE):
-        role = f"Your role ({membership.get_role_display()})" if membership else "A non-member"
-        raise PermissionDenied(f"{role} cannot {doing} in {tenant.name}.")
+    if membership is None:
+        message = (
+            _("A non-member cannot pause sending in %(tenant)s.")
+            if pausing
+            else _("A non-member cannot resume sending in %(tenant)s.")
+        )
+        raise PermissionDenied(message % names)
+    if not membership.can(Permission.APPROVE):
+        message = (
+            _("Your role (%(role)s) cannot pause sending in %(tenant)s.")
+            if pausing
+            else _("Your role (%(role)s) cannot resume sending in %(tenant)s.")
+        )
+        raise PermissionDenied(message % {**names, "role": membership.get_role_display()})
 
 
 def connection_for_pause(
@@ -80,7 +107,9 @@ def connection_for_pause(
         raise ValidationError(
             {
                 "connection": ValidationError(
-                    f"{tenant.name} has no connection {text!r}.", code="not_found"
+                    _("%(tenant)s has no connection '%(name)s'.")
+                    % {"tenant": tenant.name, "name": text},
+                    code="not_found",
                 )
             }
         )
@@ -96,16 +125,19 @@ def sending_pause(
     scheduled fires wait, new triggers are refused; calls already at the vendor finish and are
     recorded, and polling goes on. Audited as sending.paused with who and why.
     """
-    _check_actor(actor, tenant, "pause sending")
+    _check_actor(actor, tenant, "pause")
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why sending is paused."}, code="required")
+        raise ValidationError({"reason": _("Say why sending is paused.")}, code="required")
     if len(reason) > REASON_MAX_CHARS:
         raise ValidationError(
-            {"reason": f"Keep the reason to {REASON_MAX_CHARS} characters."}, code="max_length"
+            {"reason": _("Keep the reason to %(limit)s characters.") % {"limit": REASON_MAX_CHARS}},
+            code="max_length",
         )
     if connection is not None and connection.tenant_id != tenant.pk:
-        raise ValidationError({"connection": f"{tenant.name} has no such connection."})
+        raise ValidationError(
+            {"connection": _("%(tenant)s has no such connection.") % {"tenant": tenant.name}}
+        )
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     try:
         with transaction.atomic():
@@ -151,8 +183,12 @@ def sending_pause(
 
 def _already_paused(pause: SendingPause) -> ValidationError:
     return ValidationError(
-        f"Sending is already paused for {pause.scope_label} (by {pause.paused_by_label} at "
-        f"{pause.paused_at:%Y-%m-%d %H:%M} UTC). Nothing changed.",
+        _("Sending is already paused for %(scope)s (by %(by)s at %(when)s UTC). Nothing changed.")
+        % {
+            "scope": pause.scope_label,
+            "by": pause.paused_by_label,
+            "when": f"{pause.paused_at:%Y-%m-%d %H:%M}",
+        },
         code="already_paused",
     )
 
@@ -177,7 +213,7 @@ def sending_resume(
     cancelled first by this person), scheduled fires that waited fire, and automatic re-checks
     of unknown outcomes go on. Audited as sending.resumed. A run still held by another open
     pause (the tenant's, while one connection resumes) stays held."""
-    _check_actor(actor, tenant, "resume sending")
+    _check_actor(actor, tenant, "resume")
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     now = utc_now()
     with transaction.atomic():
@@ -188,7 +224,11 @@ def sending_resume(
         if pause is None:
             scope = f"{connection.name} ({tenant.name})" if connection else tenant.name
             raise ValidationError(
-                f"Sending is not paused for {scope}; there is nothing to resume. Nothing changed.",
+                _(
+                    "Sending is not paused for %(scope)s; there is nothing to resume. "
+                    "Nothing changed."
+                )
+                % {"scope": scope},
                 code="not_paused",
             )
         SendingPause.objects.filter(pk=pause.pk).update(

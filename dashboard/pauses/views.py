@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from dashboard.models import Permission
@@ -68,7 +70,9 @@ def sending_pause(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(request, f"Sending paused for {pause.scope_label}.")
+            messages.success(
+                request, _("Sending paused for %(scope)s.") % {"scope": pause.scope_label}
+            )
             return redirect("sending_pause_page", tenant_slug=request.tenant.slug)
     return _page(request, pause_form=form, status=422)
 
@@ -78,7 +82,7 @@ def sending_pause(request: HttpRequest) -> HttpResponse:
 def sending_resume(request: HttpRequest) -> HttpResponse:
     form = ResumeForm(request.POST)
     if not form.is_valid():  # a hidden field and a checkbox: only a forged post gets here
-        messages.error(request, "This form is incomplete; reload the page.")
+        messages.error(request, _("This form is incomplete; reload the page."))
         return redirect("sending_pause_page", tenant_slug=request.tenant.slug)
     try:
         connection = services.connection_for_pause(
@@ -95,8 +99,18 @@ def sending_resume(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"Sending resumed for {resumed.pause.scope_label}: {resumed.released} held "
-            f"run{'s' if resumed.released != 1 else ''} sent on, {resumed.cancelled} cancelled.",
+            ngettext(
+                "Sending resumed for %(scope)s: %(released)s held run sent on, "
+                "%(cancelled)s cancelled.",
+                "Sending resumed for %(scope)s: %(released)s held runs sent on, "
+                "%(cancelled)s cancelled.",
+                resumed.released,
+            )
+            % {
+                "scope": resumed.pause.scope_label,
+                "released": resumed.released,
+                "cancelled": resumed.cancelled,
+            },
         )
     return redirect("sending_pause_page", tenant_slug=request.tenant.slug)
 

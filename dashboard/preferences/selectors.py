@@ -64,6 +64,16 @@ def preferences_for_user_id(user_id) -> Preferences:
     return Preferences(language=row.language, time_zone=row.time_zone)
 
 
+def language_for_user(user, *, fallback: str = "") -> str:
+    """The language to write to `user` in (an email sent off the web request): their own choice,
+    else `fallback` (the language of the request that caused it), else the default."""
+    chosen = preferences_for_user_id(user.pk).language if user is not None and user.pk else ""
+    for language in (chosen, fallback):
+        if language and language.split("-")[0] in language_codes():
+            return language.split("-")[0]
+    return settings.LANGUAGE_CODE
+
+
 def preferences_from_session(session) -> Preferences | None:
     """What the session remembers, or None when it does not know yet."""
     stored = session.get(SESSION_KEY)

@@ -15,24 +15,23 @@ from dashboard.preferences.selectors import SESSION_KEY, Preferences
 def preferences_update(*, actor: Actor, language: str, time_zone: str) -> Preferences:
     """Save the acting person's language ("" for the browser's, or one of settings.LANGUAGES)
     and time zone ("" for the browser's, or an IANA name); audited with the old and new values.
-    A bad value raises ValidationError (code "language" or "time_zone") and changes nothing."""
+    A bad value raises ValidationError on its field ("language" or "time_zone", with that code)
+    and changes nothing."""
     user = actor.user
     if user is None or not user.is_authenticated:
         raise ValidationError(_("Only a signed-in person has preferences."), code="anonymous")
     language = (language or "").strip()
     time_zone = (time_zone or "").strip()
     if language and language not in selectors.language_codes():
-        raise ValidationError(
-            _("“%(language)s” is not a language TriggerDesk speaks (English: en, Russian: ru).")
-            % {"language": language[:20]},
-            code="language",
-        )
+        message = _(
+            "“%(language)s” is not a language TriggerDesk speaks (English: en, Russian: ru)."
+        ) % {"language": language[:20]}
+        raise ValidationError({"language": ValidationError(message, code="language")})
     if time_zone and not selectors.is_time_zone(time_zone):
-        raise ValidationError(
-            _("“%(zone)s” is not a time zone name (an IANA name such as Europe/Moscow).")
-            % {"zone": time_zone[:64]},
-            code="time_zone",
-        )
+        message = _("“%(zone)s” is not a time zone name (an IANA name such as Europe/Moscow).") % {
+            "zone": time_zone[:64]
+        }
+        raise ValidationError({"time_zone": ValidationError(message, code="time_zone")})
     with transaction.atomic():
         row, _created = PersonalPreference.objects.select_for_update().get_or_create(user=user)
         before = Preferences(language=row.language, time_zone=row.time_zone)

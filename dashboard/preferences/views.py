@@ -33,7 +33,7 @@ def preferences_page(request: HttpRequest) -> HttpResponse:
                 time_zone=form.cleaned_data["time_zone"],
             )
         except ValidationError as error:
-            form.add_error(error.code if error.code in form.fields else None, error)
+            form.add_error(None, error)
         else:
             services.preferences_remember(request.session, chosen)
             # The confirmation is read on the next page, in the language just chosen.

@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, new_method_proxy
 
 from dashboard.models import Membership, Permission
 from dashboard.pauses import selectors as pause_selectors
@@ -45,6 +45,13 @@ def sending_paused(request: HttpRequest) -> dict:
     return {"sending_pauses": SimpleLazyObject(pauses)}
 
 
+class LazyCount(SimpleLazyObject):
+    """A number counted when first used; `int()` of it works, so `|add:0` gives the plain number
+    that {% blocktranslate count %} needs to choose a plural form."""
+
+    __int__ = new_method_proxy(int)
+
+
 def approvals_waiting(request: HttpRequest) -> dict:
     """How many requests of the current tenant wait for this user's approval (the navigation's
     badge on every page): one count over the partial index run_tenant_unfinished."""
@@ -53,7 +60,7 @@ def approvals_waiting(request: HttpRequest) -> dict:
         return {}
     # Lazy: counted only when a template shows it (the full pages), not on every htmx poll.
     return {
-        "approvals_waiting": SimpleLazyObject(
+        "approvals_waiting": LazyCount(
             lambda: run_selectors.approvals_waiting_count(
                 tenant=membership.tenant, user=request.user
             )

@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 
 from dashboard.project.middleware import is_api_request
 
@@ -112,15 +113,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
                 request,
                 503,
                 "service_unavailable",
-                "TriggerDesk cannot reach its database or queue right now; nothing was done. "
-                "Try again in a few seconds (same Idempotency-Key).",
+                _(
+                    "TriggerDesk cannot reach its database or queue right now; nothing was done. "
+                    "Try again in a few seconds (same Idempotency-Key)."
+                ),
             )
             if unavailable
             else problem_response(
                 request,
                 500,
                 "server_error",
-                "TriggerDesk hit an unexpected error and has logged it.",
+                _("TriggerDesk hit an unexpected error and has logged it."),
             )
         )
     else:

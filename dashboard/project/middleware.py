@@ -10,8 +10,11 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.utils import translation
 from django.utils.datastructures import MultiValueDict
+from django.utils.formats import number_format
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 
 from dashboard.input_checks import unstorable_reason
 
@@ -35,18 +38,46 @@ def _printable_name(name: str) -> str:
 
 
 def _check_values(items: list[tuple[str, list[str]]], where: str, *, max_chars: int | None) -> None:
+    """`where`: "query" (the address's parameters) or "form" (a form's fields)."""
+    query = where == "query"
     for name, values in items:
         reason = unstorable_reason(name)
         if reason:
-            raise BadInput(f"A {where} name contains {reason}.")
+            message = (
+                _("An address parameter name contains %(reason)s.")
+                if query
+                else _("A form field name contains %(reason)s.")
+            )
+            raise BadInput(message % {"reason": reason})
         for value in values:
             reason = unstorable_reason(value)
+            shown = _printable_name(name)
             if reason:
-                raise BadInput(f"The {where} “{_printable_name(name)}” contains {reason}.")
+                message = (
+                    _("The address parameter “%(name)s” contains %(reason)s.")
+                    if query
+                    else _("The form field “%(name)s” contains %(reason)s.")
+                )
+                raise BadInput(message % {"name": shown, "reason": reason})
             if max_chars is not None and len(value) > max_chars:
+                message = (
+                    _(
+                        "The address parameter “%(name)s” is %(length)s characters long; "
+                        "at most %(limit)s are accepted."
+                    )
+                    if query
+                    else _(
+                        "The form field “%(name)s” is %(length)s characters long; "
+                        "at most %(limit)s are accepted."
+                    )
+                )
                 raise BadInput(
-                    f"The {where} “{_printable_name(name)}” is {len(value):,} characters long; "
-                    f"at most {max_chars:,} are accepted."
+                    message
+                    % {
+                        "name": shown,
+                        "length": number_format(len(value), force_grouping=True),
+                        "limit": number_format(max_chars, force_grouping=True),
+                    }
                 )
 
 
@@ -90,27 +121,31 @@ class RejectUnstorableInputMiddleware:
             name for name, value in request.COOKIES.items() if unstorable_reason(name + value)
         ]:
             del request.COOKIES[name]
-        try:
-            self._check(request)
-        except BadInput as error:
-            return self._refuse(request, error.message)
-        except (RequestDataTooBig, TooManyFieldsSent):
-            return self._refuse(
-                request, "The form sent is too large to read. Shorten the long fields and retry."
-            )
-        except (SuspiciousOperation, MultiPartParserError):
-            return self._refuse(request, "The form sent could not be read.")
+        # Before the session and LocaleMiddleware: a refusal speaks the browser's language.
+        with translation.override(translation.get_language_from_request(request)):
+            try:
+                self._check(request)
+            except BadInput as error:
+                return self._refuse(request, error.message)
+            except (RequestDataTooBig, TooManyFieldsSent):
+                return self._refuse(
+                    request,
+                    _("The form sent is too large to read. Shorten the long fields and retry."),
+                )
+            except (SuspiciousOperation, MultiPartParserError):
+                return self._refuse(request, _("The form sent could not be read."))
         return self.get_response(request)
 
     def _check(self, request: HttpRequest) -> None:
         for key, value in request.META.items():
             if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
-                raise BadInput(f"The request header {key[5:].replace('_', '-')} contains a NUL.")
-        _check_values(
-            list(request.GET.lists()), "address parameter", max_chars=MAX_QUERY_VALUE_CHARS
-        )
+                raise BadInput(
+                    _("The request header %(name)s contains a NUL.")
+                    % {"name": key[5:].replace("_", "-")}
+                )
+        _check_values(list(request.GET.lists()), "query", max_chars=MAX_QUERY_VALUE_CHARS)
         if request.method == "POST" and not _streams_its_upload(request):
-            _check_values(list(request.POST.lists()), "form field", max_chars=None)
+            _check_values(list(request.POST.lists()), "form", max_chars=None)
 
     def _refuse(self, request: HttpRequest, message: str) -> HttpResponse:
         logger.info("refused bad input on %s %s: %s", request.method, request.path, message)
@@ -165,14 +200,15 @@ class AutomationApiUrlconfMiddleware:
 
             if response.status_code == 404:
                 return problem_response(
-                    request, 404, "not_found", "The API has no such address (see /api/v1/docs)."
+                    request, 404, "not_found", _("The API has no such address (see /api/v1/docs).")
                 )
             allowed = response.get("Allow", "")
             return problem_response(
                 request,
                 405,
                 "method_not_allowed",
-                f"{request.method} is not allowed here; this address takes {allowed or 'none'}.",
+                _("%(method)s is not allowed here; this address takes %(allowed)s.")
+                % {"method": request.method, "allowed": allowed or _("none")},
                 headers={"Allow": allowed} if allowed else None,
             )
         return response

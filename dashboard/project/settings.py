@@ -183,6 +183,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our English date formats (dashboard/formats/en/); Russian is Django's own.
+FORMAT_MODULE_PATH = ["dashboard.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,6 +1,9 @@
+from datetime import UTC, datetime
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.decorators.http import last_modified
 from django.views.i18n import JavaScriptCatalog
 
 from dashboard.accounts import views as account_views
@@ -10,6 +13,8 @@ from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
 from dashboard.send_windows import views as send_window_views
 from dashboard.tenancy import views
+
+CATALOGUE_LOADED_AT = datetime.now(UTC).replace(microsecond=0)
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -96,7 +101,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("account/preferences/", preference_views.preferences_page, name="preferences"),
     # static/js/app.js's words in the reader's language (locale/*/LC_MESSAGES/djangojs.po).
-    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript_catalog"),
+    # Unchanged until the next deploy: a browser revalidates it and gets a 304 (the page adds the
+    # language to its address, so a person who switches language gets the other catalogue).
+    path(
+        "jsi18n/",
+        last_modified(lambda request: CATALOGUE_LOADED_AT)(JavaScriptCatalog.as_view()),
+        name="javascript_catalog",
+    ),
     path("healthz", observability_views.healthz, name="healthz"),
     path("readyz", observability_views.readyz, name="readyz"),
     path("metrics", observability_views.metrics, name="metrics"),

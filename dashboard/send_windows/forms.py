@@ -6,8 +6,9 @@ import zoneinfo
 from functools import cache
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
-from dashboard.send_windows.rules import WEEKDAY_NAMES
+from dashboard.send_windows.rules import WEEKDAY_LABELS
 from dashboard.send_windows.selectors import SendRules
 from dashboard.send_windows.services import REASON_MAX_CHARS
 
@@ -24,31 +25,34 @@ class SendWindowForm(forms.Form):
 
     any_time = forms.BooleanField(
         required=False,
-        label="No window: any time",
-        help_text="Untick to send only on the weekdays and between the times below.",
+        label=_("No window: any time"),
+        help_text=_("Untick to send only on the weekdays and between the times below."),
     )
     weekdays = forms.MultipleChoiceField(
-        choices=[(str(number), name) for number, name in enumerate(WEEKDAY_NAMES)],
+        label=_("Weekdays"),
+        choices=[(str(number), name) for number, name in enumerate(WEEKDAY_LABELS)],
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
     start = forms.CharField(
-        required=False, label="From (local time)", widget=forms.TimeInput(attrs={"type": "time"})
+        required=False, label=_("From (local time)"), widget=forms.TimeInput(attrs={"type": "time"})
     )
     end = forms.CharField(
-        required=False, label="Until (local time)", widget=forms.TimeInput(attrs={"type": "time"})
+        required=False,
+        label=_("Until (local time)"),
+        widget=forms.TimeInput(attrs={"type": "time"}),
     )
-    time_zone = forms.ChoiceField(choices=zone_choices, initial="UTC", label="Time zone")
+    time_zone = forms.ChoiceField(choices=zone_choices, initial="UTC", label=_("Time zone"))
     blackouts = forms.CharField(
         required=False,
-        label="Blackout dates",
-        help_text="One per line, a date and its reason: 2026-12-24 Christmas Eve",
+        label=_("Blackout dates"),
+        help_text=_("One per line, a date and its reason: 2026-12-24 Christmas Eve"),
         widget=forms.Textarea(attrs={"rows": 4, "class": "code"}),
     )
     reason = forms.CharField(
         max_length=REASON_MAX_CHARS,
-        label="Why this change",
-        error_messages={"required": "Say why the send window changes."},
+        label=_("Why this change"),
+        error_messages={"required": _("Say why the send window changes.")},
     )
 
     @classmethod

@@ -16,8 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
+
 DASH = "\u2013"  # an en dash between the ends of a range: "Mon-Fri" reads as a hyphenated word
+# What the API, the command and the form's text read ("Mon-Fri"): always English.
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# What a person reads, in their language.
+WEEKDAY_LABELS = (
+    pgettext_lazy("weekday", "Mon"),
+    pgettext_lazy("weekday", "Tue"),
+    pgettext_lazy("weekday", "Wed"),
+    pgettext_lazy("weekday", "Thu"),
+    pgettext_lazy("weekday", "Fri"),
+    pgettext_lazy("weekday", "Sat"),
+    pgettext_lazy("weekday", "Sun"),
+)
 # How far ahead next_allowed looks: a window that opens at least once a week never needs more
 # than a few days, however many blackout dates follow each other (a year of them is refused).
 LOOKAHEAD_DAYS = 800
@@ -47,15 +61,15 @@ def weekdays_text(weekdays: Collection[int]) -> str:
     """Three or more consecutive days as a range ({0,1,2,3,4}: Mon to Fri), others listed."""
     days = sorted(set(weekdays))
     if len(days) == 7:
-        return "Every day"
+        return _("Every day")
     parts: list[str] = []
     run: list[int] = []
     for day in [*days, None]:
         if run and (day is None or day != run[-1] + 1):
             if len(run) >= 3:
-                parts.append(f"{WEEKDAY_NAMES[run[0]]}{DASH}{WEEKDAY_NAMES[run[-1]]}")
+                parts.append(f"{WEEKDAY_LABELS[run[0]]}{DASH}{WEEKDAY_LABELS[run[-1]]}")
             else:
-                parts.extend(WEEKDAY_NAMES[d] for d in run)
+                parts.extend(str(WEEKDAY_LABELS[d]) for d in run)
             run = []
         if day is not None:
             run.append(day)

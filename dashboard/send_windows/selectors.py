@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 from dashboard import plugins
 from dashboard.send_windows import rules
 from dashboard.send_windows.models import BlackoutDate, SendWindow
 
-DAY_NAMES = rules.WEEKDAY_NAMES
+DAY_NAMES = rules.WEEKDAY_LABELS
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,13 @@ class SendRules:
 
     def describe(self) -> str:
         """In words, e.g. Mon to Fri 08:00 to 21:00 Europe/Berlin; not on 2026-12-24, 2026-12-31."""
-        text = self.window.describe() if self.window is not None else "Any time"
+        text = self.window.describe() if self.window is not None else _("Any time")
         if self.blackouts:
-            text += "; not on " + ", ".join(f"{day:%Y-%m-%d}" for day in sorted(self.blackouts))
+            days = ", ".join(f"{day:%Y-%m-%d}" for day in sorted(self.blackouts))
             if self.window is None:
-                text += " (UTC dates)"
+                text += _("; not on %(days)s (UTC dates)") % {"days": days}
+            else:
+                text += _("; not on %(days)s") % {"days": days}
         return text
 
     def is_allowed(self, at: datetime) -> bool:
@@ -47,7 +51,7 @@ class SendRules:
     def when(self, at: datetime | None) -> str:
         """An instant as the brand reads it: "Tue 2026-03-31 08:00 Europe/Berlin (06:00 UTC)"."""
         if at is None:
-            return "no allowed time in the next two years"
+            return _("no allowed time in the next two years")
         local = at.astimezone(self.zone)
         utc = at.astimezone(UTC)
         text = f"{DAY_NAMES[local.weekday()]} {local:%Y-%m-%d %H:%M} {self.zone.key}"
@@ -62,7 +66,7 @@ def next_allowed_for_all(found: list[SendRules], at: datetime) -> datetime | Non
     and an event generator's), None when there is none ahead. Each step moves to the next
     opening of a rule that is closed, so it ends at the first common instant."""
     moment: datetime | None = at
-    for _ in range(200):
+    for _attempt in range(200):
         if moment is None:
             return None
         moved = moment
@@ -96,10 +100,13 @@ class SendHold:
 
     def held_reason(self) -> str:
         """Why a queued run waits, as shown beside it."""
-        return (
-            f"Held: outside the send window of {self.rules.connection_name} "
-            f"({self.rules.describe()}); it goes at {self.rules.when(self.until)}"
-        )
+        return _(
+            "Held: outside the send window of %(connection)s (%(rules)s); it goes at %(when)s"
+        ) % {
+            "connection": self.rules.connection_name,
+            "rules": self.rules.describe(),
+            "when": self.rules.when(self.until),
+        }
 
 
 def send_hold_for(

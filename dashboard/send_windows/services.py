@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
@@ -40,12 +41,13 @@ class OutsideSendWindow(ValidationError):
         self.rules = found
         self.next_allowed_at = next_allowed_at
         then = (
-            f"next allowed {found.when(next_allowed_at)}"
+            _("next allowed %(when)s") % {"when": found.when(next_allowed_at)}
             if next_allowed_at is not None
-            else "no time is allowed in the next two years"
+            else _("no time is allowed in the next two years")
         )
         super().__init__(
-            f"Outside the send window of {found.connection_name} ({found.describe()}): {then}.",
+            _("Outside the send window of %(connection)s (%(rules)s): %(then)s.")
+            % {"connection": found.connection_name, "rules": found.describe(), "then": then},
             code="outside_send_window",
         )
 
@@ -87,11 +89,16 @@ def parse_weekdays(value: str | list[Any]) -> list[int]:
     days: set[int] = set()
     for item in items:
         if isinstance(item, bool):
-            raise ValidationError({"weekdays": f"{item!r} is not a weekday."}, code="invalid")
+            raise ValidationError(
+                {"weekdays": _("'%(item)s' is not a weekday.") % {"item": item}}, code="invalid"
+            )
         if isinstance(item, int):
             if not 0 <= item <= 6:
                 raise ValidationError(
-                    {"weekdays": f"{item} is not a weekday (0 = Monday ... 6 = Sunday)."},
+                    {
+                        "weekdays": _("%(item)s is not a weekday (0 = Monday ... 6 = Sunday).")
+                        % {"item": item}
+                    },
                     code="invalid",
                 )
             days.add(item)
@@ -102,21 +109,27 @@ def parse_weekdays(value: str | list[Any]) -> list[int]:
         ends = re.split(r"\s*[-\u2013]\s*", text)
         if len(ends) > 2 or any(end[:3] not in DAY_NUMBERS or len(end) < 3 for end in ends):
             raise ValidationError(
-                {"weekdays": f"{item!r} is not a weekday: use Mon, Tue, ... Sun or Mon-Fri."},
+                {
+                    "weekdays": _("'%(item)s' is not a weekday: use Mon, Tue, ... Sun or Mon-Fri.")
+                    % {"item": item}
+                },
                 code="invalid",
             )
         first, last = DAY_NUMBERS[ends[0][:3]], DAY_NUMBERS[ends[-1][:3]]
         if last < first:
             raise ValidationError(
                 {
-                    "weekdays": f"{item!r} runs backwards: write it as {ends[-1]}-Sun, Mon-{ends[0]}."
+                    "weekdays": _(
+                        "'%(item)s' runs backwards: write it as %(last)s-Sun, Mon-%(first)s."
+                    )
+                    % {"item": item, "last": ends[-1], "first": ends[0]}
                 },
                 code="invalid",
             )
         days.update(range(first, last + 1))
     if not days:
         raise ValidationError(
-            {"weekdays": "Choose at least one weekday: a window with none never opens."},
+            {"weekdays": _("Choose at least one weekday: a window with none never opens.")},
             code="empty_window",
         )
     return sorted(days)
@@ -128,7 +141,10 @@ def parse_time(value: str | time, field: str) -> time:
         return value.replace(second=0, microsecond=0)
     match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value or ""))
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValidationError({field: f"{value!r} is not a time of day (HH:MM)."}, code="invalid")
+        raise ValidationError(
+            {field: _("'%(value)s' is not a time of day (HH:MM).") % {"value": value}},
+            code="invalid",
+        )
     return time(int(match[1]), int(match[2]))
 
 
@@ -137,7 +153,10 @@ def parse_zone(value: str) -> str:
     name = (value or "").strip() or "UTC"
     if name not in zoneinfo.available_timezones() and name != "UTC":
         raise ValidationError(
-            {"time_zone": f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)."},
+            {
+                "time_zone": _("'%(name)s' is not an IANA time zone (e.g. Europe/Berlin).")
+                % {"name": name}
+            },
             code="invalid",
         )
     return name
@@ -157,7 +176,11 @@ def parse_blackouts(value: str | list[Any]) -> list[tuple[date, str]]:
         else:
             # "2026-12-24 Christmas Eve", or with a tab or several spaces between.
             text, reason = ([*str(item).split(maxsplit=1), ""])[:2]
-        where = f"Blackout date {number} ({text!r})" if text else f"Blackout date {number}"
+        where = (
+            _("Blackout date %(number)s ('%(text)s')") % {"number": number, "text": text}
+            if text
+            else _("Blackout date %(number)s") % {"number": number}
+        )
         try:
             day = (
                 date.fromisoformat(text.strip())
@@ -168,25 +191,38 @@ def parse_blackouts(value: str | list[Any]) -> list[tuple[date, str]]:
             day = None
         if day is None:
             raise ValidationError(
-                {"blackouts": f"{where} is not a date: write it as YYYY-MM-DD, e.g. 2026-12-24."},
+                {
+                    "blackouts": _(
+                        "%(where)s is not a date: write it as YYYY-MM-DD, e.g. 2026-12-24."
+                    )
+                    % {"where": where}
+                },
                 code="invalid_date",
             )
         reason = reason.strip()
         if len(reason) > BLACKOUT_REASON_MAX_CHARS:
             raise ValidationError(
                 {
-                    "blackouts": f"{where}: keep its reason to {BLACKOUT_REASON_MAX_CHARS} characters."
+                    "blackouts": _("%(where)s: keep its reason to %(limit)s characters.")
+                    % {"where": where, "limit": BLACKOUT_REASON_MAX_CHARS}
                 },
                 code="invalid",
             )
         if day in found:
             raise ValidationError(
-                {"blackouts": f"{where} is listed twice: list each date once."}, code="duplicate"
+                {
+                    "blackouts": _("%(where)s is listed twice: list each date once.")
+                    % {"where": where}
+                },
+                code="duplicate",
             )
         found[day] = reason
     if len(found) > MAX_BLACKOUTS:
         raise ValidationError(
-            {"blackouts": f"At most {MAX_BLACKOUTS} blackout dates; for longer, pause sending."},
+            {
+                "blackouts": _("At most %(limit)s blackout dates; for longer, pause sending.")
+                % {"limit": MAX_BLACKOUTS}
+            },
             code="invalid",
         )
     return sorted(found.items())
@@ -211,14 +247,20 @@ def clean_window(given: WindowInput) -> rules.Window:
     zone = parse_zone(given.time_zone)
     if start == end:
         raise ValidationError(
-            {"end": f"The window is empty: it starts and ends at {start:%H:%M}."},
+            {
+                "end": _("The window is empty: it starts and ends at %(start)s.")
+                % {"start": f"{start:%H:%M}"}
+            },
             code="empty_window",
         )
     if end < start:
         raise ValidationError(
             {
-                "end": f"The window ends ({end:%H:%M}) before it starts ({start:%H:%M}); windows "
-                "across midnight are not supported: end it by 23:59."
+                "end": _(
+                    "The window ends (%(end)s) before it starts (%(start)s); windows "
+                    "across midnight are not supported: end it by 23:59."
+                )
+                % {"end": f"{end:%H:%M}", "start": f"{start:%H:%M}"}
             },
             code="invalid",
         )
@@ -231,12 +273,19 @@ def check_may_change(actor: Actor, tenant: Tenant) -> None:
     user = actor.user
     if user is None or not user.is_authenticated:
         raise PermissionDenied(
-            f"Only a signed-in operator or admin of {tenant.name} can change a send window."
+            _("Only a signed-in operator or admin of %(tenant)s can change a send window.")
+            % {"tenant": tenant.name}
         )
     membership = user.memberships.filter(tenant=tenant).first()
-    if membership is None or not membership.can(Permission.APPROVE):
-        role = f"Your role ({membership.get_role_display()})" if membership else "A non-member"
-        raise PermissionDenied(f"{role} cannot change send windows in {tenant.name}.")
+    if membership is None:
+        raise PermissionDenied(
+            _("A non-member cannot change send windows in %(tenant)s.") % {"tenant": tenant.name}
+        )
+    if not membership.can(Permission.APPROVE):
+        raise PermissionDenied(
+            _("Your role (%(role)s) cannot change send windows in %(tenant)s.")
+            % {"role": membership.get_role_display(), "tenant": tenant.name}
+        )
 
 
 def rules_summary(found: SendRules) -> dict[str, Any]:
@@ -273,10 +322,11 @@ def send_window_set(
     check_may_change(actor, connection.tenant)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the send window changes."}, code="required")
+        raise ValidationError({"reason": _("Say why the send window changes.")}, code="required")
     if len(reason) > REASON_MAX_CHARS:
         raise ValidationError(
-            {"reason": f"Keep the reason to {REASON_MAX_CHARS} characters."}, code="max_length"
+            {"reason": _("Keep the reason to %(limit)s characters.") % {"limit": REASON_MAX_CHARS}},
+            code="max_length",
         )
     cleaned = clean_window(window) if window is not None else None
     days = parse_blackouts(blackouts)

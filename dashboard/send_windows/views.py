@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from dashboard.models import Permission
 from dashboard.project.errors import form_post
@@ -47,7 +48,11 @@ def connection_send_window(request: HttpRequest, connection_id: int) -> HttpResp
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, f"Send window of {connection.name}: {found.describe()}.")
+            messages.success(
+                request,
+                _("Send window of %(connection)s: %(rules)s.")
+                % {"connection": connection.name, "rules": found.describe()},
+            )
             return redirect(
                 "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
             )

@@ -9,16 +9,18 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 # Stacking order, bottom up; anything else is "open".
 STACKED_STATES = ("succeeded", "failed", "cancelled", "open")
 STATE_LABELS = {
-    "succeeded": "Succeeded",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "open": "Open / unknown",
+    "succeeded": gettext_lazy("Succeeded"),
+    "failed": gettext_lazy("Failed"),
+    "cancelled": gettext_lazy("Cancelled"),
+    "open": gettext_lazy("Open / unknown"),
 }
 
 
@@ -45,7 +47,12 @@ def runs_per_day_svg(activity: dict[str, Any], *, kind: str | None = None) -> Sa
             '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">',
             width,
             height + 22,
-            f"Runs per day over the last {days} days, by state",
+            ngettext(
+                "Runs per day over the last %(days)s day, by state",
+                "Runs per day over the last %(days)s days, by state",
+                days,
+            )
+            % {"days": days},
         ),
         format_html(
             '<text x="0" y="12" class="axis">{}</text><text x="0" y="{}" class="axis">0</text>',
@@ -114,36 +121,45 @@ def vendor_health_svg(rows: list[dict[str, Any]]) -> SafeString:
             '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">',
             width,
             line * len(rows) + 6,
-            "Average send latency and error rate per vendor connection, last 30 days",
+            gettext("Average send latency and error rate per vendor connection, last 30 days"),
         )
     ]
     for index, row in enumerate(rows):
         y = index * line + 4
         latency = row["latency_ms"] or 0
+        milliseconds = number_format(round(latency), force_grouping=True)
+        error_rate = number_format(row["error_rate"] * 100, decimal_pos=1) + "%"
         parts.append(
             format_html(
                 '<text x="0" y="{}" class="axis">{}</text>'
                 '<rect x="200" y="{}" width="{}" height="10" class="bar latency">'
-                "<title>{} ms average over {} sends</title></rect>"
-                '<text x="{}" y="{}" class="axis">{} ms</text>'
+                "<title>{}</title></rect>"
+                '<text x="{}" y="{}" class="axis">{}</text>'
                 '<rect x="200" y="{}" width="{}" height="10" class="bar failed">'
-                "<title>{} of sends failed</title></rect>"
-                '<text x="{}" y="{}" class="axis">{} errors</text>',
+                "<title>{}</title></rect>"
+                '<text x="{}" y="{}" class="axis">{}</text>',
                 y + 16,
                 str(row["run__connection__name"])[:28],
                 y,
                 _n(300 * latency / slowest),
-                f"{latency:.0f}",
-                row["attempts"],
+                ngettext(
+                    "%(latency)s ms average over %(sends)s send",
+                    "%(latency)s ms average over %(sends)s sends",
+                    row["attempts"],
+                )
+                % {
+                    "latency": milliseconds,
+                    "sends": number_format(row["attempts"], force_grouping=True),
+                },
                 _n(204 + 300 * latency / slowest),
                 y + 9,
-                f"{latency:.0f}",
+                gettext("%(latency)s ms") % {"latency": milliseconds},
                 y + 13,
                 _n(300 * row["error_rate"]),
-                f"{row['error_rate']:.1%}",
+                gettext("%(rate)s of sends failed") % {"rate": error_rate},
                 _n(204 + 300 * row["error_rate"]),
                 y + 22,
-                f"{row['error_rate']:.1%}",
+                gettext("%(rate)s errors") % {"rate": error_rate},
             )
         )
     parts.append(mark_safe("</svg>"))

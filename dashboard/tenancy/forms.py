@@ -9,6 +9,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dashboard.input_checks import parse_json_text
 from dashboard.models import SECRET_FIELDS, OptimoveKeyRole, Role, Tenant, VendorKind
@@ -77,12 +80,16 @@ class OptionsField(forms.CharField):
             return {}
         if self.max_length is not None and len(value) > self.max_length:
             raise ValidationError(
-                f"Options may be at most {self.max_length:,} characters (this is {len(value):,})."
+                _("Options may be at most %(limit)s characters (this is %(length)s).")
+                % {
+                    "limit": number_format(self.max_length, force_grouping=True),
+                    "length": number_format(len(value), force_grouping=True),
+                }
             )
         # JSON escapes can carry what the form value could not (\u0000, a lone \ud800).
-        parsed = parse_json_text(value, subject="The options")
+        parsed = parse_json_text(value, subject=_("The options"))
         if not isinstance(parsed, dict):
-            raise ValidationError('Options must be a JSON object, like {"key": "value"}.')
+            raise ValidationError(_('Options must be a JSON object, like {"key": "value"}.'))
         return parsed
 
     def prepare_value(self, value: object) -> str:
@@ -92,35 +99,44 @@ class OptionsField(forms.CharField):
 
 
 class ConnectionForm(forms.Form):
-    kind = forms.ChoiceField(choices=VendorKind.choices)
-    name = forms.CharField(max_length=120)
+    kind = forms.ChoiceField(label=gettext_lazy("Vendor"), choices=VendorKind.choices)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=120)
     base_url = BaseUrlField(
-        label="Base URL",
-        help_text="The vendor's https address (regional host or staging); may carry a path "
-        "prefix. Private, loopback and link-local hosts are refused.",
+        label=gettext_lazy("Base URL"),
+        help_text=gettext_lazy(
+            "The vendor's https address (regional host or staging); may carry a path "
+            "prefix. Private, loopback and link-local hosts are refused."
+        ),
     )
     key_role = forms.ChoiceField(
+        label=gettext_lazy("Key role"),
         choices=OptimoveKeyRole.choices,
         required=False,
-        help_text="Optimove batch only: the role attached to the API key (3rdParty keys are blocked).",
+        help_text=gettext_lazy(
+            "Optimove batch only: the role attached to the API key (3rdParty keys are blocked)."
+        ),
     )
-    options = OptionsField(required=False, help_text="Advanced, non-secret settings (JSON object).")
+    options = OptionsField(
+        label=gettext_lazy("Options"),
+        required=False,
+        help_text=gettext_lazy("Advanced, non-secret settings (JSON object)."),
+    )
     api_key = forms.CharField(
-        label="API key",
+        label=gettext_lazy("API key"),
         required=False,
         max_length=MAX_SECRET_CHARS,
         widget=SecretInput(),
         strip=True,
     )
     brand_key = forms.CharField(
-        label="Brand key",
+        label=gettext_lazy("Brand key"),
         required=False,
         max_length=MAX_SECRET_CHARS,
         widget=SecretInput(),
         strip=True,
     )
     token = forms.CharField(
-        label="API token",
+        label=gettext_lazy("API token"),
         required=False,
         max_length=MAX_SECRET_CHARS,
         widget=SecretInput(),
@@ -142,7 +158,10 @@ class ConnectionForm(forms.Form):
         if kind:
             for field, label in SECRET_FIELDS[kind].items():
                 if not cleaned.get(field):
-                    self.add_error(field, f"{label} is required for this kind of connection.")
+                    self.add_error(
+                        field,
+                        _("%(label)s is required for this kind of connection.") % {"label": label},
+                    )
         return cleaned
 
     def secrets(self) -> dict[str, str]:
@@ -157,11 +176,13 @@ class ConnectionForm(forms.Form):
 
 
 class ConnectionEditForm(forms.Form):
-    name = forms.CharField(max_length=120)
-    base_url = BaseUrlField(label="Base URL")
-    key_role = forms.ChoiceField(choices=OptimoveKeyRole.choices, required=False)
-    options = OptionsField(required=False)
-    is_active = forms.BooleanField(label="Active", required=False)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=120)
+    base_url = BaseUrlField(label=gettext_lazy("Base URL"))
+    key_role = forms.ChoiceField(
+        label=gettext_lazy("Key role"), choices=OptimoveKeyRole.choices, required=False
+    )
+    options = OptionsField(label=gettext_lazy("Options"), required=False)
+    is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False)
 
     def __init__(self, *args, kind: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -171,9 +192,12 @@ class ConnectionEditForm(forms.Form):
 
 
 class SecretForm(forms.Form):
-    name = forms.ChoiceField(choices=())
+    name = forms.ChoiceField(label=gettext_lazy("Secret"), choices=())
     value = forms.CharField(
-        max_length=MAX_SECRET_CHARS, widget=SecretInput(), strip=True, label="New value"
+        max_length=MAX_SECRET_CHARS,
+        widget=SecretInput(),
+        strip=True,
+        label=gettext_lazy("New value"),
     )
 
     def __init__(self, *args, secret_fields: dict[str, str], **kwargs) -> None:
@@ -182,24 +206,27 @@ class SecretForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices)
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices)
 
     def clean_username(self) -> object:
         username = self.cleaned_data["username"].strip()
         try:
             return User.objects.get(username=username)
         except User.DoesNotExist:
-            raise ValidationError(f"No user named {username!r}.") from None
+            raise ValidationError(
+                _("No user named '%(username)s'.") % {"username": username}
+            ) from None
 
 
 class MemberInviteForm(forms.Form):
-    email = forms.EmailField(max_length=254)
-    role = forms.ChoiceField(choices=Role.choices)
+    email = forms.EmailField(label=gettext_lazy("Email"), max_length=254)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices)
     username = forms.CharField(
+        label=gettext_lazy("User name (optional)"),
         max_length=150,
         required=False,
-        help_text="Optional, for a new account; the email address otherwise.",
+        help_text=gettext_lazy("Optional, for a new account; the email address otherwise."),
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -208,7 +235,7 @@ class MemberInviteForm(forms.Form):
 
 
 class MemberRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices)
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -220,11 +247,17 @@ class TenantSettingsForm(forms.ModelForm):
             "approval_valid_minutes",
             "duplicate_window_minutes",
         ]
+        labels = {
+            "approval_required": gettext_lazy("Approval required"),
+            "require_files_landed": gettext_lazy("Require files landed"),
+            "approval_valid_minutes": gettext_lazy("Approval valid minutes"),
+            "duplicate_window_minutes": gettext_lazy("Duplicate window minutes"),
+        }
 
     def clean_approval_valid_minutes(self) -> int:
         value = self.cleaned_data["approval_valid_minutes"]
         if not 1 <= value <= 24 * 60:
-            raise ValidationError("Between 1 and 1440 minutes.")
+            raise ValidationError(_("Between 1 and 1440 minutes."))
         return value
 
 
@@ -236,15 +269,17 @@ def _printable(value: str) -> str:
 class AuditFilterForm(forms.Form):
     """The audit page's filters. Bad values (too long, a NUL) are shown as errors and ignored."""
 
-    actor = forms.CharField(required=False, max_length=150, label="Who")
-    action = forms.CharField(required=False, max_length=60, label="Action")
-    object_type = forms.CharField(required=False, max_length=60, label="Object type")
-    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    actor = forms.CharField(required=False, max_length=150, label=gettext_lazy("Who"))
+    action = forms.CharField(required=False, max_length=60, label=gettext_lazy("Action"))
+    object_type = forms.CharField(required=False, max_length=60, label=gettext_lazy("Object type"))
+    object_id = forms.CharField(required=False, max_length=64, label=gettext_lazy("Object id"))
     created_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label=gettext_lazy("From"),
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     created_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"})
     )
 
     FIELDS = ("actor", "action", "object_type", "object_id", "created_from", "created_to")
@@ -253,10 +288,10 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.actors = actors or []
         self.fields["actor"].widget.attrs.update(
-            {"list": "audit-actors", "placeholder": "exact name, e.g. mia or cli:root"}
+            {"list": "audit-actors", "placeholder": _("exact name, e.g. mia or cli:root")}
         )
         self.fields["action"].widget.attrs.update(
-            {"list": "audit-actions", "placeholder": "run.approved, or run. for all"}
+            {"list": "audit-actions", "placeholder": _("run.approved, or run. for all")}
         )
 
     def clean(self):

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import empty
+from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor
 from dashboard.models import Membership, Permission
@@ -112,7 +113,8 @@ def tenant_view(permission: str = Permission.VIEW) -> Callable:
             request.tenant = membership.tenant
             if not membership.can(permission):
                 raise PermissionDenied(
-                    f"Your role ({membership.get_role_display()}) cannot do this."
+                    _("Your role (%(role)s) cannot do this.")
+                    % {"role": membership.get_role_display()}
                 )
             return view(request, *args, **kwargs)
 

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Exists, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from dashboard.models import (
     AuditEvent,
@@ -47,7 +48,7 @@ def membership_for(*, user: AbstractBaseUser, tenant_slug: str) -> Membership:
     try:
         return Membership.objects.select_related("tenant").get(user=user, tenant__slug=tenant_slug)
     except Membership.DoesNotExist:
-        raise Http404("No such tenant.") from None
+        raise Http404(_("No such tenant.")) from None
 
 
 def membership_with_user(*, user_id: int, tenant_slug: str) -> Membership | None:
@@ -84,7 +85,7 @@ def member_get(*, tenant: Tenant, membership_id: int) -> Membership:
             tenant=tenant, pk=membership_id
         )
     except Membership.DoesNotExist:
-        raise Http404("No such member.") from None
+        raise Http404(_("No such member.")) from None
 
 
 def connection_list(*, tenant: Tenant, kind: str | None = None) -> QuerySet[VendorConnection]:
@@ -100,7 +101,7 @@ def connection_get(*, tenant: Tenant, connection_id: int) -> VendorConnection:
             tenant=tenant, pk=connection_id
         )
     except VendorConnection.DoesNotExist:
-        raise Http404("No such connection.") from None
+        raise Http404(_("No such connection.")) from None
 
 
 def audit_event_list(

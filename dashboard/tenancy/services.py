@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from dashboard import plugins
@@ -51,12 +52,14 @@ def tenant_create(*, actor: Actor, name: str, slug: str = "", **settings: Any) -
     """Create a tenant (slug derived from the name when not given)."""
     name = name.strip()
     if not name:
-        raise ValidationError({"name": "A tenant needs a name."})
+        raise ValidationError({"name": _("A tenant needs a name.")})
     slug = slugify(slug or name)
     if not slug:
-        raise ValidationError({"slug": "The name must contain letters or digits."})
+        raise ValidationError({"slug": _("The name must contain letters or digits.")})
     if Tenant.objects.filter(slug=slug).exists() or Tenant.objects.filter(name=name).exists():
-        raise ValidationError({"name": f"A tenant named {name!r} already exists."})
+        raise ValidationError(
+            {"name": _("A tenant named '%(name)s' already exists.") % {"name": name}}
+        )
     tenant = Tenant(name=name, slug=slug, **settings)
     tenant.full_clean()
     save_with_audit(
@@ -82,7 +85,9 @@ def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> T
     """Change a tenant's settings; records old and new values."""
     unknown = set(changes) - set(TENANT_SETTING_FIELDS)
     if unknown:
-        raise ValidationError(f"Unknown tenant settings: {', '.join(sorted(unknown))}")
+        raise ValidationError(
+            _("Unknown tenant settings: %(names)s") % {"names": ", ".join(sorted(unknown))}
+        )
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         diff = {
@@ -109,7 +114,10 @@ def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> T
 def _validate_role(role: str) -> str:
     if role not in Role.values:
         raise ValidationError(
-            {"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."}
+            {
+                "role": _("Unknown role '%(role)s'; choose one of %(roles)s.")
+                % {"role": role, "roles": ", ".join(Role.values)}
+            }
         )
     return role
 
@@ -120,7 +128,12 @@ def membership_add(
     """Give a user a role in a tenant."""
     _validate_role(role)
     if Membership.objects.filter(tenant=tenant, user=user).exists():
-        raise ValidationError({"user": f"{user.get_username()} is already a member of {tenant}."})
+        raise ValidationError(
+            {
+                "user": _("%(username)s is already a member of %(tenant)s.")
+                % {"username": user.get_username(), "tenant": tenant}
+            }
+        )
     with transaction.atomic():
         membership = Membership.objects.create(tenant=tenant, user=user, role=role)
         record_audit_event(
@@ -147,7 +160,7 @@ def membership_change_role(*, actor: Actor, membership: Membership, role: str) -
         if old_role == role:
             return membership
         if old_role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
-            raise ValidationError({"role": "A tenant must keep at least one admin."})
+            raise ValidationError({"role": _("A tenant must keep at least one admin.")})
         membership.role = role
         membership.save(update_fields=["role"])
         record_audit_event(
@@ -170,7 +183,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
             .get(pk=membership.pk)
         )
         if membership.role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
-            raise ValidationError("A tenant must keep at least one admin.")
+            raise ValidationError(_("A tenant must keep at least one admin."))
         record_audit_event(
             actor=actor,
             tenant=membership.tenant,
@@ -190,23 +203,26 @@ def validate_connection_fields(*, kind: str, name: str, base_url: str, options: 
     """Raise ValidationError for an unknown kind, an empty name, a bad base URL or bad options."""
     errors: dict[str, str] = {}
     if kind not in VendorKind.values:
-        errors["kind"] = (
-            f"Unknown vendor kind {kind!r}; choose one of {', '.join(VendorKind.values)}."
-        )
+        errors["kind"] = _("Unknown vendor kind '%(kind)s'; choose one of %(kinds)s.") % {
+            "kind": kind,
+            "kinds": ", ".join(VendorKind.values),
+        }
     if not name.strip():
-        errors["name"] = "A connection needs a name."
+        errors["name"] = _("A connection needs a name.")
     elif len(name.strip()) > 120:
-        errors["name"] = "A connection's name may be at most 120 characters."
+        errors["name"] = _("A connection's name may be at most 120 characters.")
     try:
         validate_base_url(base_url)
     except ConfigurationError as error:
         errors["base_url"] = str(error)
     reason = nested_unstorable_reason(options)
     if reason:
-        errors["options"] = f"The options contain {reason}, which cannot be stored."
+        errors["options"] = _("The options contain %(reason)s, which cannot be stored.") % {
+            "reason": reason
+        }
     key_role = options.get("key_role")
     if key_role is not None and key_role not in OptimoveKeyRole.values:
-        errors["options"] = f"Unknown key role {key_role!r}."
+        errors["options"] = _("Unknown key role '%(role)s'.") % {"role": key_role}
     if errors:
         raise ValidationError(errors)
 
@@ -228,9 +244,13 @@ def connection_create(
     needed = SECRET_FIELDS[kind]
     missing = [label for field, label in needed.items() if not (secrets.get(field) or "").strip()]
     if missing:
-        raise ValidationError({"secrets": f"Missing: {', '.join(missing)}."})
+        raise ValidationError(
+            {"secrets": _("Missing: %(names)s.") % {"names": ", ".join(str(m) for m in missing)}}
+        )
     if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
-        raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+        raise ValidationError(
+            {"name": _("This tenant already has a connection named '%(name)s'.") % {"name": name}}
+        )
     try:
         return _connection_insert(
             actor=actor,
@@ -246,7 +266,10 @@ def connection_create(
         # let one in. The other is the same answer as if it had come second.
         if VendorConnection.objects.filter(tenant=tenant, name=name.strip()).exists():
             raise ValidationError(
-                {"name": f"This tenant already has a connection named {name!r}."}
+                {
+                    "name": _("This tenant already has a connection named '%(name)s'.")
+                    % {"name": name}
+                }
             ) from None
         raise
 
@@ -315,7 +338,10 @@ def connection_update(
             .exists()
         ):
             raise ValidationError(
-                {"name": f"This tenant already has a connection named {name!r}."}
+                {
+                    "name": _("This tenant already has a connection named '%(name)s'.")
+                    % {"name": name}
+                }
             ) from None
         raise
 
@@ -337,7 +363,12 @@ def _connection_save(
                 tenant_id=connection.tenant_id, name=name.strip()
             ).exists()
         ):
-            raise ValidationError({"name": f"This tenant already has a connection named {name!r}."})
+            raise ValidationError(
+                {
+                    "name": _("This tenant already has a connection named '%(name)s'.")
+                    % {"name": name}
+                }
+            )
         new_values = {
             "name": name.strip(),
             "base_url": base_url.strip(),
@@ -371,10 +402,13 @@ def connection_secret_set(
     """Replace one secret of a connection (the audit row says which, never the value)."""
     if name not in connection.secret_fields:
         raise ValidationError(
-            {"name": f"A {connection.get_kind_display()} connection has no secret {name!r}."}
+            {
+                "name": _("A %(kind)s connection has no secret '%(name)s'.")
+                % {"kind": connection.get_kind_display(), "name": name}
+            }
         )
     if not value.strip():
-        raise ValidationError({"value": "The secret must not be empty."})
+        raise ValidationError({"value": _("The secret must not be empty.")})
     with transaction.atomic():
         return _store_secret(actor=actor, connection=connection, name=name, value=value)
 
@@ -424,14 +458,16 @@ def connection_test(*, actor: Actor, connection: VendorConnection) -> Connection
             ).exists()
         )
     ):
-        raise PermissionDenied("Only an admin of this tenant may test its connections.")
+        raise PermissionDenied(_("Only an admin of this tenant may test its connections."))
     try:
         secrets = connection_secrets(connection)
     except CredentialDecryptionError:
         result = ConnectionCheck(
             False,
-            "The connection's stored secrets cannot be decrypted with the configured keys; "
-            "nothing was sent. Set the secrets again.",
+            _(
+                "The connection's stored secrets cannot be decrypted with the configured keys; "
+                "nothing was sent. Set the secrets again."
+            ),
         )
     else:
         try:
@@ -439,7 +475,9 @@ def connection_test(*, actor: Actor, connection: VendorConnection) -> Connection
         except Exception as error:  # a check must answer, never raise into the page
             logger.exception("connection test of connection %s failed", connection.pk)
             result = ConnectionCheck(
-                False, f"The test itself failed ({type(error).__name__}); nothing was triggered."
+                False,
+                _("The test itself failed (%(error)s); nothing was triggered.")
+                % {"error": type(error).__name__},
             )
     with transaction.atomic():
         record_audit_event(
@@ -599,17 +637,24 @@ def login_unlock(*, actor: Actor, username: str, ip_address: str | None = None) 
         or not (user.is_superuser or user_administers_a_tenant(user=user))
     ):
         raise PermissionDenied(
-            f"Only a superuser or an admin of a tenant may lift a login lockout; {actor.display} "
-            "is neither."
+            _(
+                "Only a superuser or an admin of a tenant may lift a login lockout; %(actor)s "
+                "is neither."
+            )
+            % {"actor": actor.display}
         )
     locked = User.objects.filter(username=username).first()
     if locked is None:
-        raise ValidationError({"username": f"No user named {username!r}."})
+        raise ValidationError(
+            {"username": _("No user named '%(username)s'.") % {"username": username}}
+        )
     if ip_address is not None:
         try:
             ip_address = str(ipaddress.ip_address(ip_address.strip()))
         except ValueError:
-            raise ValidationError({"ip_address": f"{ip_address!r} is not an IP address."}) from None
+            raise ValidationError(
+                {"ip_address": _("'%(address)s' is not an IP address.") % {"address": ip_address}}
+            ) from None
     with transaction.atomic():
         # axes' public API, through the configured handler (dashboard.accounts.lockout): the
         # lockout is nothing but these records, so removing them lifts it at once.

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -121,7 +122,7 @@ def connection_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, f"Connection {connection.name} created.")
+            messages.success(request, _("Connection %(name)s created.") % {"name": connection.name})
             return redirect(
                 "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
             )
@@ -198,7 +199,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, "Connection saved.")
+            messages.success(request, _("Connection saved."))
             return redirect(
                 "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
             )
@@ -227,14 +228,16 @@ def connection_secret_set(request: HttpRequest, connection_id: int) -> HttpRespo
             apply_service_errors(form, error)
         else:
             messages.success(
-                request, f"{connection.secret_fields[form.cleaned_data['name']]} replaced."
+                request,
+                _("%(secret)s replaced.")
+                % {"secret": connection.secret_fields[form.cleaned_data["name"]]},
             )
             return redirect(
                 "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
             )
     messages.error(
         request,
-        "The secret was not changed: "
+        _("The secret was not changed: ")
         + "; ".join(message for errors in form.errors.values() for message in errors),
     )
     return redirect(
@@ -256,9 +259,9 @@ def connection_test(request: HttpRequest, connection_id: int) -> HttpResponse:
             {"connection": connection, "test_result": result},
         )
     if result.ok:
-        messages.success(request, f"Connection test passed: {result.checked}")
+        messages.success(request, _("Connection test passed: %(what)s") % {"what": result.checked})
     else:
-        messages.error(request, f"Connection test failed: {result.checked}")
+        messages.error(request, _("Connection test failed: %(what)s") % {"what": result.checked})
     return redirect(
         "connection_detail", tenant_slug=request.tenant.slug, connection_id=connection.pk
     )
@@ -293,7 +296,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, "Member added.")
+            messages.success(request, _("Member added."))
             return redirect("member_list", tenant_slug=request.tenant.slug)
     return render(
         request,
@@ -327,12 +330,19 @@ def member_invite(request: HttpRequest) -> HttpResponse:
         else:
             who = result.user.get_username()
             if result.email_sent:
-                messages.success(request, f"Invitation sent to {result.user.email} ({who}).")
+                messages.success(
+                    request,
+                    _("Invitation sent to %(email)s (%(who)s).")
+                    % {"email": result.user.email, "who": who},
+                )
             else:
                 messages.error(
                     request,
-                    f"{who} was added, but the email could not be sent ({result.email_error}). "
-                    "Invite the same address again to resend it.",
+                    _(
+                        "%(who)s was added, but the email could not be sent (%(error)s). "
+                        "Invite the same address again to resend it."
+                    )
+                    % {"who": who, "error": result.email_error},
                 )
             return redirect("member_list", tenant_slug=request.tenant.slug)
     return render(
@@ -364,10 +374,12 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
             messages.error(request, " ".join(error.messages))
         else:
             messages.success(
-                request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+                request,
+                _("%(username)s is now %(role)s.")
+                % {"username": membership.user.get_username(), "role": form.cleaned_data["role"]},
             )
     else:
-        messages.error(request, "Choose one of the listed roles.")
+        messages.error(request, _("Choose one of the listed roles."))
     return redirect("member_list", tenant_slug=request.tenant.slug)
 
 
@@ -380,7 +392,9 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"{membership.user.get_username()} removed.")
+        messages.success(
+            request, _("%(username)s removed.") % {"username": membership.user.get_username()}
+        )
     return redirect("member_list", tenant_slug=request.tenant.slug)
 
 
@@ -394,7 +408,7 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
             tenant=request.tenant,
             **{field: form.cleaned_data[field] for field in form.Meta.fields},
         )
-        messages.success(request, "Settings saved.")
+        messages.success(request, _("Settings saved."))
         return redirect("tenant_settings", tenant_slug=request.tenant.slug)
     return render(request, "dashboard/tenant_settings.html", {"form": form})
 

@@ -260,6 +260,7 @@ def every_page(data) -> list[str]:
         "/api/v1/docs",
         ERROR_PAGE,
         reverse("password_change"),
+        reverse("preferences"),
     ]
 
 

@@ -96,7 +96,8 @@ def outside_translation(source: str) -> str:
                 skipping_until = "end" + name
             elif name == "comment":
                 skipping_until = "endcomment"
-            kept.append(MARK)
+            # A space, not MARK: a tag may stand inside an element's tag (<details{% if %} open>).
+            kept.append(" ")
             kept.extend(f"<q>{text}</q>" for text in literal_text(token.contents))
         elif skipping_until:
             continue

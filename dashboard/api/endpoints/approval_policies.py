@@ -4,6 +4,7 @@ admins change them on the page or with the approval_policy command)."""
 from datetime import datetime
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Schema
 
 from dashboard.api.endpoints.common import ERRORS, require, router, token_use
@@ -39,7 +40,7 @@ class PolicyOut(Schema):
 def approval_policy_list(request: HttpRequest, tenant_slug: str):
     """Every policy of the token's tenant, by name. A request meeting any of them waits for
     the most approvals they ask (distinct operators or admins, never the requester)."""
-    require(request, Permission.VIEW, "see approval policies")
+    require(request, Permission.VIEW, _("see approval policies"))
     tenant = token_use(request).token.tenant
     return [
         {"id": policy.pk, "updated_at": policy.updated_at, **policy_snapshot(policy)}

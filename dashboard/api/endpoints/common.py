@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Path, Router, Status
 from ninja.errors import ValidationError as NinjaValidationError
 
@@ -50,8 +51,12 @@ def require(request: HttpRequest, permission: str, doing: str) -> None:
         raise ApiProblem(
             403,
             "forbidden",
-            f"The token acts as {membership.user.get_username()}, whose role "
-            f"({membership.get_role_display()}) cannot {doing}.",
+            _("The token acts as %(username)s, whose role (%(role)s) cannot %(doing)s.")
+            % {
+                "username": membership.user.get_username(),
+                "role": membership.get_role_display(),
+                "doing": doing,
+            },
         )
 
 
@@ -160,7 +165,8 @@ def request_idempotency_key(request: HttpRequest) -> str | None:
         raise ApiProblem(
             400,
             "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters.",
+            _("Idempotency-Key must be 1 to %(limit)s printable ASCII characters.")
+            % {"limit": IDEMPOTENCY_KEY_MAX_CHARS},
             field="Idempotency-Key",
         )
     return key
@@ -210,7 +216,7 @@ def create_once(
         raise ApiProblem(
             422,
             "idempotency_key_reused",
-            "This Idempotency-Key was used with a different request; use a new key.",
+            _("This Idempotency-Key was used with a different request; use a new key."),
             field="Idempotency-Key",
         )
     return existing.run, True
@@ -267,7 +273,7 @@ def create_object_once(
         raise ApiProblem(
             422,
             "idempotency_key_reused",
-            "This Idempotency-Key was used with a different request; use a new key.",
+            _("This Idempotency-Key was used with a different request; use a new key."),
             field="Idempotency-Key",
         )
     found = find(service_key)
@@ -277,7 +283,7 @@ def create_object_once(
         raise ApiProblem(
             422,
             "idempotency_key_reused",
-            "This Idempotency-Key was used before; use a new key.",
+            _("This Idempotency-Key was used before; use a new key."),
             field="Idempotency-Key",
         )
     return found, True

@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -49,12 +51,17 @@ class StrictJsonParser(Parser):
             data = json.loads(request.body)
         except RecursionError:
             raise UnstorableText(
-                f"The body is nested deeper than {MAX_JSON_DEPTH} levels, which cannot be stored."
+                _("The body is nested deeper than %(depth)s levels, which cannot be stored.")
+                % {"depth": MAX_JSON_DEPTH}
             ) from None
         reason, field = unstorable_part(data)
         if reason:
-            where = f"“{field}”" if field else "The body"
-            raise UnstorableText(f"{where} contains {reason}, which cannot be stored.", field)
+            message = (
+                _("“%(field)s” contains %(reason)s, which cannot be stored.")
+                if field
+                else _("The body contains %(reason)s, which cannot be stored.")
+            )
+            raise UnstorableText(message % {"field": field, "reason": reason}, field)
         return data
 
 
@@ -86,7 +93,8 @@ class TokenAuth(HttpBearer):
             raise ApiProblem(
                 429,
                 "rate_limited",
-                f"This token made too many requests; retry in {retry_after} s.",
+                _("This token made too many requests; retry in %(seconds)s s.")
+                % {"seconds": retry_after},
                 headers={"Retry-After": str(retry_after)},
             )
         request.tenant = use.membership.tenant
@@ -175,7 +183,11 @@ def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     audit_refused_before_the_endpoint(request, 413)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return problem_response(
-        request, 413, "body_too_large", f"The body is larger than {limit:,} bytes."
+        request,
+        413,
+        "body_too_large",
+        _("The body is larger than %(limit)s bytes.")
+        % {"limit": number_format(limit, force_grouping=True)},
     )
 
 
@@ -192,7 +204,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400:
         audit_refused_before_the_endpoint(request, 400)
         return problem_response(
-            request, 400, "malformed_json", "The body is not valid JSON (UTF-8)."
+            request, 400, "malformed_json", _("The body is not valid JSON (UTF-8).")
         )
     return problem_response(request, exc.status_code, "http_error", str(exc))
 
@@ -206,17 +218,18 @@ def _invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         names = location[2:] if location[:1] == ["body"] else location[1:]
         field = ".".join(names)
         if error.get("type") == "extra_forbidden":
-            message = "Unknown field."
+            message = _("Unknown field.")
         else:
-            message = str(error.get("msg", "Invalid value."))
+            message = str(error.get("msg", _("Invalid value.")))
         errors.append({"field": field, "in": location[0] if location else "", "message": message})
-    first = errors[0] if errors else {"field": "", "message": "Invalid request."}
+    first = errors[0] if errors else {"field": "", "message": _("Invalid request.")}
     audit_refused_before_the_endpoint(request, 422)
     return problem_response(
         request,
         422,
         "invalid_request",
-        f"{first['field'] or 'The request'}: {first['message']}",
+        _("%(field)s: %(message)s")
+        % {"field": first["field"] or _("The request"), "message": first["message"]},
         field=first["field"] or None,
         errors=errors,
     )
@@ -259,7 +272,7 @@ def _service_invalid(request: HttpRequest, exc: DjangoValidationError) -> HttpRe
 def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     # A service's refusal of this person (say, changing what someone else asked for).
     return problem_response(
-        request, 403, "forbidden", str(exc) or "The token's user may not do this."
+        request, 403, "forbidden", str(exc) or _("The token's user may not do this.")
     )
 
 
@@ -275,4 +288,4 @@ def _duplicate(request: HttpRequest, exc: run_services.ProbableDuplicate) -> Htt
 
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return problem_response(request, 404, "not_found", str(exc) or "Not found.")
+    return problem_response(request, 404, "not_found", str(exc) or _("Not found."))

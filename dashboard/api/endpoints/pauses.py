@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Schema, Status
 from pydantic import Field, StrictBool
 
@@ -110,7 +111,7 @@ def sending_pause(request: HttpRequest, tenant_slug: str, payload: PauseIn):
     """201 with the pause. Queued runs stay queued (held), scheduled fires wait, new triggers
     are refused (409 `paused`); calls already at the vendor finish. 409 `already_paused`, 404
     `connection_not_found`, 422 `invalid` (an empty reason)."""
-    require(request, Permission.APPROVE, "pause sending")
+    require(request, Permission.APPROVE, _("pause sending"))
     use = token_use(request)
     tenant = use.token.tenant
     try:
@@ -136,7 +137,7 @@ def sending_pause(request: HttpRequest, tenant_slug: str, payload: PauseIn):
 def sending_resume(request: HttpRequest, tenant_slug: str, payload: ResumeIn):
     """200 with the closed pause and how many held runs were sent on or cancelled. 409
     `not_paused`, 404 `connection_not_found`."""
-    require(request, Permission.APPROVE, "resume sending")
+    require(request, Permission.APPROVE, _("resume sending"))
     use = token_use(request)
     tenant = use.token.tenant
     try:

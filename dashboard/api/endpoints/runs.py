@@ -8,6 +8,7 @@ from typing import Annotated
 from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Query, Status
 
 from dashboard.api import schemas
@@ -84,7 +85,7 @@ def run_list(
 ):
     """`before` is the `next_cursor` of the previous page (a run id): the page holds the runs
     created before that run, so runs added meanwhile never shift a page."""
-    require(request, Permission.VIEW, "see runs")
+    require(request, Permission.VIEW, _("see runs"))
     tenant = token_use(request).token.tenant
     filters: run_selectors.RunFilters = {}
     if state:
@@ -159,7 +160,7 @@ def run_get(
 ):
     """With `wait=N` (at most 30), answers when the run has ended or needs a person (awaiting
     approval, an outcome a person must settle), or after N seconds, whichever comes first."""
-    require(request, Permission.VIEW, "see runs")
+    require(request, Permission.VIEW, _("see runs"))
     tenant = token_use(request).token.tenant
     run = run_selectors.run_get(tenant=tenant, run_id=run_id)
     deadline = time.monotonic() + min(wait, settings.API_WAIT_MAX_SECONDS)
@@ -179,14 +180,14 @@ def run_get(
 def run_approve(
     request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.ApproveIn
 ):
-    require(request, Permission.APPROVE, "approve runs")
+    require(request, Permission.APPROVE, _("approve runs"))
     use = token_use(request)
     run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)
     if run.requested_by_id is not None and run.requested_by_id == use.membership.user_id:
         raise ApiProblem(
             403,
             "four_eyes",
-            "The token's person requested this run: another operator must approve it.",
+            _("The token's person requested this run: another operator must approve it."),
         )
     run = run_services.run_approve(
         actor=use.actor(client_ip(request)),
@@ -206,7 +207,7 @@ def run_approve(
 )
 @acting("run_reject")
 def run_reject(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload: schemas.RejectIn):
-    require(request, Permission.APPROVE, "reject runs")
+    require(request, Permission.APPROVE, _("reject runs"))
     use = token_use(request)
     run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)
     run = run_services.run_reject(

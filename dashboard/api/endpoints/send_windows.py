@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Schema, Status
 from pydantic import Field, StrictInt
 
@@ -105,7 +106,7 @@ def send_window_set(request: HttpRequest, tenant_slug: str, connection: str, pay
     """200 with the new rules; all or nothing. 422 `invalid` naming the field (`end`: an empty
     window; `weekdays`: none; `blackouts`: a bad date, by its position), 404
     `connection_not_found`, 403 for a marketer or auditor."""
-    require(request, Permission.APPROVE, "change a send window")
+    require(request, Permission.APPROVE, _("change a send window"))
     use = token_use(request)
     found = _connection(use.token.tenant, connection)
     window = payload.window

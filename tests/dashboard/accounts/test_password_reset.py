@@ -40,7 +40,7 @@ def reset_emails_sent_at_once(monkeypatch):
     is called directly (Celery's eager mode would run the worker's task_postrun hook, which
     closes the test's database connection)."""
     task = tasks.send_password_reset_email
-    monkeypatch.setattr(task, "delay", lambda user_id: task(user_id))
+    monkeypatch.setattr(task, "delay", lambda user_id, language="": task(user_id, language))
 
 
 def post(email: str, *, address: str = "10.0.0.5", **headers):
@@ -111,7 +111,11 @@ def test_the_request_sends_no_email_itself_and_enqueues_one_task_per_account(mon
     lena_ops = UserFactory(username="lena-ops", email="Lena@Example.com")
     UserFactory(username="other", email="other@example.com")
     enqueued: list[int] = []
-    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+    monkeypatch.setattr(
+        tasks.send_password_reset_email,
+        "delay",
+        lambda user_id, language="": enqueued.append(user_id),
+    )
 
     with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
         response = post("lena@example.com")
@@ -136,7 +140,11 @@ def test_the_request_sends_no_email_itself_and_enqueues_one_task_per_account(mon
 def test_an_unknown_address_enqueues_nothing_and_gets_the_same_page(monkeypatch):
     UserFactory(username="lena", email="lena@example.com")
     enqueued: list[int] = []
-    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+    monkeypatch.setattr(
+        tasks.send_password_reset_email,
+        "delay",
+        lambda user_id, language="": enqueued.append(user_id),
+    )
     with TestCase.captureOnCommitCallbacks(execute=True):
         unknown = post("nobody@example.com")
     assert enqueued == [] and mail.outbox == []
@@ -151,7 +159,11 @@ def test_the_task_rechecks_the_account_and_makes_the_token_when_it_sends(monkeyp
     lena = UserFactory(username="lena", email="lena@example.com")
     gone = UserFactory(username="gone", email="gone@example.com")
     enqueued: list[int] = []
-    monkeypatch.setattr(tasks.send_password_reset_email, "delay", enqueued.append)
+    monkeypatch.setattr(
+        tasks.send_password_reset_email,
+        "delay",
+        lambda user_id, language="": enqueued.append(user_id),
+    )
     for email in ("lena@example.com", "gone@example.com"):
         with TestCase.captureOnCommitCallbacks(execute=True):
             post(email)

@@ -68,7 +68,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     try:
         schema = schemathesis.openapi.from_wsgi("/api/v1/schema", WSGIHandler())
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 21  # every endpoint, the send windows and approval policies too
+        assert len(operations) == 23  # every endpoint: send windows, approval policies, preferences
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 run_operation(operation, mode, client.secret, checks)
