@@ -213,6 +213,18 @@ class Run(models.Model):
         except Exception:
             return self.get_operation_display() or self.operation
 
+    @property
+    def failure_text(self) -> str:
+        """The failure message in the reader's language where TriggerDesk wrote it itself: a
+        rejection is recorded as "Rejected by <who>: <comment>" (services.run_reject); the
+        vendors' words and the rest stay as they were recorded."""
+        prefix = "Rejected by "
+        if self.failure_code == "rejected_by_approver" and self.failure_message.startswith(prefix):
+            return gettext("Rejected by %(who_and_comment)s") % {
+                "who_and_comment": self.failure_message.removeprefix(prefix)
+            }
+        return self.failure_message
+
     def state_in_words(self) -> str:
         """Where the run stands, as the end of a sentence starting "This run …" (a refusal
         shown to a person whose page is out of date)."""

@@ -171,7 +171,7 @@ def test_each_approver_reads_the_mail_in_their_own_language(
     by_address = {message.to[0]: message for message in mail.outbox}
     russian, english = by_address["oscar@example.com"], by_address["ada@example.com"]
     assert russian.subject == f"Нужно одобрение: запуск №{run.pk}, {run.name}"
-    assert f"mia запросил(а) запуск №{run.pk} в пространстве" in russian.body  # noqa: RUF001
+    assert f"mia запросил(а) запуск №{run.pk} в пространстве" in russian.body
     assert "Перед отправкой нужно одобрение второго человека." in russian.body
     assert english.subject == f"Approval needed: run #{run.pk}, {run.name}"
     assert "It needs a second person's approval" in english.body
