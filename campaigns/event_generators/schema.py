@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
@@ -413,9 +413,9 @@ def context_errors(schema: dict[str, Any], context: Any) -> dict[str, list[str]]
                 if missing not in error.instance:
                     target = _nearest(fields, (*path, missing))
                     message = (
-                        "This field is required."
+                        gettext("This field is required.")
                         if target == field_name((*path, missing))
-                        else f"{missing!r} is required."
+                        else gettext("%(name)s is required.") % {"name": repr(missing)}
                     )
                     if message not in errors.setdefault(target, []):
                         errors[target].append(message)
@@ -438,13 +438,13 @@ def _nearest(fields: dict[tuple[str, ...], FormField], path: tuple[str, ...]) ->
 
 
 TYPE_WORDS = {
-    "integer": "a whole number",
-    "number": "a number",
-    "string": "a text",
-    "boolean": "yes or no",
-    "object": "an object",
-    "array": "a list",
-    "null": "empty (null)",
+    "integer": gettext_lazy("a whole number"),
+    "number": gettext_lazy("a number"),
+    "string": gettext_lazy("a text"),
+    "boolean": gettext_lazy("yes or no"),
+    "object": gettext_lazy("an object"),
+    "array": gettext_lazy("a list"),
+    "null": gettext_lazy("empty (null)"),
 }
 
 
@@ -454,17 +454,18 @@ def _message(error: JsonSchemaError, form_field: FormField | None) -> str:
     if error.validator == "type":
         expected = error.validator_value
         names = expected if isinstance(expected, list) else [expected]
-        return (
-            prefix + "Expected " + " or ".join(TYPE_WORDS.get(name, name) for name in names) + "."
-        )
+        kinds = gettext(" or ").join(str(TYPE_WORDS.get(name, name)) for name in names)
+        return prefix + gettext("Expected %(kinds)s.") % {"kinds": kinds}
     if error.validator == "format":
         if error.validator_value == "date-time":
-            return prefix + "Not a date and time with a time zone (e.g. 2026-02-05T20:00:00Z)."
+            return prefix + gettext(
+                "Not a date and time with a time zone (e.g. 2026-02-05T20:00:00Z)."
+            )
         if error.validator_value in ("uri", "url", "iri"):
-            return prefix + "Not an absolute URL (e.g. https://example.com/event/abc123)."
-        return prefix + f"Not a valid {error.validator_value}."
+            return prefix + gettext("Not an absolute URL (e.g. https://example.com/event/abc123).")
+        return prefix + gettext("Not a valid %(format)s.") % {"format": error.validator_value}
     if error.validator in ("enum", "const"):
-        return prefix + "Choose one of the listed values."
+        return prefix + gettext("Choose one of the listed values.")
     if error.validator == "additionalProperties":
         return prefix + error.message
     return prefix + error.message
