@@ -28,7 +28,7 @@ def trigger_list(*, tenant: Tenant) -> QuerySet[AltcraftTrigger]:
 def trigger_get(*, tenant: Tenant, trigger_pk: int) -> AltcraftTrigger:
     found = trigger_list(tenant=tenant).filter(pk=trigger_pk).first()
     if found is None:
-        raise Http404("No such trigger campaign.")
+        raise Http404(gettext("No such trigger campaign."))
     return found
 
 
@@ -58,14 +58,14 @@ def launch_get(*, tenant: Tenant, launch_pk: int) -> AltcraftLaunch:
         .first()
     )
     if found is None:
-        raise Http404("No such launch.")
+        raise Http404(gettext("No such launch."))
     return found
 
 
 def chunk_get(*, launch: AltcraftLaunch, number: int) -> AltcraftChunk:
     found = launch.chunks.filter(number=number).first()
     if found is None:
-        raise Http404("No such chunk.")
+        raise Http404(gettext("No such chunk."))
     return found
 
 

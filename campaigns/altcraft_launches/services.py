@@ -24,7 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from campaigns.altcraft_launches import reading, storage
 from campaigns.altcraft_launches.models import (
@@ -45,6 +45,7 @@ from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation
+from dashboard.runs.selectors import count_text
 from dashboard.runs.services import (
     RunActionError,
     connection_secrets,
@@ -74,10 +75,20 @@ class UploadTooLarge(ValidationError):
 
 def too_large_message(size: int | None = None) -> str:
     limit = upload_max_bytes()
-    shown = f" ({size / 1_000_000:,.1f} MB)" if size else ""
+    names = {"limit": f"{limit / 1_000_000:,.0f}", "size": f"{(size or 0) / 1_000_000:,.1f}"}
+    if size:
+        return (
+            gettext(
+                "The file is too large (%(size)s MB): the largest upload is %(limit)s MB. "
+                "Split it into several files."
+            )
+            % names
+        )
     return (
-        f"The file is too large{shown}: the largest upload is {limit / 1_000_000:,.0f} MB. "
-        "Split it into several files."
+        gettext(
+            "The file is too large: the largest upload is %(limit)s MB. Split it into several files."
+        )
+        % names
     )
 
 
@@ -831,13 +842,17 @@ def empty_rows_refusal(launch: AltcraftLaunch) -> str:
     """Why a preview with rows that have no value to send cannot be confirmed as it is."""
     shown = ", ".join(str(row) for row in launch.empty_samples)
     more = ", …" if launch.rows_empty > len(launch.empty_samples) else ""
-    return (
-        f"{launch.rows_empty:,} row{'s' if launch.rows_empty != 1 else ''} "
-        f"(row{'s' if launch.rows_empty != 1 else ''} {shown}{more}) "
-        f"{'have' if launch.rows_empty != 1 else 'has'} no value in the column "
-        f"{launch.column!r}. Choose to skip them, or discard the launch and fill them in. "
-        "Nothing was sent."
-    )
+    return ngettext(
+        "%(count)s row (row %(rows)s) has no value in the column %(column)s. Choose to skip "
+        "it, or discard the launch and fill it in. Nothing was sent.",
+        "%(count)s rows (rows %(rows)s) have no value in the column %(column)s. Choose to skip "
+        "them, or discard the launch and fill them in. Nothing was sent.",
+        launch.rows_empty,
+    ) % {
+        "count": count_text(launch.rows_empty),
+        "rows": shown + more,
+        "column": repr(launch.column),
+    }
 
 
 def launch_confirm(
