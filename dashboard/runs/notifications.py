@@ -151,16 +151,17 @@ def _requester_recipients(run: Run) -> list[tuple[str, int]]:
     return [(email, user.pk)] if email else []
 
 
-def recipient_languages(user_ids: Iterable[int]) -> dict[int, str]:
+def recipient_languages(user_ids: Iterable[int], *, fallback: str) -> dict[int, str]:
     """The language each person reads their mail in: the one they chose on their Preferences
-    page, else the deployment's (LANGUAGE_CODE; a mail has no browser to ask). One query."""
+    page, else `fallback` (the language of the request that caused the mail; the deployment's,
+    LANGUAGE_CODE, in a worker). One query."""
     user_ids = set(user_ids)
     chosen = dict(
         PersonalPreference.objects.filter(user_id__in=user_ids)
         .exclude(language="")
         .values_list("user_id", "language")
     )
-    return {user_id: chosen.get(user_id) or settings.LANGUAGE_CODE for user_id in user_ids}
+    return {user_id: chosen.get(user_id) or fallback for user_id in user_ids}
 
 
 def _what(run: Run) -> str:
@@ -177,11 +178,14 @@ def _send_after_commit(
     compose: Callable[[], tuple[str, str]], recipients: Iterable[tuple[str, int]]
 ) -> None:
     recipients = list(recipients)
+    fallback = translation.get_language() or settings.LANGUAGE_CODE
 
     def send() -> None:
         # One mail per person: no one learns the others' addresses, and each reads it in their
         # own language (composed under that language, whatever the request's or worker's).
-        languages = recipient_languages(user_id for _address, user_id in recipients)
+        languages = recipient_languages(
+            (user_id for _address, user_id in recipients), fallback=fallback
+        )
         for address, user_id in recipients:
             with translation.override(languages[user_id]):
                 subject, body = compose()
