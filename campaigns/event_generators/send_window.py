@@ -45,7 +45,8 @@ def generator_window(generator: EventGenerator) -> rules.Window | None:
 def generator_rules(generator: EventGenerator) -> SendRules:
     """The generator's own window as rules (no blackout dates: those are its connection's)."""
     return SendRules(
-        connection_name=f"event generator {generator.name}", window=generator_window(generator)
+        connection_name=gettext("event generator %(name)s") % {"name": generator.name},
+        window=generator_window(generator),
     )
 
 
