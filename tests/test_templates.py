@@ -46,8 +46,7 @@ def test_the_script_uses_window_confirm_by_its_full_name():
 
 
 FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.DOTALL)
-# A button's words as the English reader sees them: `{% translate "Reject" %}` reads "Reject".
-TRANSLATED = re.compile(r"{%\s*(?:translate|trans)\s+\"([^\"]*)\"\s*%}")
+TRANSLATED = re.compile(r'\{%\s*(?:translate|trans)\s+"([^"]*)"\s*%\}')
 
 # Every irreversible or destructive action (issue: "confirm before every irreversible or
 # destructive action"): the template, the URL name it posts to, the button's words.
@@ -83,7 +82,9 @@ def test_every_destructive_action_asks_first(template, url_name, label):
     for form in FORM.findall(source):
         form_tag = form.split(">", 1)[0]
         for button in re.finditer(r"<button\b([^>]*)>(.*?)</button>", form, re.DOTALL):
-            attributes, words = button.group(1), TRANSLATED.sub(r"\1", button.group(2)).strip()
+            attributes, words = button.group(1), button.group(2).strip()
+            # The button's English words, also when they are translated: {% translate "Revoke" %}.
+            words = TRANSLATED.sub(r"\1", words)
             if words != label:
                 continue
             posts_to = attributes if "formaction=" in attributes else form_tag

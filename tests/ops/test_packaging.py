@@ -46,6 +46,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck():
     assert re.search(r"^HEALTHCHECK .*healthz", text, re.MULTILINE | re.DOTALL)
     build_stage = text.split("AS runtime")[0]
     assert "collectstatic" in build_stage  # static files collected at build time
+    assert "compilemessages" in build_stage  # the translations compiled at build time
     assert "DJANGO_ENV=production" in text
 
 
@@ -65,6 +66,7 @@ def test_dockerignore_is_an_allow_list_without_secrets_or_local_state():
         "batchjobs",
         "templates",
         "static",
+        "locale",
     }
     assert "**/*.key" in lines and "**/.env" in lines
 
