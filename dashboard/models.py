@@ -61,12 +61,20 @@ class Tenant(models.Model):
         return self.name
 
 
+class MembershipSource(models.TextChoices):
+    MANUAL = "manual", "Made by hand"
+    SSO = "sso", "From single sign-on"
+
+
 class Membership(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # "sso": made and kept in step by single sign-on's group mapping (dashboard/sso); "manual":
+    # made by a person, which single sign-on never changes.
+    source = models.CharField(max_length=10, choices=MembershipSource.choices, default="manual")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -302,3 +310,4 @@ from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.preferences.models import PersonalPreference  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
 from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401
+from dashboard.sso.models import SsoGroupMapping, SsoIdentity  # noqa: E402, F401

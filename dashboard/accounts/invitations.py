@@ -30,6 +30,7 @@ from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
@@ -121,6 +122,15 @@ def member_invite(
     can invite again to resend).
     """
     _require_admin(actor, tenant)
+    if not settings.SSO_LOCAL_PASSWORDS:
+        raise ValidationError(
+            gettext(
+                "Local passwords are switched off, so nobody can be invited to set one. People "
+                "join through single sign-on: map their identity-provider group to a role on the "
+                "Single sign-on page."
+            ),
+            code="passwords_off",
+        )
     email = User.objects.normalize_email((email or "").strip())
     try:
         validate_email(email)

@@ -7,15 +7,64 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dashboard.accounts import invitations, password_reset
+from dashboard.sso import configuration as sso
 from dashboard.tenancy.scoping import client_ip
 
 
-class InviteAcceptView(auth_views.PasswordResetConfirmView):
+def passwords_off_page(request) -> HttpResponse:
+    """What a password page answers while local passwords are switched off: a clear refusal
+    (403) with the way in that works."""
+    return render(
+        request,
+        "registration/sso_refused.html",
+        {
+            "message": _(
+                "Local passwords are switched off for this TriggerDesk: sign in with "
+                "%(provider)s instead."
+            )
+            % {"provider": sso.provider_name()},
+            "passwords_off": True,
+        },
+        status=403,
+    )
+
+
+class PasswordsOffMixin:
+    """Refuse the view (any method) while local passwords are switched off."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not sso.local_passwords_enabled():
+            return passwords_off_page(request)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page with the single sign-on button; only the button while local
+    passwords are off (a password POST is then refused)."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if not sso.local_passwords_enabled():
+            return passwords_off_page(request)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs) -> dict:
+        return {
+            **super().get_context_data(**kwargs),
+            "sso_enabled": sso.sso_enabled(),
+            "sso_provider_name": sso.provider_name(),
+            "local_passwords": sso.local_passwords_enabled(),
+        }
+
+
+class InviteAcceptView(PasswordsOffMixin, auth_views.PasswordResetConfirmView):
     """The one-time invitation link: Django's password-reset confirmation with the invitation
     token (its own salt and lifetime). Django moves the token into the session and redirects,
     so it does not linger in the address bar or a Referer header."""
@@ -33,7 +82,7 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
         return response
 
 
-class PasswordChangeView(auth_views.PasswordChangeView):
+class PasswordChangeView(PasswordsOffMixin, auth_views.PasswordChangeView):
     """Change one's own password (the current one is asked first); other sessions of the user
     are logged out, this one stays."""
 
@@ -47,7 +96,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
-class PasswordResetRequestView(auth_views.PasswordResetView):
+class PasswordResetRequestView(PasswordsOffMixin, auth_views.PasswordResetView):
     """The "Forgot your password?" page: ask for a reset link by email. The next page is the same
     whether or not the address has an account (see dashboard.accounts.password_reset)."""
 
@@ -81,14 +130,14 @@ class PasswordResetRequestView(auth_views.PasswordResetView):
         return HttpResponseRedirect(self.get_success_url())
 
 
-class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+class PasswordResetDoneView(PasswordsOffMixin, auth_views.PasswordResetDoneView):
     template_name = "registration/password_reset_done.html"
 
     def get_context_data(self, **kwargs) -> dict:
         return {**super().get_context_data(**kwargs), **_validity()}
 
 
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+class PasswordResetConfirmView(PasswordsOffMixin, auth_views.PasswordResetConfirmView):
     """The link from the reset email: Django's confirmation (the token moves into the session,
     out of the address bar). Setting the password logs this browser in and every other session
     of the account out."""

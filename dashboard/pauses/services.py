@@ -101,7 +101,8 @@ def connection_for_pause(
     found = VendorConnection.objects.filter(tenant=tenant)
     text = str(name_or_id).strip()
     connection = found.filter(name=text).first()
-    if connection is None and text.isdigit() and len(text) < 19:
+    # isascii: "³" is a digit to str.isdigit() but not to int().
+    if connection is None and text.isascii() and text.isdigit() and len(text) < 19:
         connection = found.filter(pk=int(text)).first()
     if connection is None:
         raise ValidationError(

@@ -133,6 +133,28 @@ def production_environment_problems(environ: Mapping[str, str] | None = None) ->
 
     if environ.get("DJANGO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
         problems.append("DJANGO_DEBUG is on: never in production (it shows settings and code).")
+
+    problems += _single_sign_on_problems(environ, value_of)
+    return problems
+
+
+def _single_sign_on_problems(environ: Mapping[str, str], value_of) -> list[str]:
+    """Single sign-on half set up, or its IdP over plain http (tokens in the clear)."""
+    issuer = environ.get("SSO_OIDC_ISSUER", "").strip()
+    client_id = environ.get("SSO_OIDC_CLIENT_ID", "").strip()
+    problems = []
+    if bool(issuer) != bool(client_id):
+        problems.append("Single sign-on needs both SSO_OIDC_ISSUER and SSO_OIDC_CLIENT_ID.")
+    if issuer:
+        if urlsplit(issuer).scheme != "https" or not urlsplit(issuer).hostname:
+            problems.append("SSO_OIDC_ISSUER must be an https:// URL (the IdP's issuer).")
+        if not value_of("SSO_OIDC_CLIENT_SECRET"):
+            problems.append("SSO_OIDC_CLIENT_SECRET is not set (or SSO_OIDC_CLIENT_SECRET_FILE).")
+    local = environ.get("SSO_LOCAL_PASSWORDS", "").strip().lower()
+    if local in ("0", "false", "no", "off") and not (issuer and client_id):
+        problems.append(
+            "SSO_LOCAL_PASSWORDS is off but single sign-on is not set up: nobody could log in."
+        )
     return problems
 
 

@@ -132,7 +132,12 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # Refuses every password while local passwords are switched off (SSO_LOCAL_PASSWORDS=off),
+    # before ModelBackend (and /admin/'s login) can accept one.
+    "dashboard.sso.backends.LocalPasswordGate",
     "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on (OpenID Connect, mozilla-django-oidc): only the callback's request uses it.
+    "dashboard.sso.backends.SingleSignOnBackend",
 ]
 
 ROOT_URLCONF = "dashboard.project.urls"
@@ -204,6 +209,19 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
+
+# Single sign-on with OpenID Connect (dashboard/sso, docs/security.md). On when an issuer and a
+# client id are set; the endpoints and keys come from the issuer's discovery document.
+SSO_OIDC_ISSUER = env_str("SSO_OIDC_ISSUER").rstrip("/")
+SSO_OIDC_CLIENT_ID = env_str("SSO_OIDC_CLIENT_ID")
+SSO_OIDC_CLIENT_SECRET = env_str("SSO_OIDC_CLIENT_SECRET")
+# offline_access asks for the refresh token the `sso_sync` command uses.
+SSO_OIDC_SCOPES = env_str("SSO_OIDC_SCOPES", "openid email profile groups offline_access")
+SSO_GROUPS_CLAIM = env_str("SSO_GROUPS_CLAIM", "groups")
+SSO_PROVIDER_NAME = env_str("SSO_PROVIDER_NAME", "your company account")
+SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 10)
+# Off: only single sign-on; password login, password reset and invitations by password refuse.
+SSO_LOCAL_PASSWORDS = env_bool("SSO_LOCAL_PASSWORDS", True)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 

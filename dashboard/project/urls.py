@@ -12,6 +12,7 @@ from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
 from dashboard.send_windows import views as send_window_views
+from dashboard.sso import views as sso_views
 from dashboard.tenancy import views
 
 CATALOGUE_LOADED_AT = datetime.now(UTC).replace(microsecond=0)
@@ -63,6 +64,9 @@ tenant_patterns = [
         policy_views.policy_delete,
         name="approval_policy_delete",
     ),
+    path("sso/", sso_views.mapping_page, name="sso_mapping_page"),
+    path("sso/map/", sso_views.mapping_set, name="sso_mapping_set"),
+    path("sso/unmap/", sso_views.mapping_remove, name="sso_mapping_remove"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("campaigns/", include("campaigns.urls")),
@@ -76,7 +80,9 @@ handler500 = "dashboard.project.errors.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", account_views.LoginView.as_view(), name="login"),
+    path("login/sso/", sso_views.SingleSignOnStartView.as_view(), name="sso_login"),
+    path("login/sso/callback/", sso_views.sso_callback, name="sso_callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
     path(

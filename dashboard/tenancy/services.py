@@ -27,6 +27,7 @@ from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
     Membership,
+    MembershipSource,
     OptimoveKeyRole,
     Role,
     Tenant,
@@ -34,6 +35,7 @@ from dashboard.models import (
     VendorKind,
 )
 from dashboard.runs.operations import ConnectionCheck, connection_check_for
+from dashboard.sso.models import SsoIdentity
 from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import (
     CredentialDecryptionError,
@@ -162,14 +164,22 @@ def membership_change_role(*, actor: Actor, membership: Membership, role: str) -
         if old_role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
             raise ValidationError({"role": _("A tenant must keep at least one admin.")})
         membership.role = role
-        membership.save(update_fields=["role"])
+        # A role set by hand is the person's choice from now on: single sign-on leaves it alone.
+        from_sso = membership.source == MembershipSource.SSO
+        membership.source = MembershipSource.MANUAL
+        membership.save(update_fields=["role", "source"])
         record_audit_event(
             actor=actor,
             tenant=membership.tenant,
             action="member.role_changed",
             object_type="membership",
             object_id=membership.pk,
-            summary={"user": membership.user.get_username(), "from": old_role, "to": role},
+            summary={
+                "user": membership.user.get_username(),
+                "from": old_role,
+                "to": role,
+                **({"was_from_sso": True} if from_sso else {}),
+            },
         )
     return membership
 
@@ -502,6 +512,10 @@ class KeyRotation:
 
     secrets: int = 0
     webhook_secrets: int = 0
+    # Single sign-on refresh tokens re-encrypted, and those no key fitted (dropped: the person's
+    # next login stores a new one; until then sso_sync skips them).
+    sso_refresh: int = 0
+    sso_refresh_dropped: int = 0
     files: int = 0
     files_current: int = 0
     files_gone: int = 0
@@ -514,6 +528,8 @@ class KeyRotation:
         return {
             "connection_credentials": self.secrets,
             "webhooks": self.webhook_secrets,
+            "sso_refresh": self.sso_refresh,
+            "sso_refresh_dropped": self.sso_refresh_dropped,
             "files_reencrypted": self.files,
             "files_already_current": self.files_current,
             "files_gone": self.files_gone,
@@ -524,7 +540,8 @@ class KeyRotation:
 
 def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
     """Re-encrypt everything stored under CREDENTIALS_KEYS under its newest (first) key: the
-    vendor connections' secrets, the webhooks' signing secrets and the stored Altcraft files.
+    vendor connections' secrets, the webhooks' signing secrets, the single sign-on refresh tokens
+    and the stored Altcraft files.
 
     1. Every secret in the database is checked against the keys first: one that no key fits
        raises CredentialDecryptionError before anything, file or row, is changed.
@@ -554,6 +571,17 @@ def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
             webhook.encrypted_secret = reencrypt_secret(webhook.encrypted_secret)
             webhook.save(update_fields=["encrypted_secret"])
             rotation.webhook_secrets += 1
+        identities = SsoIdentity.objects.select_for_update().exclude(encrypted_refresh_token="")
+        for identity in identities.order_by("pk"):
+            try:
+                identity.encrypted_refresh_token = reencrypt_secret(
+                    identity.encrypted_refresh_token
+                )
+                rotation.sso_refresh += 1
+            except CredentialDecryptionError:
+                identity.encrypted_refresh_token = ""
+                rotation.sso_refresh_dropped += 1
+            identity.save(update_fields=["encrypted_refresh_token"])
         record_audit_event(
             actor=actor,
             action="credentials.key_rotated",

@@ -255,6 +255,7 @@ def every_page(data) -> list[str]:
         f"{slug}/settings/",
         f"{slug}/approval-policies/",
         f"{slug}/approval-policies/{data['policy'].pk}/",
+        f"{slug}/sso/",
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
         "/api/v1/docs",

@@ -10,11 +10,27 @@ name. Errors are problem+json (see problems.py).
 # order), add their endpoints to the one router (the OpenAPI document lists paths in the order
 # they were added), then the router joins the API.
 from dashboard import plugins
-from dashboard.api.endpoints import approval_policies, pauses, preferences, runs, send_windows
+from dashboard.api.endpoints import (
+    approval_policies,
+    pauses,
+    preferences,
+    runs,
+    send_windows,
+    sso_groups,
+)
 from dashboard.api.endpoints.common import router, run_out
 from dashboard.api.endpoints.ninja_api import api
 
 plugins.contributed_modules("api_modules")
 api.add_router("/", router)
 
-__all__ = ["api", "approval_policies", "pauses", "preferences", "run_out", "runs", "send_windows"]
+__all__ = [
+    "api",
+    "approval_policies",
+    "pauses",
+    "preferences",
+    "run_out",
+    "runs",
+    "send_windows",
+    "sso_groups",
+]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.management import CommandError, call_command, get_commands
 
+from dashboard.audit.trail import Actor
 from dashboard.models import AuditEvent, Tenant
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -205,6 +206,51 @@ def _test_connection(world):
         call_command("test_connection", "acme", "Daily", "--as", "ada", stdout=io.StringIO())
 
 
+def _sso_sync(world):
+    # A person who signed in with SSO (their identity and refresh token as a login leaves them),
+    # then taken out of their group at the local provider: the sync removes their role.
+    from django.test import override_settings
+
+    from dashboard.models import Role
+    from dashboard.sso import configuration
+    from dashboard.sso.models import SsoGroupMapping, SsoIdentity
+    from dashboard.sso.services import apply_roles
+    from dashboard.tenancy.crypto import encrypt_secret
+    from tests.dashboard.sso.provider import CLIENT_ID, CLIENT_SECRET, Provider
+    from tests.factories import UserFactory
+
+    provider = Provider().start()
+    try:
+        SsoGroupMapping.objects.create(
+            tenant=world["team"].tenant,
+            group="ops",
+            role=Role.OPERATOR,
+            created_by_label="ada",
+            created_at="2026-01-01T00:00Z",
+        )
+        user = UserFactory(username="sam", email="sam@example.com")
+        provider.add("sam", email="sam@example.com", groups=[])
+        provider.refresh_tokens["refresh-sam"] = "sam"
+        SsoIdentity.objects.create(
+            user=user,
+            issuer=provider.issuer,
+            subject="sub-sam",
+            encrypted_refresh_token=encrypt_secret("refresh-sam"),
+        )
+        apply_roles(user=user, groups=["ops"], actor=Actor(user=user))
+        world["since"] = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+        with override_settings(
+            SSO_OIDC_ISSUER=provider.issuer,
+            SSO_OIDC_CLIENT_ID=CLIENT_ID,
+            SSO_OIDC_CLIENT_SECRET=CLIENT_SECRET,
+        ):
+            configuration.forget_discovery()
+            call_command("sso_sync", stdout=io.StringIO())
+    finally:
+        configuration.forget_discovery()
+        provider.stop()
+
+
 def _resume_sending(world):
     call_command(
         "pause_sending", "acme", "--reason", "Wrong audience", "--as", "oscar", stdout=io.StringIO()
@@ -227,6 +273,20 @@ CASES: dict[str, Case] = {
         acting_as="oscar",
     ),
     "resume_sending": Case(_resume_sending, acting_as="oscar"),
+    "sso_group_mapping": Case(
+        lambda world: call_command(
+            "sso_group_mapping",
+            "acme",
+            "set",
+            "ops",
+            "operator",
+            "--as",
+            "ada",
+            stdout=io.StringIO(),
+        ),
+        acting_as="ada",
+    ),
+    "sso_sync": Case(_sso_sync),
     "send_window": Case(
         lambda world: call_command(
             "send_window",

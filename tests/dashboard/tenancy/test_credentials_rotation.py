@@ -144,6 +144,15 @@ def test_after_rotation_the_old_key_can_go_and_everything_still_reads(
         finished_at=utc_now(),
     )
     (notification_id,) = webhooks.webhooks_dispatch()
+    from dashboard.sso.models import SsoIdentity
+    from dashboard.tenancy.crypto import decrypt_secret, encrypt_secret
+
+    identity = SsoIdentity.objects.create(
+        user=team.operator.user,
+        issuer="http://127.0.0.1:9",
+        subject="sub-oscar",
+        encrypted_refresh_token=encrypt_secret("sso-refresh-token-value"),
+    )
     launch = stored_launch(team)
     # Stored on disk but not (yet) recorded by any launch: an upload between its request and
     # launch_create. It must be re-encrypted too.
@@ -162,6 +171,8 @@ def test_after_rotation_the_old_key_can_go_and_everything_still_reads(
 
     settings.CREDENTIALS_KEYS = [key]  # the old key is gone
     assert connection_secrets(connection) == {"api_key": CONNECTION_SECRET}
+    identity.refresh_from_db()
+    assert decrypt_secret(identity.encrypted_refresh_token) == "sso-refresh-token-value"
     session = CapturingSession()
     outcome = webhooks.webhook_deliver(notification_id=notification_id, session=session)
     assert outcome == "delivered"
@@ -188,6 +199,8 @@ def test_after_rotation_the_old_key_can_go_and_everything_still_reads(
     assert row.summary == {
         "connection_credentials": 3,
         "webhooks": 1,
+        "sso_refresh": 1,
+        "sso_refresh_dropped": 0,
         "files_reencrypted": 3,
         "files_already_current": 0,
         "files_gone": 0,

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0014_approval_policies"),
+        ("dashboard", "0015_sso_single_sign_on"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
