@@ -12,6 +12,10 @@ SANDBOX_PORT ?= 8100
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/triggerdesk
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
+# The suite runs in two pytest-xdist workers (one per core), a test file per worker at a time:
+# much of its time is spent waiting on live workers, browsers and vendors' answers. Each worker
+# has its own test database (pytest-django) and Redis database (test_settings.py).
+TEST_WORKERS ?= 2
 
 # A Python >= 3.12 (Django 6 needs it): on PATH first, then under pyenv.
 define find_python
@@ -94,7 +98,7 @@ chromium:
 
 .PHONY: test
 test: install services chromium lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff for style and format; import-linter for the layers (pyproject.toml's contracts).
 .PHONY: lint

@@ -32,5 +32,9 @@ class CampaignsConfig(AppConfig):
     # Called with (connection_id, operation, now) before the engine sends a connection's queued
     # runs: an event generator's own send window holds its runs (dashboard/send_windows).
     send_holds = ("campaigns.event_generators.send_window.hold_generator_runs",)
+    # Kinds of approval request a mailed one-time link can decide (dashboard/approval_links).
+    approval_link_subjects = {
+        "altcraft_launch": "campaigns.altcraft_launches.approval_links.LAUNCH_SUBJECT"
+    }
     # run_settle --<name> VALUE: the run that VALUE names.
     run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}

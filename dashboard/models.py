@@ -305,7 +305,9 @@ class AuditVerification(models.Model):
         return f"{self.chain} {'ok' if self.ok else 'FAILED'} at {self.verified_at:%Y-%m-%d %H:%M}"
 
 
+from dashboard.approval_links.models import ApprovalLink  # noqa: E402, F401
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
+from dashboard.chat_webhooks.models import ChatWebhook  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.preferences.models import PersonalPreference  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext, ngettext
 
-from campaigns.altcraft_launches import reading, storage
+from campaigns.altcraft_launches import notifications, reading, storage
 from campaigns.altcraft_launches.models import (
     MATCHING_CHOICES,
     UNSENT_STATES,
@@ -913,7 +913,9 @@ def launch_confirm(
                 "empty_rows_skipped": locked.rows_empty,
             },
         )
-        if not needs_approval:
+        if needs_approval:
+            notifications.launch_approval_needed(launch=locked)
+        else:
             _submit_chunks(actor, locked)
     return locked
 
@@ -1007,6 +1009,9 @@ def launch_approve(
             },
         )
         _submit_chunks(actor, locked)
+        notifications.launch_decided(
+            launch=locked, approved=True, decided_by=actor.display, comment=comment[:500]
+        )
     return locked
 
 
@@ -1054,6 +1059,10 @@ def _close_unsent(
         locked.state = state
         locked.files_deleted_at = utc_now()
         locked.save()
+        if state == LaunchState.REJECTED:
+            notifications.launch_decided(
+                launch=locked, approved=False, decided_by=actor.display, comment=comment[:500]
+            )
         record_audit_event(
             actor=actor,
             tenant=locked.tenant,
@@ -1196,6 +1205,8 @@ def launches_expire() -> int:
             locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
             if locked.files_deleted_at is not None:
                 continue
+            if locked.state == LaunchState.AWAITING_APPROVAL:
+                notifications.launch_expired(launch=locked)
             if locked.state in UNSENT_STATES:
                 locked.state = LaunchState.DISCARDED
             locked.files_deleted_at = now

@@ -10,7 +10,9 @@ app = Celery("triggerdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # The core keeps each domain's tasks beside it (dashboard/runs/tasks.py, accounts/, audit/).
-app.autodiscover_tasks(["dashboard.runs", "dashboard.accounts", "dashboard.audit"])
+app.autodiscover_tasks(
+    ["dashboard.runs", "dashboard.accounts", "dashboard.audit", "dashboard.chat_webhooks"]
+)
 
 # Each worker beats in Redis for /readyz and the container health check (dashboard/observability/heartbeat.py),
 # and logs as the web does, with the run and request in every line (dashboard/observability).

@@ -356,6 +356,8 @@ CELERY_TASK_ROUTES = {
     "altcraft.expire_uploads": {"queue": "poll"},
     # Housekeeping, never in a send's way (dashboard/accounts/password_reset.py).
     "auth.password_reset_email": {"queue": "poll"},
+    # Approval news for a tenant's chat (dashboard/chat_webhooks): a courtesy, never urgent.
+    "chat_webhooks.post": {"queue": "poll"},
     # Reading an upload takes seconds to a minute: never in front of a send.
     "altcraft.prepare_launch": {"queue": "poll"},
 }

@@ -5,8 +5,20 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triggerdesk")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from dashboard.project.settings import *
-from dashboard.project.settings import database_from_url
+# Under pytest-xdist each worker gets its own Redis database (the given one, then the ones
+# below it): the tests empty theirs. The marker keeps a worker's child processes (live Celery
+# workers of the end-to-end tests inherit the environment) on their parent's database.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker.startswith("gw") and not os.environ.get("TRIGGERDESK_TEST_REDIS_ASSIGNED"):
+    _base, _, _database = os.environ["REDIS_URL"].rpartition("/")
+    _number = int(_database or 0) - int(_xdist_worker[2:])
+    if _number < 0:
+        raise ValueError(f"REDIS_URL's database is too low for xdist worker {_xdist_worker}")
+    os.environ["REDIS_URL"] = f"{_base}/{_number}"
+    os.environ["TRIGGERDESK_TEST_REDIS_ASSIGNED"] = "1"
+
+from dashboard.project.settings import *  # noqa: E402 (after the Redis choice above)
+from dashboard.project.settings import database_from_url  # noqa: E402
 
 DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
 DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -7,7 +7,9 @@ from django.views.decorators.http import last_modified
 from django.views.i18n import JavaScriptCatalog
 
 from dashboard.accounts import views as account_views
+from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
+from dashboard.chat_webhooks import views as chat_webhook_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
@@ -44,6 +46,9 @@ tenant_patterns = [
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("settings/chat/", chat_webhook_views.chat_webhooks_page, name="chat_webhooks_page"),
+    path("settings/chat/save/", chat_webhook_views.chat_webhooks_save, name="chat_webhooks_save"),
+    path("settings/chat/test/", chat_webhook_views.chat_webhooks_test, name="chat_webhooks_test"),
     path("pause/", pause_views.sending_pause_page, name="sending_pause_page"),
     path("pause/new/", pause_views.sending_pause, name="sending_pause"),
     path("pause/resume/", pause_views.sending_resume, name="sending_resume"),
@@ -83,6 +88,11 @@ urlpatterns = [
     path("login/", account_views.LoginView.as_view(), name="login"),
     path("login/sso/", sso_views.SingleSignOnStartView.as_view(), name="sso_login"),
     path("login/sso/callback/", sso_views.sso_callback, name="sso_callback"),
+    path(
+        "approval-links/<str:token>/",
+        approval_link_views.approval_link,
+        name="approval_link",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
     path(

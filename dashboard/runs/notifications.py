@@ -6,6 +6,10 @@ Mails leave after the transaction that made the change commits (`transaction.on_
 rolled-back change tells nobody, and a mail server that is down never undoes or blocks a run: the
 failure is logged and the run page still says everything. Mails carry what a person needs to
 decide and a link; never parameters' secrets (runs hold none) nor anything from a vendor answer.
+
+Each approver's mail also carries their own one-time approval link (dashboard/approval_links),
+and the same news goes to the tenant's chat webhooks (dashboard/chat_webhooks) with a link to
+the run's page, never a one-time token.
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 
-from dashboard.models import ROLE_PERMISSIONS, Permission
+from dashboard.approval_links.mail import link_text
+from dashboard.approval_links.services import approval_links_issue
+from dashboard.chat_webhooks.services import ChatNews, chat_announce
+from dashboard.clock import utc_now
+from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
 from dashboard.preferences.models import PersonalPreference
 from dashboard.runs.models import Run
 from dashboard.runs.selectors import run_description
@@ -32,8 +41,10 @@ APPROVER_ROLES = [role for role, perms in ROLE_PERMISSIONS.items() if Permission
 
 
 def approval_needed(*, run: Run) -> None:
-    """Tell the tenant's approvers (all but the requester) that `run` waits for one of them."""
-    recipients = _approver_recipients(run)
+    """Tell the tenant's approvers (all but the requester) that `run` waits for one of them,
+    each with their own one-time approval link, and the tenant's chat."""
+    _chat(run, "requested", who=run.requested_by_label or "Someone")
+    recipients = _approvers(run)
     if not recipients:
         return
 
@@ -71,11 +82,21 @@ def approval_needed(*, run: Run) -> None:
         )
         return subject, body
 
-    _send_after_commit(compose, recipients)
+    # The links are made in the run's transaction: a rolled-back request leaves none behind.
+    tokens = approval_links_issue(
+        tenant=run.tenant,
+        subject_type="run",
+        subject_id=run.pk,
+        recipient_ids=[user_id for user_id, _address in recipients],
+        expires_at=run.approval_expires_at or utc_now(),
+    )
+    _send_after_commit(compose, recipients, link=lambda user_id: link_text(tokens[user_id]))
 
 
 def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str = "") -> None:
-    """Tell the requester that `run` was approved (and is being sent) or rejected."""
+    """Tell the requester (and the tenant's chat) that `run` was approved (and is being sent)
+    or rejected."""
+    _chat(run, "approved" if approved else "rejected", who=decided_by, comment=comment)
     recipients = _requester_recipients(run)
     if not recipients:
         return
@@ -102,7 +123,8 @@ def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str =
 
 
 def request_expired(*, run: Run) -> None:
-    """Tell the requester that nobody approved `run` in time."""
+    """Tell the requester (and the tenant's chat) that nobody approved `run` in time."""
+    _chat(run, "expired")
     recipients = _requester_recipients(run)
     if not recipients:
         return
@@ -128,27 +150,42 @@ def request_expired(*, run: Run) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _approver_recipients(run: Run) -> list[tuple[str, int]]:
-    users = (
-        get_user_model()
-        .objects.filter(
-            memberships__tenant_id=run.tenant_id,
-            memberships__role__in=APPROVER_ROLES,
-            is_active=True,
-        )
-        .exclude(pk=run.requested_by_id)
-        .exclude(email="")
-        .distinct()
+def _approvers(run: Run) -> list[tuple[int, str]]:
+    """(user id, address) of each approver who gets the mail, by address."""
+    members = (
+        Membership.objects.filter(tenant_id=run.tenant_id, role__in=APPROVER_ROLES)
+        .exclude(user_id=run.requested_by_id)
+        .filter(user__is_active=True)
+        .exclude(user__email="")
+        .values_list("user_id", "user__email")
     )
-    return sorted({user.email: user.pk for user in users}.items())
+    return sorted(set(members), key=lambda member: (member[1], member[0]))
 
 
-def _requester_recipients(run: Run) -> list[tuple[str, int]]:
+def _chat(run: Run, event: str, *, who: str = "", comment: str = "") -> None:
+    chat_announce(
+        tenant=run.tenant,
+        news=ChatNews(
+            event=event,
+            tenant=run.tenant.name,
+            title=_("Run #%(number)s: %(name)s") % {"number": run.pk, "name": run.name},
+            what=run_description(run),
+            who=who,
+            reasons=[str(reason) for reason in run.approval_reasons or []]
+            if event == "requested"
+            else [],
+            comment=comment,
+            link=_run_url(run),
+        ),
+    )
+
+
+def _requester_recipients(run: Run) -> list[tuple[int, str]]:
     if run.requested_by_id is None:
         return []
     user = get_user_model().objects.filter(pk=run.requested_by_id, is_active=True).first()
     email = getattr(user, "email", "") if user is not None else ""
-    return [(email, user.pk)] if email else []
+    return [(user.pk, email)] if email else []
 
 
 def recipient_languages(user_ids: Iterable[int], *, fallback: str) -> dict[int, str]:
@@ -175,20 +212,27 @@ def _run_url(run: Run) -> str:
 
 
 def _send_after_commit(
-    compose: Callable[[], tuple[str, str]], recipients: Iterable[tuple[str, int]]
+    compose: Callable[[], tuple[str, str]],
+    recipients: Iterable[tuple[int, str]],
+    *,
+    link: Callable[[int], str] | None = None,
 ) -> None:
+    """After the commit, send each recipient (user id, address) the mail `compose` writes, in
+    their own language, with their own `link` text (an approver's one-time link) at its end."""
     recipients = list(recipients)
     fallback = translation.get_language() or settings.LANGUAGE_CODE
 
     def send() -> None:
-        # One mail per person: no one learns the others' addresses, and each reads it in their
-        # own language (composed under that language, whatever the request's or worker's).
+        # One mail per person: no one learns the others' addresses (nor their links), and each
+        # reads it in their own language, whatever the request's or the worker's.
         languages = recipient_languages(
-            (user_id for _address, user_id in recipients), fallback=fallback
+            (user_id for user_id, _address in recipients), fallback=fallback
         )
-        for address, user_id in recipients:
+        for user_id, address in recipients:
             with translation.override(languages[user_id]):
                 subject, body = compose()
+                if link is not None:
+                    body += link(user_id)
             try:
                 send_mail(subject, body, None, [address])
             except Exception as error:  # a mail server's trouble must not fail the run's commit

@@ -22,6 +22,7 @@ from dashboard import plugins
 from dashboard.accounts.lockout import locked_everywhere
 from dashboard.api.models import Webhook
 from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
+from dashboard.chat_webhooks.models import ChatWebhook
 from dashboard.input_checks import nested_unstorable_reason
 from dashboard.models import (
     SECRET_FIELDS,
@@ -516,6 +517,7 @@ class KeyRotation:
     # next login stores a new one; until then sso_sync skips them).
     sso_refresh: int = 0
     sso_refresh_dropped: int = 0
+    chat_webhook_urls: int = 0
     files: int = 0
     files_current: int = 0
     files_gone: int = 0
@@ -530,6 +532,7 @@ class KeyRotation:
             "webhooks": self.webhook_secrets,
             "sso_refresh": self.sso_refresh,
             "sso_refresh_dropped": self.sso_refresh_dropped,
+            "chat_webhook_urls": self.chat_webhook_urls,
             "files_reencrypted": self.files,
             "files_already_current": self.files_current,
             "files_gone": self.files_gone,
@@ -540,8 +543,8 @@ class KeyRotation:
 
 def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
     """Re-encrypt everything stored under CREDENTIALS_KEYS under its newest (first) key: the
-    vendor connections' secrets, the webhooks' signing secrets, the single sign-on refresh tokens
-    and the stored Altcraft files.
+    vendor connections' secrets, the webhooks' signing secrets, the single sign-on refresh tokens,
+    the chat webhook URLs and the stored Altcraft files.
 
     1. Every secret in the database is checked against the keys first: one that no key fits
        raises CredentialDecryptionError before anything, file or row, is changed.
@@ -582,6 +585,12 @@ def credentials_rotate_key(*, actor: Actor) -> KeyRotation:
                 identity.encrypted_refresh_token = ""
                 rotation.sso_refresh_dropped += 1
             identity.save(update_fields=["encrypted_refresh_token"])
+        for chat in ChatWebhook.objects.select_for_update().order_by("pk"):
+            for column in ("slack_url_encrypted", "teams_url_encrypted"):
+                if getattr(chat, column):
+                    setattr(chat, column, reencrypt_secret(getattr(chat, column)))
+                    rotation.chat_webhook_urls += 1
+            chat.save(update_fields=["slack_url_encrypted", "teams_url_encrypted"])
         record_audit_event(
             actor=actor,
             action="credentials.key_rotated",
@@ -611,6 +620,18 @@ def _stored_secrets_check() -> None:
             raise CredentialDecryptionError(
                 f"The webhook signing secret of {tenant}: {error}"
             ) from None
+    chats = ChatWebhook.objects.values_list(
+        "tenant__slug", "slack_url_encrypted", "teams_url_encrypted"
+    )
+    for tenant, *stored_urls in chats.order_by("pk").iterator():
+        for stored in stored_urls:
+            try:
+                if stored:
+                    check_secret(stored)
+            except CredentialDecryptionError as error:
+                raise CredentialDecryptionError(
+                    f"A chat webhook URL of {tenant}: {error}"
+                ) from None
 
 
 def user_create(

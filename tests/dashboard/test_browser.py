@@ -253,6 +253,7 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/new/",
         f"{slug}/members/",
         f"{slug}/settings/",
+        f"{slug}/settings/chat/",
         f"{slug}/approval-policies/",
         f"{slug}/approval-policies/{data['policy'].pk}/",
         f"{slug}/sso/",

@@ -12,6 +12,7 @@ name. Errors are problem+json (see problems.py).
 from dashboard import plugins
 from dashboard.api.endpoints import (
     approval_policies,
+    chat_webhooks,
     pauses,
     preferences,
     runs,
@@ -27,6 +28,7 @@ api.add_router("/", router)
 __all__ = [
     "api",
     "approval_policies",
+    "chat_webhooks",
     "pauses",
     "preferences",
     "run_out",

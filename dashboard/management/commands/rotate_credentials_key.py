@@ -33,7 +33,13 @@ class Command(BaseCommand):
         skipped_text = "; ".join(part for part in skipped if part)
         message = (
             f"Re-encrypted under the newest key: {_plural(rotation.secrets, 'secret')}, "
-            f"{_plural(rotation.webhook_secrets, 'webhook secret')} and "
+            f"{_plural(rotation.webhook_secrets, 'webhook secret')}"
+            + (
+                f", {_plural(rotation.chat_webhook_urls, 'chat webhook URL')}"
+                if rotation.chat_webhook_urls
+                else ""
+            )
+            + " and "
             f"{_plural(rotation.files, 'stored file')}"
             + (f" ({skipped_text})." if skipped_text else ".")
         )

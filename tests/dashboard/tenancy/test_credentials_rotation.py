@@ -201,6 +201,7 @@ def test_after_rotation_the_old_key_can_go_and_everything_still_reads(
         "webhooks": 1,
         "sso_refresh": 1,
         "sso_refresh_dropped": 0,
+        "chat_webhook_urls": 0,
         "files_reencrypted": 3,
         "files_already_current": 0,
         "files_gone": 0,
