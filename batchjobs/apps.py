@@ -24,3 +24,5 @@ class BatchjobsConfig(AppConfig):
     }
     # Called with (tenant, stdout) by setup_demo.
     demo_data = ("batchjobs.demo.register_demo_batch_jobs",)
+    # What recurring schedules (dashboard.recurring) can fire.
+    recurring_targets = {"daily_trigger": "batchjobs.recurring.DailyTriggerTarget"}

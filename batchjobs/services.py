@@ -106,7 +106,9 @@ def daily_trigger_request(
         return existing
     with transaction.atomic():
         # One decision at a time per tenant, so two people cannot both open a request.
-        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        # FOR NO KEY UPDATE: it keeps two decisions apart without blocking the key-share lock
+        # every insert referencing the tenant takes (runs, audit rows: a deadlock otherwise).
+        locked = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
         now = utc_now()
         status = guardrails.daily_trigger_status(tenant=locked, now=now, membership=membership)
         if status.blockers:

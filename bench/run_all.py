@@ -5,7 +5,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 machine's load average around each run (a shared machine makes single runs noisy).
 
 Usage: .venv/bin/python bench/run_all.py [--repeat 3]
-       [--only throughput|latency|latency-nice|campaigns|altcraft|audit|history]
+       [--only throughput|latency|latency-nice|campaigns|altcraft|audit|history|calendar]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ BENCHMARKS = {
     # The issue's million runs and million audit events, generated once into
     # <database>_bench_history and reused: only the first run is long (bench/README.md).
     "history": ["bench_history.py", "--runs", "1000000", "--audit", "1000000"],
+    # The recurring schedules' calendar (week and month) with 1,000 schedules of one tenant.
+    "calendar": ["bench_calendar.py", "--schedules", "1000"],
 }
 FIGURE_PREFIX = "FIGURE"
 

@@ -23,7 +23,10 @@ class CampaignsConfig(AppConfig):
         "altcraft": ("altcraft", "campaigns.vendors.altcraft.sandbox.AltcraftSandbox"),
     }
     # Called with the KeyRotation by credentials_rotate_key (dashboard/tenancy/services.py).
-    key_rotation_hooks = ("campaigns.altcraft_launches.storage.rotate_stored_files",)
+    key_rotation_hooks = (
+        "campaigns.altcraft_launches.storage.rotate_stored_files",
+        "campaigns.altcraft_launches.recurring.rotate_stored_lists",
+    )
     # Called with (tenant, stdout) by setup_demo, in this order.
     demo_data = (
         "campaigns.event_generators.demo.register_demo_data",
@@ -38,3 +41,8 @@ class CampaignsConfig(AppConfig):
     }
     # run_settle --<name> VALUE: the run that VALUE names.
     run_lookups = {"chunk": "campaigns.altcraft_launches.selectors.run_of_chunk"}
+    # What recurring schedules (dashboard.recurring) can fire.
+    recurring_targets = {
+        "event_generator": "campaigns.event_generators.recurring.EventGeneratorTarget",
+        "altcraft_launch": "campaigns.altcraft_launches.recurring.AltcraftLaunchTarget",
+    }

@@ -30,6 +30,7 @@ class DashboardConfig(AppConfig):
         except ValueError as error:
             raise ImproperlyConfigured(str(error)) from None
         from dashboard.accounts import signals  # noqa: F401 - connects the login audit receivers
+        from dashboard.login_sessions import signals as session_signals  # noqa: F401 - records
         from dashboard.project.errors import QuietPermissionDenied  # in ready(), as above
 
         # Here rather than in LOGGING, so it holds whatever LOGGING the deployment configures.

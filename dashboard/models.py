@@ -308,8 +308,10 @@ class AuditVerification(models.Model):
 from dashboard.approval_links.models import ApprovalLink  # noqa: E402, F401
 from dashboard.approval_policies.models import ApprovalPolicy  # noqa: E402, F401
 from dashboard.chat_webhooks.models import ChatWebhook  # noqa: E402, F401
+from dashboard.login_sessions.models import LoginSession  # noqa: E402, F401
 from dashboard.pauses.models import SendingPause  # noqa: E402, F401
 from dashboard.preferences.models import PersonalPreference  # noqa: E402, F401
+from dashboard.recurring.models import RecurringFire, RecurringSchedule  # noqa: E402, F401
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt  # noqa: E402, F401
 from dashboard.send_windows.models import BlackoutDate, SendWindow  # noqa: E402, F401
 from dashboard.sso.models import SsoGroupMapping, SsoIdentity  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""The automation API's Altcraft launch endpoints: launch a trigger, see a launch."""
+"""The automation API's Altcraft launch endpoints: launch a trigger, see or cancel a launch."""
 
 import csv
 import io
@@ -11,6 +11,7 @@ from django.utils.translation import gettext
 from ninja import Schema, Status
 from pydantic import Field, StrictBool, StrictInt
 
+from campaigns.altcraft_launches import cancel as altcraft_cancel
 from campaigns.altcraft_launches import reading as altcraft_reading
 from campaigns.altcraft_launches import selectors as altcraft_selectors
 from campaigns.altcraft_launches import services as altcraft_services
@@ -536,3 +537,46 @@ def altcraft_launch_get(request: HttpRequest, tenant_slug: str, launch_id: Recor
         tenant=token_use(request).token.tenant, launch_pk=launch_id
     )
     return Status(200, _launch_out(request, launch))
+
+
+class ChunkTooLate(Schema):
+    chunk: int = Field(description="The chunk's number (from 1).")
+    state: str = Field(description="Its run's state: being sent, sent or ended.")
+
+
+class LaunchCancelOut(Schema):
+    launch: AltcraftLaunchOut
+    chunks_cancelled: list[int] = Field(
+        description="Chunks withdrawn by this cancel: they never reach Altcraft."
+    )
+    chunks_too_late: list[ChunkTooLate] = Field(
+        description="Chunks this cancel was too late for: being sent or already sent."
+    )
+
+
+@router.post(
+    "/t/{tenant_slug}/altcraft/launches/{launch_id}/cancel",
+    response={200: LaunchCancelOut, **ERRORS},
+    operation_id="altcraft_launch_cancel",
+    summary="Cancel a launch: unsent, it is discarded; sending, its waiting chunks are withdrawn",
+)
+@acting("altcraft_launch_cancel")
+def altcraft_launch_cancel(request: HttpRequest, tenant_slug: str, launch_id: RecordId):
+    """Its uploader, or an operator. `chunks_too_late` lists the chunks the workers had already
+    taken (being sent, sent, ended): the cancel says what it could not stop. A launch already
+    closed (discarded, rejected) is a 409 `refused`."""
+    require(request, Permission.REQUEST, "cancel Altcraft launches")
+    use = token_use(request)
+    launch = altcraft_selectors.launch_get(tenant=use.token.tenant, launch_pk=launch_id)
+    outcome = altcraft_cancel.launch_cancel(actor=use.actor(client_ip(request)), launch=launch)
+    launch = altcraft_selectors.launch_get(tenant=use.token.tenant, launch_pk=launch_id)
+    return Status(
+        200,
+        {
+            "launch": _launch_out(request, launch),
+            "chunks_cancelled": outcome.cancelled,
+            "chunks_too_late": [
+                {"chunk": number, "state": state} for number, state in outcome.too_late
+            ],
+        },
+    )

@@ -1,5 +1,5 @@
 """The automation API's event generator endpoints: list generators, run one, see and set its
-own send window."""
+own send window, cancel a scheduled trigger."""
 
 from datetime import datetime
 from typing import Any
@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from ninja import Schema, Status
 from pydantic import Field, StrictBool
 
@@ -14,10 +15,11 @@ from campaigns.event_generators import schema as generator_schema
 from campaigns.event_generators import selectors as generator_selectors
 from campaigns.event_generators import send_window as generator_send_window
 from campaigns.event_generators import services as generator_services
-from campaigns.event_generators.models import TriggerGroup
+from campaigns.event_generators.models import ScheduleState, TriggerGroup
 from dashboard.api.endpoints.common import (
     ERRORS,
     REPLAYED_HEADER,
+    RecordId,
     acting,
     create_object_once,
     require,
@@ -301,3 +303,43 @@ def event_generator_send_window_set(
     )
     found.refresh_from_db()
     return Status(200, _window_out(found))
+
+
+class ScheduleCancelOut(Schema):
+    id: int
+    state: str = Field(description="cancelled: it will not fire.")
+    fire_at: datetime
+
+
+@router.post(
+    "/t/{tenant_slug}/schedules/{schedule_id}/cancel",
+    response={200: ScheduleCancelOut, **ERRORS},
+    operation_id="schedule_cancel",
+    summary="Cancel a scheduled trigger before it fires; 409 `too_late` once it fired",
+)
+@acting("schedule_cancel")
+def schedule_cancel(request: HttpRequest, tenant_slug: str, schedule_id: RecordId):
+    """Its creator, or an operator. A schedule that fired (or failed to) before the cancel is a
+    409 `too_late` whose `errors` give its state and trigger group: the cancel did nothing.
+    Cancelling a cancelled schedule again answers it as it is."""
+    require(request, Permission.REQUEST, "cancel scheduled triggers")
+    use = token_use(request)
+    schedule = generator_selectors.schedule_get(tenant=use.token.tenant, schedule_id=schedule_id)
+    try:
+        generator_services.schedule_cancel(actor=use.actor(client_ip(request)), schedule=schedule)
+    except DjangoValidationError:
+        schedule.refresh_from_db()
+        if schedule.state != ScheduleState.CANCELLED:
+            raise ApiProblem(
+                409,
+                "too_late",
+                _("This schedule is %(state)s: the cancel did nothing.")
+                % {"state": schedule.get_state_display().lower()},
+                errors=[
+                    {"field": "state", "message": str(schedule.state)},
+                    {"field": "trigger_group_id", "message": str(schedule.group_id or "")},
+                ],
+            ) from None
+    return Status(
+        200, {"id": schedule.pk, "state": str(schedule.state), "fire_at": schedule.fire_at}
+    )

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dashboard.accounts import invitations, password_reset
+from dashboard.login_sessions import services as login_sessions
 from dashboard.sso import configuration as sso
 from dashboard.tenancy.scoping import client_ip
 
@@ -90,7 +91,18 @@ class PasswordChangeView(PasswordsOffMixin, auth_views.PasswordChangeView):
     success_url = reverse_lazy("home")
 
     def form_valid(self, form) -> HttpResponse:
+        old_key = self.request.session.session_key
         response = super().form_valid(form)
+        # Django gave this browser a new session key: the same login, the same record.
+        login_sessions.login_session_rekey(
+            old_key=old_key, new_key=self.request.session.session_key
+        )
+        login_sessions.sessions_end_after_password_change(
+            user=form.user,
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+            why="password changed",
+        )
         invitations.password_changed(user=form.user, ip_address=client_ip(self.request))
         messages.success(self.request, _("Your password was changed."))
         return response
@@ -149,6 +161,12 @@ class PasswordResetConfirmView(PasswordsOffMixin, auth_views.PasswordResetConfir
 
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)
+        login_sessions.sessions_end_after_password_change(
+            user=form.user,
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+            why="password reset",
+        )
         password_reset.password_reset_completed(user=form.user, ip_address=client_ip(self.request))
         messages.success(
             self.request,

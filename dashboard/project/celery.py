@@ -9,9 +9,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.project.settings")
 app = Celery("triggerdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The core keeps each domain's tasks beside it (dashboard/runs/tasks.py, accounts/, audit/).
+# The core keeps each domain's tasks beside it (dashboard/runs/tasks.py, accounts/, audit/,
+# chat_webhooks/, recurring/).
 app.autodiscover_tasks(
-    ["dashboard.runs", "dashboard.accounts", "dashboard.audit", "dashboard.chat_webhooks"]
+    [
+        "dashboard.runs",
+        "dashboard.accounts",
+        "dashboard.audit",
+        "dashboard.chat_webhooks",
+        "dashboard.recurring",
+    ]
 )
 
 # Each worker beats in Redis for /readyz and the container health check (dashboard/observability/heartbeat.py),

@@ -121,6 +121,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # The signed-in person's language and time zone (dashboard/preferences/).
     "dashboard.preferences.middleware.PersonalPreferencesMiddleware",
+    # Notes a session's last use (at most once a minute) after the view, before the session is
+    # saved (dashboard/login_sessions/middleware.py).
+    "dashboard.login_sessions.middleware.SessionLastSeenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -352,6 +355,7 @@ CELERY_TASK_ROUTES = {
     "runs.dispatch_polls": {"queue": "poll"},
     "runs.sweep": {"queue": "poll"},
     "campaigns.fire_due_schedules": {"queue": "send"},
+    "recurring.fire_due": {"queue": "send"},
     "audit.verify": {"queue": "poll"},
     "altcraft.expire_uploads": {"queue": "poll"},
     # Housekeeping, never in a send's way (dashboard/accounts/password_reset.py).
@@ -369,6 +373,12 @@ CELERY_BEAT_SCHEDULE = {
     "fire-campaign-schedules": {
         "task": "campaigns.fire_due_schedules",
         "schedule": env_int("CAMPAIGN_SCHEDULE_INTERVAL_SECONDS", 5),
+    },
+    # Recurring schedules likewise: the fire row, unique per schedule and time, makes each
+    # fire once across beat restarts and two beats (dashboard/recurring/services.py).
+    "fire-recurring-schedules": {
+        "task": "recurring.fire_due",
+        "schedule": env_int("RECURRING_SCHEDULE_INTERVAL_SECONDS", 5),
     },
     # Nightly: verify the audit trail appended since the last checkpoint, and re-check cheaply
     # that the rows verified before are all still there (see dashboard.audit.trail.audit_verify).

@@ -10,9 +10,11 @@ from dashboard.accounts import views as account_views
 from dashboard.approval_links import views as approval_link_views
 from dashboard.approval_policies import views as policy_views
 from dashboard.chat_webhooks import views as chat_webhook_views
+from dashboard.login_sessions import views as session_views
 from dashboard.observability import views as observability_views
 from dashboard.pauses import views as pause_views
 from dashboard.preferences import views as preference_views
+from dashboard.recurring import views as recurring_views
 from dashboard.send_windows import views as send_window_views
 from dashboard.sso import views as sso_views
 from dashboard.tenancy import views
@@ -45,6 +47,16 @@ tenant_patterns = [
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "members/<int:membership_id>/sessions/",
+        session_views.member_sessions,
+        name="member_sessions",
+    ),
+    path(
+        "members/<int:membership_id>/sessions/end/",
+        session_views.member_sessions_end,
+        name="member_sessions_end",
+    ),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("settings/chat/", chat_webhook_views.chat_webhooks_page, name="chat_webhooks_page"),
     path("settings/chat/save/", chat_webhook_views.chat_webhooks_save, name="chat_webhooks_save"),
@@ -68,6 +80,25 @@ tenant_patterns = [
         "approval-policies/<int:policy_id>/delete/",
         policy_views.policy_delete,
         name="approval_policy_delete",
+    ),
+    path("recurring/", recurring_views.recurring_list, name="recurring_list"),
+    path("recurring/new/", recurring_views.recurring_create, name="recurring_create"),
+    path("recurring/calendar/", recurring_views.recurring_calendar, name="recurring_calendar"),
+    path("recurring/<int:schedule_id>/", recurring_views.recurring_detail, name="recurring_detail"),
+    path(
+        "recurring/<int:schedule_id>/save/",
+        recurring_views.recurring_update,
+        name="recurring_update",
+    ),
+    path(
+        "recurring/<int:schedule_id>/enabled/",
+        recurring_views.recurring_set_enabled,
+        name="recurring_set_enabled",
+    ),
+    path(
+        "recurring/<int:schedule_id>/delete/",
+        recurring_views.recurring_delete,
+        name="recurring_delete",
     ),
     path("sso/", sso_views.mapping_page, name="sso_mapping_page"),
     path("sso/map/", sso_views.mapping_set, name="sso_mapping_set"),
@@ -95,6 +126,17 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/sessions/", session_views.own_sessions, name="account_sessions"),
+    path(
+        "account/sessions/<int:session_id>/end/",
+        session_views.own_session_end,
+        name="account_session_end",
+    ),
+    path(
+        "account/sessions/end-others/",
+        session_views.own_sessions_end_others,
+        name="account_sessions_end_others",
+    ),
     path(
         "account/password/forgot/",
         account_views.PasswordResetRequestView.as_view(),

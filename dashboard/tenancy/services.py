@@ -24,6 +24,7 @@ from dashboard.api.models import Webhook
 from dashboard.audit.trail import Actor, record_audit_event, save_with_audit
 from dashboard.chat_webhooks.models import ChatWebhook
 from dashboard.input_checks import nested_unstorable_reason
+from dashboard.login_sessions.services import member_access_end
 from dashboard.models import (
     SECRET_FIELDS,
     ConnectionSecret,
@@ -92,7 +93,8 @@ def tenant_settings_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> T
             _("Unknown tenant settings: %(names)s") % {"names": ", ".join(sorted(unknown))}
         )
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        # NO KEY UPDATE: the same row lock as the save takes, not blocking inserts for the tenant.
+        tenant = Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
         diff = {
             field: {"from": getattr(tenant, field), "to": value}
             for field, value in changes.items()
@@ -185,8 +187,21 @@ def membership_change_role(*, actor: Actor, membership: Membership, role: str) -
     return membership
 
 
-def membership_remove(*, actor: Actor, membership: Membership) -> None:
-    """Remove a member; the last admin of a tenant cannot be removed."""
+@dataclass(frozen=True)
+class MemberRemoved:
+    """What removing a member took away at once besides the membership."""
+
+    sessions_ended: int
+    api_tokens_revoked: int
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> MemberRemoved:
+    """Remove a member; the last admin of a tenant cannot be removed.
+
+    Their access ends at once, in the same transaction: every session of the person (sessions
+    are the person's, not the tenant's, so they log in again for their other tenants too) and
+    their API tokens of this tenant, revoked so that adding them back does not revive them.
+    """
     with transaction.atomic():
         membership = (
             Membership.objects.select_for_update()
@@ -195,15 +210,23 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
         )
         if membership.role == Role.ADMIN and _admin_count(membership.tenant) <= 1:
             raise ValidationError(_("A tenant must keep at least one admin."))
+        sessions, tokens = member_access_end(actor=actor, membership=membership)
         record_audit_event(
             actor=actor,
             tenant=membership.tenant,
             action="member.removed",
             object_type="membership",
             object_id=membership.pk,
-            summary={"user": membership.user.get_username(), "role": membership.role},
+            summary={
+                "user": membership.user.get_username(),
+                "role": membership.role,
+                "sessions_ended": sessions,
+                # Not "..._tokens_...": the audit trail redacts values under secret-like keys.
+                "api_clients_revoked": tokens,
+            },
         )
         membership.delete()
+    return MemberRemoved(sessions_ended=sessions, api_tokens_revoked=tokens)
 
 
 def _admin_count(tenant: Tenant) -> int:

@@ -388,12 +388,23 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     try:
-        services.membership_remove(actor=actor_from_request(request), membership=membership)
+        removed = services.membership_remove(
+            actor=actor_from_request(request), membership=membership
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(
-            request, _("%(username)s removed.") % {"username": membership.user.get_username()}
+            request,
+            _(
+                "%(user)s removed: %(sessions)s session(s) ended and %(tokens)s API token(s) "
+                "revoked."
+            )
+            % {
+                "user": membership.user.get_username(),
+                "sessions": removed.sessions_ended,
+                "tokens": removed.api_tokens_revoked,
+            },
         )
     return redirect("member_list", tenant_slug=request.tenant.slug)
 

@@ -713,3 +713,39 @@ def test_an_unknown_start_is_reconciled_by_reading_the_jobs_status(
     assert (run.state, run.needs_person) == (state, needs_person)
     assert words in (run.result.get("reconciliation") or run.failure_message)
     assert len(talkifai.received_on("start_batch_job")) == 1  # read, never started again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_daily_request_does_not_block_the_tenants_other_writes(daily, monkeypatch):
+    """Found by the proofs under faults: the request's tenant lock was FOR UPDATE, which also
+    blocks the key-share lock every insert referencing the tenant takes (a run, an audit row).
+    An API request holding the audit chain's head then deadlocked with it. The lock only has to
+    keep two decisions apart, so it is FOR NO KEY UPDATE: other writes go on meanwhile."""
+    tenant_id = daily.team.tenant.pk
+    seen: list[str] = []
+    original = guardrails.daily_trigger_status
+
+    def insert_meanwhile() -> None:
+        # What a foreign key check of any insert for the tenant does, from another connection.
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET lock_timeout = '10s'")
+                cursor.execute(
+                    "SELECT 1 FROM dashboard_tenant WHERE id = %s FOR KEY SHARE", [tenant_id]
+                )
+            seen.append("not blocked")
+        except Exception as error:  # the lock timeout: the failure this test shows
+            seen.append(f"blocked: {error}")
+        finally:
+            connections["default"].close()
+
+    def status_while_locked(**kwargs):
+        other = threading.Thread(target=insert_meanwhile)
+        other.start()
+        other.join()
+        return original(**kwargs)
+
+    monkeypatch.setattr(guardrails, "daily_trigger_status", status_while_locked)
+    run = daily.request("marketer")
+    assert seen == ["not blocked"]
+    assert run.state == RunState.AWAITING_APPROVAL

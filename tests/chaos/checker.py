@@ -10,13 +10,23 @@ Properties (issue 23):
   Idempotency-Key;
 - nothing lost: every topic of an answered trigger has its run; every run the vendor acted on
   is recorded as sent (an attempt row) and none that says "succeeded" is unknown to the vendor;
+- Altcraft launches: every address reached Altcraft at most once and every request was exactly
+  one chunk, sent once, by a run with an attempt row; no chunk is lost (each has its run, and a
+  chunk whose run succeeded is in the ledger with all its addresses);
+- cancels: a cancelled run never reached its vendor (Optimove execution, Altcraft request, a
+  cancelled schedule's trigger); a cancel answered 200 withdrew what it names, one answered 409
+  `too_late` (or a launch's `chunks_too_late`) left it to be sent: the answers tell the truth;
 - the audit chains verify; the metrics agree with the database.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count
@@ -44,13 +54,35 @@ class Findings:
         self.violations.append(Violation(rule, detail, run_ids or []))
 
 
+# How late past its time a run's automatic re-check may come before the run counts as stuck
+# (the sweeper catches an overdue one every few seconds; a worker may be busy).
+RECHECK_GRACE_SECONDS = 60
+
+
 def open_runs() -> list[Run]:
-    """Runs neither terminal nor before a person: what "settled" waits for."""
+    """Runs neither terminal nor before a person nor waiting for their automatic re-check at a
+    time still to come: what "settled" waits for (nothing open past its deadline)."""
+    from dashboard.clock import utc_now
+
     return list(
         Run.objects.exclude(state__in=TERMINAL)
         .exclude(state=RunState.OUTCOME_UNKNOWN, needs_person=True)
         .exclude(state__in=[RunState.AWAITING_APPROVAL, RunState.DRAFT])
+        .exclude(
+            state=RunState.OUTCOME_UNKNOWN,
+            reconcile_after__gt=utc_now() - timedelta(seconds=RECHECK_GRACE_SECONDS),
+        )
         .only("id", "state")
+    )
+
+
+def waiting_for_recheck() -> list[Run]:
+    """Runs whose outcome the engine will ask the vendor again at a set time (TriggerDaily:
+    after Optimove's 10-minute window), not yet past it: open, but not stuck."""
+    return list(
+        Run.objects.filter(state=RunState.OUTCOME_UNKNOWN, needs_person=False)
+        .exclude(pk__in=[run.pk for run in open_runs()])
+        .only("id", "reconcile_after")
     )
 
 
@@ -83,6 +115,7 @@ def check(sandboxes, intents, schedules) -> Findings:
     unknown = [r for r in runs if r.state == RunState.OUTCOME_UNKNOWN and r.pk not in attempted]
     if unknown:
         findings.add("evidence", "outcome unknown without an attempt row", [r.pk for r in unknown])
+    findings.figures["waiting_for_their_recheck"] = len(waiting_for_recheck())
     findings.figures["before_a_person"] = sum(
         1 for r in runs if r.state == RunState.OUTCOME_UNKNOWN and r.needs_person
     )
@@ -177,6 +210,17 @@ def check(sandboxes, intents, schedules) -> Findings:
         if count > 1:
             duplicate_sends += count - 1
             findings.add("duplicate", f"TriggerDaily ran {count} times for {key}")
+    daily_attempted = {
+        run.tenant.slug
+        for run in Run.objects.filter(operation=Operation.OPTIMOVE_TRIGGER_DAILY).select_related(
+            "tenant"
+        )
+        if run.pk in attempted
+    }
+    for daily_tenant, _day in triggered:
+        slug = str(daily_tenant).replace("-daily-", "")  # chaos-daily-0: tenant chaos0's key
+        if slug.startswith("chaos") and slug not in daily_attempted:
+            findings.add("unrecorded", f"TriggerDaily ran for {slug} without an attempt row")
     findings.figures["daily_triggers"] = sum(triggered.values())
 
     from dashboard.clock import utc_now
@@ -187,6 +231,9 @@ def check(sandboxes, intents, schedules) -> Findings:
         if schedule.state == "scheduled" and schedule.fire_at <= utc_now():
             findings.add("stuck", f"schedule #{schedule.pk} was due and never fired")
     findings.figures["schedules"] = len(schedules)
+
+    duplicate_sends += check_altcraft(findings, sandboxes, intents, attempted)
+    check_cancels(findings, intents, seen)
 
     # -- the audit chains --------------------------------------------------------------------------
     from dashboard.audit.trail import audit_verify
@@ -200,6 +247,192 @@ def check(sandboxes, intents, schedules) -> Findings:
     )
     findings.figures["lost"] = sum(1 for v in findings.violations if v.rule in ("lost", "phantom"))
     return findings
+
+
+def api_key(key: str) -> str:
+    """The key the API hands a service for a request's Idempotency-Key (api/endpoints/common)."""
+    return "api:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+ADDRESS = re.compile(r"^(a[0-9a-f]{12})-(\d{4})@example\.com$")
+
+
+def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) -> int:
+    """The Altcraft sandbox's ledger against the launches and their chunks; the duplicate sends
+    it found (addresses or chunks Altcraft received more than once)."""
+    from campaigns.altcraft_launches.models import AltcraftChunk, AltcraftLaunch, LaunchState
+
+    # The API keeps a digest of the request's Idempotency-Key (the workload's `ref`).
+    by_key = {
+        launch.idempotency_key: launch
+        for launch in AltcraftLaunch.objects.filter(tenant__slug__startswith="chaos")
+    }
+    launches = {
+        intent.key: by_key[api_key(intent.key)]
+        for intent in intents
+        if intent.kind == "altcraft" and api_key(intent.key) in by_key
+    }
+    chunks: dict[int, list[AltcraftChunk]] = defaultdict(list)
+    for chunk in AltcraftChunk.objects.filter(
+        launch__tenant__slug__startswith="chaos"
+    ).select_related("run"):
+        chunks[chunk.launch_id].append(chunk)
+
+    def chunk_of(launch: AltcraftLaunch, index: int) -> AltcraftChunk | None:
+        row = index + 2  # the header is row 1; the workload's lists have no blank or repeated row
+        return next((c for c in chunks[launch.pk] if c.first_row <= row <= c.last_row), None)
+
+    addresses: Counter = Counter()
+    sent_chunks: Counter = Counter()
+    requests = 0
+    for received in sandboxes["altcraft"].received_on("start_batch"):
+        if not received.processed:
+            continue
+        try:
+            items = json.loads(received.body).get("data") or []
+        except (ValueError, AttributeError):
+            continue
+        parsed = [
+            ADDRESS.match(str(item.get("email", ""))) for item in items if isinstance(item, dict)
+        ]
+        parsed = [match for match in parsed if match]
+        if not parsed:
+            continue  # not the workload's (the fuzzer's tenant)
+        requests += 1
+        addresses.update(match.group(0) for match in parsed)
+        ref = parsed[0].group(1)
+        launch = launches.get(ref)
+        if launch is None:
+            findings.add(
+                "lost", f"Altcraft received launch {ref}'s addresses; no launch records it"
+            )
+            continue
+        found = {chunk_of(launch, int(match.group(2))) for match in parsed}
+        if len(found) != 1 or None in found:
+            findings.add("chunking", f"an Altcraft request of launch #{launch.pk} is not one chunk")
+            continue
+        [chunk] = found
+        sent_chunks[chunk.pk] += 1
+        run_ids = [chunk.run_id] if chunk.run_id else []
+        if len(parsed) != chunk.item_count:
+            findings.add(
+                "lost",
+                f"launch #{launch.pk} chunk {chunk.number}: Altcraft got {len(parsed)} of "
+                f"{chunk.item_count} addresses",
+                run_ids,
+            )
+        if chunk.run is None or chunk.run_id not in attempted:
+            findings.add(
+                "unrecorded", f"Altcraft got launch #{launch.pk} chunk {chunk.number}", run_ids
+            )
+        elif chunk.run.state == RunState.CANCELLED:
+            findings.add(
+                "sent_but_cancelled",
+                f"Altcraft got launch #{launch.pk} chunk {chunk.number}",
+                run_ids,
+            )
+    duplicates = 0
+    for address, count in addresses.items():
+        if count > 1:
+            duplicates += count - 1
+            findings.add("duplicate", f"Altcraft received {address} {count} times")
+    for chunk_pk, count in sent_chunks.items():
+        if count > 1:
+            findings.add("duplicate", f"Altcraft received chunk #{chunk_pk} {count} times")
+
+    # Nothing lost: each answered launch has its chunks for every recipient, each with its run,
+    # and a chunk whose run succeeded is in the ledger.
+    for intent in intents:
+        if intent.kind != "altcraft" or intent.status not in (200, 201):
+            continue
+        launch = launches.get(intent.key)
+        if launch is None:
+            findings.add("lost", f"launch {intent.key} was answered, no launch records it")
+            continue
+        if launch.state not in (LaunchState.SENDING, LaunchState.DISCARDED):
+            findings.add("stuck", f"launch #{launch.pk} is {launch.state}")
+            continue
+        if launch.state == LaunchState.DISCARDED:
+            continue  # cancelled before it was confirmed: nothing of it may be sent (above)
+        items = sum(chunk.item_count for chunk in chunks[launch.pk])
+        if items != len(intent.body["recipients"]):
+            findings.add(
+                "lost",
+                f"launch #{launch.pk}: chunks hold {items} of "
+                f"{len(intent.body['recipients'])} recipients",
+            )
+        for chunk in chunks[launch.pk]:
+            if chunk.run is None:
+                findings.add("lost", f"launch #{launch.pk} chunk {chunk.number} has no run")
+            elif chunk.run.state == RunState.SUCCEEDED and chunk.pk not in sent_chunks:
+                findings.add(
+                    "phantom",
+                    f"launch #{launch.pk} chunk {chunk.number} succeeded, Altcraft never got it",
+                    [chunk.run_id],
+                )
+    findings.figures["altcraft_launches"] = len(launches)
+    findings.figures["altcraft_chunks"] = sum(len(v) for v in chunks.values())
+    findings.figures["altcraft_requests"] = requests
+    findings.figures["altcraft_addresses"] = len(addresses)
+    return duplicates
+
+
+def check_cancels(findings: Findings, intents, optimove_seen: Counter) -> None:
+    """Every cancel's answer against what happened: 200 withdrew it (never at the vendor),
+    409 `too_late` left it to be sent."""
+    from campaigns.altcraft_launches.models import AltcraftChunk
+    from campaigns.event_generators.models import ScheduledTrigger
+
+    def cancelled_by_person(run: Run | None) -> bool:
+        return (
+            run is not None and run.state == RunState.CANCELLED and run.failure_code == "cancelled"
+        )
+
+    outcomes: Counter = Counter()
+    for intent in intents:
+        if not intent.kind.startswith("cancel_"):
+            continue
+        answer = intent.answer if isinstance(intent.answer, dict) else {}
+        outcomes[f"{intent.kind} {intent.status}"] += 1
+        if intent.status is None:
+            continue
+        if intent.kind == "cancel_run":
+            run = Run.objects.filter(pk=intent.target["run"]).first()
+            if intent.status == 200 and not cancelled_by_person(run):
+                findings.add(
+                    "cancel_untrue", f"cancel {intent.key} said cancelled", [intent.target["run"]]
+                )
+            if intent.status == 409 and cancelled_by_person(run):
+                findings.add(
+                    "cancel_untrue", f"cancel {intent.key} said too late", [intent.target["run"]]
+                )
+        elif intent.kind == "cancel_launch" and intent.status == 200:
+            by_number = {
+                chunk.number: chunk
+                for chunk in AltcraftChunk.objects.filter(
+                    launch_id=intent.target["launch"]
+                ).select_related("run")
+            }
+            for number in answer.get("chunks_cancelled", []):
+                chunk = by_number.get(number)
+                if chunk is None or not cancelled_by_person(chunk.run):
+                    findings.add("cancel_untrue", f"cancel {intent.key}: chunk {number} sent")
+            for late in answer.get("chunks_too_late", []):
+                chunk = by_number.get(late["chunk"])
+                if chunk is not None and cancelled_by_person(chunk.run):
+                    findings.add("cancel_untrue", f"cancel {intent.key}: chunk {late} cancelled")
+        elif intent.kind == "cancel_schedule":
+            schedule = ScheduledTrigger.objects.get(pk=intent.target["schedule"])
+            ref = schedule.context.get("ref")
+            executed = any(pair[0] == ref for pair in optimove_seen)
+            if intent.status == 200 and (schedule.state != "cancelled" or executed):
+                findings.add(
+                    "cancel_untrue",
+                    f"schedule #{schedule.pk} cancelled, yet {schedule.state}, executed={executed}",
+                )
+            if intent.status == 409 and schedule.state == "cancelled":
+                findings.add("cancel_untrue", f"schedule #{schedule.pk}: said too late")
+    findings.figures["cancels"] = dict(sorted(outcomes.items()))
 
 
 def run_history(run_id: int) -> str:

@@ -37,6 +37,7 @@ VENDOR_ROUTES = [
     ("optimove_campaigns", "status"),
     ("talkifai", "start_batch_job"),
     ("optimove_batch", "trigger_daily"),
+    ("altcraft", "start_batch"),
 ]
 
 

@@ -31,6 +31,9 @@ SETTLE_SECONDS = 420.0
 STACK_START_SECONDS = 20.0
 METRICS_TOKEN = "proofs-metrics-token"
 PROBE_SECONDS = 300.0
+ALTCRAFT_TRIGGER_ID = 700
+# Small enough that a launch of 150 addresses is several requests (about 40 addresses each).
+ALTCRAFT_BODY_LIMIT = 1800
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Report:
         return "\n".join(lines)
 
 
-def child_environment(database_url: str) -> dict[str, str]:
+def child_environment(database_url: str, directory: Path) -> dict[str, str]:
     """What every process of the stack runs with: the test settings, fast heartbeats, a short
     visibility timeout (a killed worker's messages come back soon), an API limit far above the
     workload (the proof is about faults, not throttling)."""
@@ -85,14 +88,18 @@ def child_environment(database_url: str) -> dict[str, str]:
             "API_RATE_LIMIT_PER_MINUTE": "1000000",
             "API_RATE_LIMIT_BURST": "100000",
             "METRICS_TOKEN": METRICS_TOKEN,
+            # The web process stores a launch's list and chunks, a worker reads them to send.
+            "ALTCRAFT_UPLOAD_DIR": str(directory / "altcraft-uploads"),
         }
     )
     return env
 
 
 def build_brands(sandboxes, count: int, *, prefix: str = "chaos") -> list[workload.Brand]:
-    """`count` tenants, each with its own Optimove brand, TalkifAI jobs and daily task."""
+    """`count` tenants, each with its own Optimove brand, TalkifAI jobs, daily task and Altcraft
+    trigger campaign (whose connection's small body limit cuts a launch into several chunks)."""
     from batchjobs.services import batch_job_register
+    from campaigns.altcraft_launches.services import trigger_register
     from campaigns.event_generators.services import generator_create
     from dashboard.api.services import api_token_create
     from dashboard.audit.trail import Actor
@@ -167,6 +174,25 @@ def build_brands(sandboxes, count: int, *, prefix: str = "chaos") -> list[worklo
             "add_key", {"api_key": daily_key, "tenant": daily_tenant}
         )
         connection(VendorKind.OPTIMOVE_BATCH, {"api_key": daily_key})
+        altcraft_trigger_id = ALTCRAFT_TRIGGER_ID + number + (900 if prefix != "chaos" else 0)
+        sandboxes["altcraft"].control(
+            "add_trigger", {"trigger_id": altcraft_trigger_id, "name": f"Chaos {slug}"}
+        )
+        altcraft = VendorConnectionFactory(
+            tenant=tenant,
+            kind=VendorKind.ALTCRAFT,
+            name=f"altcraft {number}",
+            base_url=sandboxes.url("altcraft"),
+            secret_values=SANDBOX_SECRETS["altcraft"],
+            options={"body_limit_bytes": ALTCRAFT_BODY_LIMIT},
+        )
+        trigger_register(
+            actor=Actor(user=team.admin.user),
+            tenant=tenant,
+            connection=altcraft,
+            trigger_id=altcraft_trigger_id,
+            name=f"Chaos cart {number}",
+        )
 
         def token(member, *, tenant=tenant):
             return api_token_create(
@@ -184,6 +210,7 @@ def build_brands(sandboxes, count: int, *, prefix: str = "chaos") -> list[worklo
                 second_operator_token=token(team.second_operator),
                 campaigns_brand=brand_name,
                 daily_tenant=daily_tenant,
+                altcraft_trigger_id=altcraft_trigger_id,
             )
         )
     return brands
@@ -262,13 +289,19 @@ def run_proof(
     )
     stack = Stack(directory=directory, database_url_direct=database_url, environment={})
     stack.start()
-    stack.environment = child_environment(database_url)
+    stack.environment = child_environment(database_url, directory)
     try:
         stack.start_worker()
         stack.start_worker()
         stack.start_beat()
         stack.start_web()
-        load = workload.Workload(seed=seed, brands=brands, web_url=stack.web_url, threads=4)
+        load = workload.Workload(
+            seed=seed,
+            brands=brands,
+            web_url=stack.web_url,
+            threads=4,
+            schedules=[(schedule.tenant.slug, schedule.pk) for schedule in scheduled],
+        )
         recoveries: list[threading.Thread] = []
 
         def probe(happened: faults.Happened) -> None:
@@ -328,6 +361,7 @@ def run_proof(
             token=fuzz_brand.operator_token,
             username=f"{fuzz_brand.slug}-marketer",
             password=PASSWORD,
+            generator_id=fuzz_brand.generator_id,
         )
         load.start()
         fuzzer.start()
@@ -367,6 +401,9 @@ def run_proof(
         found = checker.check(sandboxes, load.intents, scheduled)
         checker.check_metrics(found, stack.web_url, METRICS_TOKEN)
         report.figures["fuzzed_requests"] = dict(fuzzer.sent)
+        answered = sum(count for what, count in fuzzer.sent.items() if what.isdigit())
+        if not answered:
+            found.add("fuzzer_idle", f"the fuzzer got no answer at all: {dict(fuzzer.sent)}")
         for what in fuzzer.server_errors[:10]:
             found.add("server_error", f"bad input answered 500: {what}")
         for problem in fuzz.structural_problems():

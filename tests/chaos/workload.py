@@ -11,8 +11,17 @@ Kinds of intent:
   record of each execution names the intent and topic it came from;
 - `talkifai`: start a TalkifAI batch job now (an operator, `POST batch-jobs/<id>/start`);
 - `daily`: request the daily trigger and have another operator approve it (once per tenant);
+- `altcraft`: an Altcraft bulk launch for 1-150 recipients (a list, or rows of a CRM export
+  with the `column` to send), cut into several requests (chunks) by the connection's small body
+  limit; every address names its launch (`<ref>-<index>@example.com`), so the sandbox's ledger
+  says which chunk of which launch each request was;
 - `schedule`: a scheduled trigger (the scheduler fires it, under two beats at times);
-- `approve` / `reject`: an operator decides a run that waits for approval.
+- `approve`: an operator approves a run that waits for approval (the daily trigger);
+- `cancel_run` / `cancel_launch`: right after a trigger or launch is answered, now and then its
+  requester's operator cancels one of its runs, or the whole launch, racing the workers;
+- `cancel_schedule`: an operator cancels a scheduled trigger, before or after its time.
+A cancel is answered truthfully: 200 when it withdrew the run (or it was cancelled already), 409
+`too_late` with the run's state when a worker had it first; the checker holds it to that.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ REQUEST_TIMEOUT = 15.0
 # How long a client keeps retrying one intent through faults before giving up on it (it then
 # counts as "not answered": the checker still verifies what, if anything, it made).
 RETRY_SECONDS = 120.0
+# The share of answered triggers and launches an operator cancels at once (racing the workers).
+CANCEL_SHARE = 0.2
 
 
 @dataclass
@@ -56,6 +67,7 @@ class Brand:
     second_operator_token: str
     campaigns_brand: str
     daily_tenant: str
+    altcraft_trigger_id: int
 
 
 @dataclass
@@ -70,12 +82,23 @@ class Intent:
     status: int | None = None  # the last answer's HTTP status (None: never answered)
     answer: dict[str, Any] = field(default_factory=dict)
     errors: Counter = field(default_factory=Counter)
+    # What a cancel is about: {"run": id} / {"launch": id} / {"schedule": id}, and for a launch
+    # or trigger the intent it cancels (`of`, its key).
+    target: dict[str, Any] = field(default_factory=dict)
 
 
 class Workload:
     """Draws intents from `seed` and sends them from `threads` client threads until stopped."""
 
-    def __init__(self, *, seed: int, brands: list[Brand], web_url: str, threads: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        brands: list[Brand],
+        web_url: str,
+        threads: int = 4,
+        schedules: list[tuple[str, int]] | None = None,
+    ) -> None:
         self.random = random.Random(seed)
         self.brands = brands
         self.web_url = web_url
@@ -87,11 +110,30 @@ class Workload:
         self.started_jobs: set[int] = set()
         self.daily_requested: set[str] = set()
         self.decided: set[int] = set()
+        # (tenant slug, schedule id) of the proof's scheduled triggers: some get cancelled.
+        self.schedules = list(schedules or [])
+        self.first = self.opening()
 
     # -- drawing intents ---------------------------------------------------------------------
 
+    def opening(self) -> list[tuple[str, Brand]]:
+        """What the clients do first, so that even a short proof has every kind: per tenant a
+        launch from a list and one from a CRM export, both of several chunks, and one schedule
+        cancelled well before its time."""
+        first: list[tuple[str, Brand]] = []
+        for brand in self.brands:
+            first += [("altcraft_list", brand), ("altcraft_export", brand)]
+        if self.schedules:
+            first.append(("cancel_schedule", self.brands[0]))
+        return first
+
     def next_intent(self) -> Intent | None:
         with self.lock:
+            if self.first:
+                kind, brand = self.first.pop(0)
+                if kind == "cancel_schedule":
+                    return self._cancel_schedule(self.schedules.pop())  # the latest to fire
+                return self._altcraft_intent(brand, export=kind == "altcraft_export", count=150)
             brand = self.random.choice(self.brands)
             roll = self.random.random()
             if roll < 0.06 and brand.slug not in self.daily_requested:
@@ -102,6 +144,16 @@ class Workload:
                     "daily-trigger",
                     {"files_uploaded_attested": True},
                     brand.marketer_token,
+                )
+            if 0.16 <= roll < 0.18 and self.schedules:
+                return self._cancel_schedule(
+                    self.schedules.pop(self.random.randrange(len(self.schedules)))
+                )
+            if 0.18 <= roll < 0.32:
+                return self._altcraft_intent(
+                    brand,
+                    export=self.random.random() < 0.5,
+                    count=self.random.choice([1, 3, 12, 40, 40, 80, 150]),
                 )
             free_jobs = [pk for pk in brand.batch_job_pks if pk not in self.started_jobs]
             if roll < 0.16 and free_jobs:
@@ -123,11 +175,74 @@ class Workload:
                 key=ref,
             )
 
-    def _intent(self, kind, brand, path, body, token, *, key: str | None = None) -> Intent:
+    def _altcraft_intent(self, brand: Brand, *, export: bool, count: int) -> Intent:
+        """A bulk launch; its addresses name it (`<ref>-<index>@example.com`)."""
+        ref = f"a{uuid.UUID(int=self.random.getrandbits(128)).hex[:12]}"
+        emails = [altcraft_address(ref, index) for index in range(count)]
+        body: dict[str, Any] = {"trigger": brand.altcraft_trigger_id}
+        if export:  # rows of a CRM export: only the `column` is sent
+            body["column"] = "email"
+            body["recipients"] = [
+                {"first_name": f"Person {index}", "email": email, "city": "Riga"}
+                for index, email in enumerate(emails)
+            ]
+        else:
+            body["recipients"] = emails
+        return self._intent(
+            "altcraft", brand, "altcraft/launches", body, brand.marketer_token, key=ref
+        )
+
+    def _cancel_schedule(self, schedule: tuple[str, int]) -> Intent:
+        slug, schedule_id = schedule
+        owner = next(brand for brand in self.brands if brand.slug == slug)
+        return self._intent(
+            "cancel_schedule",
+            owner,
+            f"schedules/{schedule_id}/cancel",
+            {},
+            owner.operator_token,
+            target={"schedule": schedule_id},
+        )
+
+    def _intent(
+        self, kind, brand, path, body, token, *, key: str | None = None, target=None
+    ) -> Intent:
         key = key or f"{kind}-{uuid.UUID(int=self.random.getrandbits(128)).hex[:16]}"
         intent = Intent(kind, brand, key, body, f"/api/v1/t/{brand.slug}/{path}", token)
+        intent.target = target or {}
         self.intents.append(intent)
         return intent
+
+    def cancel_after(self, intent: Intent) -> Intent | None:
+        """Now and then an operator cancels what was just asked for, racing the workers: one run
+        of a trigger, or the whole of a launch."""
+        answer = intent.answer if isinstance(intent.answer, dict) else {}
+        if intent.status not in (200, 201):
+            return None
+        with self.lock:
+            if self.random.random() >= CANCEL_SHARE:
+                return None
+            if intent.kind == "altcraft" and "id" in answer:
+                return self._intent(
+                    "cancel_launch",
+                    intent.brand,
+                    f"altcraft/launches/{answer['id']}/cancel",
+                    {},
+                    intent.brand.operator_token,
+                    target={"launch": int(answer["id"]), "of": intent.key},
+                )
+            runs = answer.get("runs") or []
+            if intent.kind == "trigger" and runs:
+                run = self.random.choice(runs)
+                return self._intent(
+                    "cancel_run",
+                    intent.brand,
+                    f"runs/{run['id']}/cancel",
+                    {},
+                    intent.brand.operator_token,
+                    target={"run": int(run["id"]), "of": intent.key},
+                )
+        return None
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -199,6 +314,9 @@ class Workload:
             if intent is None:
                 return
             self.send(intent, session)
+            cancel = self.cancel_after(intent)
+            if cancel is not None:
+                self.send(cancel, session)
             run = intent.answer if isinstance(intent.answer, dict) else {}
             if intent.status in (200, 201) and run.get("state") == "awaiting_approval":
                 self.decide(session, intent.brand, int(run["id"]), approve=True)
@@ -218,6 +336,11 @@ class Workload:
 
     def counts(self) -> Counter:
         return Counter(intent.kind for intent in self.intents)
+
+
+def altcraft_address(ref: str, index: int) -> str:
+    """The `index`th recipient of the launch `ref`: the ledger's items name their launch."""
+    return f"{ref}-{index:04d}@example.com"
 
 
 def schedule_fires(seed: int, *, count: int, within_seconds: float) -> list[timedelta]:

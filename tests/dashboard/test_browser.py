@@ -139,6 +139,8 @@ def phone_data(team, sandbox_connection, settings, tmp_path):
         "job": job,
         "policy": policy,
         "connection": talkifai,
+        # Their sessions page: the admin's own sessions are listed there (this test's browser).
+        "member": team.admin,
         **campaign_data(team, sandbox_connection),
         **altcraft_data(team, sandbox_connection, settings, tmp_path),
     }
@@ -176,11 +178,25 @@ def campaign_data(team, sandbox_connection) -> dict:
         context={**context, "match_name": "later " + "s" * 200},
         fire_at=utc_now() + timedelta(days=2),
     )
+    from dashboard.recurring import services as recurring
+
+    recurring_schedule = recurring.schedule_create(
+        actor=ada,
+        tenant=team.tenant,
+        data=recurring.ScheduleInput(
+            name="Every weekday " + "r" * 100,
+            cron="0 9 * * 1-5",
+            time_zone="Europe/Berlin",
+            target_kind="event_generator",
+            target_input={"id": generator.pk, "topics": [ARSENAL], "context": context},
+        ),
+    )
     return {
         "generator": generator,
         "group": group,
         "campaign_run": group.campaign_runs.first().run,
         "schedule": schedule,
+        "recurring": recurring_schedule,
     }
 
 
@@ -252,10 +268,15 @@ def every_page(data) -> list[str]:
         f"{slug}/connections/{connection}/edit/",
         f"{slug}/connections/new/",
         f"{slug}/members/",
+        f"{slug}/members/{data['member'].pk}/sessions/",
         f"{slug}/settings/",
         f"{slug}/settings/chat/",
         f"{slug}/approval-policies/",
         f"{slug}/approval-policies/{data['policy'].pk}/",
+        f"{slug}/recurring/",
+        f"{slug}/recurring/{data['recurring'].pk}/",
+        f"{slug}/recurring/calendar/",
+        f"{slug}/recurring/calendar/?view=month",
         f"{slug}/sso/",
         f"{slug}/audit/",
         f"{slug}/api-tokens/",
@@ -263,6 +284,7 @@ def every_page(data) -> list[str]:
         ERROR_PAGE,
         reverse("password_change"),
         reverse("preferences"),
+        reverse("account_sessions"),
     ]
 
 

@@ -15,8 +15,10 @@ from dashboard.api.endpoints import (
     chat_webhooks,
     pauses,
     preferences,
+    recurring,
     runs,
     send_windows,
+    sessions,
     sso_groups,
 )
 from dashboard.api.endpoints.common import router, run_out
@@ -31,8 +33,10 @@ __all__ = [
     "chat_webhooks",
     "pauses",
     "preferences",
+    "recurring",
     "run_out",
     "runs",
     "send_windows",
+    "sessions",
     "sso_groups",
 ]

@@ -1,4 +1,4 @@
-"""The automation API's run endpoints: list, get (optionally waiting), approve, reject."""
+"""The automation API's run endpoints: list, get (optionally waiting), approve, reject, cancel."""
 
 from __future__ import annotations
 
@@ -213,5 +213,40 @@ def run_reject(request: HttpRequest, tenant_slug: str, run_id: RecordId, payload
     run = run_services.run_reject(
         actor=use.actor(client_ip(request)), run=run, comment=payload.comment
     )
+    run.refresh_from_db()
+    return Status(200, run_out(run))
+
+
+@router.post(
+    "/t/{tenant_slug}/runs/{run_id}/cancel",
+    response={200: schemas.RunOut, **ERRORS},
+    operation_id="run_cancel",
+    summary="Withdraw a run before it is sent (its requester, or an operator); 409 when too late",
+)
+@acting("run_cancel")
+def run_cancel(request: HttpRequest, tenant_slug: str, run_id: RecordId):
+    """A run still waiting (for approval, or in the queue) is cancelled and never reaches the
+    vendor. One that lost the race (being sent, sent, ended) is a 409 `too_late` whose `state`
+    says where it is: the cancel did nothing. Cancelling a cancelled run again answers it as it
+    is (a client may retry a cancel whose answer it lost)."""
+    require(request, Permission.REQUEST, "cancel runs")
+    use = token_use(request)
+    run = run_selectors.run_get(tenant=use.token.tenant, run_id=run_id)
+    actor = use.actor(client_ip(request))
+    refusal = run_services.run_cancel_refusal(actor=actor, run=run, membership=use.membership)
+    if refusal:
+        raise ApiProblem(403, "forbidden", refusal)
+    try:
+        run = run_services.run_cancel(actor=actor, run=run)
+    except run_services.RunActionError:
+        run.refresh_from_db()
+        if not (run.state == RunState.CANCELLED and run.failure_code == "cancelled"):
+            raise ApiProblem(
+                409,
+                "too_late",
+                _("This run %(state)s and can no longer be cancelled: the cancel did nothing.")
+                % {"state": run.state_in_words()},
+                errors=[{"field": "state", "message": str(run.state)}],
+            ) from None
     run.refresh_from_db()
     return Status(200, run_out(run))

@@ -298,3 +298,46 @@ def test_a_crm_export_whose_column_is_missing_twice_or_empty_is_refused(
     assert AltcraftLaunch.objects.count() == 0
     upload_dir = settings.ALTCRAFT_UPLOAD_DIR
     assert not upload_dir.exists() or list(upload_dir.iterdir()) == []
+
+
+def test_cancelling_a_launch_withdraws_its_waiting_chunks_and_names_those_sent(
+    make_token, altcraft_trigger, sandboxes
+):
+    _, marketer = make_token("marketer")
+    _, operator = make_token("operator")
+    body = {"trigger": 8, "recipients": ["a@example.com"], "content": {"page": "cart"}}
+    sent = marketer.post("altcraft/launches", body, HTTP_IDEMPOTENCY_KEY="sent").json()
+    waiting = marketer.post(
+        "altcraft/launches", {**body, "recipients": ["b@example.com"]}, HTTP_IDEMPOTENCY_KEY="w"
+    ).json()
+    run_send(run_id=AltcraftLaunch.objects.get(pk=sent["id"]).chunks.get().run_id)
+
+    cancelled = operator.post(f"altcraft/launches/{waiting['id']}/cancel", {})
+    assert cancelled.status_code == 200, cancelled.content
+    assert cancelled.json()["chunks_cancelled"] == [1]
+    assert cancelled.json()["chunks_too_late"] == []
+    chunk_run = AltcraftLaunch.objects.get(pk=waiting["id"]).chunks.get().run
+    assert chunk_run.state == "cancelled"
+    # A worker that picks the cancelled chunk up sends nothing to Altcraft.
+    before = len(sandboxes["altcraft"].received_on("start_batch"))
+    run_send(run_id=chunk_run.pk)
+    assert len(sandboxes["altcraft"].received_on("start_batch")) == before
+
+    late = operator.post(f"altcraft/launches/{sent['id']}/cancel", {})
+    assert late.status_code == 200
+    assert late.json()["chunks_cancelled"] == []
+    assert late.json()["chunks_too_late"] == [{"chunk": 1, "state": "succeeded"}]
+
+
+def test_cancelling_an_unsent_launch_discards_it_and_a_closed_one_is_refused(
+    make_token, altcraft_trigger
+):
+    _, marketer = make_token("marketer")
+    dry = marketer.post(
+        "altcraft/launches", {"trigger": 8, "recipients": ["a@example.com"], "dry_run": True}
+    ).json()
+    cancelled = marketer.post(f"altcraft/launches/{dry['id']}/cancel", {})
+    assert cancelled.status_code == 200
+    assert cancelled.json()["launch"]["state"] == LaunchState.DISCARDED
+    assert Run.objects.count() == 0
+    problem(marketer.post(f"altcraft/launches/{dry['id']}/cancel", {}), 409, "refused")

@@ -244,3 +244,32 @@ def test_a_group_and_its_runs_carry_the_pages_outcome_words(make_token, generato
         "tone": "bad",
         "detail": "HTTP 422: not an API-triggered campaign",
     }
+
+
+def test_a_schedule_is_cancelled_before_it_fires_and_too_late_after(make_token, generator, team):
+    from datetime import timedelta
+
+    from campaigns.event_generators.models import ScheduledTrigger, ScheduleState
+    from campaigns.event_generators.services import schedule_create
+    from dashboard.clock import utc_now
+
+    def planned():
+        return schedule_create(
+            actor=Actor(user=team.marketer.user),
+            generator=generator,
+            topic_keys=[ARSENAL],
+            context=GOOD,
+            fire_at=utc_now() + timedelta(hours=1),
+        )
+
+    waiting, fired = planned(), planned()
+    ScheduledTrigger.objects.filter(pk=fired.pk).update(state=ScheduleState.FIRED)
+    _, operator = make_token("operator")
+
+    cancelled = operator.post(f"schedules/{waiting.pk}/cancel", {})
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert operator.post(f"schedules/{waiting.pk}/cancel", {}).json()["state"] == "cancelled"
+    late = problem(operator.post(f"schedules/{fired.pk}/cancel", {}), 409, "too_late")
+    assert late["errors"][0] == {"field": "state", "message": "fired"}
+    fired.refresh_from_db()
+    assert fired.state == ScheduleState.FIRED

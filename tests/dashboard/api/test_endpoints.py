@@ -322,3 +322,23 @@ def test_every_call_is_audited_with_the_tokens_name(make_token, generator, altcr
     assert all(call.summary["client"] == "nightly-campaigns" for call in calls)
     uploaded = AuditEvent.objects.get(action="altcraft.launch_uploaded")
     assert f"via API token “{token.name}”" in uploaded.actor_label
+
+
+def test_cancel_withdraws_a_waiting_run_and_says_when_it_is_too_late(make_token, team):
+    queued = RunFactory(tenant=team.tenant, connection__tenant=team.tenant, state=RunState.QUEUED)
+    sending = RunFactory(tenant=team.tenant, connection__tenant=team.tenant, state=RunState.SENDING)
+    _, auditor = make_token("auditor")
+    _, operator = make_token("operator")
+    problem(auditor.post(f"runs/{queued.pk}/cancel", {}), 403, "forbidden")
+
+    cancelled = operator.post(f"runs/{queued.pk}/cancel", {})
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    # A retried cancel (its first answer lost) answers the run as it is, not a refusal.
+    again = operator.post(f"runs/{queued.pk}/cancel", {})
+    assert again.status_code == 200 and again.json()["state"] == "cancelled"
+
+    # Lost the race with a worker: the answer says so, and the run goes on being sent.
+    late = problem(operator.post(f"runs/{sending.pk}/cancel", {}), 409, "too_late")
+    assert late["errors"] == [{"field": "state", "message": "sending"}]
+    sending.refresh_from_db()
+    assert sending.state == RunState.SENDING

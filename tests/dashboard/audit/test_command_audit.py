@@ -330,6 +330,18 @@ CASES: dict[str, Case] = {
         ),
         acting_as="ada",
     ),
+    "recurring_schedule": Case(
+        lambda world: call_command(
+            "recurring_schedule",
+            "acme",
+            "add",
+            *("--as", "oscar", "--name", "Morning daily", "--cron", "0 6 * * 1-5"),
+            *("--zone", "Europe/Berlin", "--kind", "daily_trigger", "--target", "Optimove"),
+            "--attest",
+            stdout=io.StringIO(),
+        ),
+        acting_as="oscar",
+    ),
     "test_connection": Case(_test_connection, acting_as="ada"),
     "event_generator_register": Case(_event_generator_register, acting_as="mia"),
     "altcraft_trigger_register": Case(_altcraft_trigger_register, acting_as="oscar"),
@@ -368,6 +380,12 @@ CASES: dict[str, Case] = {
     "unlock_login": Case(
         lambda world: call_command(
             "unlock_login", "--username", "mia", "--as", "ada", stdout=io.StringIO()
+        ),
+        acting_as="ada",
+    ),
+    "end_sessions": Case(
+        lambda world: call_command(
+            "end_sessions", "acme", "--username", "oscar", "--as", "ada", stdout=io.StringIO()
         ),
         acting_as="ada",
     ),

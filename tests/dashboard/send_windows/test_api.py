@@ -107,6 +107,9 @@ def test_a_marketer_cannot_set_a_window_and_an_unknown_connection_is_a_404(
     _, operator = make_token("operator")
     response = operator.get("connections/Nope/send-window")
     assert (response.status_code, response.json()["code"]) == (404, "connection_not_found")
+    # A digit to str.isdigit() that int() refuses (found by the proofs' fuzzer as a 500).
+    response = operator.get("connections/%C2%B9/send-window")
+    assert (response.status_code, response.json()["code"]) == (404, "connection_not_found")
     assert not AuditEvent.objects.filter(action="send_window.changed").exists()
 
 
