@@ -20,6 +20,14 @@ from tests.factories import MembershipFactory, RunFactory, UserFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
 
 
+@pytest.fixture(autouse=True)
+def english_request():
+    """The language of the request that causes a mail is its fallback: English here, whatever
+    an earlier test in this thread left active."""
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def connection(team, sandbox_connection):
     return sandbox_connection(team.tenant, "optimove_batch", name="Optimove EU")
