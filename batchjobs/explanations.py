@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.translation import gettext, gettext_lazy
+
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.states import RunState
@@ -29,41 +31,45 @@ class Explanation:
 # Codes the run engine itself writes, whatever the vendor.
 ENGINE_FAILURES: dict[str, tuple[str, str]] = {
     "guardrail": (
-        "TriggerDesk stopped the run before sending it.",
-        "Nothing was sent. The reason is below; request again once it no longer applies.",
+        gettext_lazy("TriggerDesk stopped the run before sending it."),
+        gettext_lazy(
+            "Nothing was sent. The reason is below; request again once it no longer applies."
+        ),
     ),
     "approval_expired": (
-        "The request expired before anyone approved it.",
-        "Nothing was sent. Request it again and have it approved in time.",
+        gettext_lazy("The request expired before anyone approved it."),
+        gettext_lazy("Nothing was sent. Request it again and have it approved in time."),
     ),
     "rejected_by_approver": (
-        "An operator rejected the request.",
-        "Nothing was sent. Their comment says why; request again if it is still needed.",
+        gettext_lazy("An operator rejected the request."),
+        gettext_lazy(
+            "Nothing was sent. Their comment says why; request again if it is still needed."
+        ),
     ),
-    "cancelled": ("The request was withdrawn.", "Nothing was sent."),
+    "cancelled": (gettext_lazy("The request was withdrawn."), gettext_lazy("Nothing was sent.")),
     "worker_lost": (
-        "The worker stopped while sending; the vendor may have received the request.",
-        "Do not send it again blindly: check with the vendor first.",
+        gettext_lazy("The worker stopped while sending; the vendor may have received the request."),
+        gettext_lazy("Do not send it again blindly: check with the vendor first."),
     ),
     "internal_error": (
-        "An unexpected error happened while sending; the vendor may have acted.",
-        "Do not send it again blindly: check with the vendor first.",
+        gettext_lazy("An unexpected error happened while sending; the vendor may have acted."),
+        gettext_lazy("Do not send it again blindly: check with the vendor first."),
     ),
     "credentials_unreadable": (
-        "The connection's API key cannot be decrypted.",
-        "Nothing was sent. An admin sets the API key again on the connection page.",
+        gettext_lazy("The connection's API key cannot be decrypted."),
+        gettext_lazy("Nothing was sent. An admin sets the API key again on the connection page."),
     ),
     "invalid_parameters": (
-        "TriggerDesk refused the parameters before sending.",
-        "Nothing was sent. Request again with valid values.",
+        gettext_lazy("TriggerDesk refused the parameters before sending."),
+        gettext_lazy("Nothing was sent. Request again with valid values."),
     ),
     "unencodable_request": (
-        "The request could not be encoded, so it never left TriggerDesk.",
-        "Nothing was sent. Check the connection's settings.",
+        gettext_lazy("The request could not be encoded, so it never left TriggerDesk."),
+        gettext_lazy("Nothing was sent. Check the connection's settings."),
     ),
     "poll_deadline": (
-        "The vendor accepted the run but never reported a final status.",
-        "Check the outcome in the vendor's own UI.",
+        gettext_lazy("The vendor accepted the run but never reported a final status."),
+        gettext_lazy("Check the outcome in the vendor's own UI."),
     ),
 }
 
@@ -72,10 +78,15 @@ def explain_failure(operation: str, code: str, detail: str = "") -> Explanation:
     """The plain explanation of a failure code of a run of `operation` (the vendor's own words
     come from its operation's `failure_explanations`, the engine's from ENGINE_FAILURES)."""
     table = operation_for(operation).failure_explanations
-    headline, advice = table.get(code) or ENGINE_FAILURES.get(code) or ("", "")
+    # Read in the active language now: an Explanation holds plain text (pages, API, tests).
+    headline, advice = (
+        str(text) for text in table.get(code) or ENGINE_FAILURES.get(code) or ("", "")
+    )
     if not headline:
-        headline = f"The call did not succeed ({code or 'no reason given'})."
-        advice = "The details below say what the vendor answered."
+        headline = gettext("The call did not succeed (%(code)s).") % {
+            "code": code or gettext("no reason given")
+        }
+        advice = gettext("The details below say what the vendor answered.")
     return Explanation(headline=headline, advice=advice, detail=detail)
 
 
@@ -86,9 +97,17 @@ def run_explanation(run: Run) -> Explanation | None:
         return explain_failure(run.operation, run.failure_code, detail)
     if run.state == RunState.QUEUED and run.failure_code:
         base = explain_failure(run.operation, run.failure_code, detail)
-        when = f" at {_utc(run.next_attempt_at)}" if run.next_attempt_at else ""
+        if run.next_attempt_at:
+            headline = gettext("%(headline)s TriggerDesk tries again at %(when)s.") % {
+                "headline": base.headline,
+                "when": _utc(run.next_attempt_at),
+            }
+        else:
+            headline = gettext("%(headline)s TriggerDesk tries again.") % {
+                "headline": base.headline
+            }
         return Explanation(
-            headline=f"{base.headline} TriggerDesk tries again{when}.",
+            headline=headline,
             advice=base.advice,
             detail=detail,
             tone="warn",
@@ -96,7 +115,7 @@ def run_explanation(run: Run) -> Explanation | None:
     if run.state == RunState.OUTCOME_UNKNOWN:
         base = explain_failure(run.operation, run.failure_code, detail)
         if run.needs_person:
-            next_step = (
+            next_step = gettext(
                 "A person must decide: check in the vendor's UI, then record that it went "
                 "through, or send it again."
             )
@@ -104,15 +123,18 @@ def run_explanation(run: Run) -> Explanation | None:
             # One message: what happened (the headline) and what TriggerDesk does, when. The
             # advice meant for a person ("re-send after the window") would contradict it.
             return Explanation(
-                headline=f"Outcome unknown. {base.headline}",
-                advice=f"At {_utc(run.reconcile_after)}: "
-                + operation_for(run.operation).reconcile_plan,
+                headline=gettext("Outcome unknown. %(headline)s") % {"headline": base.headline},
+                advice=gettext("At %(when)s: %(plan)s")
+                % {
+                    "when": _utc(run.reconcile_after),
+                    "plan": operation_for(run.operation).reconcile_plan,
+                },
                 tone="warn",
             )
         else:
-            next_step = "TriggerDesk is checking with the vendor."
+            next_step = gettext("TriggerDesk is checking with the vendor.")
         return Explanation(
-            headline=f"Outcome unknown. {base.headline}",
+            headline=gettext("Outcome unknown. %(headline)s") % {"headline": base.headline},
             advice=f"{next_step} {base.advice}",
             detail=detail,
             tone="warn",

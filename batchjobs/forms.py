@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from batchjobs.vendors.optimove_daily.client import MAXIMUM_VALIDATION_WAIT_SECONDS
 from dashboard.models import Tenant, VendorConnection, VendorKind
@@ -20,8 +21,10 @@ class IdempotentForm(forms.Form):
         max_length=80,
         widget=forms.HiddenInput,
         error_messages={
-            "required": "This form is incomplete (its one-time key is missing). Reload the page "
-            "and submit it again."
+            "required": gettext_lazy(
+                "This form is incomplete (its one-time key is missing). Reload the page "
+                "and submit it again."
+            )
         },
     )
 
@@ -38,15 +41,23 @@ class WaitField(forms.IntegerField):
             required=False,
             min_value=0,
             max_value=MAXIMUM_VALIDATION_WAIT_SECONDS,
-            label="Extra validation wait (seconds, optional)",
-            help_text="0 to 30. Optimove always waits 5 s while it checks that the batch "
-            "started, plus anything you ask above 5: empty or up to 5 means 5 s, 10 means 10 s, "
-            "30 means 30 s (the maximum).",
+            label=gettext_lazy("Extra validation wait (seconds, optional)"),
+            help_text=gettext_lazy(
+                "0 to 30. Optimove always waits 5 s while it checks that the batch "
+                "started, plus anything you ask above 5: empty or up to 5 means 5 s, 10 means 10 s, "
+                "30 means 30 s (the maximum)."
+            ),
             error_messages={
-                "invalid": "Enter a whole number of seconds from 0 to 30, or leave it empty.",
-                "min_value": "The wait cannot be negative: enter 0 to 30, or leave it empty.",
-                "max_value": "Optimove allows at most 30 seconds (more answers 504 without "
-                "triggering): enter 0 to 30.",
+                "invalid": gettext_lazy(
+                    "Enter a whole number of seconds from 0 to 30, or leave it empty."
+                ),
+                "min_value": gettext_lazy(
+                    "The wait cannot be negative: enter 0 to 30, or leave it empty."
+                ),
+                "max_value": gettext_lazy(
+                    "Optimove allows at most 30 seconds (more answers 504 without "
+                    "triggering): enter 0 to 30."
+                ),
             },
             widget=forms.NumberInput(attrs={"min": 0, "max": MAXIMUM_VALIDATION_WAIT_SECONDS}),
             **kwargs,
@@ -55,12 +66,16 @@ class WaitField(forms.IntegerField):
 
 class DailyTriggerRequestForm(IdempotentForm):
     attest_files_uploaded = forms.BooleanField(
-        label="I confirm that all of today's files have finished uploading.",
-        help_text="Optimove does not check this: the batch runs on whatever data is there, once "
-        "per UTC day.",
+        label=gettext_lazy("I confirm that all of today's files have finished uploading."),
+        help_text=gettext_lazy(
+            "Optimove does not check this: the batch runs on whatever data is there, once "
+            "per UTC day."
+        ),
         error_messages={
-            "required": "Confirm that all of today's files have finished uploading: Optimove "
-            "does not check it, and triggers once per day."
+            "required": gettext_lazy(
+                "Confirm that all of today's files have finished uploading: Optimove "
+                "does not check it, and triggers once per day."
+            )
         },
     )
     wait_time_for_validation_seconds = WaitField()
@@ -87,15 +102,22 @@ class FilesLandedForm(forms.Form):
 
 
 class BatchJobRegisterForm(forms.Form):
-    connection = forms.ModelChoiceField(queryset=VendorConnection.objects.none())
+    connection = forms.ModelChoiceField(
+        queryset=VendorConnection.objects.none(), label=gettext_lazy("Connection")
+    )
     batch_job_id = forms.CharField(
         max_length=200,
         strip=False,
-        label="Batch job id",
-        help_text="As shown in TalkifAI Studio (TalkifAI has no list of jobs to pick from).",
+        label=gettext_lazy("Batch job id"),
+        help_text=gettext_lazy(
+            "As shown in TalkifAI Studio (TalkifAI has no list of jobs to pick from)."
+        ),
     )
     name = forms.CharField(
-        max_length=200, required=False, help_text="Optional; TalkifAI's name is used otherwise."
+        max_length=200,
+        required=False,
+        label=gettext_lazy("Name"),
+        help_text=gettext_lazy("Optional; TalkifAI's name is used otherwise."),
     )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
+from django.utils.translation import gettext
 
 from batchjobs.explanations import Explanation, _utc, run_explanation
 from batchjobs.models import FilesLanded
@@ -151,13 +152,15 @@ class DailyTriggerStatus:
         ]
         if membership is not None:
             if not membership.can(Permission.APPROVE):
-                blockers.insert(0, Blocker("role", "Only an operator of this tenant can approve."))
+                blockers.insert(
+                    0, Blocker("role", gettext("Only an operator of this tenant can approve."))
+                )
             elif run.requested_by_id == membership.user_id:
                 blockers.insert(
                     0,
                     Blocker(
                         "four_eyes",
-                        "You requested this trigger, so another operator must approve it.",
+                        gettext("You requested this trigger, so another operator must approve it."),
                     ),
                 )
         return blockers
@@ -353,32 +356,40 @@ def daily_trigger_status(
             blockers.append(
                 Blocker(
                     "role",
-                    f"Your role ({membership.get_role_display()}) can watch the daily trigger "
-                    "but not request it.",
+                    gettext("Your role (%(role)s) can watch the daily trigger but not request it.")
+                    % {"role": membership.get_role_display()},
                 )
             )
         elif not tenant.approval_required and not membership.can(Permission.APPROVE):
             blockers.append(
                 Blocker(
                     "role",
-                    "Approval is off for this tenant, so only operators trigger, and their "
-                    "click sends at once. Ask an operator.",
+                    gettext(
+                        "Approval is off for this tenant, so only operators trigger, and their "
+                        "click sends at once. Ask an operator."
+                    ),
                 )
             )
     if not connections:
         blockers.append(
             Blocker(
                 "connection",
-                "This tenant has no active Optimove batch connection. An admin adds one under "
-                "Connections.",
+                gettext(
+                    "This tenant has no active Optimove batch connection. An admin adds one under "
+                    "Connections."
+                ),
             )
         )
     elif connection is None:
         blockers.append(
             Blocker(
                 "connection",
-                f"This tenant has {len(connections)} active Optimove batch connections. "
-                "Deactivate all but one, so it is clear which Optimove tenant is triggered.",
+                gettext(
+                    "This tenant has %(count)s active Optimove batch connections. "
+                    "Deactivate all but one, so it is clear which Optimove tenant is "
+                    "triggered."
+                )
+                % {"count": len(connections)},
             )
         )
     key_expired = False
@@ -387,9 +398,11 @@ def daily_trigger_status(
             blockers.append(
                 Blocker(
                     "key_role",
-                    "The connection's API key has the 3rdParty role, which Optimove blocks from "
-                    "TriggerDaily. An admin sets an ApiRole or TransactionalMail key on the "
-                    "connection.",
+                    gettext(
+                        "The connection's API key has the 3rdParty role, which Optimove blocks from "
+                        "TriggerDaily. An admin sets an ApiRole or TransactionalMail key on the "
+                        "connection."
+                    ),
                 )
             )
         key_expired = _key_expired(connection)
@@ -397,18 +410,27 @@ def daily_trigger_status(
             blockers.append(
                 Blocker(
                     "key_expired",
-                    "The API key has expired: Optimove answered 403 at "
-                    f"{connection.last_error_at:%Y-%m-%d %H:%M} UTC. Ask Optimove for a new key; "
-                    "an admin replaces it on the connection page.",
+                    gettext(
+                        "The API key has expired: Optimove answered 403 at %(last_error_at)s "
+                        "UTC. Ask Optimove for a new key; an admin replaces it on the "
+                        "connection page."
+                    )
+                    % {"last_error_at": format(connection.last_error_at, "%Y-%m-%d %H:%M")},
                 )
             )
     if triggered_today is not None:
         blockers.append(
             Blocker(
                 "triggered_today",
-                f"Today's batch was already triggered (run #{triggered_today.pk}). Optimove "
-                "allows one trigger per UTC day; the next is possible after 00:00 UTC, in "
-                f"{format_duration((next_utc_midnight(now) - now).total_seconds())}.",
+                gettext(
+                    "Today's batch was already triggered (run #%(run_pk)s). "
+                    "Optimove allows one trigger per UTC day; the next is possible after "
+                    "00:00 UTC, in %(duration)s."
+                )
+                % {
+                    "run_pk": triggered_today.pk,
+                    "duration": format_duration((next_utc_midnight(now) - now).total_seconds()),
+                },
             )
         )
     if open_run is not None:
@@ -417,18 +439,26 @@ def daily_trigger_status(
         blockers.append(
             Blocker(
                 "rate_window",
-                "Optimove allows one request per 10 minutes; the window after the last request "
-                f"ends at {_utc(window_ends_at)}, in "
-                f"{format_duration((window_ends_at - now).total_seconds())}.",
+                gettext(
+                    "Optimove allows one request per 10 minutes; the window after the last "
+                    "request ends at %(when)s, in %(duration)s."
+                )
+                % {
+                    "when": _utc(window_ends_at),
+                    "duration": format_duration((window_ends_at - now).total_seconds()),
+                },
             )
         )
     if tenant.require_files_landed and files_landed is None:
         blockers.append(
             Blocker(
                 "files_landed",
-                f"No one has signalled yet that all files for {today:%Y-%m-%d} (UTC) have "
-                "landed. Give the signal once every file is uploaded (or let the pipeline "
-                "send it).",
+                gettext(
+                    "No one has signalled yet that all files for %(today)s (UTC) have "
+                    "landed. Give the signal once every file is uploaded (or let the "
+                    "pipeline send it)."
+                )
+                % {"today": format(today, "%Y-%m-%d")},
             )
         )
     return DailyTriggerStatus(
@@ -455,22 +485,27 @@ def daily_trigger_status(
 def _open_run_sentence(run: Run, now: datetime) -> str:
     if run.state == RunState.AWAITING_APPROVAL:
         if run.approval_expires_at and run.approval_expires_at <= now:
-            return (
-                f"Request #{run.pk} expired before approval and is being withdrawn; reload in a "
-                "moment."
-            )
-        return (
-            f"Request #{run.pk} is waiting for an operator's approval: approve, reject or "
-            "withdraw it first."
-        )
+            return gettext(
+                "Request #%(run_pk)s expired before approval and is being withdrawn; "
+                "reload in a moment."
+            ) % {"run_pk": run.pk}
+        return gettext(
+            "Request #%(run_pk)s is waiting for an operator's approval: approve, "
+            "reject or withdraw it first."
+        ) % {"run_pk": run.pk}
     if run.state == RunState.OUTCOME_UNKNOWN:
         if run.needs_person:
-            return (
-                f"Trigger #{run.pk} has an unknown outcome and a person must settle it first "
-                "(check in Optimove, then record what happened)."
-            )
-        return f"Trigger #{run.pk} has an unknown outcome; TriggerDesk is checking with Optimove."
-    return f"Trigger #{run.pk} is {run.get_state_display().lower()}; wait for its outcome."
+            return gettext(
+                "Trigger #%(run_pk)s has an unknown outcome and a person must settle it "
+                "first (check in Optimove, then record what happened)."
+            ) % {"run_pk": run.pk}
+        return gettext(
+            "Trigger #%(run_pk)s has an unknown outcome; TriggerDesk is checking with Optimove."
+        ) % {"run_pk": run.pk}
+    return gettext("Trigger #%(run_pk)s is %(state)s; wait for its outcome.") % {
+        "run_pk": run.pk,
+        "state": run.get_state_display().lower(),
+    }
 
 
 def daily_run_get(*, tenant: Tenant, run_id: int) -> Run:
@@ -478,7 +513,7 @@ def daily_run_get(*, tenant: Tenant, run_id: int) -> Run:
     try:
         return _daily_runs(tenant).get(pk=run_id)
     except Run.DoesNotExist:
-        raise Http404("No such daily trigger.") from None
+        raise Http404(gettext("No such daily trigger.")) from None
 
 
 def approved_by(run: Run) -> Approval | None:

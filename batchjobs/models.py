@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 
 class FilesLanded(models.Model):
@@ -19,8 +20,8 @@ class FilesLanded(models.Model):
     """
 
     class Source(models.TextChoices):
-        PERSON = "person", "A person, in TriggerDesk"
-        PIPELINE = "pipeline", "A data pipeline (automation)"
+        PERSON = "person", gettext_lazy("A person, in TriggerDesk")
+        PIPELINE = "pipeline", gettext_lazy("A data pipeline (automation)")
 
     tenant = models.ForeignKey(
         "dashboard.Tenant", on_delete=models.CASCADE, related_name="files_landed"

@@ -23,6 +23,7 @@ from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from batchjobs import guardrails, selectors
 from batchjobs.models import BatchJob, FilesLanded
@@ -49,13 +50,19 @@ ATTESTATION = "The requester attests that all of the UTC day's files have finish
 def _membership(actor: Actor, tenant: Tenant, permission: str, doing: str) -> Membership:
     """The acting person's membership, if it allows `permission`; RunActionError otherwise."""
     if actor.user is None or not actor.user.is_authenticated:
-        raise RunActionError(f"Only a signed-in member of the tenant can {doing}.")
+        raise RunActionError(
+            gettext("Only a signed-in member of the tenant can %(doing)s.") % {"doing": doing}
+        )
     membership = selectors.user_membership(user=actor.user, tenant=tenant)
     if membership is None:
-        raise RunActionError(f"{actor.user.get_username()} is not a member of {tenant.name}.")
+        raise RunActionError(
+            gettext("%(who)s is not a member of %(tenant_name)s.")
+            % {"who": actor.user.get_username(), "tenant_name": tenant.name}
+        )
     if not membership.can(permission):
         raise RunActionError(
-            f"Your role ({membership.get_role_display()}) cannot {doing} in {tenant.name}."
+            gettext("Your role (%(role)s) cannot %(doing)s in %(tenant_name)s.")
+            % {"role": membership.get_role_display(), "doing": doing, "tenant_name": tenant.name}
         )
     return membership
 
@@ -82,8 +89,10 @@ def daily_trigger_request(
     if not files_uploaded_attested:
         raise ValidationError(
             {
-                "attest_files_uploaded": "Confirm that all of today's files have finished "
-                "uploading: Optimove does not check it, and triggers once per day."
+                "attest_files_uploaded": gettext(
+                    "Confirm that all of today's files have finished "
+                    "uploading: Optimove does not check it, and triggers once per day."
+                )
             }
         )
     membership = _membership(actor, tenant, Permission.REQUEST, "request the daily trigger")
@@ -91,7 +100,9 @@ def daily_trigger_request(
     existing = Run.objects.filter(tenant=tenant, idempotency_key=key).first() if key else None
     if existing is not None:
         if existing.operation != DAILY:
-            raise ValidationError("This form was already used for something else; reload it.")
+            raise ValidationError(
+                gettext("This form was already used for something else; reload it.")
+            )
         return existing
     with transaction.atomic():
         # One decision at a time per tenant, so two people cannot both open a request.
@@ -161,7 +172,9 @@ def daily_trigger_change_wait(
     membership = _membership(actor, tenant, Permission.REQUEST, "change a daily trigger")
     run = guardrails.daily_run_get(tenant=tenant, run_id=run.pk)
     if run.requested_by_id != membership.user_id:
-        raise RunActionError("Only the requester can change the request; others can reject it.")
+        raise RunActionError(
+            gettext("Only the requester can change the request; others can reject it.")
+        )
     return runs.run_change_parameters(
         actor=actor,
         run=run,
@@ -184,15 +197,22 @@ def files_landed_give(
     Giving it again for the same date changes nothing and returns the first signal.
     """
     if source not in FilesLanded.Source.values:
-        raise ValidationError({"source": f"Unknown source {source!r}."})
+        raise ValidationError(
+            {"source": gettext("Unknown source %(source)s.") % {"source": repr(source)}}
+        )
     if actor.user is not None and actor.user.is_authenticated:
         _membership(actor, tenant, Permission.REQUEST, "signal that files have landed")
     elif source == FilesLanded.Source.PERSON:
-        raise ValidationError({"source": "Without a signed-in person the source is a pipeline."})
+        raise ValidationError(
+            {"source": gettext("Without a signed-in person the source is a pipeline.")}
+        )
     today = utc_now().date()
     if utc_date > today:
         raise ValidationError(
-            {"utc_date": f"{utc_date:%Y-%m-%d} is in the future (today is {today:%Y-%m-%d} UTC)."}
+            {
+                "utc_date": gettext("%(utc_date)s is in the future (today is %(today)s UTC).")
+                % {"utc_date": format(utc_date, "%Y-%m-%d"), "today": format(today, "%Y-%m-%d")}
+            }
         )
     existing = FilesLanded.objects.filter(tenant=tenant, utc_date=utc_date).first()
     if existing is not None:
@@ -242,9 +262,9 @@ def batch_job_register(
     """
     _membership(actor, tenant, Permission.REQUEST, "register batch jobs")
     if connection.tenant_id != tenant.pk:
-        raise ValidationError({"connection": "That connection belongs to another tenant."})
+        raise ValidationError({"connection": gettext("That connection belongs to another tenant.")})
     if connection.kind != VendorKind.TALKIFAI or not connection.is_active:
-        raise ValidationError({"connection": "Choose an active TalkifAI connection."})
+        raise ValidationError({"connection": gettext("Choose an active TalkifAI connection.")})
     try:
         batch_job_id = validate_batch_job_id(batch_job_id)
     except ConfigurationError as error:
@@ -252,23 +272,31 @@ def batch_job_register(
     if BatchJob.objects.filter(
         tenant=tenant, connection=connection, batch_job_id=batch_job_id
     ).exists():
-        raise ValidationError({"batch_job_id": "This job is already registered."})
+        raise ValidationError({"batch_job_id": gettext("This job is already registered.")})
     try:
         detail = talkifai_client(connection, connection_secrets(connection)).batch_job_detail(
             batch_job_id
         )
     except talkifai.JobNotFound:
         raise ValidationError(
-            {"batch_job_id": f"TalkifAI has no batch job {batch_job_id!r} for this API key."}
+            {
+                "batch_job_id": gettext(
+                    "TalkifAI has no batch job %(batch_job_id)s for this API key."
+                )
+                % {"batch_job_id": repr(batch_job_id)}
+            }
         ) from None
     except VendorError as error:
         raise ValidationError(
-            f"Could not check the job with TalkifAI, so it was not registered: "
-            f"{talkifai.advice_for(error)}"
+            gettext("Could not check the job with TalkifAI, so it was not registered: %(advice)s")
+            % {"advice": talkifai.advice_for(error)}
         ) from None
     except (ConfigurationError, CredentialDecryptionError, KeyError) as error:
         raise ValidationError(
-            {"connection": f"The connection cannot be used: {error or 'its API key is missing'}."}
+            {
+                "connection": gettext("The connection cannot be used: %(problem)s.")
+                % {"problem": error or gettext("its API key is missing")}
+            }
         ) from None
     job = BatchJob(
         tenant=tenant,
@@ -293,7 +321,9 @@ def batch_job_register(
             },
         )
     except IntegrityError:
-        raise ValidationError({"batch_job_id": "This job is already registered."}) from None
+        raise ValidationError(
+            {"batch_job_id": gettext("This job is already registered.")}
+        ) from None
     return job
 
 
@@ -327,7 +357,9 @@ def batch_job_start(*, actor: Actor, batch_job: BatchJob, idempotency_key: str) 
     existing = Run.objects.filter(tenant=tenant, idempotency_key=key).first() if key else None
     if existing is not None:
         if existing.operation != START_JOB:
-            raise ValidationError("This form was already used for something else; reload it.")
+            raise ValidationError(
+                gettext("This form was already used for something else; reload it.")
+            )
         return existing
     # A page opened earlier (a second tab) may offer a start the job no longer needs: read its
     # status first. When it cannot be read, the start goes ahead: TalkifAI refuses a second
@@ -341,8 +373,12 @@ def batch_job_start(*, actor: Actor, batch_job: BatchJob, idempotency_key: str) 
             else ""
         )
         raise RunActionError(
-            f"TalkifAI shows this job {vendor.detail.status}{by}: only a scheduled or pending "
-            "job can be started, so nothing was sent. Reload the page to see its status."
+            gettext(
+                "TalkifAI shows this job %(status)s%(by)s: only a scheduled or pending "
+                "job can be started, so nothing was sent. Reload the page to see its "
+                "status."
+            )
+            % {"status": vendor.detail.status, "by": by}
         )
     with transaction.atomic():
         # Serialise starts of this job: lock its registration row.
@@ -350,8 +386,11 @@ def batch_job_start(*, actor: Actor, batch_job: BatchJob, idempotency_key: str) 
         under_way = selectors.open_start_run(batch_job=batch_job)
         if under_way is not None:
             raise RunActionError(
-                f"A start of this job is already {under_way.get_state_display().lower()} "
-                f"(run #{under_way.pk}); wait for its outcome."
+                gettext(
+                    "A start of this job is already %(state)s (run #%(under_way_pk)s); wait "
+                    "for its outcome."
+                )
+                % {"state": under_way.get_state_display().lower(), "under_way_pk": under_way.pk}
             )
         return runs.run_submit(
             actor=actor,

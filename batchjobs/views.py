@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
@@ -170,12 +171,20 @@ def daily_trigger_request(request: HttpRequest) -> HttpResponse:
             if run.state == RunState.AWAITING_APPROVAL:
                 messages.success(
                     request,
-                    f"Request #{run.pk} is waiting for another operator's approval. "
-                    f"It expires at {run.approval_expires_at:%H:%M} UTC.",
+                    gettext(
+                        "Request #%(run_pk)s is waiting for another operator's approval. It "
+                        "expires at %(approval_expires_at)s UTC."
+                    )
+                    % {
+                        "run_pk": run.pk,
+                        "approval_expires_at": format(run.approval_expires_at, "%H:%M"),
+                    },
                 )
             else:
                 messages.success(
-                    request, f"Trigger #{run.pk} is queued; a worker sends it to Optimove now."
+                    request,
+                    gettext("Trigger #%(run_pk)s is queued; a worker sends it to Optimove now.")
+                    % {"run_pk": run.pk},
                 )
             return _back_to_daily(request)
     return _render_daily(
@@ -190,7 +199,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     run = guardrails.daily_run_get(tenant=request.tenant, run_id=run_id)
     form = ApproveForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The approval form was incomplete; nothing was approved.")
+        messages.error(request, gettext("The approval form was incomplete; nothing was approved."))
         return _back_to_daily(request)
     try:
         run = services.daily_trigger_approve(
@@ -201,7 +210,7 @@ def daily_trigger_approve(request: HttpRequest, run_id: int) -> HttpResponse:
             comment=form.cleaned_data["comment"],
         )
     except RunActionError as error:
-        messages.error(request, f"Not approved: {error}")
+        messages.error(request, gettext("Not approved: %(error)s") % {"error": error})
     else:
         messages.success(
             request,
@@ -222,9 +231,11 @@ def daily_trigger_reject(request: HttpRequest, run_id: int) -> HttpResponse:
             actor=actor_from_request(request), tenant=request.tenant, run=run, comment=comment
         )
     except RunActionError as error:
-        messages.error(request, f"Not rejected: {error}")
+        messages.error(request, gettext("Not rejected: %(error)s") % {"error": error})
     else:
-        messages.success(request, f"Request #{run.pk} rejected; nothing was sent.")
+        messages.success(
+            request, gettext("Request #%(run_pk)s rejected; nothing was sent.") % {"run_pk": run.pk}
+        )
     return _back_to_daily(request)
 
 
@@ -237,9 +248,12 @@ def daily_trigger_withdraw(request: HttpRequest, run_id: int) -> HttpResponse:
             actor=actor_from_request(request), tenant=request.tenant, run=run
         )
     except RunActionError as error:
-        messages.error(request, f"Not withdrawn: {error}")
+        messages.error(request, gettext("Not withdrawn: %(error)s") % {"error": error})
     else:
-        messages.success(request, f"Request #{run.pk} withdrawn; nothing was sent.")
+        messages.success(
+            request,
+            gettext("Request #%(run_pk)s withdrawn; nothing was sent.") % {"run_pk": run.pk},
+        )
     return _back_to_daily(request)
 
 
@@ -250,7 +264,7 @@ def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
     form = DailyTriggerChangeForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(message for field in form.errors.values() for message in field)
-        messages.error(request, f"Not changed: {errors}")
+        messages.error(request, gettext("Not changed: %(errors)s") % {"errors": errors})
         return _back_to_daily(request)
     try:
         services.daily_trigger_change_wait(
@@ -261,10 +275,12 @@ def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     except (RunActionError, ValidationError) as error:
         text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        messages.error(request, f"Not changed: {text}")
+        messages.error(request, gettext("Not changed: %(text)s") % {"text": text})
     else:
         messages.success(
-            request, f"Request #{run.pk} changed; an operator must approve the new parameters."
+            request,
+            gettext("Request #%(run_pk)s changed; an operator must approve the new parameters.")
+            % {"run_pk": run.pk},
         )
     return _back_to_daily(request)
 
@@ -274,7 +290,9 @@ def daily_trigger_change(request: HttpRequest, run_id: int) -> HttpResponse:
 def daily_files_landed(request: HttpRequest) -> HttpResponse:
     form = FilesLandedForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The files-landed form was incomplete; nothing was recorded.")
+        messages.error(
+            request, gettext("The files-landed form was incomplete; nothing was recorded.")
+        )
         return _back_to_daily(request)
     utc_date = form.cleaned_data["utc_date"]
     try:
@@ -283,9 +301,13 @@ def daily_files_landed(request: HttpRequest) -> HttpResponse:
         )
     except (ValidationError, RunActionError) as error:
         text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        messages.error(request, f"Not recorded: {text}")
+        messages.error(request, gettext("Not recorded: %(text)s") % {"text": text})
     else:
-        messages.success(request, f"Recorded: all files for {utc_date:%Y-%m-%d} (UTC) landed.")
+        messages.success(
+            request,
+            gettext("Recorded: all files for %(utc_date)s (UTC) landed.")
+            % {"utc_date": format(utc_date, "%Y-%m-%d")},
+        )
     return _back_to_daily(request)
 
 
@@ -369,7 +391,11 @@ def batch_job_register(request: HttpRequest) -> HttpResponse:
         except RunActionError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Batch job {job.name} ({job.batch_job_id}) registered.")
+            messages.success(
+                request,
+                gettext("Batch job %(job_name)s (%(batch_job_id)s) registered.")
+                % {"job_name": job.name, "batch_job_id": job.batch_job_id},
+            )
             return redirect("batch_job_list", tenant_slug=request.tenant.slug)
     return _render_jobs(request, register_form=form, http_status=400)
 
@@ -383,7 +409,11 @@ def batch_job_remove(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
     except RunActionError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"{job.name} removed from the list (TalkifAI was not told).")
+        messages.success(
+            request,
+            gettext("%(job_name)s removed from the list (TalkifAI was not told).")
+            % {"job_name": job.name},
+        )
     return redirect("batch_job_list", tenant_slug=request.tenant.slug)
 
 
@@ -411,8 +441,11 @@ def batch_job_start(request: HttpRequest, batch_job_pk: int) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"Start of {job.name} requested (run #{run.pk}); a worker sends it to "
-                    "TalkifAI now. The result appears under Recent starts.",
+                    gettext(
+                        "Start of %(job_name)s requested (run #%(run_pk)s); a worker sends it "
+                        "to TalkifAI now. The result appears under Recent starts."
+                    )
+                    % {"job_name": job.name, "run_pk": run.pk},
                 )
                 return redirect(reverse("batch_job_list", args=[request.tenant.slug]) + "#starts")
     job.vendor = talkifai_status.batch_job_vendor_status(batch_job=job)

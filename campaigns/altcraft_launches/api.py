@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from ninja import Schema, Status
 from pydantic import Field, StrictBool, StrictInt
 
@@ -142,9 +143,11 @@ def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
         raise ApiProblem(
             404 if not found else 422,
             "not_found" if not found else "ambiguous_trigger",
-            "No trigger campaign of this tenant has that Altcraft id or name."
+            gettext("No trigger campaign of this tenant has that Altcraft id or name.")
             if not found
-            else "Several trigger campaigns match; register them apart or use the other one's name.",
+            else gettext(
+                "Several trigger campaigns match; register them apart or use the other one's name."
+            ),
             field="trigger",
         )
     return found[0]
@@ -160,17 +163,26 @@ def _recipient_values(payload: AltcraftLaunchIn, column: str) -> list[str]:
                 raise ApiProblem(
                     422,
                     "invalid_recipient",
-                    f"{field}: an object recipient holds exactly one key, {column!r}.",
+                    gettext("%(field)s: an object recipient holds exactly one key, %(column)s.")
+                    % {"field": field, "column": repr(column)},
                     field=field,
                 )
             recipient = recipient[column]
         value = str(recipient).strip()
         if not value:
             # A blank line of a list is skipped, not counted: say so rather than drop it.
-            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
+            raise ApiProblem(
+                422,
+                "invalid_recipient",
+                gettext("%(field)s: an empty recipient.") % {"field": field},
+                field=field,
+            )
         if len(value.splitlines()) > 1:
             raise ApiProblem(
-                422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field
+                422,
+                "invalid_recipient",
+                gettext("%(field)s: a value cannot span lines.") % {"field": field},
+                field=field,
             )
         values.append(value)
     return values
@@ -223,8 +235,11 @@ def _export_rows(
         raise ApiProblem(
             422,
             "duplicate_column",
-            f"recipients.{index}: names the key {key!r} twice; each column needs one name. "
-            "Nothing was sent.",
+            gettext(
+                "recipients.%(index)s: names the key %(key)s twice; each column needs "
+                "one name. Nothing was sent."
+            )
+            % {"index": index, "key": repr(key)},
             field=f"recipients.{index}",
         )
     header = [column]
@@ -236,8 +251,11 @@ def _export_rows(
         raise ApiProblem(
             422,
             "invalid_recipient",
-            f"recipients: the key {bad!r} holds a comma, semicolon, tab or line break (or is "
-            "blank); rename it.",
+            gettext(
+                "recipients: the key %(bad)s holds a comma, semicolon, tab or line "
+                "break (or is blank); rename it."
+            )
+            % {"bad": repr(bad)},
             field="recipients",
         )
     rows, empty = [], []
@@ -249,17 +267,28 @@ def _export_rows(
             raise ApiProblem(
                 422,
                 "column_missing",
-                f"{field}: has no key {column!r}, the column whose value is sent. Nothing was "
-                "sent.",
+                gettext(
+                    "%(field)s: has no key %(column)s, the column whose value is sent. "
+                    "Nothing was sent."
+                )
+                % {"field": field, "column": repr(column)},
                 field=field,
             )
         cells = [str(recipient.get(key, "")).strip() for key in header]
         if not any(cells):
             # A blank row of a list is skipped, not counted: say so rather than drop it.
-            raise ApiProblem(422, "invalid_recipient", f"{field}: an empty recipient.", field=field)
+            raise ApiProblem(
+                422,
+                "invalid_recipient",
+                gettext("%(field)s: an empty recipient.") % {"field": field},
+                field=field,
+            )
         if len(cells[0].splitlines()) > 1:
             raise ApiProblem(
-                422, "invalid_recipient", f"{field}: a value cannot span lines.", field=field
+                422,
+                "invalid_recipient",
+                gettext("%(field)s: a value cannot span lines.") % {"field": field},
+                field=field,
             )
         if not cells[0]:
             empty.append({"field": field, "row": index + 2, "message": f"no {column}"})
@@ -268,9 +297,17 @@ def _export_rows(
         raise ApiProblem(
             422,
             "empty_values",
-            f"{len(empty)} of {len(rows)} recipient(s) have no value in {column!r}, the first "
-            f"{empty[0]['field']}. Fill them, or pass skip_empty: true to send the others "
-            "without them. Nothing was sent.",
+            gettext(
+                "%(count)s of %(total)s recipient(s) have no value in %(column)s, the "
+                "first %(first)s. Fill them, or pass skip_empty: true to send the "
+                "others without them. Nothing was sent."
+            )
+            % {
+                "count": len(empty),
+                "total": len(rows),
+                "column": repr(column),
+                "first": empty[0]["field"],
+            },
             field=empty[0]["field"],
             errors=empty[:200],
         )
@@ -362,8 +399,14 @@ def _refusal_problem(launch: AltcraftLaunch) -> ApiProblem:
     return ApiProblem(
         422,
         "invalid_recipients",
-        f"{launch.rows_invalid} recipient(s) are invalid, the first {rows[0]['field']}: "
-        f"{rows[0]['message']}. Nothing was sent.",
+        gettext(
+            "%(count)s recipient(s) are invalid, the first %(first)s: %(reason)s. Nothing was sent."
+        )
+        % {
+            "count": launch.rows_invalid,
+            "first": rows[0]["field"],
+            "reason": rows[0]["message"],
+        },
         field=rows[0]["field"],
         errors=rows,
     )
@@ -388,8 +431,10 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
         raise ApiProblem(
             422,
             "invalid_request",
-            "resource_id: only a profile import takes a resource; a bulk launch matches "
-            "existing profiles.",
+            gettext(
+                "resource_id: only a profile import takes a resource; a bulk launch matches "
+                "existing profiles."
+            ),
             field="resource_id",
         )
     matching = payload.matching or trigger.default_matching
@@ -397,7 +442,8 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
         raise ApiProblem(
             422,
             "invalid_request",
-            f"matching: one of {', '.join(dict(MATCHING_CHOICES))}.",
+            gettext("matching: one of %(choices)s.")
+            % {"choices": ", ".join(dict(MATCHING_CHOICES))},
             field="matching",
         )
     field_name = (payload.field_name or trigger.default_field_name or "").strip() or None
@@ -405,7 +451,7 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
         raise ApiProblem(
             422,
             "invalid_request",
-            "field_name: custom matching needs the profile field name.",
+            gettext("field_name: custom matching needs the profile field name."),
             field="field_name",
         )
     if payload.column is None:
@@ -419,8 +465,16 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
         raise ApiProblem(
             422,
             "invalid_recipients",
-            f"{len(invalid)} of {len(values)} recipient(s) are invalid, the first "
-            f"{invalid[0]['field']}: {invalid[0]['message']}. Nothing was sent.",
+            gettext(
+                "%(count)s of %(total)s recipient(s) are invalid, the first "
+                "%(first)s: %(reason)s. Nothing was sent."
+            )
+            % {
+                "count": len(invalid),
+                "total": len(values),
+                "first": invalid[0]["field"],
+                "reason": invalid[0]["message"],
+            },
             field=invalid[0]["field"],
             errors=invalid[:200],
         )

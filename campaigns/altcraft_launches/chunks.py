@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.utils.translation import gettext
 
 from campaigns.altcraft_launches import storage
 from campaigns.altcraft_launches.models import AltcraftChunk, AltcraftLaunch
@@ -26,11 +27,29 @@ def is_chunk_run(parameters: dict[str, Any]) -> bool:
     return isinstance(parameters.get("chunk"), dict)
 
 
-def describe_chunk(parameters: dict[str, Any], verb: str) -> str:
+def describe_chunk(parameters: dict[str, Any], *, importing: bool) -> str:
     chunk = parameters["chunk"]
+    names = {
+        "trigger_id": parameters.get("trigger_id"),
+        "launch": chunk.get("launch"),
+        "number": chunk.get("number"),
+        "items": chunk.get("items"),
+        "rows": chunk.get("rows"),
+    }
+    if importing:
+        return (
+            gettext(
+                "Import + launch trigger %(trigger_id)s: launch %(launch)s chunk %(number)s "
+                "(%(items)s rows, file rows %(rows)s)"
+            )
+            % names
+        )
     return (
-        f"{verb} trigger {parameters.get('trigger_id')}: launch {chunk.get('launch')} chunk "
-        f"{chunk.get('number')} ({chunk.get('items')} rows, file rows {chunk.get('rows')})"
+        gettext(
+            "Launch trigger %(trigger_id)s: launch %(launch)s chunk %(number)s (%(items)s rows, "
+            "file rows %(rows)s)"
+        )
+        % names
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
+from django.utils.translation import gettext, gettext_lazy
 
 from campaigns.altcraft_launches.models import MATCHING_CHOICES, AltcraftTrigger
 from campaigns.altcraft_launches.services import MAX_ALTCRAFT_ID, parse_json_object
@@ -16,23 +17,30 @@ def new_idempotency_key() -> str:
 
 
 class TriggerRegisterForm(forms.Form):
-    connection = forms.ModelChoiceField(queryset=VendorConnection.objects.none())
-    trigger_id = forms.IntegerField(min_value=1, max_value=MAX_ALTCRAFT_ID, label="Trigger ID")
-    name = forms.CharField(max_length=200)
-    default_matching = forms.ChoiceField(choices=MATCHING_CHOICES, initial="email")
+    connection = forms.ModelChoiceField(
+        queryset=VendorConnection.objects.none(), label=gettext_lazy("Connection")
+    )
+    trigger_id = forms.IntegerField(
+        min_value=1, max_value=MAX_ALTCRAFT_ID, label=gettext_lazy("Trigger ID")
+    )
+    name = forms.CharField(max_length=200, label=gettext_lazy("Name"))
+    default_matching = forms.ChoiceField(
+        choices=MATCHING_CHOICES, initial="email", label=gettext_lazy("Default matching")
+    )
     default_field_name = forms.CharField(
-        max_length=120, required=False, label="Field name (custom matching)"
+        max_length=120, required=False, label=gettext_lazy("Field name (custom matching)")
     )
     resource_id = forms.IntegerField(
         min_value=1,
         max_value=MAX_ALTCRAFT_ID,
         required=False,
-        label="Resource ID (email/phone matching)",
+        label=gettext_lazy("Resource ID (email/phone matching)"),
     )
     content_fields = forms.CharField(
         max_length=1000,
         required=False,
-        help_text="Names its templates use as {apicontent.name}, comma-separated.",
+        label=gettext_lazy("Content fields"),
+        help_text=gettext_lazy("Names its templates use as {apicontent.name}, comma-separated."),
     )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
@@ -47,10 +55,10 @@ class TriggerRegisterForm(forms.Form):
 
 class SettingsForm(forms.Form):
     approval_required = forms.BooleanField(
-        required=False, label="Launches need an operator to approve the exact file"
+        required=False, label=gettext_lazy("Launches need an operator to approve the exact file")
     )
     retention_hours = forms.IntegerField(
-        min_value=1, max_value=90 * 24, label="Keep uploaded lists for (hours)"
+        min_value=1, max_value=90 * 24, label=gettext_lazy("Keep uploaded lists for (hours)")
     )
 
 
@@ -74,29 +82,39 @@ class LaunchForm(forms.Form):
     """An upload (or a pasted list) and what to send with it."""
 
     idempotency_key = forms.CharField(max_length=80, widget=forms.HiddenInput)
-    trigger = forms.ModelChoiceField(queryset=AltcraftTrigger.objects.none())
+    trigger = forms.ModelChoiceField(
+        queryset=AltcraftTrigger.objects.none(), label=gettext_lazy("Trigger")
+    )
     file = forms.FileField(
-        required=False, label="CSV or XLSX file", help_text="UTF-8, UTF-8 with BOM or cp1251."
+        required=False,
+        label=gettext_lazy("CSV or XLSX file"),
+        help_text=gettext_lazy("UTF-8, UTF-8 with BOM or cp1251."),
     )
     pasted = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 5}),
-        label="…or paste the list (one value a line)",
+        label=gettext_lazy("…or paste the list (one value a line)"),
     )
-    matching = forms.ChoiceField(choices=MATCHING_CHOICES, initial="email")
-    field_name = forms.CharField(max_length=120, required=False, label="Field name (custom)")
+    matching = forms.ChoiceField(
+        choices=MATCHING_CHOICES, initial="email", label=gettext_lazy("Matching")
+    )
+    field_name = forms.CharField(
+        max_length=120, required=False, label=gettext_lazy("Field name (custom)")
+    )
     content = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "json"}),
-        label="content (JSON object, {apicontent.name})",
+        label=gettext_lazy("content (JSON object, {apicontent.name})"),
     )
     custom_data = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "class": "json"}),
-        label="custom_data (JSON object)",
+        label=gettext_lazy("custom_data (JSON object)"),
     )
-    attachments = MultipleFileField(required=False, label="Attachments (sent as data URIs)")
-    skip_triggers = forms.BooleanField(required=False)
+    attachments = MultipleFileField(
+        required=False, label=gettext_lazy("Attachments (sent as data URIs)")
+    )
+    skip_triggers = forms.BooleanField(required=False, label=gettext_lazy("Skip triggers"))
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", new_idempotency_key())
@@ -114,16 +132,22 @@ class LaunchForm(forms.Form):
         if cleaned.get("matching") == "custom" and not cleaned.get("field_name"):
             trigger = cleaned.get("trigger")
             if trigger is None or not trigger.default_field_name:
-                self.add_error("field_name", "Custom matching needs the profile field name.")
+                self.add_error(
+                    "field_name", gettext("Custom matching needs the profile field name.")
+                )
         return cleaned
 
 
 class ImportForm(LaunchForm):
-    skip_invalid_subscriptions = forms.BooleanField(required=False)
-    detect_geo = forms.BooleanField(required=False)
-    timeout_days = forms.IntegerField(min_value=0, required=False, label="Timeout: days")
-    timeout_hours = forms.IntegerField(min_value=0, required=False, label="hours")
-    timeout_minutes = forms.IntegerField(min_value=0, required=False, label="minutes")
+    skip_invalid_subscriptions = forms.BooleanField(
+        required=False, label=gettext_lazy("Skip invalid subscriptions")
+    )
+    detect_geo = forms.BooleanField(required=False, label=gettext_lazy("Detect geo"))
+    timeout_days = forms.IntegerField(
+        min_value=0, required=False, label=gettext_lazy("Timeout: days")
+    )
+    timeout_hours = forms.IntegerField(min_value=0, required=False, label=gettext_lazy("hours"))
+    timeout_minutes = forms.IntegerField(min_value=0, required=False, label=gettext_lazy("minutes"))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -161,11 +185,11 @@ class ColumnForm(forms.Form):
 
     column = forms.ChoiceField(
         widget=forms.RadioSelect,
-        error_messages={"required": "Choose the column whose values are sent."},
+        error_messages={"required": gettext_lazy("Choose the column whose values are sent.")},
     )
-    matching = forms.ChoiceField(choices=MATCHING_CHOICES, label="Its values are")
+    matching = forms.ChoiceField(choices=MATCHING_CHOICES, label=gettext_lazy("Its values are"))
     field_name = forms.CharField(
-        max_length=120, required=False, label="Profile field (custom matching)"
+        max_length=120, required=False, label=gettext_lazy("Profile field (custom matching)")
     )
 
     def __init__(self, *args, names: list[str], **kwargs) -> None:
@@ -175,5 +199,5 @@ class ColumnForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("matching") == "custom" and not cleaned.get("field_name"):
-            self.add_error("field_name", "Custom matching needs the profile field name.")
+            self.add_error("field_name", gettext("Custom matching needs the profile field name."))
         return cleaned

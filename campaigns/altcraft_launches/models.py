@@ -13,13 +13,14 @@ import json
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 MATCHING_CHOICES = [
-    ("email", "Email (profile and subscriptions)"),
-    ("email_profile", "Email (profile only)"),
-    ("phone", "Phone"),
-    ("profile_id", "Profile ID"),
-    ("custom", "Custom profile field"),
+    ("email", gettext_lazy("Email (profile and subscriptions)")),
+    ("email_profile", gettext_lazy("Email (profile only)")),
+    ("phone", gettext_lazy("Phone")),
+    ("profile_id", gettext_lazy("Profile ID")),
+    ("custom", gettext_lazy("Custom profile field")),
 ]
 
 
@@ -88,17 +89,21 @@ class AltcraftTrigger(models.Model):
 
 
 class LaunchKind(models.TextChoices):
-    START_BATCH = "start_batch", "Bulk trigger launch"
-    IMPORT = "import", "Profile import + launch"
+    START_BATCH = "start_batch", gettext_lazy("Bulk trigger launch")
+    IMPORT = "import", gettext_lazy("Profile import + launch")
 
 
 class LaunchState(models.TextChoices):
-    UPLOADED = "uploaded", "Uploaded"  # stored; an import waits for its column mapping
-    PREVIEWED = "previewed", "Previewed"  # read and checked; nothing sent; waiting for confirm
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"  # confirmed; needs an operator
-    SENDING = "sending", "Sending"  # its chunks are runs of the engine
-    REJECTED = "rejected", "Rejected"  # the operator said no; nothing sent
-    DISCARDED = "discarded", "Discarded"  # dropped, refused as unreadable, or expired unsent
+    # stored; an import waits for its column mapping
+    UPLOADED = "uploaded", gettext_lazy("Uploaded")
+    # read and checked; nothing sent; waiting for confirm
+    PREVIEWED = "previewed", gettext_lazy("Previewed")
+    # confirmed; needs an operator
+    AWAITING_APPROVAL = "awaiting_approval", gettext_lazy("Awaiting approval")
+    SENDING = "sending", gettext_lazy("Sending")  # its chunks are runs of the engine
+    REJECTED = "rejected", gettext_lazy("Rejected")  # the operator said no; nothing sent
+    # dropped, refused as unreadable, or expired unsent
+    DISCARDED = "discarded", gettext_lazy("Discarded")
 
 
 # A person may still confirm, approve or discard these; nothing of theirs was sent.

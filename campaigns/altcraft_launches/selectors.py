@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext, ngettext
 
 from campaigns.altcraft_launches.models import (
     AltcraftChunk,
@@ -16,7 +17,7 @@ from campaigns.altcraft_launches.models import (
 )
 from dashboard.models import Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Run
-from dashboard.runs.selectors import Outcome, count_noun, count_text
+from dashboard.runs.selectors import Outcome, count_text
 from dashboard.runs.states import RunState
 
 
@@ -27,7 +28,7 @@ def trigger_list(*, tenant: Tenant) -> QuerySet[AltcraftTrigger]:
 def trigger_get(*, tenant: Tenant, trigger_pk: int) -> AltcraftTrigger:
     found = trigger_list(tenant=tenant).filter(pk=trigger_pk).first()
     if found is None:
-        raise Http404("No such trigger campaign.")
+        raise Http404(gettext("No such trigger campaign."))
     return found
 
 
@@ -57,14 +58,14 @@ def launch_get(*, tenant: Tenant, launch_pk: int) -> AltcraftLaunch:
         .first()
     )
     if found is None:
-        raise Http404("No such launch.")
+        raise Http404(gettext("No such launch."))
     return found
 
 
 def chunk_get(*, launch: AltcraftLaunch, number: int) -> AltcraftChunk:
     found = launch.chunks.filter(number=number).first()
     if found is None:
-        raise Http404("No such chunk.")
+        raise Http404(gettext("No such chunk."))
     return found
 
 
@@ -179,31 +180,45 @@ def launch_outcome(launch: AltcraftLaunch, progress: LaunchProgress | None = Non
     if progress is None:
         progress = launch_progress(launch=launch)
     requests = len(progress.chunks)
+    total = count_text(requests)
     if not progress.settled:
-        done = f"{count_text(progress.succeeded)} of {count_noun(requests, 'request')} done"
-        return Outcome("Sending", "", done)
+        done = ngettext(
+            "%(count)s of %(total)s request done", "%(count)s of %(total)s requests done", requests
+        ) % {"count": count_text(progress.succeeded), "total": total}
+        return Outcome(gettext("Sending"), "", done)
     problems = []
     if progress.failed:
         problems.append(
-            f"{count_text(progress.failed)} of {count_noun(requests, 'request')} failed"
+            ngettext(
+                "%(count)s of %(total)s request failed",
+                "%(count)s of %(total)s requests failed",
+                requests,
+            )
+            % {"count": count_text(progress.failed), "total": total}
         )
     if progress.unknown:
         problems.append(
-            f"{count_text(progress.unknown)} of {count_noun(requests, 'request')} "
-            f"{'needs' if progress.unknown == 1 else 'need'} a person (outcome unknown)"
+            ngettext(
+                "%(count)s of %(total)s requests needs a person (outcome unknown)",
+                "%(count)s of %(total)s requests need a person (outcome unknown)",
+                progress.unknown,
+            )
+            % {"count": count_text(progress.unknown), "total": total}
         )
     if not progress.succeeded:
         if progress.failed == requests:
             reasons = [status.run.failure_message for status in progress.chunks if status.run]
             reason = next((text for text in reasons if text), "")
-            return Outcome("Failed", "bad", reason or problems[0])
+            return Outcome(gettext("Failed"), "bad", reason or problems[0])
         return Outcome(
-            "Partly failed" if progress.failed else "Outcome unknown", "warn", "; ".join(problems)
+            gettext("Partly failed") if progress.failed else gettext("Outcome unknown"),
+            "warn",
+            "; ".join(problems),
         )
     matched, tone = _matched_text(launch, progress)
     if problems:
-        return Outcome("Partly failed", "warn", "; ".join([*problems, matched]))
-    word = "Imported" if launch.kind == LaunchKind.IMPORT else "Sent"
+        return Outcome(gettext("Partly failed"), "warn", "; ".join([*problems, matched]))
+    word = gettext("Imported") if launch.kind == LaunchKind.IMPORT else gettext("Sent")
     return Outcome(word, tone, matched)
 
 
@@ -211,21 +226,33 @@ def _matched_text(launch: AltcraftLaunch, progress: LaunchProgress) -> tuple[str
     """How many of the rows that were sent reached a profile, by Altcraft's answers, and the
     tone of that: all of them is good, fewer is a warning."""
     rows = count_text(progress.rows_succeeded)
-    plural = "" if progress.rows_succeeded == 1 else "s"
     if progress.profiles_unreported:
         return (
-            f"sent {rows} row{plural}; Altcraft did not report how many matched a profile",
+            ngettext(
+                "sent %(rows)s row; Altcraft did not report how many matched a profile",
+                "sent %(rows)s rows; Altcraft did not report how many matched a profile",
+                progress.rows_succeeded,
+            )
+            % {"rows": rows},
             "warn",
         )
     reached = progress.profiles_reached
     tone = "good" if reached >= progress.rows_succeeded else "warn"
     if launch.kind == LaunchKind.IMPORT:
         not_imported = max(0, progress.rows_succeeded - reached)
-        text = f"{count_text(reached)} of {rows} row{plural} imported and launched"
+        text = ngettext(
+            "%(reached)s of %(rows)s row imported and launched",
+            "%(reached)s of %(rows)s rows imported and launched",
+            progress.rows_succeeded,
+        ) % {"reached": count_text(reached), "rows": rows}
         if not_imported:
-            text += f"; {count_text(not_imported)} not imported"
+            text += "; " + gettext("%(count)s not imported") % {"count": count_text(not_imported)}
         return text, tone
-    return f"sent; {count_text(reached)} of {rows} matched a profile", tone
+    return (
+        gettext("sent; %(reached)s of %(rows)s matched a profile")
+        % {"reached": count_text(reached), "rows": rows},
+        tone,
+    )
 
 
 def run_of_chunk(value: str, *, tenants: QuerySet) -> Run:

@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext, ngettext
 
 from campaigns.altcraft_launches import notifications, reading, storage
 from campaigns.altcraft_launches.models import (
@@ -44,6 +45,7 @@ from dashboard.clock import utc_now
 from dashboard.input_checks import nested_unstorable_reason, parse_json_text
 from dashboard.models import Membership, Permission, Tenant, VendorConnection, VendorKind
 from dashboard.runs.models import Operation
+from dashboard.runs.selectors import count_text
 from dashboard.runs.services import (
     RunActionError,
     connection_secrets,
@@ -73,10 +75,20 @@ class UploadTooLarge(ValidationError):
 
 def too_large_message(size: int | None = None) -> str:
     limit = upload_max_bytes()
-    shown = f" ({size / 1_000_000:,.1f} MB)" if size else ""
+    names = {"limit": f"{limit / 1_000_000:,.0f}", "size": f"{(size or 0) / 1_000_000:,.1f}"}
+    if size:
+        return (
+            gettext(
+                "The file is too large (%(size)s MB): the largest upload is %(limit)s MB. "
+                "Split it into several files."
+            )
+            % names
+        )
     return (
-        f"The file is too large{shown}: the largest upload is {limit / 1_000_000:,.0f} MB. "
-        "Split it into several files."
+        gettext(
+            "The file is too large: the largest upload is %(limit)s MB. Split it into several files."
+        )
+        % names
     )
 
 
@@ -102,7 +114,7 @@ def altcraft_settings_update(
 ) -> AltcraftSettings:
     """Change whether launches need an operator's approval and how long uploads are kept."""
     if not 1 <= retention_hours <= 90 * 24:
-        raise ValidationError({"retention_hours": "Keep uploads from 1 hour to 90 days."})
+        raise ValidationError({"retention_hours": gettext("Keep uploads from 1 hour to 90 days.")})
     with transaction.atomic():
         found = altcraft_settings(tenant=tenant)
         found.approval_required = approval_required
@@ -133,18 +145,27 @@ def trigger_register(
 ) -> AltcraftTrigger:
     """Register a trigger campaign of one of the tenant's Altcraft connections."""
     if connection.tenant_id != tenant.pk or connection.kind != VendorKind.ALTCRAFT:
-        raise ValidationError({"connection": "Choose one of this tenant's Altcraft connections."})
+        raise ValidationError(
+            {"connection": gettext("Choose one of this tenant's Altcraft connections.")}
+        )
     for field_name, value in (("trigger_id", trigger_id), ("resource_id", resource_id)):
         if value is not None and not 1 <= value <= MAX_ALTCRAFT_ID:
             raise ValidationError(
-                {field_name: f"Must be a whole number from 1 to {MAX_ALTCRAFT_ID:,}."}
+                {
+                    field_name: gettext("Must be a whole number from 1 to %(maximum)s.")
+                    % {"maximum": format(MAX_ALTCRAFT_ID, ",")}
+                }
             )
     fields = [field.strip() for field in content_fields if field.strip()]
     bad = [field for field in fields if not re.fullmatch(r"[A-Za-z0-9_]+", field)]
     if bad:
-        raise ValidationError({"content_fields": f"Not a field name: {bad[0]!r}."})
+        raise ValidationError(
+            {"content_fields": gettext("Not a field name: %(value)s.") % {"value": repr(bad[0])}}
+        )
     if default_matching == "custom" and not default_field_name.strip():
-        raise ValidationError({"default_field_name": "Custom matching needs a field name."})
+        raise ValidationError(
+            {"default_field_name": gettext("Custom matching needs a field name.")}
+        )
     trigger = AltcraftTrigger(
         tenant=tenant,
         connection=connection,
@@ -172,7 +193,12 @@ def trigger_register(
         )
     except IntegrityError:
         raise ValidationError(
-            {"trigger_id": f"Trigger {trigger_id} is already registered on {connection.name}."}
+            {
+                "trigger_id": gettext(
+                    "Trigger %(trigger_id)s is already registered on %(connection_name)s."
+                )
+                % {"trigger_id": trigger_id, "connection_name": connection.name}
+            }
         ) from None
     return trigger
 
@@ -215,7 +241,10 @@ def parse_json_object(text: str, name: str) -> dict[str, Any] | None:
         raise ValidationError({name: error.messages}) from None
     if not isinstance(value, dict):
         raise ValidationError(
-            {name: f"Must be a JSON object ({{...}}), not {type(value).__name__}."}
+            {
+                name: gettext("Must be a JSON object ({...}), not %(kind)s.")
+                % {"kind": type(value).__name__}
+            }
         )
     return value
 
@@ -223,7 +252,7 @@ def parse_json_object(text: str, name: str) -> dict[str, Any] | None:
 def attachment(*, name: str, content: bytes, content_type: str) -> dict[str, str]:
     """A file as Altcraft's attach object: a data URI."""
     if len(content) > ATTACHMENT_MAX_BYTES:
-        raise ValidationError({"attachments": f"{name} is over 5 MB."})
+        raise ValidationError({"attachments": gettext("%(name)s is over 5 MB.") % {"name": name}})
     content_type = content_type or "application/octet-stream"
     encoded = base64.b64encode(content).decode("ascii")
     return {"data": f"data:{content_type};base64,{encoded}", "name": name}
@@ -296,7 +325,9 @@ def _clean_parameters(trigger: AltcraftTrigger, kind: str, parameters: dict[str,
     if matching == "custom":
         field_name = (parameters.get("field_name") or trigger.default_field_name or "").strip()
         if not field_name:
-            raise ValidationError({"field_name": "Custom matching needs the profile field name."})
+            raise ValidationError(
+                {"field_name": gettext("Custom matching needs the profile field name.")}
+            )
         cleaned["field_name"] = field_name
     names = ["content", "custom_data", "attach", "skip_triggers"]
     if kind == LaunchKind.IMPORT:
@@ -306,11 +337,18 @@ def _clean_parameters(trigger: AltcraftTrigger, kind: str, parameters: dict[str,
             cleaned[name] = parameters[name]
     for name in ("content", "custom_data"):
         if name in cleaned and not isinstance(cleaned[name], dict):
-            raise ValidationError({name: f"{name} must be a JSON object."})
+            raise ValidationError(
+                {name: gettext("%(name)s must be a JSON object.") % {"name": name}}
+            )
         # From a command or the API as much as from the form: jsonb refuses such values.
         reason = nested_unstorable_reason(cleaned.get(name))
         if reason:
-            raise ValidationError({name: f"{name} contains {reason}, which cannot be stored."})
+            raise ValidationError(
+                {
+                    name: gettext("%(name)s contains %(reason)s, which cannot be stored.")
+                    % {"name": name, "reason": reason}
+                }
+            )
     by_resource = matching in ("email", "email_profile", "phone") and trigger.resource_id
     if kind == LaunchKind.IMPORT and by_resource and "resource_id" not in cleaned:
         cleaned["resource_id"] = trigger.resource_id
@@ -369,11 +407,11 @@ def launch_column_choose(
     changed, for a column not in the header or a kind that is not valid."""
     check_uploader(actor, launch, "choose this launch's column")
     if launch.kind != LaunchKind.START_BATCH:
-        raise ValidationError({"column": "Only a bulk launch reads one column."})
+        raise ValidationError({"column": gettext("Only a bulk launch reads one column.")})
     if not column or column not in names:
-        raise ValidationError({"column": "Choose one of the file's columns."})
+        raise ValidationError({"column": gettext("Choose one of the file's columns.")})
     if matching not in dict(MATCHING_CHOICES):
-        raise ValidationError({"matching": "Choose one of the matching kinds."})
+        raise ValidationError({"matching": gettext("Choose one of the matching kinds.")})
     parameters = dict(launch.parameters)
     parameters["matching"] = matching
     parameters["field_name"] = field_name.strip() or None
@@ -382,7 +420,7 @@ def launch_column_choose(
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state != LaunchState.UPLOADED or locked.column:
-            raise RunActionError("This launch's column is chosen already.")
+            raise RunActionError(gettext("This launch's column is chosen already."))
         locked.parameters = cleaned
         locked.save(update_fields=["parameters"])
         return launch_prepare_queue(actor=actor, launch=locked, column=column)
@@ -415,7 +453,10 @@ def check_uploader(actor: Actor, launch: AltcraftLaunch, doing: str) -> None:
     user = actor.user
     if user is None or launch.created_by_id is None or user.pk != launch.created_by_id:
         raise PermissionDenied(
-            f"Only the uploader ({launch.created_by_label}) can {doing}; others may discard it."
+            gettext(
+                "Only the uploader (%(created_by_label)s) can %(doing)s; others may discard it."
+            )
+            % {"created_by_label": launch.created_by_label, "doing": doing}
         )
 
 
@@ -515,7 +556,9 @@ def _obvious_column(
         names = upload_header(upload=upload, source_name=source_name)
     except (reading.FileRejected, storage.StoredFileError) as error:
         storage.delete(upload.path)
-        raise ValidationError({"file": f"{error} Nothing was sent or kept."}) from None
+        raise ValidationError(
+            {"file": gettext("%(error)s Nothing was sent or kept.") % {"error": error}}
+        ) from None
     matching = parameters.get("matching") or trigger.default_matching
     field_name = parameters.get("field_name") or trigger.default_field_name or None
     return reading.obvious_column(names, matching=matching, field_name=field_name)
@@ -547,7 +590,10 @@ def launch_prepare_queue(
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state != LaunchState.UPLOADED:
-            raise RunActionError(f"This launch is {locked.get_state_display().lower()} already.")
+            raise RunActionError(
+                gettext("This launch is %(state)s already.")
+                % {"state": locked.get_state_display().lower()}
+            )
         if locked.kind == LaunchKind.IMPORT:
             locked.mapping = mapping or {}
         else:
@@ -644,7 +690,10 @@ def launch_prepare(
     in `problem`, and its stored files deleted.
     """
     if launch.state != LaunchState.UPLOADED:
-        raise RunActionError(f"This launch is {launch.get_state_display().lower()} already.")
+        raise RunActionError(
+            gettext("This launch is %(state)s already.")
+            % {"state": launch.get_state_display().lower()}
+        )
     check_uploader(actor, launch, "prepare this launch")
     preparation = reading.Preparation(report=lambda rows: _report_rows_read(launch, rows))
     writer = storage.EncryptedWriter(storage.new_path("chunks"))
@@ -785,7 +834,7 @@ def _refuse(actor: Actor, launch: AltcraftLaunch, problem: str) -> AltcraftLaunc
 def _check_seen(launch: AltcraftLaunch, sha256_seen: str) -> None:
     if sha256_seen != launch.source_sha256:
         raise RunActionError(
-            "This is not the file you were shown (its SHA-256 differs); reload the page."
+            gettext("This is not the file you were shown (its SHA-256 differs); reload the page.")
         )
 
 
@@ -793,13 +842,17 @@ def empty_rows_refusal(launch: AltcraftLaunch) -> str:
     """Why a preview with rows that have no value to send cannot be confirmed as it is."""
     shown = ", ".join(str(row) for row in launch.empty_samples)
     more = ", …" if launch.rows_empty > len(launch.empty_samples) else ""
-    return (
-        f"{launch.rows_empty:,} row{'s' if launch.rows_empty != 1 else ''} "
-        f"(row{'s' if launch.rows_empty != 1 else ''} {shown}{more}) "
-        f"{'have' if launch.rows_empty != 1 else 'has'} no value in the column "
-        f"{launch.column!r}. Choose to skip them, or discard the launch and fill them in. "
-        "Nothing was sent."
-    )
+    return ngettext(
+        "%(count)s row (row %(rows)s) has no value in the column %(column)s. Choose to skip "
+        "it, or discard the launch and fill it in. Nothing was sent.",
+        "%(count)s rows (rows %(rows)s) have no value in the column %(column)s. Choose to skip "
+        "them, or discard the launch and fill them in. Nothing was sent.",
+        launch.rows_empty,
+    ) % {
+        "count": count_text(launch.rows_empty),
+        "rows": shown + more,
+        "column": repr(launch.column),
+    }
 
 
 def launch_confirm(
@@ -816,12 +869,14 @@ def launch_confirm(
         if locked.state != LaunchState.PREVIEWED:
             if locked.state in (LaunchState.AWAITING_APPROVAL, LaunchState.SENDING):
                 return locked  # a double click
-            raise RunActionError(f"This launch is {locked.get_state_display().lower()}.")
+            raise RunActionError(
+                gettext("This launch is %(state)s.") % {"state": locked.get_state_display().lower()}
+            )
         _check_seen(locked, sha256_seen)
         if locked.rows_empty and not skip_empty:
             raise RunActionError(empty_rows_refusal(locked))
         if locked.expires_at <= utc_now():
-            raise RunActionError("This upload expired; upload the file again.")
+            raise RunActionError(gettext("This upload expired; upload the file again."))
         locked.confirmed_by_label = actor.display
         locked.confirmed_at = utc_now()
         # The approval policies judge the launch as a whole (its chunks' runs are not judged
@@ -877,28 +932,36 @@ def launch_approve(
     once `approvals_needed` distinct operators did (before the policy's deadline), and waits,
     the approval recorded and audited, until then."""
     if not membership.can(Permission.APPROVE):
-        raise PermissionDenied("Only operators approve launches.")
+        raise PermissionDenied(gettext("Only operators approve launches."))
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state != LaunchState.AWAITING_APPROVAL:
             raise RunActionError(
-                f"This launch is {locked.get_state_display().lower()}; nothing to approve."
+                gettext("This launch is %(state)s; nothing to approve.")
+                % {"state": locked.get_state_display().lower()}
             )
         _check_seen(locked, sha256_seen)
         if locked.created_by_id is not None and locked.created_by_id == membership.user_id:
-            raise RunActionError("Four eyes: someone other than the uploader must approve.")
+            raise RunActionError(
+                gettext("Four eyes: someone other than the uploader must approve.")
+            )
         if locked.expires_at <= utc_now():
-            raise RunActionError("This upload expired; it must be uploaded again.")
+            raise RunActionError(gettext("This upload expired; it must be uploaded again."))
         if locked.approval_deadline is not None and locked.approval_deadline <= utc_now():
             raise RunActionError(
-                "The approval window of this launch has closed; discard it and upload the file "
-                "again."
+                gettext(
+                    "The approval window of this launch has closed; discard it and upload the file "
+                    "again."
+                )
             )
         given = [a for a in locked.approvals if a.get("sha256") == locked.source_sha256]
         if any(a.get("user") == membership.user_id for a in given):
             raise RunActionError(
-                f"You already approved this launch ({len(given)} of {locked.approvals_needed}); "
-                "another operator must approve it too."
+                gettext(
+                    "You already approved this launch (%(given)s of %(approvals_needed)s); "
+                    "another operator must approve it too."
+                )
+                % {"given": len(given), "approvals_needed": locked.approvals_needed}
             )
         given.append(
             {
@@ -969,7 +1032,7 @@ def launch_reject(
 ) -> AltcraftLaunch:
     """An operator refuses a launch awaiting approval; nothing is sent, its files are deleted."""
     if not membership.can(Permission.APPROVE):
-        raise PermissionDenied("Only operators reject launches.")
+        raise PermissionDenied(gettext("Only operators reject launches."))
     return _close_unsent(actor, launch, LaunchState.REJECTED, "altcraft.launch_rejected", comment)
 
 
@@ -988,9 +1051,11 @@ def _close_unsent(
     with transaction.atomic():
         locked = AltcraftLaunch.objects.select_for_update().get(pk=launch.pk)
         if locked.state not in UNSENT_STATES:
-            raise RunActionError(f"This launch is {locked.get_state_display().lower()}.")
+            raise RunActionError(
+                gettext("This launch is %(state)s.") % {"state": locked.get_state_display().lower()}
+            )
         if state == LaunchState.REJECTED and locked.state != LaunchState.AWAITING_APPROVAL:
-            raise RunActionError("Only a launch awaiting approval can be rejected.")
+            raise RunActionError(gettext("Only a launch awaiting approval can be rejected."))
         locked.state = state
         locked.files_deleted_at = utc_now()
         locked.save()
@@ -1078,10 +1143,13 @@ def chunk_retry(*, actor: Actor, chunk: AltcraftChunk) -> AltcraftChunk:
         if locked.run is None or locked.run.state not in RETRYABLE_STATES:
             state = locked.run.get_state_display().lower() if locked.run else "not sent yet"
             raise RunActionError(
-                f"Chunk {locked.number} is {state}: only a failed chunk can be sent again."
+                gettext("Chunk %(number)s is %(state)s: only a failed chunk can be sent again.")
+                % {"number": locked.number, "state": state}
             )
         if locked.launch.files_deleted_at is not None or not locked.launch.chunks_path:
-            raise RunActionError("The upload expired: its rows are gone. Upload the file again.")
+            raise RunActionError(
+                gettext("The upload expired: its rows are gone. Upload the file again.")
+            )
         previous = locked.run
         locked.retries += 1
         locked.save(update_fields=["retries"])

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -47,10 +48,10 @@ MAPPING = "campaigns/altcraft/launch_mapping.html"
 COLUMN = "campaigns/altcraft/launch_column.html"
 DETAIL = "campaigns/altcraft/launch_detail.html"
 TARGETS = [
-    ("field", "Profile field"),
-    ("email_subscription", "Email subscription"),
-    ("phone_subscription", "Phone subscription"),
-    ("ignore", "Ignore this column"),
+    ("field", gettext_lazy("Profile field")),
+    ("email_subscription", gettext_lazy("Email subscription")),
+    ("phone_subscription", gettext_lazy("Phone subscription")),
+    ("ignore", gettext_lazy("Ignore this column")),
 ]
 
 
@@ -103,7 +104,7 @@ def trigger_register(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, f"Registered {trigger}.")
+            messages.success(request, gettext("Registered %(trigger)s.") % {"trigger": trigger})
             return redirect("altcraft_home", tenant_slug=request.tenant.slug)
     return render(request, HOME, _home_context(request, register_form=form), status=400)
 
@@ -120,7 +121,7 @@ def altcraft_settings(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, "Altcraft settings saved.")
+            messages.success(request, gettext("Altcraft settings saved."))
             return redirect("altcraft_home", tenant_slug=request.tenant.slug)
     return render(request, HOME, _home_context(request, settings_form=form), status=400)
 
@@ -168,14 +169,14 @@ def _unstorable_field(request: HttpRequest) -> str:
     try:
         items = list(request.POST.lists())
     except (RequestDataTooBig, TooManyFieldsSent):
-        return "The form sent is too large to read. Shorten the long fields and retry."
+        return gettext("The form sent is too large to read. Shorten the long fields and retry.")
     except (SuspiciousOperation, MultiPartParserError):
-        return "The form sent could not be read."
+        return gettext("The form sent could not be read.")
     for name, values in items:
         for value in [name, *values]:
             reason = unstorable_reason(value)
             if reason:
-                return f"A form field contains {reason}."
+                return gettext("A form field contains %(reason)s.") % {"reason": reason}
     return ""
 
 
@@ -218,7 +219,7 @@ def _launch_new(request: HttpRequest) -> HttpResponse:
     try:
         parameters = _parameters(form, kind)
         if stored is None and (kind == LaunchKind.IMPORT or not (data.get("pasted") or "").strip()):
-            raise ValidationError({"file": "Choose a file (or paste a list)."})
+            raise ValidationError({"file": gettext("Choose a file (or paste a list).")})
         # A worker reads the list (the request stores the file and returns; the page shows
         # progress); an import waits for its column mapping first.
         launch = services.launch_from_list(
@@ -352,7 +353,10 @@ def launch_mapping(request: HttpRequest, launch_pk: int) -> HttpResponse:
                 resource = request.POST.get(f"resource_{index}", "").strip()
                 if resource:
                     if not resource.isdigit():
-                        errors.append(f"Column {name!r}: the resource ID must be a number.")
+                        errors.append(
+                            gettext("Column %(name)s: the resource ID must be a number.")
+                            % {"name": repr(name)}
+                        )
                     else:
                         entry["resource_id"] = int(resource)
             columns[name] = entry
@@ -501,7 +505,7 @@ def _act(request: HttpRequest, launch_pk: int, action) -> HttpResponse:
     launch = selectors.launch_get(tenant=request.tenant, launch_pk=launch_pk)
     form = HashForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "This form is incomplete; reload the page.")
+        messages.error(request, gettext("This form is incomplete; reload the page."))
         return _back(request, launch)
     try:
         result = action(launch, form.cleaned_data)
@@ -524,8 +528,13 @@ def launch_confirm(request: HttpRequest, launch_pk: int) -> HttpResponse:
             skip_empty=data["skip_empty"],
         )
         if launch.state == LaunchState.AWAITING_APPROVAL:
-            return "Confirmed. An operator must now approve this file before it is sent."
-        return f"Confirmed: sending in {launch.chunks.count()} requests."
+            return gettext("Confirmed. An operator must now approve this file before it is sent.")
+        count = launch.chunks.count()
+        return ngettext(
+            "Confirmed: sending in %(count)s request.",
+            "Confirmed: sending in %(count)s requests.",
+            count,
+        ) % {"count": count}
 
     return _act(request, launch_pk, confirm)
 
@@ -557,7 +566,7 @@ def launch_reject(request: HttpRequest, launch_pk: int) -> HttpResponse:
             launch=launch,
             comment=data["comment"],
         )
-        return "Rejected: nothing was sent."
+        return gettext("Rejected: nothing was sent.")
 
     return _act(request, launch_pk, reject)
 
@@ -567,7 +576,7 @@ def launch_reject(request: HttpRequest, launch_pk: int) -> HttpResponse:
 def launch_discard(request: HttpRequest, launch_pk: int) -> HttpResponse:
     def discard(launch, data):
         services.launch_discard(actor=actor_from_request(request), launch=launch)
-        return "Discarded: nothing was sent and the file is deleted."
+        return gettext("Discarded: nothing was sent and the file is deleted.")
 
     return _act(request, launch_pk, discard)
 
@@ -577,6 +586,10 @@ def launch_discard(request: HttpRequest, launch_pk: int) -> HttpResponse:
 def launch_retry(request: HttpRequest, launch_pk: int) -> HttpResponse:
     def retry(launch, data):
         count = services.launch_retry_failed(actor=actor_from_request(request), launch=launch)
-        return f"Sending {count} failed chunk(s) again; the others are not resent."
+        return ngettext(
+            "Sending %(count)s failed chunk again; the others are not resent.",
+            "Sending %(count)s failed chunks again; the others are not resent.",
+            count,
+        ) % {"count": count}
 
     return _act(request, launch_pk, retry)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 from ninja import Schema, Status
 from pydantic import Field, StrictBool
@@ -115,9 +116,9 @@ def _generator_get(request: HttpRequest, reference: str) -> Any:
         raise ApiProblem(
             404,
             "not_found",
-            "No event generator of this tenant has that id or name."
+            gettext("No event generator of this tenant has that id or name.")
             if not found
-            else "Several event generators have that name; use the generator's id.",
+            else gettext("Several event generators have that name; use the generator's id."),
         )
     return found[0]
 
@@ -167,7 +168,7 @@ def event_generator_run(
         raise ApiProblem(
             422,
             "invalid_request",
-            "topic_keys: send either topic_keys (a list) or topic_key (one), not both.",
+            gettext("topic_keys: send either topic_keys (a list) or topic_key (one), not both."),
             field="topic_keys",
         )
     by_name = {topic.name: topic.key for topic in found.topics.all()}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 
 from campaigns.event_generators import schema as schemas
 from campaigns.event_generators.services import parse_import, parse_topics
@@ -51,31 +52,46 @@ class TopicsField(forms.CharField):
 
 class GeneratorForm(forms.Form):
     external_id = forms.CharField(
-        label="Event Generator ID",
+        label=gettext_lazy("Event Generator ID"),
         max_length=100,
         required=False,
-        help_text="The UUID from Optimove Personalize → Smart Campaigns (stable across edits).",
+        help_text=gettext_lazy(
+            "The UUID from Optimove Personalize → Smart Campaigns (stable across edits)."
+        ),
     )
-    name = forms.CharField(max_length=120, required=False)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    connection = forms.ModelChoiceField(queryset=None, required=False)
+    name = forms.CharField(max_length=120, required=False, label=gettext_lazy("Name"))
+    description = forms.CharField(
+        required=False,
+        label=gettext_lazy("Description"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    connection = forms.ModelChoiceField(
+        queryset=None, required=False, label=gettext_lazy("Connection")
+    )
     topics = TopicsField(
         required=False,
-        help_text="One topic per line: its key (a UUID) then its readable name, e.g. "
-        "“6f1c…-… Arsenal”.",
+        label=gettext_lazy("Topics"),
+        help_text=gettext_lazy(
+            "One topic per line: its key (a UUID) then its readable name, e.g. “6f1c…-… Arsenal”."
+        ),
     )
     schema = SchemaField(
         required=False,
-        label="Payload schema (JSON Schema draft 2020-12)",
-        help_text="The `context` object marketing's templates expect.",
+        label=gettext_lazy("Payload schema (JSON Schema draft 2020-12)"),
+        help_text=gettext_lazy("The `context` object marketing's templates expect."),
     )
     comment = forms.CharField(
-        max_length=300, required=False, help_text="What changed (kept with the schema version)."
+        max_length=300,
+        required=False,
+        label=gettext_lazy("Comment"),
+        help_text=gettext_lazy("What changed (kept with the schema version)."),
     )
     import_file = forms.FileField(
         required=False,
-        label="Or import a JSON file",
-        help_text="An exported generator document or a bare JSON Schema; it fills the fields above.",
+        label=gettext_lazy("Or import a JSON file"),
+        help_text=gettext_lazy(
+            "An exported generator document or a bare JSON Schema; it fills the fields above."
+        ),
     )
 
     def __init__(self, *args, connections=None, editing: bool = False, **kwargs) -> None:
@@ -92,7 +108,7 @@ class GeneratorForm(forms.Form):
         upload = cleaned.get("import_file")
         if upload:
             if upload.size > schemas.MAX_SCHEMA_BYTES * 2:
-                raise ValidationError({"import_file": "The file is larger than 512 KB."})
+                raise ValidationError({"import_file": gettext("The file is larger than 512 KB.")})
             try:
                 imported = parse_import(upload.read())
             except ValidationError as error:
@@ -106,7 +122,7 @@ class GeneratorForm(forms.Form):
                 if key in self.fields:
                     cleaned[key] = value
         if not cleaned.get("schema") and "schema" not in self.errors:
-            self.add_error("schema", "A payload schema is required.")
+            self.add_error("schema", gettext("A payload schema is required."))
         return cleaned
 
 
@@ -115,17 +131,20 @@ class TriggerForm(forms.Form):
 
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=40)
     topics = forms.MultipleChoiceField(
-        required=False, widget=forms.CheckboxSelectMultiple, label="Topics"
+        required=False, widget=forms.CheckboxSelectMultiple, label=gettext_lazy("Topics")
     )
-    all_topics = forms.BooleanField(required=False, label="All topics of this generator")
+    all_topics = forms.BooleanField(
+        required=False, label=gettext_lazy("All topics of this generator")
+    )
     when = forms.ChoiceField(
-        choices=[("now", "Send now"), ("later", "Schedule for later")],
+        choices=[("now", gettext_lazy("Send now")), ("later", gettext_lazy("Schedule for later"))],
         initial="now",
+        label=gettext_lazy("When"),
         widget=forms.RadioSelect,
     )
     fire_at = forms.DateTimeField(
         required=False,
-        label="Send at (UTC)",
+        label=gettext_lazy("Send at (UTC)"),
         input_formats=[
             "%Y-%m-%dT%H:%M",
             "%Y-%m-%dT%H:%M:%S",
@@ -135,7 +154,7 @@ class TriggerForm(forms.Form):
         widget=forms.DateTimeInput(
             attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"
         ),
-        help_text="In UTC; your local time is shown beside it.",
+        help_text=gettext_lazy("In UTC; your local time is shown beside it."),
     )
     send_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # The "schedule it for the next allowed time" button shown after a send-window refusal.
@@ -157,7 +176,7 @@ class TriggerForm(forms.Form):
     def clean(self) -> dict:
         cleaned = super().clean()
         if cleaned.get("when") == "later" and not cleaned.get("fire_at"):
-            self.add_error("fire_at", "Choose when to send it.")
+            self.add_error("fire_at", gettext("Choose when to send it."))
         return cleaned
 
     def topic_keys(self, all_keys: list[str]) -> list[str]:
@@ -173,7 +192,9 @@ def new_idempotency_key() -> str:
 class CampaignSettingsForm(forms.Form):
     approval_required = forms.BooleanField(
         required=False,
-        label="Campaign runs need an operator's approval",
-        help_text="Off by default: marketers' campaign triggers are sent at once. (The daily "
-        "trigger keeps its own approval setting.)",
+        label=gettext_lazy("Campaign runs need an operator's approval"),
+        help_text=gettext_lazy(
+            "Off by default: marketers' campaign triggers are sent at once. (The daily "
+            "trigger keeps its own approval setting.)"
+        ),
     )

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy
 
 
 class CampaignSettings(models.Model):
@@ -179,10 +180,12 @@ class CampaignRun(models.Model):
 
 
 class ScheduleState(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"  # waits for its time; may be edited or cancelled
-    FIRED = "fired", "Fired"  # its trigger group exists (exactly one)
-    CANCELLED = "cancelled", "Cancelled"  # withdrawn before its time
-    FAILED = "failed", "Failed"  # could not fire (the reason says why); nothing was sent
+    # waits for its time; may be edited or cancelled
+    SCHEDULED = "scheduled", gettext_lazy("Scheduled")
+    FIRED = "fired", gettext_lazy("Fired")  # its trigger group exists (exactly one)
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")  # withdrawn before its time
+    # could not fire (the reason says why); nothing was sent
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class ScheduledTrigger(models.Model):

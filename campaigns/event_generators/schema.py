@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
@@ -74,32 +75,50 @@ def check_schema(schema: Any) -> dict[str, Any]:
     """Return `schema` if it is a valid draft 2020-12 schema of a JSON object; else raise
     ValidationError saying what is wrong (and where)."""
     if not isinstance(schema, dict):
-        raise ValidationError({"schema": "The schema must be a JSON object."})
+        raise ValidationError({"schema": gettext("The schema must be a JSON object.")})
     # Before anything reads it: jsonschema and the form builder recurse into it, and the size
     # check encodes it (a lone surrogate or a non-finite number cannot be encoded).
     reason = nested_unstorable_reason(schema)
     if reason:
-        raise ValidationError({"schema": f"The schema contains {reason}, which cannot be stored."})
+        raise ValidationError(
+            {
+                "schema": gettext("The schema contains %(reason)s, which cannot be stored.")
+                % {"reason": reason}
+            }
+        )
     declared = schema.get("$schema")
     if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
         raise ValidationError(
-            {"schema": f"$schema must be {DRAFT_2020_12} (draft 2020-12), not {declared!r}."}
+            {
+                "schema": gettext("$schema must be %(draft)s (draft 2020-12), not %(declared)s.")
+                % {"draft": DRAFT_2020_12, "declared": repr(declared)}
+            }
         )
     if len(minified_json(schema)) > MAX_SCHEMA_BYTES:
-        raise ValidationError({"schema": "The schema is larger than 256 KB."})
+        raise ValidationError({"schema": gettext("The schema is larger than 256 KB.")})
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
         where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise ValidationError(
-            {"schema": f"Not a valid JSON Schema (draft 2020-12) at {where}: {error.message}"}
+            {
+                "schema": gettext(
+                    "Not a valid JSON Schema (draft 2020-12) at %(where)s: %(message)s"
+                )
+                % {"where": where, "message": error.message}
+            }
         ) from None
     if schema.get("type") != "object":
         raise ValidationError(
-            {"schema": 'The context is a JSON object: the schema needs "type": "object".'}
+            {"schema": gettext('The context is a JSON object: the schema needs "type": "object".')}
         )
     if sum(1 for _ in _walk(form_fields(schema))) > MAX_FIELDS:
-        raise ValidationError({"schema": f"The schema has more than {MAX_FIELDS} fields."})
+        raise ValidationError(
+            {
+                "schema": gettext("The schema has more than %(maximum)s fields.")
+                % {"maximum": MAX_FIELDS}
+            }
+        )
     return schema
 
 
@@ -394,9 +413,9 @@ def context_errors(schema: dict[str, Any], context: Any) -> dict[str, list[str]]
                 if missing not in error.instance:
                     target = _nearest(fields, (*path, missing))
                     message = (
-                        "This field is required."
+                        gettext("This field is required.")
                         if target == field_name((*path, missing))
-                        else f"{missing!r} is required."
+                        else gettext("%(name)s is required.") % {"name": repr(missing)}
                     )
                     if message not in errors.setdefault(target, []):
                         errors[target].append(message)
@@ -419,13 +438,13 @@ def _nearest(fields: dict[tuple[str, ...], FormField], path: tuple[str, ...]) ->
 
 
 TYPE_WORDS = {
-    "integer": "a whole number",
-    "number": "a number",
-    "string": "a text",
-    "boolean": "yes or no",
-    "object": "an object",
-    "array": "a list",
-    "null": "empty (null)",
+    "integer": gettext_lazy("a whole number"),
+    "number": gettext_lazy("a number"),
+    "string": gettext_lazy("a text"),
+    "boolean": gettext_lazy("yes or no"),
+    "object": gettext_lazy("an object"),
+    "array": gettext_lazy("a list"),
+    "null": gettext_lazy("empty (null)"),
 }
 
 
@@ -435,17 +454,18 @@ def _message(error: JsonSchemaError, form_field: FormField | None) -> str:
     if error.validator == "type":
         expected = error.validator_value
         names = expected if isinstance(expected, list) else [expected]
-        return (
-            prefix + "Expected " + " or ".join(TYPE_WORDS.get(name, name) for name in names) + "."
-        )
+        kinds = gettext(" or ").join(str(TYPE_WORDS.get(name, name)) for name in names)
+        return prefix + gettext("Expected %(kinds)s.") % {"kinds": kinds}
     if error.validator == "format":
         if error.validator_value == "date-time":
-            return prefix + "Not a date and time with a time zone (e.g. 2026-02-05T20:00:00Z)."
+            return prefix + gettext(
+                "Not a date and time with a time zone (e.g. 2026-02-05T20:00:00Z)."
+            )
         if error.validator_value in ("uri", "url", "iri"):
-            return prefix + "Not an absolute URL (e.g. https://example.com/event/abc123)."
-        return prefix + f"Not a valid {error.validator_value}."
+            return prefix + gettext("Not an absolute URL (e.g. https://example.com/event/abc123).")
+        return prefix + gettext("Not a valid %(format)s.") % {"format": error.validator_value}
     if error.validator in ("enum", "const"):
-        return prefix + "Choose one of the listed values."
+        return prefix + gettext("Choose one of the listed values.")
     if error.validator == "additionalProperties":
         return prefix + error.message
     return prefix + error.message

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext, ngettext
 
 from campaigns.event_generators.models import (
     CampaignRun,
@@ -40,7 +41,7 @@ def generator_get(*, tenant: Tenant, generator_id: int) -> EventGenerator:
             tenant=tenant, pk=generator_id
         )
     except EventGenerator.DoesNotExist:
-        raise Http404("No such event generator.") from None
+        raise Http404(gettext("No such event generator.")) from None
 
 
 def generator_find(*, tenants: list[Tenant], reference: str) -> list[EventGenerator]:
@@ -68,7 +69,7 @@ def group_get(*, tenant: Tenant, group_id: int) -> TriggerGroup:
             tenant=tenant, pk=group_id
         )
     except TriggerGroup.DoesNotExist:
-        raise Http404("No such trigger.") from None
+        raise Http404(gettext("No such trigger.")) from None
 
 
 def campaign_run_get(*, tenant: Tenant, run_id: int) -> CampaignRun:
@@ -77,7 +78,7 @@ def campaign_run_get(*, tenant: Tenant, run_id: int) -> CampaignRun:
             "run", "run__connection", "generator", "schema_version", "group"
         ).get(run__tenant=tenant, run_id=run_id)
     except CampaignRun.DoesNotExist:
-        raise Http404("No such campaign run.") from None
+        raise Http404(gettext("No such campaign run.")) from None
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _group_status_of(links) -> GroupStatus:
 
 
 def _topics(count: int) -> str:
-    return f"{count_text(count)} topic{'' if count == 1 else 's'}"
+    return ngettext("%(count)s topic", "%(count)s topics", count) % {"count": count_text(count)}
 
 
 def group_outcome(status: GroupStatus) -> Outcome:
@@ -158,10 +159,13 @@ def group_outcome(status: GroupStatus) -> Outcome:
     group_status."""
     total = status.total
     if not total:
-        return Outcome("Nothing sent", "", "")
+        return Outcome(gettext("Nothing sent"), "", "")
     if not status.finished:
         return Outcome(
-            "In progress", "", f"{count_text(total - status.open)} of {_topics(total)} finished"
+            gettext("In progress"),
+            "",
+            gettext("%(count)s of %(topics)s finished")
+            % {"count": count_text(total - status.open), "topics": _topics(total)},
         )
     published = [link.run for link in status.rows if link.run.state == RunState.SUCCEEDED]
     failed = [link.run for link in status.rows if link.run.state == RunState.FAILED]
@@ -172,19 +176,29 @@ def group_outcome(status: GroupStatus) -> Outcome:
     ]
     if len(failed) == total:
         reason = next((run.failure_message for run in failed if run.failure_message), "")
-        return Outcome("Failed", "bad", reason or f"all {_topics(total)} failed")
+        return Outcome(
+            gettext("Failed"),
+            "bad",
+            reason or gettext("all %(topics)s failed") % {"topics": _topics(total)},
+        )
     problems = []
     if failed:
-        problems.append(f"{count_text(len(failed))} of {_topics(total)} failed")
+        problems.append(
+            gettext("%(count)s of %(topics)s failed")
+            % {"count": count_text(len(failed)), "topics": _topics(total)}
+        )
     if waiting:
-        problems.append(f"{count_text(len(waiting))} of {_topics(total)} need a person")
+        problems.append(
+            gettext("%(count)s of %(topics)s need a person")
+            % {"count": count_text(len(waiting)), "topics": _topics(total)}
+        )
     audience, tone = _audience_text(published)
     if problems:
-        word = "Partly failed" if published or failed else "Needs a person"
+        word = gettext("Partly failed") if published or failed else gettext("Needs a person")
         return Outcome(word, "warn", "; ".join([*problems, *([audience] if audience else [])]))
     if not published:
-        return Outcome("Cancelled", "", "")
-    return Outcome("Published", tone, audience)
+        return Outcome(gettext("Cancelled"), "", "")
+    return Outcome(gettext("Published"), tone, audience)
 
 
 def _audience_text(published: list[Run]) -> tuple[str, str]:
@@ -197,13 +211,18 @@ def _audience_text(published: list[Run]) -> tuple[str, str]:
     empty = sum(1 for size in reported if size == 0)
     total = sum(reported)
     if reported:
-        text = f"published to an audience of {count_text(total)}"
+        text = gettext("published to an audience of %(total)s") % {"total": count_text(total)}
     else:
-        text = "published; Optimove did not report the audience"
+        text = gettext("published; Optimove did not report the audience")
     if empty and len(published) > 1:
-        text += f" ({count_text(empty)} of {_topics(len(published))} reached nobody)"
+        text += " " + gettext("(%(count)s of %(topics)s reached nobody)") % {
+            "count": count_text(empty),
+            "topics": _topics(len(published)),
+        }
     if unreported and reported:
-        text += f"; Optimove did not report the audience of {_topics(unreported)}"
+        text += "; " + gettext("Optimove did not report the audience of %(topics)s") % {
+            "topics": _topics(unreported)
+        }
     return text, "warn" if empty or unreported else "good"
 
 
@@ -213,7 +232,7 @@ def execution_outcome(run: Run) -> Outcome:
     if run.state != RunState.SUCCEEDED:
         return run_outcome(run)
     audience, tone = _audience_text([run])
-    return Outcome("Published", tone, audience)
+    return Outcome(gettext("Published"), tone, audience)
 
 
 def schedule_outcome(schedule: ScheduledTrigger, status: GroupStatus | None = None) -> Outcome:
@@ -287,7 +306,7 @@ def schedule_get(*, tenant: Tenant, schedule_id: int) -> ScheduledTrigger:
             tenant=tenant, pk=schedule_id
         )
     except ScheduledTrigger.DoesNotExist:
-        raise Http404("No such schedule.") from None
+        raise Http404(gettext("No such schedule.")) from None
 
 
 def generator_runs(*, generator: EventGenerator, limit: int = 50) -> list[CampaignRun]:
@@ -368,12 +387,14 @@ def history_chart_svg(history: GeneratorHistory, *, width: int = 560, height: in
     count = max(1, len(history.days))
     slot = plot_width / count
     top = max([day.audience for day in history.days] + [1])
+    # Outside the f-string: xgettext (makemessages) does not look inside one.
+    chart_label = escape(gettext("Audience and success rate per day"))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="history-chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="Audience and success rate per day">',
+        f'width="{width}" height="{height}" role="img" aria-label="{chart_label}">',
         f'<line x1="{margin_left}" y1="{margin_top + plot_height}" x2="{width - 8}" '
         f'y2="{margin_top + plot_height}" stroke="#999"/>',
-        f'<text x="2" y="{margin_top + 8}" font-size="10">{top:,}</text>',
+        f'<text x="2" y="{margin_top + 8}" font-size="10">{count_text(top)}</text>',
         f'<text x="2" y="{margin_top + plot_height}" font-size="10">0</text>',
     ]
     points = []
@@ -381,8 +402,17 @@ def history_chart_svg(history: GeneratorHistory, *, width: int = 560, height: in
         x = margin_left + index * slot
         bar = plot_height * day.audience / top
         label = escape(
-            f"{day.day:%Y-%m-%d}: {day.runs} runs, {day.published} published, "
-            f"{day.failed} failed, audience {day.audience:,}"
+            gettext(
+                "%(day)s: %(runs)s runs, %(published)s published, %(failed)s failed, "
+                "audience %(audience)s"
+            )
+            % {
+                "day": format(day.day, "%Y-%m-%d"),
+                "runs": day.runs,
+                "published": day.published,
+                "failed": day.failed,
+                "audience": count_text(day.audience),
+            }
         )
         parts.append(
             f'<rect x="{x + slot * 0.15:.1f}" y="{margin_top + plot_height - bar:.1f}" '

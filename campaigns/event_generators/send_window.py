@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from campaigns.event_generators.models import EventGenerator
 from dashboard.audit.trail import Actor, record_audit_event
@@ -44,7 +45,8 @@ def generator_window(generator: EventGenerator) -> rules.Window | None:
 def generator_rules(generator: EventGenerator) -> SendRules:
     """The generator's own window as rules (no blackout dates: those are its connection's)."""
     return SendRules(
-        connection_name=f"event generator {generator.name}", window=generator_window(generator)
+        connection_name=gettext("event generator %(name)s") % {"name": generator.name},
+        window=generator_window(generator),
     )
 
 
@@ -75,10 +77,16 @@ def generator_window_set(
     check_may_change(actor, generator.tenant)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the send window changes."}, code="required")
+        raise ValidationError(
+            {"reason": gettext("Say why the send window changes.")}, code="required"
+        )
     if len(reason) > REASON_MAX_CHARS:
         raise ValidationError(
-            {"reason": f"Keep the reason to {REASON_MAX_CHARS} characters."}, code="max_length"
+            {
+                "reason": gettext("Keep the reason to %(maximum)s characters.")
+                % {"maximum": REASON_MAX_CHARS}
+            },
+            code="max_length",
         )
     cleaned = clean_window(window) if window is not None else None
     now = utc_now()

@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 
 from campaigns.event_generators import schema as schemas
 from campaigns.event_generators.models import (
@@ -97,8 +98,11 @@ def check_generator_id(value: str) -> str:
     except ConfigurationError:
         raise ValidationError(
             {
-                "external_id": f"{value[:100]!r} is not an Event Generator ID: expected a UUID "
-                "such as 00000000-abcd-abcd-abcd-000000000000."
+                "external_id": gettext(
+                    "%(value)s is not an Event Generator ID: expected a UUID such as "
+                    "00000000-abcd-abcd-abcd-000000000000."
+                )
+                % {"value": repr(value[:100])}
             }
         ) from None
     return value
@@ -117,22 +121,37 @@ def parse_topics(text_or_items: str | list[Any]) -> list[tuple[str, str]]:
             items.append((key.strip(), name.strip() or key.strip()))
             if not _is_uuid(key.strip()):
                 raise ValidationError(
-                    {"topics": f"Line {number}: {key.strip()[:60]!r} is not a topic key (a UUID)."}
+                    {
+                        "topics": gettext("Line %(number)s: %(value)s is not a topic key (a UUID).")
+                        % {"number": number, "value": repr(key.strip()[:60])}
+                    }
                 )
     else:
         for number, item in enumerate(text_or_items, start=1):
             if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-                raise ValidationError({"topics": f'Topic {number} needs a string "key".'})
+                raise ValidationError(
+                    {
+                        "topics": gettext('Topic %(number)s needs a string "key".')
+                        % {"number": number}
+                    }
+                )
             key = item["key"].strip()
             if not _is_uuid(key):
                 raise ValidationError(
-                    {"topics": f"Topic {number}: {key[:60]!r} is not a topic key (a UUID)."}
+                    {
+                        "topics": gettext(
+                            "Topic %(number)s: %(value)s is not a topic key (a UUID)."
+                        )
+                        % {"number": number, "value": repr(key[:60])}
+                    }
                 )
             items.append((key, str(item.get("name") or key).strip()[:120]))
     seen: set[str] = set()
     for key, _ in items:
         if key.lower() in seen:
-            raise ValidationError({"topics": f"Topic {key} is listed twice."})
+            raise ValidationError(
+                {"topics": gettext("Topic %(key)s is listed twice.") % {"key": key}}
+            )
         seen.add(key.lower())
     return items
 
@@ -146,10 +165,15 @@ def _is_uuid(value: str) -> bool:
 
 def _check_connection(tenant: Tenant, connection: VendorConnection | None) -> VendorConnection:
     if connection is None or connection.tenant_id != tenant.pk:
-        raise ValidationError({"connection": "Choose one of this tenant's connections."})
+        raise ValidationError({"connection": gettext("Choose one of this tenant's connections.")})
     if connection.kind != VendorKind.OPTIMOVE_CAMPAIGNS:
         raise ValidationError(
-            {"connection": f"{connection.name} is not an Optimove campaigns connection."}
+            {
+                "connection": gettext(
+                    "%(connection_name)s is not an Optimove campaigns connection."
+                )
+                % {"connection_name": connection.name}
+            }
         )
     return connection
 
@@ -181,7 +205,7 @@ def generator_create(
     external_id = check_generator_id(external_id)
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "A generator needs a name."})
+        raise ValidationError({"name": gettext("A generator needs a name.")})
     connection = _check_connection(tenant, connection)
     schemas.check_schema(schema)
     _check_unique(tenant, external_id, name, None)
@@ -252,7 +276,7 @@ def generator_update(
     version (returned); an unchanged one makes none."""
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "A generator needs a name."})
+        raise ValidationError({"name": gettext("A generator needs a name.")})
     schemas.check_schema(schema)
     _check_unique(generator.tenant, generator.external_id, name, generator.pk)
     with transaction.atomic():
@@ -309,13 +333,13 @@ def parse_import(text: str | bytes) -> dict[str, Any]:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise ValidationError({"file": "The file is not UTF-8 text (JSON)."}) from None
+            raise ValidationError({"file": gettext("The file is not UTF-8 text (JSON).")}) from None
     try:
         document = parse_json_text(text, subject="The file")
     except ValidationError as error:
         raise ValidationError({"file": error.messages}) from None
     if not isinstance(document, dict):
-        raise ValidationError({"file": "The file must hold a JSON object."})
+        raise ValidationError({"file": gettext("The file must hold a JSON object.")})
     if document.get("format") == EXPORT_FORMAT or "schema" in document:
         schema = document.get("schema")
         result: dict[str, Any] = {"schema": schemas.check_schema(schema)}
@@ -327,7 +351,7 @@ def parse_import(text: str | bytes) -> dict[str, Any]:
             result["description"] = str(document["description"])
         if document.get("topics") is not None:
             if not isinstance(document["topics"], list):
-                raise ValidationError({"topics": "topics must be a list."})
+                raise ValidationError({"topics": gettext("topics must be a list.")})
             result["topics"] = parse_topics(document["topics"])
         return result
     return {"schema": schemas.check_schema(document)}
@@ -357,7 +381,7 @@ def trigger_check(
     ValidationError with {"topics": ..., "<field name>": ...} naming every problem."""
     version = schema_version or generator.current_schema
     if version is None:
-        raise ValidationError("This event generator has no schema yet.")
+        raise ValidationError(gettext("This event generator has no schema yet."))
     errors: dict[str, list[str]] = {}
     keys = [str(key).strip() for key in topic_keys or [] if str(key).strip()]
     known = {topic.key: topic for topic in generator.topics.all()}
@@ -411,7 +435,7 @@ def campaign_trigger(
     """
     idempotency_key = (idempotency_key or "").strip()
     if not idempotency_key or len(idempotency_key) > 40:
-        raise ValidationError("A trigger needs an idempotency key of 1 to 40 characters.")
+        raise ValidationError(gettext("A trigger needs an idempotency key of 1 to 40 characters."))
     existing = TriggerGroup.objects.filter(
         tenant=generator.tenant, idempotency_key=idempotency_key
     ).first()
@@ -540,9 +564,9 @@ def relaunch_initial(*, run: Run) -> dict[str, Any]:
     """What a relaunch form starts from: the generator, topic and context of a finished run."""
     link = CampaignRun.objects.select_related("generator").filter(run=run).first()
     if link is None:
-        raise ValidationError("Only event-generator runs can be relaunched.")
+        raise ValidationError(gettext("Only event-generator runs can be relaunched."))
     if not run.is_terminal and run.state != RunState.OUTCOME_UNKNOWN:
-        raise ValidationError("Only a finished run can be relaunched.")
+        raise ValidationError(gettext("Only a finished run can be relaunched."))
     return {
         "generator": link.generator,
         "topic_keys": [link.topic_key],
@@ -555,9 +579,9 @@ def relaunch_initial(*, run: Run) -> dict[str, Any]:
 
 def _check_fire_at(fire_at: datetime | None) -> datetime:
     if fire_at is None or fire_at.tzinfo is None:
-        raise ValidationError({"fire_at": "Give the time with its time zone."})
+        raise ValidationError({"fire_at": gettext("Give the time with its time zone.")})
     if fire_at <= utc_now():
-        raise ValidationError({"fire_at": "That time is in the past: choose a later one."})
+        raise ValidationError({"fire_at": gettext("That time is in the past: choose a later one.")})
     return fire_at
 
 
@@ -684,7 +708,7 @@ def schedule_update(
             .get(pk=schedule.pk)
         )
         if locked.state != ScheduleState.SCHEDULED:
-            raise ValidationError("This schedule already fired or was cancelled.")
+            raise ValidationError(gettext("This schedule already fired or was cancelled."))
         changed = {
             "schema_version": checked.schema_version,
             "topic_keys": [topic.key for topic in checked.topics],
@@ -722,7 +746,7 @@ def schedule_cancel(*, actor: Actor, schedule: ScheduledTrigger) -> None:
             pk=schedule.pk, state=ScheduleState.SCHEDULED
         ).update(state=ScheduleState.CANCELLED)
         if changed != 1:
-            raise ValidationError("This schedule already fired or was cancelled.")
+            raise ValidationError(gettext("This schedule already fired or was cancelled."))
         record_audit_event(
             actor=actor,
             tenant=schedule.tenant,

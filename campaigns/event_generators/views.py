@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
@@ -79,7 +80,7 @@ def campaign_settings(request: HttpRequest) -> HttpResponse:
             tenant=request.tenant,
             approval_required=form.cleaned_data["approval_required"],
         )
-        messages.success(request, "Campaign settings saved.")
+        messages.success(request, gettext("Campaign settings saved."))
         return redirect("campaign_home", tenant_slug=request.tenant.slug)
     return render(request, T + "campaign_settings.html", {"form": form})
 
@@ -120,7 +121,11 @@ def generator_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, f"Event generator {generator.name} registered.")
+            messages.success(
+                request,
+                gettext("Event generator %(generator_name)s registered.")
+                % {"generator_name": generator.name},
+            )
             return redirect(
                 "event_generator_detail", tenant_slug=request.tenant.slug, generator_id=generator.pk
             )
@@ -266,7 +271,11 @@ def generator_send_window(request: HttpRequest, generator_id: int) -> HttpRespon
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, f"Send window of {generator.name}: {found.describe()}.")
+            messages.success(
+                request,
+                gettext("Send window of %(generator_name)s: %(window)s.")
+                % {"generator_name": generator.name, "window": found.describe()},
+            )
             return redirect(
                 "event_generator_detail", tenant_slug=request.tenant.slug, generator_id=generator.pk
             )
@@ -372,8 +381,12 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
                 context_initial = prefill["context"]
                 messages.info(
                     request,
-                    f"Relaunching run #{link.run_id}: check the values, then send. This is a new "
-                    "request; an identical one sent recently is flagged before it goes out.",
+                    gettext(
+                        "Relaunching run #%(run_id)s: check the values, then send. This is a "
+                        "new request; an identical one sent recently is flagged before it goes "
+                        "out."
+                    )
+                    % {"run_id": link.run_id},
                 )
         values = schemas.form_initial(current.document, context_initial) if current else {}
         form = TriggerForm(initial=initial, topics=topics)
@@ -382,7 +395,7 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
     form = TriggerForm(request.POST, topics=topics)
     values = _context_values(request)
     if current is None:
-        messages.error(request, "This event generator has no schema yet.")
+        messages.error(request, gettext("This event generator has no schema yet."))
         return _trigger_page(request, generator, form=form, values=values, status=400)
     context, parse_errors = schemas.parse_form(current.document, values)
     if not form.is_valid() or parse_errors:
@@ -408,7 +421,8 @@ def trigger(request: HttpRequest, generator_id: int) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Scheduled for {schedule.fire_at:%Y-%m-%d %H:%M:%S} UTC. Nothing is sent before then.",
+                gettext("Scheduled for %(fire_at)s UTC. Nothing is sent before then.")
+                % {"fire_at": format(schedule.fire_at, "%Y-%m-%d %H:%M:%S")},
             )
             return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)
         group = services.campaign_trigger(
@@ -477,8 +491,11 @@ def _schedule_at_next_allowed(
     )
     messages.success(
         request,
-        f"Scheduled for the next allowed time of {generator.connection.name}: "
-        f"{found.when(schedule.fire_at)}. Nothing is sent before then.",
+        gettext(
+            "Scheduled for the next allowed time of %(connection_name)s: %(when)s. "
+            "Nothing is sent before then."
+        )
+        % {"connection_name": generator.connection.name, "when": found.when(schedule.fire_at)},
     )
     return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)
 
@@ -577,9 +594,19 @@ def trigger_group_retry(request: HttpRequest, group_id: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         if runs:
-            messages.success(request, f"Sending again for {len(runs)} failed topic(s).")
+            messages.success(
+                request,
+                ngettext(
+                    "Sending again for %(count)s failed topic.",
+                    "Sending again for %(count)s failed topics.",
+                    len(runs),
+                )
+                % {"count": len(runs)},
+            )
         else:
-            messages.info(request, "No topic of this trigger has failed: nothing to retry.")
+            messages.info(
+                request, gettext("No topic of this trigger has failed: nothing to retry.")
+            )
     return redirect("trigger_group_detail", tenant_slug=request.tenant.slug, group_id=group.pk)
 
 
@@ -619,7 +646,9 @@ def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
     topics = list(generator.topics.all())
     current = generator.current_schema
     if schedule.state != ScheduleState.SCHEDULED:
-        messages.error(request, "This schedule already fired or was cancelled: it cannot change.")
+        messages.error(
+            request, gettext("This schedule already fired or was cancelled: it cannot change.")
+        )
         return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)
     if request.method == "GET":
         form = TriggerForm(
@@ -673,7 +702,7 @@ def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
             schedule=schedule,
             status=400,
         )
-    messages.success(request, "Schedule changed.")
+    messages.success(request, gettext("Schedule changed."))
     return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)
 
 
@@ -686,5 +715,5 @@ def schedule_cancel(request: HttpRequest, schedule_id: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, "Schedule cancelled. Nothing will be sent.")
+        messages.success(request, gettext("Schedule cancelled. Nothing will be sent."))
     return redirect("campaign_schedule_list", tenant_slug=request.tenant.slug)

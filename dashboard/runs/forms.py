@@ -10,6 +10,7 @@ from django import forms
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from dashboard.models import Tenant
 from dashboard.runs import selectors
@@ -41,33 +42,51 @@ class PlainSelect(forms.Select):
 
 class RunFilterForm(forms.Form):
     state = forms.ChoiceField(
-        choices=[("", "Any state"), *RunState.choices], required=False, widget=PlainSelect
+        choices=[("", gettext_lazy("Any state")), *RunState.choices],
+        required=False,
+        widget=PlainSelect,
     )
     operation = forms.ChoiceField(
-        choices=[("", "Any operation"), *Operation.choices], required=False, widget=PlainSelect
+        choices=[("", gettext_lazy("Any operation")), *Operation.choices],
+        required=False,
+        widget=PlainSelect,
     )
     connection = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Any connection", widget=PlainSelect
+        queryset=None,
+        required=False,
+        empty_label=gettext_lazy("Any connection"),
+        widget=PlainSelect,
     )
     requester = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Anyone", widget=PlainSelect
+        queryset=None, required=False, empty_label=gettext_lazy("Anyone"), widget=PlainSelect
     )
     approver = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Anyone", label="Decided by", widget=PlainSelect
+        queryset=None,
+        required=False,
+        empty_label=gettext_lazy("Anyone"),
+        label=gettext_lazy("Decided by"),
+        widget=PlainSelect,
     )
     created_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label=pgettext_lazy("start of a date range", "From"),
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     created_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label=pgettext_lazy("end of a date range", "To"),
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     vendor_reference = forms.CharField(
         required=False,
         max_length=120,
-        label="Vendor id",
+        label=gettext_lazy("Vendor id"),
         strip=True,
         widget=forms.TextInput(
-            attrs={"placeholder": "execution / task / job id or run #", "type": "search"}
+            attrs={
+                "placeholder": gettext_lazy("execution / task / job id or run #"),
+                "type": "search",
+            }
         ),
     )
 
@@ -97,11 +116,11 @@ class RunFilterForm(forms.Form):
 
         @functools.cache
         def connection_choices() -> list[tuple[Any, str]]:
-            return [("", "Any connection"), *connections.values_list("pk", "name")]
+            return [("", gettext("Any connection")), *connections.values_list("pk", "name")]
 
         @functools.cache
         def people_choices() -> list[tuple[Any, str]]:
-            return [("", "Anyone"), *people.values_list("pk", "username")]
+            return [("", gettext("Anyone")), *people.values_list("pk", "username")]
 
         self.fields["connection"].choices = connection_choices
         for name in ("requester", "approver"):
@@ -128,16 +147,22 @@ class ApproveForm(forms.Form):
     comment = forms.CharField(
         max_length=500,
         required=False,
-        widget=forms.TextInput(attrs={"placeholder": "Comment (optional)", "size": 50}),
+        widget=forms.TextInput(
+            attrs={"placeholder": gettext_lazy("Comment (optional)"), "size": 50}
+        ),
     )
 
 
 class RejectForm(forms.Form):
     comment = forms.CharField(
         max_length=500,
-        label="Why not?",
-        error_messages={"required": "Say why you reject it, so the requester knows what to fix."},
-        widget=forms.TextInput(attrs={"placeholder": "Reason (the requester sees it)", "size": 50}),
+        label=gettext_lazy("Why not?"),
+        error_messages={
+            "required": gettext_lazy("Say why you reject it, so the requester knows what to fix.")
+        },
+        widget=forms.TextInput(
+            attrs={"placeholder": gettext_lazy("Reason (the requester sees it)"), "size": 50}
+        ),
     )
 
 
@@ -146,12 +171,16 @@ class PersonDecisionForm(forms.Form):
 
     comment = forms.CharField(
         max_length=2000,
-        label="Evidence",
+        label=gettext_lazy("Evidence"),
         error_messages={
-            "required": "Write down what you checked in the vendor's system and what it showed."
+            "required": gettext_lazy(
+                "Write down what you checked in the vendor's system and what it showed."
+            )
         },
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     confirm = forms.BooleanField(
-        error_messages={"required": "Tick the box to confirm you checked with the vendor."},
+        error_messages={
+            "required": gettext_lazy("Tick the box to confirm you checked with the vendor.")
+        },
     )

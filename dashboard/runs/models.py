@@ -6,16 +6,26 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils.translation import gettext, gettext_lazy
 
 from dashboard.runs.states import TERMINAL_STATES, RunState
 
 
 class Operation(models.TextChoices):
-    OPTIMOVE_TRIGGER_DAILY = "optimove_trigger_daily", "Optimove: trigger daily batch"
-    OPTIMOVE_RUN_EVENT_GENERATOR = "optimove_run_event_generator", "Optimove: run event generator"
-    ALTCRAFT_START_BATCH = "altcraft_start_batch", "Altcraft: bulk trigger launch"
-    ALTCRAFT_IMPORT_AND_START = "altcraft_import_and_start", "Altcraft: import profiles + trigger"
-    TALKIFAI_START_BATCH_JOB = "talkifai_start_batch_job", "TalkifAI: start batch job now"
+    OPTIMOVE_TRIGGER_DAILY = "optimove_trigger_daily", gettext_lazy("Optimove: trigger daily batch")
+    OPTIMOVE_RUN_EVENT_GENERATOR = (
+        "optimove_run_event_generator",
+        gettext_lazy("Optimove: run event generator"),
+    )
+    ALTCRAFT_START_BATCH = "altcraft_start_batch", gettext_lazy("Altcraft: bulk trigger launch")
+    ALTCRAFT_IMPORT_AND_START = (
+        "altcraft_import_and_start",
+        gettext_lazy("Altcraft: import profiles + trigger"),
+    )
+    TALKIFAI_START_BATCH_JOB = (
+        "talkifai_start_batch_job",
+        gettext_lazy("TalkifAI: start batch job now"),
+    )
 
 
 class Run(models.Model):
@@ -203,32 +213,44 @@ class Run(models.Model):
         except Exception:
             return self.get_operation_display() or self.operation
 
+    @property
+    def failure_text(self) -> str:
+        """The failure message in the reader's language where TriggerDesk wrote it itself: a
+        rejection is recorded as "Rejected by <who>: <comment>" (services.run_reject); the
+        vendors' words and the rest stay as they were recorded."""
+        prefix = "Rejected by "
+        if self.failure_code == "rejected_by_approver" and self.failure_message.startswith(prefix):
+            return gettext("Rejected by %(who_and_comment)s") % {
+                "who_and_comment": self.failure_message.removeprefix(prefix)
+            }
+        return self.failure_message
+
     def state_in_words(self) -> str:
         """Where the run stands, as the end of a sentence starting "This run …" (a refusal
         shown to a person whose page is out of date)."""
         if self.state == RunState.CANCELLED:
             return {
-                "rejected_by_approver": "was rejected",
-                "approval_expired": "expired before anyone approved it",
-            }.get(self.failure_code, "was cancelled")
+                "rejected_by_approver": gettext("was rejected"),
+                "approval_expired": gettext("expired before anyone approved it"),
+            }.get(self.failure_code) or gettext("was cancelled")
         return {
-            RunState.DRAFT: "is still a draft",
-            RunState.AWAITING_APPROVAL: "is waiting for approval",
-            RunState.QUEUED: "was already approved and is waiting to be sent",
-            RunState.SENDING: "is being sent right now",
-            RunState.ACCEPTED: "was sent and the vendor is working on it",
-            RunState.SUCCEEDED: "was already sent and went through",
-            RunState.FAILED: "has failed",
-            RunState.OUTCOME_UNKNOWN: "was sent and its outcome is not known yet",
-        }.get(self.state, f"is {self.get_state_display().lower()}")
+            RunState.DRAFT: gettext("is still a draft"),
+            RunState.AWAITING_APPROVAL: gettext("is waiting for approval"),
+            RunState.QUEUED: gettext("was already approved and is waiting to be sent"),
+            RunState.SENDING: gettext("is being sent right now"),
+            RunState.ACCEPTED: gettext("was sent and the vendor is working on it"),
+            RunState.SUCCEEDED: gettext("was already sent and went through"),
+            RunState.FAILED: gettext("has failed"),
+            RunState.OUTCOME_UNKNOWN: gettext("was sent and its outcome is not known yet"),
+        }.get(self.state) or gettext("is %(state)s") % {"state": self.get_state_display().lower()}
 
 
 class Approval(models.Model):
     """A second person's decision on a run, bound to the exact parameters they saw."""
 
     class Decision(models.TextChoices):
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        APPROVED = "approved", gettext_lazy("Approved")
+        REJECTED = "rejected", gettext_lazy("Rejected")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
     decided_by = models.ForeignKey(
@@ -259,10 +281,10 @@ class RunAttempt(models.Model):
     """One conversation with the vendor on behalf of a run: the request, the answer, the verdict."""
 
     class Purpose(models.TextChoices):
-        SEND = "send", "Send"
-        POLL = "poll", "Status poll"
-        RECONCILE = "reconcile", "Reconciliation"
-        CHECK = "check", "Pre-send check"
+        SEND = "send", gettext_lazy("Send")
+        POLL = "poll", gettext_lazy("Status poll")
+        RECONCILE = "reconcile", gettext_lazy("Reconciliation")
+        CHECK = "check", gettext_lazy("Pre-send check")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()

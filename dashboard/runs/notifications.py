@@ -15,12 +15,15 @@ the run's page, never a one-time token.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from dashboard.approval_links.mail import link_text
@@ -28,6 +31,7 @@ from dashboard.approval_links.services import approval_links_issue
 from dashboard.chat_webhooks.services import ChatNews, chat_announce
 from dashboard.clock import utc_now
 from dashboard.models import ROLE_PERMISSIONS, Membership, Permission
+from dashboard.preferences.models import PersonalPreference
 from dashboard.runs.models import Run
 from dashboard.runs.selectors import run_description
 
@@ -43,19 +47,41 @@ def approval_needed(*, run: Run) -> None:
     recipients = _approvers(run)
     if not recipients:
         return
-    expires = (
-        f"It expires at {run.approval_expires_at:%Y-%m-%d %H:%M} UTC if nobody approves it.\n"
-        if run.approval_expires_at
-        else ""
-    )
-    subject = f"Approval needed: run #{run.pk}, {run.name}"
-    body = (
-        f"{run.requested_by_label or 'Someone'} requested run #{run.pk} in {run.tenant.name}:\n"
-        f"{_what(run)}"
-        f"  on {run.connection_name or run.connection.name}\n\n"
-        f"It needs a second person's approval before anything is sent.\n{expires}\n"
-        f"Review it: {_run_url(run)}\n"
-    )
+
+    def compose() -> tuple[str, str]:
+        expires = (
+            gettext("It expires at %(when)s UTC if nobody approves it.")
+            % {"when": format(run.approval_expires_at, "%Y-%m-%d %H:%M")}
+            + "\n"
+            if run.approval_expires_at
+            else ""
+        )
+        subject = gettext("Approval needed: run #%(run_pk)s, %(name)s") % {
+            "run_pk": run.pk,
+            "name": run.name,
+        }
+        body = (
+            gettext("%(who)s requested run #%(run_pk)s in %(tenant)s:")
+            % {
+                "who": run.requested_by_label or gettext("Someone"),
+                "run_pk": run.pk,
+                "tenant": run.tenant.name,
+            }
+            + "\n"
+            + _what(run)
+            + "  "
+            + gettext("on %(connection)s")
+            % {"connection": run.connection_name or run.connection.name}
+            + "\n\n"
+            + gettext("It needs a second person's approval before anything is sent.")
+            + "\n"
+            + expires
+            + "\n"
+            + gettext("Review it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
     # The links are made in the run's transaction: a rolled-back request leaves none behind.
     tokens = approval_links_issue(
         tenant=run.tenant,
@@ -64,49 +90,61 @@ def approval_needed(*, run: Run) -> None:
         recipient_ids=[user_id for user_id, _address in recipients],
         expires_at=run.approval_expires_at or utc_now(),
     )
-    _send_after_commit(
-        subject,
-        {address: body + link_text(tokens[user_id]) for user_id, address in recipients},
-    )
+    _send_after_commit(compose, recipients, link=lambda user_id: link_text(tokens[user_id]))
 
 
 def request_decided(*, run: Run, approved: bool, decided_by: str, comment: str = "") -> None:
     """Tell the requester (and the tenant's chat) that `run` was approved (and is being sent)
     or rejected."""
     _chat(run, "approved" if approved else "rejected", who=decided_by, comment=comment)
-    recipients = _requester_address(run)
+    recipients = _requester_recipients(run)
     if not recipients:
         return
-    verdict = "approved" if approved else "rejected"
-    what_now = (
-        "It is queued and is being sent to the vendor now."
-        if approved
-        else "Nothing was sent. Request it again if it is still needed."
-    )
-    said = f"\nTheir comment: {comment}\n" if comment else ""
-    subject = f"Run #{run.pk} {verdict}: {run.name}"
-    body = (
-        f"{decided_by} {verdict} your request #{run.pk} in {run.tenant.name}:\n"
-        f"{_what(run)}{said}\n{what_now}\n\n"
-        f"See it: {_run_url(run)}\n"
-    )
-    _send_after_commit(subject, dict.fromkeys(recipients, body))
+
+    def compose() -> tuple[str, str]:
+        names = {"run_pk": run.pk, "name": run.name, "who": decided_by, "tenant": run.tenant.name}
+        if approved:
+            subject = gettext("Run #%(run_pk)s approved: %(name)s") % names
+            headline = gettext("%(who)s approved your request #%(run_pk)s in %(tenant)s:") % names
+            what_now = gettext("It is queued and is being sent to the vendor now.")
+        else:
+            subject = gettext("Run #%(run_pk)s rejected: %(name)s") % names
+            headline = gettext("%(who)s rejected your request #%(run_pk)s in %(tenant)s:") % names
+            what_now = gettext("Nothing was sent. Request it again if it is still needed.")
+        said = "\n" + gettext("Their comment: %(comment)s") % {"comment": comment} + "\n"
+        body = (
+            f"{headline}\n{_what(run)}{said if comment else ''}\n{what_now}\n\n"
+            + gettext("See it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
+    _send_after_commit(compose, recipients)
 
 
 def request_expired(*, run: Run) -> None:
     """Tell the requester (and the tenant's chat) that nobody approved `run` in time."""
     _chat(run, "expired")
-    recipients = _requester_address(run)
+    recipients = _requester_recipients(run)
     if not recipients:
         return
-    subject = f"Run #{run.pk} expired unapproved: {run.name}"
-    body = (
-        f"Nobody approved your request #{run.pk} in {run.tenant.name} in time:\n"
-        f"{_what(run)}\n"
-        "Nothing was sent. Request it again if it is still needed.\n\n"
-        f"See it: {_run_url(run)}\n"
-    )
-    _send_after_commit(subject, dict.fromkeys(recipients, body))
+
+    def compose() -> tuple[str, str]:
+        names = {"run_pk": run.pk, "name": run.name, "tenant": run.tenant.name}
+        subject = gettext("Run #%(run_pk)s expired unapproved: %(name)s") % names
+        body = (
+            gettext("Nobody approved your request #%(run_pk)s in %(tenant)s in time:") % names
+            + "\n"
+            + _what(run)
+            + "\n"
+            + gettext("Nothing was sent. Request it again if it is still needed.")
+            + "\n\n"
+            + gettext("See it: %(url)s") % {"url": _run_url(run)}
+            + "\n"
+        )
+        return subject, body
+
+    _send_after_commit(compose, recipients)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -142,12 +180,25 @@ def _chat(run: Run, event: str, *, who: str = "", comment: str = "") -> None:
     )
 
 
-def _requester_address(run: Run) -> list[str]:
+def _requester_recipients(run: Run) -> list[tuple[int, str]]:
     if run.requested_by_id is None:
         return []
     user = get_user_model().objects.filter(pk=run.requested_by_id, is_active=True).first()
     email = getattr(user, "email", "") if user is not None else ""
-    return [email] if email else []
+    return [(user.pk, email)] if email else []
+
+
+def recipient_languages(user_ids: Iterable[int], *, fallback: str) -> dict[int, str]:
+    """The language each person reads their mail in: the one they chose on their Preferences
+    page, else `fallback` (the language of the request that caused the mail; the deployment's,
+    LANGUAGE_CODE, in a worker). One query."""
+    user_ids = set(user_ids)
+    chosen = dict(
+        PersonalPreference.objects.filter(user_id__in=user_ids)
+        .exclude(language="")
+        .values_list("user_id", "language")
+    )
+    return {user_id: chosen.get(user_id) or fallback for user_id in user_ids}
 
 
 def _what(run: Run) -> str:
@@ -160,12 +211,28 @@ def _run_url(run: Run) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def _send_after_commit(subject: str, bodies: dict[str, str]) -> None:
-    """Send `subject` to each address with its own body, after the commit."""
+def _send_after_commit(
+    compose: Callable[[], tuple[str, str]],
+    recipients: Iterable[tuple[int, str]],
+    *,
+    link: Callable[[int], str] | None = None,
+) -> None:
+    """After the commit, send each recipient (user id, address) the mail `compose` writes, in
+    their own language, with their own `link` text (an approver's one-time link) at its end."""
+    recipients = list(recipients)
+    fallback = translation.get_language() or settings.LANGUAGE_CODE
 
     def send() -> None:
-        # One mail per person: no one learns the others' addresses (nor their links).
-        for address, body in bodies.items():
+        # One mail per person: no one learns the others' addresses (nor their links), and each
+        # reads it in their own language, whatever the request's or the worker's.
+        languages = recipient_languages(
+            (user_id for user_id, _address in recipients), fallback=fallback
+        )
+        for user_id, address in recipients:
+            with translation.override(languages[user_id]):
+                subject, body = compose()
+                if link is not None:
+                    body += link(user_id)
             try:
                 send_mail(subject, body, None, [address])
             except Exception as error:  # a mail server's trouble must not fail the run's commit

@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.utils.translation import gettext_lazy
+
 from dashboard import plugins
 from dashboard.approval_policies.evaluation import ApprovalFacts
 
@@ -190,7 +192,9 @@ class RunOperation:
 
     # What the automatic re-check of an unknown outcome will do, in plain words, for the run
     # page, the daily page and the commands (which say when).
-    reconcile_plan: ClassVar[str] = "TriggerDesk asks the vendor whether it went through."
+    reconcile_plan: ClassVar[str] = gettext_lazy(
+        "TriggerDesk asks the vendor whether it went through."
+    )
 
     def check_connection(
         self, connection: VendorConnection, secrets: dict[str, str]

@@ -32,6 +32,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, TruncDate
 from django.http import Http404
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext, ngettext
 
 from dashboard.clock import utc_now
 from dashboard.models import (
@@ -210,7 +212,7 @@ def run_status_get(*, tenant: Tenant, run_id: int) -> Run:
     try:
         return Run.objects.get(tenant=tenant, pk=run_id)
     except Run.DoesNotExist:
-        raise Http404("No such run.") from None
+        raise Http404(gettext("No such run.")) from None
 
 
 def run_get(*, tenant: Tenant, run_id: int) -> Run:
@@ -230,7 +232,7 @@ def run_get(*, tenant: Tenant, run_id: int) -> Run:
             .get(tenant=tenant, pk=run_id)
         )
     except Run.DoesNotExist:
-        raise Http404("No such run.") from None
+        raise Http404(gettext("No such run.")) from None
 
 
 # The columns a run's live block shows of its attempts and of its timeline, in UNION order.
@@ -428,8 +430,8 @@ class RunWait:
     def countdown(self) -> str:
         left = self.seconds_left
         if left >= 0:
-            return f"in {format_duration(left)}"
-        return f"{format_duration(-left)} overdue"
+            return gettext("in %(duration)s") % {"duration": format_duration(left)}
+        return gettext("%(duration)s overdue") % {"duration": format_duration(-left)}
 
 
 def format_duration(seconds: float) -> str:
@@ -438,10 +440,10 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes:02d} min"
+        return gettext("%(hours)s h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
     if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
+        return gettext("%(minutes)s min %(seconds)02d s") % {"minutes": minutes, "seconds": seconds}
+    return gettext("%(seconds)s s") % {"seconds": seconds}
 
 
 def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
@@ -450,48 +452,48 @@ def run_wait(run: Run, *, now: datetime | None = None) -> RunWait | None:
     operation = operation_for(run.operation)
     if run.state == RunState.AWAITING_APPROVAL and run.approval_expires_at:
         return RunWait(
-            "an operator's approval"
+            gettext("an operator's approval")
             if run.approvals_needed <= 1
-            else f"the approvals of {run.approvals_needed} operators",
+            else gettext("the approvals of %(count)s operators") % {"count": run.approvals_needed},
             run.approval_expires_at,
-            "Then the request expires and nothing is sent.",
+            gettext("Then the request expires and nothing is sent."),
             now,
         )
     if run.state == RunState.QUEUED:
         if run.next_attempt_at and run.next_attempt_at > now:
             return RunWait(
-                "the next send attempt", run.next_attempt_at, "Then a worker sends it.", now
+                gettext("the next send attempt"),
+                run.next_attempt_at,
+                gettext("Then a worker sends it."),
+                now,
             )
         return RunWait(
-            "a worker to send it",
+            gettext("a worker to send it"),
             run.updated_at + timedelta(seconds=STALE_QUEUED_SECONDS),
-            "If none has by then, the sweeper queues it again (it has not been sent).",
+            gettext("If none has by then, the sweeper queues it again (it has not been sent)."),
             now,
         )
     if run.state == RunState.SENDING:
         return RunWait(
-            "the vendor's answer",
+            gettext("the vendor's answer"),
             run.updated_at + timedelta(seconds=operation.max_send_seconds),
-            "If no answer is recorded by then, or about "
-            f"{format_duration(HEARTBEAT_TTL_SECONDS)} after its worker stops, the outcome becomes "
-            "unknown: TriggerDesk never sends it blindly again.",
+            gettext(
+                "If no answer is recorded by then, or about %(duration)s after its worker stops, "
+                "the outcome becomes unknown: TriggerDesk never sends it blindly again."
+            )
+            % {"duration": format_duration(HEARTBEAT_TTL_SECONDS)},
             now,
         )
     if run.state == RunState.ACCEPTED and run.next_poll_at:
-        deadline = (
-            f" TriggerDesk keeps asking until {run.poll_deadline:%Y-%m-%d %H:%M:%S} UTC."
-            if run.poll_deadline
-            else ""
-        )
-        return RunWait(
-            "the vendor to finish",
-            run.next_poll_at,
-            "Then TriggerDesk reads its status." + deadline,
-            now,
-        )
+        then = gettext("Then TriggerDesk reads its status.")
+        if run.poll_deadline:
+            then += " " + gettext("TriggerDesk keeps asking until %(when)s UTC.") % {
+                "when": format(run.poll_deadline, "%Y-%m-%d %H:%M:%S")
+            }
+        return RunWait(gettext("the vendor to finish"), run.next_poll_at, then, now)
     if run.state == RunState.OUTCOME_UNKNOWN and not run.needs_person and run.reconcile_after:
         return RunWait(
-            "the automatic re-check",
+            gettext("the automatic re-check"),
             run.reconcile_after,
             operation.reconcile_plan,
             now,
@@ -607,7 +609,7 @@ class Outcome:
 
 def count_text(number: int) -> str:
     """A count as pages show it, with thousands separators: 5000 -> "5,000"."""
-    return f"{number:,}"
+    return number_format(number, force_grouping=True)
 
 
 def count_noun(number: int, singular: str, plural: str = "") -> str:
@@ -626,10 +628,12 @@ def run_outcome(run: Run) -> Outcome:
     """A run's state in the shared words: failed with the vendor's reason, an unknown outcome
     that waits for a person in red, a success whose vendor reached nobody as a warning."""
     if run.state == RunState.OUTCOME_UNKNOWN and run.needs_person:
-        return Outcome(run.get_state_display(), "bad", "needs a person")
+        return Outcome(run.get_state_display(), "bad", gettext("needs a person"))
     if run.state == RunState.SUCCEEDED and run.audience_size == 0:
         # Accepted, yet the vendor resolved nobody to send to: not a plain success.
-        return Outcome(run.get_state_display(), "warn", "reached nobody (an audience of 0)")
+        return Outcome(
+            run.get_state_display(), "warn", gettext("reached nobody (an audience of 0)")
+        )
     detail = run.failure_message if run.state == RunState.FAILED else ""
     return Outcome(run.get_state_display(), _RUN_TONES.get(run.state, ""), detail)
 
@@ -653,7 +657,11 @@ class ApprovalState:
     @property
     def headline(self) -> str:
         """ "Needs 2 of 3 operators" (the requester never counts among them)."""
-        return f"Needs {self.needed} of {self.eligible} operator{'s' if self.eligible != 1 else ''}"
+        return ngettext(
+            "Needs %(needed)s of %(eligible)s operator",
+            "Needs %(needed)s of %(eligible)s operators",
+            self.eligible,
+        ) % {"needed": self.needed, "eligible": self.eligible}
 
     def approved_by(self, user_id: int | None) -> bool:
         return any(approval.decided_by_id == user_id for approval in self.given)

@@ -10,18 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 
 class RunState(models.TextChoices):
-    DRAFT = "draft", "Draft"  # prepared, not yet requested
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"  # needs a second person
-    QUEUED = "queued", "Queued"  # approved (or needs no approval); a worker will send it
-    SENDING = "sending", "Sending"  # a worker holds it and may be talking to the vendor
-    ACCEPTED = "accepted", "Accepted"  # the vendor took it; polling its status
-    SUCCEEDED = "succeeded", "Succeeded"  # the vendor did it
-    FAILED = "failed", "Failed"  # the vendor did not do it, and will not
-    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"  # sent, no answer: being reconciled
-    CANCELLED = "cancelled", "Cancelled"  # withdrawn, rejected or expired before sending
+    DRAFT = "draft", gettext_lazy("Draft")  # prepared, not yet requested
+    # needs a second person
+    AWAITING_APPROVAL = "awaiting_approval", gettext_lazy("Awaiting approval")
+    # approved (or needs no approval); a worker will send it
+    QUEUED = "queued", gettext_lazy("Queued")
+    # a worker holds it and may be talking to the vendor
+    SENDING = "sending", gettext_lazy("Sending")
+    ACCEPTED = "accepted", gettext_lazy("Accepted")  # the vendor took it; polling its status
+    SUCCEEDED = "succeeded", gettext_lazy("Succeeded")  # the vendor did it
+    FAILED = "failed", gettext_lazy("Failed")  # the vendor did not do it, and will not
+    # sent, no answer: being reconciled
+    OUTCOME_UNKNOWN = "outcome_unknown", gettext_lazy("Outcome unknown")
+    # withdrawn, rejected or expired before sending
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
 
 # A worker may be busy with these; the sweeper watches them.

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
@@ -291,8 +292,8 @@ def _render_detail(
 
 def approved_message(run: Run) -> str:
     """What an approver is told: queued, or how many approvals are still missing."""
-    return (
-        services.approval_progress(run) or "Approved. The run is queued and will be sent shortly."
+    return services.approval_progress(run) or gettext(
+        "Approved. The run is queued and will be sent shortly."
     )
 
 
@@ -316,7 +317,10 @@ def _act(
     if form_class is not None:
         form = form_class(request.POST, auto_id=f"{form_key.removesuffix('_form')}_%s")
         if not form.is_valid():
-            messages.error(request, "Nothing was changed: " + _form_error_text(form))
+            messages.error(
+                request,
+                gettext("Nothing was changed: %(errors)s") % {"errors": _form_error_text(form)},
+            )
             return _render_detail(request, run, forms={form_key: form}, status=400)
         cleaned = form.cleaned_data
     try:
@@ -366,7 +370,7 @@ def run_reject(request: HttpRequest, run_id: int) -> HttpResponse:
         perform=lambda run, data: services.run_reject(
             actor=actor, run=run, comment=data["comment"]
         ),
-        done="Rejected. Nothing was sent.",
+        done=gettext("Rejected. Nothing was sent."),
     )
 
 
@@ -377,13 +381,16 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     # operator or admin. A role that can never cancel is refused here already.
     membership = request.membership
     if not (membership.can(Permission.REQUEST) or membership.can(Permission.APPROVE)):
-        raise PermissionDenied(f"Your role ({membership.get_role_display()}) cannot cancel runs.")
+        raise PermissionDenied(
+            gettext("Your role (%(role)s) cannot cancel runs.")
+            % {"role": membership.get_role_display()}
+        )
     actor = actor_from_request(request)
     return _act(
         request,
         run_id,
         perform=lambda run, data: services.run_cancel(actor=actor, run=run),
-        done="Cancelled. Nothing was sent.",
+        done=gettext("Cancelled. Nothing was sent."),
     )
 
 
@@ -399,7 +406,7 @@ def run_mark_as_sent(request: HttpRequest, run_id: int) -> HttpResponse:
         perform=lambda run, data: services.run_mark_as_sent(
             actor=actor, run=run, comment=data["comment"]
         ),
-        done="Marked as sent, with your evidence recorded.",
+        done=gettext("Marked as sent, with your evidence recorded."),
     )
 
 
@@ -415,7 +422,7 @@ def run_send_again(request: HttpRequest, run_id: int) -> HttpResponse:
         perform=lambda run, data: services.run_send_again(
             actor=actor, run=run, comment=data["comment"]
         ),
-        done="Queued to be sent again, with your evidence recorded.",
+        done=gettext("Queued to be sent again, with your evidence recorded."),
     )
 
 

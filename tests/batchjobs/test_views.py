@@ -473,7 +473,7 @@ def test_every_documented_answer_is_explained_on_the_page(daily, sandboxes, code
     assert (run.state, run.failure_code) == (state, code)
 
     text = page(daily.team.client_for("marketer"), "daily_trigger", "acme")
-    headline, advice = daily_explanations.FAILURES[code]
+    headline, advice = (str(text) for text in daily_explanations.FAILURES[code])
     assert words in headline
     assert headline in text
     if state == RunState.OUTCOME_UNKNOWN:

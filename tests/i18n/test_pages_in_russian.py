@@ -19,14 +19,18 @@ import pytest
 
 from dashboard.audit.trail import Actor
 from dashboard.preferences.services import preferences_update
+from dashboard.runs.models import Operation
 from tests.dashboard.test_browser import ERROR_PAGE, SIGNED_OUT_PAGES, every_page, phone_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_translations")]
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "locale" / "ru" / "LC_MESSAGES" / "django.po"
-# Pages translated by the other half of this work (branch i18nb), which empties this list: until
-# then only their answer and their language are checked, not their words.
-NOT_YET_TRANSLATED = ("/campaigns/", "/batch/", "/runs/")
+# Pages whose words are not translated yet (only their answer and their language are checked):
+# none.
+NOT_YET_TRANSLATED: tuple[str, ...] = ()
+# Written into a run when it is requested (its approval reasons name the operation), in the words
+# of that moment: a record, like a comment, not a label of the page.
+RECORDED = {str(label) for _value, label in Operation.choices}
 # The API's reference (Swagger UI and the OpenAPI descriptions) documents the API's own English
 # names; it stays in English.
 ENGLISH_ONLY = ("/api/v1/docs",)
@@ -64,11 +68,14 @@ def english_sentences() -> dict[str, re.Pattern]:
     patterns: any of them on a Russian page is a missing translation."""
     patterns = {}
     for entry in polib.pofile(str(CATALOGUE)).translated_entries():
-        if entry.msgstr == entry.msgid:
+        if entry.msgstr == entry.msgid or entry.msgid in RECORDED:
             continue
         for piece in PLACEHOLDER.split(entry.msgid):
             piece = " ".join(piece.split()).strip(" .,:;()→←")
             # Whole words of some length: "Run" alone may be a vendor's or a person's word.
+            # A phrase of a recorded operation name ("event generator") proves nothing.
+            if any(piece.lower() in recorded.lower() for recorded in RECORDED):
+                continue
             if len(piece) >= 12 or (" " in piece and len(piece) >= 8):
                 patterns[piece] = re.compile(r"(?<!\w)" + re.escape(piece) + r"(?!\w)")
     return patterns

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import requests
+from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -126,7 +127,7 @@ class TaskNotFound(Rejected):
     """400 "Cannot trigger daily — task not found"."""
 
     code: str = "task_not_found"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove has no batch process configured for this tenant. It is set up during "
         "onboarding: ask Optimove to configure it, then trigger again."
     )
@@ -140,7 +141,7 @@ class AlreadyRunning(Rejected):
     """
 
     code: str = "already_running"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The batch process is running right now. Wait for it to finish; nothing needs to be "
         "re-sent for this run."
     )
@@ -150,7 +151,7 @@ class NotInCorrectState(Rejected):
     """400 "Cannot trigger daily — it is not in correct state for running"."""
 
     code: str = "not_in_correct_state"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The batch task is in a state that cannot be started (for example paused or failed). "
         "Check it in Optimove or with Optimove support before triggering again."
     )
@@ -164,7 +165,7 @@ class AlreadyTriggeredToday(Rejected):
     """
 
     code: str = "already_triggered_today"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The batch process was already triggered today (UTC), so an earlier trigger went "
         "through. The next trigger is possible after 00:00 UTC."
     )
@@ -174,7 +175,7 @@ class ConfiguredIncorrectly(Rejected):
     """400 "Cannot trigger daily — task configured not correctly"."""
 
     code: str = "configured_incorrectly"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The batch task's schedule is misconfigured on Optimove's side. Ask Optimove support "
         "to fix it, then trigger again."
     )
@@ -184,7 +185,7 @@ class ValidationFailed(Rejected):
     """400 "Cannot trigger daily — validation for Task starting is failed"."""
 
     code: str = "validation_failed"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The batch task did not confirm it started within the validation wait. Check in "
         "Optimove whether it runs; if not, try again after the 10-minute window, possibly with "
         "a longer WaitTimeForValidationSeconds."
@@ -195,7 +196,7 @@ class BadRequest(Rejected):
     """400 with a message the doc does not list (e.g. a body the endpoint could not read)."""
 
     code: str = "bad_request"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove refused the request and did not trigger anything; its message says why. "
         "This usually needs a fix in TriggerDesk, not a retry."
     )
@@ -205,7 +206,7 @@ class Unauthorized(Rejected):
     """401: the API key is missing or invalid, or its role (3rdParty) may not trigger."""
 
     code: str = "unauthorized"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove refused the API key: it is wrong, revoked, or has the 3rdParty role. Use an "
         "ApiRole or TransactionalMail key for this tenant."
     )
@@ -215,14 +216,16 @@ class TokenExpired(Rejected):
     """403: the API key's token has expired."""
 
     code: str = "token_expired"
-    advice: ClassVar[str] = "The API key has expired. Ask Optimove for a new key and update it."
+    advice: ClassVar[str] = gettext_lazy(
+        "The API key has expired. Ask Optimove for a new key and update it."
+    )
 
 
 class UnexpectedStatus(Rejected):
     """A 1xx, 3xx or 4xx status the doc does not list: the action did not run."""
 
     code: str = "unexpected_status"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove answered with a status its documentation does not list; check the base URL "
         "and region, then try again."
     )
@@ -232,7 +235,7 @@ class RateLimited(Throttled):
     """429: one request per tenant per 10 minutes; `retry_after` says how long to wait."""
 
     code: str = "rate_limited"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove allows one request per tenant every 10 minutes. Wait until the window ends, "
         "then try again."
     )
@@ -242,7 +245,7 @@ class OptimoveServerError(ServerError):
     """500 (or another 5xx the doc does not list)."""
 
     code: str = "server_error"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove had an internal error. Try again after the 10-minute window; an answer "
         "'already triggered today' then means this attempt had gone through."
     )
@@ -252,7 +255,7 @@ class GatewayTimeout(ServerError):
     """504: the request exceeded Optimove's 30-second maximum."""
 
     code: str = "gateway_timeout"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove's gateway gave up after 30 seconds. Try again after the 10-minute window; an "
         "answer 'already triggered today' then means this attempt had gone through."
     )
@@ -262,7 +265,7 @@ class UnexpectedAnswer(OutcomeUnknown):
     """A 2xx that is not the documented "200 with an empty body": Optimove may have acted."""
 
     code: str = "unexpected_answer"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Optimove answered in an undocumented way, so it is unknown whether the batch started. "
         "Do not trigger blindly: re-send after the 10-minute window; 'already triggered today' "
         "means it had started."
@@ -273,14 +276,14 @@ class TriggerNotSent(NotSent):
     """Nothing reached Optimove (connection refused, DNS, TLS)."""
 
     code: str = "connection_failed"
-    advice: ClassVar[str] = "Nothing reached Optimove. It is safe to try again."
+    advice: ClassVar[str] = gettext_lazy("Nothing reached Optimove. It is safe to try again.")
 
 
 class NoAnswer(OutcomeUnknown):
     """The trigger was sent but no answer came back (timeout, reset)."""
 
     code: str = "no_answer"
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The trigger was sent but no answer came back, so Optimove may have started the "
         "batch. Re-send after the 10-minute window; 'already triggered today' means it had."
     )

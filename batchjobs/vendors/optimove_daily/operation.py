@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 
 from batchjobs import guardrails
 from batchjobs.models import FilesLanded
@@ -65,7 +66,9 @@ class TriggerDailyOperation(RunOperation):
 
     def describe(self, parameters: dict[str, Any]) -> str:
         wait = parameters.get("wait_time_for_validation_seconds")
-        return f"Trigger daily batch (validation wait {effective_validation_wait_seconds(wait)} s)"
+        return gettext("Trigger daily batch (validation wait %(seconds)s s)") % {
+            "seconds": effective_validation_wait_seconds(wait)
+        }
 
     def title(self, run: Run) -> str:
         """ "Daily batch · 2026-12-06": the UTC day it triggers the batch for."""
@@ -123,7 +126,7 @@ class TriggerDailyOperation(RunOperation):
             result={"effective_wait_seconds": result.effective_wait_seconds},
         )
 
-    reconcile_plan = (
+    reconcile_plan = gettext_lazy(
         "TriggerDesk asks Optimove again (its 10-minute window has passed by then): “already "
         "triggered today” proves the first call went through and the run is marked succeeded; "
         "any other answer means it had not, and that call triggers today's batch. No one needs "

@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
+from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -289,7 +290,7 @@ class JobNotFound(TalkifaiError, Rejected):
     """TalkifAI has no such batch job for this API key's organisation."""
 
     error_code = "job_not_found"
-    advice = (
+    advice = gettext_lazy(
         "TalkifAI has no batch job with this id for this API key. Check the id in TalkifAI Studio "
         "and that the connection uses the key of the organisation that owns the job."
     )
@@ -299,7 +300,7 @@ class InvalidStatus(TalkifaiError, Rejected):
     """The job is completed, failed or cancelled: it cannot be started again."""
 
     error_code = "invalid_status"
-    advice = (
+    advice = gettext_lazy(
         "Completed, failed and cancelled jobs can't be started. Create a new batch job in "
         "TalkifAI for these contacts."
     )
@@ -313,14 +314,14 @@ class AlreadyRunning(TalkifaiError, Rejected):
     """The job is already calling its contacts."""
 
     error_code = "already_running"
-    advice = "The job is already calling; nothing to do."
+    advice = gettext_lazy("The job is already calling; nothing to do.")
 
 
 class Unauthorized(TalkifaiError, Rejected):
     """TalkifAI did not accept the API key (missing, wrong or revoked)."""
 
     error_code = "unauthorized"
-    advice = (
+    advice = gettext_lazy(
         "TalkifAI did not accept the API key. Check the key in the connection settings "
         "(TalkifAI Studio → Settings → API Keys) and the connection's auth header setting."
     )
@@ -330,14 +331,16 @@ class Forbidden(TalkifaiError, Rejected):
     """The API key is valid but not allowed to do this."""
 
     error_code = "forbidden"
-    advice = "The API key is valid but not allowed to do this. Use a key with batch-calling rights."
+    advice = gettext_lazy(
+        "The API key is valid but not allowed to do this. Use a key with batch-calling rights."
+    )
 
 
 class EndpointNotFound(TalkifaiError, Rejected):
     """A 404 that is not about the job: the base URL or the configured paths are wrong."""
 
     error_code = "endpoint_not_found"
-    advice = (
+    advice = gettext_lazy(
         "TalkifAI has no such endpoint. Check the connection's base URL and API paths; nothing "
         "was started."
     )
@@ -347,42 +350,52 @@ class UnexpectedRedirect(TalkifaiError, Rejected):
     """The server answered with a redirect instead of acting (usually a wrong base URL)."""
 
     error_code = "unexpected_redirect"
-    advice = "The server redirected the call elsewhere. Fix the connection's base URL (https?)."
+    advice = gettext_lazy(
+        "The server redirected the call elsewhere. Fix the connection's base URL (https?)."
+    )
 
 
 class RequestRejected(TalkifaiError, Rejected):
     """Any other refusal (4xx, or an error envelope with a code we do not know)."""
 
     error_code = "request_rejected"
-    advice = "TalkifAI refused the request; its message says why. Nothing was started."
+    advice = gettext_lazy(
+        "TalkifAI refused the request; its message says why. Nothing was started."
+    )
 
 
 class RateLimited(TalkifaiError, Throttled):
     """TalkifAI asked us to slow down (429)."""
 
     error_code = "rate_limited"
-    advice = "TalkifAI is rate limiting this API key. Wait the time it names, then try again."
+    advice = gettext_lazy(
+        "TalkifAI is rate limiting this API key. Wait the time it names, then try again."
+    )
 
 
 class TalkifaiServerError(TalkifaiError, ServerError):
     """TalkifAI failed while handling the call (5xx)."""
 
     error_code = "server_error"
-    advice = "TalkifAI had an internal error. Check the job's detail before trying again."
+    advice = gettext_lazy(
+        "TalkifAI had an internal error. Check the job's detail before trying again."
+    )
 
 
 class UnreadableDetail(TalkifaiError, ServerError):
     """The detail call answered 2xx with something that is not a batch job."""
 
     error_code = "unreadable_detail"
-    advice = "TalkifAI answered the status check with something unreadable. Try again later."
+    advice = gettext_lazy(
+        "TalkifAI answered the status check with something unreadable. Try again later."
+    )
 
 
 class GatewayTimeout(TalkifaiError, OutcomeUnknown):
     """A gateway gave up waiting for TalkifAI (504): the start may still have happened."""
 
     error_code = "gateway_timeout"
-    advice = (
+    advice = gettext_lazy(
         "A gateway stopped waiting for TalkifAI, which may still have started the job. Check the "
         "job's detail before starting it again."
     )
@@ -392,7 +405,7 @@ class StartNotConfirmed(TalkifaiError, OutcomeUnknown):
     """A 2xx saying `success: false` with no reason: the job may or may not have started."""
 
     error_code = "start_not_confirmed"
-    advice = (
+    advice = gettext_lazy(
         "TalkifAI processed the call but did not confirm the start. Check the job's detail "
         "before starting it again."
     )
@@ -402,7 +415,7 @@ class UnreadableStartAnswer(TalkifaiError, OutcomeUnknown):
     """A 2xx to the start call that we cannot read: the job may have started."""
 
     error_code = "unreadable_answer"
-    advice = (
+    advice = gettext_lazy(
         "TalkifAI accepted the call but its answer was unreadable; the job may have started. "
         "Check the job's detail before starting it again."
     )
@@ -410,13 +423,19 @@ class UnreadableStartAnswer(TalkifaiError, OutcomeUnknown):
 
 # Advice for the errors `VendorHttp` raises itself (nothing sent, no answer).
 ADVICE_BY_FAILURE_CLASS: dict[FailureClass, str] = {
-    FailureClass.NOT_SENT: "The call never reached TalkifAI. It is safe to try again.",
-    FailureClass.REJECTED: "TalkifAI refused the call; nothing was started.",
-    FailureClass.THROTTLED: "TalkifAI asked to slow down. Wait, then try again.",
-    FailureClass.SERVER_ERROR: "TalkifAI had an internal error. Check the job before retrying.",
+    FailureClass.NOT_SENT: gettext_lazy(
+        "The call never reached TalkifAI. It is safe to try again."
+    ),
+    FailureClass.REJECTED: gettext_lazy("TalkifAI refused the call; nothing was started."),
+    FailureClass.THROTTLED: gettext_lazy("TalkifAI asked to slow down. Wait, then try again."),
+    FailureClass.SERVER_ERROR: gettext_lazy(
+        "TalkifAI had an internal error. Check the job before retrying."
+    ),
     FailureClass.OUTCOME_UNKNOWN: (
-        "The call reached TalkifAI but no answer came back; the job may have started. Check the "
-        "job's detail before starting it again."
+        gettext_lazy(
+            "The call reached TalkifAI but no answer came back; the job may have started. Check the "
+            "job's detail before starting it again."
+        )
     ),
 }
 
@@ -424,7 +443,7 @@ ADVICE_BY_FAILURE_CLASS: dict[FailureClass, str] = {
 def advice_for(error: VendorError) -> str:
     """Plain-words advice for the UI about any error a TalkifAI call raised."""
     advice = getattr(type(error), "advice", "")
-    return advice or ADVICE_BY_FAILURE_CLASS[error.failure_class]
+    return str(advice or ADVICE_BY_FAILURE_CLASS[error.failure_class])
 
 
 # Vendor error codes that name one of our classes, whatever the HTTP status that carried them.

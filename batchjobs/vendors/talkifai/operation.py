@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 
 from batchjobs.vendors.talkifai import explanations
 from batchjobs.vendors.talkifai.access import talkifai_client
@@ -40,7 +41,7 @@ class StartBatchJobOperation(RunOperation):
     vendor_kind = VendorKind.TALKIFAI
     # An unknown outcome is settled by reading the job's status, which changes nothing.
     reconciles_automatically = True
-    reconcile_plan = (
+    reconcile_plan = gettext_lazy(
         "TriggerDesk reads the job's status in TalkifAI: running or completed proves the start "
         "went through (the run is then marked succeeded); still scheduled or pending means it "
         "did not, and a person decides whether to start it again. No one needs to act meanwhile."
@@ -117,7 +118,12 @@ class StartBatchJobOperation(RunOperation):
 
     def describe(self, parameters: dict[str, Any]) -> str:
         name = parameters.get("batch_job_name")
-        return f"Start batch job {parameters['batch_job_id']}" + (f" ({name})" if name else "")
+        if name:
+            return gettext("Start batch job %(job_id)s (%(name)s)") % {
+                "job_id": parameters["batch_job_id"],
+                "name": name,
+            }
+        return gettext("Start batch job %(job_id)s") % {"job_id": parameters["batch_job_id"]}
 
     def title(self, run: Run) -> str:
         """The job's name as registered when the start was requested (its id without one)."""

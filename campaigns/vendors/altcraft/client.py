@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import requests
+from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -234,7 +235,7 @@ class AltcraftRejected(Rejected):
     the envelope's `error` (None without an envelope) and `error_debug` its `error_debug`.
     """
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Altcraft refused the request and launched nothing; its message says why (token, "
         "trigger campaign, parameters). Fix the cause, then send again."
     )
@@ -250,7 +251,7 @@ class AltcraftRejected(Rejected):
 class VendorBodyLimitExceeded(AltcraftRejected):
     """Altcraft refused the body as too large ("http: request body too large")."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "This Altcraft installation accepts smaller bodies than configured here. Lower the "
         "body limit of the connection and send the audience in smaller batches."
     )
@@ -259,7 +260,7 @@ class VendorBodyLimitExceeded(AltcraftRejected):
 class AltcraftThrottled(Throttled):
     """HTTP 429: Altcraft is rate-limiting this token."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Altcraft is rate-limiting this token and launched nothing. Send again after the wait."
     )
 
@@ -267,7 +268,7 @@ class AltcraftThrottled(Throttled):
 class AltcraftServerError(ServerError):
     """HTTP 5xx: a fault on Altcraft's side."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Altcraft reported a fault on its side. It is usually temporary: try again later, and "
         "check the campaign in Altcraft first if this was a launch."
     )
@@ -276,13 +277,13 @@ class AltcraftServerError(ServerError):
 class AltcraftNotSent(NotSent):
     """Nothing reached Altcraft (connection refused, DNS, TLS)."""
 
-    advice: ClassVar[str] = "Nothing reached Altcraft. It is safe to try again."
+    advice: ClassVar[str] = gettext_lazy("Nothing reached Altcraft. It is safe to try again.")
 
 
 class NoAnswer(OutcomeUnknown):
     """A launch or import was sent but no answer came back (timeout, reset)."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "The request was sent but no answer came back, so Altcraft may have launched the "
         "campaign (or started the import task). Check in Altcraft before sending again."
     )
@@ -291,13 +292,15 @@ class NoAnswer(OutcomeUnknown):
 class StatusNoAnswer(OutcomeUnknown):
     """A task status request got no answer; asking changes nothing at Altcraft."""
 
-    advice: ClassVar[str] = "No answer about the task's status. Asking again is harmless."
+    advice: ClassVar[str] = gettext_lazy(
+        "No answer about the task's status. Asking again is harmless."
+    )
 
 
 class UnreadableLaunchAnswer(OutcomeUnknown):
     """A launching call got a 2xx answer that cannot be read: the campaign may have gone out."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Altcraft answered, but not in a form this client understands, so the campaign may "
         "have been launched. Check in Altcraft before sending again."
     )
@@ -306,7 +309,7 @@ class UnreadableLaunchAnswer(OutcomeUnknown):
 class UnreadableStatusAnswer(ServerError):
     """A task status call got a 2xx answer that cannot be read (nothing changed at the vendor)."""
 
-    advice: ClassVar[str] = (
+    advice: ClassVar[str] = gettext_lazy(
         "Altcraft's answer about the task could not be read. Asking again is harmless."
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from campaigns.altcraft_launches import chunks as altcraft_chunks
 from campaigns.vendors.altcraft.access import altcraft_body_limit, altcraft_client
@@ -118,8 +119,12 @@ class AltcraftStartBatchOperation(AltcraftConnectionCheck, RunOperation):
 
     def describe(self, parameters: dict[str, Any]) -> str:
         if altcraft_chunks.is_chunk_run(parameters):
-            return altcraft_chunks.describe_chunk(parameters, "Launch")
-        return f"Trigger {parameters.get('trigger_id')} for {len(parameters.get('data') or [])} profiles ({parameters.get('matching', 'email')})"
+            return altcraft_chunks.describe_chunk(parameters, importing=False)
+        return gettext("Trigger %(trigger_id)s for %(count)s profiles (%(matching)s)") % {
+            "trigger_id": parameters.get("trigger_id"),
+            "count": len(parameters.get("data") or []),
+            "matching": parameters.get("matching", "email"),
+        }
 
     def titles(self, runs: list[Run]) -> list[str]:
         return _altcraft_titles(runs, "")
@@ -157,8 +162,11 @@ class AltcraftImportAndStartOperation(AltcraftConnectionCheck, RunOperation):
 
     def describe(self, parameters: dict[str, Any]) -> str:
         if altcraft_chunks.is_chunk_run(parameters):
-            return altcraft_chunks.describe_chunk(parameters, "Import + launch")
-        return f"Import {len(parameters.get('data') or [])} profiles, then trigger {parameters.get('trigger_id')}"
+            return altcraft_chunks.describe_chunk(parameters, importing=True)
+        return gettext("Import %(count)s profiles, then trigger %(trigger_id)s") % {
+            "count": len(parameters.get("data") or []),
+            "trigger_id": parameters.get("trigger_id"),
+        }
 
     def titles(self, runs: list[Run]) -> list[str]:
         return _altcraft_titles(runs, "import ")

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
+from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -169,14 +170,16 @@ class ConnectionFailed(OptimoveCampaignsError, NotSent):
     """Nothing reached Optimove (connection refused, DNS, TLS)."""
 
     error_code = "connection_failed"
-    advice = "Optimove could not be reached and nothing was sent. It is safe to try again."
+    advice = gettext_lazy(
+        "Optimove could not be reached and nothing was sent. It is safe to try again."
+    )
 
 
 class NoAnswer(OptimoveCampaignsError, OutcomeUnknown):
     """The request was sent but no answer came back (timeout, reset)."""
 
     error_code = "no_answer"
-    advice = (
+    advice = gettext_lazy(
         "The request reached Optimove but no answer came back, so the campaign may have been "
         "queued. Check Mission Control before triggering again: Optimove does not deduplicate, "
         "so a second trigger sends a second campaign. A status check can simply be repeated."
@@ -187,7 +190,7 @@ class UnreadableAcceptance(OptimoveCampaignsError, OutcomeUnknown):
     """Optimove answered 2xx to a run without an execution id we can follow."""
 
     error_code = "unreadable_acceptance"
-    advice = (
+    advice = gettext_lazy(
         "Optimove accepted the trigger but its answer could not be read, so the campaign was "
         "probably queued. Check Mission Control before triggering again."
     )
@@ -197,49 +200,49 @@ class BadRequest(OptimoveCampaignsError, Rejected):
     """400: invalid request body (missing required fields, invalid JSON)."""
 
     error_code = "bad_request"
-    advice = "Validate JSON syntax and ensure all required fields are present."
+    advice = gettext_lazy("Validate JSON syntax and ensure all required fields are present.")
 
 
 class Unauthorized(OptimoveCampaignsError, Rejected):
     """401: invalid or missing API key."""
 
     error_code = "unauthorized"
-    advice = "Verify the API keys in Optimove Personalize Admin → Developer Tools."
+    advice = gettext_lazy("Verify the API keys in Optimove Personalize Admin → Developer Tools.")
 
 
 class Forbidden(OptimoveCampaignsError, Rejected):
     """403: the API key has no permission for this brand (or this execution's brand)."""
 
     error_code = "forbidden"
-    advice = "Contact your Optimove Customer Success team."
+    advice = gettext_lazy("Contact your Optimove Customer Success team.")
 
 
 class EventGeneratorNotFound(OptimoveCampaignsError, Rejected):
     """404 on run: the Event Generator does not exist or belongs to another brand."""
 
     error_code = "event_generator_not_found"
-    advice = "Get the correct Event Generator ID from the marketing team."
+    advice = gettext_lazy("Get the correct Event Generator ID from the marketing team.")
 
 
 class ExecutionNotFound(OptimoveCampaignsError, Rejected):
     """404 on status: no such execution."""
 
     error_code = "execution_not_found"
-    advice = "Verify the execution ID is correct."
+    advice = gettext_lazy("Verify the execution ID is correct.")
 
 
 class NotApiTriggered(OptimoveCampaignsError, Rejected):
     """422: the Event Generator exists but is not API-triggered (Preference Center)."""
 
     error_code = "not_api_triggered"
-    advice = "Verify the Event Generator is configured for API-triggered campaigns."
+    advice = gettext_lazy("Verify the Event Generator is configured for API-triggered campaigns.")
 
 
 class UnexpectedAnswer(OptimoveCampaignsError, Rejected):
     """A 3xx or 4xx the doc does not list: refused or redirected before the API acted."""
 
     error_code = "unexpected_status"
-    advice = (
+    advice = gettext_lazy(
         "Optimove refused the request with an answer its documentation does not list; nothing "
         "was triggered. Check the base URL and the recorded answer."
     )
@@ -249,14 +252,16 @@ class RateLimited(OptimoveCampaignsError, Throttled):
     """429: over 500 requests per second for the brand."""
 
     error_code = "rate_limited"
-    advice = "Too many requests for this brand: wait for the time Optimove names, then retry."
+    advice = gettext_lazy(
+        "Too many requests for this brand: wait for the time Optimove names, then retry."
+    )
 
 
 class OptimoveServerError(OptimoveCampaignsError, ServerError):
     """5xx: a server-side issue at Optimove."""
 
     error_code = "server_error"
-    advice = (
+    advice = gettext_lazy(
         "Retry with exponential backoff. If it persists for more than 5 minutes, contact "
         "Optimove support."
     )
@@ -266,7 +271,9 @@ class UnreadableStatus(OptimoveCampaignsError, ServerError):
     """200 on status with an answer that does not follow the documented shape."""
 
     error_code = "unreadable_status"
-    advice = "Optimove's status answer could not be read. Check the status again later."
+    advice = gettext_lazy(
+        "Optimove's status answer could not be read. Check the status again later."
+    )
 
 
 RUN_ERRORS: dict[int, type[OptimoveCampaignsError]] = {

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 
 from campaigns.vendors.optimove_campaigns.access import (
     optimove_brand_rate_rule,
@@ -95,9 +96,10 @@ class RunEventGeneratorOperation(RunOperation):
         return cleaned
 
     def describe(self, parameters: dict[str, Any]) -> str:
-        return (
-            f"Event generator {parameters['event_generator_id']} → topic {parameters['topic_key']}"
-        )
+        return gettext("Event generator %(generator_id)s → topic %(topic_key)s") % {
+            "generator_id": parameters["event_generator_id"],
+            "topic_key": parameters["topic_key"],
+        }
 
     def titles(self, runs: list[Run]) -> list[str]:
         """ "<generator's name> → <topic's name>", from the generator registered for the runs'

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from dashboard.approval_policies.evaluation import ApprovalFacts, Verdict
 from dashboard.approval_policies.selectors import approval_verdict
@@ -127,16 +128,24 @@ def run_submit(
     `send_anyway`.
     """
     if connection.tenant_id != tenant.pk:
-        raise ValidationError("That connection belongs to another tenant.")
+        raise ValidationError(gettext("That connection belongs to another tenant."))
     if not connection.is_active:
-        raise ValidationError({"connection": f"Connection {connection.name} is inactive."})
+        raise ValidationError(
+            {
+                "connection": gettext("Connection %(connection_name)s is inactive.")
+                % {"connection_name": connection.name}
+            }
+        )
     idempotency_key = (idempotency_key or "").strip()
     if not idempotency_key or len(idempotency_key) > 80:
-        raise ValidationError("A request needs an idempotency key of 1 to 80 characters.")
+        raise ValidationError(gettext("A request needs an idempotency key of 1 to 80 characters."))
     run_operation = operation_for(operation)
     if connection.kind != run_operation.vendor_kind:
         raise ValidationError(
-            {"connection": f"{connection.name} is not a {run_operation.vendor_kind} connection."}
+            {
+                "connection": gettext("%(connection_name)s is not a %(vendor_kind)s connection.")
+                % {"connection_name": connection.name, "vendor_kind": run_operation.vendor_kind}
+            }
         )
 
     existing = Run.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
@@ -235,7 +244,9 @@ def run_submit(
         if existing is not None:
             return existing
         raise RunActionError(
-            "Another daily trigger for this tenant is already in flight or succeeded today."
+            gettext(
+                "Another daily trigger for this tenant is already in flight or succeeded today."
+            )
         ) from None
     return run
 
@@ -252,28 +263,32 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
         locked = Run.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=run.pk)
         if locked.state != RunState.AWAITING_APPROVAL:
             raise RunActionError(
-                f"There is nothing to approve: this run {locked.state_in_words()}."
+                gettext("There is nothing to approve: this run %(state)s.")
+                % {"state": locked.state_in_words()}
             )
         if actor.user is None or (
             locked.requested_by_id is not None and locked.requested_by_id == actor.user.pk
         ):
             raise RunActionError(
-                "The requester cannot approve their own request: a second person must."
+                gettext("The requester cannot approve their own request: a second person must.")
             )
         membership = actor.user.memberships.filter(tenant=locked.tenant).first()
         if membership is None or not membership.can(Permission.APPROVE):
-            raise RunActionError("Only an operator of this tenant can approve.")
+            raise RunActionError(gettext("Only an operator of this tenant can approve."))
         if parameters_hash_seen != locked.parameters_hash:
             raise RunActionError(
-                "The parameters changed since you opened this page. Review them again."
+                gettext("The parameters changed since you opened this page. Review them again.")
             )
         expired = bool(locked.approval_expires_at and now >= locked.approval_expires_at)
         if not expired:
             given = approvers_of(locked)
             if actor.user.pk in given:
                 raise RunActionError(
-                    f"You already approved this request ({len(given)} of "
-                    f"{locked.approvals_needed}); another operator must approve it too."
+                    gettext(
+                        "You already approved this request (%(given)s of %(approvals_needed)s); "
+                        "another operator must approve it too."
+                    )
+                    % {"given": len(given), "approvals_needed": locked.approvals_needed}
                 )
             problem = operation_for(locked.operation).approval_problem(locked, membership)
             if problem:
@@ -295,7 +310,7 @@ def run_approve(*, actor: Actor, run: Run, parameters_hash_seen: str, comment: s
             failure_message="The request expired before anyone approved it. Request it again.",
         ):
             notifications.request_expired(run=locked)
-        raise RunActionError("This request has expired. Ask for a new one.")
+        raise RunActionError(gettext("This request has expired. Ask for a new one."))
     return locked
 
 
@@ -373,10 +388,12 @@ def _approve_locked(*, actor: Actor, run: Run, now: datetime, comment: str, coun
             )
     except IntegrityError:
         raise RunActionError(
-            "Another daily trigger for this tenant is already in flight or succeeded today."
+            gettext(
+                "Another daily trigger for this tenant is already in flight or succeeded today."
+            )
         ) from None
     if not moved:
-        raise RunActionError("Someone else decided on this run first.")
+        raise RunActionError(gettext("Someone else decided on this run first."))
     enqueue("send", run.pk, batch=batch_of(run))
 
 
@@ -385,9 +402,9 @@ def run_reject(*, actor: Actor, run: Run, comment: str = "") -> Run:
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         if locked.state != RunState.AWAITING_APPROVAL:
-            raise RunActionError("Only a request awaiting approval can be rejected.")
+            raise RunActionError(gettext("Only a request awaiting approval can be rejected."))
         if actor.user is None:
-            raise RunActionError("A person must reject.")
+            raise RunActionError(gettext("A person must reject."))
         Approval.objects.create(
             run=locked,
             decided_by=actor.user,
@@ -475,7 +492,10 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
     )
     if not moved:
         run.refresh_from_db()
-        raise RunActionError(f"This run {run.state_in_words()} and can no longer be cancelled.")
+        raise RunActionError(
+            gettext("This run %(state)s and can no longer be cancelled.")
+            % {"state": run.state_in_words()}
+        )
     return run
 
 
@@ -490,9 +510,11 @@ def run_change_parameters(*, actor: Actor, run: Run, parameters: dict[str, Any])
             Run.objects.select_for_update(of=("self",)).select_related("connection").get(pk=run.pk)
         )
         if locked.state != RunState.AWAITING_APPROVAL:
-            raise RunActionError("Only a request awaiting approval can be changed.")
+            raise RunActionError(gettext("Only a request awaiting approval can be changed."))
         if actor.user is None or locked.requested_by_id != actor.user.pk:
-            raise RunActionError("Only the requester can change the request; others can reject it.")
+            raise RunActionError(
+                gettext("Only the requester can change the request; others can reject it.")
+            )
         run_operation = operation_for(locked.operation)
         cleaned = run_operation.clean_parameters(parameters, locked.connection)
         old = locked.parameters

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from dashboard.audit.trail import Actor, record_audit_events
 from dashboard.clock import utc_now
@@ -47,19 +48,27 @@ def run_submit_many(
     they all wait for the same number of approvals, or none does.
     """
     if connection.tenant_id != tenant.pk:
-        raise ValidationError("That connection belongs to another tenant.")
+        raise ValidationError(gettext("That connection belongs to another tenant."))
     if not connection.is_active:
-        raise ValidationError({"connection": f"Connection {connection.name} is inactive."})
+        raise ValidationError(
+            {
+                "connection": gettext("Connection %(connection_name)s is inactive.")
+                % {"connection_name": connection.name}
+            }
+        )
     run_operation = operation_for(operation)
     if connection.kind != run_operation.vendor_kind:
         raise ValidationError(
-            {"connection": f"{connection.name} is not a {run_operation.vendor_kind} connection."}
+            {
+                "connection": gettext("%(connection_name)s is not a %(vendor_kind)s connection.")
+                % {"connection_name": connection.name, "vendor_kind": run_operation.vendor_kind}
+            }
         )
     keys = [(key or "").strip() for key, _ in requests]
     if any(not key or len(key) > 80 for key in keys):
-        raise ValidationError("A request needs an idempotency key of 1 to 80 characters.")
+        raise ValidationError(gettext("A request needs an idempotency key of 1 to 80 characters."))
     if len(set(keys)) != len(keys):
-        raise ValidationError("Each request needs its own idempotency key.")
+        raise ValidationError(gettext("Each request needs its own idempotency key."))
 
     existing = {
         run.idempotency_key: run
@@ -169,6 +178,8 @@ def run_submit_many(
         }
         if len(saved) == len(keys):
             return [saved[key] for key in keys]
-        raise RunActionError("These requests were saved in part by a concurrent request.") from None
+        raise RunActionError(
+            gettext("These requests were saved in part by a concurrent request.")
+        ) from None
     by_key = {**existing, **{run.idempotency_key: run for run in created}}
     return [by_key[key] for key in keys]

@@ -7,15 +7,25 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.utils import translation
 
 from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import Role
+from dashboard.preferences.services import preferences_update
 from dashboard.runs import services
 from dashboard.runs.states import RunState
 from tests.factories import MembershipFactory, RunFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
+
+
+@pytest.fixture(autouse=True)
+def english_request():
+    """The language of the request that causes a mail is its fallback: English here, whatever
+    an earlier test in this thread left active."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
@@ -156,3 +166,36 @@ def test_a_stale_approve_tab_is_told_in_plain_words(team):
     assert str(refused.value) == (
         "There is nothing to approve: this run was already sent and went through."
     )
+
+
+@pytest.mark.usefixtures("compiled_translations")
+def test_each_approver_reads_the_mail_in_their_own_language(
+    team, connection, django_capture_on_commit_callbacks
+):
+    # oscar chose Russian on his Preferences page; ada never chose (the deployment's English).
+    preferences_update(actor=Actor(user=team.operator.user), language="ru", time_zone="")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = request(team, connection)  # mia (marketer) requests
+    by_address = {message.to[0]: message for message in mail.outbox}
+    russian, english = by_address["oscar@example.com"], by_address["ada@example.com"]
+    assert russian.subject == f"Нужно одобрение: запуск №{run.pk}, {run.name}"
+    assert f"mia запросил(а) запуск №{run.pk} в пространстве" in russian.body
+    assert "Перед отправкой нужно одобрение второго человека." in russian.body
+    assert english.subject == f"Approval needed: run #{run.pk}, {run.name}"
+    assert "It needs a second person's approval" in english.body
+    # The language of the request that caused the mail changes neither.
+    assert translation.get_language() in ("en", "en-us")
+
+
+@pytest.mark.usefixtures("compiled_translations")
+def test_the_requester_reads_the_decision_in_their_language(
+    team, connection, django_capture_on_commit_callbacks
+):
+    preferences_update(actor=Actor(user=team.marketer.user), language="ru", time_zone="")
+    run = request(team, connection)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_reject(actor=Actor(user=team.operator.user), run=run, comment="Files late")
+    (message,) = mail.outbox
+    assert message.subject == f"Запуск №{run.pk} отклонён: {run.name}"
+    assert "Комментарий: Files late" in message.body
+    assert "Ничего не отправлено." in message.body
