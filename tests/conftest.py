@@ -294,3 +294,20 @@ def compiled_translations() -> None:
         mo = po.with_suffix(".mo")
         if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
             subprocess.run(["msgfmt", "--check-format", "-o", str(mo), str(po)], check=True)
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts and ends in the default language: a page served in Russian by the test
+    client leaves Russian active in the test's thread (LocaleMiddleware activates, nothing
+    deactivates), and a later test in the same process would read lazy labels in Russian."""
+    from django.conf import settings
+
+    if not settings.configured:  # the Django-free vendor tests
+        yield
+        return
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()

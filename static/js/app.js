@@ -114,6 +114,7 @@
   function pad(number) { return String(number).padStart(2, "0"); }
 
   function readerLocale() { return document.documentElement.lang || undefined; }
+  // Every time on the pages, UTC or local, is on the 24-hour clock, whatever the language.
 
   function readerZone() { return (document.body && document.body.getAttribute("data-time-zone")) || undefined; }
 
@@ -121,7 +122,7 @@
     return date.toLocaleString(readerLocale(), {
       year: "numeric", month: "2-digit", day: "2-digit",
       hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
-      timeZone: readerZone(),
+      hourCycle: "h23", timeZone: readerZone(),
     });
   }
 
@@ -168,7 +169,7 @@
       if (isNaN(when)) { return; }
       element.textContent = "(" + interpolate(gettext("%s your time"), [when.toLocaleString(readerLocale(), {
         weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-        timeZone: readerZone(),
+        hourCycle: "h23", timeZone: readerZone(),
       })]) + ")";
     });
     showLocalTimes(document);

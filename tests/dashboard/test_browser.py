@@ -308,10 +308,13 @@ def visit(page, live_server, path: str, data: dict) -> None:
         # The rows load TalkifAI's status after the page; measure with them.
         page.locator(f"#job-{data['job'].pk}").get_by_text("contacts called").wait_for()
     if path == "/api/v1/docs":
-        # As a reader uses it: an operation opened (parameters, examples) and the schemas.
-        page.locator(".opblock-post .opblock-summary-control").first.click()
-        page.locator(".opblock-body .highlight-code pre[tabindex]").first.wait_for()
-        page.locator(".models-control").click()
+        # As a reader uses it: an operation opened (parameters, examples) and the schemas. Swagger
+        # UI builds the page from the whole OpenAPI document (43 operations) in the browser: on a
+        # loaded machine that alone can take longer than the other pages' 15 s.
+        generous = 90_000
+        page.locator(".opblock-post .opblock-summary-control").first.click(timeout=generous)
+        page.locator(".opblock-body .highlight-code pre[tabindex]").first.wait_for(timeout=generous)
+        page.locator(".models-control").click(timeout=generous)
 
 
 def each_page(chromium, live_server, data, viewport):
