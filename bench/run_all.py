@@ -5,7 +5,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 machine's load average around each run (a shared machine makes single runs noisy).
 
 Usage: .venv/bin/python bench/run_all.py [--repeat 3]
-       [--only throughput|latency|latency-nice|campaigns|altcraft|audit|history|calendar]
+       [--only throughput|throughput-brands|latency|latency-nice|campaigns|altcraft|audit|history|calendar]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "throughput": ["bench_event_generator_throughput.py"],
+    # Issue 24's cost per send: 8 brands at once, each at the sandbox's 500/s.
+    "throughput-brands": ["bench_event_generator_throughput.py", "--brands", "8", "--runs", "1000"],
     "latency": ["bench_click_to_vendor_latency.py"],
     # The same with the burst workers at a lower CPU priority than the interactive one.
     "latency-nice": ["bench_click_to_vendor_latency.py", "--bulk-nice", "10"],
@@ -70,7 +72,7 @@ def main() -> int:
     chosen = {args.only: BENCHMARKS[args.only]} if args.only else BENCHMARKS
     failed: list[str] = []
     summary: dict[str, dict[str, list[float]]] = {}
-    for script, *arguments in chosen.values():
+    for name, (script, *arguments) in chosen.items():
         collected: dict[str, list[float]] = defaultdict(list)
         for attempt in range(1, args.repeat + 1):
             load_before = os.getloadavg()[0]
@@ -90,11 +92,11 @@ def main() -> int:
             for name, value in figures.items():
                 collected[name].append(value)
             collected["load_average_1min"].append((load_before + load_after) / 2)
-        summary[script] = collected
+        summary[name] = collected
 
     print(f"\n### Summary over {args.repeat} run(s) each: min / median / max")
-    for script, collected in summary.items():
-        print(f"{script}:")
+    for name, collected in summary.items():
+        print(f"{name} ({' '.join(chosen[name])}):")
         for name, values in collected.items():
             print(
                 f"  {name:<28} {min(values):9.3f} {statistics.median(values):9.3f} "

@@ -436,6 +436,54 @@ def cpu_snapshot(stack: Stack) -> dict[str, float]:
     return totals
 
 
+class DatabaseBackendsCpu:
+    """CPU of the PostgreSQL backends serving the bench database, this process's own excepted.
+
+    `cpu_snapshot`'s "postgresql" counts every backend on the server, other sessions' included;
+    on a shared machine that is mostly theirs. This follows only the backends connected to the
+    bench database (the workers keep theirs, CELERY_DB_REUSE_MAX): `sample()` now and then
+    remembers each one's CPU so far, so a backend that exits between samples loses only its
+    last interval.
+    """
+
+    def __init__(self) -> None:
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._started = False
+
+    def _seconds(self, pid: int) -> float | None:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def sample(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pids = [row[0] for row in cursor.fetchall()]
+        for pid in pids:
+            seconds = self._seconds(pid)
+            if seconds is None:
+                continue
+            if pid not in self._start:
+                # A backend that appears after the first sample started within the measurement.
+                self._start[pid] = seconds if not self._started else 0.0
+            self._last[pid] = seconds
+        self._started = True
+
+    def seconds(self) -> float:
+        """CPU seconds the bench database's backends used since the first sample."""
+        return sum(self._last[pid] - self._start[pid] for pid in self._last)
+
+
 @dataclass
 class CpuReport:
     """CPU used between two snapshots: the printable lines and milliseconds per run by group."""

@@ -45,7 +45,7 @@ from dashboard.audit.trail import record_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
-from dashboard.pauses.selectors import sending_pause_for
+from dashboard.pauses.selectors import lock_tenant_sending, sending_pause_for
 from dashboard.runs import attempts, bulk, gate, transitions
 from dashboard.runs import enqueue as enqueueing
 from dashboard.runs import outcomes as run_outcomes
@@ -76,6 +76,12 @@ SEND_THREADS = 32
 # 100,000 runs never starve another's 100 (and no task outlives the limits the Celery settings
 # assume: docs/engine.md "Workers"). A hand-over costs a message and a claim, a few ms.
 DISPATCH_SLICE_SECONDS = 2.0
+# A grant of places (one Redis round trip, and for sends one transaction marking the requests
+# started) waits this long for more threads or places to free when it would carry fewer than
+# GRANT_GATHER requests: a few ms of delay, instead of paying a grant per request when the
+# window or the threads free one place at a time.
+GRANT_GATHER = 8
+GRANT_GATHER_SECONDS = 0.005
 
 
 class SendingHeld(Exception):
@@ -93,6 +99,14 @@ def _take_free_threads(wanted: int) -> int:
     """Block until one pool thread is free, then take up to `wanted` free ones; how many."""
     _free_threads.acquire()
     taken = 1
+    while taken < wanted and _free_threads.acquire(blocking=False):
+        taken += 1
+    return taken
+
+
+def _take_free_threads_now(wanted: int) -> int:
+    """Take up to `wanted` free pool threads without waiting; how many."""
+    taken = 0
     while taken < wanted and _free_threads.acquire(blocking=False):
         taken += 1
     return taken
@@ -341,10 +355,13 @@ def _open_attempts(runs: list[Run], purpose: str, now: Any) -> None:
     its place is granted, just before it leaves.
     """
     opened = [attempts.new_attempt(run, purpose=purpose, started_at=now) for run in runs]
+    names = OPENED_FIELDS
     if purpose == RunAttempt.Purpose.SEND:
         for attempt in opened:
             attempt.request_started_at = None
-    RunAttempt.objects.bulk_create(opened)
+        names = [*OPENED_FIELDS, "request_started_at"]
+    # A poll's request_started_at is the database's insert time (its db_default), as ever.
+    bulk.insert_rows(RunAttempt, opened, names)
     for run, attempt in zip(runs, opened, strict=True):
         run.open_attempt = attempt
 
@@ -354,6 +371,13 @@ def _complete(attempt: RunAttempt, **fields: Any) -> RunAttempt:
         setattr(attempt, name, value)
     return attempt
 
+
+# What an opened attempt writes: every field but the id and request_started_at.
+OPENED_FIELDS = [
+    field.name
+    for field in RunAttempt._meta.concrete_fields
+    if not field.primary_key and field.name != "request_started_at"
+]
 
 FINISHED_FIELDS = [
     "latency_ms",
@@ -397,6 +421,12 @@ def _start_with_places(
     may start (the others were taken back meanwhile and are dropped, their places given back).
     Returns ([(item, future of (started_at, result or exception))], items never started for
     lack of budget within `patience` seconds, or because the limiter or `mark` failed).
+
+    What a grant costs (a Redis round trip, and for sends a transaction marking the requests
+    started) is paid per grant, not per request: a grant gathers what frees within
+    GRANT_GATHER_SECONDS (threads and places) rather than going out one request at a time, and
+    the places of requests answered meanwhile are freed in the same round trip as the next
+    grant (`take_slots(freeing=...)`). Both only ever hold a place longer, never shorter.
     """
     if not rule.sliding:
         raise ValueError(f"a batched operation needs a sliding rate rule, not {rule.key}")
@@ -406,6 +436,11 @@ def _start_with_places(
     limiter = rate_limiter()
     give_up = time.monotonic() + patience if patience is not None else None
     task_context = logs.current()
+    # Places whose answers came back while this loop runs: freed with its next grant. Once it
+    # has ended (`feeding` cleared under the lock), each thread frees its own place.
+    answered: list[str] = []
+    answered_lock = threading.Lock()
+    feeding = [True]
 
     def timed(item: Any, place: str) -> tuple[Any, Any]:
         # The pool's threads do not inherit the task's log context: each call is logged with it
@@ -423,16 +458,34 @@ def _start_with_places(
                 return started, error
         finally:
             logs.unbind(tokens)
-            _free_place(limiter, rule, place)
+            with answered_lock:
+                if feeding[0]:
+                    answered.append(place)
+                    place = ""
+            if place:
+                _free_place(limiter, rule, place)
             _give_back_threads(1)
+
+    def take_answered() -> list[str]:
+        with answered_lock:
+            taken = answered[:]
+            answered.clear()
+        return taken
 
     try:
         while pending:
+            wanted = min(len(pending), GRANT_GATHER)
             free = _take_free_threads(len(pending))
+            if free < wanted:
+                # Threads free one by one as answers come back: gather a few for one grant.
+                time.sleep(GRANT_GATHER_SECONDS)
+                free += _take_free_threads_now(len(pending) - free)
+            freeing = take_answered()
             try:
-                places, wait = limiter.take_slots(rule, free, reserve=reserve)
+                places, wait = limiter.take_slots(rule, free, reserve=reserve, freeing=freeing)
             except Exception:
                 _give_back_threads(free)
+                _free_unused_places(limiter, rule, freeing)
                 raise
             granted = len(places)
             _give_back_threads(free - granted)
@@ -456,13 +509,18 @@ def _start_with_places(
             if pending and granted < free:
                 if give_up is not None and time.monotonic() + wait > give_up:
                     break
-                time.sleep(wait)
+                # The window is full: places free as answers come back, a second after each.
+                time.sleep(max(wait, GRANT_GATHER_SECONDS))
     except SendingHeld as held:
         logger.info("sending paused; %s calls not started: %s", len(pending), held)
     except Exception:
         # Redis (or, for `mark`, PostgreSQL) unreachable: what has not started provably did not
         # leave; the caller hands it back.
         logger.exception("rate limiter or database failed; %s calls not started", len(pending))
+    finally:
+        with answered_lock:
+            feeding[0] = False
+        _free_unused_places(limiter, rule, take_answered())
     return futures, pending
 
 
@@ -512,12 +570,17 @@ def _feed_sends(
             # Under the pause lock until the mark commits: a pause that committed since the
             # claim keeps these (and the rest of the batch) from leaving: _finish_sends puts
             # them back in the queue, held.
-            pause = sending_pause_for(
-                tenant_id=connection.tenant_id, connection_id=connection.pk, lock=True
+            lock_tenant_sending(connection.tenant_id, exclusive=False)
+            started = attempts.mark_requests_started_unless_paused(
+                [run.open_attempt.pk for run in granted],
+                tenant_id=connection.tenant_id,
+                connection_id=connection.pk,
             )
-            if pause is not None:
-                raise SendingHeld(pause.held_reason())
-            started = attempts.mark_requests_started([run.open_attempt.pk for run in granted])
+            if started is None:
+                pause = sending_pause_for(
+                    tenant_id=connection.tenant_id, connection_id=connection.pk
+                )
+                raise SendingHeld(pause.held_reason() if pause else "sending paused")
         return {run for run in granted if run.open_attempt.pk in started}
 
     return _start_with_places(

@@ -24,6 +24,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from functools import cache
 
 from django.conf import settings
@@ -59,15 +60,21 @@ return math.ceil((cost - tokens) * 1000 / rate)
 
 # KEYS[1]: sorted set of held places (member: place id, score: ms when it frees).
 # ARGV: limit, ms a place is held when its answer is never reported, places wanted, places to
-# leave free (reserve), id prefix. Returns {places granted, ms to wait before asking again}.
+# leave free (reserve), id prefix, the period in ms, then the ids of places whose answers came
+# back (freed first, as SLOTS_FREE_SCRIPT does: one round trip for both).
+# Returns {places granted, ms to wait before asking again}.
 SLOTS_TAKE_SCRIPT = """
 local limit = tonumber(ARGV[1])
 local hold = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
 local reserve = tonumber(ARGV[4])
 local prefix = ARGV[5]
+local period = tonumber(ARGV[6])
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+for index = 7, #ARGV do
+  redis.call('ZADD', KEYS[1], now + period, ARGV[index])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local granted = limit - reserve - redis.call('ZCARD', KEYS[1])
 if granted > wanted then granted = wanted end
@@ -138,13 +145,15 @@ class RedisRateLimiter:
         return int(waited) / 1000.0
 
     def take_slots(
-        self, rule: RateRule, wanted: int, *, reserve: int = 0
+        self, rule: RateRule, wanted: int, *, reserve: int = 0, freeing: Iterable[str] = ()
     ) -> tuple[list[str], float]:
         """Take up to `wanted` places of a sliding rule, leaving `reserve` free.
 
         Returns (the places granted, seconds until asking again may grant one). Each place must
-        be given to `free_slots` once its request's answer (or failure) came back; one never
-        freed stays held for `rule.longest_request_seconds` plus the period.
+        be given to `free_slots` (or to a later call's `freeing`) once its request's answer (or
+        failure) came back; one never freed stays held for `rule.longest_request_seconds` plus
+        the period. `freeing`: places whose answers came back, freed as `free_slots` would, in
+        the same round trip and before the count (a sender answering and asking at once).
         """
         prefix = f"{uuid.uuid4().hex}:"
         granted, waited = self._slots_take(
@@ -155,6 +164,8 @@ class RedisRateLimiter:
                 wanted,
                 min(reserve, rule.limit - 1),
                 prefix,
+                int(rule.period_seconds * 1000),
+                *freeing,
             ],
         )
         if not granted:
@@ -223,11 +234,14 @@ class LocalRateLimiter:
             return math.ceil((1 - tokens) / rate * 1000) / 1000.0
 
     def take_slots(
-        self, rule: RateRule, wanted: int, *, reserve: int = 0
+        self, rule: RateRule, wanted: int, *, reserve: int = 0, freeing: Iterable[str] = ()
     ) -> tuple[list[str], float]:
         now = time.monotonic()
         reserve = min(reserve, rule.limit - 1)
         with self._lock:
+            answered = self._slots.setdefault(rule.key, {})
+            for place in freeing:
+                answered[place] = now + rule.period_seconds
             held = {
                 place: until
                 for place, until in self._slots.get(rule.key, {}).items()

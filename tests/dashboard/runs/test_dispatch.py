@@ -359,17 +359,17 @@ def test_a_claimed_run_the_sweeper_put_back_before_its_request_started_is_sent_o
     monkeypatch.setattr(tasks.send_run, "apply_async", lambda args, **kwargs: messages.append(args))
     runs = [submit(team, campaigns, number) for number in range(3)]
     victim = runs[1]
-    mark = services.mark_requests_started
+    mark = attempts.mark_requests_started_unless_paused
     swept = []
 
-    def sweeper_first(attempt_ids):
+    def sweeper_first(attempt_ids, **scope):
         if not swept:
             # Claimed long ago as far as the sweeper can tell: it takes the run back.
             Run.objects.filter(pk=victim.pk).update(updated_at=utc_now() - timedelta(hours=1))
             swept.append(services.runs_sweep())
-        return mark(attempt_ids)
+        return mark(attempt_ids, **scope)
 
-    monkeypatch.setattr(attempts, "mark_requests_started", sweeper_first)
+    monkeypatch.setattr(attempts, "mark_requests_started_unless_paused", sweeper_first)
     messages.clear()  # the submissions' wake-ups
     try:
         dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
