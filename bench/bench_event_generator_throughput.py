@@ -180,6 +180,10 @@ def report_profile(outputs, top: int = 40) -> None:
     print("  self share, top 15 functions:")
     for frame, count in own.most_common(15):
         print(f"    {count / total:6.1%}  {frame}")
+    print("  self share, top 15 functions of ours:")
+    ours = Counter({f: c for f, c in own.items() if "dashboard/" in f or "campaigns/" in f})
+    for frame, count in ours.most_common(15):
+        print(f"    {count / total:6.1%}  {frame}")
     print(f"  inclusive share, top {top} of ours and psycopg:")
     shown = 0
     for frame, count in inclusive.most_common():

@@ -301,8 +301,9 @@ def _append_in_database(by_chain: dict[str, list[AuditEvent]]) -> set[str]:
         ):
             event.pk, event.sequence = pk, sequence
             event.previous_hash, event.hash = previous_hash, hash_
-            event._state.adding = False
-            event._state.db = connection.alias
+            if isinstance(event, AuditEvent):
+                event._state.adding = False
+                event._state.db = connection.alias
     return set(by_chain_placed)
 
 
@@ -425,6 +426,71 @@ def record_audit_events(events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
     if by_chain:
         _append(by_chain)
     return ordered
+
+
+class _PendingRow:
+    """An audit row on its way into the database: the fields the append reads and writes, without
+    a model instance (Django's Model.__init__ and its signals cost more than the hashing)."""
+
+    __slots__ = (
+        "action",
+        "actor_id",
+        "actor_label",
+        "chain",
+        "created_at",
+        "hash",
+        "ip_address",
+        "object_id",
+        "object_type",
+        "pk",
+        "previous_hash",
+        "sequence",
+        "summary",
+        "tenant_id",
+    )
+
+
+def _plain_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """_new_event's scrubbed, JSON-shaped copy; a summary of plain strings and numbers (the
+    engine's state changes) is already JSON-shaped and skips the round trip."""
+    scrubbed = scrub(summary)
+    if all(
+        isinstance(value, (str, int, float, bool)) or value is None for value in scrubbed.values()
+    ):
+        return scrubbed
+    return json.loads(json.dumps(scrubbed, default=str))
+
+
+def append_audit_events(events: Iterable[dict[str, Any]]) -> None:
+    """record_audit_events for callers that do not need the rows back (the engine's batches).
+
+    The same rows, chains, hashes and transaction rules; in PostgreSQL without building an
+    AuditEvent per row.
+    """
+    if connection.vendor != "postgresql":
+        record_audit_events(events)
+        return
+    by_chain: dict[str, list[Any]] = {}
+    for fields in events:
+        tenant = fields.get("tenant")
+        object_type = fields.get("object_type", "")
+        object_id = fields.get("object_id", "")
+        actor: Actor = fields["actor"]
+        user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+        chain = chain_for(tenant, object_type=object_type, object_id=object_id)
+        row = _PendingRow()
+        row.chain = chain
+        row.tenant_id = tenant.pk if tenant is not None else None
+        row.actor_id = user.pk if user is not None else None
+        row.actor_label = actor.display[:150]
+        row.action = fields["action"]
+        row.object_type = object_type
+        row.object_id = str(object_id)
+        row.summary = _plain_summary(fields.get("summary") or {})
+        row.ip_address = actor.ip_address or None
+        by_chain.setdefault(chain, []).append(row)
+    if by_chain:
+        _append(by_chain)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Min, Q
 
-from dashboard.audit.trail import record_audit_events
+from dashboard.audit.trail import append_audit_events
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
 from dashboard.observability import logs
@@ -344,7 +344,7 @@ def claim_sends(
         # Each call is on record (what, when, which worker) before it leaves, as in run_send.
         _open_attempts(ready, RunAttempt.Purpose.SEND, now)
         # Last: the tenant's chain head stays locked from here to the commit.
-        record_audit_events(events)
+        append_audit_events(events)
     return connection, secrets, ready, guarded
 
 
@@ -707,7 +707,7 @@ def _record_sends(
             accepted_any = accepted_any or to_state == RunState.ACCEPTED
         # The connection row before the chain head, in the order the per-run path locks them.
         attempts.note_connection(connection, now=now)
-        record_audit_events(events)
+        append_audit_events(events)
         if accepted_any:
             transaction.on_commit(
                 lambda: enqueueing.wake_polls(connection.pk, operation.name, 1.0), robust=True
@@ -935,5 +935,5 @@ def poll_batch(
             if run.pk in changed:
                 events.append(_state_event(run, RunState.ACCEPTED, to_state, reason))
                 run.state = to_state
-        record_audit_events(events)
+        append_audit_events(events)
     return said
