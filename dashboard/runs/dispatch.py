@@ -324,7 +324,8 @@ def claim_sends(
             return connection, secrets, [], guarded
         # We hold every row's lock: the compare-and-set cannot lose.
         moved = Run.objects.filter(
-            pk__in=[run.pk for run in ready], state__in=sources(RunState.SENDING, {RunState.QUEUED})
+            pk__in=bulk.any_of([run.pk for run in ready]),
+            state__in=sources(RunState.SENDING, {RunState.QUEUED}),
         ).update(
             state=RunState.SENDING,
             attempt_count=F("attempt_count") + 1,
@@ -641,7 +642,9 @@ def _finish_sends(
 
     def reread_states() -> None:
         states = dict(
-            Run.objects.filter(pk__in=[o[0].pk for o in outcomes]).values_list("pk", "state")
+            Run.objects.filter(pk__in=bulk.any_of([o[0].pk for o in outcomes])).values_list(
+                "pk", "state"
+            )
         )
         for run, _started, _result in outcomes:
             run.state = states.get(run.pk, run.state)
@@ -834,7 +837,7 @@ def claim_polls(
             else:
                 ready.append(run)
         lease = now + timedelta(seconds=POLL_LEASE_SECONDS)
-        Run.objects.filter(pk__in=[run.pk for run in ready]).update(
+        Run.objects.filter(pk__in=bulk.any_of([run.pk for run in ready])).update(
             poll_count=F("poll_count") + 1, next_poll_at=lease
         )
         for run in ready:
@@ -869,9 +872,9 @@ def poll_batch(
         if unpolled:
             # No budget for them yet: due again at once, for the next dispatcher. Their polls
             # never left: uncount them and drop their open attempts, so numbers stay gapless.
-            Run.objects.filter(pk__in=[run.pk for run in unpolled], state=RunState.ACCEPTED).update(
-                next_poll_at=now, poll_count=F("poll_count") - 1
-            )
+            Run.objects.filter(
+                pk__in=bulk.any_of([run.pk for run in unpolled]), state=RunState.ACCEPTED
+            ).update(next_poll_at=now, poll_count=F("poll_count") - 1)
             RunAttempt.objects.filter(
                 pk__in=[
                     run.open_attempt.pk for run in unpolled if getattr(run, "open_attempt", None)

@@ -24,12 +24,13 @@ from dashboard.runs.attempts import (
     failure_text,
     finished_fields,
     mark_requests_started,
+    mark_requests_started_unless_paused,
     new_attempt,
     note_connection,
     open_attempt,
     record_attempt,
 )
-from dashboard.runs.bulk import update_rows
+from dashboard.runs.bulk import insert_rows, update_rows
 from dashboard.runs.enqueue import MAX_COUNTDOWN_SECONDS, batch_of, enqueue, enqueue_send
 from dashboard.runs.outcomes import (
     POLL_DEADLINE_MESSAGE,
@@ -95,7 +96,9 @@ __all__ = [
     "fail_run",
     "failure_text",
     "finished_fields",
+    "insert_rows",
     "mark_requests_started",
+    "mark_requests_started_unless_paused",
     "max_send_attempts",
     "new_attempt",
     "note_connection",

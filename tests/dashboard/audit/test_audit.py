@@ -15,6 +15,7 @@ from django.utils import timezone
 from dashboard.audit import trail as audit_module
 from dashboard.audit.trail import (
     Actor,
+    append_audit_events,
     audit_trail_gaps,
     audit_verify,
     chain_for,
@@ -335,6 +336,41 @@ def test_many_events_in_one_call_chain_in_order_across_chains():
     assert [e.sequence for e in events if e.chain == lane] == [1, 2, 3, 4, 5, 6]
     assert AuditChainHead.objects.get(chain=lane).length == 6
     assert verify_audit_chains() == []
+
+
+def test_the_engines_append_without_instances_writes_the_same_verifiable_rows():
+    """append_audit_events (the dispatcher's batches) chains rows exactly as
+    record_audit_events does, interleaved with it, and the trail still verifies."""
+    tenant = TenantFactory()
+    user = MembershipFactory(tenant=tenant).user
+    odd = {"zé": ["ü", 1.5, None], "api_key": "s3cret", "when": timezone.now()}
+    record_audit_event(actor=Actor.system(), tenant=tenant, action="first", summary={"n": 0})
+    append_audit_events(
+        [
+            {"actor": Actor.system("worker"), "tenant": tenant, "action": "run.state_changed",
+             "object_type": "run", "object_id": run_id,
+             "summary": {"from": "queued", "to": "sending", "n": run_id}}
+            for run_id in range(1, 20)
+        ]
+        + [{"actor": Actor(user=user, ip_address="10.0.0.2"), "tenant": tenant,
+            "action": "odd", "summary": odd}]
+    )  # fmt: skip
+    record_audit_events([{"actor": Actor.system(), "tenant": tenant, "action": "last"}])
+
+    assert verify_audit_chains() == []
+    main = list(AuditEvent.objects.filter(chain=chain_for(tenant)).order_by("sequence"))
+    assert [event.action for event in main] == ["first", "run.state_changed", "odd", "last"]
+    assert main[1].object_id == "8" and main[1].summary == {
+        "from": "queued",
+        "to": "sending",
+        "n": 8,
+    }
+    assert main[2].actor_id == user.pk and main[2].ip_address == "10.0.0.2"
+    assert main[2].summary["api_key"] == "[redacted]" and main[2].summary["zé"] == ["ü", 1.5, None]
+    for event in main:
+        assert event.hash == audit_module.event_hash(event)
+    lanes = AuditEvent.objects.filter(chain__startswith=f"tenant:{tenant.pk}:runs:")
+    assert lanes.count() == 17  # runs 1-19 but 8 and 16, which are lane 0's
 
 
 def test_a_runs_events_share_one_lane_and_runs_spread_over_the_lanes():

@@ -198,6 +198,33 @@ def test_a_pause_committed_after_the_claim_stops_the_batch_before_its_requests(
         assert "Held: sending paused for Acme Sports by oscar" in attempt.outcome
 
 
+@pytest.mark.parametrize("scope", ["tenant", "this connection", "another connection"])
+def test_a_grant_is_marked_started_unless_a_pause_stops_its_connection(
+    team, campaigns, sandbox_connection, scope
+):
+    """The mark of a grant's requests (one statement with its pause check): an open pause of
+    the tenant or of this connection marks nothing; another connection's pause is no matter."""
+    other = sandbox_connection(team.tenant, "optimove_campaigns", name="Optimove 2")
+    submit(team, campaigns, 0)
+    _connection, _secrets, claimed, _guarded = dispatch.claim_sends(
+        connection_id=campaigns.pk, operation=dispatch.operation_for(OPERATION)
+    )
+    attempt_ids = [run.open_attempt.pk for run in claimed]
+    paused = {"tenant": None, "this connection": campaigns, "another connection": other}
+    sending_pause(actor=oscar(team), tenant=team.tenant, reason="Stop", connection=paused[scope])
+
+    marked = services.mark_requests_started_unless_paused(
+        attempt_ids, tenant_id=team.tenant.pk, connection_id=campaigns.pk
+    )
+
+    if scope == "another connection":
+        assert marked == set(attempt_ids)
+        assert RunAttempt.objects.get(pk=attempt_ids[0]).request_started_at is not None
+    else:
+        assert marked is None
+        assert RunAttempt.objects.get(pk=attempt_ids[0]).request_started_at is None
+
+
 def test_the_per_run_send_holds_a_run_of_a_paused_tenant(team):
     run = RunFactory(tenant=team.tenant, state=RunState.QUEUED, approval_required=False)
     sending_pause(actor=oscar(team), tenant=team.tenant, reason="Stop")

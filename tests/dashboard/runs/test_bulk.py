@@ -109,3 +109,32 @@ def test_nothing_to_write_changes_nothing(path):
     )
     run.refresh_from_db()
     assert run.state == RunState.FAILED
+
+
+@pytest.mark.django_db
+def test_inserted_rows_get_their_keys_values_and_the_database_defaults_of_fields_left_out(path):
+    runs = [RunFactory(), RunFactory()]
+    started = utc_now().replace(microsecond=123456)
+    attempts = [
+        RunAttempt(
+            run=run,
+            number=1,
+            purpose=RunAttempt.Purpose.POLL,
+            started_at=started,
+            request={"description": "é \u2028 %s", "n": [1, None]},
+            worker="host:1",
+        )
+        for run in runs
+    ]
+    names = ["run", "number", "purpose", "started_at", "request", "worker", "exchange"]
+
+    services.insert_rows(RunAttempt, attempts, names)
+
+    for run, attempt in zip(runs, attempts, strict=True):
+        stored = RunAttempt.objects.get(pk=attempt.pk)
+        assert stored.run_id == run.pk and stored.started_at == started
+        assert stored.request == {"description": "é \u2028 %s", "n": [1, None]}
+        assert stored.exchange == {} and stored.finished_at is None
+        if path == "postgresql":
+            # Left out: the database's default (the insert time), as for any other writer.
+            assert stored.request_started_at is not None

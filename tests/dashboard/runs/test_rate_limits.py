@@ -139,3 +139,82 @@ def test_both_limiters_refuse_past_the_limit(make, clean_redis, settings):
     rule = sliding(limit=3)
     assert len(limiter.take_slots(rule, 10)[0]) == 3
     assert limiter.take_slots(rule, 1)[0] == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=8),
+    asks=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=0.3),  # when it asks, after the previous one
+            st.integers(min_value=1, max_value=6),  # places wanted at once
+            st.floats(min_value=0, max_value=2.0),  # grant → arrival at the vendor (a stall)
+            st.floats(min_value=0, max_value=0.5),  # arrival → answer back here
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_places_taken_several_at_once_and_freed_with_the_next_grant_never_exceed_the_limit(
+    limit, asks
+):
+    """The batched dispatcher's way: several places per call, and the places of answered
+    requests freed only with its next call (`freeing`). Any one-second span at the vendor still
+    holds at most `limit` arrivals."""
+    clock = VirtualClock()
+    limiter = LocalRateLimiter()
+    rule = sliding(limit=limit)
+    # Events in virtual time: (time, order, kind, number): an ask's number is its index in
+    # `asks`, an answer's the key of its place in `in_flight`.
+    events: list[tuple[float, int, str, int]] = []
+    asked = 0.0
+    for number, (gap, *_rest) in enumerate(asks):
+        asked += gap
+        heapq.heappush(events, (asked, number, "ask", number))
+    order = len(asks)
+    arrivals: list[float] = []
+    in_flight: dict[int, str] = {}
+    answered: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rate_limits, "time", clock)
+        while events:
+            at, _, kind, number = heapq.heappop(events)
+            clock.now = at
+            order += 1
+            if kind == "answer":
+                answered.append(in_flight.pop(number))
+                continue
+            _, wanted, stall, answer = asks[number]
+            freeing, answered = answered, []
+            granted, wait = limiter.take_slots(rule, wanted, freeing=freeing)
+            assert len(granted) <= wanted
+            if not granted:
+                assert wait > 0
+            if len(granted) < wanted:
+                # The rest asks again later, as _start_with_places does.
+                heapq.heappush(events, (at + max(wait, 0.005), order, "ask", number))
+                asks[number] = (0.0, wanted - len(granted), stall, answer)
+            for place in granted:
+                order += 1
+                in_flight[order] = place
+                arrivals.append(at + stall)
+                heapq.heappush(events, (at + stall + answer, order, "answer", order))
+    arrivals.sort()
+    for index, first in enumerate(arrivals):
+        within = [arrival for arrival in arrivals[index:] if arrival < first + 1.0]
+        assert len(within) <= limit, (first, within)
+
+
+def test_places_freed_with_a_grant_are_held_one_more_period_first(clean_redis, settings):
+    """`take_slots(freeing=...)` frees answered places exactly as free_slots does (held one
+    more period, counted in that same call), so freeing with a grant never lets more through."""
+    limiter = RedisRateLimiter(settings.REDIS_URL)
+    rule = sliding(limit=2, period=0.2)
+    first, _ = limiter.take_slots(rule, 2)
+    assert len(first) == 2
+    # Answered: freed with the next ask, which they still fill.
+    assert limiter.take_slots(rule, 2, freeing=first)[0] == []
+    scores = dict(clean_redis.zrange(f"triggerdesk:slots:{rule.key}", 0, -1, withscores=True))
+    assert {place.encode() for place in first} == set(scores)
+    assert clean_redis.pttl(f"triggerdesk:slots:{rule.key}") < 300_000  # no longer the long hold
+    wait_for(lambda: len(limiter.take_slots(rule, 5)[0]) == 2, timeout=30, message="the period")
