@@ -359,14 +359,15 @@ def test_the_engines_append_without_instances_writes_the_same_verifiable_rows():
 
     assert verify_audit_chains() == []
     main = list(AuditEvent.objects.filter(chain=chain_for(tenant)).order_by("sequence"))
-    assert [event.action for event in main] == ["first", "run.state_changed", "odd", "last"]
-    assert main[1].object_id == "8" and main[1].summary == {
-        "from": "queued",
-        "to": "sending",
-        "n": 8,
-    }
-    assert main[2].actor_id == user.pk and main[2].ip_address == "10.0.0.2"
-    assert main[2].summary["api_key"] == "[redacted]" and main[2].summary["zé"] == ["ü", 1.5, None]
+    # Runs 8 and 16 are lane 0's: the tenant's main chain.
+    actions = [event.action for event in main]
+    assert actions == ["first", "run.state_changed", "run.state_changed", "odd", "last"]
+    assert main[1].object_id == "8"
+    assert main[1].summary == {"from": "queued", "to": "sending", "n": 8}
+    odd_row = main[3]
+    assert odd_row.actor_id == user.pk and odd_row.ip_address == "10.0.0.2"
+    assert odd_row.summary["api_key"] == "[redacted]"
+    assert odd_row.summary["zé"] == ["ü", 1.5, None]
     for event in main:
         assert event.hash == audit_module.event_hash(event)
     lanes = AuditEvent.objects.filter(chain__startswith=f"tenant:{tenant.pk}:runs:")
