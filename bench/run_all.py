@@ -72,7 +72,7 @@ def main() -> int:
     chosen = {args.only: BENCHMARKS[args.only]} if args.only else BENCHMARKS
     failed: list[str] = []
     summary: dict[str, dict[str, list[float]]] = {}
-    for name, (script, *arguments) in chosen.items():
+    for benchmark, (script, *arguments) in chosen.items():
         collected: dict[str, list[float]] = defaultdict(list)
         for attempt in range(1, args.repeat + 1):
             load_before = os.getloadavg()[0]
@@ -92,11 +92,11 @@ def main() -> int:
             for name, value in figures.items():
                 collected[name].append(value)
             collected["load_average_1min"].append((load_before + load_after) / 2)
-        summary[name] = collected
+        summary[benchmark] = collected
 
     print(f"\n### Summary over {args.repeat} run(s) each: min / median / max")
-    for name, collected in summary.items():
-        print(f"{name} ({' '.join(chosen[name])}):")
+    for benchmark, collected in summary.items():
+        print(f"{benchmark} ({' '.join(chosen[benchmark])}):")
         for name, values in collected.items():
             print(
                 f"  {name:<28} {min(values):9.3f} {statistics.median(values):9.3f} "
