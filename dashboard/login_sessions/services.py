@@ -38,7 +38,7 @@ from dashboard.clock import utc_now
 from dashboard.login_sessions.devices import device_parts
 from dashboard.login_sessions.models import LoginSession
 from dashboard.login_sessions.selectors import current_key_hash, session_key_hash, session_list
-from dashboard.models import Membership, Permission, Tenant
+from dashboard.models import Membership, Tenant
 
 SEEN_EVERY_SECONDS = 60
 USER_AGENT_MAX_CHARS = 500
@@ -295,28 +295,18 @@ def sessions_end_others(
     return len(ended)
 
 
-def _check_admin(actor: Actor, tenant: Tenant) -> None:
-    """Only an admin of the member's tenant may end a member's sessions."""
-    user = actor.user
-    membership = (
-        Membership.objects.filter(user=user, tenant=tenant).first()
-        if user is not None and user.is_authenticated
-        else None
-    )
-    if membership is None or not membership.can(Permission.MANAGE):
-        raise PermissionDenied(
-            _("Only an admin of %(tenant)s can end the sessions of its members.")
-            % {"tenant": tenant.name}
-        )
-
-
 def member_sessions_end(*, actor: Actor, membership: Membership) -> int:
     """End every session of a member (an admin of the member's tenant); how many.
 
     The sessions are the person's, so all of them end, whichever tenant they were used for;
     audited as `member.sessions_ended` in the member's (the admin's) tenant, even when none.
     """
-    _check_admin(actor, membership.tenant)
+    require_tenant_admin(
+        actor,
+        membership.tenant,
+        refusal=_("Only an admin of %(tenant)s can end the sessions of its members.")
+        % {"tenant": membership.tenant.name},
+    )
     with transaction.atomic():
         ended = _end(LoginSession.objects.filter(user_id=membership.user_id).select_for_update())
         record_audit_event(
