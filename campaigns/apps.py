@@ -13,7 +13,11 @@ class CampaignsConfig(AppConfig):
         "campaigns.vendors.altcraft.operation",
     )
     # Modules adding their endpoints to the API's router (dashboard/api/endpoints/__init__.py).
-    api_modules = ("campaigns.event_generators.api", "campaigns.altcraft_launches.api")
+    api_modules = (
+        "campaigns.event_generators.api",
+        "campaigns.altcraft_launches.api",
+        "campaigns.altcraft_launches.import_api",
+    )
     # Vendor kind -> (path prefix, sandbox class) on the sandboxes' server (dashboard/ops/sandboxes.py).
     sandboxes = {
         "optimove_campaigns": (

@@ -10,6 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+# No test may depend on timing: Hypothesis's default 200 ms deadline per example (and its "too
+# slow" health check) fails a property whose example merely waited for a core on a loaded CI
+# machine. The properties themselves stay as strict; only the clock is out of them.
+hypothesis_settings.register_profile(
+    "triggerdesk", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("triggerdesk")
 
 
 @dataclass

@@ -120,6 +120,7 @@ class LaunchProgressOut(Schema):
 
 class AltcraftLaunchOut(Schema):
     id: int
+    kind: str = Field(description="start_batch (a bulk launch) or import (profile import).")
     trigger: str
     trigger_id: int
     state: str
@@ -132,7 +133,8 @@ class AltcraftLaunchOut(Schema):
     created_at: datetime
 
 
-def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
+def altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
+    """The token's tenant's trigger named by its Altcraft id or name: 404 or 422 otherwise."""
     triggers = altcraft_selectors.trigger_list(tenant=token_use(request).token.tenant)
     if isinstance(reference, int) or str(reference).strip().isdigit():
         number = int(reference)
@@ -151,6 +153,29 @@ def _altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
             field="trigger",
         )
     return found[0]
+
+
+def matching_of(payload: Any, trigger: Any) -> tuple[str, str | None]:
+    """(matching, field_name) of a launch or import request, the trigger's defaults for those
+    left out; 422 `invalid_request` for an unknown matching or custom matching without a field."""
+    matching = payload.matching or trigger.default_matching
+    if matching not in dict(MATCHING_CHOICES):
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            gettext("matching: one of %(choices)s.")
+            % {"choices": ", ".join(dict(MATCHING_CHOICES))},
+            field="matching",
+        )
+    field_name = (payload.field_name or trigger.default_field_name or "").strip() or None
+    if matching == "custom" and not field_name:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            gettext("field_name: custom matching needs the profile field name."),
+            field="field_name",
+        )
+    return matching, field_name
 
 
 def _recipient_values(payload: AltcraftLaunchIn, column: str) -> list[str]:
@@ -210,14 +235,14 @@ def _json_object(items: list[tuple[str, Any]]) -> _JsonObject:
     return parsed
 
 
-def _duplicate_key(body: bytes) -> tuple[int, str] | None:
-    """(index, key) of the first recipient object that names a key twice: the JSON parser keeps
-    only the last of the two, so it is found in the raw body."""
+def duplicate_key(body: bytes, list_name: str = "recipients") -> tuple[int, str] | None:
+    """(index, key) of the first object of the body's `list_name` that names a key twice: the
+    JSON parser keeps only the last of the two, so it is found in the raw body."""
     try:
         raw = json.loads(body, object_pairs_hook=_json_object)
     except ValueError:
         return None
-    recipients = raw.get("recipients") if isinstance(raw, dict) else None
+    recipients = raw.get(list_name) if isinstance(raw, dict) else None
     for index, recipient in enumerate(recipients if isinstance(recipients, list) else []):
         if isinstance(recipient, _JsonObject) and recipient.repeated:
             return index, recipient.repeated
@@ -229,7 +254,7 @@ def _export_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """The recipients as a CRM export: (header, rows), `column` first, then each other key in
     the order first seen. 422 with a code naming the first recipient that cannot be a row."""
-    repeated = _duplicate_key(request.body)
+    repeated = duplicate_key(request.body)
     if repeated is not None:
         index, key = repeated
         raise ApiProblem(
@@ -314,7 +339,8 @@ def _export_rows(
     return header, rows
 
 
-def _export_upload(header: list[str], rows: list[list[str]]) -> Any:
+def csv_upload(header: list[str], rows: list[list[str]]) -> Any:
+    """`header` and `rows` stored as the CSV file an upload would be (the reader reads it)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
@@ -335,10 +361,12 @@ def _invalid_recipients(values: list[str], matching: str) -> list[dict[str, Any]
     return invalid
 
 
-def _launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
+def launch_out(request: HttpRequest, launch: Any) -> dict[str, Any]:
+    """A launch (bulk or import) as the API answers it: its preview, progress and outcome."""
     progress = altcraft_selectors.launch_progress(launch=launch)
     return {
         "id": launch.pk,
+        "kind": launch.kind,
         "trigger": launch.trigger.name,
         "trigger_id": launch.trigger.trigger_id,
         "state": launch.state,
@@ -426,7 +454,7 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
     `awaiting_approval` where the tenant requires an operator's approval."""
     require(request, Permission.REQUEST, "launch Altcraft triggers")
     use = token_use(request)
-    trigger = _altcraft_trigger_get(request, payload.trigger)
+    trigger = altcraft_trigger_get(request, payload.trigger)
     if payload.resource_id is not None:
         raise ApiProblem(
             422,
@@ -437,23 +465,7 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
             ),
             field="resource_id",
         )
-    matching = payload.matching or trigger.default_matching
-    if matching not in dict(MATCHING_CHOICES):
-        raise ApiProblem(
-            422,
-            "invalid_request",
-            gettext("matching: one of %(choices)s.")
-            % {"choices": ", ".join(dict(MATCHING_CHOICES))},
-            field="matching",
-        )
-    field_name = (payload.field_name or trigger.default_field_name or "").strip() or None
-    if matching == "custom" and not field_name:
-        raise ApiProblem(
-            422,
-            "invalid_request",
-            gettext("field_name: custom matching needs the profile field name."),
-            field="field_name",
-        )
+    matching, field_name = matching_of(payload, trigger)
     if payload.column is None:
         header, rows = None, None
         values = _recipient_values(payload, altcraft_reading.launch_column(matching, field_name))
@@ -481,7 +493,7 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
     actor = use.actor(client_ip(request))
 
     def create(key: str) -> Any:
-        upload = _export_upload(header, rows) if header is not None else None
+        upload = csv_upload(header, rows) if header is not None else None
         try:
             return altcraft_services.launch_from_list(
                 actor=actor,
@@ -522,7 +534,7 @@ def altcraft_launch_create(request: HttpRequest, tenant_slug: str, payload: Altc
     request._api_replayed = replayed  # type: ignore[attr-defined]
     if replayed:
         request._api_response[REPLAYED_HEADER] = "true"  # type: ignore[attr-defined]
-    return Status(200 if replayed else 201, _launch_out(request, launch))
+    return Status(200 if replayed else 201, launch_out(request, launch))
 
 
 @router.get(
@@ -536,7 +548,7 @@ def altcraft_launch_get(request: HttpRequest, tenant_slug: str, launch_id: Recor
     launch = altcraft_selectors.launch_get(
         tenant=token_use(request).token.tenant, launch_pk=launch_id
     )
-    return Status(200, _launch_out(request, launch))
+    return Status(200, launch_out(request, launch))
 
 
 class ChunkTooLate(Schema):
@@ -573,7 +585,7 @@ def altcraft_launch_cancel(request: HttpRequest, tenant_slug: str, launch_id: Re
     return Status(
         200,
         {
-            "launch": _launch_out(request, launch),
+            "launch": launch_out(request, launch),
             "chunks_cancelled": outcome.cancelled,
             "chunks_too_late": [
                 {"chunk": number, "state": state} for number, state in outcome.too_late

@@ -113,6 +113,16 @@ class FileRejected(Exception):
     """The file cannot be sent at all; the message says why and where (row numbers)."""
 
 
+class MappingRejected(FileRejected):
+    """An import's column mapping cannot be used with its file: `code` names the problem (for the
+    API's problem codes) and `column` the column it is about ("" when none)."""
+
+    def __init__(self, message: str, *, code: str, column: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.column = column
+
+
 @dataclass
 class Preparation:
     """What reading a file found, and the chunks it wrote."""
@@ -795,14 +805,16 @@ def import_header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
 def check_mapping(
     mapping: dict[str, Any], names: list[str], *, matching: str, field_name: str | None
 ) -> None:
-    """FileRejected unless `mapping` covers every column and carries the matching value."""
+    """MappingRejected unless `mapping` covers every column and carries the matching value."""
     columns = mapping.get("columns") or {}
     unknown = [name for name in names if name and name not in columns]
     if unknown:
-        raise FileRejected(
+        raise MappingRejected(
             f"Row 1 (the header) has column(s) the mapping does not cover: "
             f"{', '.join(repr(u) for u in unknown)}. Map each to a profile field, a "
-            "subscription, or “ignore”."
+            "subscription, or “ignore”.",
+            code="unmapped_column",
+            column=unknown[0],
         )
     fields = set()
     kinds = set()
@@ -810,13 +822,21 @@ def check_mapping(
         if not name:
             continue
         target = columns[name]
-        kind = target.get("to")
+        kind = target.get("to") if isinstance(target, dict) else None
         if kind not in MAPPING_TARGETS:
-            raise FileRejected(f"Column {name!r} is mapped to an unknown target {kind!r}.")
+            raise MappingRejected(
+                f"Column {name!r} is mapped to an unknown target {kind!r}.",
+                code="bad_target",
+                column=name,
+            )
         if kind == "field":
             field = str(target.get("name") or "").strip()
             if not field or field == "subscriptions":
-                raise FileRejected(f"Column {name!r} needs a profile field name.")
+                raise MappingRejected(
+                    f"Column {name!r} needs a profile field name.",
+                    code="bad_target",
+                    column=name,
+                )
             fields.add(field)
         kinds.add(kind)
     carries = {
@@ -834,8 +854,9 @@ def check_mapping(
             "profile_id": "the profile field profile_id",
             "custom": f"the profile field {field_name}",
         }[matching]
-        raise FileRejected(
-            f"Matching {matching!r} needs a column mapped to {wanted}, inside each item's data."
+        raise MappingRejected(
+            f"Matching {matching!r} needs a column mapped to {wanted}, inside each item's data.",
+            code="matching_not_mapped",
         )
 
 

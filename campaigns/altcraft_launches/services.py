@@ -481,6 +481,7 @@ def launch_from_list(
     matching: str = "",
     field_name: str | None = None,
     column: str | None = None,
+    mapping: dict[str, Any] | None = None,
     idempotency_key: str,
     read_now: bool = False,
     skip_invalid: bool = False,
@@ -496,8 +497,8 @@ def launch_from_list(
     mapping instead, and a bulk launch whose file has several columns for its `column` to be
     chosen (`launch_column_choose`; the header is read here, as far as row 1: a bad header is
     a ValidationError on "file", with nothing kept). With `read_now` (the API, whose body is
-    small) it is read here (`launch_prepare`, `column` or the one named like the matching kind),
-    ListRefused when the reading discarded it or found invalid rows not to `skip_invalid` or
+    small) it is read here (`launch_prepare`: `column` or the one named like the matching kind;
+    an import with its column `mapping`), ListRefused when the reading discarded it or found invalid rows not to `skip_invalid` or
     rows without a value not to `skip_empty`, and with `confirm` the preview is confirmed
     (`launch_confirm`). On any error after the launch was recorded its files are deleted too:
     the caller's transaction rolls the launch's row back, so they go now rather than a day
@@ -525,7 +526,7 @@ def launch_from_list(
             launch = launch_prepare_queue(actor=actor, launch=launch, column=column)
         return launch
     try:
-        launch = launch_prepare(actor=actor, launch=launch, column=column)
+        launch = launch_prepare(actor=actor, launch=launch, column=column, mapping=mapping)
         if (
             launch.state == LaunchState.DISCARDED
             or (launch.rows_invalid and not skip_invalid)

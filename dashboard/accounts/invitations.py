@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
@@ -34,8 +34,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
-from dashboard.models import Membership, Permission, Role, Tenant
+from dashboard.models import Membership, Role, Tenant
 from dashboard.preferences.selectors import language_for_user
+from dashboard.tenancy.permissions import require_tenant_admin
 from dashboard.tenancy.services import membership_add, user_create
 
 logger = logging.getLogger(__name__)
@@ -96,17 +97,6 @@ def invite_link(*, user: AbstractBaseUser) -> str:
     return settings.SITE_URL + path
 
 
-def _require_admin(actor: Actor, tenant: Tenant) -> None:
-    user = actor.user
-    membership = (
-        Membership.objects.filter(user=user, tenant=tenant).first()
-        if user is not None and user.is_authenticated
-        else None
-    )
-    if membership is None or not membership.can(Permission.MANAGE):
-        raise PermissionDenied("Only an admin of this tenant can invite people.")
-
-
 def _never_joined(user: AbstractBaseUser) -> bool:
     return not user.has_usable_password() and user.last_login is None
 
@@ -121,7 +111,9 @@ def member_invite(
     out after the changes are committed; a failure to send is reported, not raised (the admin
     can invite again to resend).
     """
-    _require_admin(actor, tenant)
+    require_tenant_admin(
+        actor, tenant, refusal=_("Only an admin of this tenant can invite people.")
+    )
     if not settings.SSO_LOCAL_PASSWORDS:
         raise ValidationError(
             gettext(

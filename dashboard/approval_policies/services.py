@@ -13,7 +13,7 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -22,8 +22,9 @@ from django.utils.translation import ngettext
 from dashboard.approval_policies import selectors
 from dashboard.approval_policies.models import MAX_APPROVALS, ApprovalPolicy
 from dashboard.audit.trail import Actor, record_audit_event
-from dashboard.models import Permission, Tenant
+from dashboard.models import Tenant
 from dashboard.runs.models import Operation
+from dashboard.tenancy.permissions import require_tenant_admin
 
 FIELDS = (
     "name",
@@ -42,25 +43,6 @@ FIELDS = (
 )
 MAX_VALID_MINUTES = 7 * 24 * 60
 MAX_THRESHOLD = 2_000_000_000
-
-
-def _check_admin(actor: Actor, tenant: Tenant) -> None:
-    user = actor.user
-    if user is None or not user.is_authenticated:
-        raise PermissionDenied(
-            _("Only a signed-in admin of %(tenant)s can change policies.") % {"tenant": tenant.name}
-        )
-    membership = user.memberships.filter(tenant=tenant).first()
-    if membership is None:
-        raise PermissionDenied(
-            _("A non-member cannot change the approval policies of %(tenant)s.")
-            % {"tenant": tenant.name}
-        )
-    if not membership.can(Permission.MANAGE):
-        raise PermissionDenied(
-            _("Your role (%(role)s) cannot change the approval policies of %(tenant)s.")
-            % {"role": membership.get_role_display(), "tenant": tenant.name}
-        )
 
 
 def _whole(value: Any, field: str, errors: dict, *, low: int, high: int, optional: bool):
@@ -228,7 +210,12 @@ def _name_taken(tenant: Tenant, name: str) -> ValidationError:
 
 def policy_create(*, actor: Actor, tenant: Tenant, data: Mapping[str, Any]) -> ApprovalPolicy:
     """Add an approval policy to the tenant (an admin); audited as approval_policy.created."""
-    _check_admin(actor, tenant)
+    require_tenant_admin(
+        actor,
+        tenant,
+        refusal=_("Only a signed-in admin of %(tenant)s can change policies.")
+        % {"tenant": tenant.name},
+    )
     cleaned = clean_policy(tenant=tenant, data=data)
     policy = ApprovalPolicy(tenant=tenant, created_by=actor.user, **cleaned)
     try:
@@ -253,7 +240,12 @@ def policy_update(
     """Change a policy (an admin); audited as approval_policy.changed with before and after.
     Runs already waiting keep the verdict they were requested under."""
     tenant = policy.tenant
-    _check_admin(actor, tenant)
+    require_tenant_admin(
+        actor,
+        tenant,
+        refusal=_("Only a signed-in admin of %(tenant)s can change policies.")
+        % {"tenant": tenant.name},
+    )
     cleaned = clean_policy(tenant=tenant, data=data)
     try:
         with transaction.atomic():
@@ -283,7 +275,12 @@ def policy_update(
 def policy_delete(*, actor: Actor, policy: ApprovalPolicy) -> None:
     """Delete a policy (an admin); audited as approval_policy.deleted with what it was."""
     tenant = policy.tenant
-    _check_admin(actor, tenant)
+    require_tenant_admin(
+        actor,
+        tenant,
+        refusal=_("Only a signed-in admin of %(tenant)s can change policies.")
+        % {"tenant": tenant.name},
+    )
     with transaction.atomic():
         # What it is now, not what the caller last read: the audit row says what was deleted.
         locked = ApprovalPolicy.objects.select_for_update().filter(pk=policy.pk).first()

@@ -12,8 +12,8 @@ from dashboard.tenancy.scoping import client_ip
 
 
 class SessionLastSeenMiddleware:
-    """After the response: a signed-in session is marked seen, at most once a minute (one Redis
-    round trip otherwise, no SQL). It reads the user id from the session the view has loaded
+    """After the response: a signed-in session is marked seen, at most once a minute per web
+    process (no round trip at all otherwise: services._SeenMemo). It reads the user id from the session the view has loaded
     anyway, so it never loads the user itself (tenant pages load user and membership together,
     dashboard/tenancy/scoping.py)."""
 

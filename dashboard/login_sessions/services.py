@@ -20,12 +20,14 @@ same words whether or not it exists, nothing is ended, and the attempt is audite
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
@@ -38,11 +40,12 @@ from dashboard.clock import utc_now
 from dashboard.login_sessions.devices import device_parts
 from dashboard.login_sessions.models import LoginSession
 from dashboard.login_sessions.selectors import current_key_hash, session_key_hash, session_list
-from dashboard.models import Membership, Permission, Tenant
+from dashboard.models import Membership, Tenant
+from dashboard.tenancy.permissions import require_tenant_admin
 
 SEEN_EVERY_SECONDS = 60
 USER_AGENT_MAX_CHARS = 500
-_SEEN_CACHE_PREFIX = "login-session-seen:"
+SEEN_MEMO_SIZE = 10_000
 
 
 class SessionEndRefused(PermissionDenied):
@@ -55,20 +58,44 @@ def _session_store():
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-def _seen_cache():
-    """Where "seen in the last minute" is remembered: the sessions' Redis when there is one (so
-    every web process shares it), else the process's own cache (the demo without Redis)."""
-    alias = getattr(settings, "SESSION_CACHE_ALIAS", "default")
-    return caches[alias if alias in settings.CACHES else "default"]
+class _SeenMemo:
+    """Which sessions this process noted as seen, and when (monotonic seconds).
+
+    Kept in the process, not in Redis: a signed-in request then costs no round trip at all, and
+    a session is written at most once a minute per web process (a handful of writes a minute
+    where Redis kept it to one). Bounded: the oldest sessions are forgotten first, which only
+    means one early write for them.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.noted: OrderedDict[str, float] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def due(self, key_hash: str, now: float) -> bool:
+        """True when `key_hash` was not noted in the last SEEN_EVERY_SECONDS (and notes it)."""
+        with self.lock:
+            last = self.noted.get(key_hash)
+            if last is not None and now - last < SEEN_EVERY_SECONDS:
+                return False
+            self.noted[key_hash] = now
+            self.noted.move_to_end(key_hash)
+            while len(self.noted) > self.size:
+                self.noted.popitem(last=False)
+            return True
+
+    def clear(self) -> None:
+        with self.lock:
+            self.noted.clear()
+
+
+_seen = _SeenMemo(size=SEEN_MEMO_SIZE)
 
 
 def _remember_seen(key_hash: str) -> bool:
-    """True when this session was not marked as seen in the last minute (and marks it now).
-    Redis trouble answers False: no write rather than a write per request."""
-    try:
-        return bool(_seen_cache().add(_SEEN_CACHE_PREFIX + key_hash, 1, SEEN_EVERY_SECONDS))
-    except Exception:
-        return False
+    """True when this process did not note the session as seen in the last minute (and notes
+    it now)."""
+    return _seen.due(key_hash, time.monotonic())
 
 
 def login_session_record(
@@ -99,7 +126,7 @@ def login_session_seen(
     *, user_id: int, session_key: str, ip_address: str | None, user_agent: str
 ) -> None:
     """Note that the session was used now, from this address: at most one write a minute per
-    session (a Redis mark in between), never one per request."""
+    session and web process, never one per request."""
     key_hash = session_key_hash(session_key)
     if not _remember_seen(key_hash):
         return
@@ -295,28 +322,18 @@ def sessions_end_others(
     return len(ended)
 
 
-def _check_admin(actor: Actor, tenant: Tenant) -> None:
-    """Only an admin of the member's tenant may end a member's sessions."""
-    user = actor.user
-    membership = (
-        Membership.objects.filter(user=user, tenant=tenant).first()
-        if user is not None and user.is_authenticated
-        else None
-    )
-    if membership is None or not membership.can(Permission.MANAGE):
-        raise PermissionDenied(
-            _("Only an admin of %(tenant)s can end the sessions of its members.")
-            % {"tenant": tenant.name}
-        )
-
-
 def member_sessions_end(*, actor: Actor, membership: Membership) -> int:
     """End every session of a member (an admin of the member's tenant); how many.
 
     The sessions are the person's, so all of them end, whichever tenant they were used for;
     audited as `member.sessions_ended` in the member's (the admin's) tenant, even when none.
     """
-    _check_admin(actor, membership.tenant)
+    require_tenant_admin(
+        actor,
+        membership.tenant,
+        refusal=_("Only an admin of %(tenant)s can end the sessions of its members.")
+        % {"tenant": membership.tenant.name},
+    )
     with transaction.atomic():
         ended = _end(LoginSession.objects.filter(user_id=membership.user_id).select_for_update())
         record_audit_event(

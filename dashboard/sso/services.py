@@ -13,16 +13,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.models import Membership, MembershipSource, Permission, Role, Tenant
+from dashboard.models import Membership, MembershipSource, Role, Tenant
 from dashboard.sso.models import SsoGroupMapping, SsoIdentity
 from dashboard.tenancy.crypto import encrypt_secret
+from dashboard.tenancy.permissions import require_tenant_admin
 
 GROUP_MAX_CHARS = 200
 GROUPS_KEPT = 500
@@ -63,21 +64,6 @@ class RolesApplied:
 # -- the mapping ------------------------------------------------------------------------------
 
 
-def _check_admin(actor: Actor, tenant: Tenant) -> None:
-    user = actor.user
-    if user is None or not user.is_authenticated:
-        raise PermissionDenied(
-            _("Only a signed-in admin of %(tenant)s can change its single sign-on groups.")
-            % {"tenant": tenant.name}
-        )
-    membership = user.memberships.filter(tenant=tenant).first()
-    if membership is None or not membership.can(Permission.MANAGE):
-        raise PermissionDenied(
-            _("Only an admin of %(tenant)s can change its single sign-on groups.")
-            % {"tenant": tenant.name}
-        )
-
-
 def _field_error(field_name: str, message: str, code: str) -> ValidationError:
     """A refusal about one field that keeps its code (the API's problem code)."""
     return ValidationError({field_name: ValidationError(message, code=code)})
@@ -100,7 +86,12 @@ def clean_group(group: str) -> str:
 def mapping_set(*, actor: Actor, tenant: Tenant, group: str, role: str) -> SsoGroupMapping:
     """Map an IdP group to a role in the tenant (or change the role it maps to). Applies at each
     member's next login, or at once with `sso_sync`. Audited as sso.mapping_set."""
-    _check_admin(actor, tenant)
+    require_tenant_admin(
+        actor,
+        tenant,
+        refusal=_("Only an admin of %(tenant)s can change its single sign-on groups.")
+        % {"tenant": tenant.name},
+    )
     group = clean_group(group)
     if role not in Role.values:
         raise _field_error(
@@ -153,7 +144,12 @@ def mapping_set(*, actor: Actor, tenant: Tenant, group: str, role: str) -> SsoGr
 def mapping_remove(*, actor: Actor, tenant: Tenant, group: str) -> None:
     """Remove a group's mapping: its members lose that role at their next login (or sync).
     Audited as sso.mapping_removed."""
-    _check_admin(actor, tenant)
+    require_tenant_admin(
+        actor,
+        tenant,
+        refusal=_("Only an admin of %(tenant)s can change its single sign-on groups.")
+        % {"tenant": tenant.name},
+    )
     group = clean_group(group)
     with transaction.atomic():
         mapping = (

@@ -10,9 +10,10 @@ Properties (issue 23):
   Idempotency-Key;
 - nothing lost: every topic of an answered trigger has its run; every run the vendor acted on
   is recorded as sent (an attempt row) and none that says "succeeded" is unknown to the vendor;
-- Altcraft launches: every address reached Altcraft at most once and every request was exactly
-  one chunk, sent once, by a run with an attempt row; no chunk is lost (each has its run, and a
-  chunk whose run succeeded is in the ledger with all its addresses);
+- Altcraft launches and imports: every address reached Altcraft at most once and every request
+  (a bulk launch, or an import task) was exactly one chunk of a launch of its kind, sent once,
+  by a run with an attempt row; no chunk is lost (each has its run, and a chunk whose run
+  succeeded is in the ledger with all its addresses or profiles);
 - cancels: a cancelled run never reached its vendor (Optimove execution, Altcraft request, a
   cancelled schedule's trigger); a cancel answered 200 withdrew what it names, one answered 409
   `too_late` (or a launch's `chunks_too_late`) left it to be sent: the answers tell the truth;
@@ -254,12 +255,25 @@ def api_key(key: str) -> str:
     return "api:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-ADDRESS = re.compile(r"^(a[0-9a-f]{12})-(\d{4})@example\.com$")
+ADDRESS = re.compile(r"^([ai][0-9a-f]{12})-(\d{4})@example\.com$")
+# The sandbox's route each kind of launch sends its chunks to, and the address of one item of a
+# request there: a bulk launch's items are {"email": …}, an import's {"data": {"email": …}}.
+ALTCRAFT_ROUTES = {
+    "start_batch": ("start_batch", lambda item: item.get("email")),
+    "import": ("import_and_start_batch_task", lambda item: (item.get("data") or {}).get("email")),
+}
+INTENT_KINDS = {"altcraft": "start_batch", "altcraft_import": "import"}
+
+
+def listed(intent) -> list:
+    """What a launch or import intent asked to send: its recipients, or its rows."""
+    return intent.body.get("recipients") or intent.body.get("rows") or []
 
 
 def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) -> int:
-    """The Altcraft sandbox's ledger against the launches and their chunks; the duplicate sends
-    it found (addresses or chunks Altcraft received more than once)."""
+    """The Altcraft sandbox's ledger (bulk launches' requests and import tasks) against the
+    launches and their chunks; the duplicate sends it found (addresses or chunks Altcraft
+    received more than once)."""
     from campaigns.altcraft_launches.models import AltcraftChunk, AltcraftLaunch, LaunchState
 
     # The API keeps a digest of the request's Idempotency-Key (the workload's `ref`).
@@ -270,7 +284,7 @@ def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) 
     launches = {
         intent.key: by_key[api_key(intent.key)]
         for intent in intents
-        if intent.kind == "altcraft" and api_key(intent.key) in by_key
+        if intent.kind in INTENT_KINDS and api_key(intent.key) in by_key
     }
     chunks: dict[int, list[AltcraftChunk]] = defaultdict(list)
     for chunk in AltcraftChunk.objects.filter(
@@ -284,53 +298,61 @@ def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) 
 
     addresses: Counter = Counter()
     sent_chunks: Counter = Counter()
-    requests = 0
-    for received in sandboxes["altcraft"].received_on("start_batch"):
-        if not received.processed:
-            continue
-        try:
-            items = json.loads(received.body).get("data") or []
-        except (ValueError, AttributeError):
-            continue
-        parsed = [
-            ADDRESS.match(str(item.get("email", ""))) for item in items if isinstance(item, dict)
-        ]
-        parsed = [match for match in parsed if match]
-        if not parsed:
-            continue  # not the workload's (the fuzzer's tenant)
-        requests += 1
-        addresses.update(match.group(0) for match in parsed)
-        ref = parsed[0].group(1)
-        launch = launches.get(ref)
-        if launch is None:
-            findings.add(
-                "lost", f"Altcraft received launch {ref}'s addresses; no launch records it"
-            )
-            continue
-        found = {chunk_of(launch, int(match.group(2))) for match in parsed}
-        if len(found) != 1 or None in found:
-            findings.add("chunking", f"an Altcraft request of launch #{launch.pk} is not one chunk")
-            continue
-        [chunk] = found
-        sent_chunks[chunk.pk] += 1
-        run_ids = [chunk.run_id] if chunk.run_id else []
-        if len(parsed) != chunk.item_count:
-            findings.add(
-                "lost",
-                f"launch #{launch.pk} chunk {chunk.number}: Altcraft got {len(parsed)} of "
-                f"{chunk.item_count} addresses",
-                run_ids,
-            )
-        if chunk.run is None or chunk.run_id not in attempted:
-            findings.add(
-                "unrecorded", f"Altcraft got launch #{launch.pk} chunk {chunk.number}", run_ids
-            )
-        elif chunk.run.state == RunState.CANCELLED:
-            findings.add(
-                "sent_but_cancelled",
-                f"Altcraft got launch #{launch.pk} chunk {chunk.number}",
-                run_ids,
-            )
+    requests: Counter = Counter()
+    for kind, (route, address_of) in ALTCRAFT_ROUTES.items():
+        for received in sandboxes["altcraft"].received_on(route):
+            if not received.processed:
+                continue
+            try:
+                items = json.loads(received.body).get("data") or []
+            except (ValueError, AttributeError):
+                continue
+            parsed = [
+                ADDRESS.match(str(address_of(item) or ""))
+                for item in items
+                if isinstance(item, dict)
+            ]
+            parsed = [match for match in parsed if match]
+            if not parsed:
+                continue  # not the workload's (the fuzzer's tenant)
+            requests[kind] += 1
+            addresses.update(match.group(0) for match in parsed)
+            ref = parsed[0].group(1)
+            launch = launches.get(ref)
+            if launch is None:
+                findings.add(
+                    "lost", f"Altcraft received launch {ref}'s addresses; no launch records it"
+                )
+                continue
+            if launch.kind != kind:
+                findings.add("chunking", f"launch #{launch.pk} ({launch.kind}) reached {route}")
+                continue
+            found = {chunk_of(launch, int(match.group(2))) for match in parsed}
+            if len(found) != 1 or None in found:
+                findings.add(
+                    "chunking", f"an Altcraft request of launch #{launch.pk} is not one chunk"
+                )
+                continue
+            [chunk] = found
+            sent_chunks[chunk.pk] += 1
+            run_ids = [chunk.run_id] if chunk.run_id else []
+            if len(parsed) != chunk.item_count:
+                findings.add(
+                    "lost",
+                    f"launch #{launch.pk} chunk {chunk.number}: Altcraft got {len(parsed)} of "
+                    f"{chunk.item_count} addresses",
+                    run_ids,
+                )
+            if chunk.run is None or chunk.run_id not in attempted:
+                findings.add(
+                    "unrecorded", f"Altcraft got launch #{launch.pk} chunk {chunk.number}", run_ids
+                )
+            elif chunk.run.state == RunState.CANCELLED:
+                findings.add(
+                    "sent_but_cancelled",
+                    f"Altcraft got launch #{launch.pk} chunk {chunk.number}",
+                    run_ids,
+                )
     duplicates = 0
     for address, count in addresses.items():
         if count > 1:
@@ -343,7 +365,7 @@ def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) 
     # Nothing lost: each answered launch has its chunks for every recipient, each with its run,
     # and a chunk whose run succeeded is in the ledger.
     for intent in intents:
-        if intent.kind != "altcraft" or intent.status not in (200, 201):
+        if intent.kind not in INTENT_KINDS or intent.status not in (200, 201):
             continue
         launch = launches.get(intent.key)
         if launch is None:
@@ -354,12 +376,13 @@ def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) 
             continue
         if launch.state == LaunchState.DISCARDED:
             continue  # cancelled before it was confirmed: nothing of it may be sent (above)
+        if launch.kind != INTENT_KINDS[intent.kind]:
+            findings.add("lost", f"intent {intent.key} made launch #{launch.pk} ({launch.kind})")
         items = sum(chunk.item_count for chunk in chunks[launch.pk])
-        if items != len(intent.body["recipients"]):
+        if items != len(listed(intent)):
             findings.add(
                 "lost",
-                f"launch #{launch.pk}: chunks hold {items} of "
-                f"{len(intent.body['recipients'])} recipients",
+                f"launch #{launch.pk}: chunks hold {items} of {len(listed(intent))} recipients",
             )
         for chunk in chunks[launch.pk]:
             if chunk.run is None:
@@ -370,9 +393,24 @@ def check_altcraft(findings: Findings, sandboxes, intents, attempted: set[int]) 
                     f"launch #{launch.pk} chunk {chunk.number} succeeded, Altcraft never got it",
                     [chunk.run_id],
                 )
-    findings.figures["altcraft_launches"] = len(launches)
-    findings.figures["altcraft_chunks"] = sum(len(v) for v in chunks.values())
-    findings.figures["altcraft_requests"] = requests
+    # The workload's rows are all valid: an import refused for anything but a trigger with no
+    # remembered mapping yet (a true answer) is a finding.
+    answers: Counter = Counter()
+    for intent in intents:
+        if intent.kind == "altcraft_import":
+            code = intent.answer.get("code", "") if isinstance(intent.answer, dict) else ""
+            answers[f"{intent.status} {code}".strip()] += 1
+            if intent.status == 422 and code != "no_mapping":
+                findings.add("refused", f"import {intent.key} answered 422 {code}: {intent.answer}")
+    findings.figures["altcraft_import_answers"] = dict(sorted(answers.items()))
+    kinds = Counter(launch.kind for launch in launches.values())
+    findings.figures["altcraft_launches"] = kinds["start_batch"]
+    findings.figures["altcraft_imports"] = kinds["import"]
+    findings.figures["altcraft_chunks"] = {
+        kind: sum(len(chunks[launch.pk]) for launch in launches.values() if launch.kind == kind)
+        for kind in ALTCRAFT_ROUTES
+    }
+    findings.figures["altcraft_requests"] = dict(requests)
     findings.figures["altcraft_addresses"] = len(addresses)
     return duplicates
 

@@ -38,6 +38,8 @@ VENDOR_ROUTES = [
     ("talkifai", "start_batch_job"),
     ("optimove_batch", "trigger_daily"),
     ("altcraft", "start_batch"),
+    ("altcraft", "import_and_start_batch_task"),
+    ("altcraft", "task_status"),
 ]
 
 

@@ -15,10 +15,15 @@ Kinds of intent:
   with the `column` to send), cut into several requests (chunks) by the connection's small body
   limit; every address names its launch (`<ref>-<index>@example.com`), so the sandbox's ledger
   says which chunk of which launch each request was;
+- `altcraft_import`: an Altcraft profile import + launch of 1-150 rows (`POST altcraft/imports`:
+  rows of profiles and their column mapping, or now and then the trigger's remembered one), cut
+  into several requests too, each a vendor task polled to its result; its addresses name it
+  as a launch's do (`<ref>-<index>@example.com`, the ref starting with "i");
 - `schedule`: a scheduled trigger (the scheduler fires it, under two beats at times);
 - `approve`: an operator approves a run that waits for approval (the daily trigger);
-- `cancel_run` / `cancel_launch`: right after a trigger or launch is answered, now and then its
-  requester's operator cancels one of its runs, or the whole launch, racing the workers;
+- `cancel_run` / `cancel_launch`: right after a trigger, launch or import is answered, now and
+  then its requester's operator cancels one of its runs, or the whole launch (an import is one
+  too), racing the workers;
 - `cancel_schedule`: an operator cancels a scheduled trigger, before or after its time.
 A cancel is answered truthfully: 200 when it withdrew the run (or it was cancelled already), 409
 `too_late` with the run's state when a worker had it first; the checker holds it to that.
@@ -52,6 +57,15 @@ REQUEST_TIMEOUT = 15.0
 RETRY_SECONDS = 120.0
 # The share of answered triggers and launches an operator cancels at once (racing the workers).
 CANCEL_SHARE = 0.2
+# The column mapping of the workload's imports: the address is the profile's email.
+IMPORT_MAPPING = {
+    "columns": {
+        "email": {"to": "field", "name": "email"},
+        "first_name": {"to": "field", "name": "_fname"},
+        "city": {"to": "ignore"},
+    }
+}
+LAUNCH_KINDS = ("altcraft", "altcraft_import")
 
 
 @dataclass
@@ -118,11 +132,11 @@ class Workload:
 
     def opening(self) -> list[tuple[str, Brand]]:
         """What the clients do first, so that even a short proof has every kind: per tenant a
-        launch from a list and one from a CRM export, both of several chunks, and one schedule
-        cancelled well before its time."""
+        launch from a list, one from a CRM export and an import, each of several chunks, and one
+        schedule cancelled well before its time."""
         first: list[tuple[str, Brand]] = []
         for brand in self.brands:
-            first += [("altcraft_list", brand), ("altcraft_export", brand)]
+            first += [("altcraft_list", brand), ("altcraft_export", brand), ("import", brand)]
         if self.schedules:
             first.append(("cancel_schedule", self.brands[0]))
         return first
@@ -133,6 +147,8 @@ class Workload:
                 kind, brand = self.first.pop(0)
                 if kind == "cancel_schedule":
                     return self._cancel_schedule(self.schedules.pop())  # the latest to fire
+                if kind == "import":
+                    return self._import_intent(brand, count=150, mapped=True)
                 return self._altcraft_intent(brand, export=kind == "altcraft_export", count=150)
             brand = self.random.choice(self.brands)
             roll = self.random.random()
@@ -154,6 +170,12 @@ class Workload:
                     brand,
                     export=self.random.random() < 0.5,
                     count=self.random.choice([1, 3, 12, 40, 40, 80, 150]),
+                )
+            if 0.32 <= roll < 0.39:
+                return self._import_intent(
+                    brand,
+                    count=self.random.choice([1, 3, 12, 40, 80, 150]),
+                    mapped=self.random.random() < 0.7,
                 )
             free_jobs = [pk for pk in brand.batch_job_pks if pk not in self.started_jobs]
             if roll < 0.16 and free_jobs:
@@ -192,6 +214,24 @@ class Workload:
             "altcraft", brand, "altcraft/launches", body, brand.marketer_token, key=ref
         )
 
+    def _import_intent(self, brand: Brand, *, count: int, mapped: bool) -> Intent:
+        """A profile import + launch; its addresses name it (`<ref>-<index>@example.com`).
+        Unless `mapped`, the trigger's remembered mapping is used (a 422 `no_mapping` while no
+        import of it has been read yet: a true answer, nothing made)."""
+        ref = f"i{uuid.UUID(int=self.random.getrandbits(128)).hex[:12]}"
+        body: dict[str, Any] = {
+            "trigger": brand.altcraft_trigger_id,
+            "rows": [
+                {"email": altcraft_address(ref, index), "first_name": f"P{index}", "city": "Riga"}
+                for index in range(count)
+            ],
+        }
+        if mapped:
+            body["mapping"] = IMPORT_MAPPING
+        return self._intent(
+            "altcraft_import", brand, "altcraft/imports", body, brand.marketer_token, key=ref
+        )
+
     def _cancel_schedule(self, schedule: tuple[str, int]) -> Intent:
         slug, schedule_id = schedule
         owner = next(brand for brand in self.brands if brand.slug == slug)
@@ -222,7 +262,7 @@ class Workload:
         with self.lock:
             if self.random.random() >= CANCEL_SHARE:
                 return None
-            if intent.kind == "altcraft" and "id" in answer:
+            if intent.kind in LAUNCH_KINDS and "id" in answer:
                 return self._intent(
                     "cancel_launch",
                     intent.brand,
@@ -339,7 +379,8 @@ class Workload:
 
 
 def altcraft_address(ref: str, index: int) -> str:
-    """The `index`th recipient of the launch `ref`: the ledger's items name their launch."""
+    """The `index`th recipient (or profile) of the launch or import `ref`: the ledger's items
+    name their launch."""
     return f"{ref}-{index:04d}@example.com"
 
 

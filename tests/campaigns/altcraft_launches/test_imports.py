@@ -124,3 +124,15 @@ def test_a_task_altcraft_no_longer_knows_goes_before_a_person_at_once(
     Run.objects.filter(pk=chunk.run_id).update(next_poll_at=None)
     assert run_poll(run_id=chunk.run_id) == "not accepted"
     assert run.attempts.filter(purpose="poll").count() == 1
+
+
+def test_a_mapping_whose_target_is_not_an_object_is_refused_naming_the_column() -> None:
+    # A hand-written --mapping-file may say {"Email": "email"}: a refusal, not a crash.
+    from campaigns.altcraft_launches import reading
+
+    with pytest.raises(reading.MappingRejected) as refused:
+        reading.check_mapping(
+            {"columns": {"Email": "email"}}, ["Email"], matching="email", field_name=None
+        )
+
+    assert (refused.value.code, refused.value.column) == ("bad_target", "Email")

@@ -69,8 +69,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         schema = schemathesis.openapi.from_wsgi("/api/v1/schema", WSGIHandler())
         operations = [result.ok() for result in schema.get_all_operations()]
         # every endpoint: send windows, approval policies, SSO groups, preferences, chat webhooks,
-        # cancels, recurring schedules, sessions, the second-factor setting
-        assert len(operations) == 43
+        # cancels, recurring schedules, sessions, the second-factor setting, Altcraft imports
+        assert len(operations) == 44
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 run_operation(operation, mode, client.secret, checks)
