@@ -137,16 +137,29 @@ def _runs_of(generator: EventGenerator) -> Any:
 def hold_generator_runs(*, connection_id: int, operation: str, now: datetime) -> None:
     """The engine's hook (AppConfig.send_holds): the queued runs of this connection's
     generators whose own window is closed now become due at its next opening, so the
-    dispatcher's claim skips them. One query when no generator of it has a window."""
+    dispatcher's claim skips them. One query when no generator of it has a window.
+
+    Called before any run lock is taken. A closed window is read again under the generator's
+    row lock, the one generator_window_set holds while it releases the runs its old window
+    held: a dispatcher that read the old window would otherwise hold them again."""
     for generator in EventGenerator.objects.filter(
         connection_id=connection_id, send_window__isnull=False
-    ).select_related("connection"):
+    ):
         found = generator_rules(generator)
         if not found.is_set or found.is_allowed(now):
             continue
-        until = found.next_allowed(now)
-        if until is None:
-            continue
-        _runs_of(generator).filter(operation=operation, state=RunState.QUEUED).filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
-        ).update(next_attempt_at=until)
+        with transaction.atomic():
+            locked = (
+                EventGenerator.objects.select_for_update(no_key=True)
+                .filter(pk=generator.pk)
+                .first()
+            )
+            found = generator_rules(locked) if locked is not None else None
+            if found is None or not found.is_set or found.is_allowed(now):
+                continue
+            until = found.next_allowed(now)
+            if until is None:
+                continue
+            _runs_of(locked).filter(operation=operation, state=RunState.QUEUED).filter(
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=until)
+            ).update(next_attempt_at=until)

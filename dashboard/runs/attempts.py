@@ -13,6 +13,8 @@ from django.db.models import Q
 
 from dashboard.clock import utc_now
 from dashboard.models import VendorConnection
+from dashboard.pauses.models import SendingPause
+from dashboard.pauses.selectors import sending_pause_for
 from dashboard.runs.heartbeat import ensure_heartbeat
 from dashboard.runs.models import (
     Run,
@@ -181,9 +183,6 @@ def mark_requests_started_unless_paused(
     committed before the lock was granted. In PostgreSQL the check and the mark are one
     statement: one round trip per grant of places rather than an ORM read and an UPDATE.
     """
-    from dashboard.pauses.models import SendingPause
-    from dashboard.pauses.selectors import sending_pause_for
-
     if connection.vendor != "postgresql":
         if sending_pause_for(tenant_id=tenant_id, connection_id=connection_id) is not None:
             return None

@@ -53,7 +53,7 @@ from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import PollResult, RunOperation, SendResult, operation_for
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState, sources
-from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
+from dashboard.send_windows.selectors import hold_by_feature_windows
 from dashboard.tenancy import credentials
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, NotSent, VendorError
@@ -263,15 +263,13 @@ def claim_sends(
         return None
     # Outside the connection's send window: its queued runs become due when it opens (the
     # sweeper wakes them then); a batch claimed inside it goes out even if it closes meanwhile.
-    hold = send_hold_for(connection_id=connection_id, at=now, connection_name=connection.name)
-    if hold is not None:
-        Run.objects.filter(
-            connection_id=connection_id, operation=operation.name, state=RunState.QUEUED
-        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=hold.until or now)).update(
-            next_attempt_at=hold.until
-        )
+    if gate.hold_outside_send_window(
+        connection_id=connection_id, now=now, operation=operation.name
+    ):
         return None
     hold_by_feature_windows(connection_id=connection_id, operation=operation.name, now=now)
+    # Runs released while the hold's lock was awaited are due by now.
+    now = utc_now()
     with transaction.atomic():
         try:
             secrets = credentials.connection_secrets(connection)

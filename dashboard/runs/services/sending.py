@@ -65,6 +65,16 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
             connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
         )
     now = utc_now()
+    # Approved late, or queued long: a run never leaves outside its connection's send window.
+    # It waits queued, due when the window opens (the sweeper or this countdown). Decided
+    # before the run's row lock is taken, as gate.hold_outside_send_window asks.
+    hold = gate.hold_outside_send_window(connection_id=connection_id, now=now, run_id=run_id)
+    if hold is not None:
+        if hold.until is not None:
+            enqueue("send", run_id, (hold.until - now).total_seconds())
+        logger.info("run %s %s", run_id, hold.held_reason())
+        return "held: outside the send window"
+    hold_by_feature_windows(connection_id=connection_id, operation=operation_name, now=now)
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
@@ -82,15 +92,6 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         # commits first stops the send; resuming enqueues the run again.
         if sending_pause_for(tenant_id=run.tenant_id, connection_id=run.connection_id, lock=True):
             return "held: sending paused"
-        # Approved late, or queued long: a run never leaves outside its connection's send
-        # window. It waits queued, due when the window opens (the sweeper or this countdown).
-        if _held_by_window(run, "next_attempt_at", "send", now):
-            return "held: outside the send window"
-        hold_by_feature_windows(connection_id=run.connection_id, operation=run.operation, now=now)
-        due = Run.objects.filter(pk=run.pk).values_list("next_attempt_at", flat=True).first()
-        if due is not None and due > now + gate.DUE_MARGIN:
-            enqueue("send", run.pk, (due - now).total_seconds())
-            return "held: outside the send window"
         operation = operation_for(run.operation)
         problem = approval_problem(run, now) or operation.pre_send_problem(run)
         if problem:

@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from campaigns.event_generators import services
+from campaigns.event_generators import send_window, services
 from campaigns.event_generators.models import TriggerGroup
 from campaigns.event_generators.send_window import (
     check_generator_window,
@@ -218,3 +218,29 @@ def test_the_api_shows_and_sets_a_generators_window(team, generator, make_token,
     _, marketer = make_token("marketer")
     refused = marketer.post(path, {"window": None, "reason": "x"})
     assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+
+
+def test_a_window_lifted_just_after_the_dispatcher_read_it_releases_the_runs_all_the_same(
+    team, generator, sandboxes, monkeypatch
+):
+    runs = [submit(team, generator, number) for number in range(2)]
+    window, _opens = closed_now_window()
+    generator_window_set(actor=oscar(team), generator=generator, window=window, reason="Hold")
+    operation = Operation.OPTIMOVE_RUN_EVENT_GENERATOR
+    dispatch.dispatch_sends(
+        connection_id=generator.connection_id, operation=operation, run_id=runs[0].pk
+    )
+    read_rules, lifting = send_window.generator_rules, []
+
+    def lifted_after_the_read(found_generator):
+        found = read_rules(found_generator)
+        if found.is_set and not lifting:
+            lifting.append(True)
+            generator_window_set(actor=oscar(team), generator=generator, window=None, reason="Go")
+        return found
+
+    monkeypatch.setattr(send_window, "generator_rules", lifted_after_the_read)
+    dispatch.dispatch_sends(connection_id=generator.connection_id, operation=operation)
+
+    sent = sandboxes["optimove_campaigns"].received_on("run")
+    assert sorted(json.loads(r.body)["context"]["match_id"] for r in sent) == ["m0", "m1"]

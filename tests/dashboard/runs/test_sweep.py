@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def backends_waiting_on_a_lock() -> int:
     with default_connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL would answer from the first look's snapshot.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'"

@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 
 from dashboard.audit.trail import Actor
 from dashboard.clock import utc_now
 from dashboard.models import AuditEvent
-from dashboard.runs import dispatch, services
+from dashboard.runs import dispatch, gate, services
 from dashboard.runs.models import Operation, Run
+from dashboard.runs.operations import operation_for
 from dashboard.runs.states import RunState
 from dashboard.send_windows.models import BlackoutDate, SendWindow
 from dashboard.send_windows.selectors import send_hold_for, send_rules_for
@@ -23,6 +25,8 @@ from dashboard.send_windows.services import (
     check_send_window,
     send_window_set,
 )
+from tests.dashboard.runs.test_sweep import backends_waiting_on_a_lock, in_thread
+from tests.e2e.conftest import wait_for
 from tests.factories import RunFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]
@@ -280,6 +284,71 @@ def test_lifting_a_blackout_releases_the_runs_it_held(team, campaigns, sandboxes
     assert sent_numbers(sandboxes) == [0, 1]
 
 
+def test_a_blackout_lifted_just_after_a_dispatcher_read_it_releases_the_runs_all_the_same(
+    team, campaigns, sandboxes, monkeypatch
+):
+    runs = [submit(team, campaigns, number) for number in range(2)]
+    send_window_set(
+        actor=oscar(team), connection=campaigns, window=None, blackouts=around_today(), reason="X"
+    )
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION, run_id=runs[0].pk)
+    read_rules = gate.send_hold_for
+
+    def lifted_after_the_read(**arguments):
+        found = read_rules(**arguments)
+        if found is not None and BlackoutDate.objects.exists():
+            send_window_set(
+                actor=oscar(team), connection=campaigns, window=None, blackouts="", reason="Lift"
+            )
+        return found
+
+    monkeypatch.setattr(gate, "send_hold_for", lifted_after_the_read)
+    dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+
+    assert sent_numbers(sandboxes) == [0, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_that_read_the_blackout_as_it_was_lifted_does_not_hold_the_runs_again(
+    team, campaigns
+):
+    runs = [submit(team, campaigns, number) for number in range(2)]
+    send_window_set(
+        actor=oscar(team), connection=campaigns, window=None, blackouts=around_today(), reason="X"
+    )
+    assert (
+        dispatch.claim_sends(connection_id=campaigns.pk, operation=operation_for(OPERATION)) is None
+    )
+    assert set(Run.objects.values_list("next_attempt_at", flat=True)) == {reopens()}
+
+    errors: list[BaseException] = []
+    decided: list[object] = []
+    with transaction.atomic():
+        send_window_set(
+            actor=oscar(team), connection=campaigns, window=None, blackouts="", reason="Lifted"
+        )
+        # Before the lift commits, a dispatcher reads the rules: still the blackout.
+        dispatcher = in_thread(
+            lambda: decided.append(
+                gate.hold_outside_send_window(
+                    connection_id=campaigns.pk, now=utc_now(), operation=OPERATION
+                )
+            ),
+            errors,
+        )
+        wait_for(
+            lambda: backends_waiting_on_a_lock() or errors,
+            timeout=60,
+            message="the dispatcher to wait",
+        )
+    dispatcher.join(timeout=60)
+
+    assert errors == [] and decided == [None]
+    for run in runs:
+        run.refresh_from_db()
+        assert run.state == RunState.QUEUED and run.next_attempt_at < reopens()
+
+
 def test_the_per_run_send_holds_a_run_approved_late_and_lets_it_go_when_the_window_opens(
     team, monkeypatch
 ):
@@ -296,8 +365,8 @@ def test_the_per_run_send_holds_a_run_approved_late_and_lets_it_go_when_the_wind
     run.refresh_from_db()
     assert run.state == RunState.QUEUED and run.next_attempt_at == reopens()
     assert not run.attempts.exists()
-    # Before the opening, a message finds it not yet due; after it, it is no longer held.
-    assert services.run_send(run_id=run.pk) == "not yet due"
+    # Before the opening, a message finds it held again; after it, it is no longer held.
+    assert services.run_send(run_id=run.pk) == "held: outside the send window"
     monkeypatch.setattr(services.sending, "utc_now", lambda: reopens() + timedelta(seconds=1))
     assert services.run_send(run_id=run.pk) not in ("held: outside the send window", "not yet due")
     assert run.attempts.exists() or Run.objects.get(pk=run.pk).state != RunState.QUEUED
