@@ -54,7 +54,8 @@ class LazyCount(SimpleLazyObject):
 
 def approvals_waiting(request: HttpRequest) -> dict:
     """How many requests of the current tenant wait for this user's approval (the navigation's
-    badge on every page): one count over the partial index run_tenant_unfinished."""
+    badge on every page): one count over the partial index run_awaiting_approval, which stops
+    past the cap ("99+")."""
     membership = getattr(request, "membership", None)
     if membership is None or not membership.can(Permission.APPROVE):
         return {}
@@ -64,5 +65,6 @@ def approvals_waiting(request: HttpRequest) -> dict:
             lambda: run_selectors.approvals_waiting_count(
                 tenant=membership.tenant, user=request.user
             )
-        )
+        ),
+        "approvals_badge_cap": run_selectors.APPROVALS_BADGE_CAP,
     }

@@ -381,10 +381,17 @@ def run_connection_choices(*, tenant: Tenant) -> QuerySet[VendorConnection]:
     return VendorConnection.objects.filter(tenant=tenant).order_by("name")
 
 
+# The navigation's badge says "99+" beyond this: a count that stops here costs the same with a
+# hundred thousand requests waiting (a tenant whose approvers left) as with three.
+APPROVALS_BADGE_CAP = 99
+
+
 def approvals_waiting_count(*, tenant: Tenant, user: AbstractBaseUser) -> int:
-    """How many of the tenant's requests `user` could approve (the navigation's badge): one
-    index-only COUNT over the partial index of waiting requests (run_awaiting_approval)."""
-    return approvals_waiting_for(tenant=tenant, user=user).order_by().count()
+    """How many of the tenant's requests `user` could approve (the navigation's badge), counted
+    up to APPROVALS_BADGE_CAP + 1: one index-only COUNT over at most that many entries of the
+    partial index of waiting requests (run_awaiting_approval)."""
+    waiting = approvals_waiting_for(tenant=tenant, user=user).order_by().values("pk")
+    return waiting[: APPROVALS_BADGE_CAP + 1].count()
 
 
 def run_rejection(run: Run) -> Approval | None:

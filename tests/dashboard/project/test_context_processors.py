@@ -65,3 +65,24 @@ def test_a_live_fragment_does_not_count(team):
         response = client.get(url, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
+
+
+def test_beyond_the_cap_the_badge_says_so_and_the_count_stops_there(team, monkeypatch):
+    """A tenant whose approvers left can have thousands waiting: the badge says "99+" and its
+    count reads no more of the index than that, whatever the backlog."""
+    from dashboard.runs import selectors  # the module whose cap the badge reads
+
+    monkeypatch.setattr(selectors, "APPROVALS_BADGE_CAP", 2)
+    for _ in range(2):
+        RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    client = team.client_for("operator")
+    url = reverse("tenant_home", args=["acme"])
+    assert "2 waiting for your approval" in badge(client, url)
+    RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    RunFactory(tenant=team.tenant, requested_by=team.marketer.user)
+    with CaptureQueriesContext(connection) as queries:
+        shown = badge(client, url)
+    assert "2+ waiting for your approval" in shown
+    assert "4 waiting" not in shown
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert any("LIMIT 3" in sql for sql in counts), counts
