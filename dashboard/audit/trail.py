@@ -513,8 +513,9 @@ class AuditProblem:
         }
 
 
-# Rows fetched per round trip while verifying: memory stays flat whatever the chain's length.
-VERIFY_BATCH_SIZE = 1000
+# Rows fetched per round trip while verifying: memory stays flat whatever the chain's length
+# (5,000 rows are about 3 MB), and a long chain costs few round trips.
+VERIFY_BATCH_SIZE = 5000
 _VERIFY_FIELDS = (
     "pk",
     "sequence",
@@ -530,38 +531,55 @@ _VERIFY_FIELDS = (
     "previous_hash",
     "hash",
 )
+# The same columns read without the ORM (PostgreSQL): a million rows come in half the CPU time,
+# with the summary as its JSON text (Django's psycopg setup loads jsonb as text).
+_VERIFY_SQL = (
+    "SELECT id, sequence, tenant_id, actor_id, actor_label, action, object_type, object_id,"
+    " summary, ip_address, created_at, previous_hash, hash FROM dashboard_auditevent"
+    " WHERE chain = %s AND sequence >= %s ORDER BY sequence LIMIT %s"
+)
+
+_json_text = json.encoder.encode_basestring_ascii
+_canonical_summary = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_load_summary = json.JSONDecoder().decode
 
 
-def _row_hash(chain: str, row: tuple) -> str:
+def _row_hash(chain: str, row: tuple, *, summary_is_text: bool = False) -> str:
     """event_hash over a values_list row, without a model instance or a dict per row.
 
     The canonical JSON of event_hash written out by hand in its sorted key order (a million
-    rows verify in a third of the time); test_audit checks both give the same hash.
+    rows verify in a third of the time); test_audit checks both give the same hash. With
+    `summary_is_text` the row's summary is its stored JSON text (a raw read), parsed here.
     """
     (_, sequence, tenant, actor, actor_label, action, object_type, object_id, summary, ip,
      created_at, previous_hash, _) = row  # fmt: skip
+    if summary_is_text:
+        summary = _load_summary(summary)
     canonical = (
-        f'{{"action":{_json_text(action)},"actor":{_json_scalar(actor)},'
+        f'{{"action":{_json_text(action)},"actor":{"null" if actor is None else actor},'
         f'"actor_label":{_json_text(actor_label)},"chain":{_json_text(chain)},'
         f'"created_at":"{created_at.isoformat(timespec="microseconds")}",'
-        f'"ip_address":{_json_scalar(ip)},"object_id":{_json_text(object_id)},'
-        f'"object_type":{_json_text(object_type)},"previous_hash":{_json_text(previous_hash)},'
-        f'"sequence":{sequence},'
-        f'"summary":{json.dumps(summary, sort_keys=True, separators=(",", ":"), default=str)},'
-        f'"tenant":{_json_scalar(tenant)}}}'
+        f'"ip_address":{"null" if ip is None else _json_text(ip)},'
+        f'"object_id":{_json_text(object_id)},"object_type":{_json_text(object_type)},'
+        f'"previous_hash":{_json_text(previous_hash)},"sequence":{sequence},'
+        f'"summary":{_canonical_summary(summary)},"tenant":{"null" if tenant is None else tenant}}}'
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-_json_text = json.encoder.encode_basestring_ascii
-
-
-def _json_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return _json_text(value)
-    return str(value)
+def _verify_batch(chain: str, from_sequence: int) -> tuple[list[tuple], bool]:
+    """The next VERIFY_BATCH_SIZE rows of `chain` from `from_sequence` on, in sequence order;
+    and whether their summaries are still JSON text (the raw PostgreSQL read)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_VERIFY_SQL, [chain, from_sequence, VERIFY_BATCH_SIZE])
+            return cursor.fetchall(), True
+    rows = (
+        AuditEvent.objects.filter(chain=chain, sequence__gte=from_sequence)
+        .order_by("sequence")
+        .values_list(*_VERIFY_FIELDS)[:VERIFY_BATCH_SIZE]
+    )
+    return list(rows), False
 
 
 @dataclass
@@ -712,11 +730,7 @@ def _verify_chain(
             return result(_first_gap(chain, after_sequence))
     expected_tenant = _tenant_id_of(chain)
     while True:
-        batch = list(
-            AuditEvent.objects.filter(chain=chain, sequence__gte=expected_sequence)
-            .order_by("sequence")
-            .values_list(*_VERIFY_FIELDS)[:VERIFY_BATCH_SIZE]
-        )
+        batch, summary_is_text = _verify_batch(chain, expected_sequence)
         for row in batch:
             pk, sequence, stored_previous, stored_hash = row[0], row[1], row[-2], row[-1]
             if sequence != expected_sequence:
@@ -737,7 +751,7 @@ def _verify_chain(
                         "does not link to the row before it (a row was removed or altered)",
                     )
                 )
-            if _row_hash(chain, row) != stored_hash:
+            if _row_hash(chain, row, summary_is_text=summary_is_text) != stored_hash:
                 return result(AuditProblem(chain, sequence, pk, "was altered after it was written"))
             if row[2] != expected_tenant:
                 # Hashed as it is, but the audit page shows it to another tenant than the chain's.

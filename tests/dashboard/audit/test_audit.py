@@ -287,6 +287,11 @@ def test_fast_row_hash_matches_event_hash():
     for event in events:
         row = AuditEvent.objects.filter(pk=event.pk).values_list(*audit_module._VERIFY_FIELDS).get()
         assert audit_module._row_hash(event.chain, row) == event.hash
+        # And as the verification reads them (PostgreSQL: raw, the summary as its JSON text).
+        batch, summary_is_text = audit_module._verify_batch(event.chain, event.sequence)
+        assert summary_is_text
+        assert batch[0][0] == event.pk
+        assert audit_module._row_hash(event.chain, batch[0], summary_is_text=True) == event.hash
 
 
 # -- issue 12, item 7: appends hashed in the database, one statement per chain -----------------
