@@ -12,10 +12,13 @@ is measured in-process through Django's test client (URL routing, middleware, qu
 template rendering), as the issue measured it. It prints its figures; it asserts nothing.
 
 The CSV export is measured on its own database ("_bench_export" appended), generated the same way
-with one tenant holding all --export-runs runs: the goal is an export of a million runs, and the
-main history (as the issue measured it) puts 600,000 in its largest tenant.
+with one tenant holding all --export-runs runs: the goal is the export of a whole tenant's
+history (issue 24: ten million runs), and the main history puts 60% of its runs in its largest
+tenant. `make bench` (bench/run_all.py) runs it at issue 24's scale: 10,000,000 runs and
+10,000,000 audit events, and an export of 10,000,000 runs.
 Goals: p95 <= 50 ms per page and fragment; run history >= 10x faster than the admin changelist;
-export and verify_audit peak RSS <= 100 MB; verify_audit of 1M events <= 20 s.
+the export streaming in flat memory (its growth over the process before it is printed);
+verify_audit --full <= 12 s per million events (120 s for ten million) and <= 150 MB.
 
 Each headline figure is also printed on a `FIGURE <name> <value>` line, which bench/run_all.py
 (`--only history`) summarises over its runs: the worst p95 of each group of pages (first page,
@@ -38,8 +41,8 @@ from stack import print_figure
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 50.0
 GOAL_ADMIN_RATIO = 10.0
-GOAL_RSS_MB = 100.0
-GOAL_VERIFY_SECONDS_PER_MILLION = 20.0
+GOAL_RSS_MB = 150.0
+GOAL_VERIFY_SECONDS_PER_MILLION = 12.0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -391,7 +394,7 @@ def main() -> int:
             rows, size, first, total, peak, before = result.stdout.split()[-6:]
             print(
                 f"\nCSV export: {rows} runs, {int(size) / 1e6:.0f} MB, first byte {first} s, "
-                f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 100 MB);"
+                f"all in {total} s, peak RSS {peak} MB ({float(peak) / GOAL_RSS_MB:.2f} of 150 MB);"
                 f" the same process before the export (Django loaded, one page served): {before} MB"
             )
             print_figure("csv_export_rows", int(rows))
@@ -414,7 +417,8 @@ def main() -> int:
             f"\nverify_audit --full: {events} events in {seconds:.1f} s "
             f"({seconds / events * 1e6:.1f} s per million, goal {GOAL_VERIFY_SECONDS_PER_MILLION}); "
             f"its own CPU {cpu_seconds:.1f} s (the rest: waiting for the database or a core); "
-            f"peak RSS {peak:.0f} MB (manage.py check: {baseline:.0f} MB); {last_line}"
+            f"peak RSS {peak:.0f} MB ({peak / GOAL_RSS_MB:.2f} of 150 MB; manage.py check: "
+            f"{baseline:.0f} MB); {last_line}"
         )
         if "Audit trail intact" not in output:
             failed.append("verify_audit --full (the generated chain did not verify)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -95,11 +96,13 @@ def run_export(request: HttpRequest) -> StreamingHttpResponse:
         object_type="run",
         summary={"filters": {key: str(value) for key, value in filters.items()}},
     )
+    # In the request's language, once: the rows are written after the view has returned.
+    words = selectors.run_outcome_words()
     lines = history.stream_csv(
         header=[*RUN_EXPORT_HEADER, "outcome"],
         rows=selectors.run_filter(tenant=request.tenant, filters=filters),
         fields=[*RUN_EXPORT_FIELDS, "needs_person"],
-        to_cells=_run_export_cells,
+        to_cells=partial(_run_export_cells, words=words),
     )
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
@@ -155,16 +158,15 @@ RUN_EXPORT_HEADER = [
 ]
 
 
-def _run_export_cells(row: dict[str, Any]) -> list[Any]:
+def _run_export_cells(row: dict[str, Any], *, words: selectors.RunOutcomeWords) -> list[Any]:
     """An export row's cells, then its outcome in the words the pages use ("Succeeded: reached
     nobody (an audience of 0)", "Failed: <the vendor's reason>")."""
-    outcome = selectors.run_outcome(
-        Run(
-            state=row["state"],
-            needs_person=row["needs_person"],
-            audience_size=row["audience_size"],
-            failure_message=row["failure_message"],
-        )
+    outcome = selectors.outcome_of_run_values(
+        state=row["state"],
+        needs_person=row["needs_person"],
+        audience_size=row["audience_size"],
+        failure_message=row["failure_message"],
+        words=words,
     )
     row["title"] = row["title"] or selectors.OPERATION_LABELS.get(
         row["operation"], row["operation"]

@@ -123,12 +123,17 @@ def estimated_count(rows: QuerySet[Any]) -> int | None:
 # (=HYPERLINK(...), +cmd|..., -2+3, @SUM(...)); tab and carriage return start one after a
 # leading whitespace is trimmed.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 
 
 def csv_safe(value: Any) -> str:
     """The cell as text, with a formula neutralised by a leading apostrophe (OWASP's advice)."""
     if value is None:
         return ""
+    if value.__class__ is str:
+        # Most cells: one set lookup instead of str() and startswith over six prefixes (an
+        # export of ten million runs writes two hundred million cells).
+        return "'" + value if value[:1] in _FORMULA_FIRST else value
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, (dict, list)):
