@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils.formats import number_format
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
@@ -60,6 +60,10 @@ def runs_per_day_svg(activity: dict[str, Any], *, kind: str | None = None) -> Sa
             height - bottom,
         ),
     ]
+    # A bar per day and state (120 over 30 days): the labels translated and escaped once, the
+    # rest numbers and constants, so plain formatting is safe and a tenth of format_html's cost.
+    labels = {state: conditional_escape(STATE_LABELS[state]) for state in STACKED_STATES}
+    bar_width = _n(max(bar - 2, 1))
     for index in range(days):
         day = since + timedelta(days=index)
         x = left + index * bar
@@ -71,18 +75,9 @@ def runs_per_day_svg(activity: dict[str, Any], *, kind: str | None = None) -> Sa
             h = value * scale
             y -= h
             parts.append(
-                format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" class="bar {}">'
-                    "<title>{} {}: {}</title></rect>",
-                    _n(x + 1),
-                    _n(y),
-                    _n(max(bar - 2, 1)),
-                    _n(h),
-                    state,
-                    day.isoformat(),
-                    STATE_LABELS[state],
-                    value,
-                )
+                f'<rect x="{_n(x + 1)}" y="{_n(y)}" width="{bar_width}" height="{_n(h)}" '
+                f'class="bar {state}"><title>{day.isoformat()} {labels[state]}: {int(value)}'
+                "</title></rect>"
             )
         if index % 7 == 0:
             parts.append(
