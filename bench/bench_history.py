@@ -238,6 +238,11 @@ def main() -> int:
     import django
 
     django.setup()
+    # As a web worker starts (dashboard/project/gunicorn_conf.py's post_worker_init): the
+    # startup heap frozen out of the garbage collector's generations.
+    import gc
+
+    gc.freeze()
     import logging
 
     # One INFO line per request (the request log, axes) would bury the figures.

@@ -20,14 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Count, Min, OuterRef, Subquery
 from django.utils import timezone
 
@@ -532,10 +534,14 @@ _VERIFY_FIELDS = (
     "hash",
 )
 # The same columns read without the ORM (PostgreSQL): a million rows come in half the CPU time,
-# with the summary as its JSON text (Django's psycopg setup loads jsonb as text).
+# with the summary as its JSON text (Django's psycopg setup loads jsonb as text) and the time as
+# the text event_hash hashes (isoformat of the UTC time, microseconds): formatted by the
+# database, on its own core, rather than parsed into a datetime and formatted again here.
 _VERIFY_SQL = (
     "SELECT id, sequence, tenant_id, actor_id, actor_label, action, object_type, object_id,"
-    " summary, ip_address, created_at, previous_hash, hash FROM dashboard_auditevent"
+    " summary, ip_address,"
+    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
+    " previous_hash, hash FROM dashboard_auditevent"
     " WHERE chain = %s AND sequence >= %s ORDER BY sequence LIMIT %s"
 )
 
@@ -544,21 +550,23 @@ _canonical_summary = json.JSONEncoder(sort_keys=True, separators=(",", ":"), def
 _load_summary = json.JSONDecoder().decode
 
 
-def _row_hash(chain: str, row: tuple, *, summary_is_text: bool = False) -> str:
+def _row_hash(chain: str, row: tuple, *, raw: bool = False) -> str:
     """event_hash over a values_list row, without a model instance or a dict per row.
 
     The canonical JSON of event_hash written out by hand in its sorted key order (a million
-    rows verify in a third of the time); test_audit checks both give the same hash. With
-    `summary_is_text` the row's summary is its stored JSON text (a raw read), parsed here.
+    rows verify in a third of the time); test_audit checks both give the same hash. A `raw` row
+    (_VERIFY_SQL's) holds the summary as its stored JSON text, parsed here, and the time as text.
     """
     (_, sequence, tenant, actor, actor_label, action, object_type, object_id, summary, ip,
      created_at, previous_hash, _) = row  # fmt: skip
-    if summary_is_text:
+    if raw:
         summary = _load_summary(summary)
+    else:
+        created_at = created_at.isoformat(timespec="microseconds")
     canonical = (
         f'{{"action":{_json_text(action)},"actor":{"null" if actor is None else actor},'
         f'"actor_label":{_json_text(actor_label)},"chain":{_json_text(chain)},'
-        f'"created_at":"{created_at.isoformat(timespec="microseconds")}",'
+        f'"created_at":"{created_at}",'
         f'"ip_address":{"null" if ip is None else _json_text(ip)},'
         f'"object_id":{_json_text(object_id)},"object_type":{_json_text(object_type)},'
         f'"previous_hash":{_json_text(previous_hash)},"sequence":{sequence},'
@@ -567,9 +575,74 @@ def _row_hash(chain: str, row: tuple, *, summary_is_text: bool = False) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# A chain at least this long is read by a helper thread, a batch ahead of the hashing.
+PREFETCH_MIN_ROWS = 50_000
+
+
+def _verify_batches(chain: str, from_sequence: int, expected_rows: int) -> Iterator[list[tuple]]:
+    """The chain's rows from `from_sequence` on, batch after batch (each raw or not, as
+    _verify_batch says: the caller asks it once)."""
+    if expected_rows < PREFETCH_MIN_ROWS or connection.in_atomic_block:
+        # Inside a transaction the walk must read what the transaction sees, which another
+        # connection would not.
+        while True:
+            batch, _ = _verify_batch(chain, from_sequence)
+            yield batch
+            if len(batch) < VERIFY_BATCH_SIZE:
+                return
+            from_sequence = batch[-1][1] + 1
+    else:
+        yield from _prefetched_batches(chain, from_sequence)
+
+
+def _prefetched_batches(chain: str, from_sequence: int) -> Iterator[list[tuple]]:
+    """_verify_batches with the next batch read by a thread on its own connection while this
+    one is hashed: the database's reads (from disk, after a cold start) overlap the hashing, the
+    longest part of a ten-million-row walk. At most two batches wait, so memory stays flat."""
+    ready: queue.Queue[list[tuple] | BaseException] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: list[tuple] | BaseException) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        start = from_sequence
+        try:
+            while True:
+                batch, _ = _verify_batch(chain, start)
+                if not hand_over(batch) or len(batch) < VERIFY_BATCH_SIZE:
+                    return
+                start = batch[-1][1] + 1
+        except BaseException as error:
+            # Whatever stopped the reader (the database gone, a bug) is raised in the walker.
+            hand_over(error)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    reader = threading.Thread(target=read, name=f"verify-{chain}", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if len(item) < VERIFY_BATCH_SIZE:
+                return
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _verify_batch(chain: str, from_sequence: int) -> tuple[list[tuple], bool]:
     """The next VERIFY_BATCH_SIZE rows of `chain` from `from_sequence` on, in sequence order;
-    and whether their summaries are still JSON text (the raw PostgreSQL read)."""
+    and whether they are raw rows (_VERIFY_SQL's, PostgreSQL) rather than the ORM's."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_VERIFY_SQL, [chain, from_sequence, VERIFY_BATCH_SIZE])
@@ -729,8 +802,9 @@ def _verify_chain(
         if kept != after_sequence:
             return result(_first_gap(chain, after_sequence))
     expected_tenant = _tenant_id_of(chain)
-    while True:
-        batch, summary_is_text = _verify_batch(chain, expected_sequence)
+    raw = connection.vendor == "postgresql"  # _verify_batch's raw read
+    expected_rows = (head.length if head else 0) - after_sequence
+    for batch in _verify_batches(chain, expected_sequence, expected_rows):
         for row in batch:
             pk, sequence, stored_previous, stored_hash = row[0], row[1], row[-2], row[-1]
             if sequence != expected_sequence:
@@ -751,7 +825,7 @@ def _verify_chain(
                         "does not link to the row before it (a row was removed or altered)",
                     )
                 )
-            if _row_hash(chain, row, summary_is_text=summary_is_text) != stored_hash:
+            if _row_hash(chain, row, raw=raw) != stored_hash:
                 return result(AuditProblem(chain, sequence, pk, "was altered after it was written"))
             if row[2] != expected_tenant:
                 # Hashed as it is, but the audit page shows it to another tenant than the chain's.
@@ -767,8 +841,6 @@ def _verify_chain(
             previous_hash = stored_hash
             expected_sequence += 1
             checked += 1
-        if len(batch) < VERIFY_BATCH_SIZE:
-            break
     found = expected_sequence - 1
     if head is None:
         if found == 0:

@@ -7,6 +7,7 @@ LOG_LEVEL is gunicorn's level too. Everything else (bind, workers, threads) stay
 line, where compose's variables reach it.
 """
 
+import gc
 import logging
 import os
 
@@ -20,3 +21,11 @@ logconfig_dict = gunicorn_logging_config(settings.LOGGING)
 loglevel = str(settings.LOGGING["root"]["level"]).lower()
 # Python warnings (WhiteNoise's, Django's) as log lines too, not plain text on stderr.
 logging.captureWarnings(True)
+
+
+def post_worker_init(worker) -> None:
+    """What a worker loaded at start (Django, the apps, their modules) lives as long as the
+    worker: frozen, it leaves the garbage collector's generations, so a full collection no
+    longer walks it. Unfrozen, one request in a few hundred paid 70-100 ms for such a collection
+    (bench/bench_history.py's slowest requests)."""
+    gc.freeze()

@@ -388,6 +388,8 @@ def test_an_auditor_filters_the_trail_and_the_runs_and_exports_them(
     check_page(aude, errors, "audit")
 
     aude.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
+    # Loaded, htmx with it: a select's change before htmx listens is lost (no native submit).
+    aude.wait_for_url(re.compile(r".*/runs/$"))
     aude.get_by_label("Requested by").select_option(label="mia")
     aude.wait_for_url(re.compile(r".*requester="))
     aude.get_by_label("State").select_option(label="Awaiting approval")

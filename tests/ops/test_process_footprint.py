@@ -71,3 +71,27 @@ def test_heavy_libraries_load_on_first_use_and_everything_is_there_when_they_do(
     # A worker's autodiscovery finds every task, the Altcraft launches' included.
     assert "altcraft.expire_uploads" in loaded["tasks"]
     assert "campaigns.fire_due_schedules" in loaded["tasks"]
+
+
+def test_a_web_worker_freezes_what_it_loaded_at_start():
+    """A full garbage collection in a gunicorn worker walks only what requests made, not the
+    startup heap (gunicorn calls post_worker_init once the worker has loaded the app)."""
+    probe = (
+        "import gc, dashboard.project.wsgi\n"
+        "from dashboard.project import gunicorn_conf\n"
+        "before = gc.get_freeze_count()\n"
+        "gunicorn_conf.post_worker_init(None)\n"
+        "print(before, gc.get_freeze_count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.project.test_settings"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = map(int, result.stdout.strip().splitlines()[-1].split())
+    assert before == 0 and after > 10_000

@@ -288,10 +288,10 @@ def test_fast_row_hash_matches_event_hash():
         row = AuditEvent.objects.filter(pk=event.pk).values_list(*audit_module._VERIFY_FIELDS).get()
         assert audit_module._row_hash(event.chain, row) == event.hash
         # And as the verification reads them (PostgreSQL: raw, the summary as its JSON text).
-        batch, summary_is_text = audit_module._verify_batch(event.chain, event.sequence)
-        assert summary_is_text
+        batch, raw = audit_module._verify_batch(event.chain, event.sequence)
+        assert raw
         assert batch[0][0] == event.pk
-        assert audit_module._row_hash(event.chain, batch[0], summary_is_text=True) == event.hash
+        assert audit_module._row_hash(event.chain, batch[0], raw=True) == event.hash
 
 
 # -- issue 12, item 7: appends hashed in the database, one statement per chain -----------------
@@ -810,3 +810,47 @@ def test_a_tenant_made_while_verifying_is_not_an_unknown_chain(monkeypatch):
         result = verify()
         assert (result.problems if verify is audit_verify else result) == []
         assert len(listings) == 2  # read again before calling its chains unknown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_chain_read_ahead_on_its_own_connection_verifies_and_finds_tampering(
+    monkeypatch,
+):
+    """A chain past PREFETCH_MIN_ROWS is read a batch ahead by a helper thread on its own
+    connection (outside a transaction, as the nightly task and the command run): it verifies the
+    same rows, finds the same first altered row, and leaves no connection behind."""
+    monkeypatch.setattr(audit_module, "VERIFY_BATCH_SIZE", 2)  # many batches
+    monkeypatch.setattr(audit_module, "PREFETCH_MIN_ROWS", 1)
+    read_by = set()
+    read_batch = audit_module._verify_batch
+
+    def spying_batch(chain, from_sequence):
+        read_by.add(threading.current_thread().name)
+        return read_batch(chain, from_sequence)
+
+    monkeypatch.setattr(audit_module, "_verify_batch", spying_batch)
+    tenant = TenantFactory()
+    events = [AuditEventFactory(tenant=tenant, summary={"n": n}) for n in range(9)]
+    connections_before = _other_connections()
+    report = audit_verify(full=True)
+    assert report.ok and report.events_checked >= 9
+    assert any(name.startswith("verify-") for name in read_by)  # the helper thread read them
+    _tamper(
+        "UPDATE dashboard_auditevent SET summary = %s WHERE id = %s", ['{"n": 70}', events[6].pk]
+    )
+    full = audit_verify(full=True)
+    assert not full.ok
+    assert full.problems[0].event_id == events[6].pk
+    assert "altered" in full.problems[0].reason
+    assert _other_connections() <= connections_before  # the helper's connections were closed
+
+
+def _other_connections() -> int:
+    """Other sessions on this test database (a helper thread's connection, while it is open)."""
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return cursor.fetchone()[0]
