@@ -579,30 +579,37 @@ def _row_hash(chain: str, row: tuple, *, raw: bool = False) -> str:
 PREFETCH_MIN_ROWS = 50_000
 
 
-def _verify_batches(chain: str, from_sequence: int, expected_rows: int) -> Iterator[list[tuple]]:
-    """The chain's rows from `from_sequence` on, batch after batch (each raw or not, as
-    _verify_batch says: the caller asks it once)."""
+def _verify_batches(
+    chain: str, from_sequence: int, expected_rows: int
+) -> Iterator[tuple[list[tuple], bool]]:
+    """The chain's rows from `from_sequence` on, batch after batch, each with whether it is raw
+    (as _verify_batch returns them); a long chain read a batch ahead (_prefetched_batches)."""
     if expected_rows < PREFETCH_MIN_ROWS or connection.in_atomic_block:
         # Inside a transaction the walk must read what the transaction sees, which another
         # connection would not.
-        while True:
-            batch, _ = _verify_batch(chain, from_sequence)
-            yield batch
-            if len(batch) < VERIFY_BATCH_SIZE:
-                return
-            from_sequence = batch[-1][1] + 1
-    else:
-        yield from _prefetched_batches(chain, from_sequence)
+        return _batches_in_order(chain, from_sequence)
+    return _prefetched_batches(chain, from_sequence)
 
 
-def _prefetched_batches(chain: str, from_sequence: int) -> Iterator[list[tuple]]:
-    """_verify_batches with the next batch read by a thread on its own connection while this
-    one is hashed: the database's reads (from disk, after a cold start) overlap the hashing, the
-    longest part of a ten-million-row walk. At most two batches wait, so memory stays flat."""
-    ready: queue.Queue[list[tuple] | BaseException] = queue.Queue(maxsize=2)
+def _batches_in_order(chain: str, from_sequence: int) -> Iterator[tuple[list[tuple], bool]]:
+    """_verify_batch after _verify_batch, keyset on the sequence, until a short batch."""
+    while True:
+        batch, raw = _verify_batch(chain, from_sequence)
+        yield batch, raw
+        if len(batch) < VERIFY_BATCH_SIZE:
+            return
+        from_sequence = batch[-1][1] + 1
+
+
+def _prefetched_batches(chain: str, from_sequence: int) -> Iterator[tuple[list[tuple], bool]]:
+    """_batches_in_order read by a thread on its own connection, a batch ahead of the hashing:
+    the database's reads (from disk, after a cold start) overlap the hashing, the longest part
+    of a ten-million-row walk. At most two batches wait, so memory stays flat."""
+    Item = tuple[list[tuple], bool] | BaseException
+    ready: queue.Queue[Item] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
-    def hand_over(item: list[tuple] | BaseException) -> bool:
+    def hand_over(item: Item) -> bool:
         while not stop.is_set():
             try:
                 ready.put(item, timeout=0.5)
@@ -612,13 +619,10 @@ def _prefetched_batches(chain: str, from_sequence: int) -> Iterator[list[tuple]]
         return False
 
     def read() -> None:
-        start = from_sequence
         try:
-            while True:
-                batch, _ = _verify_batch(chain, start)
-                if not hand_over(batch) or len(batch) < VERIFY_BATCH_SIZE:
+            for item in _batches_in_order(chain, from_sequence):
+                if not hand_over(item):
                     return
-                start = batch[-1][1] + 1
         except BaseException as error:
             # Whatever stopped the reader (the database gone, a bug) is raised in the walker.
             hand_over(error)
@@ -633,7 +637,7 @@ def _prefetched_batches(chain: str, from_sequence: int) -> Iterator[list[tuple]]
             if isinstance(item, BaseException):
                 raise item
             yield item
-            if len(item) < VERIFY_BATCH_SIZE:
+            if len(item[0]) < VERIFY_BATCH_SIZE:
                 return
     finally:
         stop.set()
@@ -802,9 +806,8 @@ def _verify_chain(
         if kept != after_sequence:
             return result(_first_gap(chain, after_sequence))
     expected_tenant = _tenant_id_of(chain)
-    raw = connection.vendor == "postgresql"  # _verify_batch's raw read
     expected_rows = (head.length if head else 0) - after_sequence
-    for batch in _verify_batches(chain, expected_sequence, expected_rows):
+    for batch, raw in _verify_batches(chain, expected_sequence, expected_rows):
         for row in batch:
             pk, sequence, stored_previous, stored_hash = row[0], row[1], row[-2], row[-1]
             if sequence != expected_sequence:

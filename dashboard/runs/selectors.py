@@ -656,7 +656,7 @@ def outcome_of_run_values(
     and asking it for its state's label translated every state's label again, ten gettext calls
     per row, most of a ten-million-row export's time.
     """
-    words = words or run_outcome_words()
+    words = words or run_outcome_words(states=[state])
     label = words.states.get(state, state)
     if state == RunState.OUTCOME_UNKNOWN and needs_person:
         return Outcome(label, "bad", words.needs_person)
@@ -676,10 +676,11 @@ class RunOutcomeWords:
     reached_nobody: str
 
 
-def run_outcome_words() -> RunOutcomeWords:
-    """The state labels and outcome details in the active language (for many rows at once)."""
+def run_outcome_words(*, states: Iterable[str] = STATE_LABELS) -> RunOutcomeWords:
+    """The labels of `states` (every state by default, for many rows at once) and the outcome
+    details, in the active language."""
     return RunOutcomeWords(
-        states={state: str(label) for state, label in STATE_LABELS.items()},
+        states={state: str(STATE_LABELS.get(state, state)) for state in states},
         needs_person=gettext("needs a person"),
         reached_nobody=gettext("reached nobody (an audience of 0)"),
     )

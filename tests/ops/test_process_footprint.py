@@ -42,9 +42,10 @@ print(json.dumps(loaded))
 """
 
 
-def probe() -> dict[str, list[str]]:
+def last_line_of(code: str) -> str:
+    """What a fresh process of the project running `code` printed last."""
     result = subprocess.run(
-        [sys.executable, "-c", f"LAZY = {LAZY!r}\n{PROBE}"],
+        [sys.executable, "-c", code],
         cwd=REPO,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.project.test_settings"},
         capture_output=True,
@@ -53,7 +54,11 @@ def probe() -> dict[str, list[str]]:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def probe() -> dict[str, list[str]]:
+    return json.loads(last_line_of(f"LAZY = {LAZY!r}\n{PROBE}"))
 
 
 def test_heavy_libraries_load_on_first_use_and_everything_is_there_when_they_do():
@@ -76,22 +81,12 @@ def test_heavy_libraries_load_on_first_use_and_everything_is_there_when_they_do(
 def test_a_web_worker_freezes_what_it_loaded_at_start():
     """A full garbage collection in a gunicorn worker walks only what requests made, not the
     startup heap (gunicorn calls post_worker_init once the worker has loaded the app)."""
-    probe = (
+    code = (
         "import gc, dashboard.project.wsgi\n"
         "from dashboard.project import gunicorn_conf\n"
         "before = gc.get_freeze_count()\n"
         "gunicorn_conf.post_worker_init(None)\n"
         "print(before, gc.get_freeze_count())"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=REPO,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.project.test_settings"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    before, after = map(int, result.stdout.strip().splitlines()[-1].split())
+    before, after = map(int, last_line_of(code).split())
     assert before == 0 and after > 10_000
