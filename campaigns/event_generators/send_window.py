@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 from campaigns.event_generators.models import EventGenerator
 from dashboard.audit.trail import Actor, record_audit_event
 from dashboard.clock import utc_now
-from dashboard.runs.models import Run
+from dashboard.runs.models import Operation, Run
 from dashboard.runs.states import RunState
 from dashboard.send_windows import rules
 from dashboard.send_windows.selectors import SendRules, next_allowed_for_all, send_rules_for
@@ -137,11 +137,14 @@ def _runs_of(generator: EventGenerator) -> Any:
 def hold_generator_runs(*, connection_id: int, operation: str, now: datetime) -> None:
     """The engine's hook (AppConfig.send_holds): the queued runs of this connection's
     generators whose own window is closed now become due at its next opening, so the
-    dispatcher's claim skips them. One query when no generator of it has a window.
+    dispatcher's claim skips them. One query when no generator of it has a window; none for
+    another operation.
 
     Called before any run lock is taken. A closed window is read again under the generator's
     row lock, the one generator_window_set holds while it releases the runs its old window
     held: a dispatcher that read the old window would otherwise hold them again."""
+    if operation != Operation.OPTIMOVE_RUN_EVENT_GENERATOR:
+        return  # no other operation's runs name a generator: spare a click's send the read
     for generator in EventGenerator.objects.filter(
         connection_id=connection_id, send_window__isnull=False
     ):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
 from dashboard import plugins
@@ -76,6 +77,21 @@ def next_allowed_for_all(found: list[SendRules], at: datetime) -> datetime | Non
             return moment
         moment = moved
     return None
+
+
+def send_rules_exist(connection_field: str = "connection_id") -> dict[str, Exists]:
+    """Annotations for a read of rows that name a connection in `connection_field`: whether
+    that connection has a send window (`has_send_window`) and any blackout date
+    (`has_blackout_dates`). A hot path that reads its row anyway learns in the same round trip
+    whether the rules need reading at all: most connections have none."""
+    return {
+        "has_send_window": Exists(
+            SendWindow.objects.filter(connection_id=OuterRef(connection_field))
+        ),
+        "has_blackout_dates": Exists(
+            BlackoutDate.objects.filter(connection_id=OuterRef(connection_field))
+        ),
+    }
 
 
 def send_rules_for(*, connection_id: int, connection_name: str = "") -> SendRules:

@@ -37,7 +37,11 @@ from dashboard.runs.outcomes import (
 from dashboard.runs.rate_limits import rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.runs.transitions import WORKER, RunActionError, fail_run, transition
-from dashboard.send_windows.selectors import hold_by_feature_windows, send_hold_for
+from dashboard.send_windows.selectors import (
+    hold_by_feature_windows,
+    send_hold_for,
+    send_rules_exist,
+)
 from dashboard.tenancy.credentials import connection_secrets
 from dashboard.tenancy.crypto import CredentialDecryptionError
 from dashboard.vendors.http import FailureClass, VendorError
@@ -51,10 +55,18 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
     A run of a batched operation is sent by a dispatcher for its connection, run here: `slot`
     names the wake-up flag the message was enqueued under (None: a retry or an older message).
     """
-    head = Run.objects.filter(pk=run_id).values_list("state", "operation", "connection_id").first()
+    # A person waits for this send (the interactive queue): every round trip before the request
+    # leaves counts while bursts hold the CPU, so the first read also says whether the
+    # connection has send rules to read at all.
+    head = (
+        Run.objects.filter(pk=run_id)
+        .annotate(**send_rules_exist())
+        .values_list("state", "operation", "connection_id", "has_send_window", "has_blackout_dates")
+        .first()
+    )
     if head is None:
         return "missing"
-    state, operation_name, connection_id = head
+    state, operation_name, connection_id, has_send_window, has_blackout_dates = head
     batched = operation_for(operation_name).batch_size > 1
     # A woken dispatcher runs even when its run went out meanwhile: it holds a wake-up flag that
     # only its own last look may clear, or later submissions would wait for the sweeper.
@@ -68,7 +80,11 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
     # Approved late, or queued long: a run never leaves outside its connection's send window.
     # It waits queued, due when the window opens (the sweeper or this countdown). Decided
     # before the run's row lock is taken, as gate.hold_outside_send_window asks.
-    hold = gate.hold_outside_send_window(connection_id=connection_id, now=now, run_id=run_id)
+    hold = (
+        gate.hold_outside_send_window(connection_id=connection_id, now=now, run_id=run_id)
+        if has_send_window or has_blackout_dates
+        else None
+    )
     if hold is not None:
         if hold.until is not None:
             enqueue("send", run_id, (hold.until - now).total_seconds())
