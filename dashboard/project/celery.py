@@ -29,6 +29,10 @@ from dashboard.observability.logs import (  # noqa: E402
     connect_task_signals,
 )
 
+# A worker serving only the bulk queues yields the CPU to the interactive lane (dashboard/runs/lanes.py).
+from dashboard.runs.lanes import connect_worker_priority  # noqa: E402
+
 connect_worker_signals()
 connect_task_signals()
 connect_celery_logging()
+connect_worker_priority()
