@@ -1,4 +1,6 @@
-"""The CPU priority of the two lanes. A worker that serves only bulk queues (`send`: the
+"""How a worker readies its process for its lane, as it starts.
+
+The CPU priority of the two lanes. A worker that serves only bulk queues (`send`: the
 dispatchers of campaign bursts and reconciliations; `poll`) lowers its own CPU priority by
 `WORKER_BULK_NICENESS` (10 unless set) when it starts; a worker that serves the interactive queue
 keeps the usual one.
@@ -9,10 +11,18 @@ processes (bench/README.md, "A click during another team's burst"). At a lower p
 burst yields the CPU whenever a click, a page or PostgreSQL wants it, and loses nothing when it
 has the machine to itself. Raising niceness needs no privilege, so this also works in the
 capability-less containers of docker-compose.yml.
+
+Every worker also loads what a send needs (the vendor operations and their clients, the HTTP and
+decryption libraries) and then freezes its start-up heap out of the garbage collector, before
+its pool processes or threads exist: otherwise the first sends load them, and a full collection
+of the grown heap later stops a click's send for 50-100 ms at an arbitrary moment (measured with
+bench/bench_click_to_vendor_latency.py, idle clicks), as gunicorn_conf.py does for the web.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
 from collections.abc import Iterable
@@ -57,9 +67,28 @@ def lower_priority(increment: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+# Loaded on their first use elsewhere (a web process or a short command need not pay for them);
+# a worker needs them for its first send.
+SEND_MODULES = ("dashboard.vendors.http", "cryptography.fernet")
+
+
+def load_and_freeze() -> None:
+    """Load every registered operation (with its vendor client) and SEND_MODULES, then move
+    everything alive into the garbage collector's permanent generation: the heap a worker starts
+    with is never scanned again, so collections stay short (forked pool children inherit it)."""
+    from dashboard.runs.operations import registered_operations  # needs the app registry
+
+    registered_operations()
+    for name in SEND_MODULES:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+
+
 def connect_worker_priority() -> None:
-    """Lower a bulk-only worker's priority as it starts, before its pool processes or threads
-    exist (called by dashboard.project.celery)."""
+    """As a worker starts, before its pool processes or threads exist: lower a bulk-only
+    worker's priority; load what a send needs and freeze the heap (called by
+    dashboard.project.celery)."""
     from celery import signals
 
     @signals.celeryd_after_setup.connect(weak=False)
@@ -68,6 +97,7 @@ def connect_worker_priority() -> None:
 
         if instance is None:
             return
+        load_and_freeze()
         consumed = instance.app.amqp.queues.consume_from or instance.app.amqp.queues
         increment = bulk_niceness_for(
             consumed, getattr(settings, "WORKER_BULK_NICENESS", DEFAULT_BULK_NICENESS)

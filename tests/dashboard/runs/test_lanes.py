@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -48,3 +49,49 @@ def test_lowering_reaches_every_thread_and_the_threads_started_after():
     )
     lowered = min(19, ours + 10)
     assert printed.split() == [str(lowered)] * 3
+
+
+STARTING_WORKER = """
+import gc, json, os, sys
+import django
+django.setup()
+from celery import signals
+from dashboard.project.celery import app
+
+class Queues:
+    def __init__(self, names):
+        self.consume_from = dict.fromkeys(names)
+
+class Amqp:
+    def __init__(self, names):
+        self.queues = Queues(names)
+
+class Worker:  # what celeryd_after_setup hands its receivers: the WorkController
+    def __init__(self, names):
+        self.app = type("App", (), {"amqp": Amqp(names)})()
+
+before = gc.get_freeze_count()
+signals.celeryd_after_setup.send(sender="lane@test", instance=Worker(QUEUES), conf=app.conf)
+print(json.dumps({
+    "frozen_before": before,
+    "frozen_after": gc.get_freeze_count(),
+    "talkifai_loaded": "batchjobs.vendors.talkifai.operation" in sys.modules,
+    "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("queues", "lowered"), [(["send", "poll"], True), (["interactive"], False)]
+)
+def test_a_starting_worker_loads_what_a_send_needs_freezes_its_heap_and_takes_its_lanes_priority(
+    queues, lowered
+):
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    seen = json.loads(last_line_of(STARTING_WORKER.replace("QUEUES", repr(queues))))
+
+    assert seen["frozen_before"] == 0
+    # The start-up heap (~90,000 objects), out of every later collection.
+    assert seen["frozen_after"] > 20_000
+    assert seen["talkifai_loaded"]  # the first click's send does not load the vendor client
+    assert seen["niceness"] == (min(19, ours + 10) if lowered else ours)
