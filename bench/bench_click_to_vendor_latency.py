@@ -15,7 +15,7 @@ receives the start request (its receive timestamp, on a sandbox clock set to rea
    many of A's runs were still to go when B's last one arrived (B did not wait for A's burst).
 
 Usage: .venv/bin/python bench/bench_click_to_vendor_latency.py [--approvals 30] [--burst 10000]
-       [--other 1000] [--interactive-workers 1] [--bulk-niceness N] [--pool prefork] [--concurrency 2]
+       [--other 1000] [--interactive-workers 1] [--pool prefork] [--concurrency 2]
        [--workers 2]
 `--interactive-workers 0` lets the send workers consume the interactive queue too (no lane of
 its own), for comparison. It prints its figures; it asserts nothing.
@@ -280,19 +280,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interactive-workers", type=int, default=1)
     parser.add_argument("--pause", type=float, default=0.3, help="seconds before each approval")
-    parser.add_argument(
-        "--bulk-niceness",
-        type=int,
-        default=None,
-        help="WORKER_BULK_NICENESS for the send/poll workers: how much they lower their CPU "
-        "priority (default: as production does, 10; 0: the bursts compete with a click as equals)",
-    )
     args = parser.parse_args()
 
     print(
         f"click-to-vendor latency: {args.approvals} sequential TalkifAI approvals idle, then during "
         f"a burst of {args.burst}; {args.workers} workers --pool {args.pool} -c {args.concurrency}"
-        f" (send, poll; niceness {'10, as deployed' if args.bulk_niceness is None else args.bulk_niceness}), {args.interactive_workers} interactive worker(s)"
+        f" (send, poll), {args.interactive_workers} interactive worker(s)"
         " --pool threads -c 2",
         flush=True,
     )
@@ -301,7 +294,6 @@ def main() -> None:
         concurrency=args.concurrency,
         workers=args.workers,
         interactive_workers=args.interactive_workers,
-        bulk_niceness=args.bulk_niceness,
     ) as stack:
         stack.clock.set_scale(1.0)
         stack.clock.set(datetime.now(UTC))

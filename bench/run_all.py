@@ -5,7 +5,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 machine's load average around each run (a shared machine makes single runs noisy).
 
 Usage: .venv/bin/python bench/run_all.py [--repeat 3]
-       [--only throughput|throughput-brands|latency|latency-same-priority|campaigns|altcraft|audit|history|calendar]
+       [--only throughput|throughput-brands|latency|campaigns|altcraft|audit|history|calendar]
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ BENCHMARKS = {
     # Issue 24's cost per send: 8 brands at once, each at the sandbox's 500/s.
     "throughput-brands": ["bench_event_generator_throughput.py", "--brands", "8", "--runs", "1000"],
     "latency": ["bench_click_to_vendor_latency.py"],
-    # For comparison: the burst workers at the same CPU priority as the interactive one.
-    "latency-same-priority": ["bench_click_to_vendor_latency.py", "--bulk-niceness", "0"],
     "campaigns": ["bench_campaign_trigger.py"],
     # A fifth of the issue's million recipients keeps `make bench` short; run the script alone
     # with --recipients 1000000 for the full figure (bench/README.md).

@@ -161,11 +161,8 @@ class Stack:
         pool: str = "prefork",
         concurrency: int = 2,
         queues: str = "send,poll",
-        bulk_niceness: int | None = None,
     ) -> None:
-        """Start `count` worker processes consuming `queues` and wait until all are ready.
-        `bulk_niceness`: WORKER_BULK_NICENESS for them (None: the product's own, 10), which a
-        worker serving only bulk queues applies to itself (dashboard/runs/lanes.py)."""
+        """Start `count` worker processes consuming `queues` and wait until all are ready."""
         for _ in range(count):
             name = f"bench-{uuid.uuid4().hex[:6]}"
             log_path = self.tmp_dir / f"{name}.log"
@@ -192,16 +189,7 @@ class Stack:
                         "WARNING",
                     ],
                     cwd=REPO,
-                    env={
-                        **os.environ,
-                        "LOG_LEVEL": "WARNING",
-                        "PYTHONUNBUFFERED": "1",
-                        **(
-                            {"WORKER_BULK_NICENESS": str(bulk_niceness)}
-                            if bulk_niceness is not None
-                            else {}
-                        ),
-                    },
+                    env={**os.environ, "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -326,15 +314,12 @@ def bench_stack(
     interactive_workers: int = 1,
     interactive_pool: str = "threads",
     interactive_concurrency: int = 2,
-    bulk_niceness: int | None = None,
 ) -> Iterator[Stack]:
     """Bring the whole stack up (see the module docstring); tear everything down afterwards.
 
     `workers` consume send and poll; `interactive_workers` the single sends a person starts,
     as production runs them (docker-compose.yml). With none, the `workers` consume that queue
-    too: a click then waits for a free process like a burst's dispatchers do. `bulk_niceness`:
-    how much the `workers` lower their CPU priority when they serve only bulk queues (None: as
-    production does, WORKER_BULK_NICENESS's default of 10; 0: not at all).
+    too: a click then waits for a free process like a burst's dispatchers do.
     """
     base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -387,7 +372,6 @@ def bench_stack(
             pool=pool,
             concurrency=concurrency,
             queues="send,poll" if interactive_workers else "send,interactive,poll",
-            bulk_niceness=bulk_niceness,
         )
         if interactive_workers:
             stack.start_workers(

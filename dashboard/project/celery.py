@@ -29,10 +29,10 @@ from dashboard.observability.logs import (  # noqa: E402
     connect_task_signals,
 )
 
-# A worker serving only the bulk queues yields the CPU to the interactive lane (dashboard/runs/lanes.py).
-from dashboard.runs.lanes import connect_worker_priority  # noqa: E402
+# A worker starts with what a send needs loaded and its start-up heap frozen (dashboard/runs/worker_start.py).
+from dashboard.runs.worker_start import connect_worker_start  # noqa: E402
 
 connect_worker_signals()
 connect_task_signals()
 connect_celery_logging()
-connect_worker_priority()
+connect_worker_start()

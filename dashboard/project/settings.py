@@ -340,9 +340,6 @@ CELERY_TASK_DEFAULT_QUEUE = "send"
 # (app.conf["CELERY_DB_REUSE_MAX"]) and still closes the connection every 2*N tasks;
 # dashboard.runs.tasks drops a connection that broke or outlived CONN_MAX_AGE after the task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
-# A worker serving only the bulk queues (send, poll) lowers its CPU priority by this much (nice),
-# so a click on the interactive lane is not kept waiting for a core by a burst (0: do not).
-WORKER_BULK_NICENESS = env_int("WORKER_BULK_NICENESS", 10)
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # LOGGING: see the deployment block at the end (JSON or plain, with request/run context).

@@ -13,7 +13,6 @@ from typing import Any
 from celery import current_app
 from django.db import transaction
 
-from dashboard.runs.lanes import INTERACTIVE_QUEUE
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
@@ -26,6 +25,9 @@ MAX_COUNTDOWN_SECONDS = 15 * 60
 DISPATCH_SLOTS = 4
 # A dispatcher renews its flag while it works; a dead one's flag lapses after this.
 FLAG_SECONDS = 15.0
+# The lane of a single run's send (a person's click: a TalkifAI start, a daily trigger, an
+# approval): its own queue and worker, so it never waits behind a burst's dispatchers on "send".
+INTERACTIVE_QUEUE = "interactive"
 # The modules that define the tasks named here, imported on the first lookup of a name the Celery
 # app does not know yet (a web process or a test never ran the worker's autodiscovery).
 TASK_MODULES = ("dashboard.runs.tasks", "dashboard.accounts.tasks", "dashboard.audit.tasks")

@@ -6,10 +6,8 @@ user sees (the Run, its attempts and its audit trail).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import threading
 import time
 import uuid
@@ -821,8 +819,7 @@ def test_an_approved_start_goes_out_on_the_interactive_worker_during_a_burst(
     team, workers, sandboxes, sandbox_connection, submit
 ):
     """A burst holds every thread of the send worker; the operator's approval of a TalkifAI
-    start is sent by the interactive worker, while the burst still has runs in the queue. The
-    send worker runs at a lower CPU priority than the interactive one (WORKER_BULK_NICENESS)."""
+    start is sent by the interactive worker, while the burst still has runs in the queue."""
     import socket
 
     from dashboard.audit.trail import Actor
@@ -830,12 +827,9 @@ def test_an_approved_start_goes_out_on_the_interactive_worker_during_a_burst(
 
     campaigns = sandboxes["optimove_campaigns"]
     big = woken_burst(slow_brand(sandbox_connection, team), 2000)
-    bulk = workers.start(pool="threads", concurrency=4, queues="send,poll")
+    workers.start(pool="threads", concurrency=4, queues="send,poll")
     interactive = workers.start(pool="threads", concurrency=2, queues="interactive")
     wait_for(lambda: campaigns.received_on("run"), timeout=30, message="the burst to start")
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    assert niceness_of_threads(bulk.process.pid) == {min(19, ours + 10)}
-    assert niceness_of_threads(interactive.process.pid) == {ours}
     sandboxes["talkifai"].control("add_job", {"id": "job-click", "status": "pending"})
     run = submit(
         sandbox_connection(team.tenant, "talkifai"),
@@ -854,15 +848,6 @@ def test_an_approved_start_goes_out_on_the_interactive_worker_during_a_burst(
     (send,) = attempts(run, "send")
     assert send.worker == f"{socket.gethostname()}:{interactive.process.pid}"
     assert len(sandboxes["talkifai"].received_on("start_batch_job")) == 1
-
-
-def niceness_of_threads(pid: int) -> set[int]:
-    """The CPU niceness of every thread of process `pid` (on Linux each thread has its own)."""
-    found = set()
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):
-            found.add(os.getpriority(os.PRIO_PROCESS, int(thread)))
-    return found
 
 
 def test_burst_submitted_through_dispatch_wake_ups_is_sent_once_each(
