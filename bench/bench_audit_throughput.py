@@ -135,7 +135,14 @@ def restart_workers(stack, args, errors: list[str], *, audit_on: bool) -> None:
         os.environ.pop("BENCH_AUDIT_OFF", None)
     else:
         os.environ["BENCH_AUDIT_OFF"] = "1"
-    stack.start_workers(count=args.workers, pool=args.pool, concurrency=args.concurrency)
+    # Every queue: the single-run sends measured here go to the interactive one (a person's
+    # click in production), which a send/poll-only worker never consumes.
+    stack.start_workers(
+        count=args.workers,
+        pool=args.pool,
+        concurrency=args.concurrency,
+        queues="send,interactive,poll",
+    )
     os.environ.pop("BENCH_AUDIT_OFF", None)
 
 
