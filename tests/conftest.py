@@ -139,6 +139,20 @@ def clean_redis(settings):
     client.flushdb()
 
 
+def backends_on_this_database(condition: str) -> int:
+    """How many PostgreSQL backends on the test database match `condition` (SQL), read afresh:
+    inside a transaction PostgreSQL would answer from the first look's snapshot."""
+    from django.db import connection  # lazily: Django-free vendor tests load this file too
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+            + condition
+        )
+        return cursor.fetchone()[0]
+
+
 SANDBOX_SECRETS = {
     "optimove_batch": {"api_key": "sandbox-optimove-daily-key"},
     "optimove_campaigns": {

@@ -195,10 +195,10 @@ class Run(models.Model):
     # label to hash it: ten gettext calls for a state, thirty for an operation. A page of fifty
     # runs made a thousand; these translate the one label shown.
     def get_state_display(self) -> str:
-        return str(_STATE_LABELS.get(self.state, self.state))
+        return str(STATE_LABELS.get(self.state, self.state))
 
     def get_operation_display(self) -> str:
-        return str(_OPERATION_LABELS.get(self.operation, self.operation))
+        return str(OPERATION_LABELS.get(self.operation, self.operation))
 
     @property
     def is_terminal(self) -> bool:
@@ -254,8 +254,9 @@ class Run(models.Model):
         }.get(self.state) or gettext("is %(state)s") % {"state": self.get_state_display().lower()}
 
 
-_STATE_LABELS = dict(Run._meta.get_field("state").flatchoices)
-_OPERATION_LABELS = dict(Run._meta.get_field("operation").flatchoices)
+# A run's state and operation labels (lazy, translated when shown), read once from the choices.
+STATE_LABELS = dict(Run._meta.get_field("state").flatchoices)
+OPERATION_LABELS = dict(Run._meta.get_field("operation").flatchoices)
 
 
 class Approval(models.Model):

@@ -45,7 +45,7 @@ from dashboard.models import (
     VendorConnection,
 )
 from dashboard.runs.heartbeat import HEARTBEAT_TTL_SECONDS
-from dashboard.runs.models import Approval, Run, RunAttempt
+from dashboard.runs.models import OPERATION_LABELS, STATE_LABELS, Approval, Run, RunAttempt
 from dashboard.runs.operations import operation_for
 from dashboard.runs.states import ACTIVE_STATES, STALE_QUEUED_SECONDS, RunState
 from dashboard.tenancy import history
@@ -82,12 +82,6 @@ def run_list(*, tenant: Tenant, filters: RunFilters | None = None) -> QuerySet[R
         )
     )
     return runs.order_by("-created_at", "-id")
-
-
-# The list's labels, read once: Model.get_FOO_display() rebuilds a dict of every choice on each
-# call, two calls a row.
-OPERATION_LABELS = dict(Run._meta.get_field("operation").flatchoices)
-STATE_LABELS = dict(Run._meta.get_field("state").flatchoices)
 
 
 @dataclass(frozen=True)

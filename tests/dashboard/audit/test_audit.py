@@ -26,6 +26,7 @@ from dashboard.audit.trail import (
     verify_audit_chains,
 )
 from dashboard.models import AuditChainHead, AuditEvent, Role
+from tests.conftest import backends_on_this_database
 from tests.factories import AuditEventFactory, MembershipFactory, RunFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -847,10 +848,4 @@ def test_a_long_chain_read_ahead_on_its_own_connection_verifies_and_finds_tamper
 
 def _other_connections() -> int:
     """Other sessions on this test database (a helper thread's connection, while it is open)."""
-    with db_connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
-        return cursor.fetchone()[0]
+    return backends_on_this_database("pid <> pg_backend_pid() AND backend_type = 'client backend'")

@@ -14,6 +14,7 @@ from dashboard.runs.models import RunAttempt
 from dashboard.runs.operations import SendResult
 from dashboard.runs.states import RunState
 from dashboard.vendors.http import Exchange
+from tests.conftest import backends_on_this_database
 from tests.e2e.conftest import wait_for
 from tests.factories import RunAttemptFactory, RunFactory
 
@@ -21,14 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def backends_waiting_on_a_lock() -> int:
-    with default_connection.cursor() as cursor:
-        # Inside a transaction PostgreSQL would answer from the first look's snapshot.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
+    return backends_on_this_database("wait_event_type = 'Lock'")
 
 
 def in_thread(target, errors: list[BaseException]) -> threading.Thread:
