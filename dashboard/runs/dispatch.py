@@ -481,7 +481,9 @@ def _start_with_places(
                 free += _take_free_threads_now(len(pending) - free)
             freeing = take_answered()
             try:
-                places, wait = limiter.take_slots(rule, free, reserve=reserve, freeing=freeing)
+                places, wait = limiter.take_slots(
+                    rule, free, reserve=reserve, freeing=freeing, yield_to_interactive=True
+                )
             except Exception:
                 _give_back_threads(free)
                 _free_unused_places(limiter, rule, freeing)

@@ -7,6 +7,7 @@ task modules: those import the engine, never the other way.
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.db import transaction
 from dashboard.runs.models import Run
 from dashboard.runs.operations import operation_for
 from dashboard.runs.rate_limits import rate_limiter
+
+logger = logging.getLogger(__name__)
 
 # Countdowns stay far below the broker's visibility timeout (see docs/engine.md "Workers"); longer waits
 # are picked up again by the sweeper from next_attempt_at.
@@ -95,12 +98,39 @@ def enqueue(
     # that names the batch has said it is not a single run's send.
     queue = send_queue(run_id) if task_name == "send" and batch is None else None
     options = {"queue": queue} if queue else {}
+    interactive = queue == INTERACTIVE_QUEUE and not countdown
+
+    def publish() -> None:
+        if interactive:
+            begin_interactive(run_id)
+        run_task.apply_async(args=[run_id], countdown=countdown or None, **options)
+
     # robust: a broker outage must not turn a committed decision into an error page; the sweeper
     # re-enqueues queued runs whose message never left.
-    transaction.on_commit(
-        lambda: run_task.apply_async(args=[run_id], countdown=countdown or None, **options),
-        robust=True,
-    )
+    transaction.on_commit(publish, robust=True)
+
+
+def interactive_entry(run_id: int) -> str:
+    """The run's entry among the clicks in flight (rate_limits.INTERACTIVE_KEY)."""
+    return f"run:{run_id}"
+
+
+def begin_interactive(run_id: int) -> None:
+    """A person waits for this run's send, enqueued now: the bulk lane yields until its
+    worker ends it (dashboard.runs.services.sending). Never stops the send from being queued."""
+    try:
+        rate_limiter().interactive_begun(interactive_entry(run_id))
+    except Exception:
+        logger.warning("could not mark run %s's send as interactive", run_id, exc_info=True)
+
+
+def end_interactive(run_id: int) -> None:
+    """The run's send is done (sent and recorded, held or skipped): the bulk lane goes on."""
+    try:
+        rate_limiter().interactive_ended(interactive_entry(run_id))
+    except Exception:
+        # Its entry lapses by itself after INTERACTIVE_HOLD_SECONDS.
+        logger.warning("could not end run %s's interactive mark", run_id, exc_info=True)
 
 
 def enqueue_send(run: Run) -> None:

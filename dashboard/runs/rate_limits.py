@@ -58,11 +58,41 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return math.ceil((cost - tokens) * 1000 / rate)
 """
 
-# KEYS[1]: sorted set of held places (member: place id, score: ms when it frees).
+# A person's click in flight (a single run's send on the interactive lane, from the moment it
+# is enqueued until its answer is recorded): the bulk lane's dispatchers grant no new requests
+# meanwhile. On two cores a burst keeps every CPU busy, and each of the click's round trips to
+# PostgreSQL then waits its turn among the burst's backends (20-50 ms, at any one of them); a
+# few ms after the grants stop, the burst's requests in flight are answered and recorded and the
+# click has the machine. Each entry lapses after INTERACTIVE_HOLD_SECONDS (a worker that died
+# holds nothing), and the lane yields from a budget in wall time (YIELD_CAPACITY_SECONDS, refilled
+# at YIELD_SHARE of the time): a stream of clicks slows a burst by at most that share, never
+# stops it. docs/engine.md "Workers" tells the rest.
+INTERACTIVE_KEY = "triggerdesk:interactive"
+YIELD_BUDGET_KEY = "triggerdesk:interactive:yield-budget"
+INTERACTIVE_HOLD_SECONDS = 1.0
+YIELD_CAPACITY_SECONDS = 0.25
+YIELD_SHARE = 0.1
+# A yielding dispatcher asks again this soon (it then gathers threads for GRANT_GATHER_SECONDS).
+YIELD_STEP_SECONDS = 0.005
+
+# KEYS[1]: the click's entry in INTERACTIVE_KEY. ARGV: the entry, ms until it lapses.
+INTERACTIVE_BEGIN_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
+return 0
+"""
+
+# KEYS[1]: sorted set of held places (member: place id, score: ms when it frees); KEYS[2]:
+# the clicks in flight (INTERACTIVE_KEY); KEYS[3]: the bulk lane's yield budget (a hash: ms of
+# budget, when last counted, whether the lane was yielding since then).
 # ARGV: limit, ms a place is held when its answer is never reported, places wanted, places to
-# leave free (reserve), id prefix, the period in ms, then the ids of places whose answers came
-# back (freed first, as SLOTS_FREE_SCRIPT does: one round trip for both).
-# Returns {places granted, ms to wait before asking again}.
+# leave free (reserve), id prefix, the period in ms, 1 when the caller yields to clicks (a bulk
+# dispatcher), the budget's capacity in ms, its share, the ms a yielding caller waits, then the
+# ids of places whose answers came back (freed first, as SLOTS_FREE_SCRIPT does: one round trip
+# for both). Returns {places granted, ms to wait before asking again, 1 when yielding to a
+# click}.
 SLOTS_TAKE_SCRIPT = """
 local limit = tonumber(ARGV[1])
 local hold = tonumber(ARGV[2])
@@ -72,10 +102,31 @@ local prefix = ARGV[5]
 local period = tonumber(ARGV[6])
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-for index = 7, #ARGV do
+for index = 11, #ARGV do
   redis.call('ZADD', KEYS[1], now + period, ARGV[index])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[7] == '1' then
+  local capacity = tonumber(ARGV[8])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  local clicks = redis.call('ZCARD', KEYS[2])
+  local budget = redis.call('HMGET', KEYS[3], 'ms', 'at', 'yielding')
+  -- Counted in wall time, once whatever the number of dispatchers asking: from the last
+  -- count, refilled at the share, and spent too when the lane was yielding since then.
+  if clicks > 0 or budget[3] == '1' then
+    local left = tonumber(budget[1]) or capacity
+    local elapsed = math.max(0, now - (tonumber(budget[2]) or now))
+    left = left + elapsed * tonumber(ARGV[9])
+    if budget[3] == '1' then left = left - elapsed end
+    left = math.max(0, math.min(capacity, left))
+    local yielding = clicks > 0 and left >= 1
+    redis.call('HSET', KEYS[3], 'ms', tostring(left), 'at', now, 'yielding', yielding and '1' or '0')
+    redis.call('PEXPIRE', KEYS[3], 60000)
+    if yielding then
+      return {0, math.max(1, math.floor(math.min(tonumber(ARGV[10]), left))), 1}
+    end
+  end
+end
 local granted = limit - reserve - redis.call('ZCARD', KEYS[1])
 if granted > wanted then granted = wanted end
 if granted > 0 then
@@ -86,13 +137,13 @@ if granted > 0 then
   end
   redis.call('ZADD', KEYS[1], unpack(places))
   redis.call('PEXPIRE', KEYS[1], hold + 1000)
-  return {granted, 0}
+  return {granted, 0, 0}
 end
 -- Full: places free as answers come back (any moment) or as held ones expire.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = 20
 if first[2] then wait = math.min(20, math.max(1, tonumber(first[2]) - now)) end
-return {0, wait}
+return {0, wait, 0}
 """
 
 # KEYS[1]: sorted set of held places. ARGV[1]: the period in ms; ARGV[2..]: place ids whose
@@ -129,6 +180,7 @@ class RedisRateLimiter:
         self._window = self.redis.register_script(WINDOW_SCRIPT)
         self._slots_take = self.redis.register_script(SLOTS_TAKE_SCRIPT)
         self._slots_free = self.redis.register_script(SLOTS_FREE_SCRIPT)
+        self._interactive_begin = self.redis.register_script(INTERACTIVE_BEGIN_SCRIPT)
 
     def acquire(self, rule: RateRule) -> float:
         """Take one request from the rule's budget; 0 when it may go now, else seconds to wait."""
@@ -145,7 +197,13 @@ class RedisRateLimiter:
         return int(waited) / 1000.0
 
     def take_slots(
-        self, rule: RateRule, wanted: int, *, reserve: int = 0, freeing: Iterable[str] = ()
+        self,
+        rule: RateRule,
+        wanted: int,
+        *,
+        reserve: int = 0,
+        freeing: Iterable[str] = (),
+        yield_to_interactive: bool = False,
     ) -> tuple[list[str], float]:
         """Take up to `wanted` places of a sliding rule, leaving `reserve` free.
 
@@ -154,10 +212,12 @@ class RedisRateLimiter:
         failure) came back; one never freed stays held for `rule.longest_request_seconds` plus
         the period. `freeing`: places whose answers came back, freed as `free_slots` would, in
         the same round trip and before the count (a sender answering and asking at once).
+        `yield_to_interactive` (the bulk lane's dispatchers): grant nothing while a person's
+        click is in flight (`interactive_begun`), within the lane's yield budget.
         """
         prefix = f"{uuid.uuid4().hex}:"
-        granted, waited = self._slots_take(
-            keys=[f"triggerdesk:slots:{rule.key}"],
+        granted, waited, yielded = self._slots_take(
+            keys=[f"triggerdesk:slots:{rule.key}", INTERACTIVE_KEY, YIELD_BUDGET_KEY],
             args=[
                 rule.limit,
                 hold_milliseconds(rule),
@@ -165,12 +225,27 @@ class RedisRateLimiter:
                 min(reserve, rule.limit - 1),
                 prefix,
                 int(rule.period_seconds * 1000),
+                1 if yield_to_interactive else 0,
+                int(YIELD_CAPACITY_SECONDS * 1000),
+                YIELD_SHARE,
+                int(YIELD_STEP_SECONDS * 1000),
                 *freeing,
             ],
         )
-        if not granted:
+        if not granted and not yielded:
             record_rate_limit_wait(self.redis, rule_key=rule.key, seconds=int(waited) / 1000.0)
         return [f"{prefix}{index}" for index in range(1, int(granted) + 1)], int(waited) / 1000.0
+
+    def interactive_begun(self, entry: str) -> None:
+        """A person's click is in flight (its send enqueued on the interactive lane): the bulk
+        lane yields until `interactive_ended(entry)`, or INTERACTIVE_HOLD_SECONDS."""
+        self._interactive_begin(
+            keys=[INTERACTIVE_KEY], args=[entry, int(INTERACTIVE_HOLD_SECONDS * 1000)]
+        )
+
+    def interactive_ended(self, entry: str) -> None:
+        """The click's send is done (sent and recorded, held or skipped)."""
+        self.redis.zrem(INTERACTIVE_KEY, entry)
 
     def free_slots(self, rule: RateRule, slots: list[str]) -> None:
         """The answers to these places' requests came back: each is held one more period."""
@@ -234,8 +309,16 @@ class LocalRateLimiter:
             return math.ceil((1 - tokens) / rate * 1000) / 1000.0
 
     def take_slots(
-        self, rule: RateRule, wanted: int, *, reserve: int = 0, freeing: Iterable[str] = ()
+        self,
+        rule: RateRule,
+        wanted: int,
+        *,
+        reserve: int = 0,
+        freeing: Iterable[str] = (),
+        yield_to_interactive: bool = False,
     ) -> tuple[list[str], float]:
+        # The demo's one worker process serves every lane: there is no burst on another
+        # worker for a click to overtake, so nothing yields here.
         now = time.monotonic()
         reserve = min(reserve, rule.limit - 1)
         with self._lock:
@@ -256,6 +339,12 @@ class LocalRateLimiter:
         if places:
             return places, 0.0
         return [], min(0.02, max(0.001, first - now))
+
+    def interactive_begun(self, entry: str) -> None:
+        pass
+
+    def interactive_ended(self, entry: str) -> None:
+        pass
 
     def free_slots(self, rule: RateRule, slots: list[str]) -> None:
         now = time.monotonic()

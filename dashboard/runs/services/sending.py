@@ -25,7 +25,7 @@ from dashboard.runs.attempts import (
     record_answer,
     record_attempt,
 )
-from dashboard.runs.enqueue import batch_of, enqueue
+from dashboard.runs.enqueue import batch_of, end_interactive, enqueue
 from dashboard.runs.models import Run, RunAttempt
 from dashboard.runs.operations import RunOperation, SendResult, operation_for
 from dashboard.runs.outcomes import (
@@ -65,24 +65,37 @@ def run_send(*, run_id: int, slot: int | None = None) -> str:
         .first()
     )
     if head is None:
+        end_interactive(run_id)
         return "missing"
     state, operation_name, connection_id, has_send_window, has_blackout_dates = head
-    batched = operation_for(operation_name).batch_size > 1
-    # A woken dispatcher runs even when its run went out meanwhile: it holds a wake-up flag that
-    # only its own last look may clear, or later submissions would wait for the sweeper.
-    if state != RunState.QUEUED and not (batched and slot is not None):
-        return f"skipped: already {state}"
-    if batched:
+    if operation_for(operation_name).batch_size > 1:
+        # A woken dispatcher runs even when its run went out meanwhile: it holds a wake-up flag
+        # that only its own last look may clear, or later submissions would wait for the sweeper.
+        if state != RunState.QUEUED and slot is None:
+            return f"skipped: already {state}"
         return dispatch.dispatch_sends(
             connection_id=connection_id, operation=operation_name, slot=slot, run_id=run_id
         )
+    try:
+        if state != RunState.QUEUED:
+            return f"skipped: already {state}"
+        return _send_single(
+            run_id, connection_id, operation_name, has_send_window or has_blackout_dates
+        )
+    finally:
+        # Sent, held, skipped or failed: the bulk lane no longer yields to this click.
+        end_interactive(run_id)
+
+
+def _send_single(run_id: int, connection_id: int, operation_name: str, has_send_rules: bool) -> str:
+    """run_send for a run of a single-run operation (the interactive lane)."""
     now = utc_now()
     # Approved late, or queued long: a run never leaves outside its connection's send window.
     # It waits queued, due when the window opens (the sweeper or this countdown). Decided
     # before the run's row lock is taken, as gate.hold_outside_send_window asks.
     hold = (
         gate.hold_outside_send_window(connection_id=connection_id, now=now, run_id=run_id)
-        if has_send_window or has_blackout_dates
+        if has_send_rules
         else None
     )
     if hold is not None:

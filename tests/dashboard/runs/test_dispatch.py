@@ -16,6 +16,7 @@ from dashboard.runs import attempts, dispatch, enqueue, services
 from dashboard.runs.models import Operation, Run, RunAttempt
 from dashboard.runs.states import RunState
 from dashboard.vendors.sandbox import Fault
+from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.usefixtures("clean_redis")]
 
@@ -449,3 +450,45 @@ def test_a_server_error_on_a_status_read_is_asked_again_later(team, campaigns, s
     run.refresh_from_db()
     assert run.state == RunState.ACCEPTED and not run.needs_person
     assert run.next_poll_at > utc_now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_grants_nothing_while_a_persons_click_is_in_flight(
+    team, campaigns, sandboxes, monkeypatch, clean_redis
+):
+    """The bulk lane's dispatcher yields to a click (its send enqueued on the interactive lane)
+    until the click's worker ends it; then the burst goes out whole, each run once."""
+    from dashboard.runs import rate_limits
+
+    monkeypatch.setattr(rate_limits, "YIELD_CAPACITY_SECONDS", 3600.0)  # not spent in this test
+    count = 20
+    for number in range(count):
+        submit(team, campaigns, number)
+    enqueue.begin_interactive(999_999)
+    errors = []
+
+    def work():
+        try:
+            dispatch.dispatch_sends(connection_id=campaigns.pk, operation=OPERATION)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        wait_for(
+            lambda: clean_redis.hget(rate_limits.YIELD_BUDGET_KEY, "yielding") == b"1",
+            timeout=60,
+            message="the dispatcher to yield",
+        )
+        # It has asked for places and been told to wait: not one request has left.
+        assert sandboxes["optimove_campaigns"].received_on("run") == []
+    finally:
+        enqueue.end_interactive(999_999)
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert sent_numbers(sandboxes) == list(range(count))
+    assert Run.objects.filter(state=RunState.ACCEPTED).count() == count

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dashboard.observability.metrics import RATE_LIMIT_WAITS_KEY
 from dashboard.runs import rate_limits
 from dashboard.runs.operations import RateRule
 from dashboard.runs.rate_limits import LocalRateLimiter, RedisRateLimiter, acquire_all
@@ -218,3 +219,66 @@ def test_places_freed_with_a_grant_are_held_one_more_period_first(clean_redis, s
     assert {place.encode() for place in first} == set(scores)
     assert clean_redis.pttl(f"triggerdesk:slots:{rule.key}") < 300_000  # no longer the long hold
     wait_for(lambda: len(limiter.take_slots(rule, 5)[0]) == 2, timeout=30, message="the period")
+
+
+def test_the_bulk_lane_grants_nothing_while_a_click_is_in_flight(clean_redis, settings):
+    """A dispatcher (yield_to_interactive) waits a few ms at a time while a person's click is in
+    flight; the click's own permit and other callers are not held; the end of the click frees
+    the lane at once."""
+    limiter = RedisRateLimiter(settings.REDIS_URL)
+    rule = sliding(limit=10)
+    limiter.interactive_begun("run:1")
+
+    places, wait = limiter.take_slots(rule, 2, yield_to_interactive=True)
+    assert places == [] and 0 < wait <= rate_limits.YIELD_STEP_SECONDS
+    assert len(limiter.take_slots(rule, 2)[0]) == 2  # not a bulk caller: never held
+    # A yield is no rate-limit wait: the brand's window had room.
+    assert not clean_redis.exists(RATE_LIMIT_WAITS_KEY)
+
+    limiter.interactive_ended("run:1")
+    assert len(limiter.take_slots(rule, 2, yield_to_interactive=True)[0]) == 2
+
+
+def test_a_click_whose_worker_died_holds_the_bulk_lane_only_briefly(
+    clean_redis, settings, monkeypatch
+):
+    monkeypatch.setattr(rate_limits, "INTERACTIVE_HOLD_SECONDS", 0.05)
+    limiter = RedisRateLimiter(settings.REDIS_URL)
+    rule = sliding(limit=10)
+    limiter.interactive_begun("run:1")  # never ended
+
+    assert limiter.take_slots(rule, 1, yield_to_interactive=True)[0] == []
+    wait_for(
+        lambda: limiter.take_slots(rule, 1, yield_to_interactive=True)[0],
+        timeout=30,
+        message="the click's entry to lapse",
+    )
+
+
+def test_a_stream_of_clicks_slows_the_bulk_lane_but_never_stops_it(
+    clean_redis, settings, monkeypatch
+):
+    """The lane yields from a budget counted in wall time: once it is spent, dispatchers grant
+    again though clicks are still in flight."""
+    monkeypatch.setattr(rate_limits, "YIELD_CAPACITY_SECONDS", 0.02)
+    monkeypatch.setattr(rate_limits, "YIELD_SHARE", 0)  # never refilled in this test
+    limiter = RedisRateLimiter(settings.REDIS_URL)
+    rule = sliding(limit=1000)
+    limiter.interactive_begun("run:1")
+
+    assert limiter.take_slots(rule, 1, yield_to_interactive=True)[0] == []
+    wait_for(
+        lambda: limiter.take_slots(rule, 1, yield_to_interactive=True)[0],
+        timeout=30,
+        message="the yield budget to be spent",
+    )
+    assert clean_redis.zcard(rate_limits.INTERACTIVE_KEY) == 1  # the click is still in flight
+    assert limiter.take_slots(rule, 1, yield_to_interactive=True)[0]
+
+
+def test_the_demo_limiter_never_yields(settings):
+    """The demo's single worker process serves every lane: nothing to overtake."""
+    limiter = LocalRateLimiter()
+    limiter.interactive_begun("run:1")
+    assert len(limiter.take_slots(sliding(limit=5), 2, yield_to_interactive=True)[0]) == 2
+    limiter.interactive_ended("run:1")

@@ -213,6 +213,35 @@ def test_a_clicked_send_reads_no_send_rules_its_connection_does_not_have(
     assert len(sandboxes["talkifai"].received_on("start_batch_job")) == 1
 
 
+def test_a_clicks_send_ends_its_claim_on_the_bulk_lane_whatever_became_of_it(
+    team, sandbox_connection, sandboxes, clean_redis
+):
+    """Sent, or skipped as already sent: the bulk lane stops yielding to the click at once
+    (not after its entry lapses)."""
+    from dashboard.runs.enqueue import begin_interactive
+    from dashboard.runs.rate_limits import INTERACTIVE_KEY
+
+    run = services.run_submit(
+        actor=actor(team.operator),
+        tenant=team.tenant,
+        connection=sandbox_connection(team.tenant, "talkifai"),
+        operation=Operation.TALKIFAI_START_BATCH_JOB,
+        parameters={"batch_job_id": "job-pending-001"},
+        idempotency_key="start-now",
+        approval_required=False,
+    )
+    begin_interactive(run.pk)
+    assert clean_redis.zcard(INTERACTIVE_KEY) == 1
+
+    assert services.run_send(run_id=run.pk) == "succeeded"
+    assert clean_redis.zcard(INTERACTIVE_KEY) == 0
+
+    begin_interactive(run.pk)  # a redelivered message
+    assert services.run_send(run_id=run.pk) == "skipped: already succeeded"
+    assert clean_redis.zcard(INTERACTIVE_KEY) == 0
+    assert len(sandboxes["talkifai"].received_on("start_batch_job")) == 1
+
+
 def test_second_daily_request_inside_the_window_waits_and_is_not_sent(team, daily, sandboxes):
     run = submit_daily(team, daily, approval_required=False)
     assert services.run_send(run_id=run.pk) == "succeeded"

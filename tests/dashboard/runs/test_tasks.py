@@ -99,3 +99,36 @@ def test_a_batched_runs_plain_send_message_stays_on_the_send_queue(
         ([run.pk], None, None),
         ([run.pk], {"slot": 0}, None),
     ]
+
+
+def interactive_entries(client) -> set[bytes]:
+    from dashboard.runs.rate_limits import INTERACTIVE_KEY
+
+    return set(client.zrange(INTERACTIVE_KEY, 0, -1))
+
+
+@pytest.mark.django_db
+def test_a_click_is_marked_in_flight_before_its_message_leaves(
+    monkeypatch, django_capture_on_commit_callbacks, clean_redis
+):
+    """The bulk lane yields to a person's click from the moment its send is enqueued; a retry
+    with a countdown is no click anyone waits on, and marks nothing."""
+    from dashboard.runs import tasks
+
+    run = RunFactory(state=RunState.QUEUED)
+    later = RunFactory(state=RunState.QUEUED)
+    published = []
+    monkeypatch.setattr(
+        tasks.send_run,
+        "apply_async",
+        lambda args, queue=None, **_: published.append(
+            (args, queue, interactive_entries(clean_redis))
+        ),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue("send", run.pk)
+        enqueue.enqueue("send", later.pk, 5.0)
+
+    marked = {f"run:{run.pk}".encode()}
+    assert published == [([run.pk], "interactive", marked), ([later.pk], "interactive", marked)]
