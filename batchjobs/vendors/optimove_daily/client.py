@@ -51,7 +51,6 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-import requests
 from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
@@ -65,6 +64,7 @@ from dashboard.vendors.http import (
     Throttled,
     VendorError,
     VendorHttp,
+    VendorResponse,
     minified_json,
     parse_retry_after,
 )
@@ -366,12 +366,11 @@ class OptimoveDailyClient:
         *,
         api_key: str,
         use_current_route: bool = False,
-        session: requests.Session | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout_margin_seconds: float = DEFAULT_READ_TIMEOUT_MARGIN_SECONDS,
         real_seconds_per_wait_second: float = 1.0,
     ) -> None:
-        # A key with spaces or control characters would make requests refuse the header after
+        # A key with spaces or control characters would make the HTTP client refuse the header after
         # the call started, which would read as an unknown outcome: refuse it here instead.
         if not isinstance(api_key, str) or not api_key or not _is_printable_ascii(api_key):
             raise ConfigurationError(
@@ -387,7 +386,6 @@ class OptimoveDailyClient:
             base_url,
             secrets=[api_key],
             connect_timeout=connect_timeout,
-            session=session,
         )
 
     def __repr__(self) -> str:
@@ -441,7 +439,7 @@ class OptimoveDailyClient:
         raise error
 
     @staticmethod
-    def _error_for(response: requests.Response, text: str, exchange: Exchange) -> VendorError:
+    def _error_for(response: VendorResponse, text: str, exchange: Exchange) -> VendorError:
         status = response.status_code
         # A proxy's HTML page can be large: the exchange keeps the body, the error a readable part.
         vendor_message = text.strip()[:MAX_VENDOR_MESSAGE_CHARS]

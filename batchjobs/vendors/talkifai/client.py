@@ -59,7 +59,6 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
 from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
@@ -75,6 +74,7 @@ from dashboard.vendors.http import (
     Throttled,
     VendorError,
     VendorHttp,
+    VendorResponse,
     parse_retry_after,
 )
 
@@ -570,7 +570,6 @@ class TalkifaiClient:
         *,
         api_key: str,
         layout: TalkifaiApiLayout | None = None,
-        session: requests.Session | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
@@ -581,13 +580,11 @@ class TalkifaiClient:
             raise ConfigurationError("The TalkifAI API key contains spaces or control characters.")
         self.layout = layout or TalkifaiApiLayout()
         self._api_key = api_key
-        self._owns_session = session is None
         self._http = VendorHttp(
             base_url,
             secrets=[api_key],
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            session=session,
         )
 
     @property
@@ -596,9 +593,8 @@ class TalkifaiClient:
         return self._http.base_url
 
     def close(self) -> None:
-        """Close the pooled connections, when this client opened them."""
-        if self._owns_session:
-            self._http.session.close()
+        """Close the pooled connections."""
+        self._http.close()
 
     def _headers(self) -> dict[str, str]:
         return {"Accept": "application/json", **self.layout.auth_headers(self._api_key)}
@@ -711,7 +707,7 @@ class TalkifaiClient:
         self,
         error_class: type[TalkifaiError],
         message: str,
-        response: requests.Response,
+        response: VendorResponse,
         exchange: Exchange,
         report: VendorErrorReport,
         **extra: Any,
@@ -740,7 +736,7 @@ class TalkifaiClient:
 
     def _error_for(
         self,
-        response: requests.Response,
+        response: VendorResponse,
         exchange: Exchange,
         *,
         starting: bool,

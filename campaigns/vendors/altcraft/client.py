@@ -60,7 +60,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import requests
 from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
@@ -74,6 +73,7 @@ from dashboard.vendors.http import (
     ServerError,
     Throttled,
     VendorHttp,
+    VendorResponse,
     minified_json,
     parse_retry_after,
 )
@@ -331,7 +331,6 @@ class AltcraftClient:
         *,
         token: str,
         body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES,
-        session: requests.Session | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
@@ -346,12 +345,11 @@ class AltcraftClient:
             secrets=[token],
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            session=session,
         )
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._http.session.close()
+        self._http.close()
 
     # -- bulk trigger launch ---------------------------------------------------------------
 
@@ -660,7 +658,7 @@ class AltcraftClient:
         return envelope, exchange
 
     def _raise_for_failure(
-        self, response: requests.Response, exchange: Exchange, envelope: dict[str, Any] | None
+        self, response: VendorResponse, exchange: Exchange, envelope: dict[str, Any] | None
     ) -> None:
         status = response.status_code
         error_number = envelope["error"] if envelope else None

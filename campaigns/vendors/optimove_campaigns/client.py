@@ -52,7 +52,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
 from django.utils.translation import gettext_lazy
 
 from dashboard.vendors.http import (
@@ -67,13 +66,14 @@ from dashboard.vendors.http import (
     Throttled,
     VendorError,
     VendorHttp,
+    VendorResponse,
     minified_json,
     parse_retry_after,
 )
 
 PRODUCTION_BASE_URL = "https://opti-x.optimove.net/smart-campaigns/v1"
 
-# The run engine sends hundreds of runs per second through one client; requests' default pool
+# The run engine sends hundreds of runs per second through one client; VendorHttp's default pool
 # of 10 would open and discard a connection for most of them.
 DEFAULT_POOL_MAXSIZE = 100
 # The doc names Retry-After but not a default; one second is the rate limit's own window.
@@ -307,7 +307,6 @@ class OptimoveCampaignsClient:
         *,
         api_key: str,
         brand_key: str,
-        session: requests.Session | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
@@ -322,7 +321,6 @@ class OptimoveCampaignsClient:
             secrets=(api_key, brand_key),
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            session=session,
             pool_maxsize=pool_maxsize,
         )
 
@@ -388,7 +386,7 @@ class OptimoveCampaignsClient:
 
     def _send(
         self, method: str, route: str, *, headers: dict[str, str], body: bytes | None = None
-    ) -> tuple[requests.Response, Exchange]:
+    ) -> tuple[VendorResponse, Exchange]:
         # Re-raised as this client's classes so every error the UI sees carries advice.
         try:
             return self.http.request(method, route, headers=headers, body=body)
@@ -399,7 +397,7 @@ class OptimoveCampaignsClient:
 
     def _failure(
         self,
-        response: requests.Response,
+        response: VendorResponse,
         exchange: Exchange,
         documented: dict[int, type[OptimoveCampaignsError]],
     ) -> OptimoveCampaignsError:
@@ -425,7 +423,7 @@ class OptimoveCampaignsClient:
             exchange=exchange,
         )
 
-    def _vendor_message(self, response: requests.Response) -> str:
+    def _vendor_message(self, response: VendorResponse) -> str:
         """The vendor's reason in its own words: a JSON body's message (and detail), else text."""
         payload = _json_object(response)
         if payload is not None:
@@ -534,7 +532,7 @@ def _check_json_value(value: object, where: str, depth: int) -> None:
 # -- parsing -----------------------------------------------------------------------------------
 
 
-def _json_object(response: requests.Response) -> dict[str, Any] | None:
+def _json_object(response: VendorResponse) -> dict[str, Any] | None:
     try:
         payload = json.loads(response.content)
     except ValueError:

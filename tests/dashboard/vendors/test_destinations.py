@@ -356,13 +356,11 @@ def test_https_through_the_checked_address_still_verifies_the_host_name(
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     settings.VENDOR_HOST_ALLOWLIST = ["vendor.test", "other.test"]
     try:
-        http_client = VendorHttp(f"https://vendor.test:{port}/api")
-        http_client.session.verify = cert
+        http_client = VendorHttp(f"https://vendor.test:{port}/api", ca_certs=cert)
         response, _ = http_client.request("GET", "/status")
         assert response.status_code == 200 and response.content == b"ok"
 
-        other = VendorHttp(f"https://other.test:{port}/api")
-        other.session.verify = cert
+        other = VendorHttp(f"https://other.test:{port}/api", ca_certs=cert)
         from dashboard.vendors.http import NotSent
 
         with pytest.raises(NotSent):  # the certificate does not name other.test

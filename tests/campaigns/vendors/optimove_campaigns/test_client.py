@@ -153,7 +153,7 @@ def client(server: SandboxServer) -> Any:
     """A client for the sandbox mounted under PREFIX."""
     client = make_client(server.url(PREFIX))
     yield client
-    client.http.session.close()
+    client.http.close()
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def scripted_client(server: SandboxServer) -> Any:
     """A client for the scripted vendor."""
     client = make_client(server.url("/scripted"))
     yield client
-    client.http.session.close()
+    client.http.close()
 
 
 def assert_no_secrets(*things: Exchange | BaseException | None) -> None:
@@ -277,8 +277,7 @@ def test_hundreds_of_runs_through_one_client_from_many_threads(
     server: SandboxServer, sandbox: OptimoveCampaignsSandbox
 ) -> None:
     client = make_client(server.url(PREFIX), pool_maxsize=250)
-    adapter = client.http.session.get_adapter(server.url(PREFIX))
-    assert adapter.poolmanager.connection_pool_kw["maxsize"] == 250
+    assert client.http.pool_maxsize == 250
     results: list[ExecutionAccepted] = []
 
     def send_ten() -> None:
