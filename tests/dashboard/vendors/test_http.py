@@ -84,3 +84,122 @@ def test_an_untrusted_certificate_fails(tls_vendor):
     assert not result.reached
     assert "CERTIFICATE_VERIFY_FAILED" in result.description
     assert received == []
+
+
+# -- VendorHttp.request: what reaches the vendor, and the failure class of each transport fault
+
+
+@pytest.fixture
+def plain_vendor(settings):
+    """A plain HTTP vendor on 127.0.0.1 that records each request and answers as `answer` says:
+    "ok" (200 with a JSON body), "redirect" (302), "reset" (reads the request, then closes
+    without an answer). Yields (base URL, received [(method, path, headers)], answer holder)."""
+    received: list[tuple[str, str, dict[str, str]]] = []
+    answer = {"kind": "ok"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            received.append((self.command, self.path, dict(self.headers.items())))
+            if answer["kind"] == "reset":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if answer["kind"] == "redirect":
+                self.send_response(302)
+                self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b'{"ok":true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.VENDOR_HOST_ALLOWLIST = ["127.0.0.1"]
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api", received, answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_call_sends_the_clients_headers_over_the_defaults_and_records_no_secret(plain_vendor):
+    base_url, received, _ = plain_vendor
+    client = vendor_http.VendorHttp(base_url, secrets=["top-secret"])
+
+    response, exchange = client.request(
+        "POST",
+        "/run",
+        headers={"accept": "application/json", "X-API-KEY": "top-secret"},
+        body=b"{}",
+    )
+
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.headers.get("content-type") == "application/json"  # any case
+    method, path, headers = received[0]
+    assert (method, path) == ("POST", "/api/run")
+    # The client's Accept replaces the default one whatever its case: one header, not two.
+    assert [name for name in headers if name.lower() == "accept"] == ["accept"]
+    assert headers["accept"] == "application/json"
+    assert headers["User-Agent"] == "TriggerDesk"
+    assert headers["X-API-KEY"] == "top-secret"
+    assert exchange.request_headers["X-API-KEY"] == vendor_http.REDACTED
+    assert "top-secret" not in repr(exchange.as_dict())
+
+
+def test_a_redirect_is_answered_not_followed(plain_vendor):
+    """Following it would send the request a second time, elsewhere."""
+    base_url, received, answer = plain_vendor
+    answer["kind"] = "redirect"
+
+    response, _ = vendor_http.VendorHttp(base_url).request("POST", "/run", body=b"{}")
+
+    assert response.status_code == 302
+    assert len(received) == 1
+
+
+def test_a_connection_closed_after_the_request_was_read_is_an_unknown_outcome(plain_vendor):
+    base_url, received, answer = plain_vendor
+    answer["kind"] = "reset"
+
+    with pytest.raises(vendor_http.OutcomeUnknown) as caught:
+        vendor_http.VendorHttp(base_url).request("POST", "/run", body=b"{}")
+
+    assert caught.value.code == "no_answer"
+    assert len(received) == 1  # never sent again by the HTTP client
+    assert caught.value.exchange.status_code is None
+
+
+@pytest.mark.parametrize("value", ["line\r\nX-Injected: 1", "ключ"])
+def test_a_header_that_cannot_be_written_is_not_sent(plain_vendor, value):
+    base_url, received, _ = plain_vendor
+
+    with pytest.raises(vendor_http.NotSent) as caught:
+        vendor_http.VendorHttp(base_url).request("POST", "/run", headers={"X-Key": value})
+
+    assert caught.value.code == "unencodable_request"
+    assert received == []
+
+
+def test_a_refused_connection_is_not_sent(settings):
+    settings.VENDOR_HOST_ALLOWLIST = ["127.0.0.1"]
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+
+        with pytest.raises(vendor_http.NotSent) as caught:
+            vendor_http.VendorHttp(f"http://127.0.0.1:{port}").request("POST", "/run")
+
+    assert caught.value.code == "connection_failed"
