@@ -13,9 +13,10 @@ from django.db import connection as db_connection
 from dashboard.audit.trail import Actor
 from dashboard.models import AuditEvent
 from dashboard.runs import services
+from dashboard.runs.enqueue import begin_interactive
 from dashboard.runs.models import Approval, Operation, Run, RunAttempt
 from dashboard.runs.operations import operation_for
-from dashboard.runs.rate_limits import rate_limiter
+from dashboard.runs.rate_limits import INTERACTIVE_KEY, rate_limiter
 from dashboard.runs.states import RunState
 from dashboard.tenancy.credentials import connection_secrets
 from dashboard.vendors.sandbox import Fault
@@ -191,13 +192,9 @@ def test_daily_trigger_sends_once_and_records_a_redacted_attempt(team, daily, sa
     ]
 
 
-def test_a_clicked_send_reads_no_send_rules_its_connection_does_not_have(
-    team, sandbox_connection, sandboxes, django_assert_max_num_queries
-):
-    """A person waits on this send while bursts hold the CPU: the run's first read also says
-    whether its connection has a send window or blackout dates, and no event generator is read
-    for an operation that has none. Before: 19 statements, 13 of them before the request."""
-    run = services.run_submit(
+def submit_talkifai_start(team, sandbox_connection):
+    """A TalkifAI "start now" run, queued without approval: a single run's send, as a click's."""
+    return services.run_submit(
         actor=actor(team.operator),
         tenant=team.tenant,
         connection=sandbox_connection(team.tenant, "talkifai"),
@@ -206,6 +203,15 @@ def test_a_clicked_send_reads_no_send_rules_its_connection_does_not_have(
         idempotency_key="start-now",
         approval_required=False,
     )
+
+
+def test_a_clicked_send_reads_no_send_rules_its_connection_does_not_have(
+    team, sandbox_connection, sandboxes, django_assert_max_num_queries
+):
+    """A person waits on this send while bursts hold the CPU: the run's first read also says
+    whether its connection has a send window or blackout dates, and no event generator is read
+    for an operation that has none. Before: 19 statements, 13 of them before the request."""
+    run = submit_talkifai_start(team, sandbox_connection)
 
     with django_assert_max_num_queries(16):
         assert services.run_send(run_id=run.pk) == "succeeded"
@@ -218,18 +224,7 @@ def test_a_clicks_send_ends_its_claim_on_the_bulk_lane_whatever_became_of_it(
 ):
     """Sent, or skipped as already sent: the bulk lane stops yielding to the click at once
     (not after its entry lapses)."""
-    from dashboard.runs.enqueue import begin_interactive
-    from dashboard.runs.rate_limits import INTERACTIVE_KEY
-
-    run = services.run_submit(
-        actor=actor(team.operator),
-        tenant=team.tenant,
-        connection=sandbox_connection(team.tenant, "talkifai"),
-        operation=Operation.TALKIFAI_START_BATCH_JOB,
-        parameters={"batch_job_id": "job-pending-001"},
-        idempotency_key="start-now",
-        approval_required=False,
-    )
+    run = submit_talkifai_start(team, sandbox_connection)
     begin_interactive(run.pk)
     assert clean_redis.zcard(INTERACTIVE_KEY) == 1
 
