@@ -28,7 +28,6 @@ from urllib3.exceptions import (
     LocationValueError,
     NameResolutionError,
     NewConnectionError,
-    ProxyError,
 )
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
@@ -226,15 +225,17 @@ class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = CheckedHTTPSConnection
 
 
+# The pool classes every vendor and webhook call uses: their connections only go to addresses
+# the destination rule allows.
+CHECKED_POOL_CLASSES = {"http": CheckedHTTPConnectionPool, "https": CheckedHTTPSConnectionPool}
+
+
 class CheckedDestinationAdapter(HTTPAdapter):
     """requests' adapter whose connections only go to addresses the destination rule allows."""
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": CheckedHTTPConnectionPool,
-            "https": CheckedHTTPSConnectionPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = dict(CHECKED_POOL_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -293,10 +294,7 @@ class VendorHttp:
             ca_certs=ca_certs or certifi.where(),
             retries=False,
         )
-        self._pools.pool_classes_by_scheme = {
-            "http": CheckedHTTPConnectionPool,
-            "https": CheckedHTTPSConnectionPool,
-        }
+        self._pools.pool_classes_by_scheme = dict(CHECKED_POOL_CLASSES)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -364,6 +362,16 @@ class VendorHttp:
                 error=error,
             )
 
+        if unwritable_header(headers):
+            # Refused before a byte is sent: http.client would refuse it while the request is
+            # put together, and a catch-all around the call could not tell that from a failure
+            # after the request was written.
+            exchange = record(error="a header could not be encoded")
+            raise NotSent(
+                "The request never left this machine: a header could not be encoded.",
+                code="unencodable_request",
+                exchange=exchange,
+            )
         try:
             answer = self._pools.urlopen(
                 method,
@@ -378,15 +386,6 @@ class VendorHttp:
         except destinations.DestinationNotAllowed as error:
             logger.warning("vendor call %s %s refused: %s", method, self.redact(url), error)
             raise DestinationRefused(f"Not sent: {error}") from None
-        except (UnicodeError, ValueError) as error:
-            # A header or URL that cannot be written (not Latin-1, a line break in a value):
-            # refused while the request is put together, before a byte is sent.
-            exchange = record(error=f"{type(error).__name__}: a header or URL could not be encoded")
-            raise NotSent(
-                "The request never left this machine: a header or URL could not be encoded.",
-                code="unencodable_request",
-                exchange=exchange,
-            ) from None
         except (Urllib3Error, OSError) as error:
             failure = classify_transport_error(error)
             description = self.redact(describe_transport_error(error)) or ""
@@ -428,6 +427,20 @@ class VendorHttp:
 SENT_BY_DEFAULT = {"User-Agent": "TriggerDesk", "Accept": "*/*"}
 
 
+def unwritable_header(headers: Mapping[str, str]) -> bool:
+    """True when a header name or value cannot go on the wire as HTTP/1.1 has it: not Latin-1,
+    or carrying a line break (a value with a line break would smuggle headers)."""
+    for name, value in headers.items():
+        line = f"{name}{value}"
+        if "\r" in line or "\n" in line:
+            return True
+        try:
+            line.encode("latin-1")
+        except UnicodeEncodeError:
+            return True
+    return False
+
+
 def sent_headers(headers: Mapping[str, str]) -> HTTPHeaderDict:
     """The client's headers over SENT_BY_DEFAULT, names compared without case."""
     sent = HTTPHeaderDict(SENT_BY_DEFAULT)
@@ -443,8 +456,9 @@ def classify_transport_error(error: Exception) -> FailureClass:
     nothing at the vendor. Read timeouts, resets and truncated answers all happen after the
     request was written (or while it was): the vendor may have acted.
     """
-    # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses in urllib3.
-    if isinstance(error, (ConnectTimeoutError, Urllib3SSLError, LocationValueError, ProxyError)):
+    # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses in urllib3;
+    # a URL it cannot parse (LocationValueError) is refused before any connection.
+    if isinstance(error, (ConnectTimeoutError, Urllib3SSLError, LocationValueError)):
         return FailureClass.NOT_SENT
     return FailureClass.OUTCOME_UNKNOWN
 
