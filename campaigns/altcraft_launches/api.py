@@ -136,11 +136,14 @@ class AltcraftLaunchOut(Schema):
 def altcraft_trigger_get(request: HttpRequest, reference: int | str) -> Any:
     """The token's tenant's trigger named by its Altcraft id or name: 404 or 422 otherwise."""
     triggers = altcraft_selectors.trigger_list(tenant=token_use(request).token.tenant)
-    if isinstance(reference, int) or str(reference).strip().isdigit():
-        number = int(reference)
+    text = str(reference).strip()
+    # isascii: "¹" is a digit to str.isdigit() but not to int() (as dashboard.pauses.services
+    # reads a connection's id); past ten digits no Altcraft id fits.
+    if isinstance(reference, int) or (text.isascii() and text.isdigit()):
+        number = int(text) if len(text) <= 10 else 0
         found = list(triggers.filter(trigger_id=number)) if 0 < number < 2**31 else []
     else:
-        found = list(triggers.filter(name=str(reference).strip()))
+        found = list(triggers.filter(name=text))
     if len(found) != 1:
         raise ApiProblem(
             404 if not found else 422,

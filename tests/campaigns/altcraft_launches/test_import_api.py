@@ -300,3 +300,15 @@ def test_cancelling_an_import_withdraws_its_waiting_tasks(make_token, altcraft_t
     assert chunk_run.state == RunState.CANCELLED
     run_send(run_id=chunk_run.pk)  # a worker picking it up sends nothing
     assert sandboxes["altcraft"].received_on("import_and_start_batch_task") == []
+
+
+@pytest.mark.parametrize("reference", ["¹", "1" * 5000])
+def test_a_trigger_named_by_digits_no_id_can_have_is_not_found(
+    make_token, altcraft_trigger, reference
+):
+    """A superscript digit is a digit to str.isdigit() but not to int(); five thousand digits
+    are past what int() reads. Each names a trigger that does not exist, not a server error
+    (the fault proof's fuzzer found the first)."""
+    _, client = make_token("marketer")
+
+    problem(client.post("altcraft/imports", body(trigger=reference)), 404, "not_found")
