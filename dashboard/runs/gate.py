@@ -6,6 +6,8 @@ the poll and the reconcile (services.sending, services.polling) and the dispatch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +50,24 @@ def rate_permit(
         Run.objects.filter(pk=run.pk).update(**{due_field: now + timedelta(seconds=permit.wait)})
         enqueue(task_name, run.pk, permit.wait)
     return permit
+
+
+@contextmanager
+def permits_given_back_on_failure() -> Iterator[list[Permit]]:
+    """Wraps the transaction that records a request's start (its attempt row, the run's move
+    to sending): the permits appended to the yielded list are given back (`Permit.unused`)
+    when that transaction fails, its commit included, for then the request was never made.
+
+    Enter it before the transaction (`with permits_given_back_on_failure() as permits,
+    transaction.atomic():`) so that a failed commit reaches it too.
+    """
+    permits: list[Permit] = []
+    try:
+        yield permits
+    except BaseException:
+        for permit in permits:
+            permit.unused()
+        raise
 
 
 def hold_outside_send_window(

@@ -403,9 +403,15 @@ class Permit:
     """What `acquire_all` allowed: `wait` > 0 means not now. Call `answered()` once the
     request's answer (or its failure) came back, so sliding rules start counting down."""
 
-    def __init__(self, wait: float, held: list[tuple[RateRule, list[str]]]) -> None:
+    def __init__(
+        self,
+        wait: float,
+        held: list[tuple[RateRule, list[str]]],
+        windows: list[RateRule] | None = None,
+    ) -> None:
         self.wait = wait
         self._held = held
+        self._windows = windows or []
 
     def answered(self) -> None:
         """Give back the places held for the request; safe to call more than once."""
@@ -417,6 +423,20 @@ class Permit:
                 # The place stays held until it expires: under-using the limit, never over.
                 logger.warning("rate limiter failed to free a place of %s", rule.key)
 
+    def unused(self) -> None:
+        """The request was never made (what was to record its start failed first): give back
+        the windows taken for it, as a request that was not sent gives its window back, and its
+        places. Without this a rollback costs the next attempt a whole window (TriggerDaily:
+        ten minutes) for a request the vendor never saw."""
+        windows, self._windows = self._windows, []
+        for rule in windows:
+            try:
+                rate_limiter().release_window(rule)
+            except Exception:
+                # The window stays until it expires: under-using the limit, never over.
+                logger.warning("rate limiter failed to give back the window of %s", rule.key)
+        self.answered()
+
 
 def acquire_all(rules: list[RateRule]) -> Permit:
     """Take one request from every rule: a permit whose `wait` is the longest any rule asks for
@@ -424,6 +444,7 @@ def acquire_all(rules: list[RateRule]) -> Permit:
     limiter = rate_limiter()
     waits: list[float] = []
     held: list[tuple[RateRule, list[str]]] = []
+    windows: list[RateRule] = []
     for rule in rules:
         if rule.sliding:
             slots, wait = limiter.take_slots(rule, 1)
@@ -431,8 +452,12 @@ def acquire_all(rules: list[RateRule]) -> Permit:
                 held.append((rule, slots))
             waits.append(0.0 if slots else wait)
         else:
-            waits.append(limiter.acquire(rule))
-    permit = Permit(max(waits, default=0.0), held)
+            wait = limiter.acquire(rule)
+            if rule.window and not wait:
+                windows.append(rule)
+            waits.append(wait)
+    permit = Permit(max(waits, default=0.0), held, windows)
     if permit.wait > 0:
-        permit.answered()
+        # Not now: a window another rule's refusal leaves unused is given back too.
+        permit.unused()
     return permit

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 
 from batchjobs import explanations, guardrails, selectors, services
 from batchjobs.models import BatchJob, FilesLanded
@@ -320,6 +320,33 @@ def test_the_redis_window_counts_too(daily):
     assert 595 <= status.window_remaining_seconds <= 600
     with pytest.raises(RunActionError, match="one request per 10 minutes"):
         daily.request("marketer")
+
+
+def test_a_send_whose_start_could_not_be_recorded_gives_its_window_back(daily, monkeypatch):
+    """PostgreSQL went away after the worker took the 10-minute window, before the send's start
+    was on record: Optimove saw nothing, so the next attempt goes out at once, not ten minutes
+    later (the fault proof's approved daily trigger that stayed queued past its settling)."""
+    from dashboard.runs.services import sending
+
+    run = daily.request("marketer")
+    daily.approve(run)
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(sending, "open_attempt", database_gone)
+    with pytest.raises(OperationalError):
+        run_send(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.attempt_count, daily.calls()) == (RunState.QUEUED, 0, 0)
+    rule = daily_rate_rule(daily.connection, connection_secrets(daily.connection))
+    assert rate_limiter().window_remaining(rule) == 0
+    monkeypatch.undo()
+
+    daily.send(run)
+    assert run.state == RunState.SUCCEEDED
+    assert daily.calls() == 1
+    assert rate_limiter().window_remaining(rule) > 590  # the request that went out holds it
 
 
 def test_no_approval_inside_the_rate_window(daily):

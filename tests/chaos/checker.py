@@ -483,7 +483,9 @@ def run_history(run_id: int) -> str:
     lines = [
         f"run #{run.pk} {run.operation} state={run.state} needs_person={run.needs_person} "
         f"attempts={run.attempt_count} vendor_reference={run.vendor_reference!r} "
-        f"failure={run.failure_code!r} {run.failure_message[:120]!r}"
+        f"failure={run.failure_code!r} {run.failure_message[:120]!r}",
+        f"  updated_at={run.updated_at:%H:%M:%S.%f} next_attempt_at={run.next_attempt_at} "
+        f"next_poll_at={run.next_poll_at} reconcile_after={run.reconcile_after}",
     ]
     for attempt in RunAttempt.objects.filter(run=run).order_by("id"):
         lines.append(

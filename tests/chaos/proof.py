@@ -426,6 +426,18 @@ def run_proof(
         run_ids = sorted({pk for v in found.violations for pk in v.run_ids})[:10]
         report.histories = [checker.run_history(pk) for pk in run_ids]
         if not report.ok():
+            # Every process's log lines about each violating run (a worker's carry run_id).
+            for pk in run_ids:
+                for process in [*stack.workers, *stack.beats, stack.web]:
+                    lines = [
+                        *process.lines_with(f"run_id={pk}]"),
+                        *process.lines_with(f"run_id={pk} "),
+                        *process.lines_with(f"run {pk} "),
+                    ]
+                    if lines:
+                        report.histories.append(
+                            f"--- {process.name} on run #{pk} ---\n" + "\n".join(lines)
+                        )
             for process in [*stack.workers, *stack.beats, stack.web]:
                 report.histories.append(f"--- {process.name} log tail ---\n{process.tail(30)}")
         return report

@@ -180,6 +180,15 @@ class Process:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def lines_with(self, text: str, limit: int = 40) -> list[str]:
+        """This process's log lines that contain `text` (the first `limit`)."""
+        if not self.log_path.exists():
+            return []
+        found = [
+            line for line in self.log_path.read_text(errors="replace").splitlines() if text in line
+        ]
+        return found[:limit]
+
 
 @dataclass
 class Stack:

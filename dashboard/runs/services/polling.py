@@ -36,7 +36,7 @@ def run_poll(*, run_id: int) -> str:
     if operation_for(head[1]).batch_size > 1:
         return dispatch.dispatch_polls(connection_id=head[2], operation=head[1], run_id=run_id)
     now = utc_now()
-    with transaction.atomic():
+    with gate.permits_given_back_on_failure() as permits, transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
@@ -55,6 +55,7 @@ def run_poll(*, run_id: int) -> str:
         permit = gate.rate_permit(
             run, operation, secrets, due_field="next_poll_at", task_name="poll", now=now
         )
+        permits.append(permit)
         if permit.wait > 0:
             return "rate limited"
         Run.objects.filter(pk=run.pk).update(poll_count=F("poll_count") + 1)

@@ -104,7 +104,7 @@ def _send_single(run_id: int, connection_id: int, operation_name: str, has_send_
         logger.info("run %s %s", run_id, hold.held_reason())
         return "held: outside the send window"
     hold_by_feature_windows(connection_id=connection_id, operation=operation_name, now=now)
-    with transaction.atomic():
+    with gate.permits_given_back_on_failure() as permits, transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
@@ -147,6 +147,7 @@ def _send_single(run_id: int, connection_id: int, operation_name: str, has_send_
         permit = gate.rate_permit(
             run, operation, secrets, due_field="next_attempt_at", task_name="send", now=now
         )
+        permits.append(permit)
         if permit.wait > 0:
             return f"rate limited for {permit.wait:.3f}s"
         # The call is on record before the state change's audit row, which comes last: it
@@ -242,7 +243,7 @@ def _record_send(
 def run_reconcile(*, run_id: int) -> str:
     """Ask the vendor again whether an unknown outcome went through (automatic operations only)."""
     now = utc_now()
-    with transaction.atomic():
+    with gate.permits_given_back_on_failure() as permits, transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("connection", "tenant")
@@ -271,6 +272,7 @@ def run_reconcile(*, run_id: int) -> str:
         permit = gate.rate_permit(
             run, operation, secrets, due_field="reconcile_after", task_name="reconcile", now=now
         )
+        permits.append(permit)
         if permit.wait > 0:
             return "rate window still open"
         transition(
