@@ -7,11 +7,21 @@ import http.server
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
 from dashboard.vendors import http as vendor_http
 from tests.dashboard.vendors.test_destinations import _self_signed
+
+
+def wait_for(condition, what: str, seconds: float = 30.0) -> None:
+    """Wait until `condition()` holds (a generous deadline, never a fixed sleep)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds} s for {what}")
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -86,6 +96,26 @@ def test_an_untrusted_certificate_fails(tls_vendor):
     assert received == []
 
 
+def test_a_call_over_tls_checks_the_certificate_against_the_host_name(tls_vendor):
+    port, cert, received = tls_vendor
+
+    response, _ = vendor_http.VendorHttp(f"https://vendor.test:{port}", ca_certs=cert).request(
+        "POST", "/run", body=b"{}"
+    )
+    assert response.status_code == 200
+    assert len(received) == 1
+
+    for base_url, ca_certs in [
+        (f"https://other.test:{port}", cert),  # a certificate for another name
+        (f"https://vendor.test:{port}", None),  # a certificate no trusted authority signed
+    ]:
+        with pytest.raises(vendor_http.NotSent) as caught:
+            vendor_http.VendorHttp(base_url, ca_certs=ca_certs).request("POST", "/run", body=b"{}")
+        assert caught.value.code == "connection_failed"
+        assert "CERTIFICATE_VERIFY_FAILED" in caught.value.exchange.error
+    assert len(received) == 1
+
+
 # -- VendorHttp.request: what reaches the vendor, and the failure class of each transport fault
 
 
@@ -93,9 +123,11 @@ def test_an_untrusted_certificate_fails(tls_vendor):
 def plain_vendor(settings):
     """A plain HTTP vendor on 127.0.0.1 that records each request and answers as `answer` says:
     "ok" (200 with a JSON body), "redirect" (302), "reset" (reads the request, then closes
-    without an answer). Yields (base URL, received [(method, path, headers)], answer holder)."""
+    without an answer), "close_after" (answers, then closes the idle connection); answer["peers"]
+    lists each request's client port. Yields (base URL, received [(method, path, headers)], answer holder)."""
     received: list[tuple[str, str, dict[str, str]]] = []
     answer = {"kind": "ok"}
+    peers = answer.setdefault("peers", [])  # the client port of each request
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -104,6 +136,11 @@ def plain_vendor(settings):
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             received.append((self.command, self.path, dict(self.headers.items())))
+            peers.append(self.client_address[1])
+            if answer["kind"] == "close_after":
+                # Answers as if the connection stays open, then closes it while idle (a vendor's
+                # keep-alive timeout).
+                self.close_connection = True
             if answer["kind"] == "reset":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -180,6 +217,44 @@ def test_a_connection_closed_after_the_request_was_read_is_an_unknown_outcome(pl
     assert caught.value.code == "no_answer"
     assert len(received) == 1  # never sent again by the HTTP client
     assert caught.value.exchange.status_code is None
+
+
+def test_calls_reuse_one_keep_alive_connection(plain_vendor):
+    base_url, received, answer = plain_vendor
+    client = vendor_http.VendorHttp(base_url)
+
+    for _ in range(3):
+        response, _ = client.request("POST", "/run", body=b"{}")
+        assert response.status_code == 200
+
+    assert len(received) == 3
+    assert len(set(answer["peers"])) == 1
+
+
+def test_a_connection_the_vendor_closed_while_idle_is_not_written_to(plain_vendor):
+    """The next call opens a new connection instead of writing to the closed one, where the
+    request would be lost and its outcome unknown."""
+    base_url, received, answer = plain_vendor
+    client = vendor_http.VendorHttp(base_url)
+    answer["kind"] = "close_after"
+    client.request("POST", "/run", body=b"{}")
+    idle = client._idle[0].sock
+    wait_for(lambda: vendor_http.readable_now(idle), "the vendor's close to arrive")
+    answer["kind"] = "ok"
+
+    response, _ = client.request("POST", "/run", body=b"{}")
+
+    assert response.status_code == 200
+    assert len(received) == 2
+    assert len(set(answer["peers"])) == 2
+
+
+def test_a_route_with_characters_a_request_line_cannot_carry_is_percent_encoded(plain_vendor):
+    base_url, received, _ = plain_vendor
+
+    vendor_http.VendorHttp(base_url).request("POST", "/run x/é?a=b c", body=b"{}")
+
+    assert received[0][1] == "/api/run%20x/%C3%A9?a=b%20c"
 
 
 @pytest.mark.parametrize("value", ["line\r\nX-Injected: 1", "ключ"])
