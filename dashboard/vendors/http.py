@@ -28,7 +28,6 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPHeaderDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from dashboard.vendors import destinations
@@ -262,7 +261,8 @@ class VendorHttp:
 
     Python's `http.client` on keep-alive connections of its own, not requests nor urllib3: on
     the engine's hot path every layer above `http.client` cost CPU on each call (requests about
-    0.55 ms, urllib3 0.3 ms, `http.client` 0.14 ms: bench/README.md "Cost per send"), and none
+    0.63 ms, urllib3 0.24 ms, `http.client` 0.13 ms: bench/README.md "Vendor calls on
+    http.client's own connections"), and none
     of what they add (cookies, proxies from the environment, redirects, retries, URL
     normalisation) is wanted here. `secrets` are the values (API keys, tokens) that must never be
     recorded: every recorded header and body has them replaced by a placeholder. Every connection
@@ -518,7 +518,7 @@ def readable_now(sock: socket.socket) -> bool:
 # Characters a request target may carry as they are (RFC 3986 path and query); any other is
 # percent-encoded, as urllib3 did before (http.client refuses a space or a control character).
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=-._~:%"
-_TARGET_UNSAFE = re.compile(r"[^A-Za-z0-9/?#\[\]@!$&'()*+,;=\-._~:%]")
+_TARGET_UNSAFE = re.compile(f"[^A-Za-z0-9{re.escape(_TARGET_SAFE)}]")
 
 
 def request_target(url: str) -> str:
@@ -575,35 +575,25 @@ class Reachability:
 def reach(base_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Reachability:
     """Resolve the base URL's host, connect to it (TLS with the certificate checked for https)
     and close again, without writing a single byte of HTTP: for a vendor whose only endpoint
-    acts (TriggerDaily), this is all a check may do. The destination rule applies as for a call.
+    acts (TriggerDaily), this is all a check may do. The connection is opened exactly as a
+    call's would be (`VendorHttp`), the destination rule included.
     """
     try:
-        validate_base_url(base_url)
+        vendor = VendorHttp(base_url, connect_timeout=connect_timeout)
     except ConfigurationError as error:
         return Reachability(False, f"Not tried: {error}")
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    secure = parts.scheme == "https"
-    port = parts.port or (443 if secure else 80)
-    if secure:
-        connection: HTTPConnection = CheckedHTTPSConnection(
-            host, port, timeout=connect_timeout, ca_certs=certifi.where()
-        )
-    else:
-        connection = CheckedHTTPConnection(host, port, timeout=connect_timeout)
+    host, port = vendor._host, vendor._port
     try:
-        connection.connect()
+        vendor._connect().close()
     except destinations.DestinationNotAllowed as error:
         return Reachability(False, f"Not tried: {error}")
-    except NameResolutionError:
+    except socket.gaierror:
         return Reachability(False, f"The host name {host} could not be resolved (DNS).")
-    except (Urllib3Error, OSError) as error:
-        what = "a TLS connection" if secure else "a connection"
+    except (OSError, UnicodeError) as error:
+        what = "a TLS connection" if vendor._secure else "a connection"
         return Reachability(
             False, f"Could not open {what} to {host}:{port}: {type(error).__name__}: {error}"
         )
-    finally:
-        connection.close()
-    if secure:
+    if vendor._secure:
         return Reachability(True, f"Reached {host}:{port} over TLS (certificate valid).")
     return Reachability(True, f"Reached {host}:{port} (plain HTTP, allow-listed host).")

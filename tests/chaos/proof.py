@@ -429,11 +429,7 @@ def run_proof(
             # Every process's log lines about each violating run (a worker's carry run_id).
             for pk in run_ids:
                 for process in [*stack.workers, *stack.beats, stack.web]:
-                    lines = [
-                        *process.lines_with(f"run_id={pk}]"),
-                        *process.lines_with(f"run_id={pk} "),
-                        *process.lines_with(f"run {pk} "),
-                    ]
+                    lines = process.lines_with(f"run_id={pk}]", f"run_id={pk} ", f"run {pk} ")
                     if lines:
                         report.histories.append(
                             f"--- {process.name} on run #{pk} ---\n" + "\n".join(lines)

@@ -180,14 +180,12 @@ class Process:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def lines_with(self, text: str, limit: int = 40) -> list[str]:
-        """This process's log lines that contain `text` (the first `limit`)."""
+    def lines_with(self, *texts: str, limit: int = 40) -> list[str]:
+        """This process's log lines that contain any of `texts` (the first `limit`)."""
         if not self.log_path.exists():
             return []
-        found = [
-            line for line in self.log_path.read_text(errors="replace").splitlines() if text in line
-        ]
-        return found[:limit]
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if any(text in line for text in texts)][:limit]
 
 
 @dataclass
