@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -68,7 +68,19 @@ class Exchange:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, for storing on a run attempt."""
-        return asdict(self)
+        # By hand, not dataclasses.asdict: that deep-copies every value recursively, and every
+        # recorded call (two per event-generator run) pays for it.
+        return {
+            "method": self.method,
+            "url": self.url,
+            "request_headers": dict(self.request_headers),
+            "request_body": self.request_body,
+            "status_code": self.status_code,
+            "response_headers": dict(self.response_headers),
+            "response_body": self.response_body,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
 
 
 class VendorError(Exception):

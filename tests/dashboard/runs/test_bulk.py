@@ -143,3 +143,33 @@ def test_inserted_rows_get_their_keys_values_and_the_database_defaults_of_fields
         if path == "postgresql":
             # Left out: the database's default (the insert time), as for any other writer.
             assert stored.request_started_at is not None
+
+
+@pytest.mark.django_db
+def test_text_numbers_and_flags_are_written_as_they_are(path):
+    """Plain values skip the fields' own preparation: what is read back is what was written."""
+    run = RunFactory(state=RunState.SENDING)
+    text = 'exec "7" \\ ü — 🚀'
+
+    changed = services.update_rows(
+        Run,
+        [
+            (
+                run.pk,
+                {
+                    "state": RunState.ACCEPTED,
+                    "vendor_reference": text,
+                    "poll_count": 3,
+                    "needs_person": True,
+                    "failure_message": "",
+                },
+            )
+        ],
+        expected={"state": [RunState.SENDING]},
+    )
+
+    assert changed == {run.pk}
+    run.refresh_from_db()
+    assert run.state == RunState.ACCEPTED
+    assert run.vendor_reference == text
+    assert run.poll_count == 3 and run.needs_person is True

@@ -3,7 +3,9 @@ a vendor whose only endpoint acts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
+import json
 import socket
 import ssl
 import threading
@@ -194,6 +196,27 @@ def test_a_call_sends_the_clients_headers_over_the_defaults_and_records_no_secre
     assert headers["X-API-KEY"] == "top-secret"
     assert exchange.request_headers["X-API-KEY"] == vendor_http.REDACTED
     assert "top-secret" not in repr(exchange.as_dict())
+
+
+def test_an_exchange_is_stored_with_every_field_of_its_record():
+    """What an attempt row keeps of a call: every field, copied (the row must not share the
+    record's dictionaries)."""
+    exchange = vendor_http.Exchange(
+        method="POST",
+        url="https://vendor.example/run",
+        request_headers={"x-api-key": vendor_http.REDACTED},
+        request_body='{"topic_key": "t"}',
+        status_code=202,
+        response_headers={"Content-Type": "application/json"},
+        response_body='{"execution_id": "e-1"}',
+        latency_ms=12.5,
+    )
+
+    stored = exchange.as_dict()
+
+    assert stored == dataclasses.asdict(exchange)
+    assert stored["request_headers"] is not exchange.request_headers
+    assert json.loads(json.dumps(stored)) == stored
 
 
 def test_a_redirect_is_answered_not_followed(plain_vendor):
