@@ -5,7 +5,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 machine's load average around each run (a shared machine makes single runs noisy).
 
 Usage: .venv/bin/python bench/run_all.py [--repeat 3]
-       [--only throughput|throughput-brands|vendor-http|latency|campaigns|altcraft|audit|history|calendar]
+       [--only throughput|throughput-brands|vendor-http|floor|latency|campaigns|altcraft|audit|history|calendar]
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ BENCHMARKS = {
     "throughput-brands": ["bench_event_generator_throughput.py", "--brands", "8", "--runs", "1000"],
     # What one vendor call costs the client, twice per run (bench/README.md "Cost per send").
     "vendor-http": ["bench_vendor_http.py"],
+    # The same 8 brands through a minimal sender that keeps only the guarantees: the floor
+    # under the engine's cost per send (bench/README.md "The floor").
+    "floor": ["bench_send_floor.py", "--brands", "8", "--runs", "1000"],
     "latency": ["bench_click_to_vendor_latency.py"],
     "campaigns": ["bench_campaign_trigger.py"],
     # A fifth of the issue's million recipients keeps `make bench` short; run the script alone
