@@ -239,7 +239,8 @@ def send_floor(connection_ids: list[int]) -> None:
                             {
                                 "position": position,
                                 "run_id": pk,
-                                "number": by_pk[pk][3] + 1 + by_pk[pk][4] + 1,
+                                # The claim's RETURNING gave the counters after its increment.
+                                "number": by_pk[pk][3] + by_pk[pk][4] + 1,
                                 "purpose": "poll",
                                 "started_at": now.isoformat(),
                                 "request_started_at": now.isoformat(),
@@ -377,17 +378,22 @@ def main() -> None:
 
         from django.db.models import Count
 
+        from dashboard.models import AuditEvent
         from dashboard.runs.models import Run, RunAttempt
 
         states = dict(
             Run.objects.filter(tenant=stack.tenant).values_list("state").annotate(Count("id"))
         )
         attempts = RunAttempt.objects.filter(run__tenant=stack.tenant).count()
+        audited = AuditEvent.objects.filter(object_type="run", action="run.state_changed").count()
         received = list(campaigns.received)
         throttled = sum(campaigns.state()["throttled"].values())
         sender_ms = sender_seconds * 1000 / max(total, 1)
         database_ms = backends.seconds() * 1000 / max(total, 1)
-        print(f"  runs by state: {states}; attempts: {attempts}; sent {sent} in {elapsed:.1f} s")
+        print(
+            f"  runs by state: {states}; attempts: {attempts}; audit rows: {audited}; "
+            f"sent {sent} in {elapsed:.1f} s"
+        )
         print(f"  vendor requests: {len(received)}; 429s answered by the sandbox: {throttled}")
         print(f"  sender processes' CPU: {sender_ms:.3f} ms/run")
         print(f"  postgresql, the bench database's backends: {database_ms:.3f} ms/run")
