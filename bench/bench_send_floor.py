@@ -94,10 +94,24 @@ RETURNING t.id
 """
 
 
-def send_floor(connection_ids: list[int]) -> None:
+def send_floor(connection_ids: list[int], threads: int) -> None:
     """The sender process: every queued run of these connections, a batch at a time, round
     robin over the connections; then its CPU on stdout, and wait for stdin to close (so the
-    parent reads this process's database backend before it goes)."""
+    parent reads this process's database backend before it goes).
+
+    `threads`: 0 sends a batch's requests one after another; N sends them from a pool of N
+    threads, as the engine does (each thread its own keep-alive connection).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=threads) if threads else None
+
+    def calls(call, items: list) -> list:
+        """call(item) for each item, in order: in turn, or concurrently from the pool."""
+        if pool is None:
+            return [call(item) for item in items]
+        return list(pool.map(call, items))
+
     import django
 
     django.setup()
@@ -173,16 +187,21 @@ def send_floor(connection_ids: list[int]) -> None:
             cursor.execute(INSERT_ATTEMPTS_SQL, [json.dumps(opened, separators=(",", ":"))])
             attempt_ids = [row[0] for row in cursor.fetchall()]
         places = places_for(rule, len(runs))
-        answers = []
-        for (pk, parameters, _digest, _sends, _polls), attempt_id in zip(
-            runs, attempt_ids, strict=True
-        ):
-            accepted = client.run_event_generator(
+
+        def trigger(run):
+            parameters = run[1]
+            return client.run_event_generator(
                 parameters["event_generator_id"],
                 topic_key=parameters["topic_key"],
                 context=parameters["context"],
             )
-            answers.append((pk, attempt_id, accepted))
+
+        answers = [
+            (run[0], attempt_id, accepted)
+            for run, attempt_id, accepted in zip(
+                runs, attempt_ids, calls(trigger, runs), strict=True
+            )
+        ]
         limiter.free_slots(rule, places)
         now = utc_now()
         with transaction.atomic(), database.cursor() as cursor:
@@ -224,8 +243,12 @@ def send_floor(connection_ids: list[int]) -> None:
             )
         places = places_for(rule, len(answers))
         statuses = [
-            (pk, accepted, client.execution_status(accepted.execution_id))
-            for pk, _attempt_id, accepted in answers
+            (pk, accepted, status)
+            for (pk, _attempt_id, accepted), status in zip(
+                answers,
+                calls(lambda answer: client.execution_status(answer[2].execution_id), answers),
+                strict=True,
+            )
         ]
         limiter.free_slots(rule, places)
         now = utc_now()
@@ -315,10 +338,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000, help="runs per brand")
     parser.add_argument("--brands", type=int, default=8)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="send each batch's requests from N threads, as the engine does (0: one by one)",
+    )
     parser.add_argument("--connections", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.connections:
-        send_floor([int(pk) for pk in args.connections.split(",")])
+        send_floor([int(pk) for pk in args.connections.split(",")], args.threads)
         return
 
     from bench_event_generator_throughput import brand_connections, create_runs
@@ -327,7 +356,8 @@ def main() -> None:
     total = args.runs * args.brands
     print(
         f"send floor: {args.runs} runs x {args.brands} brand(s), {args.processes} sender "
-        f"processes, batches of {BATCH}",
+        f"processes, batches of {BATCH}, "
+        f"{f'{args.threads} threads' if args.threads else 'requests one by one'}",
         flush=True,
     )
     with bench_stack(workers=0, interactive_workers=0) as stack:
@@ -350,6 +380,8 @@ def main() -> None:
                     __file__,
                     "--connections",
                     ",".join(str(connection.pk) for connection in share),
+                    "--threads",
+                    str(args.threads),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

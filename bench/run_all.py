@@ -5,7 +5,7 @@ Each run prints its own figures as it goes; at the end, every figure a script pr
 machine's load average around each run (a shared machine makes single runs noisy).
 
 Usage: .venv/bin/python bench/run_all.py [--repeat 3]
-       [--only throughput|throughput-brands|vendor-http|floor|latency|campaigns|altcraft|audit|history|calendar]
+       [--only throughput|throughput-brands|vendor-http|floor|floor-threads|latency|campaigns|altcraft|audit|history|calendar]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ BENCHMARKS = {
     # The same 8 brands through a minimal sender that keeps only the guarantees: the floor
     # under the engine's cost per send (bench/README.md "The floor").
     "floor": ["bench_send_floor.py", "--brands", "8", "--runs", "1000"],
+    # The same, each batch's requests sent from 32 threads as the engine sends them.
+    "floor-threads": ["bench_send_floor.py", "--brands", "8", "--runs", "1000", "--threads", "32"],
     "latency": ["bench_click_to_vendor_latency.py"],
     "campaigns": ["bench_campaign_trigger.py"],
     # A fifth of the issue's million recipients keeps `make bench` short; run the script alone
