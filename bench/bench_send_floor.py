@@ -11,8 +11,8 @@ schema, to tell how much of that is the guarantees themselves and how much is th
 - the same Redis window: one `take_slots` per batch of requests and one `free_slots`;
 - the same database: per batch of 100 runs, three transactions of set-based statements
   (claim and open the send attempts already marked started; record the answers; record the
-  status reads, their attempts and ONE audit row per run through the engine's own append with
-  its hash chain);
+  status reads, their attempts and ONE audit row per run), written by the engine's own
+  set-based writers (`dashboard.runs.bulk`) and audit append with its hash chain;
 - nothing else: no Celery, no thread pool (requests go one after another on one keep-alive
   connection per brand), no pause or send-window checks, no guardrails, no per-transition
   audit rows, no poll lease, no sweeper's marks per grant, no retries or failure handling.
@@ -52,46 +52,22 @@ WHERE t.id = claimed.id
 RETURNING t.id, t.parameters, t.parameters_hash, t.attempt_count, t.poll_count
 """
 
-INSERT_ATTEMPTS_SQL = """
-INSERT INTO dashboard_runattempt (run_id, number, purpose, started_at, request_started_at,
-    worker, request, latency_ms, exchange, status_code, failure_class, failure_code, outcome,
-    finished_at)
-SELECT run_id, number, purpose, started_at, request_started_at, worker, request, latency_ms,
-    exchange, status_code, failure_class, failure_code, outcome, finished_at
-FROM jsonb_to_recordset(%s::jsonb) AS v(position integer, run_id bigint, number integer,
-    purpose varchar, started_at timestamptz, request_started_at timestamptz, worker varchar,
-    request jsonb, latency_ms double precision, exchange jsonb, status_code integer,
-    failure_class varchar, failure_code varchar, outcome varchar, finished_at timestamptz)
-ORDER BY position
-RETURNING id
-"""
-ANSWER_ATTEMPTS_SQL = """
-UPDATE dashboard_runattempt AS t
-SET latency_ms = v.latency_ms, exchange = v.exchange, status_code = v.status_code,
-    outcome = v.outcome, finished_at = v.finished_at
-FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, latency_ms double precision,
-    exchange jsonb, status_code integer, outcome varchar, finished_at timestamptz)
-WHERE t.id = v.id
-"""
-ACCEPTED_SQL = """
-UPDATE dashboard_run AS t
-SET state = 'accepted', vendor_reference = v.vendor_reference, next_poll_at = v.next_poll_at,
-    updated_at = v.updated_at
-FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, vendor_reference varchar,
-    next_poll_at timestamptz, updated_at timestamptz)
-WHERE t.id = v.id AND t.state = 'sending'
-RETURNING t.id
-"""
-SUCCEEDED_SQL = """
-UPDATE dashboard_run AS t
-SET state = 'succeeded', poll_count = t.poll_count + 1, next_poll_at = NULL, progress = 100,
-    audience_size = v.audience_size, result = v.result, finished_at = v.finished_at,
-    updated_at = v.finished_at
-FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, audience_size integer, result jsonb,
-    finished_at timestamptz)
-WHERE t.id = v.id AND t.state = 'accepted'
-RETURNING t.id
-"""
+# What a send attempt writes when it is opened (the rest take their defaults until the answer).
+OPENED_FIELDS = [
+    "run",
+    "number",
+    "purpose",
+    "started_at",
+    "request_started_at",
+    "worker",
+    "request",
+    "exchange",
+    "failure_class",
+    "failure_code",
+    "outcome",
+]
+# A status read's attempt is written whole, after its answer.
+POLL_FIELDS = [*OPENED_FIELDS, "latency_ms", "status_code", "finished_at"]
 
 
 def send_floor(connection_ids: list[int], threads: int) -> None:
@@ -122,9 +98,12 @@ def send_floor(connection_ids: list[int], threads: int) -> None:
     from dashboard.audit.trail import append_audit_events
     from dashboard.clock import utc_now
     from dashboard.models import VendorConnection
+    from dashboard.runs import bulk
     from dashboard.runs.heartbeat import ensure_heartbeat
+    from dashboard.runs.models import Run, RunAttempt
     from dashboard.runs.operations import operation_for
     from dashboard.runs.rate_limits import rate_limiter
+    from dashboard.runs.states import RunState
     from dashboard.runs.transitions import WORKER
     from dashboard.tenancy.credentials import connection_secrets
 
@@ -155,37 +134,31 @@ def send_floor(connection_ids: list[int], threads: int) -> None:
                 CLAIM_SQL,
                 {"now": now, "connection": connection.pk, "operation": OPERATION, "limit": BATCH},
             )
-            runs = sorted(cursor.fetchall())
-            if not runs:
-                return 0
             runs = [
                 (pk, json.loads(p) if isinstance(p, str) else p, digest, sends, polls)
-                for pk, p, digest, sends, polls in runs
+                for pk, p, digest, sends, polls in sorted(cursor.fetchall())
             ]
+            if not runs:
+                return 0
             opened = [
-                {
-                    "position": position,
-                    "run_id": pk,
-                    "number": sends + polls,
-                    "purpose": "send",
-                    "started_at": now.isoformat(),
+                RunAttempt(
+                    run_id=pk,
+                    # The claim's RETURNING gave the counters after its increment.
+                    number=sends + polls,
+                    purpose=RunAttempt.Purpose.SEND,
+                    started_at=now,
                     # Marked started at the claim: the floor has no grants to mark.
-                    "request_started_at": now.isoformat(),
-                    "worker": worker,
-                    "request": {
+                    request_started_at=now,
+                    worker=worker,
+                    request={
                         "operation": OPERATION,
                         "description": operation.describe(parameters),
                         "parameters_hash": digest,
                     },
-                    "exchange": {},
-                    "failure_class": "",
-                    "failure_code": "",
-                    "outcome": "",
-                }
-                for position, (pk, parameters, digest, sends, polls) in enumerate(runs)
+                )
+                for pk, parameters, digest, sends, polls in runs
             ]
-            cursor.execute(INSERT_ATTEMPTS_SQL, [json.dumps(opened, separators=(",", ":"))])
-            attempt_ids = [row[0] for row in cursor.fetchall()]
+            bulk.insert_rows(RunAttempt, opened, OPENED_FIELDS)
         places = places_for(rule, len(runs))
 
         def trigger(run):
@@ -196,113 +169,88 @@ def send_floor(connection_ids: list[int], threads: int) -> None:
                 context=parameters["context"],
             )
 
-        answers = [
-            (run[0], attempt_id, accepted)
-            for run, attempt_id, accepted in zip(
-                runs, attempt_ids, calls(trigger, runs), strict=True
-            )
-        ]
+        answers = list(zip(runs, opened, calls(trigger, runs), strict=True))
         limiter.free_slots(rule, places)
         now = utc_now()
-        with transaction.atomic(), database.cursor() as cursor:
-            cursor.execute(
-                ANSWER_ATTEMPTS_SQL,
+        with transaction.atomic():
+            bulk.update_rows(
+                RunAttempt,
                 [
-                    json.dumps(
-                        [
-                            {
-                                "id": attempt_id,
-                                "latency_ms": accepted.exchange.latency_ms,
-                                "exchange": accepted.exchange.as_dict(),
-                                "status_code": accepted.exchange.status_code,
-                                "outcome": f"Optimove queued execution {accepted.execution_id}.",
-                                "finished_at": now.isoformat(),
-                            }
-                            for _pk, attempt_id, accepted in answers
-                        ],
-                        separators=(",", ":"),
+                    (
+                        attempt.pk,
+                        {
+                            "latency_ms": accepted.exchange.latency_ms,
+                            "exchange": accepted.exchange.as_dict(),
+                            "status_code": accepted.exchange.status_code,
+                            "outcome": f"Optimove queued execution {accepted.execution_id}.",
+                            "finished_at": now,
+                        },
                     )
+                    for _run, attempt, accepted in answers
                 ],
             )
-            cursor.execute(
-                ACCEPTED_SQL,
+            bulk.update_rows(
+                Run,
                 [
-                    json.dumps(
-                        [
-                            {
-                                "id": pk,
-                                "vendor_reference": accepted.execution_id,
-                                "next_poll_at": now.isoformat(),
-                                "updated_at": now.isoformat(),
-                            }
-                            for pk, _attempt_id, accepted in answers
-                        ],
-                        separators=(",", ":"),
+                    (
+                        run[0],
+                        {
+                            "state": RunState.ACCEPTED,
+                            "vendor_reference": accepted.execution_id,
+                            "next_poll_at": now,
+                            "updated_at": now,
+                        },
                     )
+                    for run, _attempt, accepted in answers
                 ],
+                expected={"state": [RunState.SENDING]},
             )
         places = places_for(rule, len(answers))
-        statuses = [
-            (pk, accepted, status)
-            for (pk, _attempt_id, accepted), status in zip(
-                answers,
-                calls(lambda answer: client.execution_status(answer[2].execution_id), answers),
-                strict=True,
-            )
-        ]
+        statuses = calls(lambda answer: client.execution_status(answer[2].execution_id), answers)
         limiter.free_slots(rule, places)
         now = utc_now()
-        by_pk = {run[0]: run for run in runs}
-        with transaction.atomic(), database.cursor() as cursor:
-            cursor.execute(
-                INSERT_ATTEMPTS_SQL,
+        with transaction.atomic():
+            polls = [
+                RunAttempt(
+                    run_id=run[0],
+                    number=run[3] + run[4] + 1,
+                    purpose=RunAttempt.Purpose.POLL,
+                    started_at=now,
+                    request_started_at=now,
+                    worker=worker,
+                    request={"operation": OPERATION},
+                    latency_ms=status.exchange.latency_ms,
+                    exchange=status.exchange.as_dict(),
+                    status_code=status.exchange.status_code,
+                    outcome=status.status,
+                    finished_at=now,
+                )
+                for run, status in zip(runs, statuses, strict=True)
+            ]
+            bulk.insert_rows(RunAttempt, polls, POLL_FIELDS)
+            bulk.update_rows(
+                Run,
                 [
-                    json.dumps(
-                        [
-                            {
-                                "position": position,
-                                "run_id": pk,
-                                # The claim's RETURNING gave the counters after its increment.
-                                "number": by_pk[pk][3] + by_pk[pk][4] + 1,
-                                "purpose": "poll",
-                                "started_at": now.isoformat(),
-                                "request_started_at": now.isoformat(),
-                                "worker": worker,
-                                "request": {"operation": OPERATION},
-                                "latency_ms": status.exchange.latency_ms,
-                                "exchange": status.exchange.as_dict(),
-                                "status_code": status.exchange.status_code,
-                                "failure_class": "",
-                                "failure_code": "",
-                                "outcome": status.status,
-                                "finished_at": now.isoformat(),
-                            }
-                            for position, (pk, _accepted, status) in enumerate(statuses)
-                        ],
-                        separators=(",", ":"),
+                    (
+                        run[0],
+                        {
+                            "state": RunState.SUCCEEDED,
+                            "poll_count": run[4] + 1,
+                            "next_poll_at": None,
+                            "progress": 100,
+                            "audience_size": status.audience_size,
+                            "result": {
+                                "updated_at": status.updated_at.isoformat()
+                                if status.updated_at
+                                else None
+                            },
+                            "finished_at": now,
+                            "updated_at": now,
+                        },
                     )
+                    for run, status in zip(runs, statuses, strict=True)
                 ],
-            )
-            cursor.execute(
-                SUCCEEDED_SQL,
-                [
-                    json.dumps(
-                        [
-                            {
-                                "id": pk,
-                                "audience_size": status.audience_size,
-                                "result": {
-                                    "updated_at": status.updated_at.isoformat()
-                                    if status.updated_at
-                                    else None
-                                },
-                                "finished_at": now.isoformat(),
-                            }
-                            for pk, _accepted, status in statuses
-                        ],
-                        separators=(",", ":"),
-                    )
-                ],
+                expected={"state": [RunState.ACCEPTED]},
             )
             # One audit row per run: its whole way from queued, in the engine's own append.
             append_audit_events(
@@ -312,10 +260,10 @@ def send_floor(connection_ids: list[int], threads: int) -> None:
                         "tenant": connection.tenant,
                         "action": "run.state_changed",
                         "object_type": "run",
-                        "object_id": pk,
+                        "object_id": run[0],
                         "summary": {"from": "queued", "to": "succeeded"},
                     }
-                    for pk, _accepted, _status in statuses
+                    for run in runs
                 ]
             )
         return len(runs)
