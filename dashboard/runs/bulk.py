@@ -23,6 +23,7 @@ parameters, so a hundred rows of ten values cost a worker more CPU in the driver
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
@@ -84,6 +85,8 @@ def any_of(keys: Sequence[Any]) -> Any:
     return RawSQL("SELECT unnest(%s::bigint[])", [list(keys)])
 
 
+# Cached per field: a dispatcher writes the same few fields of thousands of rows.
+@functools.cache
 def _plain_type(field: models.Field) -> type | None:
     """The Python type whose values `field` writes as they are (a text, integer, float or boolean
     column; a foreign key to an integer key), or None when its own preparation must run."""
@@ -100,18 +103,11 @@ def _plain_type(field: models.Field) -> type | None:
     return None
 
 
-# Per field, computed once: a dispatcher writes the same few fields of thousands of rows.
-_PLAIN_TYPES: dict[models.Field, type | None] = {}
-
-
 def _json_value(field: models.Field, value: Any) -> Any:
     """`value` as the JSON that PostgreSQL reads back into `field`'s column type."""
     if value is None or isinstance(field, models.JSONField):
         return value
-    try:
-        plain = _PLAIN_TYPES[field]
-    except KeyError:
-        plain = _PLAIN_TYPES[field] = _plain_type(field)
+    plain = _plain_type(field)
     # A plain value of the column's own type is what the field's preparation would return (an
     # exact type: a choices enum, a subclass of str, still goes through it).
     if plain is not None and type(value) is plain:
